@@ -1,0 +1,24 @@
+//! The one error enum of the core. Each variant maps to exactly one error
+//! kind atom in the NIF crate and to one `%Types.Error{}` shape in Elixir.
+
+/// Errors the core reports. Variants carry data; messages are the exact
+/// strings the Elixir contract (API.md) promises, produced by `Display`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoreError {
+    /// Input that cannot be converted (too deep, improper list, ...).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Something that should be impossible (poisoned lock, broken invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias used across the core.
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl CoreError {
+    /// Maps a poisoned lock (a panic while holding it) to an error value.
+    pub fn poisoned<T>(_: std::sync::PoisonError<T>) -> Self {
+        CoreError::Internal("lock poisoned".to_string())
+    }
+}

@@ -1,0 +1,10 @@
+//! Every atom the NIF crate returns. Atoms are never made from runtime data.
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
+    invalid_input,
+    internal_error,
+}

@@ -1,0 +1,13 @@
+//! rustler bindings of `foundation_core`. Each NIF decodes its arguments,
+//! makes one core call and encodes the result; no business rules live here.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod atoms;
+mod decode;
+mod error;
+mod info;
+
+rustler::init!("Elixir.ElixirScope.Foundation.Native");
