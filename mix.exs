@@ -20,7 +20,8 @@ defmodule ElixirScope.Foundation.MixProject do
 
   def application do
     [
-      extra_applications: [:logger, :crypto]
+      extra_applications: [:logger, :crypto],
+      mod: {ElixirScope.Foundation.Application, []}
     ]
   end
 

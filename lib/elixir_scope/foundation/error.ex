@@ -84,13 +84,18 @@ defmodule ElixirScope.Foundation.Error do
   @table %{
     invalid_config_structure:
       {1101, :config, :structure, :high, "Configuration structure is invalid"},
-    missing_required_field: {1102, :config, :structure, :high, "Required configuration field missing"},
-    invalid_config_value: {1201, :config, :validation, :medium, "Configuration value failed validation"},
-    constraint_violation: {1202, :config, :validation, :medium, "Configuration constraint violated"},
+    missing_required_field:
+      {1102, :config, :structure, :high, "Required configuration field missing"},
+    invalid_config_value:
+      {1201, :config, :validation, :medium, "Configuration value failed validation"},
+    constraint_violation:
+      {1202, :config, :validation, :medium, "Configuration constraint violated"},
     range_error: {1203, :config, :validation, :low, "Value outside acceptable range"},
     config_not_found: {1301, :config, :access, :high, "Configuration not found"},
-    config_update_forbidden: {1401, :config, :runtime, :medium, "Configuration update not allowed"},
-    initialization_failed: {2101, :system, :initialization, :critical, "System initialization failed"},
+    config_update_forbidden:
+      {1401, :config, :runtime, :medium, "Configuration update not allowed"},
+    initialization_failed:
+      {2101, :system, :initialization, :critical, "System initialization failed"},
     service_unavailable: {2102, :system, :initialization, :high, "Required service unavailable"},
     resource_exhausted: {2201, :system, :resources, :high, "System resources exhausted"},
     dependency_failed: {2301, :system, :dependencies, :high, "Required dependency failed"},
