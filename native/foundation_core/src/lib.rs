@@ -8,6 +8,9 @@
 )]
 
 pub mod error;
+pub mod fallback;
+pub mod json;
+pub mod metrics;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

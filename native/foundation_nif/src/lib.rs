@@ -8,6 +8,9 @@
 mod atoms;
 mod decode;
 mod error;
+mod fallback;
 mod info;
+mod json;
+mod metrics;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
