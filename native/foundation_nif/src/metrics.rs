@@ -91,15 +91,15 @@ fn metrics_status(handle: ResourceArc<MetricsHandle>) -> (usize, u64, usize, usi
 }
 
 #[rustler::nif]
-fn metrics_attach(handle: ResourceArc<MetricsHandle>, names: Vec<Term>) -> NifResult<Atom> {
-    let names: NifResult<Vec<Name>> = names.into_iter().map(decode_name).collect();
+fn metrics_attach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+    let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
     handle.0.attach(names?);
     Ok(atoms::ok())
 }
 
 #[rustler::nif]
-fn metrics_detach(handle: ResourceArc<MetricsHandle>, names: Vec<Term>) -> NifResult<Atom> {
-    let names: NifResult<Vec<Name>> = names.into_iter().map(decode_name).collect();
+fn metrics_detach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+    let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
     handle.0.detach(&names?);
     Ok(atoms::ok())
 }
@@ -112,14 +112,26 @@ fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
 
 /// A list of atoms; anything else (or an atom outside Latin-1) is a badarg.
 fn decode_name(term: Term) -> NifResult<Name> {
-    let items: Vec<Term> = term.decode()?;
-    items
+    list_items(term)?
         .into_iter()
         .map(|item| match item.get_type() {
             TermType::Atom => item.atom_to_string(),
             _ => Err(Error::BadArg),
         })
         .collect()
+}
+
+/// The items of a proper list, walked cell by cell: an improper list is a
+/// badarg (rustler's `Vec` decoder would panic on it).
+fn list_items(term: Term) -> NifResult<Vec<Term>> {
+    let mut items = Vec::new();
+    let mut rest = term;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell()?;
+        items.push(head);
+        rest = tail;
+    }
+    Ok(items)
 }
 
 fn decode_measurements(term: Term) -> NifResult<Vec<(Key, Measure)>> {
