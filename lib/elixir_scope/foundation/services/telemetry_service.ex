@@ -245,9 +245,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def initialize(opts \\ []) do
     namespace = Keyword.get(opts, :namespace, :production)
 
-    if available?(namespace: namespace),
-      do: :ok,
-      else: start_instance(namespace, Keyword.put(opts, :namespace, namespace))
+    with false <- available?(namespace: namespace),
+         :ok <- validate_config(Map.merge(@default_config, Map.new(opts))) do
+      start_instance(namespace, Keyword.put(opts, :namespace, namespace))
+    else
+      true -> :ok
+      {:stop, reason} -> {:error, initialization_error(reason)}
+    end
   end
 
   ## Server
