@@ -8,6 +8,9 @@ pub enum CoreError {
     /// Input that cannot be converted (too deep, improper list, ...).
     #[error("{0}")]
     InvalidInput(String),
+    /// The event store's asynchronous queue is full (its capacity).
+    #[error("event store queue full (capacity {0})")]
+    QueueFull(usize),
     /// Something that should be impossible (poisoned lock, broken invariant).
     #[error("internal error: {0}")]
     Internal(String),
