@@ -22,6 +22,7 @@ impl Encoder for NifError {
         let kind = match &self.0 {
             CoreError::InvalidInput(_) => atoms::invalid_input(),
             CoreError::Internal(_) => atoms::internal_error(),
+            CoreError::QueueFull(_) => atoms::queue_full(),
         };
         (kind, self.0.to_string()).encode(env)
     }

@@ -5,9 +5,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod alloc;
 mod atoms;
 mod decode;
 mod error;
 mod info;
+mod store;
+mod store_codec;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
