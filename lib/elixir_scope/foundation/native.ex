@@ -38,6 +38,16 @@ defmodule ElixirScope.Foundation.Native do
   # info
   def native_version, do: :erlang.nif_error(:not_loaded)
 
+  # validation
+  def config_validate(_config), do: :erlang.nif_error(:not_loaded)
+  def config_validate_section(_section, _value), do: :erlang.nif_error(:not_loaded)
+  def event_validate(_event, _data_size), do: :erlang.nif_error(:not_loaded)
+  def event_validate_required(_event), do: :erlang.nif_error(:not_loaded)
+  def event_validate_types(_event), do: :erlang.nif_error(:not_loaded)
+  def event_validate_data_size(_data_size), do: :erlang.nif_error(:not_loaded)
+  def event_validate_type(_event_type), do: :erlang.nif_error(:not_loaded)
+  def validation_constants, do: :erlang.nif_error(:not_loaded)
+
   # store
   def store_new(_shards, _max_events, _max_age_ms, _async_capacity),
     do: :erlang.nif_error(:not_loaded)

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod store;
+pub mod validation;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

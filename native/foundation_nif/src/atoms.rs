@@ -7,12 +7,21 @@ rustler::atoms! {
     // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
     invalid_input,
     internal_error,
-    queue_full,
-    // store: event struct keys and stats keys
-    event_struct = "Elixir.ElixirScope.Foundation.Types.Event",
-    __struct__,
-    event_type,
+    // validation (h2): error kinds
+    config_validation_failed,
+    invalid_config_value,
+    invalid_ai_provider,
+    constraint_violation,
+    range_error,
+    function_clause,
+    key_error,
+    validation_failed,
+    type_mismatch,
+    data_too_large,
+    invalid_event_type,
+    // validation (h2): event fields and struct tags
     event_id,
+    event_type,
     timestamp,
     wall_time,
     node,
@@ -20,6 +29,7 @@ rustler::atoms! {
     correlation_id,
     parent_id,
     data,
+    // store (h3): stats keys, queue error kind, event struct name
     current_event_count,
     events_stored,
     events_pruned,
@@ -28,4 +38,11 @@ rustler::atoms! {
     async_dropped,
     async_failed,
     async_queue_len,
+    queue_full,
+    event_struct = "Elixir.ElixirScope.Foundation.Types.Event",
+    struct_key = "__struct__",
+    date_time = "Elixir.DateTime",
+    valid_providers,
+    allowed_event_types,
+    max_data_size,
 }

@@ -12,5 +12,6 @@ mod error;
 mod info;
 mod store;
 mod store_codec;
+mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");

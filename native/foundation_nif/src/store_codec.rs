@@ -19,7 +19,7 @@ const TAG_COMPACT: u8 = 1;
 
 fn keys(env: Env) -> [Term; 10] {
     [
-        atoms::__struct__().encode(env),
+        atoms::struct_key().encode(env),
         atoms::event_type().encode(env),
         atoms::event_id().encode(env),
         atoms::timestamp().encode(env),
@@ -73,7 +73,7 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
 fn payload(term: Term) -> Bytes {
     let env = term.get_env();
     let compact = term.map_size().ok() == Some(10)
-        && term.map_get(atoms::__struct__()).ok() == Some(atoms::event_struct().encode(env));
+        && term.map_get(atoms::struct_key()).ok() == Some(atoms::event_struct().encode(env));
     let (tag, encoded) = if compact {
         let values: Vec<Term> = keys(env)[1..]
             .iter()
