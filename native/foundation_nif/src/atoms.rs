@@ -38,6 +38,7 @@ rustler::atoms! {
     async_dropped,
     async_failed,
     async_queue_len,
+    max_id,
     queue_full,
     event_struct = "Elixir.ElixirScope.Foundation.Types.Event",
     struct_key = "__struct__",

@@ -91,15 +91,18 @@ fn store_get_by_correlation<'a>(
 fn store_query<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
-    event_type: Option<Atom>,
+    event_type: Atom,
     time_range: Option<(i64, i64)>,
     by_timestamp: bool,
     offset: usize,
     limit: usize,
 ) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
-    let event_type = match event_type {
-        Some(a) => Some(Arc::from(a.to_term(env).atom_to_string()?.as_bytes())),
-        None => None,
+    // `nil` means "any type" (Option<Atom> would decode nil as Some(nil)).
+    let event_type = match event_type == atoms::nil() {
+        true => None,
+        false => Some(Arc::from(
+            event_type.to_term(env).atom_to_string()?.as_bytes(),
+        )),
     };
     let order = if by_timestamp {
         Order::Timestamp
@@ -148,5 +151,6 @@ fn store_stats(store: ResourceArc<StoreHandle>) -> NifOutcome<Vec<(Atom, u64)>> 
         (atoms::async_dropped(), s.async_dropped),
         (atoms::async_failed(), s.async_failed),
         (atoms::async_queue_len(), s.async_queue_len),
+        (atoms::max_id(), s.max_id),
     ])
 }

@@ -89,6 +89,8 @@ pub struct StoreStats {
     pub async_failed: u64,
     /// Events waiting in the asynchronous queue.
     pub async_queue_len: u64,
+    /// Largest id ever stored (0 when none).
+    pub max_id: u64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +101,7 @@ struct Counters {
     evicted_age: AtomicU64,
     async_dropped: AtomicU64,
     async_failed: AtomicU64,
+    max_id: AtomicU64,
 }
 
 /// Shared state behind a `Store` (the async worker holds a weak reference).
@@ -226,7 +229,7 @@ impl Store {
         for counter in [&c.stored, &c.pruned, &c.evicted_count, &c.evicted_age] {
             counter.store(0, Relaxed);
         }
-        for counter in [&c.async_dropped, &c.async_failed] {
+        for counter in [&c.async_dropped, &c.async_failed, &c.max_id] {
             counter.store(0, Relaxed);
         }
         Ok(())
@@ -245,6 +248,7 @@ impl Store {
             async_dropped: c.async_dropped.load(Relaxed),
             async_failed: c.async_failed.load(Relaxed),
             async_queue_len: self.queue.len() as u64,
+            max_id: c.max_id.load(Relaxed),
         })
     }
 }
@@ -300,6 +304,7 @@ impl Inner {
         self.count.fetch_sub(expired, Relaxed);
         self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
         self.counters.stored.fetch_add(1, Relaxed);
+        self.counters.max_id.fetch_max(id, Relaxed);
         self.enforce_max_events()?;
         Ok(id)
     }
