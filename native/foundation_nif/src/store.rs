@@ -4,7 +4,7 @@
 
 use crate::atoms;
 use crate::error::NifOutcome;
-use crate::store_codec::{to_new_event, to_term, to_terms};
+use crate::store_codec::{list_terms, to_new_event, to_term, to_terms};
 use foundation_core::store::{NewEvent, Order, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use std::sync::Arc;
@@ -51,9 +51,9 @@ fn store_put(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutco
 #[rustler::nif(schedule = "DirtyCpu")]
 fn store_put_batch(
     store: ResourceArc<StoreHandle>,
-    events: Vec<Term>,
+    events: Term,
 ) -> NifResult<NifOutcome<Vec<u64>>> {
-    let decoded: NifResult<Vec<_>> = events.into_iter().map(to_new_event).collect();
+    let decoded: NifResult<Vec<_>> = list_terms(events)?.into_iter().map(to_new_event).collect();
     let all: Result<Vec<NewEvent>, _> = decoded?.into_iter().collect();
     Ok(all
         .and_then(|evs| store.0.put_batch(evs))

@@ -105,3 +105,17 @@ pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {
 pub fn to_terms<'a>(env: Env<'a>, payloads: &[Bytes]) -> NifResult<Vec<Term<'a>>> {
     payloads.iter().map(|p| to_term(env, p)).collect()
 }
+
+/// The elements of a proper list. rustler's `Vec<T>` decoder panics on an
+/// improper list (rustler 0.39 `types/list.rs`), so lists are walked here
+/// and an improper one is a BadArg (ArgumentError).
+pub fn list_terms(list: Term) -> NifResult<Vec<Term>> {
+    let mut items = Vec::new();
+    let mut rest = list;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell().map_err(|_| Error::BadArg)?;
+        items.push(head);
+        rest = tail;
+    }
+    Ok(items)
+}
