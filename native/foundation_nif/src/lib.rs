@@ -12,6 +12,7 @@ mod error;
 mod info;
 mod store;
 mod store_codec;
+mod store_datetime;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
