@@ -278,6 +278,7 @@ defmodule ElixirScope.Foundation.Error do
   @native_kinds %{
     config_validation_failed: {:validation_failed, 1001, :medium, :config, :validation},
     invalid_config_value: {:invalid_config_value, 1002, :medium, :config, :validation},
+    invalid_ai_provider: {:invalid_config_value, 1002, :medium, :config, :validation},
     constraint_violation: {:constraint_violation, 1003, :high, :config, :validation},
     range_error: {:range_error, 1004, :high, :config, :validation},
     validation_failed: {:validation_failed, 2001, :high, :data, :validation},
@@ -285,7 +286,8 @@ defmodule ElixirScope.Foundation.Error do
     data_too_large: {:data_too_large, 2003, :high, :data, :validation},
     invalid_event_type: {:invalid_event_type, 2004, :medium, :data, :validation},
     invalid_input: {:invalid_input, 3204, :low, :data, :validation},
-    internal_error: {:internal_error, 2401, :critical, :system, :runtime}
+    internal_error: {:internal_error, 2401, :critical, :system, :runtime},
+    queue_full: {:resource_exhausted, 2201, :high, :system, :resources}
   }
 
   @doc """

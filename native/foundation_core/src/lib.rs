@@ -11,6 +11,8 @@ pub mod error;
 pub mod fallback;
 pub mod json;
 pub mod metrics;
+pub mod store;
+pub mod validation;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

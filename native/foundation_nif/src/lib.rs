@@ -5,6 +5,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod alloc;
 mod atoms;
 mod decode;
 mod error;
@@ -12,5 +13,9 @@ mod fallback;
 mod info;
 mod json;
 mod metrics;
+mod store;
+mod store_codec;
+mod store_datetime;
+mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
