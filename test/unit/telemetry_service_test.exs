@@ -255,6 +255,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
         new != nil and new != pid
       end)
 
+      assert %{count: 1} = metrics(ns).kept
+      # A call returns once the new process has re-attached the handle.
+      assert {:ok, _} = TelemetryService.status(namespace: ns)
       :ok = TelemetryService.emit_counter([:kept], 3, %{}, namespace: ns)
       assert %{count: 2, measurements: %{counter: 5}} = metrics(ns).kept
     end
@@ -462,6 +465,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
       old = GenServer.whereis(via)
       Process.exit(old, :kill)
       wait_for_restart(via, old, 200)
+      assert {:ok, _} = TelemetryService.status()
       {:ok, metrics} = TelemetryService.get_metrics()
       assert %{count: 1, measurements: %{counter: 7}} = metrics.h5_prod.kept
     end

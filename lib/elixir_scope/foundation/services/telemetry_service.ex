@@ -185,9 +185,18 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   """
   @spec get_metrics(opts()) :: {:ok, map()} | {:error, Error.t()}
   def get_metrics(opts \\ []) do
-    case live_handle(namespace!(opts)) do
-      {:ok, handle} -> snapshot(handle)
-      :error -> {:error, unavailable_error()}
+    namespace = namespace!(opts)
+
+    case {live_handle(namespace), :persistent_term.get(key(namespace), nil)} do
+      {{:ok, handle}, _} ->
+        snapshot(handle)
+
+      # A restarted service is registered before its init re-attaches.
+      {:error, {handle, _dead}} ->
+        if whereis(namespace), do: snapshot(handle), else: unavailable()
+
+      {:error, nil} ->
+        unavailable()
     end
   end
 
@@ -510,6 +519,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   ## Errors
+
+  defp unavailable, do: {:error, unavailable_error()}
 
   defp unavailable_error do
     Error.new(
