@@ -247,8 +247,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @doc """
   Starts the service for `opts[:namespace]` unless it runs: `:ok`, or
   `{:error, %Types.Error{error_type: :service_initialization_failed}}`. The
-  `:production` instance is (re)started under the application supervisor when
-  that runs; other instances are linked to the caller, as in the original.
+  `:production` instance is (re)started under `ElixirScope.Foundation.Supervisor`
+  and a `{:test, ref}` instance under `ElixirScope.Foundation.TestSupervisor`
+  (transient) when those run; otherwise the instance is linked to the caller,
+  as in the original.
   """
   @spec initialize(keyword()) :: :ok | {:error, Error.t()}
   def initialize(opts \\ []) do
@@ -497,7 +499,16 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
     end
   end
 
-  defp do_start(_namespace, opts), do: start_link(opts)
+  defp do_start(_namespace, opts) do
+    case Process.whereis(ElixirScope.Foundation.TestSupervisor) do
+      nil ->
+        start_link(opts)
+
+      supervisor ->
+        spec = Supervisor.child_spec({__MODULE__, opts}, restart: :transient)
+        DynamicSupervisor.start_child(supervisor, spec)
+    end
+  end
 
   defp validate_config(config) do
     checks = [
