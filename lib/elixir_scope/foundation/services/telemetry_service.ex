@@ -276,7 +276,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
       namespace = config.namespace
       handle = attach_handle(namespace, config.max_metrics)
       schedule_cleanup(config.cleanup_interval)
-      if config.enable_vm_metrics, do: emit_vm_gauges(namespace)
+      if config.enable_vm_metrics, do: emit_vm_gauges(namespace), else: :ok
       {:ok, %{config: config, namespace: namespace, handle: handle}}
     end
   end
@@ -526,7 +526,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   defp schedule_cleanup(interval), do: Process.send_after(self(), :cleanup_old_metrics, interval)
 
   defp emit_vm_gauges(namespace) do
-    for name <- @vm_gauges, do: emit_gauge(name, 1, %{source: :vm}, namespace: namespace)
+    Enum.each(@vm_gauges, &emit_gauge(&1, 1, %{source: :vm}, namespace: namespace))
   end
 
   ## Errors
