@@ -155,14 +155,68 @@ pub enum ConfigError {
     MissingKey(&'static str),
 }
 
+/// What a configuration leaf is, as far as the rules care.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
+    /// `nil`
+    Nil,
+    /// `true` / `false`
+    Bool(bool),
+    /// Any other atom, by name.
+    Atom(String),
+    /// An integer that fits in 64 bits.
+    Int(i64),
+    /// A larger integer, by sign.
+    BigInt {
+        /// True below zero.
+        negative: bool,
+    },
+    /// A float.
+    Float(f64),
+    /// A binary.
+    Binary,
+    /// Anything else (maps, lists, pids, ...).
+    Other,
+}
+
+/// Read access to a configuration tree: implemented for `&Value` here and
+/// directly over terms in the NIF crate, so validating never copies the tree.
+pub trait ConfigTree: Sized + Copy {
+    /// The child under atom key `key` when `self` is a map holding it.
+    fn get(self, key: &str) -> Option<Self>;
+    /// The node's kind.
+    fn leaf(self) -> Leaf;
+}
+
+impl ConfigTree for &Value {
+    fn get(self, key: &str) -> Option<Self> {
+        Value::get(self, key)
+    }
+
+    fn leaf(self) -> Leaf {
+        match self {
+            Value::Nil => Leaf::Nil,
+            Value::Bool(b) => Leaf::Bool(*b),
+            Value::Atom(a) => Leaf::Atom(a.clone()),
+            Value::Int(i) => Leaf::Int(*i),
+            Value::BigInt(s) => Leaf::BigInt {
+                negative: s.starts_with('-'),
+            },
+            Value::Float(f) => Leaf::Float(*f),
+            Value::Binary(_) => Leaf::Binary,
+            _ => Leaf::Other,
+        }
+    }
+}
+
 type Check = Result<(), ConfigError>;
 
 fn fail(rule: ConfigRule) -> Check {
     Err(ConfigError::Rule(rule))
 }
 
-/// Validates a whole configuration (the `%Config{}` as a map value).
-pub fn validate_config(config: &Value) -> Check {
+/// Validates a whole configuration (the `%Config{}` map).
+pub fn validate_config<T: ConfigTree>(config: T) -> Check {
     for section in Section::ALL {
         let value = config
             .get(section.name())
@@ -173,7 +227,7 @@ pub fn validate_config(config: &Value) -> Check {
 }
 
 /// Validates one section's map, as `validate_<section>_config/1` does.
-pub fn validate_section(section: Section, value: &Value) -> Check {
+pub fn validate_section<T: ConfigTree>(section: Section, value: T) -> Check {
     match section {
         Section::Ai => validate_ai(value),
         Section::Capture => validate_capture(value),
@@ -183,35 +237,46 @@ pub fn validate_section(section: Section, value: &Value) -> Check {
     }
 }
 
-fn pos_ints(map: &Value, keys: &[&str]) -> bool {
-    keys.iter().all(|k| map.get(k).is_some_and(Value::is_pos_int))
+fn is_pos_int(leaf: &Leaf) -> bool {
+    matches!(leaf, Leaf::Int(i) if *i > 0) || matches!(leaf, Leaf::BigInt { negative: false })
 }
 
-fn bools(map: &Value, keys: &[&str]) -> bool {
+fn pos_ints<T: ConfigTree>(map: T, keys: &[&str]) -> bool {
     keys.iter()
-        .all(|k| matches!(map.get(k), Some(Value::Bool(_))))
+        .all(|k| map.get(k).is_some_and(|v| is_pos_int(&v.leaf())))
 }
 
-fn atom_in(value: Option<&Value>, allowed: &[&str]) -> bool {
-    value
-        .and_then(Value::as_atom)
-        .is_some_and(|a| allowed.contains(&a))
+fn bools<T: ConfigTree>(map: T, keys: &[&str]) -> bool {
+    keys.iter().all(|k| {
+        map.get(k)
+            .is_some_and(|v| matches!(v.leaf(), Leaf::Bool(_)))
+    })
 }
 
-fn validate_ai(ai: &Value) -> Check {
-    let provider = ai.get("provider").ok_or(ConfigError::NoClause(Section::Ai))?;
+fn atom_in<T: ConfigTree>(value: Option<T>, allowed: &[&str]) -> bool {
+    value.is_some_and(|v| matches!(v.leaf(), Leaf::Atom(a) if allowed.contains(&a.as_str())))
+}
+
+fn validate_ai<T: ConfigTree>(ai: T) -> Check {
+    let provider = ai
+        .get("provider")
+        .ok_or(ConfigError::NoClause(Section::Ai))?;
     if !atom_in(Some(provider), &VALID_PROVIDERS) {
         return fail(ConfigRule::Provider);
     }
-    let analysis = ai.get("analysis").ok_or(ConfigError::MissingKey("analysis"))?;
+    let analysis = ai
+        .get("analysis")
+        .ok_or(ConfigError::MissingKey("analysis"))?;
     if !pos_ints(analysis, &["max_file_size", "timeout", "cache_ttl"]) {
         return fail(ConfigRule::Analysis);
     }
-    let planning = ai.get("planning").ok_or(ConfigError::MissingKey("planning"))?;
+    let planning = ai
+        .get("planning")
+        .ok_or(ConfigError::MissingKey("planning"))?;
     validate_planning(planning)
 }
 
-fn validate_planning(planning: &Value) -> Check {
+fn validate_planning<T: ConfigTree>(planning: T) -> Check {
     let (Some(target), Some(rate), Some(strategy)) = (
         planning.get("performance_target"),
         planning.get("sampling_rate"),
@@ -219,10 +284,10 @@ fn validate_planning(planning: &Value) -> Check {
     ) else {
         return fail(ConfigRule::Planning);
     };
-    if !non_negative(target) {
+    if !non_negative(&target.leaf()) {
         return fail(ConfigRule::PerformanceTarget);
     }
-    if !unit_interval(rate) {
+    if !unit_interval(&rate.leaf()) {
         return fail(ConfigRule::SamplingRate);
     }
     if !atom_in(Some(strategy), &PLANNING_STRATEGIES) {
@@ -232,25 +297,25 @@ fn validate_planning(planning: &Value) -> Check {
 }
 
 /// A number >= 0 (`-0.0` counts, as `-0.0 >= 0` is true on the BEAM).
-fn non_negative(v: &Value) -> bool {
+fn non_negative(v: &Leaf) -> bool {
     match v {
-        Value::Int(i) => *i >= 0,
-        Value::BigInt(s) => !s.starts_with('-'),
-        Value::Float(f) => *f >= 0.0,
+        Leaf::Int(i) => *i >= 0,
+        Leaf::BigInt { negative } => !negative,
+        Leaf::Float(f) => *f >= 0.0,
         _ => false,
     }
 }
 
 /// A number in [0, 1]; big integers never are.
-fn unit_interval(v: &Value) -> bool {
+fn unit_interval(v: &Leaf) -> bool {
     match v {
-        Value::Int(i) => (0..=1).contains(i),
-        Value::Float(f) => (0.0..=1.0).contains(f),
+        Leaf::Int(i) => (0..=1).contains(i),
+        Leaf::Float(f) => (0.0..=1.0).contains(f),
         _ => false,
     }
 }
 
-fn validate_capture(capture: &Value) -> Check {
+fn validate_capture<T: ConfigTree>(capture: T) -> Check {
     let fields = (
         capture.get("ring_buffer"),
         capture.get("processing"),
@@ -265,7 +330,10 @@ fn validate_capture(capture: &Value) -> Check {
     if !atom_in(ring.get("overflow_strategy"), &OVERFLOW_STRATEGIES) {
         return fail(ConfigRule::Overflow);
     }
-    if !pos_ints(processing, &["batch_size", "flush_interval", "max_queue_size"]) {
+    if !pos_ints(
+        processing,
+        &["batch_size", "flush_interval", "max_queue_size"],
+    ) {
         return fail(ConfigRule::Processing);
     }
     let flags = [
@@ -280,7 +348,7 @@ fn validate_capture(capture: &Value) -> Check {
     Ok(())
 }
 
-fn validate_storage(storage: &Value) -> Check {
+fn validate_storage<T: ConfigTree>(storage: T) -> Check {
     let fields = (storage.get("hot"), storage.get("warm"), storage.get("cold"));
     let (Some(hot), Some(warm), Some(cold)) = fields else {
         return Err(ConfigError::NoClause(Section::Storage));
@@ -289,17 +357,17 @@ fn validate_storage(storage: &Value) -> Check {
         return fail(ConfigRule::Hot);
     }
     validate_warm(warm)?;
-    match cold.get("enable") {
-        Some(Value::Bool(false)) => Ok(()),
+    match cold.get("enable").map(ConfigTree::leaf) {
+        Some(Leaf::Bool(false)) => Ok(()),
         _ => fail(ConfigRule::Cold),
     }
 }
 
-fn validate_warm(warm: &Value) -> Check {
-    match warm.get("enable") {
-        Some(Value::Bool(false)) => Ok(()),
-        Some(Value::Bool(true)) => {
-            let path_ok = matches!(warm.get("path"), Some(Value::Binary(_)));
+fn validate_warm<T: ConfigTree>(warm: T) -> Check {
+    match warm.get("enable").map(ConfigTree::leaf) {
+        Some(Leaf::Bool(false)) => Ok(()),
+        Some(Leaf::Bool(true)) => {
+            let path_ok = warm.get("path").map(ConfigTree::leaf) == Some(Leaf::Binary);
             if !path_ok || !pos_ints(warm, &["max_size_mb"]) {
                 return fail(ConfigRule::Warm);
             }
@@ -312,7 +380,7 @@ fn validate_warm(warm: &Value) -> Check {
     }
 }
 
-fn validate_interface(interface: &Value) -> Check {
+fn validate_interface<T: ConfigTree>(interface: T) -> Check {
     let ok = pos_ints(interface, &["query_timeout", "max_results"])
         && bools(interface, &["enable_streaming"]);
     if ok {
@@ -322,8 +390,11 @@ fn validate_interface(interface: &Value) -> Check {
     }
 }
 
-fn validate_dev(dev: &Value) -> Check {
-    if bools(dev, &["debug_mode", "verbose_logging", "performance_monitoring"]) {
+fn validate_dev<T: ConfigTree>(dev: T) -> Check {
+    if bools(
+        dev,
+        &["debug_mode", "verbose_logging", "performance_monitoring"],
+    ) {
         Ok(())
     } else {
         fail(ConfigRule::Dev)
@@ -355,11 +426,20 @@ mod tests {
             let bad = set(&c, &["ai", "planning", "sampling_rate"], Value::Float(rate));
             assert_eq!(validate_config(&bad), rule(ConfigRule::SamplingRate));
         }
-        for rate in [Value::Float(0.0), Value::Float(1.0), Value::Int(0), Value::Int(1)] {
+        for rate in [
+            Value::Float(0.0),
+            Value::Float(1.0),
+            Value::Int(0),
+            Value::Int(1),
+        ] {
             let ok = set(&c, &["ai", "planning", "sampling_rate"], rate);
             assert_eq!(validate_config(&ok), Ok(()));
         }
-        let neg = set(&c, &["ai", "planning", "performance_target"], Value::Int(-1));
+        let neg = set(
+            &c,
+            &["ai", "planning", "performance_target"],
+            Value::Int(-1),
+        );
         assert_eq!(validate_config(&neg), rule(ConfigRule::PerformanceTarget));
     }
 
@@ -390,9 +470,17 @@ mod tests {
         let c = default_config();
         let warm_on = set(&c, &["storage", "warm", "enable"], Value::Bool(true));
         assert_eq!(validate_config(&warm_on), Ok(()));
-        let bad_comp = set(&warm_on, &["storage", "warm", "compression"], Value::Atom("lz4".into()));
+        let bad_comp = set(
+            &warm_on,
+            &["storage", "warm", "compression"],
+            Value::Atom("lz4".into()),
+        );
         assert_eq!(validate_config(&bad_comp), rule(ConfigRule::Compression));
-        let bad_path = set(&warm_on, &["storage", "warm", "path"], Value::Atom("p".into()));
+        let bad_path = set(
+            &warm_on,
+            &["storage", "warm", "path"],
+            Value::Atom("p".into()),
+        );
         assert_eq!(validate_config(&bad_path), rule(ConfigRule::Warm));
         let cold = set(&c, &["storage", "cold", "enable"], Value::Bool(true));
         assert_eq!(validate_config(&cold), rule(ConfigRule::Cold));
@@ -404,6 +492,9 @@ mod tests {
         let two = set(&c, &["dev", "debug_mode"], Value::Int(1));
         let two = set(&two, &["capture", "ring_buffer", "size"], Value::Int(-1));
         assert_eq!(validate_config(&two), rule(ConfigRule::RingBuffer));
-        assert_eq!(ConfigRule::SamplingRate.to_string(), "Sampling rate must be between 0 and 1");
+        assert_eq!(
+            ConfigRule::SamplingRate.to_string(),
+            "Sampling rate must be between 0 and 1"
+        );
     }
 }

@@ -5,5 +5,8 @@ pub mod config;
 pub mod event;
 pub mod testing;
 
-pub use config::{validate_config, validate_section, ConfigError, ConfigKind, ConfigRule, Section};
+pub use config::{
+    validate_config, validate_section, ConfigError, ConfigKind, ConfigRule, ConfigTree, Leaf,
+    Section,
+};
 pub use event::{validate_event, EventFields, EventKind, EventRule, Field};
