@@ -33,11 +33,12 @@ rows =
      fn -> Ref.validate_event(event) end},
     {"event validate (900 KB binary data)", fn -> EventValidator.validate(big_event) end,
      fn -> Ref.validate_event(big_event) end},
-    {"validate_event_type (list membership)", fn -> EventValidator.validate_event_type(:spawn) end,
-     fn -> :spawn in types end},
+    {"validate_event_type (list membership)",
+     fn -> EventValidator.validate_event_type(:spawn) end, fn -> :spawn in types end},
     {"NIF floor: event_validate_data_size vs `>`", fn -> Native.event_validate_data_size(10) end,
      fn -> 10 > 1_000_000 end},
-    {"config diff: Elixir diff vs NIF decode of one config", fn -> Native.config_validate(config) end,
+    {"config: one NIF pass (validate) vs Elixir diff_configs",
+     fn -> Native.config_validate(config) end,
      fn -> ConfigLogic.diff_configs(config, changed) end}
   ]
   |> Enum.map(fn {name, nif, elixir} ->
@@ -55,10 +56,12 @@ Harness.table(
 glue =
   [
     {"create_event/3 (struct + NIF validate)", fn -> EventLogic.create_event(:test, %{a: 1}) end},
-    {"serialize_event/1 (term_to_binary compressed)", fn -> EventLogic.serialize_event(event) end},
+    {"serialize_event/1 (term_to_binary compressed)",
+     fn -> EventLogic.serialize_event(event) end},
     {"update_config/3 (put_in + NIF validate)",
      fn -> ConfigLogic.update_config(config, [:dev, :debug_mode], true) end},
-    {"updatable_path?/1 (Elixir `in`)", fn -> ConfigLogic.updatable_path?([:dev, :debug_mode]) end}
+    {"updatable_path?/1 (Elixir `in`)",
+     fn -> ConfigLogic.updatable_path?([:dev, :debug_mode]) end}
   ]
   |> Enum.map(fn {name, fun} -> [name, us.(measure.(fun))] end)
 
