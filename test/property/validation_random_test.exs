@@ -234,6 +234,27 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
     end
   end
 
+  test "malformed structs and non-structs raise only the documented exceptions" do
+    for _ <- 1..@iterations do
+      term = random_term()
+      assert_raise FunctionClauseError, fn -> ConfigValidator.validate(term) end
+      assert_raise FunctionClauseError, fn -> EventValidator.validate(term) end
+
+      field = pick([:event_id, :event_type, :timestamp, :pid, :parent_id])
+      broken = Map.delete(Event.new(:test), field)
+      assert_raise ArgumentError, fn -> EventValidator.validate(broken) end
+
+      section = pick([:ai, :capture, :storage, :interface, :dev])
+      config = Map.put(Config.new(), section, term)
+
+      case safe(fn -> ConfigValidator.validate(config) end) do
+        :ok -> flunk("a random #{section} section passed: #{inspect(term, limit: 5)}")
+        {:error, %Types.Error{code: code}} -> assert code in 1001..1004
+        {:raised, e} -> assert e.__struct__ in [FunctionClauseError, KeyError]
+      end
+    end
+  end
+
   defp safe(fun) do
     fun.()
   rescue
