@@ -6,8 +6,11 @@
 )]
 
 mod atoms;
+// `to_value` is shared by areas that land from other branches.
+#[allow(dead_code)]
 mod decode;
 mod error;
 mod info;
+mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
