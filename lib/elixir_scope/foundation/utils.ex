@@ -243,7 +243,7 @@ defmodule ElixirScope.Foundation.Utils do
   Recursively (through maps and lists) turns atom keys into strings. Structs
   and other terms are returned unchanged.
 
-      iex> ElixirScope.Foundation.Utils.stringify_keys(%{a: [%{b: 1}], "c" => 2})
+      iex> ElixirScope.Foundation.Utils.stringify_keys(%{"c" => 2, a: [%{b: 1}]})
       %{"a" => [%{"b" => 1}], "c" => 2}
   """
   @spec stringify_keys(term()) :: term()
