@@ -261,6 +261,8 @@ defmodule ElixirScope.Foundation.UtilsTest do
 
     test "invalid options raise ArgumentError" do
       assert_raise ArgumentError, fn -> Utils.retry(fn -> :ok end, bogus: 1) end
+      assert_raise ArgumentError, fn -> Utils.retry(fn -> :ok end, [[1]]) end
+      assert_raise FunctionClauseError, fn -> Utils.retry(fn -> :ok end, :opts) end
       assert_raise FunctionClauseError, fn -> Utils.retry(:not_a_fun) end
     end
   end

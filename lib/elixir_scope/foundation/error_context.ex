@@ -89,14 +89,18 @@ defmodule ElixirScope.Foundation.ErrorContext do
     * `:metadata` - initial metadata map (default `%{}`)
     * `:parent_context` - the parent context (default `nil`)
 
-  Unknown options raise `ArgumentError`.
+  Unknown options or a list that is not a keyword list raise `ArgumentError`; a non-list `opts` raises
+  `FunctionClauseError`.
 
       iex> ctx = ElixirScope.Foundation.ErrorContext.new(MyApp.Users, :register, metadata: %{user: 1})
       iex> {ctx.module, ctx.function, ctx.metadata, length(ctx.breadcrumbs)}
       {MyApp.Users, :register, %{user: 1}, 1}
   """
   @spec new(module(), atom(), keyword()) :: t()
-  def new(module, function, opts \\ []) do
+  def new(module, function, opts \\ []) when is_list(opts) do
+    Keyword.keyword?(opts) ||
+      raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
+
     opts = Keyword.validate!(opts, [:correlation_id, :metadata, :parent_context])
     now = Utils.monotonic_timestamp()
 
@@ -265,6 +269,8 @@ defmodule ElixirScope.Foundation.ErrorContext do
   The breadcrumbs as `"Elixir.Mod.fun (<age> ago) -> ..."`, where the age is
   the elapsed milliseconds formatted by `Utils.format_duration/1` (which
   reads nanoseconds; kept from the original). `""` when there are none.
+  Module or function terms that cannot be turned into a string are shown
+  with `inspect/1`.
 
       iex> ctx = ElixirScope.Foundation.ErrorContext.new(Demo, :op)
       iex> ElixirScope.Foundation.ErrorContext.format_breadcrumbs(ctx) =~ ~r/^Elixir\\.Demo\\.op \\(\\d+ns ago\\)$/
@@ -276,8 +282,16 @@ defmodule ElixirScope.Foundation.ErrorContext do
 
     Enum.map_join(breadcrumbs, " -> ", fn crumb ->
       age = Utils.format_duration(max(now - crumb.timestamp, 0))
-      "#{crumb.module}.#{crumb.function} (#{age} ago)"
+      "#{label(crumb.module)}.#{label(crumb.function)} (#{age} ago)"
     end)
+  end
+
+  # Atoms and strings interpolate as in the original ("Elixir.Foo"); terms
+  # without a String.Chars implementation fall back to inspect instead of raising.
+  defp label(term) do
+    String.Chars.to_string(term)
+  rescue
+    _ -> inspect(term)
   end
 
   @doc "Milliseconds elapsed since the context was created."

@@ -291,7 +291,9 @@ defmodule ElixirScope.Foundation.Utils do
     * `:base_delay` - first delay in ms (default 100)
     * `:max_delay` - cap of the delay in ms (default 5000)
 
-  Unknown options raise `ArgumentError`.
+  Unknown options, or a list that is not a keyword list, raise
+  `ArgumentError`; a non-list `opts` or a `fun` that is not a 0-arity
+  function raises `FunctionClauseError`.
 
       iex> ElixirScope.Foundation.Utils.retry(fn -> :ok end)
       {:ok, :ok}
@@ -300,6 +302,9 @@ defmodule ElixirScope.Foundation.Utils do
   """
   @spec retry((() -> term()), retry_opts()) :: {:ok, term()} | {:error, :max_attempts_exceeded}
   def retry(fun, opts \\ []) when is_function(fun, 0) and is_list(opts) do
+    Keyword.keyword?(opts) ||
+      raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
+
     opts = Keyword.validate!(opts, max_attempts: 3, base_delay: 100, max_delay: 5000)
     do_retry(fun, 1, Map.new(opts))
   end
