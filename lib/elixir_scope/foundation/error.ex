@@ -328,9 +328,19 @@ defmodule ElixirScope.Foundation.Error do
     actions = Map.get(@recovery_actions, error_type, @default_actions)
 
     case context do
-      %{operation: operation} -> actions ++ ["Review #{operation} implementation"]
-      _ -> actions
+      %{operation: operation} ->
+        actions ++ ["Review #{operation_label(operation)} implementation"]
+
+      _ ->
+        actions
     end
+  end
+
+  # new/3 never raises: an operation without String.Chars is shown inspected.
+  defp operation_label(operation) do
+    String.Chars.to_string(operation)
+  rescue
+    _ -> inspect(operation)
   end
 
   defp format_stacktrace(nil), do: nil
