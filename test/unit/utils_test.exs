@@ -96,6 +96,10 @@ defmodule ElixirScope.Foundation.UtilsTest do
       %{preview: preview} = Utils.truncate_if_large(data)
       assert map_size(preview) == 5
       assert Enum.all?(preview, fn {k, v} -> data[k] == v end)
+      # the first 5 entries in the map's own order, as Enum.take/2 gives them
+      assert preview == data |> Enum.take(5) |> Map.new()
+      small = Map.new(1..20, &{&1, :binary.copy("w", 1000)})
+      assert Utils.truncate_if_large(small).preview == small |> Enum.take(5) |> Map.new()
     end
 
     test "other terms preview as an inspect string" do

@@ -12,8 +12,6 @@ defmodule ElixirScope.Foundation.Utils do
   `wall_timestamp/0` nanoseconds, `measure/1` microseconds.
   """
 
-  import Bitwise
-
   @typedoc "A nested-map path: a list of keys."
   @type path :: [term()]
 
@@ -60,14 +58,11 @@ defmodule ElixirScope.Foundation.Utils do
   """
   @spec generate_correlation_id() :: String.t()
   def generate_correlation_id do
-    <<a::32, b::16, _::4, c::12, _::2, d::14, e::48>> = :crypto.strong_rand_bytes(16)
-
-    [hex(a, 8), "-", hex(b, 4), "-4", hex(c, 3), "-", hex(0x8000 ||| d, 4), "-", hex(e, 12)]
-    |> IO.iodata_to_binary()
-  end
-
-  defp hex(value, digits) do
-    value |> Integer.to_string(16) |> String.downcase() |> String.pad_leading(digits, "0")
+    <<a::48, _::4, b::12, _::2, c::62>> = :crypto.strong_rand_bytes(16)
+    # version nibble 4, variant bits 10
+    hex = Base.encode16(<<a::48, 4::4, b::12, 2::2, c::62>>, case: :lower)
+    <<p1::binary-8, p2::binary-4, p3::binary-4, p4::binary-4, p5::binary-12>> = hex
+    <<p1::binary, ?-, p2::binary, ?-, p3::binary, ?-, p4::binary, ?-, p5::binary>>
   end
 
   @doc "Monotonic time in **milliseconds** (`System.monotonic_time(:millisecond)`; negative on the BEAM)."
