@@ -234,9 +234,9 @@ defmodule ElixirScope.Foundation.ErrorContext do
       context's correlation id;
     * anything else is returned unchanged.
   """
-  @spec enhance_error(Error.t(), t()) :: Error.t()
-  @spec enhance_error({:error, term()}, t()) :: {:error, Error.t()}
-  @spec enhance_error(result, t()) :: result when result: term()
+  @spec enhance_error(Error.t() | {:error, term()} | other, t()) ::
+          Error.t() | {:error, Error.t()} | other
+        when other: term()
   def enhance_error(%Error{} = error, %__MODULE__{} = context) do
     %{
       error
