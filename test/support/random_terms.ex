@@ -50,7 +50,7 @@ defmodule ElixirScope.Foundation.TestSupport.RandomTerms do
       2 -> Integer.pow(2, 64 + :rand.uniform(200)) * Enum.random([1, -1])
       3 -> (:rand.uniform() - 0.5) * Enum.random([1, 1.0e-300, 1.0e300])
       4 -> Enum.random(@atoms)
-      5 -> :crypto.strong_rand_bytes(:rand.uniform(40))
+      5 -> :rand.bytes(:rand.uniform(40))
       6 -> Enum.random(["", " ", "héllo wörld", "\r\n\t", "  a  b  ", "日本語", "🎉"])
       7 -> <<:rand.uniform(127)::7>>
       8 -> ~c"charlist"
