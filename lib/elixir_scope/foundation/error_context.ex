@@ -367,36 +367,24 @@ defmodule ElixirScope.Foundation.ErrorContext do
   defp exception_error(exception, stacktrace, context) do
     message = Exception.message(exception)
 
-    Error.new(:internal_error, "Exception in operation: #{message}",
-      context: %{
-        exception_type: exception.__struct__,
-        exception_message: message,
-        operation_context: summary(context)
-      },
-      correlation_id: context.correlation_id,
-      stacktrace: preformat_stacktrace(stacktrace)
-    )
+    error =
+      Error.new(:internal_error, "Exception in operation: #{message}",
+        context: %{
+          exception_type: exception.__struct__,
+          exception_message: message,
+          operation_context: summary(context)
+        },
+        correlation_id: context.correlation_id,
+        stacktrace: stacktrace
+      )
+
+    # The original pre-formatted frames to maps that Error.new/3 then stored
+    # as their inspect strings: keep that shape (a list of strings).
+    %{error | stacktrace: Enum.map(error.stacktrace, &frame_string/1)}
   end
 
-  # The original pre-formats entries to maps; Error.new/3 then stores each as
-  # its inspect string. Kept so the stacktrace shape stays the same.
-  defp preformat_stacktrace(stacktrace) do
-    stacktrace
-    |> Enum.take(10)
-    |> Enum.map(fn
-      {module, function, arity, location} when is_list(location) ->
-        %{
-          module: module,
-          function: function,
-          arity: arity,
-          file: location[:file],
-          line: location[:line]
-        }
-
-      entry ->
-        entry
-    end)
-  end
+  defp frame_string(frame) when is_map(frame), do: inspect(frame)
+  defp frame_string(frame), do: frame
 
   defp emit_duration(context) do
     telemetry = ElixirScope.Foundation.Telemetry
