@@ -73,6 +73,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   use GenServer
   require Logger
 
+  @behaviour ElixirScope.Foundation.Contracts.Telemetry
+
   alias ElixirScope.Foundation.{Native, ProcessRegistry}
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested}
   alias ElixirScope.Foundation.Types.Error
@@ -106,6 +108,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   Records an event (in the caller, see the moduledoc) and forwards it to
   `:telemetry` when loaded. Always `:ok`.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec execute(event_name(), map(), map(), opts()) :: :ok
   def execute(name, measurements, metadata, opts \\ []) do
     safely(fn -> record(namespace(opts), name, measurements, metadata) end)
@@ -119,6 +122,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `:error` (the exception), then reraises it. Throws and exits pass through
   unrecorded.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec measure(event_name(), map(), (() -> result), opts()) :: result when result: term()
   def measure(name, metadata, fun, opts \\ []) do
     start = System.monotonic_time()
@@ -148,6 +152,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `(name, value, metadata, opts)`. Always `:ok`; a non-numeric value
   records nothing.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_counter(event_name(), map()) :: :ok
   def emit_counter(name, metadata), do: emit_counter(name, 1, metadata, [])
 
@@ -171,6 +176,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def emit_counter(_name, _value, _metadata, _opts), do: :ok
 
   @doc "Gauge event: measurements `%{gauge: value}`. Always `:ok`."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_gauge(event_name(), number(), map(), opts()) :: :ok
   def emit_gauge(name, value, metadata, opts \\ [])
 
@@ -183,6 +189,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   All metrics as the nested map of API.md 17.1 plus `:retrieved_at`
   (native monotonic), read from the caller (no GenServer call).
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec get_metrics(opts()) :: {:ok, map()} | {:error, Error.t()}
   def get_metrics(opts \\ []) do
     namespace = namespace!(opts)
@@ -205,11 +212,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `{:error, %Types.Error{error_type: :invalid_input}}` when a name is not a
   list of atoms; the unavailable error when the service is not running.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec attach_handlers([event_name()], opts()) :: :ok | {:error, Error.t()}
   def attach_handlers(names, opts \\ []),
     do: call(namespace!(opts), {:attach_handlers, names})
 
   @doc "Detaches the handlers of these names. Always `:ok`."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec detach_handlers([event_name()], opts()) :: :ok
   def detach_handlers(names, opts \\ []) do
     case whereis(namespace!(opts)) do
@@ -222,6 +231,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `{:ok, %{status: :running, metrics_count, handlers_count, metrics_dropped, config}}`
   or the unavailable error.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec status(opts()) :: {:ok, map()} | {:error, Error.t()}
   def status(opts \\ []), do: call(namespace!(opts), :get_status)
 
@@ -241,6 +251,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   @doc "True when a service is registered in the namespace."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec available?(opts()) :: boolean()
   def available?(opts \\ []), do: whereis(namespace!(opts)) != nil
 
@@ -252,6 +263,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   (transient) when those run; otherwise the instance is linked to the caller,
   as in the original.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec initialize(keyword()) :: :ok | {:error, Error.t()}
   def initialize(opts \\ []) do
     namespace = Keyword.get(opts, :namespace, :production)
