@@ -111,7 +111,7 @@ defmodule ElixirScope.Foundation.Types.Config do
   @spec get_and_update(t(), term(), (term() -> {term(), term()} | :pop)) :: {term(), t()}
   def get_and_update(config, key, fun) do
     {current, updated} = Map.get_and_update(config, key, fun)
-    {current, struct(__MODULE__, updated)}
+    {current, struct(__MODULE__, Map.from_struct(updated))}
   end
 
   @doc "Access callback: returns the value and the config with that key reset to its default."
@@ -119,6 +119,6 @@ defmodule ElixirScope.Foundation.Types.Config do
   @spec pop(t(), term()) :: {term(), t()}
   def pop(config, key) do
     {value, rest} = Map.pop(config, key)
-    {value, struct(__MODULE__, rest)}
+    {value, struct(__MODULE__, Map.delete(rest, :__struct__))}
   end
 end
