@@ -105,10 +105,17 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
   def lookup(namespace, service) do
     key = {namespace, service}
 
-    case Registry.lookup(__MODULE__, key) do
+    case registry_lookup(key) do
       [{pid, _}] -> if Process.alive?(pid), do: {:ok, pid}, else: :error
       [] -> lookup_backup(key)
     end
+  end
+
+  # The registry is absent only while the application is stopped.
+  defp registry_lookup(key) do
+    Registry.lookup(__MODULE__, key)
+  rescue
+    ArgumentError -> []
   end
 
   defp lookup_backup(key) do
@@ -148,6 +155,8 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
     end
 
     Registry.unregister(__MODULE__, key)
+  rescue
+    ArgumentError -> :ok
   end
 
   @doc "Names of the live services of `namespace` (order unspecified)."
@@ -179,6 +188,8 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
     Registry.select(__MODULE__, [
       {{{:"$1", :"$2"}, :"$3", :_}, [{:==, :"$1", {:const, namespace}}], [{{:"$2", :"$3"}}]}
     ])
+  rescue
+    ArgumentError -> []
   end
 
   defp backup_entries(namespace) do
@@ -267,8 +278,12 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
 
   defp all_keys do
     registry =
-      Registry.select(__MODULE__, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}])
-      |> Enum.filter(fn {_key, pid} -> Process.alive?(pid) end)
+      try do
+        Registry.select(__MODULE__, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}])
+        |> Enum.filter(fn {_key, pid} -> Process.alive?(pid) end)
+      rescue
+        ArgumentError -> []
+      end
 
     backup =
       try do

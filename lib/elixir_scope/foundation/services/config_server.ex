@@ -59,7 +59,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     )
   end
 
-  @doc "The current configuration (read from `:persistent_term`, no call)."
+  @doc """
+  The current configuration, read from `:persistent_term` in the caller.
+
+  Only while an instance is registered but has not yet published (the
+  moment between its registration and the end of its `init/1`) does the read
+  fall back to a call, which waits for `init/1` to finish.
+
+  `get/1` takes either a path (`get([:ai, :provider])`) or, for the whole
+  config of another namespace, options (`get(namespace: ns)`).
+  """
   @spec get(opts()) :: {:ok, Config.t()} | {:error, Error.t()}
   def get(opts \\ []) when is_list(opts) do
     case Keyword.keyword?(opts) and opts != [] do
@@ -75,7 +84,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @spec get([atom()], opts()) :: {:ok, term()} | {:error, Error.t()}
   def get(path, opts) when is_list(path) do
     case published(namespace(opts)) do
-      nil -> {:error, unavailable()}
+      nil -> call(opts, {:get_config_path, path})
       config -> ConfigLogic.get_config_value(config, path)
     end
   end
@@ -175,6 +184,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       {:ok, pid} -> GenServer.call(pid, message)
       :error -> {:error, unavailable()}
     end
+  catch
+    # The instance stopped between the lookup and the call.
+    :exit, {:noproc, _} -> {:error, unavailable()}
+    :exit, {:normal, _} -> {:error, unavailable()}
+    :exit, {:shutdown, _} -> {:error, unavailable()}
   end
 
   defp start_supervised(:production, opts) do
