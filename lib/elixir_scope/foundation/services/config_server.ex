@@ -82,12 +82,35 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   `{:error, %Types.Error{error_type: :config_path_not_found}}` for a missing path.
   """
   @spec get([atom()], opts()) :: {:ok, term()} | {:error, Error.t()}
-  def get(path, opts) when is_list(path) do
-    case published(namespace(opts)) do
-      nil -> call(opts, {:get_config_path, path})
-      config -> ConfigLogic.get_config_value(config, path)
+  def get(path, []) when is_list(path), do: read(path, :production, [])
+  def get(path, opts) when is_list(path), do: read(path, namespace(opts), opts)
+
+  defp read(path, namespace, opts) do
+    case published(namespace) do
+      nil ->
+        call(opts, {:get_config_path, path})
+
+      config ->
+        case read_path(config, path) do
+          {:ok, _} = found -> found
+          :slow -> ConfigLogic.get_config_value(config, path)
+        end
     end
   end
+
+  # Hot path: walks the published config in the caller. Anything unusual (a
+  # missing key, a non-map on the way) is left to ConfigLogic, which owns the
+  # exact error shapes.
+  defp read_path(value, []), do: {:ok, value}
+
+  defp read_path(%{} = map, [key | rest]) do
+    case map do
+      %{^key => value} -> read_path(value, rest)
+      _ -> :slow
+    end
+  end
+
+  defp read_path(_value, _rest), do: :slow
 
   @doc """
   Sets `path` to `value` if the path is updatable and the new config is
@@ -418,7 +441,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Hands the audit event off; never waits for or crashes on the EventStore.
   defp audit(state, type, data) do
     outcome =
-      if ProcessRegistry.registered?(state.namespace, :event_store),
+      if loaded?(EventStore) and ProcessRegistry.registered?(state.namespace, :event_store),
         do: hand_off(type, data, state.namespace),
         else: :skipped
 
@@ -441,19 +464,38 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       :failed
   end
 
-  defp count(:production, name, metadata) do
-    TelemetryService.emit_counter(name, 1, metadata)
+  defp count(namespace, name, metadata) do
+    cond do
+      not loaded?(TelemetryService) ->
+        :ok
+
+      namespace == :production ->
+        TelemetryService.emit_counter(name, 1, metadata)
+
+      function_exported?(TelemetryService, :emit_counter, 4) ->
+        TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
+
+      true ->
+        :ok
+    end
   catch
     _, _ -> :ok
   end
 
-  defp count(namespace, name, metadata) do
-    if function_exported?(TelemetryService, :emit_counter, 4),
-      do: TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
+  # Modules of other parts of the library: checked once (calling an absent
+  # module would search the code path on every update).
+  defp loaded?(module) do
+    key = {__MODULE__, :loaded, module}
 
-    :ok
-  catch
-    _, _ -> :ok
+    case :persistent_term.get(key, nil) do
+      nil ->
+        loaded = Code.ensure_loaded?(module)
+        :persistent_term.put(key, loaded)
+        loaded
+
+      loaded ->
+        loaded
+    end
   end
 
   defp now_ms, do: System.monotonic_time(:millisecond)
