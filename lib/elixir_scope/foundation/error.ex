@@ -278,6 +278,7 @@ defmodule ElixirScope.Foundation.Error do
   @native_kinds %{
     config_validation_failed: {:validation_failed, 1001, :medium, :config, :validation},
     invalid_config_value: {:invalid_config_value, 1002, :medium, :config, :validation},
+    invalid_ai_provider: {:invalid_config_value, 1002, :medium, :config, :validation},
     constraint_violation: {:constraint_violation, 1003, :high, :config, :validation},
     range_error: {:range_error, 1004, :high, :config, :validation},
     validation_failed: {:validation_failed, 2001, :high, :data, :validation},

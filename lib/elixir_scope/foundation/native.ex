@@ -37,4 +37,14 @@ defmodule ElixirScope.Foundation.Native do
 
   # info
   def native_version, do: :erlang.nif_error(:not_loaded)
+
+  # validation
+  def config_validate(_config), do: :erlang.nif_error(:not_loaded)
+  def config_validate_section(_section, _value), do: :erlang.nif_error(:not_loaded)
+  def event_validate(_event, _data_size), do: :erlang.nif_error(:not_loaded)
+  def event_validate_required(_event), do: :erlang.nif_error(:not_loaded)
+  def event_validate_types(_event), do: :erlang.nif_error(:not_loaded)
+  def event_validate_data_size(_data_size), do: :erlang.nif_error(:not_loaded)
+  def event_validate_type(_event_type), do: :erlang.nif_error(:not_loaded)
+  def validation_constants, do: :erlang.nif_error(:not_loaded)
 end

@@ -8,6 +8,12 @@ pub enum CoreError {
     /// Input that cannot be converted (too deep, improper list, ...).
     #[error("{0}")]
     InvalidInput(String),
+    /// A configuration failed ConfigValidator (API.md section 8).
+    #[error(transparent)]
+    Config(#[from] crate::validation::ConfigError),
+    /// An event failed EventValidator (API.md section 9).
+    #[error(transparent)]
+    Event(#[from] crate::validation::EventRule),
     /// Something that should be impossible (poisoned lock, broken invariant).
     #[error("internal error: {0}")]
     Internal(String),

@@ -8,6 +8,7 @@
 )]
 
 pub mod error;
+pub mod validation;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

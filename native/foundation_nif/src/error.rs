@@ -1,8 +1,9 @@
 //! `NifError` encodes a core error as `{kind_atom, detail_binary}`.
 
 use crate::atoms;
+use foundation_core::validation::{ConfigError, ConfigKind, ConfigRule, EventKind, EventRule};
 use foundation_core::CoreError;
-use rustler::{Encoder, Env, Term};
+use rustler::{Atom, Encoder, Env, Term};
 
 /// Newtype so the NIF crate can implement `Encoder` for the core error.
 #[derive(Debug)]
@@ -22,8 +23,33 @@ impl Encoder for NifError {
         let kind = match &self.0 {
             CoreError::InvalidInput(_) => atoms::invalid_input(),
             CoreError::Internal(_) => atoms::internal_error(),
+            CoreError::Config(e) => config_kind(e),
+            CoreError::Event(rule) => event_kind(*rule),
         };
         (kind, self.0.to_string()).encode(env)
+    }
+}
+
+fn config_kind(error: &ConfigError) -> Atom {
+    match error {
+        ConfigError::Rule(ConfigRule::Provider) => atoms::invalid_ai_provider(),
+        ConfigError::Rule(rule) => match rule.kind() {
+            ConfigKind::ValidationFailed => atoms::config_validation_failed(),
+            ConfigKind::InvalidValue => atoms::invalid_config_value(),
+            ConfigKind::ConstraintViolation => atoms::constraint_violation(),
+            ConfigKind::RangeError => atoms::range_error(),
+        },
+        ConfigError::NoClause(_) => atoms::function_clause(),
+        ConfigError::MissingKey(_) => atoms::key_error(),
+    }
+}
+
+fn event_kind(rule: EventRule) -> Atom {
+    match rule.kind() {
+        EventKind::ValidationFailed => atoms::validation_failed(),
+        EventKind::TypeMismatch => atoms::type_mismatch(),
+        EventKind::DataTooLarge => atoms::data_too_large(),
+        EventKind::InvalidEventType => atoms::invalid_event_type(),
     }
 }
 

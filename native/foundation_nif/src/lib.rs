@@ -9,5 +9,6 @@ mod atoms;
 mod decode;
 mod error;
 mod info;
+mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");

@@ -119,6 +119,6 @@ defmodule ElixirScope.Foundation.Types.Config do
   @spec pop(t(), term()) :: {term(), t()}
   def pop(config, key) do
     {value, rest} = Map.pop(config, key)
-    {value, struct(__MODULE__, Map.delete(rest, :__struct__))}
+    {value, struct(__MODULE__, Map.from_struct(rest))}
   end
 end

@@ -1,0 +1,209 @@
+defmodule ElixirScope.Foundation.Logic.EventLogic do
+  @moduledoc """
+  Pure event logic (API.md section 11): building events, serialization and
+  correlation helpers.
+
+  Events made here carry **millisecond** monotonic timestamps
+  (`Utils.monotonic_timestamp/0`) and are checked by
+  `ElixirScope.Foundation.Validation.EventValidator` (rules in Rust).
+  Serialization is `:erlang.term_to_binary/2` (compressed by default): a
+  BIF, so a NIF would only add a copy. Deserialization uses
+  `:erlang.binary_to_term(binary, [:safe])`: a binary naming an atom this
+  node does not know is rejected with `:deserialization_failed` and the atom
+  is not created (the original used `binary_to_term/1`).
+
+  Logic errors (`:serialization_failed`, `:deserialization_failed`) are
+  `%ElixirScope.Foundation.Types.Error{}` with `code: nil`, category `:data`,
+  subcategory `:runtime`, severity `:medium`.
+  """
+
+  alias ElixirScope.Foundation.Types.{Error, Event}
+  alias ElixirScope.Foundation.Utils
+  alias ElixirScope.Foundation.Validation.EventValidator
+
+  @typedoc "`{:ok, event}` or the validator's error."
+  @type event_result :: {:ok, Event.t()} | {:error, Error.t()}
+
+  @doc """
+  Builds and validates an event. Options (all optional, other keys ignored):
+
+    * `:event_id` - default `Utils.generate_id/0`
+    * `:timestamp` - default `Utils.monotonic_timestamp/0` (milliseconds)
+    * `:wall_time` - default `DateTime.utc_now/0`
+    * `:node` - default `Node.self/0`
+    * `:pid` - default `self/0`
+    * `:correlation_id`, `:parent_id` - default `nil`
+
+  A `nil` type gives `:validation_failed` "Event type cannot be nil"; any
+  atom is accepted.
+
+      iex> {:ok, e} = ElixirScope.Foundation.Logic.EventLogic.create_event(:test, %{a: 1})
+      iex> {e.event_type, e.data}
+      {:test, %{a: 1}}
+  """
+  @spec create_event(atom(), term(), keyword()) :: event_result()
+  def create_event(event_type, data, opts \\ []) do
+    event = %Event{
+      event_id: opts[:event_id] || Utils.generate_id(),
+      event_type: event_type,
+      timestamp: opts[:timestamp] || Utils.monotonic_timestamp(),
+      wall_time: opts[:wall_time] || DateTime.utc_now(),
+      node: opts[:node] || Node.self(),
+      pid: opts[:pid] || self(),
+      correlation_id: opts[:correlation_id],
+      parent_id: opts[:parent_id],
+      data: data
+    }
+
+    case EventValidator.validate(event) do
+      :ok -> {:ok, event}
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
+  A `:function_entry` event. `args` larger than 10 000 external bytes are
+  replaced by `Utils.truncate_if_large/1`'s marker. Options are passed to
+  `create_event/3`; `:caller_module`, `:caller_function`, `:caller_line` go
+  into the data.
+  """
+  @spec create_function_entry(module(), atom(), arity(), list(), keyword()) :: event_result()
+  def create_function_entry(module, function, arity, args, opts \\ []) do
+    data = %{
+      call_id: Utils.generate_id(),
+      module: module,
+      function: function,
+      arity: arity,
+      args: Utils.truncate_if_large(args),
+      caller_module: opts[:caller_module],
+      caller_function: opts[:caller_function],
+      caller_line: opts[:caller_line]
+    }
+
+    create_event(:function_entry, data, opts)
+  end
+
+  @doc "A `:function_exit` event (large results truncated)."
+  @spec create_function_exit(module(), atom(), arity(), pos_integer(), term(), integer(), atom()) ::
+          event_result()
+  def create_function_exit(module, function, arity, call_id, result, duration_ns, exit_reason) do
+    data = %{
+      call_id: call_id,
+      module: module,
+      function: function,
+      arity: arity,
+      result: Utils.truncate_if_large(result),
+      duration_ns: duration_ns,
+      exit_reason: exit_reason
+    }
+
+    create_event(:function_exit, data)
+  end
+
+  @doc """
+  A `:state_change` event; `state_diff` is `:no_change` when the untruncated
+  states are `==`, else `:changed`. Options `:trigger_message` and
+  `:trigger_call_id` go into the data; all options go to `create_event/3`.
+  """
+  @spec create_state_change(pid(), atom(), term(), term(), keyword()) :: event_result()
+  def create_state_change(server_pid, callback, old_state, new_state, opts \\ []) do
+    data = %{
+      server_pid: server_pid,
+      callback: callback,
+      old_state: Utils.truncate_if_large(old_state),
+      new_state: Utils.truncate_if_large(new_state),
+      state_diff: if(old_state == new_state, do: :no_change, else: :changed),
+      trigger_message: opts[:trigger_message],
+      trigger_call_id: opts[:trigger_call_id]
+    }
+
+    create_event(:state_change, data, opts)
+  end
+
+  @doc """
+  Encodes an event in the external term format. Option `:compression`
+  (default `true`) uses `[:compressed]`.
+  """
+  @spec serialize_event(Event.t(), keyword()) :: {:ok, binary()} | {:error, Error.t()}
+  def serialize_event(%Event{} = event, opts \\ []) do
+    options = if Keyword.get(opts, :compression, true), do: [:compressed], else: []
+    {:ok, :erlang.term_to_binary(event, options)}
+  rescue
+    exception ->
+      runtime_error(:serialization_failed, "Failed to serialize event", %{
+        original_error: exception,
+        event_id: event.event_id
+      })
+  end
+
+  @doc """
+  Decodes and validates an event. Uses `binary_to_term/2` with `[:safe]`:
+  garbage, a non-event term, or a binary naming an atom unknown to this node
+  gives `:deserialization_failed` (context `%{original_error, binary_size}`);
+  a decoded but invalid `%Event{}` gives the validator's error.
+  """
+  @spec deserialize_event(binary()) :: event_result()
+  def deserialize_event(binary) when is_binary(binary) do
+    %Event{} = event = :erlang.binary_to_term(binary, [:safe])
+
+    case EventValidator.validate(event) do
+      :ok -> {:ok, event}
+      {:error, _} = error -> error
+    end
+  rescue
+    exception ->
+      runtime_error(:deserialization_failed, "Failed to deserialize event", %{
+        original_error: exception,
+        binary_size: byte_size(binary)
+      })
+  end
+
+  @doc "`{:ok, byte_size}` of the compressed serialization."
+  @spec calculate_serialized_size(Event.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
+  def calculate_serialized_size(%Event{} = event) do
+    with {:ok, binary} <- serialize_event(event), do: {:ok, byte_size(binary)}
+  end
+
+  @doc "Events with correlation id `cid`, stably sorted by timestamp (ascending)."
+  @spec extract_correlation_chain([Event.t()], String.t()) :: [Event.t()]
+  def extract_correlation_chain(events, correlation_id) when is_binary(correlation_id) do
+    events
+    |> Enum.filter(&(&1.correlation_id == correlation_id))
+    |> Enum.sort_by(& &1.timestamp)
+  end
+
+  @doc "Events grouped by correlation id (nil ids dropped), each group timestamp-ascending."
+  @spec group_by_correlation([Event.t()]) :: %{String.t() => [Event.t()]}
+  def group_by_correlation(events) do
+    events
+    |> Enum.reject(&is_nil(&1.correlation_id))
+    |> Enum.group_by(& &1.correlation_id)
+    |> Map.new(fn {cid, group} -> {cid, Enum.sort_by(group, & &1.timestamp)} end)
+  end
+
+  @doc "Events with `start <= timestamp <= stop`, in input order."
+  @spec filter_by_time_range([Event.t()], integer(), integer()) :: [Event.t()]
+  def filter_by_time_range(events, start_time, end_time)
+      when is_integer(start_time) and is_integer(end_time) do
+    Enum.filter(events, &(&1.timestamp >= start_time and &1.timestamp <= end_time))
+  end
+
+  @doc "`%{event | data: fun.(event.data)}`."
+  @spec transform_event_data(Event.t(), (term() -> term())) :: Event.t()
+  def transform_event_data(%Event{} = event, fun) when is_function(fun, 1) do
+    %{event | data: fun.(event.data)}
+  end
+
+  defp runtime_error(error_type, message, context) do
+    {:error,
+     Error.new(
+       code: nil,
+       error_type: error_type,
+       message: message,
+       severity: :medium,
+       context: context,
+       category: :data,
+       subcategory: :runtime
+     )}
+  end
+end

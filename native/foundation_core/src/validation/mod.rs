@@ -1,0 +1,9 @@
+//! The validators of API.md sections 8 and 9. The rules live here; the
+//! Elixir modules only shape arguments and rebuild `%Types.Error{}`.
+
+pub mod config;
+pub mod event;
+pub mod testing;
+
+pub use config::{validate_config, validate_section, ConfigError, ConfigKind, ConfigRule, Section};
+pub use event::{validate_event, EventFields, EventKind, EventRule, Field};

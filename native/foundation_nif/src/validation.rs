@@ -1,0 +1,118 @@
+//! Validation NIFs: ConfigValidator and EventValidator (API.md sections 8, 9).
+//! Config trees are read as a shallow `Value` skeleton; event fields are only
+//! classified (`Field`), so a caller's `data` is never converted.
+
+use crate::atoms;
+use crate::decode::to_shape;
+use crate::error::NifOutcome;
+use foundation_core::validation::{config, event, EventFields, Field, Section};
+use foundation_core::CoreError;
+use rustler::types::atom;
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term, TermType};
+
+/// Depth of `%Config{}` -> section -> subsection -> leaf, plus one.
+const CONFIG_DEPTH: usize = 4;
+
+#[rustler::nif]
+fn config_validate(config: Term) -> NifOutcome<Atom> {
+    config::validate_config(&to_shape(config, CONFIG_DEPTH)).map_err(CoreError::from)?;
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn config_validate_section(section: Atom, value: Term) -> NifResult<NifOutcome<Atom>> {
+    let name = section.to_term(value.get_env()).atom_to_string()?;
+    let section = Section::from_name(&name).ok_or(Error::BadArg)?;
+    let shape = to_shape(value, CONFIG_DEPTH - 1);
+    Ok(config::validate_section(section, &shape)
+        .map(|()| atoms::ok())
+        .map_err(|e| CoreError::from(e).into()))
+}
+
+#[rustler::nif]
+fn event_validate(event: Term, data_size: u64) -> NifResult<NifOutcome<Atom>> {
+    let fields = event_fields(event)?;
+    Ok(outcome(event::validate_event(&fields, data_size)))
+}
+
+#[rustler::nif]
+fn event_validate_required(event: Term) -> NifResult<NifOutcome<Atom>> {
+    Ok(outcome(event::validate_required(&event_fields(event)?)))
+}
+
+#[rustler::nif]
+fn event_validate_types(event: Term) -> NifResult<NifOutcome<Atom>> {
+    Ok(outcome(event::validate_types(&event_fields(event)?)))
+}
+
+#[rustler::nif]
+fn event_validate_data_size(data_size: u64) -> NifOutcome<Atom> {
+    outcome(event::validate_data_size(data_size))
+}
+
+#[rustler::nif]
+fn event_validate_type(event_type: Term) -> NifOutcome<Atom> {
+    let name = match event_type.get_type() {
+        TermType::Atom => event_type.atom_to_string().ok(),
+        _ => None,
+    };
+    outcome(event::validate_event_type(name.as_deref()))
+}
+
+/// The core's constants, for building error contexts in Elixir.
+#[rustler::nif]
+fn validation_constants(env: Env) -> NifResult<Term> {
+    let atoms_of = |names: &[&str]| -> NifResult<Vec<Atom>> {
+        names.iter().map(|n| Atom::from_str(env, n)).collect()
+    };
+    Term::map_from_pairs(
+        env,
+        &[
+            (atoms::valid_providers().encode(env), atoms_of(&config::VALID_PROVIDERS)?.encode(env)),
+            (
+                atoms::allowed_event_types().encode(env),
+                atoms_of(&event::ALLOWED_EVENT_TYPES)?.encode(env),
+            ),
+            (atoms::max_data_size().encode(env), event::MAX_DATA_SIZE.encode(env)),
+        ],
+    )
+}
+
+fn outcome(check: Result<(), event::EventRule>) -> NifOutcome<Atom> {
+    check.map(|()| atoms::ok()).map_err(|r| CoreError::from(r).into())
+}
+
+/// Reads the eight checked fields of an `%Event{}` map (missing key: badarg).
+fn event_fields(event: Term) -> NifResult<EventFields> {
+    let get = |key: Atom| event.map_get(key).map(classify);
+    Ok(EventFields {
+        event_id: get(atoms::event_id())?,
+        event_type: get(atoms::event_type())?,
+        timestamp: get(atoms::timestamp())?,
+        wall_time: get(atoms::wall_time())?,
+        node: get(atoms::node())?,
+        pid: get(atoms::pid())?,
+        correlation_id: get(atoms::correlation_id())?,
+        parent_id: get(atoms::parent_id())?,
+    })
+}
+
+/// The term's type as far as the event rules care.
+fn classify(term: Term) -> Field {
+    match term.get_type() {
+        TermType::Atom if term == atom::nil().encode(term.get_env()) => Field::Nil,
+        TermType::Atom if term == atom::false_().encode(term.get_env()) => Field::False,
+        TermType::Atom => Field::Atom,
+        TermType::Integer if term > 0.encode(term.get_env()) => Field::PosInt,
+        TermType::Integer => Field::NonPosInt,
+        TermType::Binary if Binary::from_term(term).is_ok() => Field::Binary,
+        TermType::Pid => Field::Pid,
+        TermType::Map if is_date_time(term) => Field::DateTime,
+        _ => Field::Other,
+    }
+}
+
+fn is_date_time(term: Term) -> bool {
+    term.map_get(atoms::struct_key())
+        .is_ok_and(|tag| tag == atoms::date_time().encode(term.get_env()))
+}
