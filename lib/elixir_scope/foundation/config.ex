@@ -8,10 +8,7 @@ defmodule ElixirScope.Foundation.Config do
   targets the `:production` instance; `ConfigServer` takes a `namespace:`
   option for isolated instances.
   """
-  # The behaviour (h1's Contracts) is declared once it is compiled in this build.
-  if match?({:module, _}, Code.ensure_compiled(ElixirScope.Foundation.Contracts.Configurable)) do
-    @behaviour ElixirScope.Foundation.Contracts.Configurable
-  end
+  @behaviour ElixirScope.Foundation.Contracts.Configurable
 
   alias ElixirScope.Foundation.Error
   alias ElixirScope.Foundation.Services.ConfigServer
@@ -32,10 +29,12 @@ defmodule ElixirScope.Foundation.Config do
   @spec status() :: {:ok, map()} | {:error, Types.Error.t()}
   def status, do: ConfigServer.status()
 
+  @impl true
   @doc "The whole configuration."
   @spec get() :: {:ok, Types.Config.t()} | {:error, Types.Error.t()}
   def get, do: ConfigServer.get([], [])
 
+  @impl true
   @doc "The value at `path`."
   @spec get([atom()]) :: {:ok, term()} | {:error, Types.Error.t()}
   def get(path) when is_list(path), do: ConfigServer.get(path, [])
@@ -49,6 +48,7 @@ defmodule ElixirScope.Foundation.Config do
     end
   end
 
+  @impl true
   @doc "Updates `path` (see `ConfigServer.update/3`)."
   @spec update([atom()], term()) :: :ok | {:error, Types.Error.t()}
   def update(path, value), do: ConfigServer.update(path, value)
@@ -69,18 +69,22 @@ defmodule ElixirScope.Foundation.Config do
 
   def safe_update(path, value), do: update(path, value)
 
+  @impl true
   @doc "Validates a config struct."
   @spec validate(Types.Config.t()) :: :ok | {:error, Types.Error.t()}
   def validate(config), do: ConfigServer.validate(config)
 
+  @impl true
   @doc "The paths that can be updated at runtime."
   @spec updatable_paths() :: [[atom()]]
   def updatable_paths, do: ConfigServer.updatable_paths()
 
+  @impl true
   @doc "Resets the configuration to the defaults (see `ConfigServer.reset/1`)."
   @spec reset() :: :ok | {:error, Types.Error.t()}
   def reset, do: ConfigServer.reset()
 
+  @impl true
   @doc "Whether the configuration service is registered."
   @spec available?() :: boolean()
   def available?, do: ConfigServer.available?()

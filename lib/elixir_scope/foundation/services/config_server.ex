@@ -31,6 +31,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   use GenServer
   require Logger
 
+  @behaviour ElixirScope.Foundation.Contracts.Configurable
+
   alias ElixirScope.Foundation.{Events, ProcessRegistry, ServiceRegistry}
   alias ElixirScope.Foundation.Logic.ConfigLogic
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
@@ -59,6 +61,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     )
   end
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
   The current configuration, read from `:persistent_term` in the caller.
 
@@ -112,6 +115,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp read_path(_value, _rest), do: :slow
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
   Sets `path` to `value` if the path is updatable and the new config is
   valid. On success subscribers are notified, the audit event and counter
@@ -121,6 +125,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def update(path, value, opts \\ []) when is_list(path),
     do: call(opts, {:update_config, path, value})
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
   Resets the config to the pure defaults (`Types.Config.new/0`: app env and
   start options are not re-applied, as in the original); metrics are kept;
@@ -144,15 +149,18 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @spec status(opts()) :: {:ok, map()} | {:error, Error.t()}
   def status(opts \\ []), do: call(opts, :get_status)
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc "Whether the instance of the namespace is registered."
   @spec available?(opts()) :: boolean()
   def available?(opts \\ []),
     do: match?({:ok, _}, ServiceRegistry.lookup(namespace(opts), :config_server))
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc "Validates a config with `Validation.ConfigValidator`."
   @spec validate(Config.t()) :: :ok | {:error, Error.t()}
   def validate(config), do: ConfigValidator.validate(config)
 
+  @impl ElixirScope.Foundation.Contracts.Configurable
   @doc "The paths `update/2` accepts."
   @spec updatable_paths() :: [[atom()]]
   def updatable_paths, do: ConfigLogic.updatable_paths()
