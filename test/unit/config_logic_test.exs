@@ -96,6 +96,7 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogicTest do
           assert {:error, %Types.Error{} = e} = ConfigLogic.get_config_value(Config.new(), :ai)
           assert e.error_type == :invalid_path
           assert e.message == "Invalid path type: :ai"
+
           assert {e.code, e.category, e.subcategory, e.severity} ==
                    {nil, :config, :validation, :medium}
         end)
@@ -114,7 +115,13 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogicTest do
       ]
 
       c = ConfigLogic.merge_env_config(Config.new(), env)
-      assert c.ai.planning == %{default_strategy: :balanced, performance_target: 0.01, sampling_rate: 0.5}
+
+      assert c.ai.planning == %{
+               default_strategy: :balanced,
+               performance_target: 0.01,
+               sampling_rate: 0.5
+             }
+
       assert c.ai.provider == :openai
       assert c.ai.model == "gpt-4"
       assert c.dev.debug_mode == true

@@ -218,7 +218,10 @@ defmodule ElixirScope.Foundation.Validation.ConfigValidatorTest do
     test "function heads raise FunctionClauseError; missing analysis raises KeyError" do
       assert_raise FunctionClauseError, fn -> ConfigValidator.validate_ai_config(%{}) end
       assert_raise FunctionClauseError, fn -> ConfigValidator.validate_capture_config(nil) end
-      assert_raise FunctionClauseError, fn -> ConfigValidator.validate_storage_config(%{hot: 1}) end
+
+      assert_raise FunctionClauseError, fn ->
+        ConfigValidator.validate_storage_config(%{hot: 1})
+      end
 
       assert_raise KeyError, fn ->
         ConfigValidator.validate_ai_config(%{provider: :mock, planning: %{}})

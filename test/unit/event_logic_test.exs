@@ -194,7 +194,13 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
   describe "correlation and time helpers" do
     setup do
       events =
-        for {id, ts, cid} <- [{1, 30, "a"}, {2, 10, "b"}, {3, 20, "a"}, {4, 10, nil}, {5, 20, "a"}] do
+        for {id, ts, cid} <- [
+              {1, 30, "a"},
+              {2, 10, "b"},
+              {3, 20, "a"},
+              {4, 10, nil},
+              {5, 20, "a"}
+            ] do
           %Event{event_id: id, event_type: :t, timestamp: ts, correlation_id: cid}
         end
 

@@ -52,7 +52,8 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   `nil`, context `%{path: path, allowed_paths: updatable_paths()}`); an
   invalid result gives the validator's error.
   """
-  @spec update_config(Config.t(), config_path(), term()) :: {:ok, Config.t()} | {:error, Error.t()}
+  @spec update_config(Config.t(), config_path(), term()) ::
+          {:ok, Config.t()} | {:error, Error.t()}
   def update_config(%Config{} = config, path, value) do
     if updatable_path?(path) do
       new_config = put_in(config, path, value)
