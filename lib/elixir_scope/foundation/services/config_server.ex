@@ -12,7 +12,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}`.
   * **Audit and counters** are handed off without waiting:
-    `Services.EventStore.store_async/2` (bounded queue drained outside this
+    `Services.EventStore.store_async/2` (event built with `Logic.EventLogic.create_event/2`, i.e. `Events.new_event/2`) (bounded queue drained outside this
     process) and `Services.TelemetryService.emit_counter/3`. A slow, crashed
     or absent EventStore never delays or crashes the server; every audit
     event that could not be handed off is counted in `status/0`
@@ -33,14 +33,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
-  alias ElixirScope.Foundation.{Events, ProcessRegistry, ServiceRegistry}
-  alias ElixirScope.Foundation.Logic.ConfigLogic
+  alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry}
+  alias ElixirScope.Foundation.Logic.{ConfigLogic, EventLogic}
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
 
-  @compile {:no_warn_undefined,
-            [ConfigLogic, ConfigValidator, Events, EventStore, TelemetryService]}
+  @compile {:no_warn_undefined, [EventStore, TelemetryService]}
 
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -458,7 +457,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   defp hand_off(type, data, namespace) do
-    with {:ok, event} <- Events.new_event(type, data),
+    with {:ok, event} <- EventLogic.create_event(type, data),
          :ok <- EventStore.store_async(event, namespace: namespace) do
       :ok
     else
