@@ -8,6 +8,7 @@
 )]
 
 pub mod error;
+pub mod store;
 pub mod validation;
 pub mod value;
 

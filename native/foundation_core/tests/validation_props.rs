@@ -13,19 +13,55 @@ const LEAVES: &[(&[&str], ConfigRule)] = &[
     (&["ai", "analysis", "max_file_size"], ConfigRule::Analysis),
     (&["ai", "analysis", "timeout"], ConfigRule::Analysis),
     (&["ai", "analysis", "cache_ttl"], ConfigRule::Analysis),
-    (&["ai", "planning", "performance_target"], ConfigRule::PerformanceTarget),
-    (&["ai", "planning", "sampling_rate"], ConfigRule::SamplingRate),
-    (&["ai", "planning", "default_strategy"], ConfigRule::Strategy),
+    (
+        &["ai", "planning", "performance_target"],
+        ConfigRule::PerformanceTarget,
+    ),
+    (
+        &["ai", "planning", "sampling_rate"],
+        ConfigRule::SamplingRate,
+    ),
+    (
+        &["ai", "planning", "default_strategy"],
+        ConfigRule::Strategy,
+    ),
     (&["capture", "ring_buffer", "size"], ConfigRule::RingBuffer),
-    (&["capture", "ring_buffer", "max_events"], ConfigRule::RingBuffer),
-    (&["capture", "ring_buffer", "overflow_strategy"], ConfigRule::Overflow),
-    (&["capture", "processing", "batch_size"], ConfigRule::Processing),
-    (&["capture", "processing", "flush_interval"], ConfigRule::Processing),
-    (&["capture", "processing", "max_queue_size"], ConfigRule::Processing),
-    (&["capture", "vm_tracing", "enable_spawn_trace"], ConfigRule::VmTracing),
-    (&["capture", "vm_tracing", "enable_exit_trace"], ConfigRule::VmTracing),
-    (&["capture", "vm_tracing", "enable_message_trace"], ConfigRule::VmTracing),
-    (&["capture", "vm_tracing", "trace_children"], ConfigRule::VmTracing),
+    (
+        &["capture", "ring_buffer", "max_events"],
+        ConfigRule::RingBuffer,
+    ),
+    (
+        &["capture", "ring_buffer", "overflow_strategy"],
+        ConfigRule::Overflow,
+    ),
+    (
+        &["capture", "processing", "batch_size"],
+        ConfigRule::Processing,
+    ),
+    (
+        &["capture", "processing", "flush_interval"],
+        ConfigRule::Processing,
+    ),
+    (
+        &["capture", "processing", "max_queue_size"],
+        ConfigRule::Processing,
+    ),
+    (
+        &["capture", "vm_tracing", "enable_spawn_trace"],
+        ConfigRule::VmTracing,
+    ),
+    (
+        &["capture", "vm_tracing", "enable_exit_trace"],
+        ConfigRule::VmTracing,
+    ),
+    (
+        &["capture", "vm_tracing", "enable_message_trace"],
+        ConfigRule::VmTracing,
+    ),
+    (
+        &["capture", "vm_tracing", "trace_children"],
+        ConfigRule::VmTracing,
+    ),
     (&["storage", "hot", "max_events"], ConfigRule::Hot),
     (&["storage", "hot", "max_age_seconds"], ConfigRule::Hot),
     (&["storage", "hot", "prune_interval"], ConfigRule::Hot),
@@ -51,10 +87,13 @@ fn leaf_ok(path: &[&str], v: &Value) -> bool {
     let last = path.last().copied().unwrap_or("");
     match last {
         "provider" => is_atom_in(v, &["mock", "openai", "anthropic", "gemini"]),
-        "performance_target" => matches!(v, Value::Int(i) if *i >= 0)
-            || matches!(v, Value::Float(f) if *f >= 0.0),
-        "sampling_rate" => matches!(v, Value::Int(0) | Value::Int(1))
-            || matches!(v, Value::Float(f) if (0.0..=1.0).contains(f)),
+        "performance_target" => {
+            matches!(v, Value::Int(i) if *i >= 0) || matches!(v, Value::Float(f) if *f >= 0.0)
+        }
+        "sampling_rate" => {
+            matches!(v, Value::Int(0) | Value::Int(1))
+                || matches!(v, Value::Float(f) if (0.0..=1.0).contains(f))
+        }
         "default_strategy" => is_atom_in(v, &["fast", "balanced", "thorough"]),
         "overflow_strategy" => is_atom_in(v, &["drop_oldest", "drop_newest", "block"]),
         "compression" => is_atom_in(v, &["none", "gzip", "zstd"]),
@@ -84,7 +123,9 @@ fn model(values: &[Value]) -> Result<(), ConfigRule> {
 }
 
 fn any_value() -> impl Strategy<Value = Value> {
-    let atoms = ["mock", "gemini", "bogus", "fast", "block", "error", "zstd", "lz4", "true"];
+    let atoms = [
+        "mock", "gemini", "bogus", "fast", "block", "error", "zstd", "lz4", "true",
+    ];
     prop_oneof![
         (-3i64..4).prop_map(Value::Int),
         (-1.5f64..2.5).prop_map(Value::Float),
@@ -134,7 +175,11 @@ proptest! {
 }
 
 fn event_model(f: &[Field], size: u64) -> Result<(), EventRule> {
-    let nil_rules = [EventRule::IdNil, EventRule::TypeNil, EventRule::TimestampNil];
+    let nil_rules = [
+        EventRule::IdNil,
+        EventRule::TypeNil,
+        EventRule::TimestampNil,
+    ];
     for (field, rule) in f.iter().zip(nil_rules) {
         if *field == Field::Nil {
             return Err(rule);
@@ -156,7 +201,11 @@ fn event_model(f: &[Field], size: u64) -> Result<(), EventRule> {
             return Err(rule);
         }
     }
-    if size > MAX_DATA_SIZE { Err(EventRule::DataTooLarge) } else { Ok(()) }
+    if size > MAX_DATA_SIZE {
+        Err(EventRule::DataTooLarge)
+    } else {
+        Ok(())
+    }
 }
 
 #[test]
@@ -165,5 +214,8 @@ fn event_type_list_is_exact() {
         assert_eq!(event::validate_event_type(Some(name)), Ok(()));
     }
     assert_eq!(event::ALLOWED_EVENT_TYPES.len(), 22);
-    assert_eq!(event::validate_event_type(Some("nil")), Err(EventRule::InvalidType));
+    assert_eq!(
+        event::validate_event_type(Some("nil")),
+        Err(EventRule::InvalidType)
+    );
 }

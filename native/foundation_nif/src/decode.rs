@@ -114,9 +114,13 @@ pub fn to_shape(term: Term, max_depth: usize) -> Value {
             None => Value::Opaque(OpaqueKind::Other, "map".into()),
         },
         TermType::Binary => match Binary::from_term(term) {
-            Ok(bin) => {
-                Value::Binary(bin.as_slice().iter().take(SHAPE_BINARY_PREFIX).copied().collect())
-            }
+            Ok(bin) => Value::Binary(
+                bin.as_slice()
+                    .iter()
+                    .take(SHAPE_BINARY_PREFIX)
+                    .copied()
+                    .collect(),
+            ),
             Err(_) => Value::Opaque(OpaqueKind::Other, "bitstring".into()),
         },
         TermType::List | TermType::Tuple | TermType::Map => {

@@ -5,10 +5,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod alloc;
 mod atoms;
 mod decode;
 mod error;
 mod info;
+mod store;
+mod store_codec;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");

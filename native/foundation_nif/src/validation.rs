@@ -68,18 +68,26 @@ fn validation_constants(env: Env) -> NifResult<Term> {
     Term::map_from_pairs(
         env,
         &[
-            (atoms::valid_providers().encode(env), atoms_of(&config::VALID_PROVIDERS)?.encode(env)),
+            (
+                atoms::valid_providers().encode(env),
+                atoms_of(&config::VALID_PROVIDERS)?.encode(env),
+            ),
             (
                 atoms::allowed_event_types().encode(env),
                 atoms_of(&event::ALLOWED_EVENT_TYPES)?.encode(env),
             ),
-            (atoms::max_data_size().encode(env), event::MAX_DATA_SIZE.encode(env)),
+            (
+                atoms::max_data_size().encode(env),
+                event::MAX_DATA_SIZE.encode(env),
+            ),
         ],
     )
 }
 
 fn outcome(check: Result<(), event::EventRule>) -> NifOutcome<Atom> {
-    check.map(|()| atoms::ok()).map_err(|r| CoreError::from(r).into())
+    check
+        .map(|()| atoms::ok())
+        .map_err(|r| CoreError::from(r).into())
 }
 
 /// Reads the eight checked fields of an `%Event{}` map (missing key: badarg).

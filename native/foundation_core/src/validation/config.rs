@@ -184,7 +184,8 @@ pub fn validate_section(section: Section, value: &Value) -> Check {
 }
 
 fn pos_ints(map: &Value, keys: &[&str]) -> bool {
-    keys.iter().all(|k| map.get(k).is_some_and(Value::is_pos_int))
+    keys.iter()
+        .all(|k| map.get(k).is_some_and(Value::is_pos_int))
 }
 
 fn bools(map: &Value, keys: &[&str]) -> bool {
@@ -199,15 +200,21 @@ fn atom_in(value: Option<&Value>, allowed: &[&str]) -> bool {
 }
 
 fn validate_ai(ai: &Value) -> Check {
-    let provider = ai.get("provider").ok_or(ConfigError::NoClause(Section::Ai))?;
+    let provider = ai
+        .get("provider")
+        .ok_or(ConfigError::NoClause(Section::Ai))?;
     if !atom_in(Some(provider), &VALID_PROVIDERS) {
         return fail(ConfigRule::Provider);
     }
-    let analysis = ai.get("analysis").ok_or(ConfigError::MissingKey("analysis"))?;
+    let analysis = ai
+        .get("analysis")
+        .ok_or(ConfigError::MissingKey("analysis"))?;
     if !pos_ints(analysis, &["max_file_size", "timeout", "cache_ttl"]) {
         return fail(ConfigRule::Analysis);
     }
-    let planning = ai.get("planning").ok_or(ConfigError::MissingKey("planning"))?;
+    let planning = ai
+        .get("planning")
+        .ok_or(ConfigError::MissingKey("planning"))?;
     validate_planning(planning)
 }
 
@@ -265,7 +272,10 @@ fn validate_capture(capture: &Value) -> Check {
     if !atom_in(ring.get("overflow_strategy"), &OVERFLOW_STRATEGIES) {
         return fail(ConfigRule::Overflow);
     }
-    if !pos_ints(processing, &["batch_size", "flush_interval", "max_queue_size"]) {
+    if !pos_ints(
+        processing,
+        &["batch_size", "flush_interval", "max_queue_size"],
+    ) {
         return fail(ConfigRule::Processing);
     }
     let flags = [
@@ -323,7 +333,10 @@ fn validate_interface(interface: &Value) -> Check {
 }
 
 fn validate_dev(dev: &Value) -> Check {
-    if bools(dev, &["debug_mode", "verbose_logging", "performance_monitoring"]) {
+    if bools(
+        dev,
+        &["debug_mode", "verbose_logging", "performance_monitoring"],
+    ) {
         Ok(())
     } else {
         fail(ConfigRule::Dev)
@@ -355,11 +368,20 @@ mod tests {
             let bad = set(&c, &["ai", "planning", "sampling_rate"], Value::Float(rate));
             assert_eq!(validate_config(&bad), rule(ConfigRule::SamplingRate));
         }
-        for rate in [Value::Float(0.0), Value::Float(1.0), Value::Int(0), Value::Int(1)] {
+        for rate in [
+            Value::Float(0.0),
+            Value::Float(1.0),
+            Value::Int(0),
+            Value::Int(1),
+        ] {
             let ok = set(&c, &["ai", "planning", "sampling_rate"], rate);
             assert_eq!(validate_config(&ok), Ok(()));
         }
-        let neg = set(&c, &["ai", "planning", "performance_target"], Value::Int(-1));
+        let neg = set(
+            &c,
+            &["ai", "planning", "performance_target"],
+            Value::Int(-1),
+        );
         assert_eq!(validate_config(&neg), rule(ConfigRule::PerformanceTarget));
     }
 
@@ -390,9 +412,17 @@ mod tests {
         let c = default_config();
         let warm_on = set(&c, &["storage", "warm", "enable"], Value::Bool(true));
         assert_eq!(validate_config(&warm_on), Ok(()));
-        let bad_comp = set(&warm_on, &["storage", "warm", "compression"], Value::Atom("lz4".into()));
+        let bad_comp = set(
+            &warm_on,
+            &["storage", "warm", "compression"],
+            Value::Atom("lz4".into()),
+        );
         assert_eq!(validate_config(&bad_comp), rule(ConfigRule::Compression));
-        let bad_path = set(&warm_on, &["storage", "warm", "path"], Value::Atom("p".into()));
+        let bad_path = set(
+            &warm_on,
+            &["storage", "warm", "path"],
+            Value::Atom("p".into()),
+        );
         assert_eq!(validate_config(&bad_path), rule(ConfigRule::Warm));
         let cold = set(&c, &["storage", "cold", "enable"], Value::Bool(true));
         assert_eq!(validate_config(&cold), rule(ConfigRule::Cold));
@@ -404,6 +434,9 @@ mod tests {
         let two = set(&c, &["dev", "debug_mode"], Value::Int(1));
         let two = set(&two, &["capture", "ring_buffer", "size"], Value::Int(-1));
         assert_eq!(validate_config(&two), rule(ConfigRule::RingBuffer));
-        assert_eq!(ConfigRule::SamplingRate.to_string(), "Sampling rate must be between 0 and 1");
+        assert_eq!(
+            ConfigRule::SamplingRate.to_string(),
+            "Sampling rate must be between 0 and 1"
+        );
     }
 }

@@ -180,13 +180,29 @@ pub fn validate_required(f: &EventFields) -> Check {
 pub fn validate_types(f: &EventFields) -> Check {
     let checks = [
         (f.event_id, f.event_id == Field::PosInt, EventRule::IdType),
-        (f.event_type, f.event_type == Field::Atom, EventRule::TypeType),
+        (
+            f.event_type,
+            f.event_type == Field::Atom,
+            EventRule::TypeType,
+        ),
         (f.timestamp, f.timestamp.is_int(), EventRule::TimestampType),
-        (f.wall_time, f.wall_time == Field::DateTime, EventRule::WallTimeType),
+        (
+            f.wall_time,
+            f.wall_time == Field::DateTime,
+            EventRule::WallTimeType,
+        ),
         (f.node, f.node == Field::Atom, EventRule::NodeType),
         (f.pid, f.pid == Field::Pid, EventRule::PidType),
-        (f.correlation_id, f.correlation_id == Field::Binary, EventRule::CorrelationType),
-        (f.parent_id, f.parent_id == Field::PosInt, EventRule::ParentType),
+        (
+            f.correlation_id,
+            f.correlation_id == Field::Binary,
+            EventRule::CorrelationType,
+        ),
+        (
+            f.parent_id,
+            f.parent_id == Field::PosInt,
+            EventRule::ParentType,
+        ),
     ];
     for (field, ok, rule) in checks {
         require(!field.truthy() || ok, rule)?;
@@ -251,9 +267,16 @@ mod tests {
 
     #[test]
     fn false_fields_skip_type_checks() {
-        let f = EventFields { event_id: Field::False, timestamp: Field::False, ..valid() };
+        let f = EventFields {
+            event_id: Field::False,
+            timestamp: Field::False,
+            ..valid()
+        };
         assert_eq!(validate_event(&f, 0), Ok(()));
-        let s = EventFields { event_id: Field::Binary, ..valid() };
+        let s = EventFields {
+            event_id: Field::Binary,
+            ..valid()
+        };
         assert_eq!(validate_event(&s, 0), Err(EventRule::IdType));
         assert_eq!(EventRule::IdType.kind(), EventKind::TypeMismatch);
     }
@@ -261,9 +284,18 @@ mod tests {
     #[test]
     fn size_boundary() {
         assert_eq!(validate_data_size(MAX_DATA_SIZE), Ok(()));
-        assert_eq!(validate_data_size(MAX_DATA_SIZE + 1), Err(EventRule::DataTooLarge));
-        let bad_types = EventFields { pid: Field::Atom, ..valid() };
-        assert_eq!(validate_event(&bad_types, u64::MAX), Err(EventRule::PidType));
+        assert_eq!(
+            validate_data_size(MAX_DATA_SIZE + 1),
+            Err(EventRule::DataTooLarge)
+        );
+        let bad_types = EventFields {
+            pid: Field::Atom,
+            ..valid()
+        };
+        assert_eq!(
+            validate_event(&bad_types, u64::MAX),
+            Err(EventRule::PidType)
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 /// The default configuration (API.md section 3) as a value.
 pub fn default_config() -> Value {
     map(vec![
-        ("__struct__", atom("Elixir.ElixirScope.Foundation.Types.Config")),
+        (
+            "__struct__",
+            atom("Elixir.ElixirScope.Foundation.Types.Config"),
+        ),
         ("ai", default_ai()),
         ("capture", default_capture()),
         ("storage", default_storage()),
