@@ -249,9 +249,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp start_child(sup, spec) do
     case Supervisor.start_child(sup, spec) do
+      # Known to the supervisor but stopped: restart it in place (with the
+      # options it was first started with).
       {:error, :already_present} ->
-        Supervisor.delete_child(sup, __MODULE__)
-        Supervisor.start_child(sup, spec)
+        Supervisor.restart_child(sup, __MODULE__)
 
       other ->
         other
