@@ -15,7 +15,10 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     assert {:ok, 1} = Native.store_put(s, e)
     assert Native.store_get(s, 1) == e
     assert Native.store_get(s, 2) == nil
-    assert {:ok, [2, 3]} = Native.store_put_batch(s, [event(2, timestamp: 1), event(3, timestamp: 10)])
+
+    assert {:ok, [2, 3]} =
+             Native.store_put_batch(s, [event(2, timestamp: 1), event(3, timestamp: 10)])
+
     assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c")
     assert {:ok, [%Event{event_id: 2}]} = Native.store_query(s, :test, {0, 1}, true, 0, 0)
     assert {:ok, [%Event{event_id: 1}]} = Native.store_query(s, nil, nil, false, 0, 1)
