@@ -59,7 +59,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_get(_store, _id), do: :erlang.nif_error(:not_loaded)
   def store_get_by_correlation(_store, _cid), do: :erlang.nif_error(:not_loaded)
 
-  def store_query(_store, _type, _range, _by_timestamp, _offset, _limit),
+  def store_query(_store, _type, _range, _order, _offset, _limit),
     do: :erlang.nif_error(:not_loaded)
 
   def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)

@@ -11,7 +11,7 @@ enum Op {
     Put(u64, u8, i64, Option<u8>),
     Get(u64),
     Corr(u8),
-    Query(Option<u8>, Option<(i64, i64)>, bool, usize, Option<usize>),
+    Query(Option<u8>, Option<(i64, i64)>, u8, usize, Option<usize>),
     Prune(i64),
 }
 
@@ -24,7 +24,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (
             proptest::option::of(0..4u8),
             proptest::option::of((-25..25i64, -25..25i64)),
-            any::<bool>(),
+            0..3u8,
             0..5usize,
             proptest::option::of(0..8usize),
         )
@@ -53,11 +53,12 @@ impl Model {
         }
     }
 
-    fn sorted(&self, mut v: Vec<(u64, Row)>, by_time: bool) -> Vec<u64> {
-        if by_time {
-            v.sort_by_key(|(id, r)| (r.1, *id));
-        } else {
-            v.sort_by_key(|(id, _)| *id);
+    /// Sorts by id (0), (timestamp, id) (1) or that reversed (2).
+    fn sorted(&self, mut v: Vec<(u64, Row)>, order: u8) -> Vec<u64> {
+        match order {
+            0 => v.sort_by_key(|(id, _)| *id),
+            1 => v.sort_by_key(|(id, r)| (r.1, *id)),
+            _ => v.sort_by_key(|(id, r)| std::cmp::Reverse((r.1, *id))),
         }
         v.into_iter().map(|(id, _)| id).collect()
     }
@@ -114,14 +115,14 @@ fn run(ops: Vec<Op>, shards: usize, max: usize) {
                     .collect();
                 assert_eq!(
                     ids(store.get_by_correlation(&corr(c)).unwrap()),
-                    model.sorted(want, true)
+                    model.sorted(want, 1)
                 );
             }
-            Op::Query(t, range, by_time, offset, limit) => {
+            Op::Query(t, range, order, offset, limit) => {
                 let q = Query {
                     event_type: t.map(name),
                     time_range: range,
-                    order: if by_time { Order::Timestamp } else { Order::Id },
+                    order: [Order::Id, Order::Timestamp, Order::TimestampDesc][order as usize],
                     offset,
                     limit,
                 };
@@ -133,7 +134,7 @@ fn run(ops: Vec<Op>, shards: usize, max: usize) {
                     .map(|(i, r)| (*i, *r))
                     .collect();
                 let want: Vec<u64> = model
-                    .sorted(hits, by_time)
+                    .sorted(hits, order)
                     .into_iter()
                     .skip(offset)
                     .take(limit.unwrap_or(usize::MAX))

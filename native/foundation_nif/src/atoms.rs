@@ -39,6 +39,7 @@ rustler::atoms! {
     async_failed,
     async_queue_len,
     max_id,
+    timestamp_desc,
     queue_full,
     event_struct = "Elixir.ElixirScope.Foundation.Types.Event",
     struct_key = "__struct__",

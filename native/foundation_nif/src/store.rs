@@ -4,10 +4,9 @@
 
 use crate::atoms;
 use crate::error::NifOutcome;
-use crate::store_codec::{list_terms, to_new_event, to_term, to_terms};
-use foundation_core::store::{NewEvent, Order, Query, Store, StoreConfig};
+use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
+use foundation_core::store::{NewEvent, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
-use std::sync::Arc;
 
 /// The store resource.
 pub struct StoreHandle(pub Store);
@@ -93,30 +92,11 @@ fn store_query<'a>(
     store: ResourceArc<StoreHandle>,
     event_type: Atom,
     time_range: Option<(i64, i64)>,
-    by_timestamp: bool,
+    order: Atom,
     offset: usize,
     limit: usize,
 ) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
-    // `nil` means "any type" (Option<Atom> would decode nil as Some(nil)).
-    let event_type = match event_type == atoms::nil() {
-        true => None,
-        false => Some(Arc::from(
-            event_type.to_term(env).atom_to_string()?.as_bytes(),
-        )),
-    };
-    let order = if by_timestamp {
-        Order::Timestamp
-    } else {
-        Order::Id
-    };
-    let limit = (limit > 0).then_some(limit);
-    let q = Query {
-        event_type,
-        time_range,
-        order,
-        offset,
-        limit,
-    };
+    let q = query_from(env, event_type, time_range, order, offset, limit)?;
     match store.0.query(&q) {
         Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
         Err(e) => Ok(Err(e.into())),

@@ -8,10 +8,10 @@
 //! stored one (pids, refs and funs included).
 
 use crate::atoms;
-use foundation_core::store::{Bytes, NewEvent};
+use foundation_core::store::{Bytes, NewEvent, Order, Query};
 use foundation_core::CoreError;
 use rustler::types::tuple::{get_tuple, make_tuple};
-use rustler::{Binary, Encoder, Env, Error, NifResult, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
 use std::sync::Arc;
 
 const TAG_FULL: u8 = 0;
@@ -118,4 +118,37 @@ pub fn list_terms(list: Term) -> NifResult<Vec<Term>> {
         rest = tail;
     }
     Ok(items)
+}
+
+/// Builds a core query from the NIF arguments: a `nil` type means any type
+/// (rustler's `Option<Atom>` would decode nil as `Some(nil)`), order is
+/// `:timestamp`, `:timestamp_desc` or anything else for ascending id, and a
+/// limit of 0 means none.
+pub fn query_from(
+    env: Env,
+    event_type: Atom,
+    time_range: Option<(i64, i64)>,
+    order: Atom,
+    offset: usize,
+    limit: usize,
+) -> NifResult<Query> {
+    let event_type = match event_type == atoms::nil() {
+        true => None,
+        false => Some(Arc::from(
+            event_type.to_term(env).atom_to_string()?.as_bytes(),
+        )),
+    };
+    let order = match order {
+        o if o == atoms::timestamp() => Order::Timestamp,
+        o if o == atoms::timestamp_desc() => Order::TimestampDesc,
+        _ => Order::Id,
+    };
+    let limit = (limit > 0).then_some(limit);
+    Ok(Query {
+        event_type,
+        time_range,
+        order,
+        offset,
+        limit,
+    })
 }

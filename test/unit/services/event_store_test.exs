@@ -124,6 +124,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert ids(EventStore.query(%{limit: 3, offset: 2, order_by: :event_id})) == [3, 4, 5]
       assert ids(EventStore.query(%{limit: 0, offset: -1})) == Enum.to_list(1..10)
       assert ids(EventStore.query(%{order_by: :timestamp, limit: 2})) == [10, 9]
+      assert ids(EventStore.query(%{order_by: :timestamp_desc, limit: 2})) == [1, 2]
     end
 
     test "unknown keys are ignored; malformed values are errors, not crashes" do

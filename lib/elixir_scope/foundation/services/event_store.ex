@@ -116,8 +116,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc """
   Events matching `query`: `:event_type`, `:time_range` (`{start, stop}`,
-  inclusive), `:order_by` (`:event_id` or `:timestamp`; anything else orders
-  by ascending id), `:offset` (if >= 0), `:limit` (if > 0). Other keys are
+  inclusive), `:order_by` (`:event_id` or `:timestamp` ascending, or, an
+  addition, `:timestamp_desc` newest first; anything else orders by
+  ascending id), `:offset` (if >= 0), `:limit` (if > 0). Other keys are
   ignored.
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
@@ -125,8 +126,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle} <- handle(opts) do
       case Support.normalize_query(query) do
-        {:ok, {type, range, by_ts, offset, limit}} ->
-          Support.native(Native.store_query(handle, type, range, by_ts, offset, limit))
+        {:ok, {type, range, order, offset, limit}} ->
+          Support.native(Native.store_query(handle, type, range, order, offset, limit))
 
         :empty ->
           {:ok, []}

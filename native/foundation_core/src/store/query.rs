@@ -11,6 +11,8 @@ pub enum Order {
     Id,
     /// Ascending timestamp, ties by ascending id.
     Timestamp,
+    /// Descending timestamp, ties by descending id (newest first).
+    TimestampDesc,
 }
 
 /// A query over the store (API.md section 16 `query/1`).
@@ -42,6 +44,7 @@ impl Query {
         match self.order {
             Order::Id => all.sort_unstable_by_key(|((_, id), _)| *id),
             Order::Timestamp => all.sort_unstable_by_key(|(key, _)| *key),
+            Order::TimestampDesc => all.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key)),
         }
         let limit = self.limit.unwrap_or(usize::MAX);
         all.into_iter()

@@ -228,6 +228,11 @@ impl Shard {
                 .take(want)
                 .filter_map(|k| self.hit(*k))
                 .collect(),
+            (Order::TimestampDesc, range) => time_range(times, range)
+                .rev()
+                .take(want)
+                .filter_map(|k| self.hit(*k))
+                .collect(),
             (Order::Id, Some(range)) => {
                 let mut keys: Vec<(i64, u64)> = time_range(times, Some(range)).copied().collect();
                 keys.sort_unstable_by_key(|&(_, id)| id);

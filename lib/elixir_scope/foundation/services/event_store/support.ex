@@ -73,7 +73,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   end
 
   @doc """
-  `{:ok, {type, range, by_timestamp?, offset, limit}}`, `:empty` (a
+  `{:ok, {type, range, order, offset, limit}}`, `:empty` (a
   non-atom type matches nothing) or an invalid-input error.
   """
   def normalize_query(query) do
@@ -81,9 +81,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
          {:ok, range} <- query_range(Map.get(query, :time_range)),
          {:ok, offset} <- query_int(:offset, Map.get(query, :offset), &(&1 >= 0)),
          {:ok, limit} <- query_int(:limit, Map.get(query, :limit), &(&1 > 0)) do
-      {:ok, {type, range, Map.get(query, :order_by) == :timestamp, offset, limit}}
+      {:ok, {type, range, order(Map.get(query, :order_by)), offset, limit}}
     end
   end
+
+  defp order(order) when order in [:timestamp, :timestamp_desc], do: order
+  defp order(_order), do: :event_id
 
   defp query_type(type) when is_atom(type), do: {:ok, type}
   defp query_type(_type), do: :empty
