@@ -10,6 +10,9 @@
 pub mod error;
 pub mod store;
 pub mod validation;
+pub mod fallback;
+pub mod json;
+pub mod metrics;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

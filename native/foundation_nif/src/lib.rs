@@ -9,9 +9,12 @@ mod alloc;
 mod atoms;
 mod decode;
 mod error;
+mod fallback;
 mod info;
 mod store;
 mod store_codec;
 mod validation;
+mod json;
+mod metrics;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
