@@ -8,11 +8,11 @@
 )]
 
 pub mod error;
-pub mod store;
-pub mod validation;
 pub mod fallback;
 pub mod json;
 pub mod metrics;
+pub mod store;
+pub mod validation;
 pub mod value;
 
 pub use error::{CoreError, CoreResult};

@@ -11,10 +11,10 @@ mod decode;
 mod error;
 mod fallback;
 mod info;
+mod json;
+mod metrics;
 mod store;
 mod store_codec;
 mod validation;
-mod json;
-mod metrics;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
