@@ -29,8 +29,6 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
 
-  @compile {:no_warn_undefined, [TelemetryService, :telemetry]}
-
   @register_event [:elixir_scope, :foundation, :registry, :register]
   @lookup_event [:elixir_scope, :foundation, :registry, :lookup]
 
@@ -259,34 +257,13 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
 
   # -- helpers ---------------------------------------------------------------
 
+  # TelemetryService.execute/3 records in the caller (no registry lookup, so
+  # no recursion) and forwards to :telemetry; belt and braces: nothing it
+  # raises reaches the registry's caller.
   defp emit(event, measurements, metadata) do
-    if telemetry_service?() do
-      TelemetryService.execute(event, measurements, metadata)
-    else
-      if function_exported?(:telemetry, :execute, 3),
-        do: :telemetry.execute(event, measurements, metadata)
-    end
-
-    :ok
+    TelemetryService.execute(event, measurements, metadata)
   catch
     _kind, _reason -> :ok
-  end
-
-  # Cached once: TelemetryService is part of this library, so its presence
-  # does not change while the VM runs.
-  defp telemetry_service? do
-    case :persistent_term.get({__MODULE__, :telemetry_service}, nil) do
-      nil ->
-        present =
-          Code.ensure_loaded?(TelemetryService) and
-            function_exported?(TelemetryService, :execute, 3)
-
-        :persistent_term.put({__MODULE__, :telemetry_service}, present)
-        present
-
-      present ->
-        present
-    end
   end
 
   defp debug(message_fun) do

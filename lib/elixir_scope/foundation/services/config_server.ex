@@ -39,8 +39,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
 
-  @compile {:no_warn_undefined, [EventStore, TelemetryService]}
-
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
 
@@ -449,12 +447,31 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Hands the audit event off; never waits for or crashes on the EventStore.
   defp audit(state, type, data) do
     outcome =
-      if loaded?(EventStore) and ProcessRegistry.registered?(state.namespace, :event_store),
+      if ProcessRegistry.registered?(state.namespace, :event_store),
         do: hand_off(type, data, state.namespace),
         else: :skipped
 
-    key = %{ok: :sent, failed: :failures, skipped: :skipped}[outcome]
-    %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+    case outcome do
+      :ok -> bump(state, :sent)
+      :skipped -> bump(state, :skipped)
+      {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
+    end
+  end
+
+  defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+
+  # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
+  # so an EventStore outage does not flood it.
+  defp log_failure(state, type, reason) do
+    n = state.audit.failures
+
+    if rem(n, 100) == 0,
+      do:
+        Logger.warning(
+          "ConfigServer audit event #{type} not handed off (#{n + 1} failures so far): #{inspect(reason)}"
+        )
+
+    state
   end
 
   defp hand_off(type, data, namespace) do
@@ -462,48 +479,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
          :ok <- EventStore.store_async(event, namespace: namespace) do
       :ok
     else
-      other ->
-        Logger.warning("ConfigServer audit event #{type} not handed off: #{inspect(other)}")
-        :failed
+      other -> {:failed, other}
     end
   catch
-    kind, reason ->
-      Logger.warning("ConfigServer audit event #{type} failed: #{inspect({kind, reason})}")
-      :failed
+    kind, reason -> {:failed, {kind, reason}}
   end
 
   defp count(namespace, name, metadata) do
-    cond do
-      not loaded?(TelemetryService) ->
-        :ok
-
-      namespace == :production ->
-        TelemetryService.emit_counter(name, 1, metadata)
-
-      function_exported?(TelemetryService, :emit_counter, 4) ->
-        TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
-
-      true ->
-        :ok
-    end
+    TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
   catch
     _, _ -> :ok
-  end
-
-  # Modules of other parts of the library: checked once (calling an absent
-  # module would search the code path on every update).
-  defp loaded?(module) do
-    key = {__MODULE__, :loaded, module}
-
-    case :persistent_term.get(key, nil) do
-      nil ->
-        loaded = Code.ensure_loaded?(module)
-        :persistent_term.put(key, loaded)
-        loaded
-
-      loaded ->
-        loaded
-    end
   end
 
   defp now_ms, do: System.monotonic_time(:millisecond)
