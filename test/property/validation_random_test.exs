@@ -12,7 +12,12 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
   alias ElixirScope.Foundation.Validation.{ConfigValidator, EventValidator}
 
   @iterations 400
-  @atoms [:mock, :gemini, :bogus, :fast, :block, :zstd, :none, nil, true, false, :test]
+  @atoms [:mock, :openai, :anthropic, :gemini, :bogus, :fast, :balanced, :thorough] ++
+           [:drop_oldest, :drop_newest, :block, :error, :zstd, :gzip, :none, :lz4] ++
+           [nil, true, false, :test]
+  @interesting @atoms ++
+                 [-1, 0, 1, 2, 2 ** 70, -(2 ** 70), -0.0, 0.0, 1.0, 1.0000001, 1.0e308] ++
+                 ["./data", <<0xFF>>]
   @leaf_paths [
     [:ai, :provider],
     [:ai, :analysis, :timeout],
@@ -109,7 +114,8 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
       path =
         if :rand.uniform(5) == 1, do: Enum.take(path, :rand.uniform(length(path))), else: path
 
-      put_path(c, path, random_term())
+      value = if :rand.uniform(2) == 1, do: pick(@interesting), else: random_term()
+      put_path(c, path, value)
     end)
   end
 
@@ -126,7 +132,7 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
   end
 
   test "ConfigValidator matches the reference model on random configs" do
-    for _ <- 1..@iterations do
+    for _ <- 1..3_000 do
       config = random_config()
       assert run_validator(config) == Ref.validate_config(config), inspect(config, limit: 8)
     end
@@ -231,6 +237,27 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
         :binary.copy(<<:rand.uniform(255)>>, :rand.uniform(40)) <> :crypto.strong_rand_bytes(8)
 
       assert {:error, %Types.Error{}} = EventLogic.deserialize_event(<<131>> <> garbage)
+    end
+  end
+
+  test "malformed structs and non-structs raise only the documented exceptions" do
+    for _ <- 1..@iterations do
+      term = random_term()
+      assert_raise FunctionClauseError, fn -> ConfigValidator.validate(term) end
+      assert_raise FunctionClauseError, fn -> EventValidator.validate(term) end
+
+      field = pick([:event_id, :event_type, :timestamp, :pid, :parent_id])
+      broken = Map.delete(Event.new(:test), field)
+      assert_raise ArgumentError, fn -> EventValidator.validate(broken) end
+
+      section = pick([:ai, :capture, :storage, :interface, :dev])
+      config = Map.put(Config.new(), section, term)
+
+      case safe(fn -> ConfigValidator.validate(config) end) do
+        :ok -> flunk("a random #{section} section passed: #{inspect(term, limit: 5)}")
+        {:error, %Types.Error{code: code}} -> assert code in 1001..1004
+        {:raised, e} -> assert e.__struct__ in [FunctionClauseError, KeyError]
+      end
     end
   end
 

@@ -26,9 +26,9 @@ defmodule ElixirScope.Foundation.Test.ValidationReference do
   defp halt_unless_ok(other), do: {:halt, other}
 
   defp pos?(map, keys),
-    do: is_map(map) and Enum.all?(keys, &(is_integer(map[&1]) and map[&1] > 0))
+    do: is_map(map) and Enum.all?(keys, &(is_integer(Map.get(map, &1)) and Map.get(map, &1) > 0))
 
-  defp bools?(map, keys), do: is_map(map) and Enum.all?(keys, &is_boolean(map[&1]))
+  defp bools?(map, keys), do: is_map(map) and Enum.all?(keys, &is_boolean(Map.get(map, &1)))
   defp err(type, msg), do: {:error, {type, msg}}
 
   defp section(:ai, %{provider: p} = ai) do
@@ -55,7 +55,7 @@ defmodule ElixirScope.Foundation.Test.ValidationReference do
       not pos?(rb, [:size, :max_events]) ->
         err(:validation_failed, "Invalid ring buffer configuration")
 
-      rb[:overflow_strategy] not in [:drop_oldest, :drop_newest, :block] ->
+      Map.get(rb, :overflow_strategy) not in [:drop_oldest, :drop_newest, :block] ->
         err(:invalid_config_value, "Invalid overflow strategy")
 
       not pos?(pr, [:batch_size, :flush_interval, :max_queue_size]) ->
@@ -126,10 +126,11 @@ defmodule ElixirScope.Foundation.Test.ValidationReference do
 
   defp warm(%{enable: true} = w) do
     cond do
-      not (is_binary(w[:path]) and is_integer(w[:max_size_mb]) and w[:max_size_mb] > 0) ->
+      not (is_binary(Map.get(w, :path)) and is_integer(Map.get(w, :max_size_mb)) and
+               Map.get(w, :max_size_mb) > 0) ->
         err(:validation_failed, "Invalid warm storage configuration")
 
-      w[:compression] not in [:none, :gzip, :zstd] ->
+      Map.get(w, :compression) not in [:none, :gzip, :zstd] ->
         err(:invalid_config_value, "Invalid compression type")
 
       true ->

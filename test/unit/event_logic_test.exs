@@ -147,6 +147,16 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
       assert EventLogic.deserialize_event(plain) == {:ok, event}
     end
 
+    test "loose bounds of API.md section 22: 400-byte event < 2 ms, 20-level data < 10 ms" do
+      {:ok, small} = EventLogic.create_event(:test, %{payload: String.duplicate("x", 300)})
+      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.serialize_event(small) end)
+      assert micros < 2_000
+
+      nested = Enum.reduce(1..20, :leaf, fn i, acc -> %{level: i, child: acc} end)
+      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.create_event(:test, nested) end)
+      assert micros < 10_000
+    end
+
     test "calculate_serialized_size/1 == byte_size(serialize)", %{event: event} do
       {:ok, bin} = EventLogic.serialize_event(event)
       assert EventLogic.calculate_serialized_size(event) == {:ok, byte_size(bin)}
