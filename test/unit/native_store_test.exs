@@ -38,6 +38,31 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     assert Native.store_get(s, 7) == odd
   end
 
+  test "wall_time values of every shape round-trip exactly" do
+    s = new_store()
+    {:ok, local} = DateTime.new(~D[2020-01-02], ~T[03:04:05.123], "Etc/UTC")
+    shifted = %{local | time_zone: "Europe/X", zone_abbr: "X", utc_offset: 3600, std_offset: 0}
+    other_calendar = %{DateTime.utc_now() | calendar: :not_iso}
+    extra_key = Map.put(DateTime.utc_now(), :extra, 1)
+
+    walls = [
+      DateTime.utc_now(),
+      local,
+      shifted,
+      other_calendar,
+      extra_key,
+      ~N[2020-01-01 00:00:00],
+      {1, 2},
+      nil
+    ]
+
+    for {wall, id} <- Enum.with_index(walls, 1) do
+      e = event(id, wall_time: wall, node: node(), pid: self())
+      assert {:ok, ^id} = Native.store_put(s, e)
+      assert Native.store_get(s, id) === e
+    end
+  end
+
   test "errors are {kind, detail} tuples" do
     s = new_store(1)
     assert {:error, {:invalid_input, detail}} = Native.store_put(s, event(1 <<< 64))

@@ -17,6 +17,7 @@ mod json;
 mod metrics;
 mod store;
 mod store_codec;
+mod store_datetime;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");
