@@ -67,6 +67,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
+<<<<<<< HEAD
   # metrics
   def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
 
@@ -92,4 +93,6 @@ defmodule ElixirScope.Foundation.Native do
   def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
   def fallback_list, do: :erlang.nif_error(:not_loaded)
   def fallback_take, do: :erlang.nif_error(:not_loaded)
+=======
+>>>>>>> h5
 end
