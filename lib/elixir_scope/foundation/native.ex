@@ -67,7 +67,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
-<<<<<<< HEAD
+
   # metrics
   def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
 
@@ -93,6 +93,4 @@ defmodule ElixirScope.Foundation.Native do
   def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
   def fallback_list, do: :erlang.nif_error(:not_loaded)
   def fallback_take, do: :erlang.nif_error(:not_loaded)
-=======
->>>>>>> h5
 end
