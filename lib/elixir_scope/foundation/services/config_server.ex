@@ -375,7 +375,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp apply_update(state, new_config, path, value) do
     previous = ConfigLogic.get_config_value(state.config, path)
-    publish(state.namespace, new_config)
+    # Republishing costs a global literal-area scan: skip it for a no-op update.
+    if new_config != state.config, do: publish(state.namespace, new_config)
     notify(state.subscribers, {:config_updated, path, value})
 
     metrics = %{
