@@ -52,8 +52,9 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
       assert a.correlation_id != b.correlation_id
     end
 
-    test "bad options raise" do
-      assert_raise ArgumentError, fn -> ErrorContext.new(M, :f, bogus: 1) end
+    test "unknown options are ignored, non-keyword options raise" do
+      assert %ErrorContext{metadata: %{}} = ErrorContext.new(M, :f, bogus: 1)
+      assert_raise ArgumentError, fn -> ErrorContext.new(M, :f, [[1]]) end
       assert_raise FunctionClauseError, fn -> ErrorContext.new(M, :f, :bogus) end
     end
   end
@@ -528,9 +529,7 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
   end
 
   defp check_new_opts(opts) do
-    valid? =
-      Keyword.keyword?(opts) and
-        Keyword.keys(opts) -- [:correlation_id, :metadata, :parent_context] == []
+    valid? = Keyword.keyword?(opts)
 
     cond do
       valid? -> assert %ErrorContext{} = ErrorContext.new(M, :f, opts)

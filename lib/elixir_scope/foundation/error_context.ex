@@ -101,7 +101,6 @@ defmodule ElixirScope.Foundation.ErrorContext do
     Keyword.keyword?(opts) ||
       raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
 
-    opts = Keyword.validate!(opts, [:correlation_id, :metadata, :parent_context])
     now = Utils.monotonic_timestamp()
 
     %__MODULE__{

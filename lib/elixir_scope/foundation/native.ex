@@ -38,32 +38,6 @@ defmodule ElixirScope.Foundation.Native do
   # info
   def native_version, do: :erlang.nif_error(:not_loaded)
 
-  # metrics
-  def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
-
-  def metrics_record(_handle, _name, _measurements, _metadata, _now),
-    do: :erlang.nif_error(:not_loaded)
-
-  def metrics_emit_counter(_handle, _name, _value, _metadata, _now),
-    do: :erlang.nif_error(:not_loaded)
-
-  def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)
-  def metrics_cleanup(_handle, _cutoff), do: :erlang.nif_error(:not_loaded)
-  def metrics_clear(_handle), do: :erlang.nif_error(:not_loaded)
-  def metrics_status(_handle), do: :erlang.nif_error(:not_loaded)
-  def metrics_attach(_handle, _names), do: :erlang.nif_error(:not_loaded)
-  def metrics_detach(_handle, _names), do: :erlang.nif_error(:not_loaded)
-  def metrics_clear_handlers(_handle), do: :erlang.nif_error(:not_loaded)
-
-  # json (Events.GracefulDegradation fallback)
-  def json_encode(_term), do: :erlang.nif_error(:not_loaded)
-  def json_decode(_binary), do: :erlang.nif_error(:not_loaded)
-
-  # fallback (store_safe buffer)
-  def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
-  def fallback_list, do: :erlang.nif_error(:not_loaded)
-  def fallback_take, do: :erlang.nif_error(:not_loaded)
-
   # validation
   def config_validate(_config), do: :erlang.nif_error(:not_loaded)
   def config_validate_section(_section, _value), do: :erlang.nif_error(:not_loaded)
@@ -93,4 +67,30 @@ defmodule ElixirScope.Foundation.Native do
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
+
+  # metrics
+  def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
+
+  def metrics_record(_handle, _name, _measurements, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_emit_counter(_handle, _name, _value, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_cleanup(_handle, _cutoff), do: :erlang.nif_error(:not_loaded)
+  def metrics_clear(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_status(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_attach(_handle, _names), do: :erlang.nif_error(:not_loaded)
+  def metrics_detach(_handle, _names), do: :erlang.nif_error(:not_loaded)
+  def metrics_clear_handlers(_handle), do: :erlang.nif_error(:not_loaded)
+
+  # json (Events.GracefulDegradation fallback)
+  def json_encode(_term), do: :erlang.nif_error(:not_loaded)
+  def json_decode(_binary), do: :erlang.nif_error(:not_loaded)
+
+  # fallback (store_safe buffer)
+  def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
+  def fallback_list, do: :erlang.nif_error(:not_loaded)
+  def fallback_take, do: :erlang.nif_error(:not_loaded)
 end

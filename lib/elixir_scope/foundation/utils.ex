@@ -300,7 +300,8 @@ defmodule ElixirScope.Foundation.Utils do
     Keyword.keyword?(opts) ||
       raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
 
-    opts = Keyword.validate!(opts, max_attempts: 3, base_delay: 100, max_delay: 5000)
+    # Unknown keys are ignored, as in the original (drop-in callers).
+    opts = Keyword.merge([max_attempts: 3, base_delay: 100, max_delay: 5000], opts)
     do_retry(fun, 1, Map.new(opts))
   end
 

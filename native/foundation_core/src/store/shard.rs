@@ -4,7 +4,7 @@
 //! nothing here synchronizes. Every index is ordered, which is what makes
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
-use super::query::{Order, Query};
+use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -204,54 +204,35 @@ impl Shard {
         self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
     }
 
-    fn id_hit(&self, id: u64) -> Option<Hit> {
-        self.by_id
-            .get(&id)
-            .map(|r| ((r.timestamp, id), r.payload.clone()))
-    }
-
-    /// The first `want` hits of this shard for `q`, in `q.order`
-    /// (`want == None`: all of them).
-    pub(crate) fn query(&self, q: &Query, want: Option<usize>) -> Vec<Hit> {
-        let want = want.unwrap_or(usize::MAX);
+    /// This shard's matches for `q` (filters only, no offset/limit) as
+    /// `(rank, id)` in ascending rank, lazily: see `query::rank`.
+    pub(crate) fn query_keys<'a>(
+        &'a self,
+        q: &Query,
+    ) -> Box<dyn Iterator<Item = (u128, u64)> + 'a> {
         let type_index = match &q.event_type {
             Some(t) => match self.by_type.get(t.as_ref()) {
                 Some(ti) => Some(ti),
-                None => return Vec::new(),
+                None => return Box::new(std::iter::empty()),
             },
             None => None,
         };
         let times = type_index.map_or(&self.by_time, |ti| &ti.times);
-        match (q.order, q.time_range) {
-            (_, Some((start, stop))) if start > stop => Vec::new(),
-            (Order::Timestamp, range) => time_range(times, range)
-                .take(want)
-                .filter_map(|k| self.hit(*k))
-                .collect(),
-            (Order::TimestampDesc, range) => time_range(times, range)
-                .rev()
-                .take(want)
-                .filter_map(|k| self.hit(*k))
-                .collect(),
+        let order = q.order;
+        let ranked = move |&(ts, id): &(i64, u64)| (rank(order, ts, id), id);
+        match (order, q.time_range) {
+            (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
+            (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
+            (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
             (Order::Id, Some(range)) => {
-                let mut keys: Vec<(i64, u64)> = time_range(times, Some(range)).copied().collect();
-                keys.sort_unstable_by_key(|&(_, id)| id);
-                keys.truncate(want);
-                keys.into_iter().filter_map(|k| self.hit(k)).collect()
+                let mut keys: Vec<(u128, u64)> =
+                    time_range(times, Some(range)).map(ranked).collect();
+                keys.sort_unstable();
+                Box::new(keys.into_iter())
             }
             (Order::Id, None) => match type_index {
-                Some(ti) => ti
-                    .ids
-                    .iter()
-                    .take(want)
-                    .filter_map(|id| self.id_hit(*id))
-                    .collect(),
-                None => self
-                    .by_id
-                    .keys()
-                    .take(want)
-                    .filter_map(|id| self.id_hit(*id))
-                    .collect(),
+                Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id))),
+                None => Box::new(self.by_id.keys().map(|&id| (u128::from(id), id))),
             },
         }
     }
