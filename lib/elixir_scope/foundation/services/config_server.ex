@@ -131,13 +131,23 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @spec reset(opts()) :: :ok | {:error, Error.t()}
   def reset(opts \\ []), do: call(opts, :reset_config)
 
-  @doc "Subscribes `pid` (default the caller) to notifications; idempotent."
-  @spec subscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def subscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:subscribe, pid})
+  @doc """
+  Subscribes `pid` (default the caller) to notifications; idempotent.
+  `subscribe(namespace: ns)` subscribes the caller to another namespace.
+  """
+  @spec subscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def subscribe(pid_or_opts \\ self(), opts \\ [])
+  def subscribe(opts, []) when is_list(opts), do: subscribe(self(), opts)
+  def subscribe(pid, opts) when is_pid(pid), do: call(opts, {:subscribe, pid})
 
-  @doc "Unsubscribes `pid` (default the caller); `:ok` even if not subscribed."
-  @spec unsubscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def unsubscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
+  @doc """
+  Unsubscribes `pid` (default the caller); `:ok` even if not subscribed.
+  `unsubscribe(namespace: ns)` unsubscribes the caller from another namespace.
+  """
+  @spec unsubscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def unsubscribe(pid_or_opts \\ self(), opts \\ [])
+  def unsubscribe(opts, []) when is_list(opts), do: unsubscribe(self(), opts)
+  def unsubscribe(pid, opts) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
 
   @doc """
   `{:ok, %{status: :running, uptime_ms, updates_count, last_update,
