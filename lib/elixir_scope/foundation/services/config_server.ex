@@ -11,12 +11,17 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}`.
-  * **Audit and counters** are handed off without waiting:
-    `Services.EventStore.store_async/2` (event built with `Logic.EventLogic.create_event/2`, i.e. `Events.new_event/2`) (bounded queue drained outside this
-    process) and `Services.TelemetryService.emit_counter/3`. A slow, crashed
-    or absent EventStore never delays or crashes the server; every audit
-    event that could not be handed off is counted in `status/0`
-    (`audit_failures`, `audit_skipped`).
+  * **Audit and counters** are handed off without waiting, in the server's
+    own namespace: the audit event (built with
+    `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
+    `Services.EventStore.store_async/2` (a bounded queue drained outside this
+    process), the counter to `Services.TelemetryService.emit_counter/4`. A
+    slow, crashed or absent EventStore never delays or crashes the server;
+    every audit event that could not be handed off is counted in `status/0`
+    (`audit_failures`; `audit_skipped` when no EventStore is registered).
+    Audit data: `:config_updated` → `%{path, new_value, previous_value:
+    {:ok, old}, timestamp: mono_ms}`; `:config_reset` → `%{timestamp,
+    reset_from_updates_count}`.
 
   Every public function targets the `:production` instance and takes a
   trailing `opts` keyword with `namespace: :production | {:test, ref}` to
