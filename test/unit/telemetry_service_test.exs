@@ -75,6 +75,29 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
+  describe "nesting, seeded random names" do
+    test "every recorded name is found at its path with its exact count" do
+      :rand.seed(:exsss, {1, 2, 3})
+      {ns, _} = start()
+      segments = [:a, :b, :c, :d]
+
+      model =
+        Enum.reduce(1..2_000, %{}, fn _, acc ->
+          name = for _ <- 1..:rand.uniform(3), do: Enum.random(segments)
+          :ok = TelemetryService.emit_counter(name, %{}, namespace: ns)
+          Map.update(acc, name, 1, &(&1 + 1))
+        end)
+
+      m = metrics(ns)
+
+      for {name, count} <- model do
+        assert %{count: ^count, measurements: %{counter: ^count}} = get_in(m, name)
+      end
+
+      assert status(ns).metrics_count == map_size(model)
+    end
+  end
+
   describe "recording rules" do
     test "gauge, counter, average, non-numeric, first metadata, exact terms" do
       {ns, _} = start()

@@ -21,9 +21,6 @@ defmodule ElixirScope.Foundation.Events.GracefulDegradation do
   alias ElixirScope.Foundation.{Events, Native, Utils}
   alias ElixirScope.Foundation.Types.Event
 
-  # Events is h3's facade; it lands with the EventStore branch.
-  @compile {:no_warn_undefined, [Events, Utils]}
-
   @typedoc "Result of `flush_buffer/0`."
   @type flush_result :: %{stored: non_neg_integer(), failed: non_neg_integer()}
 

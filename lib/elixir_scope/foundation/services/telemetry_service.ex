@@ -27,6 +27,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   come back exactly as given (pids, refs, funs included). Integers beyond 64
   bits are merged as floats. Names must be lists of atoms (Latin-1 atoms on
   OTP 25); other names are forwarded to `:telemetry` but not recorded.
+  Metadata is encoded once per name (first event only); non-numeric
+  measurement values on every event, on a normal scheduler: keep them small.
 
   ## `:telemetry` forwarding
 
@@ -471,11 +473,14 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp whereis(namespace), do: GenServer.whereis(via(namespace))
 
+  # A service that stops between the lookup and the call is unavailable too.
   defp call(namespace, message) do
     case whereis(namespace) do
-      nil -> {:error, unavailable_error()}
+      nil -> unavailable()
       pid -> GenServer.call(pid, message)
     end
+  catch
+    :exit, _reason -> unavailable()
   end
 
   # Hot path: no Keyword.validate! cost for the common `[]`.
