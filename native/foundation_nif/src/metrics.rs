@@ -133,13 +133,7 @@ fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
 
 /// Cached increment by segment ids when possible, else the general path
 /// (which caches the entry for the next call of this thread).
-fn add_counter(
-    m: &Metrics,
-    name: Term,
-    value: Term,
-    metadata: Term,
-    now: i64,
-) -> Outcome<bool> {
+fn add_counter(m: &Metrics, name: Term, value: Term, metadata: Term, now: i64) -> Outcome<bool> {
     let delta = decode_measure(value);
     let meta = || metadata.to_binary().as_slice().to_vec();
     let recorded: Result<Recorded, CoreError> = match segment_ids(name)? {

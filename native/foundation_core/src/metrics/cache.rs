@@ -167,7 +167,7 @@ impl Hasher for IdHasher {
 mod tests {
     use super::*;
     use crate::metrics::{Key, Measure};
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::BuildHasher;
 
     fn cached() -> Cached {
         let entry = Entry::new(vec![(Key::Counter, Measure::Int(1))], vec![], 0);
@@ -210,11 +210,7 @@ mod tests {
     fn hasher_spreads_ids_sharing_their_low_bits() {
         let build = BuildHasherDefault::<IdHasher>::default();
         let buckets: std::collections::HashSet<u64> = (0..64u64)
-            .map(|i| {
-                let mut h = build.build_hasher();
-                [(i << 6) | 0xb].as_slice().hash(&mut h);
-                h.finish() & 63
-            })
+            .map(|i| build.hash_one([(i << 6) | 0xb].as_slice()) & 63)
             .collect();
         assert!(buckets.len() > 32, "{} buckets", buckets.len());
     }
