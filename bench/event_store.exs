@@ -192,7 +192,7 @@ defmodule Bench.EventStoreBench do
     events = Enum.map(1..n, &event(&1, wall))
 
     rows =
-      for shards <- [1, 16] do
+      for shards <- [1, 4, 16] do
         ns = {:test, make_ref()}
 
         {:ok, _} =
@@ -232,6 +232,7 @@ end
 sizes =
   case System.get_env("SIZES") do
     nil -> [10_000, 100_000, 1_000_000]
+    "" -> []
     s -> s |> String.split(",") |> Enum.map(&String.to_integer/1)
   end
 

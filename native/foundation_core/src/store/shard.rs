@@ -200,6 +200,11 @@ impl Shard {
         }
     }
 
+    /// Size of one correlation group in this shard.
+    pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
+        self.by_corr.get(cid).map_or(0, |keys| keys.len())
+    }
+
     fn hit(&self, key: (i64, u64)) -> Option<Hit> {
         self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
     }
