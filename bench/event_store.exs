@@ -89,7 +89,7 @@ defmodule Bench.EventStoreBench do
   end
 
   def measure(kind, n, events, wall) do
-    im = impl(kind, 16)
+    im = impl(kind, System.schedulers_online() * 2)
     inst = im.start.()
     before = im.memory.(inst)
     events |> Enum.chunk_every(1000) |> Enum.each(&({:ok, _} = im.batch.(inst, &1)))
