@@ -32,7 +32,7 @@ defmodule Mix.Tasks.Compile.FoundationNif do
 
   @impl Mix.Task.Compiler
   def clean do
-    File.rm(library_path())
+    _ = File.rm(library_path())
     :ok
   end
 
@@ -86,7 +86,7 @@ defmodule Mix.Tasks.Compile.FoundationNif do
 
     if source do
       File.mkdir_p!(Path.dirname(target))
-      File.rm(target)
+      _ = File.rm(target)
       File.cp!(source, target)
       {:ok, []}
     else

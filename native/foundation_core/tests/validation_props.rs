@@ -88,7 +88,9 @@ fn leaf_ok(path: &[&str], v: &Value) -> bool {
     match last {
         "provider" => is_atom_in(v, &["mock", "openai", "anthropic", "gemini"]),
         "performance_target" => {
-            matches!(v, Value::Int(i) if *i >= 0) || matches!(v, Value::Float(f) if *f >= 0.0)
+            matches!(v, Value::Int(i) if *i >= 0)
+                || matches!(v, Value::Float(f) if *f >= 0.0)
+                || big_positive(v)
         }
         "sampling_rate" => {
             matches!(v, Value::Int(0) | Value::Int(1))
@@ -104,8 +106,13 @@ fn leaf_ok(path: &[&str], v: &Value) -> bool {
         "trace_children" | "verbose_logging" | "performance_monitoring" => {
             matches!(v, Value::Bool(_))
         }
-        _ => matches!(v, Value::Int(i) if *i > 0),
+        _ => matches!(v, Value::Int(i) if *i > 0) || big_positive(v),
     }
+}
+
+/// Integers beyond 64 bits are still integers on the BEAM.
+fn big_positive(v: &Value) -> bool {
+    matches!(v, Value::BigInt(s) if !s.starts_with('-'))
 }
 
 fn model(values: &[Value]) -> Result<(), ConfigRule> {
@@ -139,6 +146,73 @@ fn any_value() -> impl Strategy<Value = Value> {
 /// Each leaf keeps its default (valid) value with probability ~2/3.
 fn leaf_values() -> impl Strategy<Value = Vec<Option<Value>>> {
     proptest::collection::vec(proptest::option::weighted(0.3, any_value()), LEAVES.len())
+}
+
+/// Boundary and set-membership values for every rule (valid and invalid).
+fn interesting() -> Vec<Value> {
+    let atoms = [
+        "mock",
+        "openai",
+        "anthropic",
+        "gemini",
+        "bogus",
+        "fast",
+        "balanced",
+        "thorough",
+        "drop_oldest",
+        "drop_newest",
+        "block",
+        "error",
+        "none",
+        "gzip",
+        "zstd",
+        "lz4",
+    ];
+    let mut values: Vec<Value> = atoms.iter().map(|a| Value::Atom(a.to_string())).collect();
+    values.extend([-1, 0, 1, 2, i64::MAX].map(Value::Int));
+    values.extend([-0.0, 0.0, 1.0, 1.000_000_1, -1e-9, 1e308].map(Value::Float));
+    values.extend([Value::Bool(true), Value::Bool(false), Value::Nil]);
+    values.push(Value::BigInt("123456789012345678901234567890".into()));
+    values.push(Value::BigInt("-123456789012345678901234567890".into()));
+    values.push(Value::Binary(b"./data".to_vec()));
+    values
+}
+
+fn mutation() -> impl Strategy<Value = (usize, Value)> {
+    (0..LEAVES.len(), proptest::sample::select(interesting()))
+}
+
+fn check_against_model(mutations: &[(usize, Value)]) -> Result<(), TestCaseError> {
+    let mut config = default_config();
+    let mut values: Vec<Value> = LEAVES
+        .iter()
+        .map(|(path, _)| {
+            path.iter()
+                .try_fold(&config, |v, k| v.get(k))
+                .cloned()
+                .unwrap_or(Value::Nil)
+        })
+        .collect();
+    for (leaf, value) in mutations {
+        config = set(&config, LEAVES[*leaf].0, value.clone());
+        values[*leaf] = value.clone();
+    }
+    prop_assert_eq!(
+        validate_config(&config),
+        model(&values).map_err(ConfigError::Rule)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn one_or_two_boundary_mutations_match_model(a in mutation(), b in proptest::option::of(mutation())) {
+        let mut mutations = vec![a];
+        mutations.extend(b);
+        check_against_model(&mutations)?;
+    }
 }
 
 proptest! {

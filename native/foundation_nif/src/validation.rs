@@ -1,21 +1,18 @@
 //! Validation NIFs: ConfigValidator and EventValidator (API.md sections 8, 9).
-//! Config trees are read as a shallow `Value` skeleton; event fields are only
-//! classified (`Field`), so a caller's `data` is never converted.
+//! The core reads config trees through `ConfigTree`, implemented here over
+//! terms (only the keys the rules name are looked up, nothing is copied);
+//! event fields are only classified (`Field`), so `data` is never converted.
 
 use crate::atoms;
-use crate::decode::to_shape;
 use crate::error::NifOutcome;
-use foundation_core::validation::{config, event, EventFields, Field, Section};
+use foundation_core::validation::{config, event, ConfigTree, EventFields, Field, Leaf, Section};
 use foundation_core::CoreError;
 use rustler::types::atom;
 use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term, TermType};
 
-/// Depth of `%Config{}` -> section -> subsection -> leaf, plus one.
-const CONFIG_DEPTH: usize = 4;
-
 #[rustler::nif]
 fn config_validate(config: Term) -> NifOutcome<Atom> {
-    config::validate_config(&to_shape(config, CONFIG_DEPTH)).map_err(CoreError::from)?;
+    config::validate_config(TermNode(config)).map_err(CoreError::from)?;
     Ok(atoms::ok())
 }
 
@@ -23,10 +20,110 @@ fn config_validate(config: Term) -> NifOutcome<Atom> {
 fn config_validate_section(section: Atom, value: Term) -> NifResult<NifOutcome<Atom>> {
     let name = section.to_term(value.get_env()).atom_to_string()?;
     let section = Section::from_name(&name).ok_or(Error::BadArg)?;
-    let shape = to_shape(value, CONFIG_DEPTH - 1);
-    Ok(config::validate_section(section, &shape)
+    Ok(config::validate_section(section, TermNode(value))
         .map(|()| atoms::ok())
         .map_err(|e| CoreError::from(e).into()))
+}
+
+/// Declares the config keys the rules read as atoms made once at load, and
+/// `key_atom/1` mapping a key name to its atom (no atom-table lookup per key:
+/// `Atom::existing_from_str` cost ~250 ns a key).
+macro_rules! config_keys {
+    ($($key:ident),* $(,)?) => {
+        mod keys {
+            rustler::atoms! { $($key),* }
+        }
+
+        fn key_atom(key: &str) -> Option<Atom> {
+            match key {
+                $(stringify!($key) => Some(keys::$key()),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+config_keys!(
+    ai,
+    analysis,
+    capture,
+    storage,
+    interface,
+    dev,
+    provider,
+    max_file_size,
+    timeout,
+    cache_ttl,
+    planning,
+    performance_target,
+    sampling_rate,
+    default_strategy,
+    ring_buffer,
+    processing,
+    vm_tracing,
+    size,
+    max_events,
+    overflow_strategy,
+    batch_size,
+    flush_interval,
+    max_queue_size,
+    enable_spawn_trace,
+    enable_exit_trace,
+    enable_message_trace,
+    trace_children,
+    hot,
+    warm,
+    cold,
+    max_age_seconds,
+    prune_interval,
+    enable,
+    path,
+    max_size_mb,
+    compression,
+    query_timeout,
+    max_results,
+    enable_streaming,
+    debug_mode,
+    verbose_logging,
+    performance_monitoring,
+);
+
+/// A config node read in place.
+#[derive(Clone, Copy)]
+struct TermNode<'a>(Term<'a>);
+
+impl ConfigTree for TermNode<'_> {
+    fn get(self, key: &str) -> Option<Self> {
+        if self.0.get_type() != TermType::Map {
+            return None;
+        }
+        // Unknown names fall back to a lookup; a key whose atom does not
+        // exist cannot be in the map.
+        let key = match key_atom(key) {
+            Some(atom) => atom,
+            None => Atom::existing_from_str(self.0.get_env(), key).ok()?,
+        };
+        self.0.map_get(key).ok().map(TermNode)
+    }
+
+    fn leaf(self) -> Leaf {
+        let term = self.0;
+        match term.get_type() {
+            TermType::Atom if term == atom::true_().encode(term.get_env()) => Leaf::Bool(true),
+            TermType::Atom if term == atom::false_().encode(term.get_env()) => Leaf::Bool(false),
+            TermType::Atom if term == atom::nil().encode(term.get_env()) => Leaf::Nil,
+            TermType::Atom => term.atom_to_string().map_or(Leaf::Other, Leaf::Atom),
+            TermType::Integer => match term.decode::<i64>() {
+                Ok(i) => Leaf::Int(i),
+                Err(_) => Leaf::BigInt {
+                    negative: term < 0.encode(term.get_env()),
+                },
+            },
+            TermType::Float => term.decode::<f64>().map_or(Leaf::Other, Leaf::Float),
+            TermType::Binary if Binary::from_term(term).is_ok() => Leaf::Binary,
+            _ => Leaf::Other,
+        }
+    }
 }
 
 #[rustler::nif]

@@ -54,7 +54,7 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   """
   @spec update_config(Config.t(), config_path(), term()) ::
           {:ok, Config.t()} | {:error, Error.t()}
-  def update_config(%Config{} = config, path, value) do
+  def update_config(config, path, value) do
     if updatable_path?(path) do
       new_config = put_in(config, path, value)
 
@@ -123,8 +123,8 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   struct are used; a keyword list merging into a map section is turned into
   a map first, maps merge recursively, anything else replaces the value.
   """
-  @spec merge_env_config(Config.t(), keyword()) :: Config.t()
-  def merge_env_config(%Config{} = config, env) when is_list(env) do
+  @spec merge_env_config(Config.t() | map(), keyword()) :: Config.t() | map()
+  def merge_env_config(config, env) when is_map(config) and is_list(env) do
     Enum.reduce(env, config, fn
       {key, value}, acc when is_atom(key) and key != :__struct__ and is_map_key(acc, key) ->
         Map.put(acc, key, deep_merge(Map.fetch!(acc, key), value))

@@ -63,7 +63,7 @@ defmodule ElixirScope.Foundation.Types.Event do
   @doc """
   An event with every field `nil`: deliberately invalid (useful in tests).
   """
-  @spec empty() :: t()
+  @spec empty() :: %__MODULE__{}
   def empty do
     %__MODULE__{event_type: nil, event_id: nil, timestamp: nil}
   end

@@ -16,7 +16,9 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   | `:invalid_event_type` | 2004 | medium |
 
   `validate/1` runs required fields -> field types -> data size; the first
-  failure wins. A non-`%Event{}` argument raises `FunctionClauseError`.
+  failure wins. A non-`%Event{}` argument raises `FunctionClauseError`; an
+  `%Event{}` map from which one of the checked fields was deleted raises
+  `ArgumentError`.
   """
 
   alias ElixirScope.Foundation.{Error, Native, Types}

@@ -6,7 +6,8 @@
 //! keys; those come back as `ConfigError::NoClause` / `ConfigError::MissingKey`
 //! so the Elixir side can raise the same exception.
 
-use crate::value::Value;
+pub use super::config_error::{ConfigError, ConfigKind, ConfigRule};
+pub use super::tree::{ConfigTree, Leaf};
 
 /// AI providers the validator accepts (note `:gemini`, absent from the typespec).
 pub const VALID_PROVIDERS: [&str; 4] = ["mock", "openai", "anthropic", "gemini"];
@@ -59,110 +60,14 @@ impl Section {
     }
 }
 
-/// The error type (and so the code) a broken rule reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigKind {
-    /// `:validation_failed`, code 1001.
-    ValidationFailed,
-    /// `:invalid_config_value`, code 1002.
-    InvalidValue,
-    /// `:constraint_violation`, code 1003.
-    ConstraintViolation,
-    /// `:range_error`, code 1004.
-    RangeError,
-}
-
-/// One broken validator rule; `Display` is the exact contract message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigRule {
-    /// ai.provider not in `VALID_PROVIDERS` (context: provider, valid_providers).
-    #[error("Invalid AI provider")]
-    Provider,
-    /// ai.analysis fields not all positive integers.
-    #[error("Invalid AI analysis configuration")]
-    Analysis,
-    /// ai.planning lacks a field (or is not a map).
-    #[error("Invalid AI planning configuration")]
-    Planning,
-    /// planning.performance_target not a number >= 0.
-    #[error("Performance target must be a non-negative number")]
-    PerformanceTarget,
-    /// planning.sampling_rate not a number in [0, 1].
-    #[error("Sampling rate must be between 0 and 1")]
-    SamplingRate,
-    /// planning.default_strategy not in `PLANNING_STRATEGIES`.
-    #[error("Invalid planning strategy")]
-    Strategy,
-    /// ring_buffer.size / max_events not positive integers.
-    #[error("Invalid ring buffer configuration")]
-    RingBuffer,
-    /// ring_buffer.overflow_strategy not in `OVERFLOW_STRATEGIES`.
-    #[error("Invalid overflow strategy")]
-    Overflow,
-    /// processing fields not positive integers.
-    #[error("Invalid processing configuration")]
-    Processing,
-    /// vm_tracing flags not booleans.
-    #[error("Invalid VM tracing configuration")]
-    VmTracing,
-    /// storage.hot fields not positive integers.
-    #[error("Invalid hot storage configuration")]
-    Hot,
-    /// storage.warm enabled without a binary path / positive max_size_mb.
-    #[error("Invalid warm storage configuration")]
-    Warm,
-    /// storage.warm.compression not in `COMPRESSIONS`.
-    #[error("Invalid compression type")]
-    Compression,
-    /// storage.cold.enable not exactly false.
-    #[error("Invalid cold storage configuration")]
-    Cold,
-    /// interface fields wrong.
-    #[error("Invalid interface configuration")]
-    Interface,
-    /// dev flags not booleans.
-    #[error("Invalid development configuration")]
-    Dev,
-}
-
-impl ConfigRule {
-    /// The error type this rule reports.
-    pub fn kind(self) -> ConfigKind {
-        match self {
-            ConfigRule::Provider
-            | ConfigRule::Strategy
-            | ConfigRule::Overflow
-            | ConfigRule::Compression => ConfigKind::InvalidValue,
-            ConfigRule::PerformanceTarget => ConfigKind::ConstraintViolation,
-            ConfigRule::SamplingRate => ConfigKind::RangeError,
-            _ => ConfigKind::ValidationFailed,
-        }
-    }
-}
-
-/// Why a configuration is rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A rule failed: returned as `{:error, %Types.Error{}}`.
-    #[error("{0}")]
-    Rule(ConfigRule),
-    /// The section validator's function head would not match (not a map, or
-    /// a required key absent): the original raised FunctionClauseError.
-    #[error("{}", .0.name())]
-    NoClause(Section),
-    /// A key read with `map.key` was absent: the original raised KeyError.
-    #[error("{0}")]
-    MissingKey(&'static str),
-}
-
 type Check = Result<(), ConfigError>;
 
 fn fail(rule: ConfigRule) -> Check {
     Err(ConfigError::Rule(rule))
 }
 
-/// Validates a whole configuration (the `%Config{}` as a map value).
-pub fn validate_config(config: &Value) -> Check {
+/// Validates a whole configuration (the `%Config{}` map).
+pub fn validate_config<T: ConfigTree>(config: T) -> Check {
     for section in Section::ALL {
         let value = config
             .get(section.name())
@@ -173,7 +78,7 @@ pub fn validate_config(config: &Value) -> Check {
 }
 
 /// Validates one section's map, as `validate_<section>_config/1` does.
-pub fn validate_section(section: Section, value: &Value) -> Check {
+pub fn validate_section<T: ConfigTree>(section: Section, value: T) -> Check {
     match section {
         Section::Ai => validate_ai(value),
         Section::Capture => validate_capture(value),
@@ -183,23 +88,27 @@ pub fn validate_section(section: Section, value: &Value) -> Check {
     }
 }
 
-fn pos_ints(map: &Value, keys: &[&str]) -> bool {
+fn is_pos_int(leaf: &Leaf) -> bool {
+    matches!(leaf, Leaf::Int(i) if *i > 0) || matches!(leaf, Leaf::BigInt { negative: false })
+}
+
+fn pos_ints<T: ConfigTree>(map: T, keys: &[&str]) -> bool {
     keys.iter()
-        .all(|k| map.get(k).is_some_and(Value::is_pos_int))
+        .all(|k| map.get(k).is_some_and(|v| is_pos_int(&v.leaf())))
 }
 
-fn bools(map: &Value, keys: &[&str]) -> bool {
-    keys.iter()
-        .all(|k| matches!(map.get(k), Some(Value::Bool(_))))
+fn bools<T: ConfigTree>(map: T, keys: &[&str]) -> bool {
+    keys.iter().all(|k| {
+        map.get(k)
+            .is_some_and(|v| matches!(v.leaf(), Leaf::Bool(_)))
+    })
 }
 
-fn atom_in(value: Option<&Value>, allowed: &[&str]) -> bool {
-    value
-        .and_then(Value::as_atom)
-        .is_some_and(|a| allowed.contains(&a))
+fn atom_in<T: ConfigTree>(value: Option<T>, allowed: &[&str]) -> bool {
+    value.is_some_and(|v| matches!(v.leaf(), Leaf::Atom(a) if allowed.contains(&a.as_str())))
 }
 
-fn validate_ai(ai: &Value) -> Check {
+fn validate_ai<T: ConfigTree>(ai: T) -> Check {
     let provider = ai
         .get("provider")
         .ok_or(ConfigError::NoClause(Section::Ai))?;
@@ -218,7 +127,7 @@ fn validate_ai(ai: &Value) -> Check {
     validate_planning(planning)
 }
 
-fn validate_planning(planning: &Value) -> Check {
+fn validate_planning<T: ConfigTree>(planning: T) -> Check {
     let (Some(target), Some(rate), Some(strategy)) = (
         planning.get("performance_target"),
         planning.get("sampling_rate"),
@@ -226,10 +135,10 @@ fn validate_planning(planning: &Value) -> Check {
     ) else {
         return fail(ConfigRule::Planning);
     };
-    if !non_negative(target) {
+    if !non_negative(&target.leaf()) {
         return fail(ConfigRule::PerformanceTarget);
     }
-    if !unit_interval(rate) {
+    if !unit_interval(&rate.leaf()) {
         return fail(ConfigRule::SamplingRate);
     }
     if !atom_in(Some(strategy), &PLANNING_STRATEGIES) {
@@ -239,25 +148,25 @@ fn validate_planning(planning: &Value) -> Check {
 }
 
 /// A number >= 0 (`-0.0` counts, as `-0.0 >= 0` is true on the BEAM).
-fn non_negative(v: &Value) -> bool {
+fn non_negative(v: &Leaf) -> bool {
     match v {
-        Value::Int(i) => *i >= 0,
-        Value::BigInt(s) => !s.starts_with('-'),
-        Value::Float(f) => *f >= 0.0,
+        Leaf::Int(i) => *i >= 0,
+        Leaf::BigInt { negative } => !negative,
+        Leaf::Float(f) => *f >= 0.0,
         _ => false,
     }
 }
 
 /// A number in [0, 1]; big integers never are.
-fn unit_interval(v: &Value) -> bool {
+fn unit_interval(v: &Leaf) -> bool {
     match v {
-        Value::Int(i) => (0..=1).contains(i),
-        Value::Float(f) => (0.0..=1.0).contains(f),
+        Leaf::Int(i) => (0..=1).contains(i),
+        Leaf::Float(f) => (0.0..=1.0).contains(f),
         _ => false,
     }
 }
 
-fn validate_capture(capture: &Value) -> Check {
+fn validate_capture<T: ConfigTree>(capture: T) -> Check {
     let fields = (
         capture.get("ring_buffer"),
         capture.get("processing"),
@@ -290,7 +199,7 @@ fn validate_capture(capture: &Value) -> Check {
     Ok(())
 }
 
-fn validate_storage(storage: &Value) -> Check {
+fn validate_storage<T: ConfigTree>(storage: T) -> Check {
     let fields = (storage.get("hot"), storage.get("warm"), storage.get("cold"));
     let (Some(hot), Some(warm), Some(cold)) = fields else {
         return Err(ConfigError::NoClause(Section::Storage));
@@ -299,17 +208,17 @@ fn validate_storage(storage: &Value) -> Check {
         return fail(ConfigRule::Hot);
     }
     validate_warm(warm)?;
-    match cold.get("enable") {
-        Some(Value::Bool(false)) => Ok(()),
+    match cold.get("enable").map(ConfigTree::leaf) {
+        Some(Leaf::Bool(false)) => Ok(()),
         _ => fail(ConfigRule::Cold),
     }
 }
 
-fn validate_warm(warm: &Value) -> Check {
-    match warm.get("enable") {
-        Some(Value::Bool(false)) => Ok(()),
-        Some(Value::Bool(true)) => {
-            let path_ok = matches!(warm.get("path"), Some(Value::Binary(_)));
+fn validate_warm<T: ConfigTree>(warm: T) -> Check {
+    match warm.get("enable").map(ConfigTree::leaf) {
+        Some(Leaf::Bool(false)) => Ok(()),
+        Some(Leaf::Bool(true)) => {
+            let path_ok = warm.get("path").map(ConfigTree::leaf) == Some(Leaf::Binary);
             if !path_ok || !pos_ints(warm, &["max_size_mb"]) {
                 return fail(ConfigRule::Warm);
             }
@@ -322,7 +231,7 @@ fn validate_warm(warm: &Value) -> Check {
     }
 }
 
-fn validate_interface(interface: &Value) -> Check {
+fn validate_interface<T: ConfigTree>(interface: T) -> Check {
     let ok = pos_ints(interface, &["query_timeout", "max_results"])
         && bools(interface, &["enable_streaming"]);
     if ok {
@@ -332,7 +241,7 @@ fn validate_interface(interface: &Value) -> Check {
     }
 }
 
-fn validate_dev(dev: &Value) -> Check {
+fn validate_dev<T: ConfigTree>(dev: T) -> Check {
     if bools(
         dev,
         &["debug_mode", "verbose_logging", "performance_monitoring"],
@@ -347,6 +256,7 @@ fn validate_dev(dev: &Value) -> Check {
 mod tests {
     use super::*;
     use crate::validation::testing::{default_config, remove, set};
+    use crate::value::Value;
 
     fn rule(r: ConfigRule) -> Check {
         Err(ConfigError::Rule(r))

@@ -2,8 +2,13 @@
 //! Elixir modules only shape arguments and rebuild `%Types.Error{}`.
 
 pub mod config;
+pub mod config_error;
 pub mod event;
 pub mod testing;
+pub mod tree;
 
-pub use config::{validate_config, validate_section, ConfigError, ConfigKind, ConfigRule, Section};
+pub use config::{
+    validate_config, validate_section, ConfigError, ConfigKind, ConfigRule, ConfigTree, Leaf,
+    Section,
+};
 pub use event::{validate_event, EventFields, EventKind, EventRule, Field};

@@ -1,0 +1,245 @@
+defmodule ElixirScope.Foundation.Logic.EventLogicTest do
+  use ExUnit.Case, async: true
+
+  alias ElixirScope.Foundation.Logic.EventLogic
+  alias ElixirScope.Foundation.Types
+  alias ElixirScope.Foundation.Types.Event
+
+  doctest EventLogic
+
+  describe "create_event/3" do
+    test "fills defaults, with a millisecond monotonic timestamp" do
+      before = System.monotonic_time(:millisecond)
+      assert {:ok, %Event{} = e} = EventLogic.create_event(:custom, %{k: 1})
+      after_ms = System.monotonic_time(:millisecond)
+
+      assert e.event_type == :custom
+      assert e.data == %{k: 1}
+      assert is_integer(e.event_id) and e.event_id > 0
+      assert before <= e.timestamp and e.timestamp <= after_ms
+      assert %DateTime{} = e.wall_time
+      assert e.node == Node.self()
+      assert e.pid == self()
+      assert e.correlation_id == nil and e.parent_id == nil
+    end
+
+    test "options override defaults; unknown options are ignored" do
+      wall = ~U[2020-01-01 00:00:00Z]
+      pid = spawn(fn -> :ok end)
+
+      opts = [
+        event_id: 7,
+        timestamp: 123,
+        wall_time: wall,
+        node: :other@host,
+        pid: pid,
+        correlation_id: "cid",
+        parent_id: 3,
+        bogus: :x
+      ]
+
+      assert {:ok, e} = EventLogic.create_event(:t, nil, opts)
+
+      assert {e.event_id, e.timestamp, e.wall_time, e.node, e.pid, e.correlation_id, e.parent_id} ==
+               {7, 123, wall, :other@host, pid, "cid", 3}
+    end
+
+    test "nil type -> validation_failed; any atom accepted; bad opts -> type errors" do
+      assert {:error, %Types.Error{error_type: :validation_failed, code: 2001} = e} =
+               EventLogic.create_event(nil, %{})
+
+      assert e.message == "Event type cannot be nil"
+      assert {:ok, _} = EventLogic.create_event(:never_listed_anywhere, %{})
+      assert {:ok, _} = EventLogic.create_event(true, %{})
+
+      assert {:error, %{error_type: :type_mismatch}} =
+               EventLogic.create_event(:t, %{}, event_id: "1")
+
+      assert {:error, %{error_type: :data_too_large}} =
+               EventLogic.create_event(:t, :binary.copy("x", 2_000_000))
+    end
+
+    test "timestamps are non-decreasing and ids unique" do
+      events = for _ <- 1..100, do: elem(EventLogic.create_event(:t, 1), 1)
+      stamps = Enum.map(events, & &1.timestamp)
+      assert stamps == Enum.sort(stamps)
+      assert length(Enum.uniq_by(events, & &1.event_id)) == 100
+    end
+  end
+
+  describe "specialised constructors" do
+    test "create_function_entry/5" do
+      assert {:ok, e} =
+               EventLogic.create_function_entry(M, :f, 2, [1, 2],
+                 caller_module: C,
+                 caller_function: :g,
+                 caller_line: 9,
+                 correlation_id: "c1"
+               )
+
+      assert e.event_type == :function_entry
+      assert e.correlation_id == "c1"
+      assert %{module: M, function: :f, arity: 2, args: [1, 2], caller_line: 9} = e.data
+      assert is_integer(e.data.call_id) and e.data.call_id > 0
+      assert {e.data.caller_module, e.data.caller_function} == {C, :g}
+    end
+
+    test "large args are truncated" do
+      args = [String.duplicate("a", 20_000)]
+      assert {:ok, e} = EventLogic.create_function_entry(M, :f, 1, args)
+      assert %{truncated: true, original_size: size} = e.data.args
+      assert size > 10_000
+    end
+
+    test "create_function_exit/7 keeps small results verbatim" do
+      assert {:ok, e} = EventLogic.create_function_exit(M, :f, 1, 42, {:ok, [1]}, 1500, :normal)
+      assert e.event_type == :function_exit
+
+      assert e.data == %{
+               call_id: 42,
+               module: M,
+               function: :f,
+               arity: 1,
+               result: {:ok, [1]},
+               duration_ns: 1500,
+               exit_reason: :normal
+             }
+    end
+
+    test "create_state_change/5 compares untruncated states" do
+      big = String.duplicate("s", 20_000)
+      assert {:ok, e} = EventLogic.create_state_change(self(), :handle_call, big, big)
+      assert e.data.state_diff == :no_change
+      assert %{truncated: true} = e.data.old_state
+
+      assert {:ok, e} =
+               EventLogic.create_state_change(self(), :handle_cast, %{a: 1}, %{a: 2},
+                 trigger_message: :msg,
+                 trigger_call_id: 5,
+                 parent_id: 4
+               )
+
+      assert e.data.state_diff == :changed
+      assert {e.data.trigger_message, e.data.trigger_call_id, e.parent_id} == {:msg, 5, 4}
+      assert e.data.server_pid == self()
+    end
+  end
+
+  describe "serialization" do
+    setup do
+      {:ok, event} =
+        EventLogic.create_event(:test, %{
+          text: "héllo ✓ 日本",
+          bin: <<0, 255, 1>>,
+          tuple: {:a, [1, 2.5]},
+          pid: self(),
+          ref: make_ref()
+        })
+
+      %{event: event}
+    end
+
+    test "round trip is ==, compressed or not", %{event: event} do
+      assert {:ok, bin} = EventLogic.serialize_event(event)
+      assert EventLogic.deserialize_event(bin) == {:ok, event}
+      assert {:ok, plain} = EventLogic.serialize_event(event, compression: false)
+      assert plain == :erlang.term_to_binary(event)
+      assert EventLogic.deserialize_event(plain) == {:ok, event}
+    end
+
+    test "loose bounds of API.md section 22: 400-byte event < 2 ms, 20-level data < 10 ms" do
+      {:ok, small} = EventLogic.create_event(:test, %{payload: String.duplicate("x", 300)})
+      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.serialize_event(small) end)
+      assert micros < 2_000
+
+      nested = Enum.reduce(1..20, :leaf, fn i, acc -> %{level: i, child: acc} end)
+      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.create_event(:test, nested) end)
+      assert micros < 10_000
+    end
+
+    test "calculate_serialized_size/1 == byte_size(serialize)", %{event: event} do
+      {:ok, bin} = EventLogic.serialize_event(event)
+      assert EventLogic.calculate_serialized_size(event) == {:ok, byte_size(bin)}
+    end
+
+    test "garbage and non-events -> deserialization_failed with code nil" do
+      for bin <- ["garbage", <<131, 1, 2>>, :erlang.term_to_binary(%{not: :event}), <<>>] do
+        assert {:error, %Types.Error{} = e} = EventLogic.deserialize_event(bin)
+        assert e.error_type == :deserialization_failed
+        assert e.message == "Failed to deserialize event"
+        assert e.context.binary_size == byte_size(bin)
+        assert Map.has_key?(e.context, :original_error)
+        assert {e.code, e.category, e.subcategory, e.severity} == {nil, :data, :runtime, :medium}
+      end
+    end
+
+    test "an invalid decoded event -> the validator's error" do
+      bin = :erlang.term_to_binary(Event.empty())
+
+      assert {:error, %{error_type: :validation_failed, message: "Event ID cannot be nil"}} =
+               EventLogic.deserialize_event(bin)
+    end
+
+    test "a binary naming an unknown atom is rejected and the atom is not created", %{
+      event: event
+    } do
+      name = "h2_never_created_atom_#{System.unique_integer([:positive])}"
+      # External format: ATOM_EXT (100), 2-byte length, latin1 bytes (what OTP 25 emits).
+      atom_ext = <<100, byte_size(name)::16, name::binary>>
+      {:ok, bin} = EventLogic.serialize_event(%{event | data: :placeholder}, compression: false)
+      placeholder = <<100, 11::16, "placeholder">>
+      crafted = :binary.replace(bin, placeholder, atom_ext)
+      assert crafted != bin
+
+      assert {:error, %{error_type: :deserialization_failed}} =
+               EventLogic.deserialize_event(crafted)
+
+      assert_raise ArgumentError, fn -> String.to_existing_atom(name) end
+      # The crafted binary is otherwise well formed: unsafe decoding would accept it.
+      assert %Event{} = :erlang.binary_to_term(crafted)
+      assert String.to_existing_atom(name)
+    end
+  end
+
+  describe "correlation and time helpers" do
+    setup do
+      events =
+        for {id, ts, cid} <- [
+              {1, 30, "a"},
+              {2, 10, "b"},
+              {3, 20, "a"},
+              {4, 10, nil},
+              {5, 20, "a"}
+            ] do
+          %Event{event_id: id, event_type: :t, timestamp: ts, correlation_id: cid}
+        end
+
+      %{events: events}
+    end
+
+    test "extract_correlation_chain/2 filters and stably sorts", %{events: events} do
+      assert Enum.map(EventLogic.extract_correlation_chain(events, "a"), & &1.event_id) ==
+               [3, 5, 1]
+
+      assert EventLogic.extract_correlation_chain(events, "zz") == []
+      assert_raise FunctionClauseError, fn -> EventLogic.extract_correlation_chain(events, :a) end
+    end
+
+    test "group_by_correlation/1 drops nil ids", %{events: events} do
+      groups = EventLogic.group_by_correlation(events)
+      assert Map.keys(groups) |> Enum.sort() == ["a", "b"]
+      assert Enum.map(groups["a"], & &1.event_id) == [3, 5, 1]
+    end
+
+    test "filter_by_time_range/3 is inclusive and keeps order", %{events: events} do
+      assert Enum.map(EventLogic.filter_by_time_range(events, 10, 20), & &1.event_id) ==
+               [2, 3, 4, 5]
+
+      assert_raise FunctionClauseError, fn -> EventLogic.filter_by_time_range(events, 1.0, 2) end
+    end
+
+    test "transform_event_data/2", %{events: [e | _]} do
+      assert EventLogic.transform_event_data(%{e | data: 2}, &(&1 * 3)).data == 6
+    end
+  end
+end
