@@ -76,7 +76,7 @@ impl Shard {
         };
         self.by_id.insert(id, record);
         self.arrivals.push_back((seq, now_ms, id));
-        self.compact_arrivals();
+        self.tidy_arrivals();
         !replaced
     }
 
@@ -128,8 +128,10 @@ impl Shard {
         Some(record)
     }
 
-    /// Drops stale arrival entries once they outnumber live records.
-    fn compact_arrivals(&mut self) {
+    /// Keeps the arrival log's front live (so `oldest_seq` is O(1)) and
+    /// drops stale entries once they outnumber live records (amortized O(1)).
+    fn tidy_arrivals(&mut self) {
+        self.drop_stale_front();
         if self.arrivals.len() > 2 * self.by_id.len() + 64 {
             let by_id = &self.by_id;
             self.arrivals
@@ -184,7 +186,9 @@ impl Shard {
     /// Removes every record with `timestamp < ts`; returns how many.
     pub(crate) fn prune_before(&mut self, ts: i64) -> usize {
         let ids: Vec<u64> = self.by_time.range(..(ts, 0)).map(|&(_, id)| id).collect();
-        ids.iter().filter(|id| self.remove(**id).is_some()).count()
+        let removed = ids.iter().filter(|id| self.remove(**id).is_some()).count();
+        self.tidy_arrivals();
+        removed
     }
 
     /// The payload of `id`.
