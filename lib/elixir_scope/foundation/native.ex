@@ -57,9 +57,13 @@ defmodule ElixirScope.Foundation.Native do
   def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
   def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_get(_store, _id), do: :erlang.nif_error(:not_loaded)
-  def store_get_by_correlation(_store, _cid), do: :erlang.nif_error(:not_loaded)
+  def store_get_by_correlation(_store, _cid, _max), do: :erlang.nif_error(:not_loaded)
+  def store_get_by_correlation_dirty(_store, _cid), do: :erlang.nif_error(:not_loaded)
 
   def store_query(_store, _type, _range, _order, _offset, _limit),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_query_dirty(_store, _type, _range, _order, _offset, _limit),
     do: :erlang.nif_error(:not_loaded)
 
   def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)

@@ -107,6 +107,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   defp query_int(key, other, _keep?), do: invalid_query(key, other)
 
+  @doc "True when the event's id and timestamp fit the store's 64-bit fields."
+  def storable?(%{event_id: id, timestamp: ts}),
+    do: id <= @u64_max and ts >= @i64_min and ts <= @i64_max
+
+  @doc false
+  def unstorable,
+    do: Error.from_native({:invalid_input, "event id or timestamp beyond 64 bits"})
+
   @doc false
   def clamp(n), do: n |> max(@i64_min) |> min(@i64_max)
 
