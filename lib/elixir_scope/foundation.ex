@@ -59,7 +59,11 @@ defmodule ElixirScope.Foundation do
         :ok
 
       pid ->
-        if running?(), do: Application.stop(:elixir_scope_foundation), else: Supervisor.stop(pid)
+        _ =
+          if running?(),
+            do: Application.stop(:elixir_scope_foundation),
+            else: Supervisor.stop(pid)
+
         :ok
     end
   end

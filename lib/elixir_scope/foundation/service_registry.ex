@@ -29,6 +29,7 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
 
+  @task_supervisor ElixirScope.Foundation.TaskSupervisor
   @register_event [:elixir_scope, :foundation, :registry, :register]
   @lookup_event [:elixir_scope, :foundation, :registry, :lookup]
 
@@ -117,10 +118,11 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
     * `:timeout` - milliseconds to wait for the function (default 5000).
     * `:debug_health_check` - log the steps (default false).
 
-  The function runs in a linked task that catches everything it raises,
+  The function runs in an unlinked task under
+  `ElixirScope.Foundation.TaskSupervisor` that catches everything it raises,
   throws or exits with; on timeout the task is killed. The caller's
   `trap_exit` flag is never touched and no `{:EXIT, ...}` message is left in
-  its mailbox.
+  its mailbox, even when the caller traps exits.
   """
   @spec health_check(namespace(), service_name(), keyword()) :: health_result()
   def health_check(namespace, service, opts \\ []) do
@@ -139,14 +141,18 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
 
   defp run_check(pid, nil, _timeout), do: {:ok, pid}
 
+  # Unlinked task under the application's Task.Supervisor: no link, so no
+  # {:EXIT, ...} message can reach the caller even when it traps exits.
   defp run_check(pid, fun, timeout) when is_function(fun, 1) do
-    task = Task.async(fn -> guarded(fun, pid) end)
+    task = Task.Supervisor.async_nolink(@task_supervisor, fn -> guarded(fun, pid) end)
 
     case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
       {:ok, result} -> interpret(result, pid)
       nil -> {:error, :health_check_timeout}
       {:exit, reason} -> {:error, {:health_check_crashed, reason}}
     end
+  catch
+    :exit, reason -> {:error, {:health_check_crashed, reason}}
   end
 
   defp guarded(fun, pid) do

@@ -63,7 +63,7 @@ defmodule ElixirScope.Foundation.TestSupervisor do
   def cleanup_namespace(ref) do
     for {_module, name} <- @services,
         {:ok, pid} <- [ProcessRegistry.lookup({:test, ref}, name)] do
-      DynamicSupervisor.terminate_child(__MODULE__, pid)
+      _ = DynamicSupervisor.terminate_child(__MODULE__, pid)
     end
 
     :ok

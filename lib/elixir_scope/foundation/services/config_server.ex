@@ -11,12 +11,17 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}`.
-  * **Audit and counters** are handed off without waiting:
-    `Services.EventStore.store_async/2` (event built with `Logic.EventLogic.create_event/2`, i.e. `Events.new_event/2`) (bounded queue drained outside this
-    process) and `Services.TelemetryService.emit_counter/3`. A slow, crashed
-    or absent EventStore never delays or crashes the server; every audit
-    event that could not be handed off is counted in `status/0`
-    (`audit_failures`, `audit_skipped`).
+  * **Audit and counters** are handed off without waiting, in the server's
+    own namespace: the audit event (built with
+    `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
+    `Services.EventStore.store_async/2` (a bounded queue drained outside this
+    process), the counter to `Services.TelemetryService.emit_counter/4`. A
+    slow, crashed or absent EventStore never delays or crashes the server;
+    every audit event that could not be handed off is counted in `status/0`
+    (`audit_failures`; `audit_skipped` when no EventStore is registered).
+    Audit data: `:config_updated` → `%{path, new_value, previous_value:
+    {:ok, old}, timestamp: mono_ms}`; `:config_reset` → `%{timestamp,
+    reset_from_updates_count}`.
 
   Every public function targets the `:production` instance and takes a
   trailing `opts` keyword with `namespace: :production | {:test, ref}` to
@@ -131,13 +136,23 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @spec reset(opts()) :: :ok | {:error, Error.t()}
   def reset(opts \\ []), do: call(opts, :reset_config)
 
-  @doc "Subscribes `pid` (default the caller) to notifications; idempotent."
-  @spec subscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def subscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:subscribe, pid})
+  @doc """
+  Subscribes `pid` (default the caller) to notifications; idempotent.
+  `subscribe(namespace: ns)` subscribes the caller to another namespace.
+  """
+  @spec subscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def subscribe(pid_or_opts \\ self(), opts \\ [])
+  def subscribe(opts, []) when is_list(opts), do: subscribe(self(), opts)
+  def subscribe(pid, opts) when is_pid(pid), do: call(opts, {:subscribe, pid})
 
-  @doc "Unsubscribes `pid` (default the caller); `:ok` even if not subscribed."
-  @spec unsubscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def unsubscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
+  @doc """
+  Unsubscribes `pid` (default the caller); `:ok` even if not subscribed.
+  `unsubscribe(namespace: ns)` unsubscribes the caller from another namespace.
+  """
+  @spec unsubscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def unsubscribe(pid_or_opts \\ self(), opts \\ [])
+  def unsubscribe(opts, []) when is_list(opts), do: unsubscribe(self(), opts)
+  def unsubscribe(pid, opts) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
 
   @doc """
   `{:ok, %{status: :running, uptime_ms, updates_count, last_update,
