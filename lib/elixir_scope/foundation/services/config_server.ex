@@ -308,7 +308,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def init(opts) do
     namespace = Keyword.fetch!(opts, :namespace)
 
-    case ConfigLogic.build_config(opts) do
+    case initial_config(namespace, opts) do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
         publish(namespace, config)
@@ -317,6 +317,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
       {:error, error} ->
         {:stop, {:config_validation_failed, error}}
+    end
+  end
+
+  # A config still published for the namespace means the previous instance
+  # was killed (terminate/2, which erases it, did not run): resume from it so
+  # a crash does not lose acknowledged updates. Otherwise build a fresh one.
+  defp initial_config(namespace, opts) do
+    case published(namespace) do
+      %Config{} = config -> {:ok, config}
+      nil -> ConfigLogic.build_config(opts)
     end
   end
 
