@@ -84,6 +84,12 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
     }
   end
 
+  @doc "`snapshot/0` without the garbage collection: BEAM memory and RSS only."
+  def snapshot_light do
+    {rss_kb, _threads} = proc_status()
+    %{memory: :erlang.memory(:total), rss: rss_kb * 1024}
+  end
+
   defp proc_status do
     case File.read("/proc/self/status") do
       {:ok, text} -> {status_field(text, "VmRSS"), status_field(text, "Threads")}
