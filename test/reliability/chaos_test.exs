@@ -265,7 +265,10 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     settled = Chaos.eventually(back?, 5_000)
     after_ = Chaos.snapshot()
     assert settled, "leak: before #{inspect(before)}, after #{inspect(after_)}"
-    assert after_.memory - before.memory < 64 * 1_048_576
+
+    assert after_.memory - before.memory < 64 * 1_048_576,
+           "BEAM memory grew: before #{inspect(before)}, after #{inspect(after_)}"
+
     assert after_.rss - before.rss < 256 * 1_048_576
     after_
   end

@@ -41,6 +41,33 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
     retention(1_000_000, 10_000)
   end
 
+  # Each accepted update republishes the config in :persistent_term; the old
+  # value's literal area is freed only after every process has been scanned.
+  @tag :chaos
+  @tag timeout: 300_000
+  test "long config update flood: memory stays bounded" do
+    ns = {:test, make_ref()}
+    before = Chaos.snapshot()
+    sup = Chaos.start_cluster(ns, [max_events: 10_000], enable_vm_metrics: false)
+    on_exit(fn -> if Process.alive?(sup), do: Chaos.stop_cluster(sup) end)
+    sampler = start_sampler(ns)
+
+    results =
+      for(i <- 1..4, do: Task.async(fn -> config_flood(ns, i, 25_000) end))
+      |> Task.await_many(280_000)
+
+    peak = stop_sampler(sampler)
+    Chaos.stop_cluster(sup)
+    updates = results |> Enum.map(& &1.calls) |> Enum.sum()
+
+    IO.puts(
+      "\nconfig flood #{updates} updates: BEAM memory #{Chaos.mb(before.memory)} -> " <>
+        "peak #{Chaos.mb(peak.memory)} MB (system #{Chaos.mb(before.system)} MB before)"
+    )
+
+    assert peak.memory - before.memory < 64 * 1_048_576
+  end
+
   ## Flood
 
   defp flood(opts) do

@@ -79,6 +79,8 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
       processes: :erlang.system_info(:process_count),
       ets: length(:ets.all()),
       memory: :erlang.memory(:total),
+      # Outside process heaps: ETS, code, atoms and persistent_term literal areas.
+      system: :erlang.memory(:system),
       rss: rss_kb * 1024,
       threads: threads
     }
