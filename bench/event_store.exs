@@ -89,7 +89,7 @@ defmodule Bench.EventStoreBench do
   end
 
   def measure(kind, n, events, wall) do
-    im = impl(kind, 16)
+    im = impl(kind, System.schedulers_online() * 2)
     inst = im.start.()
     before = im.memory.(inst)
     events |> Enum.chunk_every(1000) |> Enum.each(&({:ok, _} = im.batch.(inst, &1)))
@@ -192,7 +192,7 @@ defmodule Bench.EventStoreBench do
     events = Enum.map(1..n, &event(&1, wall))
 
     rows =
-      for shards <- [1, 16] do
+      for shards <- [1, 4, 16] do
         ns = {:test, make_ref()}
 
         {:ok, _} =
@@ -232,6 +232,7 @@ end
 sizes =
   case System.get_env("SIZES") do
     nil -> [10_000, 100_000, 1_000_000]
+    "" -> []
     s -> s |> String.split(",") |> Enum.map(&String.to_integer/1)
   end
 

@@ -19,9 +19,12 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     assert {:ok, [2, 3]} =
              Native.store_put_batch(s, [event(2, timestamp: 1), event(3, timestamp: 10)])
 
-    assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c")
+    assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c", 10)
+    assert {:ok, nil} = Native.store_get_by_correlation(s, "c", 0)
+    assert {:ok, [^e]} = Native.store_get_by_correlation_dirty(s, "c")
     assert {:ok, [%Event{event_id: 2}]} = Native.store_query(s, :test, {0, 1}, :timestamp, 0, 0)
     assert {:ok, [%Event{event_id: 1}]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
+    assert {:ok, [_, _, _]} = Native.store_query_dirty(s, nil, nil, :timestamp_desc, 0, 0)
     assert {:ok, 1} = Native.store_prune_before(s, 2)
     assert {:ok, 0} = Native.store_expire(s)
     stats = Map.new(elem(Native.store_stats(s), 1))
@@ -82,7 +85,10 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
           fn -> Native.store_get(s, -1) end,
           fn -> Native.store_get(s, "1") end,
           fn -> Native.store_put_batch(s, [event(1) | :improper]) end,
-          fn -> Native.store_get_by_correlation(s, :atom) end,
+          fn -> Native.store_get_by_correlation(s, :atom, 1) end,
+          fn -> Native.store_get_by_correlation(s, "c", -1) end,
+          fn -> Native.store_get_by_correlation_dirty(s, 1) end,
+          fn -> Native.store_query_dirty(s, nil, nil, :event_id, -1, 0) end,
           fn -> Native.store_query(s, "type", nil, :event_id, 0, 0) end,
           fn -> Native.store_query(s, nil, {1, :x}, :event_id, 0, 0) end,
           fn -> Native.store_prune_before(s, 1 <<< 70) end,

@@ -268,13 +268,7 @@ defmodule ElixirScope.Foundation.Error do
   def collect_error_metrics(%__MODULE__{} = error) do
     name = [:foundation, :errors, error.category, error.subcategory]
     metadata = %{error_type: error.error_type, severity: error.severity, code: error.code}
-    telemetry = ElixirScope.Foundation.Telemetry
-
-    if Code.ensure_loaded?(telemetry) and function_exported?(telemetry, :emit_counter, 2) do
-      telemetry.emit_counter(name, metadata)
-    end
-
-    :ok
+    ElixirScope.Foundation.Telemetry.emit_counter(name, metadata)
   end
 
   # native error kinds => {error_type, code, severity, category, subcategory}

@@ -386,22 +386,16 @@ defmodule ElixirScope.Foundation.ErrorContext do
   defp frame_string(frame), do: frame
 
   defp emit_duration(context) do
-    telemetry = ElixirScope.Foundation.Telemetry
+    metadata = %{
+      module: context.module,
+      function: context.function,
+      correlation_id: context.correlation_id
+    }
 
-    if Code.ensure_loaded?(telemetry) and function_exported?(telemetry, :emit_gauge, 3) do
-      metadata = %{
-        module: context.module,
-        function: context.function,
-        correlation_id: context.correlation_id
-      }
-
-      telemetry.emit_gauge(
-        [:foundation, :operations, :duration],
-        get_operation_duration(context),
-        metadata
-      )
-    end
-
-    :ok
+    ElixirScope.Foundation.Telemetry.emit_gauge(
+      [:foundation, :operations, :duration],
+      get_operation_duration(context),
+      metadata
+    )
   end
 end

@@ -109,13 +109,44 @@ pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {
     if *tag == TAG_FULL {
         return Ok(term);
     }
-    let mut values = vec![atoms::event_struct().encode(env)];
-    values.extend(get_tuple(term)?);
-    if *tag == TAG_COMPACT_DT {
-        let wall = values.get(WALL + 1).ok_or(Error::BadArg)?;
-        values[WALL + 1] = store_datetime::unpack(env, *wall)?;
+    let mut fields = get_tuple(term)?;
+    if fields.len() != 9 {
+        return Err(Error::BadArg);
     }
-    Term::map_from_term_arrays(env, &keys(env), &values)
+    if *tag == TAG_COMPACT_DT {
+        fields[WALL] = store_datetime::unpack(env, fields[WALL])?;
+    }
+    // Keys and values in term order (atoms sort by name): the VM then
+    // validates the flatmap without reordering it.
+    let values: [Term; 10] = [
+        atoms::event_struct().encode(env),
+        fields[6],
+        fields[8],
+        fields[1],
+        fields[0],
+        fields[4],
+        fields[7],
+        fields[5],
+        fields[2],
+        fields[3],
+    ];
+    Term::map_from_term_arrays(env, &sorted_keys(env), &values)
+}
+
+/// The event struct's keys in term order, matching `to_term`'s values.
+fn sorted_keys(env: Env) -> [Term; 10] {
+    [
+        atoms::struct_key().encode(env),
+        atoms::correlation_id().encode(env),
+        atoms::data().encode(env),
+        atoms::event_id().encode(env),
+        atoms::event_type().encode(env),
+        atoms::node().encode(env),
+        atoms::parent_id().encode(env),
+        atoms::pid().encode(env),
+        atoms::timestamp().encode(env),
+        atoms::wall_time().encode(env),
+    ]
 }
 
 /// Decodes a list of payloads.

@@ -193,6 +193,20 @@ impl Store {
         Ok(query::merge_by_time(parts))
     }
 
+    /// Like `get_by_correlation`, but `None` when the group holds more than
+    /// `max` events (so callers can pick a dirty scheduler for big groups).
+    pub fn get_by_correlation_bounded(
+        &self,
+        cid: &[u8],
+        max: usize,
+    ) -> CoreResult<Option<Vec<Bytes>>> {
+        let sizes = self.inner.each_shard(|s| s.correlation_len(cid))?;
+        if sizes.iter().sum::<usize>() > max {
+            return Ok(None);
+        }
+        self.get_by_correlation(cid).map(Some)
+    }
+
     /// Runs a query (filters, order, offset, limit).
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
         // All shards are read-locked (in index order) for a lazy k-way merge,
