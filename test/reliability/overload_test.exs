@@ -53,7 +53,7 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
     sampler = start_sampler(ns)
 
     results =
-      for(i <- 1..4, do: Task.async(fn -> config_flood(ns, i, 25_000) end))
+      for(i <- 1..16, do: Task.async(fn -> config_flood(ns, i, 2_500) end))
       |> Task.await_many(280_000)
 
     peak = stop_sampler(sampler)
