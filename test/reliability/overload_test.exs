@@ -27,7 +27,7 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
   @tag :chaos
   @tag timeout: 300_000
   test "long flood: bounded memory, mailboxes and latency; drops counted" do
-    flood(per_flooder: 200_000, flooders: 4, updaters: 2, updates: 4_000)
+    flood(per_flooder: 400_000, flooders: 2, updaters: 1, updates: 5_000)
   end
 
   @tag :chaos_short
@@ -169,8 +169,11 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
     # No mailbox grew with the flood (callers of the GenServers are few).
     assert Enum.all?(peak.mailbox, fn {_service, len} -> len <= 50 end), inspect(peak.mailbox)
 
-    max_ms = results |> Enum.map(& &1.max_us) |> Enum.max() |> div(1000)
-    assert max_ms < 1_000, "a caller was blocked #{max_ms} ms"
+    by_kind_ms =
+      Map.new(by_kind, fn {k, rs} -> {k, div(Enum.max(Enum.map(rs, & &1.max_us)), 1000)} end)
+
+    max_ms = by_kind_ms |> Map.values() |> Enum.max()
+    assert max_ms < 1_000, "a caller was blocked #{max_ms} ms (by kind: #{inspect(by_kind_ms)})"
     assert peak.memory - before.memory < 256 * 1_048_576
 
     %{

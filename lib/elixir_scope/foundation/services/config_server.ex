@@ -10,7 +10,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   * **Updates** and resets are serialized in the server, validated by
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
-    `{:config_notification, {:config_reset, config}}`.
+    `{:config_notification, {:config_reset, config}}`. The config is
+    republished at most once per 5 ms: updates arriving faster are group
+    committed (each caller gets `:ok`, and subscribers their notification,
+    once the publication carrying its update is done), which bounds the
+    memory the VM holds for replaced `:persistent_term` values.
+  * **Crash recovery**: a killed server restarts from the config it had last
+    published, so no acknowledged update is lost (a normal stop erases it,
+    and the next start builds a fresh config).
   * **Audit and counters** are handed off without waiting, in the server's
     own namespace: the audit event (built with
     `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
