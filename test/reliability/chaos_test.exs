@@ -8,7 +8,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
   # Default run: a short version (~3 s). `mix test --only chaos`: the long one.
   use ExUnit.Case, async: false
 
-  alias ElixirScope.Foundation.{ServiceRegistry, TestSupport.Chaos}
+  alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry, TestSupport.Chaos}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.Event
 
@@ -74,14 +74,16 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     assert_no_lost_event(ns, writes)
     assert_config(ns, updates)
     counts = counts(kills, writes, updates, emits, reads)
-    finish(sup, before, counts, opts[:duration])
+    finish(sup, ref, before, counts, opts[:duration])
   end
 
   # Separate function so the callers' result lists are garbage before the
   # memory is measured.
-  defp finish(sup, before, counts, duration) do
+  defp finish(sup, ref, before, counts, duration) do
     during = Chaos.snapshot()
     Chaos.stop_cluster(sup)
+    # Deletes the backup-table rows of the namespace (worker d's).
+    :ok = ProcessRegistry.cleanup_test_namespace(ref)
     after_ = assert_no_leak(before)
 
     report =
@@ -90,6 +92,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
         rss_mb: mbs(before.rss, during.rss, after_.rss),
         processes: {before.processes, after_.processes},
         ets: {before.ets, after_.ets},
+        backup_rows: {before.backup_rows, after_.backup_rows},
         os_threads: {before.threads, after_.threads}
       })
 
@@ -259,7 +262,9 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
   defp assert_no_leak(before) do
     back? = fn ->
       s = Chaos.snapshot()
-      s.processes <= before.processes and s.ets <= before.ets and s.threads <= before.threads
+
+      s.processes <= before.processes and s.ets <= before.ets and
+        s.threads <= before.threads and s.backup_rows <= before.backup_rows
     end
 
     settled = Chaos.eventually(back?, 5_000)

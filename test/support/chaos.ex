@@ -13,7 +13,9 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
 
   @services [:config_server, :event_store, :telemetry_service]
-  @workers [:chaos_worker_a, :chaos_worker_b, :chaos_worker_c]
+  # a-c register through the Registry (via tuple), d through the backup
+  # table (`ProcessRegistry.register/3`).
+  @workers [:chaos_worker_a, :chaos_worker_b, :chaos_worker_c, :chaos_worker_d]
 
   @doc "Names of the three services."
   def services, do: @services
@@ -57,12 +59,27 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
     end
   end
 
+  defp worker_spec(ns, :chaos_worker_d = name),
+    do: %{id: name, start: {__MODULE__, :start_backup_worker, [ns, name]}}
+
   defp worker_spec(ns, name) do
     %{
       id: name,
       start: {Agent, :start_link, [fn -> 0 end, [name: ProcessRegistry.via_tuple(ns, name)]]}
     }
   end
+
+  @doc false
+  # An agent registered in the backup table; a restarted one replaces the
+  # dead pid's row.
+  def start_backup_worker(ns, name) do
+    {:ok, pid} = Agent.start_link(fn -> 0 end)
+    :ok = ProcessRegistry.register(ns, name, pid)
+    {:ok, pid}
+  end
+
+  @doc "Rows of the registry's backup table (all namespaces)."
+  def backup_rows, do: :ets.info(:process_registry_backup, :size)
 
   @doc "Stops a cluster started by `start_cluster/3` (normal shutdown)."
   def stop_cluster(sup), do: Supervisor.stop(sup, :shutdown, 30_000)
@@ -77,6 +94,7 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
 
     %{
       processes: :erlang.system_info(:process_count),
+      backup_rows: backup_rows(),
       ets: length(:ets.all()),
       memory: :erlang.memory(:total),
       # Outside process heaps: ETS, code, atoms and persistent_term literal areas.
