@@ -11,8 +11,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}`. The config is
-    republished at most once per 5 ms: updates arriving faster are group
-    committed (each caller gets `:ok`, and subscribers their notification,
+    republished at most 50 times at once, then once per 5 ms: updates arriving
+    faster are group committed (each caller gets `:ok`, and subscribers their notification,
     once the publication carrying its update is done), which bounds the
     memory the VM holds for replaced `:persistent_term` values.
   * **Crash recovery**: a killed server restarts from the config it had last
@@ -50,6 +50,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
+
+  # Rate limit of config publications (see maybe_flush/1).
+  @publish_gap_ms 5
+  @publish_burst 50
 
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -320,7 +324,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
         Process.flag(:trap_exit, true)
         publish(namespace, config)
         ProcessRegistry.notify_registered(namespace, :config_server)
-        {:ok, %{new_state(namespace, config) | published_at: now_ms()}}
+        {:ok, new_state(namespace, config)}
 
       {:error, error} ->
         {:stop, {:config_validation_failed, error}}
@@ -347,7 +351,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       audit: %{sent: 0, failures: 0, skipped: 0},
       # Group commit of updates (see flush/1).
       pending: [],
-      published_at: now_ms(),
+      tokens: @publish_burst,
+      refilled_at: now_ms(),
       flush_timer: nil
     }
   end
@@ -393,7 +398,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   @impl true
-  def handle_info(:flush_config, state), do: {:noreply, flush(%{state | flush_timer: nil})}
+  def handle_info(:flush_config, state),
+    do: {:noreply, %{state | flush_timer: nil} |> refill() |> take_token() |> flush()}
 
   def handle_info({:DOWN, ref, :process, pid, _reason}, state) do
     {:noreply,
@@ -452,22 +458,29 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Group commit. Every republish leaves the old config in a literal area
   # that the VM frees only after scanning every process; under a stream of
   # updates those areas piled up faster than they were freed (BEAM memory
-  # grew ~1.4 KB per update, without bound: test/reliability). So the config
-  # is republished at most once per @publish_gap_ms: an update arriving
-  # sooner is applied to the state at once, but its caller's `:ok` (and the
+  # grew ~1.4 KB per update, without bound: test/reliability). So
+  # publications are rate limited by a token bucket (@publish_burst at once,
+  # then one per @publish_gap_ms): an update arriving when no token is left
+  # is applied to the state at once, but its caller's `:ok` (and the
   # subscribers' notification) waits for the next publication, which carries
-  # every update since. An isolated update is published and answered at once.
-  @publish_gap_ms 5
-
+  # every update since.
   defp maybe_flush(state) do
-    wait = state.published_at + @publish_gap_ms - now_ms()
+    state = refill(state)
 
     cond do
-      wait <= 0 -> flush(state)
+      state.tokens >= 1 -> state |> take_token() |> flush()
       state.flush_timer -> state
-      true -> %{state | flush_timer: Process.send_after(self(), :flush_config, wait)}
+      true -> %{state | flush_timer: Process.send_after(self(), :flush_config, @publish_gap_ms)}
     end
   end
+
+  defp refill(state) do
+    now = now_ms()
+    tokens = min(@publish_burst, state.tokens + (now - state.refilled_at) / @publish_gap_ms)
+    %{state | tokens: tokens, refilled_at: now}
+  end
+
+  defp take_token(state), do: %{state | tokens: state.tokens - 1}
 
   defp flush(%{pending: []} = state), do: state
 
@@ -481,7 +494,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       GenServer.reply(from, :ok)
     end
 
-    %{state | pending: [], published_at: now_ms(), flush_timer: nil}
+    %{state | pending: [], flush_timer: nil}
   end
 
   defp publish(namespace, config), do: :persistent_term.put({__MODULE__, namespace}, config)
