@@ -371,29 +371,29 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
   test "counts, sums and stamps with System.monotonic_time/0 units" do
     h = Native.metrics_new(10)
     before = System.monotonic_time()
-    for v <- 1..50, do: {:ok, false} = Native.metrics_emit_counter_now(h, [:a, :b], v, %{m: v})
+    for v <- 1..50, do: :ok = Native.metrics_emit_counter_now(h, [:a, :b], v, %{m: v})
     later = System.monotonic_time()
     assert {[:a, :b], 50, ts, %{counter: 1275}, %{m: 1}} = entry(h, [:a, :b])
     assert before <= ts and ts <= later
     # Mixed with the explicit-timestamp NIF on the same entry.
     {:ok, false} = Native.metrics_emit_counter(h, [:a, :b], 5, %{}, later + 1)
-    {:ok, false} = Native.metrics_emit_counter_now(h, [:a, :b], 0.5, %{})
+    :ok = Native.metrics_emit_counter_now(h, [:a, :b], 0.5, %{})
     assert {_, 52, _, %{counter: 1280.5}, _} = entry(h, [:a, :b])
   end
 
   test "clear, cleanup, attach and detach reach names already cached" do
     h = Native.metrics_new(10)
-    for _ <- 1..3, do: {:ok, false} = Native.metrics_emit_counter_now(h, [:c], 1, %{first: 1})
+    for _ <- 1..3, do: :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{first: 1})
     assert Native.metrics_clear(h) == 1
-    {:ok, false} = Native.metrics_emit_counter_now(h, [:c], 2, %{second: 2})
+    :ok = Native.metrics_emit_counter_now(h, [:c], 2, %{second: 2})
     assert {_, 1, _, %{counter: 2}, %{second: 2}} = entry(h, [:c])
     assert Native.metrics_cleanup(h, System.monotonic_time()) == 1
-    {:ok, false} = Native.metrics_emit_counter_now(h, [:c], 3, %{})
+    :ok = Native.metrics_emit_counter_now(h, [:c], 3, %{})
     assert {_, 1, _, %{counter: 3}, _} = entry(h, [:c])
     :ok = Native.metrics_attach(h, [[:c]])
-    assert {:ok, true} = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    assert :handler = Native.metrics_emit_counter_now(h, [:c], 1, %{})
     :ok = Native.metrics_detach(h, [[:c]])
-    assert {:ok, false} = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    assert :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{})
   end
 
   test "handles are independent; long names and full stores still work" do
@@ -401,8 +401,8 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
     long = for i <- 1..40, do: :"seg#{i}"
     for _ <- 1..3, do: Native.metrics_emit_counter_now(h1, [:x], 1, %{})
     for _ <- 1..2, do: Native.metrics_emit_counter_now(h2, [:x], 1, %{})
-    for _ <- 1..2, do: {:ok, false} = Native.metrics_emit_counter_now(h1, long, 1, %{})
-    for _ <- 1..2, do: {:ok, false} = Native.metrics_emit_counter_now(h2, long, 1, %{})
+    for _ <- 1..2, do: :ok = Native.metrics_emit_counter_now(h1, long, 1, %{})
+    for _ <- 1..2, do: :ok = Native.metrics_emit_counter_now(h2, long, 1, %{})
     assert {_, 3, _, _, _} = entry(h1, [:x])
     assert {_, 2, _, _, _} = entry(h2, [:x])
     assert entry(h1, long) == nil
@@ -427,7 +427,7 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
   test "ArgumentError (never :nif_panicked) on wrong argument types" do
     h = Native.metrics_new(10)
     # Cached first, so the bad calls below cannot be served from the cache.
-    {:ok, false} = Native.metrics_emit_counter_now(h, [:ok], 1, %{})
+    :ok = Native.metrics_emit_counter_now(h, [:ok], 1, %{})
 
     for {handle, name} <- [
           {:nope, [:ok]},

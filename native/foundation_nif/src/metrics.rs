@@ -28,7 +28,7 @@ pub struct MetricsHandle(pub Metrics);
 #[rustler::resource_impl]
 impl rustler::Resource for MetricsHandle {}
 
-// Only DashMaps of owned data and atomics; no invariant spans a panic point.
+// DashMaps, mutex-guarded caches of owned data and atomics; no invariant spans a panic point.
 impl std::panic::RefUnwindSafe for MetricsHandle {}
 
 type Outcome<T> = NifResult<NifOutcome<T>>;
@@ -69,16 +69,33 @@ fn metrics_emit_counter<'a>(
 
 /// `metrics_emit_counter/5` stamped with the VM's monotonic clock (native
 /// units, as `System.monotonic_time/0`), read here instead of in Elixir.
+/// Returns a bare atom (see `Counted`): no tuple to build on the hot path.
 #[rustler::nif]
 fn metrics_emit_counter_now<'a>(
     handle: &MetricsHandle,
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
-) -> Outcome<bool> {
-    match clock::monotonic_native() {
-        Some(now) => add_counter(&handle.0, name, value, metadata, now),
-        None => Ok(Err(NifError(CoreError::Internal("no clock".to_string())))),
+) -> NifResult<Counted> {
+    let outcome = match clock::monotonic_native() {
+        Some(now) => add_counter(&handle.0, name, value, metadata, now)?,
+        None => Err(NifError(CoreError::Internal("no clock".to_string()))),
+    };
+    Ok(Counted(outcome))
+}
+
+/// `:ok` (done; a new name beyond the cap is dropped and counted, as in
+/// `metrics_emit_counter/5`), `:handler` (a handler is attached to the name)
+/// or `{:error, {kind, detail}}`.
+struct Counted(NifOutcome<bool>);
+
+impl Encoder for Counted {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match &self.0 {
+            Ok(false) => atoms::ok().encode(env),
+            Ok(true) => atoms::handler().encode(env),
+            Err(e) => (atoms::error(), e).encode(env),
+        }
     }
 }
 

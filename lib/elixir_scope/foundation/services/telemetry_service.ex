@@ -400,10 +400,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
     end
   end
 
-  # The NIF reads the monotonic clock itself (cheaper than passing it in).
+  # The NIF reads the monotonic clock itself and answers with a bare atom.
   defp record_counter(namespace, name, value, metadata) when is_list(name) do
     with {:ok, handle} <- live_handle(namespace),
-         {:ok, true} <- Native.metrics_emit_counter_now(handle, name, value, metadata) do
+         :handler <- Native.metrics_emit_counter_now(handle, name, value, metadata) do
       run_handler(name, %{counter: value}, metadata)
     end
   end
