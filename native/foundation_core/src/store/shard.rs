@@ -36,7 +36,9 @@ pub(crate) struct Shard {
     by_id: BTreeMap<u64, Record>,
     by_time: BTreeSet<(i64, u64)>,
     by_type: HashMap<Bytes, TypeIndex>,
-    by_corr: HashMap<Bytes, BTreeSet<(i64, u64)>>,
+    /// Correlation groups keep the payloads themselves (shared `Arc`s), so
+    /// a group is read without one `by_id` lookup per member.
+    by_corr: HashMap<Bytes, BTreeMap<(i64, u64), Bytes>>,
     /// Insertion order; entries of removed/overwritten records stay until
     /// they reach the front (or a compaction), and are recognised as stale
     /// because the record's `seq` differs.
@@ -65,7 +67,8 @@ impl Shard {
             ti.times.insert(key);
         }
         if let Some(cid) = &correlation_id {
-            self.by_corr.entry(cid.clone()).or_default().insert(key);
+            let group = self.by_corr.entry(cid.clone()).or_default();
+            group.insert(key, event.payload.clone());
         }
         let record = Record {
             event_type,
@@ -230,17 +233,13 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(keys) => keys.iter().filter_map(|k| self.hit(*k)).collect(),
+            Some(group) => group.iter().map(|(k, p)| (*k, p.clone())).collect(),
         }
     }
 
     /// Size of one correlation group in this shard.
     pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
         self.by_corr.get(cid).map_or(0, |keys| keys.len())
-    }
-
-    fn hit(&self, key: (i64, u64)) -> Option<Hit> {
-        self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
     }
 
     /// This shard's matches for `q` (filters only, no offset/limit) as
