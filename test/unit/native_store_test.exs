@@ -110,6 +110,10 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
       big_map,
       Map.new(1..16, &{&1, &1}),
       Map.new(1..17, &{&1, &1}),
+      # Past the native-form term budget: whole-event ETF (and just below).
+      Enum.to_list(1..10_000),
+      Map.new(1..3_000, &{&1, [&1]}),
+      Enum.to_list(1..4_000),
       deep,
       self(),
       :erlang.binary_to_term(remote_pid),

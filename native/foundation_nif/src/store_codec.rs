@@ -1,13 +1,15 @@
 //! Event term <-> stored form.
 //!
-//! A payload is a tag byte and a body. Tag 1 (what `to_new_event` writes)
-//! is the store's own form (`store_term`): atoms and local pids as their
-//! term words, known struct shapes without keys, the rest as external term
-//! format, decoded without any atom lookup by name. Tag 0 is the whole event
-//! as external term format, the durable form: `to_term` reads both, and a
-//! disk log would persist tag 0 (decode, then `term_to_binary`), since the
-//! words of tag 1 are only meaningful inside the VM that wrote them. Both
-//! decode to a term `==` the stored one (pids, refs and funs included).
+//! A payload is a tag byte and a body. Tag 1 (what `to_new_event` writes
+//! for usual events) is the store's own form (`store_term`): atoms and local
+//! pids as their term words, known struct shapes without keys, the rest as
+//! external term format, decoded without any atom lookup by name. Tag 0 is
+//! the whole event as external term format: written for events of more
+//! than `store_term::MAX_TERMS` terms (the VM's C codec is faster there),
+//! and the durable form a disk log would persist (decode, then
+//! `term_to_binary`), since the words of tag 1 are only meaningful inside
+//! the VM that wrote them. Both decode to a term `==` the stored one (pids,
+//! refs and funs included).
 
 use crate::atoms;
 use crate::{store_term, store_term_read};
@@ -60,7 +62,11 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
 fn payload(term: Term) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.push(TAG_NATIVE);
-    store_term::encode(term, &mut out);
+    if !store_term::encode(term, &mut out) {
+        out.clear();
+        out.push(TAG_ETF);
+        out.extend_from_slice(term.to_binary().as_slice());
+    }
     Bytes::from(out)
 }
 

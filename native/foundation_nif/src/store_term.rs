@@ -73,13 +73,22 @@ pub(crate) fn date_time_keys() -> [Atom; 13] {
     ]
 }
 
-/// Appends the encoding of `term` to `out`.
-pub fn encode(term: Term, out: &mut Vec<u8>) {
-    Writer {
+/// Terms written natively per event at most: past it, per-term enif calls
+/// cost more than the VM's own `term_to_binary`/`binary_to_term` (a list
+/// of 300k integers took ~1.5x as long both ways), so the caller stores
+/// such an event as external term format instead. ~35 for a usual event.
+pub const MAX_TERMS: usize = 4096;
+
+/// Appends the encoding of `term` to `out`; false (with `out` partly
+/// written) when `term` holds more than `MAX_TERMS` terms.
+pub fn encode(term: Term, out: &mut Vec<u8>) -> bool {
+    let mut writer = Writer {
         env: term.get_env(),
         out,
-    }
-    .write(term, 0);
+        budget: MAX_TERMS,
+    };
+    writer.write(term, 0);
+    writer.budget > 0
 }
 
 /// Walks terms with raw enif_* calls where rustler would allocate (tuple
@@ -87,10 +96,16 @@ pub fn encode(term: Term, out: &mut Vec<u8>) {
 struct Writer<'a, 'o> {
     env: Env<'a>,
     out: &'o mut Vec<u8>,
+    /// Terms left before giving up (0: gave up, stop writing).
+    budget: usize,
 }
 
 impl<'a> Writer<'a, '_> {
     fn write(&mut self, term: Term<'a>, depth: usize) {
+        if self.budget == 0 {
+            return;
+        }
+        self.budget -= 1;
         let start = self.out.len();
         if depth >= MAX_DEPTH || !self.native(term, depth) {
             self.out.truncate(start);
@@ -125,6 +140,12 @@ impl<'a> Writer<'a, '_> {
             TermType::Map => self.map(term, depth),
             _ => false,
         }
+    }
+
+    /// Stops the whole encoding (the caller stores external term format).
+    fn give_up(&mut self) -> bool {
+        self.budget = 0;
+        true
     }
 
     fn word(&mut self, tag: u8, w: u64) -> bool {
@@ -162,9 +183,18 @@ impl<'a> Writer<'a, '_> {
 
     /// Proper lists only (length first, so nothing is collected).
     fn list(&mut self, term: Term<'a>, depth: usize) -> bool {
-        let Ok(n) = term.list_length() else {
+        // Count the cells first, but never more than the budget allows.
+        let (mut n, mut rest) = (0usize, term);
+        while let Ok((_, tail)) = rest.list_get_cell() {
+            n += 1;
+            if n > self.budget {
+                return self.give_up();
+            }
+            rest = tail;
+        }
+        if !rest.is_empty_list() {
             return false;
-        };
+        }
         self.word(LIST, n as u64);
         let mut rest = term;
         while let Ok((head, tail)) = rest.list_get_cell() {
@@ -178,6 +208,9 @@ impl<'a> Writer<'a, '_> {
         let Ok(n) = term.map_size() else {
             return false;
         };
+        if n.saturating_mul(2) > self.budget {
+            return self.give_up();
+        }
         if n > STACK {
             let mut keys = vec![ErlNifTerm::default(); n];
             let mut values = keys.clone();
