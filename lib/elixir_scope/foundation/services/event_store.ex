@@ -30,7 +30,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   the word stays valid for the VM's life), `%Types.Event{}` and
   `%DateTime{}` as their values only, maps in key order, and anything else
   (refs, funs, ports, remote pids, bignums, bitstrings, improper lists, very
-  deep nesting) as embedded external term format. Reading an event back
+  deep nesting) as embedded external term format; an event of more than
+  4096 terms is stored whole as external term format. Reading an event back
   therefore needs no atom lookup by name and no map sorting, which made
   `get/2` ~3x and queries ~2x cheaper than decoding external term format;
   every event still round-trips `==`. This form is only meaningful inside
