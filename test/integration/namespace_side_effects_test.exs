@@ -50,7 +50,10 @@ defmodule ElixirScope.Foundation.Integration.NamespaceSideEffectsTest do
     opts = [namespace: ns]
 
     {:ok, _} = EventStore.store(event(:ns_side_effect, 1), opts)
-    {:ok, _} = EventStore.store_batch([event(:ns_side_effect, 2), event(:ns_side_effect, 3)], opts)
+
+    {:ok, _} =
+      EventStore.store_batch([event(:ns_side_effect, 2), event(:ns_side_effect, 3)], opts)
+
     :ok = EventStore.store_async(event(:ns_side_effect, 4), opts)
 
     # The server message protocol (API.md 17.2) acts on the same namespace.
