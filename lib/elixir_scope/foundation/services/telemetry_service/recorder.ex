@@ -110,11 +110,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
     exception -> Logger.warning("Telemetry handler failed: #{Exception.message(exception)}")
   end
 
+  # `catch` also takes raises (kind :error).
   defp safely(fun) do
     fun.()
     :ok
-  rescue
-    _ -> :ok
   catch
     _kind, _reason -> :ok
   end
