@@ -5,6 +5,8 @@ defmodule ElixirScope.Foundation.Integration.NamespaceSideEffectsTest do
   # and event store, so not async.
   use ExUnit.Case, async: false
 
+  import ElixirScope.Foundation.TestSupport.Eventually
+
   alias ElixirScope.Foundation.{Events, ProcessRegistry, TestSupervisor}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
 
@@ -35,14 +37,6 @@ defmodule ElixirScope.Foundation.Integration.NamespaceSideEffectsTest do
   defp stored(type, opts) do
     {:ok, events} = EventStore.query(%{event_type: type}, opts)
     length(events)
-  end
-
-  defp eventually(fun, tries \\ 100) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
   end
 
   test "events_stored of a test-namespace store counts in that namespace only", %{ns: ns} do
