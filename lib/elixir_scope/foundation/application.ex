@@ -1,7 +1,16 @@
 defmodule ElixirScope.Foundation.Application do
   @moduledoc false
+  # Children, in order, under ElixirScope.Foundation.Supervisor (one_for_one):
+  #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
+  #   ProcessRegistry (Registry)   via-tuple names
+  #   ConfigServer, EventStore, TelemetryService   namespace :production
+  #   ElixirScope.Foundation.TaskSupervisor
+  #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
+  #   TestSupervisor               only when :elixir_scope :test_mode is true at start
   use Application
 
+  alias ElixirScope.Foundation.Config.GracefulDegradation
+  alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services
 
   # TEMPORARY (integration scaffolding): services are started only once their
@@ -16,14 +25,23 @@ defmodule ElixirScope.Foundation.Application do
       end
 
     children =
-      [{ElixirScope.Foundation.ProcessRegistry, []}] ++
+      [ProcessRegistry.Owner, {ProcessRegistry, []}] ++
         services ++
-        [{Task.Supervisor, name: ElixirScope.Foundation.TaskSupervisor}]
+        [
+          {Task.Supervisor, name: ElixirScope.Foundation.TaskSupervisor},
+          GracefulDegradation.Owner
+        ] ++ test_children()
 
     Supervisor.start_link(children,
       strategy: :one_for_one,
       name: ElixirScope.Foundation.Supervisor
     )
+  end
+
+  defp test_children do
+    if Application.get_env(:elixir_scope, :test_mode, false),
+      do: [ElixirScope.Foundation.TestSupervisor],
+      else: []
   end
 
   @impl true

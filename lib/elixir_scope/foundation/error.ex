@@ -286,7 +286,8 @@ defmodule ElixirScope.Foundation.Error do
     data_too_large: {:data_too_large, 2003, :high, :data, :validation},
     invalid_event_type: {:invalid_event_type, 2004, :medium, :data, :validation},
     invalid_input: {:invalid_input, 3204, :low, :data, :validation},
-    internal_error: {:internal_error, 2401, :critical, :system, :runtime}
+    internal_error: {:internal_error, 2401, :critical, :system, :runtime},
+    queue_full: {:resource_exhausted, 2201, :high, :system, :resources}
   }
 
   @doc """

@@ -47,4 +47,49 @@ defmodule ElixirScope.Foundation.Native do
   def event_validate_data_size(_data_size), do: :erlang.nif_error(:not_loaded)
   def event_validate_type(_event_type), do: :erlang.nif_error(:not_loaded)
   def validation_constants, do: :erlang.nif_error(:not_loaded)
+
+  # store
+  def store_new(_shards, _max_events, _max_age_ms, _async_capacity),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_set_limits(_store, _max_events, _max_age_ms), do: :erlang.nif_error(:not_loaded)
+  def store_put(_store, _event), do: :erlang.nif_error(:not_loaded)
+  def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
+  def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)
+  def store_get(_store, _id), do: :erlang.nif_error(:not_loaded)
+  def store_get_by_correlation(_store, _cid), do: :erlang.nif_error(:not_loaded)
+
+  def store_query(_store, _type, _range, _order, _offset, _limit),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)
+  def store_expire(_store), do: :erlang.nif_error(:not_loaded)
+  def store_clear(_store), do: :erlang.nif_error(:not_loaded)
+  def store_stats(_store), do: :erlang.nif_error(:not_loaded)
+  def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
+  # metrics
+  def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
+
+  def metrics_record(_handle, _name, _measurements, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_emit_counter(_handle, _name, _value, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_cleanup(_handle, _cutoff), do: :erlang.nif_error(:not_loaded)
+  def metrics_clear(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_status(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_attach(_handle, _names), do: :erlang.nif_error(:not_loaded)
+  def metrics_detach(_handle, _names), do: :erlang.nif_error(:not_loaded)
+  def metrics_clear_handlers(_handle), do: :erlang.nif_error(:not_loaded)
+
+  # json (Events.GracefulDegradation fallback)
+  def json_encode(_term), do: :erlang.nif_error(:not_loaded)
+  def json_decode(_binary), do: :erlang.nif_error(:not_loaded)
+
+  # fallback (store_safe buffer)
+  def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
+  def fallback_list, do: :erlang.nif_error(:not_loaded)
+  def fallback_take, do: :erlang.nif_error(:not_loaded)
 end

@@ -8,6 +8,9 @@ pub enum CoreError {
     /// Input that cannot be converted (too deep, improper list, ...).
     #[error("{0}")]
     InvalidInput(String),
+    /// The event store's asynchronous queue is full (its capacity).
+    #[error("event store queue full (capacity {0})")]
+    QueueFull(usize),
     /// A configuration failed ConfigValidator (API.md section 8).
     #[error(transparent)]
     Config(#[from] crate::validation::ConfigError),

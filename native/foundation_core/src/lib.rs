@@ -8,6 +8,10 @@
 )]
 
 pub mod error;
+pub mod fallback;
+pub mod json;
+pub mod metrics;
+pub mod store;
 pub mod validation;
 pub mod value;
 

@@ -23,6 +23,7 @@ impl Encoder for NifError {
         let kind = match &self.0 {
             CoreError::InvalidInput(_) => atoms::invalid_input(),
             CoreError::Internal(_) => atoms::internal_error(),
+            CoreError::QueueFull(_) => atoms::queue_full(),
             CoreError::Config(e) => config_kind(e),
             CoreError::Event(rule) => event_kind(*rule),
         };

@@ -1,0 +1,113 @@
+defmodule ElixirScope.Foundation do
+  @moduledoc """
+  Top-level facade of the foundation layer: readiness and lifecycle of the
+  three services (Config, Events, Telemetry).
+
+  The services run under `ElixirScope.Foundation.Supervisor`, started by the
+  `:elixir_scope_foundation` application. Fixed from the original:
+  `available?/0` is true when all three services run, `shutdown/0` really
+  stops the supervisor, `version/0` reports this library's version, and
+  `initialize/1` never links an unsupervised service to the caller.
+  """
+
+  alias ElixirScope.Foundation.{Config, Events, Telemetry}
+  alias ElixirScope.Foundation.Types.Error
+
+  @compile {:no_warn_undefined, [Events, Telemetry]}
+
+  @doc """
+  Ensures the foundation runs: starts the application if needed, then
+  `Config.initialize(opts[:config] || [])`, `Events.initialize()`,
+  `Telemetry.initialize()` (each restarts its service under the supervisor if
+  missing). Returns `:ok` or the first error.
+  """
+  @spec initialize(keyword()) :: :ok | {:error, term()}
+  def initialize(opts \\ []) do
+    with {:ok, _} <- Application.ensure_all_started(:elixir_scope_foundation),
+         :ok <- Config.initialize(Keyword.get(opts, :config, [])),
+         :ok <- service(Events, :initialize, []) do
+      service(Telemetry, :initialize, [])
+    end
+  end
+
+  @doc "`{:ok, %{config: map, events: map, telemetry: map}}` or the first error."
+  @spec status() :: {:ok, %{config: map(), events: map(), telemetry: map()}} | {:error, term()}
+  def status do
+    with {:ok, config} <- Config.status(),
+         {:ok, events} <- service(Events, :status, []),
+         {:ok, telemetry} <- service(Telemetry, :status, []) do
+      {:ok, %{config: config, events: events, telemetry: telemetry}}
+    end
+  end
+
+  @doc "Whether Config, Events and Telemetry are all available."
+  @spec available?() :: boolean()
+  def available? do
+    Config.available?() and service(Events, :available?, []) == true and
+      service(Telemetry, :available?, []) == true
+  end
+
+  @doc "This library's version (`\"\"` when the application is not loaded)."
+  @spec version() :: String.t()
+  def version, do: to_string(Application.spec(:elixir_scope_foundation, :vsn) || "")
+
+  @doc """
+  Stops `ElixirScope.Foundation.Supervisor` and with it every service (by
+  stopping the `:elixir_scope_foundation` application when it runs).
+  `initialize/1` starts it again. Always `:ok`.
+  """
+  @spec shutdown() :: :ok
+  def shutdown do
+    case Process.whereis(ElixirScope.Foundation.Supervisor) do
+      nil ->
+        :ok
+
+      pid ->
+        if running?(), do: Application.stop(:elixir_scope_foundation), else: Supervisor.stop(pid)
+        :ok
+    end
+  end
+
+  defp running? do
+    Enum.any?(Application.started_applications(), &match?({:elixir_scope_foundation, _, _}, &1))
+  end
+
+  @doc """
+  `{:ok, %{status: :healthy | :degraded, timestamp: mono_ms, services: map,
+  foundation_available: boolean, elixir_version, otp_release}}` (`:healthy`
+  iff every service status map has `status: :running`), or the first error.
+  """
+  @spec health() :: {:ok, map()} | {:error, term()}
+  def health do
+    with {:ok, services} <- status() do
+      healthy = Enum.all?(services, fn {_name, s} -> Map.get(s, :status) == :running end)
+
+      {:ok,
+       %{
+         status: if(healthy, do: :healthy, else: :degraded),
+         timestamp: System.monotonic_time(:millisecond),
+         services: services,
+         foundation_available: available?(),
+         elixir_version: System.version(),
+         otp_release: System.otp_release()
+       }}
+    end
+  end
+
+  # Facades owned by other parts of the library are called only when compiled in.
+  defp service(module, fun, args) do
+    if Code.ensure_loaded?(module) and function_exported?(module, fun, length(args)) do
+      apply(module, fun, args)
+    else
+      {:error,
+       Error.new(
+         code: nil,
+         error_type: :service_unavailable,
+         message: "#{inspect(module)} is not available",
+         severity: :high,
+         category: :system,
+         subcategory: :initialization
+       )}
+    end
+  end
+end

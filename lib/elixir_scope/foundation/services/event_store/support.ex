@@ -1,0 +1,185 @@
+defmodule ElixirScope.Foundation.Services.EventStore.Support do
+  @moduledoc false
+  # Helpers of Services.EventStore: handle lookup, query normalisation,
+  # retention settings, errors and telemetry. Kept out of the service module
+  # so each stays small.
+
+  alias ElixirScope.Foundation.{Error, Types}
+
+  @i64_min -0x8000_0000_0000_0000
+  @i64_max 0x7FFF_FFFF_FFFF_FFFF
+  @u64_max 0xFFFF_FFFF_FFFF_FFFF
+  @big 0x3FFF_FFFF_FFFF_FFFF
+
+  @doc false
+  def key(namespace), do: {ElixirScope.Foundation.Services.EventStore, namespace}
+
+  @doc false
+  def namespace(opts), do: Keyword.get(opts, :namespace, :production)
+
+  @doc false
+  def entry(opts), do: :persistent_term.get(key(namespace(opts)), nil)
+
+  @doc false
+  def u64_max, do: @u64_max
+
+  @doc false
+  def unavailable(message \\ "Event store not available") do
+    Types.Error.new(
+      code: 3000,
+      error_type: :service_unavailable,
+      message: message,
+      severity: :high,
+      category: :system,
+      subcategory: :availability
+    )
+  end
+
+  @doc false
+  def not_found(id) do
+    Types.Error.new(
+      code: 3001,
+      error_type: :not_found,
+      message: "Event not found",
+      severity: :low,
+      context: %{event_id: id},
+      category: :data,
+      subcategory: :retrieval
+    )
+  end
+
+  @doc false
+  def forbidden do
+    Types.Error.new(
+      code: 3002,
+      error_type: :operation_forbidden,
+      message: "State reset only allowed in test mode",
+      severity: :high,
+      category: :security,
+      subcategory: :authorization
+    )
+  end
+
+  @doc false
+  def native({:error, {kind, detail}}), do: {:error, Error.from_native({kind, detail})}
+  def native(other), do: other
+
+  @doc false
+  def invalid_query(key, value) do
+    {:error,
+     Error.from_native({:invalid_input, "Invalid query #{inspect(key)}: #{inspect(value)}"}, %{
+       key => value
+     })}
+  end
+
+  @doc """
+  `{:ok, {type, range, order, offset, limit}}`, `:empty` (a
+  non-atom type matches nothing) or an invalid-input error.
+  """
+  def normalize_query(query) do
+    with {:ok, type} <- query_type(Map.get(query, :event_type)),
+         {:ok, range} <- query_range(Map.get(query, :time_range)),
+         {:ok, offset} <- query_int(:offset, Map.get(query, :offset), &(&1 >= 0)),
+         {:ok, limit} <- query_int(:limit, Map.get(query, :limit), &(&1 > 0)) do
+      {:ok, {type, range, order(Map.get(query, :order_by)), offset, limit}}
+    end
+  end
+
+  defp order(order) when order in [:timestamp, :timestamp_desc], do: order
+  defp order(_order), do: :event_id
+
+  defp query_type(type) when is_atom(type), do: {:ok, type}
+  defp query_type(_type), do: :empty
+
+  defp query_range(nil), do: {:ok, nil}
+
+  defp query_range({start, stop}) when is_integer(start) and is_integer(stop),
+    do: {:ok, {clamp(start), clamp(stop)}}
+
+  defp query_range(other), do: invalid_query(:time_range, other)
+
+  # nil, or an integer failing `keep?` (negative offset, limit <= 0), is
+  # ignored as in the original; 0 means "none" to the NIF.
+  defp query_int(_key, nil, _keep?), do: {:ok, 0}
+
+  defp query_int(_key, n, keep?) when is_integer(n),
+    do: {:ok, if(keep?.(n), do: min(n, @big), else: 0)}
+
+  defp query_int(key, other, _keep?), do: invalid_query(key, other)
+
+  @doc false
+  def clamp(n), do: n |> max(@i64_min) |> min(@i64_max)
+
+  @doc """
+  Retention settings: start opts win, then the live config
+  (`ElixirScope.Foundation.Config.get/1` when available), then
+  `Types.Config` defaults merged with the application env.
+  """
+  def limits(opts) do
+    hot = hot_config()
+    max_events = Keyword.get(opts, :max_events, Map.get(hot, :max_events, 100_000))
+    max_age_s = Keyword.get(opts, :max_age_seconds, Map.get(hot, :max_age_seconds, 3600))
+    interval = Keyword.get(opts, :prune_interval, Map.get(hot, :prune_interval, 60_000))
+    {non_neg(max_events), non_neg(max_age_s) * 1000, max(non_neg(interval), 10)}
+  end
+
+  defp non_neg(n) when is_integer(n) and n > 0, do: n
+  defp non_neg(_other), do: 0
+
+  defp hot_config do
+    case live_config() do
+      {:ok, %{} = hot} -> hot
+      _ -> env_config()
+    end
+  end
+
+  defp live_config do
+    config = ElixirScope.Foundation.Config
+
+    if Code.ensure_loaded?(config) and function_exported?(config, :get, 1) do
+      try do
+        config.get([:storage, :hot])
+      catch
+        _, _ -> :error
+      end
+    else
+      :error
+    end
+  end
+
+  defp env_config do
+    case ElixirScope.Foundation.Logic.ConfigLogic.build_config([]) do
+      {:ok, config} -> config.storage.hot
+      {:error, _} -> Types.Config.new().storage.hot
+    end
+  end
+
+  @doc """
+  Emits `[:foundation, :event_store, :events_stored]` through
+  `TelemetryService.emit_counter/3` when that module is loaded (no-op
+  otherwise, so the store works without it).
+  """
+  def emit_stored(value, metadata) do
+    telemetry = ElixirScope.Foundation.Services.TelemetryService
+
+    if function_exported?(telemetry, :emit_counter, 3) do
+      telemetry.emit_counter([:foundation, :event_store, :events_stored], value, metadata)
+    end
+
+    :ok
+  end
+
+  @doc "True when the service process of `namespace` is registered and alive."
+  def registered?(namespace) do
+    registry = ElixirScope.Foundation.ServiceRegistry
+
+    if Code.ensure_loaded?(registry) and function_exported?(registry, :lookup, 2) do
+      match?({:ok, _}, registry.lookup(namespace, :event_store))
+    else
+      case Registry.lookup(ElixirScope.Foundation.ProcessRegistry, {namespace, :event_store}) do
+        [{pid, _}] -> Process.alive?(pid)
+        [] -> false
+      end
+    end
+  end
+end

@@ -1,0 +1,555 @@
+defmodule ElixirScope.Foundation.Services.TelemetryService do
+  @moduledoc """
+  The Foundation's metric store (API.md section 17), with the metrics held in
+  Rust.
+
+  `execute/4`, `measure/4`, `emit_counter/2..4` and `emit_gauge/4` run in the
+  **caller's process**: they find the namespace's metrics handle in
+  `:persistent_term` and record with one NIF call (integer counters are
+  atomic additions), never through this GenServer's mailbox and never through
+  `ServiceRegistry`/`ProcessRegistry`. They never raise (except `measure/4`,
+  which reraises the exception of the measured function) and always return
+  `:ok`. When no service is running in the namespace nothing is recorded.
+
+  The GenServer owns the handle's lifecycle (create, retention cleanup,
+  reset, status). The handle outlives the process: a restarted service
+  re-attaches to the same metrics. (The handle of a `{:test, ref}` namespace
+  is released when its service stops with `:normal`/`:shutdown`.)
+
+  ## Recording rules
+
+  The first event of a name creates an entry
+  `%{count: 1, timestamp: native_monotonic, measurements: map, metadata: map}`.
+  Later events bump `count`, refresh `timestamp` and merge measurements per
+  key: `:gauge` takes the new value; `:counter` sums two numbers; any other
+  two numbers become `(old + new) / 2` (a float); otherwise the new value
+  wins. Metadata keeps the **first** value. Non-numeric values and metadata
+  come back exactly as given (pids, refs, funs included). Integers beyond 64
+  bits are merged as floats. Names must be lists of atoms (Latin-1 atoms on
+  OTP 25); other names are forwarded to `:telemetry` but not recorded.
+
+  ## `:telemetry` forwarding
+
+  Every `execute/4` (and so every counter, gauge and measure) is also passed
+  to `:telemetry.execute/3` when the host has the `:telemetry` library
+  loaded, whether or not this service runs. Detection happens at call time;
+  raising handlers never reach the caller.
+
+  ## Handlers
+
+  `attach_handlers/2` attaches, per exact name, the default handler, which
+  debug-logs the event. It runs **in the caller's process** right after the
+  event is recorded; its exceptions are rescued and logged.
+
+  ## Bounded memory
+
+  At most `max_metrics` distinct names (default 10 000) are kept; events of
+  new names beyond that are dropped and counted in `status/1`
+  (`metrics_dropped`). Every `cleanup_interval` ms, entries whose last event
+  is older than `metric_retention_ms` **milliseconds** are removed.
+
+  ## Events emitted
+
+    * `[:vm, :memory]`, `[:vm, :total_run_queue_lengths]`, `[:vm, :system_counts]`
+      at start when `enable_vm_metrics` is true: measurements `%{gauge: 1}`,
+      metadata `%{source: :vm}`, recorded in the service's own namespace.
+
+  ## Options
+
+  Start options (all merged into `status().config`, unknown keys included):
+
+    * `:namespace` - `:production` (default) or `{:test, ref}`
+    * `:enable_vm_metrics` - emit the VM gauges at start (default `true`)
+    * `:enable_process_metrics` - kept for compatibility (default `true`)
+    * `:metric_retention_ms` - age after which an idle metric is removed
+      (default `300_000`)
+    * `:cleanup_interval` - ms between retention cleanups (default `60_000`)
+    * `:max_metrics` - cap on distinct names (default `10_000`; fixed when
+      the namespace's handle is first created)
+
+  Every public function takes a trailing `opts` keyword list with
+  `:namespace` (default `:production`) to address an instance.
+  """
+  use GenServer
+  require Logger
+
+  alias ElixirScope.Foundation.{Native, ProcessRegistry}
+  alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested}
+  alias ElixirScope.Foundation.Types.Error
+
+  @default_config %{
+    enable_vm_metrics: true,
+    enable_process_metrics: true,
+    metric_retention_ms: 300_000,
+    cleanup_interval: 60_000,
+    max_metrics: 10_000
+  }
+
+  @vm_gauges [[:vm, :memory], [:vm, :total_run_queue_lengths], [:vm, :system_counts]]
+
+  @typedoc "An event name: a list of atoms."
+  @type event_name :: [atom()]
+  @typedoc "Options of every public function."
+  @type opts :: [namespace: ProcessRegistry.namespace()]
+
+  ## Client API
+
+  @doc "Starts the service for `opts[:namespace]` (default `:production`). See the options above."
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts \\ []) do
+    namespace = Keyword.get(opts, :namespace, :production)
+    opts = Keyword.put(opts, :namespace, namespace)
+    GenServer.start_link(__MODULE__, opts, name: via(namespace))
+  end
+
+  @doc """
+  Records an event (in the caller, see the moduledoc) and forwards it to
+  `:telemetry` when loaded. Always `:ok`.
+  """
+  @spec execute(event_name(), map(), map(), opts()) :: :ok
+  def execute(name, measurements, metadata, opts \\ []) do
+    safely(fn -> record(namespace(opts), name, measurements, metadata) end)
+    Forward.execute(name, measurements, metadata)
+  end
+
+  @doc """
+  Runs `fun` in the caller and returns its result, recording
+  `name ++ [:stop]` with `%{duration: native_units}`. If `fun` raises,
+  records `name ++ [:exception]` with the duration and `metadata` plus
+  `:error` (the exception), then reraises it. Throws and exits pass through
+  unrecorded.
+  """
+  @spec measure(event_name(), map(), (() -> result), opts()) :: result when result: term()
+  def measure(name, metadata, fun, opts \\ []) do
+    start = System.monotonic_time()
+
+    result =
+      try do
+        fun.()
+      rescue
+        exception ->
+          duration = System.monotonic_time() - start
+
+          error_metadata =
+            if is_map(metadata), do: Map.put(metadata, :error, exception), else: metadata
+
+          execute(suffix(name, :exception), %{duration: duration}, error_metadata, opts)
+          reraise exception, __STACKTRACE__
+      end
+
+    execute(suffix(name, :stop), %{duration: System.monotonic_time() - start}, metadata, opts)
+    result
+  end
+
+  @doc """
+  Counter event: measurements `%{counter: value}` (value 1 for
+  `emit_counter(name, metadata)`). Accepts `(name, metadata)`,
+  `(name, value, metadata)`, `(name, metadata, opts)` and
+  `(name, value, metadata, opts)`. Always `:ok`; a non-numeric value
+  records nothing.
+  """
+  @spec emit_counter(event_name(), map()) :: :ok
+  def emit_counter(name, metadata), do: emit_counter(name, 1, metadata, [])
+
+  @doc "`emit_counter(name, value, metadata)` or `emit_counter(name, metadata, opts)`."
+  @spec emit_counter(event_name(), number() | map(), map() | opts()) :: :ok
+  def emit_counter(name, value, metadata) when is_number(value),
+    do: emit_counter(name, value, metadata, [])
+
+  def emit_counter(name, metadata, opts) when is_list(opts),
+    do: emit_counter(name, 1, metadata, opts)
+
+  def emit_counter(_name, _value, _metadata), do: :ok
+
+  @doc "Counter event of `value` in `opts[:namespace]`. Always `:ok`."
+  @spec emit_counter(event_name(), number(), map(), opts()) :: :ok
+  def emit_counter(name, value, metadata, opts) when is_number(value) do
+    safely(fn -> record_counter(namespace(opts), name, value, metadata) end)
+    Forward.execute(name, %{counter: value}, metadata)
+  end
+
+  def emit_counter(_name, _value, _metadata, _opts), do: :ok
+
+  @doc "Gauge event: measurements `%{gauge: value}`. Always `:ok`."
+  @spec emit_gauge(event_name(), number(), map(), opts()) :: :ok
+  def emit_gauge(name, value, metadata, opts \\ [])
+
+  def emit_gauge(name, value, metadata, opts) when is_number(value),
+    do: execute(name, %{gauge: value}, metadata, opts)
+
+  def emit_gauge(_name, _value, _metadata, _opts), do: :ok
+
+  @doc """
+  All metrics as the nested map of API.md 17.1 plus `:retrieved_at`
+  (native monotonic), read from the caller (no GenServer call).
+  """
+  @spec get_metrics(opts()) :: {:ok, map()} | {:error, Error.t()}
+  def get_metrics(opts \\ []) do
+    case live_handle(namespace!(opts)) do
+      {:ok, handle} -> snapshot(handle)
+      :error -> {:error, unavailable_error()}
+    end
+  end
+
+  @doc """
+  Attaches the default (debug-logging) handler to each name. `:ok`;
+  `{:error, %Types.Error{error_type: :invalid_input}}` when a name is not a
+  list of atoms; the unavailable error when the service is not running.
+  """
+  @spec attach_handlers([event_name()], opts()) :: :ok | {:error, Error.t()}
+  def attach_handlers(names, opts \\ []),
+    do: call(namespace!(opts), {:attach_handlers, names})
+
+  @doc "Detaches the handlers of these names. Always `:ok`."
+  @spec detach_handlers([event_name()], opts()) :: :ok
+  def detach_handlers(names, opts \\ []) do
+    case whereis(namespace!(opts)) do
+      nil -> :ok
+      pid -> GenServer.cast(pid, {:detach_handlers, names})
+    end
+  end
+
+  @doc """
+  `{:ok, %{status: :running, metrics_count, handlers_count, metrics_dropped, config}}`
+  or the unavailable error.
+  """
+  @spec status(opts()) :: {:ok, map()} | {:error, Error.t()}
+  def status(opts \\ []), do: call(namespace!(opts), :get_status)
+
+  @doc "Removes every metric (handlers stay). `:ok` or the unavailable error."
+  @spec reset_metrics(opts()) :: :ok | {:error, Error.t()}
+  def reset_metrics(opts \\ []), do: call(namespace!(opts), :clear_metrics)
+
+  @doc """
+  In test mode (`:elixir_scope, :test_mode`, checked in the caller) clears
+  metrics and handlers and restores the default config: `:ok`. Otherwise
+  `{:error, %Types.Error{code: 7002, error_type: :operation_forbidden}}`.
+  """
+  @spec reset_state(opts()) :: :ok | {:error, Error.t()}
+  def reset_state(opts \\ []) do
+    namespace = namespace!(opts)
+    if test_mode?(), do: call(namespace, :reset_state), else: {:error, reset_forbidden_error()}
+  end
+
+  @doc "True when a service is registered in the namespace."
+  @spec available?(opts()) :: boolean()
+  def available?(opts \\ []), do: whereis(namespace!(opts)) != nil
+
+  @doc """
+  Starts the service for `opts[:namespace]` unless it runs: `:ok`, or
+  `{:error, %Types.Error{error_type: :service_initialization_failed}}`. The
+  `:production` instance is (re)started under the application supervisor when
+  that runs; other instances are linked to the caller, as in the original.
+  """
+  @spec initialize(keyword()) :: :ok | {:error, Error.t()}
+  def initialize(opts \\ []) do
+    namespace = Keyword.get(opts, :namespace, :production)
+
+    if available?(namespace: namespace),
+      do: :ok,
+      else: start_instance(namespace, Keyword.put(opts, :namespace, namespace))
+  end
+
+  ## Server
+
+  @impl true
+  def init(opts) do
+    Process.flag(:trap_exit, true)
+    config = Map.merge(@default_config, Map.new(opts))
+
+    with :ok <- validate_config(config) do
+      namespace = config.namespace
+      handle = attach_handle(namespace, config.max_metrics)
+      schedule_cleanup(config.cleanup_interval)
+      if config.enable_vm_metrics, do: emit_vm_gauges(namespace)
+      {:ok, %{config: config, namespace: namespace, handle: handle}}
+    end
+  end
+
+  @impl true
+  def handle_call(:get_metrics, _from, state), do: {:reply, snapshot(state.handle), state}
+
+  def handle_call({:attach_handlers, names}, _from, state) do
+    {:reply, native_names(&Native.metrics_attach/2, state.handle, names), state}
+  end
+
+  def handle_call(:get_status, _from, state) do
+    {count, dropped, handlers, _max} = Native.metrics_status(state.handle)
+
+    status = %{
+      status: :running,
+      metrics_count: count,
+      handlers_count: handlers,
+      metrics_dropped: dropped,
+      config: state.config
+    }
+
+    {:reply, {:ok, status}, state}
+  end
+
+  def handle_call(:clear_metrics, _from, state) do
+    _removed = Native.metrics_clear(state.handle)
+    {:reply, :ok, state}
+  end
+
+  def handle_call(:reset_state, _from, state) do
+    if test_mode?() do
+      _removed = Native.metrics_clear(state.handle)
+      :ok = Native.metrics_clear_handlers(state.handle)
+      {:reply, :ok, %{state | config: @default_config}}
+    else
+      {:reply, {:error, reset_forbidden_error()}, state}
+    end
+  end
+
+  @impl true
+  def handle_cast({:execute_event, name, measurements, metadata}, state) do
+    safely(fn -> record_into(state.handle, name, measurements, metadata) end)
+    {:noreply, state}
+  end
+
+  def handle_cast({:detach_handlers, names}, state) do
+    _ = native_names(&Native.metrics_detach/2, state.handle, names)
+    {:noreply, state}
+  end
+
+  def handle_cast(_other, state), do: {:noreply, state}
+
+  @impl true
+  def handle_info(:cleanup_old_metrics, state) do
+    retention = System.convert_time_unit(state.config.metric_retention_ms, :millisecond, :native)
+    _removed = Native.metrics_cleanup(state.handle, System.monotonic_time() - retention)
+    schedule_cleanup(state.config.cleanup_interval)
+    {:noreply, state}
+  end
+
+  def handle_info({:EXIT, _pid, _reason}, state), do: {:noreply, state}
+
+  def handle_info(message, state) do
+    Logger.debug("TelemetryService ignored #{inspect(message)}")
+    {:noreply, state}
+  end
+
+  @impl true
+  def terminate(reason, %{namespace: {:test, _} = namespace})
+      when reason in [:normal, :shutdown] or
+             (is_tuple(reason) and elem(reason, 0) == :shutdown) do
+    case :persistent_term.get(key(namespace), nil) do
+      {_handle, pid} when pid == self() -> :persistent_term.erase(key(namespace))
+      _ -> false
+    end
+
+    :ok
+  end
+
+  def terminate(_reason, _state), do: :ok
+
+  ## Recording (runs in the caller)
+
+  defp record(namespace, name, measurements, metadata)
+       when is_list(name) and is_map(measurements) do
+    case live_handle(namespace) do
+      {:ok, handle} -> record_into(handle, name, measurements, metadata)
+      :error -> :ok
+    end
+  end
+
+  defp record(_namespace, _name, _measurements, _metadata), do: :ok
+
+  defp record_into(handle, name, measurements, metadata) do
+    now = System.monotonic_time()
+
+    case Native.metrics_record(handle, name, measurements, metadata, now) do
+      {:ok, true} -> run_handler(name, measurements, metadata)
+      _ -> :ok
+    end
+  end
+
+  defp record_counter(namespace, name, value, metadata) when is_list(name) do
+    with {:ok, handle} <- live_handle(namespace),
+         {:ok, true} <-
+           Native.metrics_emit_counter(handle, name, value, metadata, System.monotonic_time()) do
+      run_handler(name, %{counter: value}, metadata)
+    end
+  end
+
+  defp record_counter(_namespace, _name, _value, _metadata), do: :ok
+
+  # The default handler of attach_handlers/2.
+  defp run_handler(name, measurements, metadata) do
+    Logger.debug(fn ->
+      "Telemetry event #{inspect(name)}: #{inspect(measurements)} #{inspect(metadata)}"
+    end)
+  rescue
+    exception -> Logger.warning("Telemetry handler failed: #{Exception.message(exception)}")
+  end
+
+  defp safely(fun) do
+    fun.()
+    :ok
+  rescue
+    _ -> :ok
+  catch
+    _kind, _reason -> :ok
+  end
+
+  defp suffix(name, last) when is_list(name) do
+    name ++ [last]
+  rescue
+    _ -> nil
+  end
+
+  defp suffix(_name, _last), do: nil
+
+  ## Handle and lookup
+
+  defp key(namespace), do: {__MODULE__, namespace}
+
+  defp live_handle(namespace) do
+    case :persistent_term.get(key(namespace), nil) do
+      {handle, pid} -> if Process.alive?(pid), do: {:ok, handle}, else: :error
+      nil -> :error
+    end
+  end
+
+  # Reuses the namespace's handle when one exists (a restart), so no metric
+  # is lost when the service process dies.
+  defp attach_handle(namespace, max_metrics) do
+    handle =
+      case :persistent_term.get(key(namespace), nil) do
+        {handle, _old_pid} -> handle
+        nil -> Native.metrics_new(max_metrics)
+      end
+
+    :persistent_term.put(key(namespace), {handle, self()})
+    handle
+  end
+
+  defp snapshot(handle) do
+    case Native.metrics_snapshot(handle) do
+      {:ok, entries} -> {:ok, Nested.build(entries, System.monotonic_time())}
+      {:error, native} -> {:error, ElixirScope.Foundation.Error.from_native(native)}
+    end
+  end
+
+  defp native_names(fun, handle, names) when is_list(names) do
+    fun.(handle, names)
+  rescue
+    ArgumentError -> {:error, invalid_names_error(names)}
+  end
+
+  defp native_names(_fun, _handle, names), do: {:error, invalid_names_error(names)}
+
+  defp via(namespace), do: ProcessRegistry.via_tuple(namespace, :telemetry_service)
+
+  defp whereis(namespace), do: GenServer.whereis(via(namespace))
+
+  defp call(namespace, message) do
+    case whereis(namespace) do
+      nil -> {:error, unavailable_error()}
+      pid -> GenServer.call(pid, message)
+    end
+  end
+
+  # Hot path: no Keyword.validate! cost for the common `[]`.
+  defp namespace([]), do: :production
+  defp namespace(opts), do: namespace!(opts)
+
+  defp namespace!(opts), do: Keyword.validate!(opts, namespace: :production)[:namespace]
+
+  defp test_mode?, do: Application.get_env(:elixir_scope, :test_mode, false)
+
+  ## Start-up
+
+  defp start_instance(namespace, opts) do
+    case do_start(namespace, opts) do
+      {:ok, _pid} -> :ok
+      {:error, {:already_started, _pid}} -> :ok
+      {:error, :running} -> :ok
+      {:error, reason} -> {:error, initialization_error(reason)}
+      :ignore -> {:error, initialization_error(:ignore)}
+    end
+  end
+
+  defp do_start(:production, opts) do
+    case Process.whereis(ElixirScope.Foundation.Supervisor) do
+      nil ->
+        start_link(opts)
+
+      supervisor ->
+        case Supervisor.restart_child(supervisor, __MODULE__) do
+          {:error, :not_found} -> Supervisor.start_child(supervisor, {__MODULE__, opts})
+          other -> other
+        end
+    end
+  end
+
+  defp do_start(_namespace, opts), do: start_link(opts)
+
+  defp validate_config(config) do
+    checks = [
+      cleanup_interval: &(is_integer(&1) and &1 > 0),
+      metric_retention_ms: &(is_integer(&1) and &1 >= 0),
+      max_metrics: &(is_integer(&1) and &1 > 0)
+    ]
+
+    Enum.find_value(checks, :ok, fn {key, valid?} ->
+      value = Map.fetch!(config, key)
+      if not valid?.(value), do: {:stop, {:invalid_option, key, value}}
+    end)
+  end
+
+  defp schedule_cleanup(interval), do: Process.send_after(self(), :cleanup_old_metrics, interval)
+
+  defp emit_vm_gauges(namespace) do
+    for name <- @vm_gauges, do: emit_gauge(name, 1, %{source: :vm}, namespace: namespace)
+  end
+
+  ## Errors
+
+  defp unavailable_error do
+    Error.new(
+      code: nil,
+      error_type: :service_unavailable,
+      message: "Telemetry service not started",
+      severity: :medium,
+      category: :system,
+      subcategory: :initialization
+    )
+  end
+
+  defp reset_forbidden_error do
+    Error.new(
+      code: 7002,
+      error_type: :operation_forbidden,
+      message: "State reset only allowed in test mode",
+      severity: :high,
+      category: :security,
+      subcategory: :authorization
+    )
+  end
+
+  defp initialization_error(reason) do
+    Error.new(
+      code: nil,
+      error_type: :service_initialization_failed,
+      message: "Failed to initialize telemetry service",
+      context: %{reason: reason},
+      category: :system,
+      subcategory: :startup,
+      severity: :high
+    )
+  end
+
+  defp invalid_names_error(names) do
+    Error.new(
+      code: nil,
+      error_type: :invalid_input,
+      message: "Event names must be lists of atoms",
+      context: %{names: names},
+      severity: :low,
+      category: :data,
+      subcategory: :validation
+    )
+  end
+end

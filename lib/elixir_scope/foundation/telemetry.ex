@@ -1,0 +1,109 @@
+defmodule ElixirScope.Foundation.Telemetry do
+  @moduledoc """
+  Public telemetry API (API.md 18.4): delegates to
+  `ElixirScope.Foundation.Services.TelemetryService` and adds helpers for
+  function timing, performance gauges and system-event counters.
+
+  Recording runs in the caller's process (a NIF call) and never raises; see
+  `ElixirScope.Foundation.Services.TelemetryService` for the recording rules
+  and the `:telemetry` forwarding.
+
+  ## Events emitted
+
+    * `[:elixir_scope, :function, :execution, :stop]` by `time_function/3`:
+      measurements `%{duration: native_units}`, metadata `%{module, function}`
+      (`[..., :exception]` with `:error` added when the function raises).
+    * `[:elixir_scope, :performance, name]` by `emit_performance/3`:
+      measurements `%{gauge: value}`, the given metadata.
+    * `[:elixir_scope, :system, type]` by `emit_system_event/2`:
+      measurements `%{counter: 1}`, the given metadata.
+  """
+
+  alias ElixirScope.Foundation.Services.TelemetryService
+  alias ElixirScope.Foundation.Types.Error
+
+  @typedoc "An event name: a list of atoms."
+  @type event_name :: [atom()]
+
+  @doc "Starts the telemetry service unless it runs (see `TelemetryService.initialize/1`)."
+  @spec initialize(keyword()) :: :ok | {:error, Error.t()}
+  def initialize(opts \\ []), do: TelemetryService.initialize(opts)
+
+  @doc "Status of the telemetry service."
+  @spec status() :: {:ok, map()} | {:error, Error.t()}
+  def status, do: TelemetryService.status()
+
+  @doc "Records an event. Always `:ok`."
+  @spec execute(event_name(), map(), map()) :: :ok
+  def execute(name, measurements, metadata),
+    do: TelemetryService.execute(name, measurements, metadata)
+
+  @doc "Runs `fun`, recording its duration under `name ++ [:stop]` (see `TelemetryService.measure/4`)."
+  @spec measure(event_name(), map(), (() -> result)) :: result when result: term()
+  def measure(name, metadata, fun), do: TelemetryService.measure(name, metadata, fun)
+
+  @doc "Counter event of value 1. Always `:ok`."
+  @spec emit_counter(event_name(), map()) :: :ok
+  def emit_counter(name, metadata), do: TelemetryService.emit_counter(name, metadata)
+
+  @doc "Gauge event. Always `:ok`."
+  @spec emit_gauge(event_name(), number(), map()) :: :ok
+  def emit_gauge(name, value, metadata), do: TelemetryService.emit_gauge(name, value, metadata)
+
+  @doc "All metrics, nested (API.md 17.1)."
+  @spec get_metrics() :: {:ok, map()} | {:error, Error.t()}
+  def get_metrics, do: TelemetryService.get_metrics()
+
+  @doc "Attaches the default handler to each name."
+  @spec attach_handlers([event_name()]) :: :ok | {:error, Error.t()}
+  def attach_handlers(names), do: TelemetryService.attach_handlers(names)
+
+  @doc "Detaches the handlers of these names. Always `:ok`."
+  @spec detach_handlers([event_name()]) :: :ok
+  def detach_handlers(names), do: TelemetryService.detach_handlers(names)
+
+  @doc "True when the telemetry service runs."
+  @spec available?() :: boolean()
+  def available?, do: TelemetryService.available?()
+
+  @doc """
+  Runs `fun` and records its duration under
+  `[:elixir_scope, :function, :execution, :stop]` with metadata
+  `%{module: module, function: function}`; returns `fun`'s result.
+  """
+  @spec time_function(module(), atom(), (() -> result)) :: result when result: term()
+  def time_function(module, function, fun) when is_atom(module) and is_atom(function) do
+    TelemetryService.measure(
+      [:elixir_scope, :function, :execution],
+      %{module: module, function: function},
+      fun
+    )
+  end
+
+  @doc "Gauge `[:elixir_scope, :performance, name]` of `value`."
+  @spec emit_performance(atom(), number(), map()) :: :ok
+  def emit_performance(name, value, metadata \\ %{}),
+    do: TelemetryService.emit_gauge([:elixir_scope, :performance, name], value, metadata)
+
+  @doc "Counter `[:elixir_scope, :system, type]`."
+  @spec emit_system_event(atom(), map()) :: :ok
+  def emit_system_event(type, metadata \\ %{}),
+    do: TelemetryService.emit_counter([:elixir_scope, :system, type], metadata)
+
+  @doc """
+  The metrics whose name starts with `pattern`, in the same nested shape as
+  `get_metrics/0` (only the branch under `pattern` is kept, so
+  `get_in(result, pattern) == get_in(all, pattern)`). `[]` returns
+  everything; a pattern that matches nothing gives `{:ok, %{}}`.
+
+  The original raised `FunctionClauseError` on every call; see the README.
+
+      {:ok, %{vm: %{memory: _}}} = get_metrics_for([:vm, :memory])
+  """
+  @spec get_metrics_for([atom()]) :: {:ok, map()} | {:error, Error.t()}
+  def get_metrics_for(pattern) when is_list(pattern) do
+    with {:ok, metrics} <- get_metrics() do
+      {:ok, TelemetryService.Nested.under(metrics, pattern)}
+    end
+  end
+end

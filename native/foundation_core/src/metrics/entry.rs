@@ -1,0 +1,220 @@
+//! One metric: its call count, last timestamp, merged measurements and first
+//! metadata. Counter increments take only a shared lock plus atomics.
+
+use super::merge::{merge_all, merge_value, Key, Measure};
+use crate::{CoreError, CoreResult};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// Where the `:counter` measurement lives.
+#[derive(Debug, Clone, PartialEq)]
+enum CounterSlot {
+    /// No `:counter` measurement recorded yet.
+    Absent,
+    /// An integer held in `Entry::counter` (the lock-free hot path).
+    Atomic,
+    /// Any other value (float, opaque term), held here.
+    Value(Measure),
+}
+
+/// Measurements other than the counter, plus where the counter is.
+#[derive(Debug)]
+struct Body {
+    counter: CounterSlot,
+    others: Vec<(Key, Measure)>,
+}
+
+/// A copy of one metric taken by `Metrics::snapshot`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntrySnapshot {
+    /// Number of times the metric was recorded.
+    pub count: u64,
+    /// Timestamp given with the last recording (native monotonic units).
+    pub timestamp: i64,
+    /// Merged measurements.
+    pub measurements: Vec<(Key, Measure)>,
+    /// Metadata of the first recording, as opaque encoded bytes.
+    pub metadata: Vec<u8>,
+}
+
+/// One metric. `body` is the only lock; the atomics are updated under its
+/// read guard (counter fast path) or its write guard (general merge), so a
+/// general merge never races an increment.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    count: AtomicU64,
+    timestamp: AtomicI64,
+    /// Value of the `:counter` measurement while the slot is `Atomic`.
+    counter: AtomicI64,
+    /// Metadata of the first recording; never updated.
+    metadata: Vec<u8>,
+    body: RwLock<Body>,
+}
+
+impl Entry {
+    /// A new entry holding its first recording.
+    pub(crate) fn new(incoming: Vec<(Key, Measure)>, metadata: Vec<u8>, now: i64) -> Self {
+        let entry = Entry {
+            count: AtomicU64::new(0),
+            timestamp: AtomicI64::new(now),
+            counter: AtomicI64::new(0),
+            metadata,
+            body: RwLock::new(Body {
+                counter: CounterSlot::Absent,
+                others: Vec::new(),
+            }),
+        };
+        if let Ok(mut body) = entry.body.write() {
+            entry.merge_locked(&mut body, incoming);
+        }
+        entry.count.store(1, Ordering::Relaxed);
+        entry
+    }
+
+    /// Last timestamp recorded.
+    pub(crate) fn timestamp(&self) -> i64 {
+        self.timestamp.load(Ordering::Relaxed)
+    }
+
+    /// Adds `delta` to an integer counter without excluding other
+    /// incrementers. Returns `false` (nothing done) when the counter is not an
+    /// atomic integer or the sum would overflow: the caller then merges.
+    pub(crate) fn try_add_counter(&self, delta: i64, now: i64) -> CoreResult<bool> {
+        let body = self.body.read().map_err(CoreError::poisoned)?;
+        if body.counter != CounterSlot::Atomic {
+            return Ok(false);
+        }
+        let added = self
+            .counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                c.checked_add(delta)
+            });
+        if added.is_err() {
+            return Ok(false);
+        }
+        self.touch(now);
+        drop(body);
+        Ok(true)
+    }
+
+    /// Merges a measurement map with the recording rules.
+    pub(crate) fn merge(&self, incoming: Vec<(Key, Measure)>, now: i64) -> CoreResult<()> {
+        let mut body = self.body.write().map_err(CoreError::poisoned)?;
+        self.merge_locked(&mut body, incoming);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Copies the entry out (memory only, under the read guard).
+    pub(crate) fn snapshot(&self) -> CoreResult<EntrySnapshot> {
+        let body = self.body.read().map_err(CoreError::poisoned)?;
+        let mut measurements = body.others.clone();
+        if let Some(counter) = self.counter_value(&body.counter) {
+            measurements.push((Key::Counter, counter));
+        }
+        Ok(EntrySnapshot {
+            count: self.count.load(Ordering::Acquire),
+            timestamp: self.timestamp(),
+            measurements,
+            metadata: self.metadata.clone(),
+        })
+    }
+
+    fn touch(&self, now: i64) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.timestamp.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn counter_value(&self, slot: &CounterSlot) -> Option<Measure> {
+        match slot {
+            CounterSlot::Absent => None,
+            CounterSlot::Atomic => Some(Measure::Int(self.counter.load(Ordering::Acquire))),
+            CounterSlot::Value(m) => Some(m.clone()),
+        }
+    }
+
+    /// Caller holds the write guard: no fast-path increment runs meanwhile.
+    fn merge_locked(&self, body: &mut Body, incoming: Vec<(Key, Measure)>) {
+        let mut rest = Vec::with_capacity(incoming.len());
+        for (key, value) in incoming {
+            if key != Key::Counter {
+                rest.push((key, value));
+                continue;
+            }
+            let merged = match self.counter_value(&body.counter) {
+                Some(old) => merge_value(&Key::Counter, &old, value),
+                None => value,
+            };
+            body.counter = match merged {
+                Measure::Int(i) => {
+                    self.counter.store(i, Ordering::Release);
+                    CounterSlot::Atomic
+                }
+                other => CounterSlot::Value(other),
+            };
+        }
+        merge_all(&mut body.others, rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(v: i64) -> Vec<(Key, Measure)> {
+        vec![(Key::Counter, Measure::Int(v))]
+    }
+
+    #[test]
+    fn new_entry_has_count_one_and_its_metadata() {
+        let e = Entry::new(counter(3), b"meta".to_vec(), 10);
+        let s = e.snapshot().unwrap();
+        assert_eq!(s.count, 1);
+        assert_eq!(s.timestamp, 10);
+        assert_eq!(s.metadata, b"meta".to_vec());
+        assert_eq!(s.measurements, counter(3));
+    }
+
+    #[test]
+    fn fast_path_adds_and_counts() {
+        let e = Entry::new(counter(1), vec![], 1);
+        assert!(e.try_add_counter(4, 5).unwrap());
+        let s = e.snapshot().unwrap();
+        assert_eq!((s.count, s.timestamp), (2, 5));
+        assert_eq!(s.measurements, counter(5));
+    }
+
+    #[test]
+    fn fast_path_declines_overflow_and_non_integer_counters() {
+        let e = Entry::new(counter(i64::MAX), vec![], 1);
+        assert!(!e.try_add_counter(1, 2).unwrap());
+        e.merge(counter(1), 2).unwrap();
+        assert!(!e.try_add_counter(1, 3).unwrap());
+        let s = e.snapshot().unwrap();
+        assert_eq!(
+            s.measurements,
+            vec![(Key::Counter, Measure::Float(i64::MAX as f64 + 1.0))]
+        );
+        assert_eq!(s.count, 2);
+    }
+
+    #[test]
+    fn timestamp_never_goes_back() {
+        let e = Entry::new(counter(1), vec![], 100);
+        e.merge(counter(1), 50).unwrap();
+        assert_eq!(e.timestamp(), 100);
+    }
+
+    #[test]
+    fn merge_switches_counter_back_to_atomic_when_integer_again() {
+        let e = Entry::new(
+            vec![(Key::Counter, Measure::Term(b"x".to_vec()))],
+            vec![],
+            1,
+        );
+        assert!(!e.try_add_counter(1, 1).unwrap());
+        e.merge(counter(2), 1).unwrap();
+        assert!(e.try_add_counter(1, 1).unwrap());
+        assert_eq!(e.snapshot().unwrap().measurements, counter(3));
+    }
+}

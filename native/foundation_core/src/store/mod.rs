@@ -1,0 +1,342 @@
+//! The in-memory event store.
+//!
+//! Events are spread over `2^k` shards by a hash of their id; each shard is a
+//! `RwLock<Shard>` holding the records and ordered indexes (by id, by
+//! (timestamp, id), by type, by correlation id, by arrival). Point operations
+//! lock one shard; queries read-lock each shard in turn and merge. So writers
+//! to different shards never wait for each other and there is no global lock.
+//!
+//! Lock order: at most one shard lock is held at any time (never two), and no
+//! lock is held while the caller encodes results (payloads are `Arc`s copied
+//! out under the lock).
+//!
+//! Retention: `max_events` evicts the oldest *stored* events (global arrival
+//! order) once the count exceeds it; `max_age_ms` expires events stored more
+//! than that long ago (checked on every put for the touched shard, and for
+//! all shards by `expire`). Ages use the store's own clock because event
+//! timestamps come in mixed units (API.md 0.2).
+
+mod async_queue;
+pub mod query;
+mod shard;
+
+use crate::error::{CoreError, CoreResult};
+use crossbeam_channel::{Sender, TrySendError};
+pub use query::{Order, Query};
+use shard::Shard;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// Shared immutable bytes (event payloads, type names, correlation ids).
+pub type Bytes = Arc<[u8]>;
+
+/// An event ready to store: its queryable fields and its encoded form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Event id (positive).
+    pub id: u64,
+    /// Event type name.
+    pub event_type: Bytes,
+    /// Event timestamp (any unit; only compared).
+    pub timestamp: i64,
+    /// Correlation id bytes, if any.
+    pub correlation_id: Option<Bytes>,
+    /// The encoded event, returned as is by reads.
+    pub payload: Bytes,
+}
+
+/// Construction parameters of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Number of shards (rounded up to a power of two, at least 1).
+    pub shards: usize,
+    /// Maximum number of events kept (0: unlimited).
+    pub max_events: usize,
+    /// Maximum age in milliseconds since storing (0: unlimited).
+    pub max_age_ms: u64,
+    /// Capacity of the asynchronous put queue.
+    pub async_capacity: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            shards: 16,
+            max_events: 0,
+            max_age_ms: 0,
+            async_capacity: 10_000,
+        }
+    }
+}
+
+/// Counters and sizes reported by `Store::stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Events currently held.
+    pub current_event_count: u64,
+    /// Events stored since creation or the last clear (overwrites included).
+    pub events_stored: u64,
+    /// Events removed by `prune_before`.
+    pub events_pruned: u64,
+    /// Events evicted because `max_events` was exceeded.
+    pub evicted_max_events: u64,
+    /// Events evicted because they were older than `max_age_ms`.
+    pub evicted_max_age: u64,
+    /// Asynchronous puts refused because the queue was full.
+    pub async_dropped: u64,
+    /// Asynchronous puts that failed in the worker.
+    pub async_failed: u64,
+    /// Events waiting in the asynchronous queue.
+    pub async_queue_len: u64,
+    /// Largest id ever stored (0 when none).
+    pub max_id: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stored: AtomicU64,
+    pruned: AtomicU64,
+    evicted_count: AtomicU64,
+    evicted_age: AtomicU64,
+    async_dropped: AtomicU64,
+    async_failed: AtomicU64,
+    max_id: AtomicU64,
+}
+
+/// Shared state behind a `Store` (the async worker holds a weak reference).
+#[derive(Debug)]
+struct Inner {
+    shards: Box<[RwLock<Shard>]>,
+    shard_bits: u32,
+    count: AtomicUsize,
+    seq: AtomicU64,
+    origin: Instant,
+    max_events: AtomicUsize,
+    max_age_ms: AtomicU64,
+    counters: Counters,
+}
+
+/// The event store. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+    queue: Sender<NewEvent>,
+}
+
+impl Store {
+    /// Creates an empty store and starts its asynchronous-put worker thread.
+    pub fn new(config: StoreConfig) -> CoreResult<Store> {
+        let shard_count = config.shards.max(1).next_power_of_two();
+        let inner = Arc::new(Inner {
+            shards: (0..shard_count).map(|_| RwLock::default()).collect(),
+            shard_bits: shard_count.trailing_zeros(),
+            count: AtomicUsize::new(0),
+            seq: AtomicU64::new(0),
+            origin: Instant::now(),
+            max_events: AtomicUsize::new(config.max_events),
+            max_age_ms: AtomicU64::new(config.max_age_ms),
+            counters: Counters::default(),
+        });
+        let queue = async_queue::start(&inner, config.async_capacity.max(1))?;
+        Ok(Store { inner, queue })
+    }
+
+    /// Changes the retention limits (0: unlimited); applied from the next put
+    /// or `expire`.
+    pub fn set_limits(&self, max_events: usize, max_age_ms: u64) {
+        self.inner.max_events.store(max_events, Relaxed);
+        self.inner.max_age_ms.store(max_age_ms, Relaxed);
+    }
+
+    /// Stores an event (an existing id is overwritten, its old index entries
+    /// removed); returns its id.
+    pub fn put(&self, event: NewEvent) -> CoreResult<u64> {
+        self.inner.put(event)
+    }
+
+    /// Stores events in order; returns their ids in input order.
+    pub fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
+        events.into_iter().map(|e| self.inner.put(e)).collect()
+    }
+
+    /// Queues an event for the worker thread. A full queue is counted in
+    /// `async_dropped` and reported as `QueueFull`.
+    pub fn put_async(&self, event: NewEvent) -> CoreResult<()> {
+        match self.queue.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.inner.counters.async_dropped.fetch_add(1, Relaxed);
+                Err(CoreError::QueueFull(self.queue.capacity().unwrap_or(0)))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.counters.async_failed.fetch_add(1, Relaxed);
+                Err(CoreError::Internal("event store worker stopped".into()))
+            }
+        }
+    }
+
+    /// The payload of event `id`.
+    pub fn get(&self, id: u64) -> CoreResult<Option<Bytes>> {
+        Ok(self
+            .inner
+            .shard(id)
+            .read()
+            .map_err(CoreError::poisoned)?
+            .get(id))
+    }
+
+    /// The events of a correlation group by ascending (timestamp, id).
+    pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Bytes>> {
+        let parts = self.inner.each_shard(|s| s.correlation(cid))?;
+        Ok(query::merge_by_time(parts))
+    }
+
+    /// Runs a query (filters, order, offset, limit).
+    pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
+        let want = q.per_shard_want();
+        let parts = self.inner.each_shard(|s| s.query(q, want))?;
+        Ok(q.merge(parts))
+    }
+
+    /// Removes events with `timestamp < ts`; returns how many.
+    pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
+        let n = self.inner.each_shard_mut(|s| s.prune_before(ts))?;
+        self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+
+    /// Expires every event older than `max_age_ms`; returns how many.
+    pub fn expire(&self) -> CoreResult<usize> {
+        let max_age = self.inner.max_age_ms.load(Relaxed);
+        if max_age == 0 {
+            return Ok(0);
+        }
+        let cutoff = self.inner.now_ms().saturating_sub(max_age);
+        let n = self.inner.each_shard_mut(|s| s.expire(cutoff))?;
+        self.inner.counters.evicted_age.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+
+    /// Removes every event and resets the counters.
+    pub fn clear(&self) -> CoreResult<()> {
+        self.inner.each_shard_mut(|s| {
+            let n = s.len();
+            *s = Shard::default();
+            n
+        })?;
+        let c = &self.inner.counters;
+        for counter in [&c.stored, &c.pruned, &c.evicted_count, &c.evicted_age] {
+            counter.store(0, Relaxed);
+        }
+        for counter in [&c.async_dropped, &c.async_failed, &c.max_id] {
+            counter.store(0, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CoreResult<StoreStats> {
+        let lens = self.inner.each_shard(|s| s.len())?;
+        let c = &self.inner.counters;
+        Ok(StoreStats {
+            current_event_count: lens.iter().sum::<usize>() as u64,
+            events_stored: c.stored.load(Relaxed),
+            events_pruned: c.pruned.load(Relaxed),
+            evicted_max_events: c.evicted_count.load(Relaxed),
+            evicted_max_age: c.evicted_age.load(Relaxed),
+            async_dropped: c.async_dropped.load(Relaxed),
+            async_failed: c.async_failed.load(Relaxed),
+            async_queue_len: self.queue.len() as u64,
+            max_id: c.max_id.load(Relaxed),
+        })
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn shard(&self, id: u64) -> &RwLock<Shard> {
+        // Fibonacci hashing spreads sequential and clustered ids evenly.
+        let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let index = h.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
+        &self.shards[index % self.shards.len()]
+    }
+
+    fn each_shard<T>(&self, f: impl Fn(&Shard) -> T) -> CoreResult<Vec<T>> {
+        self.shards
+            .iter()
+            .map(|s| s.read().map(|g| f(&g)).map_err(CoreError::poisoned))
+            .collect()
+    }
+
+    /// Runs `f` on each shard under its write lock; sums the removed counts
+    /// it returns and keeps `count` in step.
+    fn each_shard_mut(&self, f: impl Fn(&mut Shard) -> usize) -> CoreResult<usize> {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            let n = f(&mut *shard.write().map_err(CoreError::poisoned)?);
+            self.count.fetch_sub(n, Relaxed);
+            total += n;
+        }
+        Ok(total)
+    }
+
+    fn put(&self, event: NewEvent) -> CoreResult<u64> {
+        let id = event.id;
+        let now = self.now_ms();
+        let max_age = self.max_age_ms.load(Relaxed);
+        let seq = self.seq.fetch_add(1, Relaxed);
+        let (new, expired) = {
+            let mut shard = self.shard(id).write().map_err(CoreError::poisoned)?;
+            let new = shard.insert(event, seq, now);
+            let expired = match max_age {
+                0 => 0,
+                age => shard.expire(now.saturating_sub(age)),
+            };
+            (new, expired)
+        };
+        if new {
+            self.count.fetch_add(1, Relaxed);
+        }
+        self.count.fetch_sub(expired, Relaxed);
+        self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
+        self.counters.stored.fetch_add(1, Relaxed);
+        self.counters.max_id.fetch_max(id, Relaxed);
+        self.enforce_max_events()?;
+        Ok(id)
+    }
+
+    /// Evicts the globally oldest arrivals while the count exceeds the limit.
+    fn enforce_max_events(&self) -> CoreResult<()> {
+        let max = self.max_events.load(Relaxed);
+        while max > 0 && self.count.load(Relaxed) > max {
+            let oldest = self.each_shard(|s| s.oldest_seq())?;
+            let Some((index, seq)) = oldest
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.map(|s| (i, s)))
+                .min_by_key(|&(_, s)| s)
+            else {
+                break;
+            };
+            let Some(shard) = self.shards.get(index) else {
+                break;
+            };
+            if shard
+                .write()
+                .map_err(CoreError::poisoned)?
+                .evict_oldest(seq)
+            {
+                self.count.fetch_sub(1, Relaxed);
+                self.counters.evicted_count.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

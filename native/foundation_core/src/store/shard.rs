@@ -1,0 +1,271 @@
+//! One shard of the event store: the records it owns and their indexes.
+//!
+//! A shard is only ever touched under its own `RwLock` (see `mod.rs`), so
+//! nothing here synchronizes. Every index is ordered, which is what makes
+//! `get`, ranges, correlation groups and pruning O(log n + k).
+
+use super::query::{Order, Query};
+use super::{Bytes, NewEvent};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+
+/// A stored event: its queryable fields and the encoded event.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) event_type: Bytes,
+    pub(crate) timestamp: i64,
+    pub(crate) correlation_id: Option<Bytes>,
+    pub(crate) payload: Bytes,
+    /// Global insertion sequence number (FIFO eviction, stale-arrival check).
+    pub(crate) seq: u64,
+}
+
+/// Ids of one event type, ordered by id and by (timestamp, id).
+#[derive(Debug, Default)]
+struct TypeIndex {
+    ids: BTreeSet<u64>,
+    times: BTreeSet<(i64, u64)>,
+}
+
+/// Arrival log entry: (sequence, stored-at milliseconds, id).
+type Arrival = (u64, u64, u64);
+
+/// Records and indexes of one shard.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    by_id: BTreeMap<u64, Record>,
+    by_time: BTreeSet<(i64, u64)>,
+    by_type: HashMap<Bytes, TypeIndex>,
+    by_corr: HashMap<Bytes, BTreeSet<(i64, u64)>>,
+    /// Insertion order; entries of removed/overwritten records stay until
+    /// they reach the front (or a compaction), and are recognised as stale
+    /// because the record's `seq` differs.
+    arrivals: VecDeque<Arrival>,
+}
+
+/// A query hit: its sort key and payload.
+pub(crate) type Hit = ((i64, u64), Bytes);
+
+impl Shard {
+    /// Number of records held.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Inserts (or overwrites) an event. Returns true when the id was new.
+    pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
+        let id = event.id;
+        let replaced = self.remove(id).is_some();
+        let event_type = self.intern_type(&event.event_type);
+        let correlation_id = event.correlation_id.map(|c| self.intern_corr(&c));
+        let key = (event.timestamp, id);
+        self.by_time.insert(key);
+        if let Some(ti) = self.by_type.get_mut(&event_type) {
+            ti.ids.insert(id);
+            ti.times.insert(key);
+        }
+        if let Some(cid) = &correlation_id {
+            self.by_corr.entry(cid.clone()).or_default().insert(key);
+        }
+        let record = Record {
+            event_type,
+            timestamp: event.timestamp,
+            correlation_id,
+            payload: event.payload,
+            seq,
+        };
+        self.by_id.insert(id, record);
+        self.arrivals.push_back((seq, now_ms, id));
+        self.compact_arrivals();
+        !replaced
+    }
+
+    fn intern_type(&mut self, name: &Bytes) -> Bytes {
+        match self.by_type.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => {
+                self.by_type.insert(name.clone(), TypeIndex::default());
+                name.clone()
+            }
+        }
+    }
+
+    fn intern_corr(&mut self, cid: &Bytes) -> Bytes {
+        match self.by_corr.get_key_value(cid) {
+            Some((k, _)) => k.clone(),
+            None => cid.clone(),
+        }
+    }
+
+    /// Removes a record and its index entries.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Record> {
+        let record = self.by_id.remove(&id)?;
+        let key = (record.timestamp, id);
+        self.by_time.remove(&key);
+        let type_empty = match self.by_type.get_mut(&record.event_type) {
+            Some(ti) => {
+                ti.ids.remove(&id);
+                ti.times.remove(&key);
+                ti.ids.is_empty()
+            }
+            None => false,
+        };
+        if type_empty {
+            self.by_type.remove(&record.event_type);
+        }
+        if let Some(cid) = &record.correlation_id {
+            let corr_empty = match self.by_corr.get_mut(cid) {
+                Some(set) => {
+                    set.remove(&key);
+                    set.is_empty()
+                }
+                None => false,
+            };
+            if corr_empty {
+                self.by_corr.remove(cid);
+            }
+        }
+        Some(record)
+    }
+
+    /// Drops stale arrival entries once they outnumber live records.
+    fn compact_arrivals(&mut self) {
+        if self.arrivals.len() > 2 * self.by_id.len() + 64 {
+            let by_id = &self.by_id;
+            self.arrivals
+                .retain(|(seq, _, id)| by_id.get(id).is_some_and(|r| r.seq == *seq));
+        }
+    }
+
+    fn drop_stale_front(&mut self) {
+        while let Some((seq, _, id)) = self.arrivals.front() {
+            if self.by_id.get(id).is_some_and(|r| r.seq == *seq) {
+                return;
+            }
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// The oldest live arrival (sequence number), without mutating.
+    pub(crate) fn oldest_seq(&self) -> Option<u64> {
+        self.arrivals
+            .iter()
+            .find(|(seq, _, id)| self.by_id.get(id).is_some_and(|r| r.seq == *seq))
+            .map(|(seq, _, _)| *seq)
+    }
+
+    /// Removes the oldest live arrival if its sequence number is `seq`.
+    pub(crate) fn evict_oldest(&mut self, seq: u64) -> bool {
+        self.drop_stale_front();
+        match self.arrivals.front() {
+            Some(&(s, _, id)) if s == seq => {
+                self.arrivals.pop_front();
+                self.remove(id).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes records stored before `cutoff_ms`; returns how many.
+    pub(crate) fn expire(&mut self, cutoff_ms: u64) -> usize {
+        let mut removed = 0;
+        loop {
+            self.drop_stale_front();
+            match self.arrivals.front() {
+                Some(&(_, at, id)) if at < cutoff_ms => {
+                    self.arrivals.pop_front();
+                    removed += usize::from(self.remove(id).is_some());
+                }
+                _ => return removed,
+            }
+        }
+    }
+
+    /// Removes every record with `timestamp < ts`; returns how many.
+    pub(crate) fn prune_before(&mut self, ts: i64) -> usize {
+        let ids: Vec<u64> = self.by_time.range(..(ts, 0)).map(|&(_, id)| id).collect();
+        ids.iter().filter(|id| self.remove(**id).is_some()).count()
+    }
+
+    /// The payload of `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<Bytes> {
+        self.by_id.get(&id).map(|r| r.payload.clone())
+    }
+
+    /// Events of one correlation group, by (timestamp, id).
+    pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
+        match self.by_corr.get(cid) {
+            None => Vec::new(),
+            Some(keys) => keys.iter().filter_map(|k| self.hit(*k)).collect(),
+        }
+    }
+
+    fn hit(&self, key: (i64, u64)) -> Option<Hit> {
+        self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
+    }
+
+    fn id_hit(&self, id: u64) -> Option<Hit> {
+        self.by_id
+            .get(&id)
+            .map(|r| ((r.timestamp, id), r.payload.clone()))
+    }
+
+    /// The first `want` hits of this shard for `q`, in `q.order`
+    /// (`want == None`: all of them).
+    pub(crate) fn query(&self, q: &Query, want: Option<usize>) -> Vec<Hit> {
+        let want = want.unwrap_or(usize::MAX);
+        let type_index = match &q.event_type {
+            Some(t) => match self.by_type.get(t.as_ref()) {
+                Some(ti) => Some(ti),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let times = type_index.map_or(&self.by_time, |ti| &ti.times);
+        match (q.order, q.time_range) {
+            (_, Some((start, stop))) if start > stop => Vec::new(),
+            (Order::Timestamp, range) => time_range(times, range)
+                .take(want)
+                .filter_map(|k| self.hit(*k))
+                .collect(),
+            (Order::TimestampDesc, range) => time_range(times, range)
+                .rev()
+                .take(want)
+                .filter_map(|k| self.hit(*k))
+                .collect(),
+            (Order::Id, Some(range)) => {
+                let mut keys: Vec<(i64, u64)> = time_range(times, Some(range)).copied().collect();
+                keys.sort_unstable_by_key(|&(_, id)| id);
+                keys.truncate(want);
+                keys.into_iter().filter_map(|k| self.hit(k)).collect()
+            }
+            (Order::Id, None) => match type_index {
+                Some(ti) => ti
+                    .ids
+                    .iter()
+                    .take(want)
+                    .filter_map(|id| self.id_hit(*id))
+                    .collect(),
+                None => self
+                    .by_id
+                    .keys()
+                    .take(want)
+                    .filter_map(|id| self.id_hit(*id))
+                    .collect(),
+            },
+        }
+    }
+}
+
+fn time_range(
+    set: &BTreeSet<(i64, u64)>,
+    range: Option<(i64, i64)>,
+) -> std::collections::btree_set::Range<'_, (i64, u64)> {
+    match range {
+        Some((start, stop)) => set.range((
+            Bound::Included((start, 0)),
+            Bound::Included((stop, u64::MAX)),
+        )),
+        None => set.range(..),
+    }
+}

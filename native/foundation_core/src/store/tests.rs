@@ -1,0 +1,136 @@
+//! Unit tests of the store (the property suite is in tests/store_props.rs).
+
+use super::*;
+
+fn ev(id: u64, ty: &str, ts: i64, cid: Option<&str>) -> NewEvent {
+    NewEvent {
+        id,
+        event_type: Arc::from(ty.as_bytes()),
+        timestamp: ts,
+        correlation_id: cid.map(|c| Arc::from(c.as_bytes())),
+        payload: Arc::from(id.to_be_bytes().as_slice()),
+    }
+}
+
+fn ids(v: Vec<Bytes>) -> Vec<u64> {
+    v.iter()
+        .map(|b| u64::from_be_bytes(b.as_ref().try_into().unwrap()))
+        .collect()
+}
+
+fn store(max_events: usize) -> Store {
+    Store::new(StoreConfig {
+        max_events,
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn put_get_and_overwrite_cleans_indexes() {
+    let s = store(0);
+    assert_eq!(s.put(ev(7, "a", 10, Some("c"))).unwrap(), 7);
+    assert_eq!(ids(vec![s.get(7).unwrap().unwrap()]), vec![7]);
+    s.put(ev(7, "b", 20, None)).unwrap();
+    assert!(s.get_by_correlation(b"c").unwrap().is_empty());
+    let q = Query {
+        event_type: Some(Arc::from(b"a".as_slice())),
+        ..Query::default()
+    };
+    assert!(s.query(&q).unwrap().is_empty());
+    let st = s.stats().unwrap();
+    assert_eq!((st.current_event_count, st.events_stored), (1, 2));
+}
+
+#[test]
+fn query_order_offset_limit() {
+    let s = store(0);
+    for id in 1..=10 {
+        s.put(ev(id, "t", 100 - id as i64, None)).unwrap();
+    }
+    let q = Query {
+        offset: 2,
+        limit: Some(3),
+        ..Query::default()
+    };
+    assert_eq!(ids(s.query(&q).unwrap()), vec![3, 4, 5]);
+    let q = Query {
+        order: Order::Timestamp,
+        limit: Some(2),
+        time_range: Some((91, 95)),
+        ..Query::default()
+    };
+    assert_eq!(ids(s.query(&q).unwrap()), vec![9, 8]);
+    let q = Query {
+        time_range: Some((95, 91)),
+        ..Query::default()
+    };
+    assert!(s.query(&q).unwrap().is_empty());
+}
+
+#[test]
+fn prune_is_strict() {
+    let s = store(0);
+    for id in 1..=10 {
+        s.put(ev(id, "t", id as i64, None)).unwrap();
+    }
+    assert_eq!(s.prune_before(4).unwrap(), 3);
+    assert_eq!(s.stats().unwrap().current_event_count, 7);
+    assert_eq!(s.stats().unwrap().events_pruned, 3);
+}
+
+#[test]
+fn max_events_evicts_oldest_stored() {
+    let s = store(5);
+    for id in 1..=12 {
+        s.put(ev(id, "t", -(id as i64), None)).unwrap();
+    }
+    let all = ids(s.query(&Query::default()).unwrap());
+    assert_eq!(all, vec![8, 9, 10, 11, 12]);
+    assert_eq!(s.stats().unwrap().evicted_max_events, 7);
+}
+
+#[test]
+fn max_age_expires() {
+    let s = store(0);
+    s.set_limits(0, 1);
+    s.put(ev(1, "t", 0, None)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(s.expire().unwrap(), 1);
+    assert_eq!(s.stats().unwrap().evicted_max_age, 1);
+    assert!(s.get(1).unwrap().is_none());
+}
+
+#[test]
+fn async_puts_arrive_and_full_queue_counts() {
+    let s = Store::new(StoreConfig {
+        async_capacity: 1,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let mut dropped = 0;
+    for id in 1..=1000 {
+        if let Err(CoreError::QueueFull(1)) = s.put_async(ev(id, "t", 0, None)) {
+            dropped += 1;
+        }
+    }
+    for _ in 0..1000 {
+        if s.stats().unwrap().async_queue_len == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let st = s.stats().unwrap();
+    assert_eq!(st.async_dropped, dropped);
+    assert_eq!(st.current_event_count + dropped, 1000);
+}
+
+#[test]
+fn clear_resets() {
+    let s = store(0);
+    s.put(ev(1, "t", 0, Some("x"))).unwrap();
+    s.clear().unwrap();
+    assert_eq!(s.stats().unwrap(), StoreStats::default());
+    assert!(s.get_by_correlation(b"x").unwrap().is_empty());
+}

@@ -1,0 +1,204 @@
+//! Metric store NIFs of the TelemetryService (`metrics_*`).
+//!
+//! Names arrive as lists of atoms and are kept as the atoms' names; snapshot
+//! rebuilds atoms only from those names (atoms that already existed).
+//! Metadata and non-numeric measurements are kept in the external term
+//! format, so they come back exactly as given.
+
+use crate::atoms;
+use crate::error::{NifError, NifOutcome};
+use foundation_core::metrics::{EntrySnapshot, Key, Measure, Metrics, Name};
+use foundation_core::CoreError;
+use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, ResourceArc, Term, TermType};
+
+/// Resource wrapper of one namespace's metric store.
+pub struct MetricsHandle(pub Metrics);
+
+#[rustler::resource_impl]
+impl rustler::Resource for MetricsHandle {}
+
+// Only DashMaps of owned data and atomics; no invariant spans a panic point.
+impl std::panic::RefUnwindSafe for MetricsHandle {}
+
+type Outcome<T> = NifResult<NifOutcome<T>>;
+
+#[rustler::nif]
+fn metrics_new(max_metrics: usize) -> ResourceArc<MetricsHandle> {
+    ResourceArc::new(MetricsHandle(Metrics::new(max_metrics)))
+}
+
+#[rustler::nif]
+fn metrics_record<'a>(
+    handle: ResourceArc<MetricsHandle>,
+    name: Term<'a>,
+    measurements: Term<'a>,
+    metadata: Term<'a>,
+    now: i64,
+) -> Outcome<bool> {
+    let name = decode_name(name)?;
+    let incoming = decode_measurements(measurements)?;
+    let meta = || metadata.to_binary().as_slice().to_vec();
+    Ok(handle
+        .0
+        .record(name, incoming, meta, now)
+        .map(|r| r.handler)
+        .map_err(NifError))
+}
+
+#[rustler::nif]
+fn metrics_emit_counter<'a>(
+    handle: ResourceArc<MetricsHandle>,
+    name: Term<'a>,
+    value: Term<'a>,
+    metadata: Term<'a>,
+    now: i64,
+) -> Outcome<bool> {
+    let name = decode_name(name)?;
+    let delta = decode_measure(value);
+    let meta = || metadata.to_binary().as_slice().to_vec();
+    Ok(handle
+        .0
+        .add_counter(name, delta, meta, now)
+        .map(|r| r.handler)
+        .map_err(NifError))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics_snapshot(env: Env, handle: ResourceArc<MetricsHandle>) -> Result<Vec<Term>, NifError> {
+    let entries = handle.0.snapshot()?;
+    let terms: Result<Vec<Term>, CoreError> = entries
+        .iter()
+        .map(|(name, entry)| encode_entry(env, name, entry))
+        .collect();
+    Ok(terms?)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics_cleanup(handle: ResourceArc<MetricsHandle>, cutoff: i64) -> usize {
+    handle.0.cleanup(cutoff)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics_clear(handle: ResourceArc<MetricsHandle>) -> usize {
+    handle.0.clear()
+}
+
+/// `{metrics_count, metrics_dropped, handlers_count, max_metrics}`.
+#[rustler::nif]
+fn metrics_status(handle: ResourceArc<MetricsHandle>) -> (usize, u64, usize, usize) {
+    let s = handle.0.status();
+    (s.metrics, s.dropped, s.handlers, s.max_metrics)
+}
+
+#[rustler::nif]
+fn metrics_attach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+    let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
+    handle.0.attach(names?);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn metrics_detach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+    let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
+    handle.0.detach(&names?);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
+    handle.0.clear_handlers();
+    atoms::ok()
+}
+
+/// A list of atoms; anything else (or an atom outside Latin-1) is a badarg.
+fn decode_name(term: Term) -> NifResult<Name> {
+    list_items(term)?
+        .into_iter()
+        .map(|item| match item.get_type() {
+            TermType::Atom => item.atom_to_string(),
+            _ => Err(Error::BadArg),
+        })
+        .collect()
+}
+
+/// The items of a proper list, walked cell by cell: an improper list is a
+/// badarg (rustler's `Vec` decoder would panic on it).
+fn list_items(term: Term) -> NifResult<Vec<Term>> {
+    let mut items = Vec::new();
+    let mut rest = term;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell()?;
+        items.push(head);
+        rest = tail;
+    }
+    Ok(items)
+}
+
+fn decode_measurements(term: Term) -> NifResult<Vec<(Key, Measure)>> {
+    let iter = MapIterator::new(term).ok_or(Error::BadArg)?;
+    Ok(iter
+        .map(|(k, v)| (decode_key(k), decode_measure(v)))
+        .collect())
+}
+
+fn decode_key(term: Term) -> Key {
+    match term.decode::<Atom>() {
+        Ok(a) if a == atoms::gauge() => Key::Gauge,
+        Ok(a) if a == atoms::counter() => Key::Counter,
+        _ => Key::Other(term.to_binary().as_slice().to_vec()),
+    }
+}
+
+/// Integers within 64 bits stay exact; wider ones (up to 128 bits) become
+/// floats; anything else is kept as an opaque term.
+fn decode_measure(term: Term) -> Measure {
+    match term.get_type() {
+        TermType::Integer => match term.decode::<i64>() {
+            Ok(i) => Measure::Int(i),
+            Err(_) => match term.decode::<i128>() {
+                Ok(big) => Measure::Float(big as f64),
+                Err(_) => Measure::Term(term.to_binary().as_slice().to_vec()),
+            },
+        },
+        TermType::Float => match term.decode::<f64>() {
+            Ok(f) => Measure::Float(f),
+            Err(_) => Measure::Term(term.to_binary().as_slice().to_vec()),
+        },
+        _ => Measure::Term(term.to_binary().as_slice().to_vec()),
+    }
+}
+
+/// `{name, count, timestamp, measurements, metadata}`.
+fn encode_entry<'a>(env: Env<'a>, name: &Name, e: &EntrySnapshot) -> Result<Term<'a>, CoreError> {
+    let atoms: Result<Vec<Atom>, CoreError> = name
+        .iter()
+        .map(|s| Atom::from_str(env, s).map_err(|_| internal("metric name")))
+        .collect();
+    let mut map = Term::map_new(env);
+    for (key, value) in &e.measurements {
+        let k = match key {
+            Key::Gauge => atoms::gauge().encode(env),
+            Key::Counter => atoms::counter().encode(env),
+            Key::Other(bytes) => stored_term(env, bytes)?,
+        };
+        let v = match value {
+            Measure::Int(i) => i.encode(env),
+            Measure::Float(f) => f.encode(env),
+            Measure::Term(bytes) => stored_term(env, bytes)?,
+        };
+        map = map.map_put(k, v).map_err(|_| internal("measurements"))?;
+    }
+    let metadata = stored_term(env, &e.metadata)?;
+    Ok((atoms?, e.count, e.timestamp, map, metadata).encode(env))
+}
+
+/// Decodes bytes this crate produced with `to_binary` (their atoms exist).
+fn stored_term<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, CoreError> {
+    env.binary_to_term(bytes)
+        .map(|(term, _)| term)
+        .ok_or_else(|| internal("stored term"))
+}
+
+fn internal(what: &str) -> CoreError {
+    CoreError::Internal(format!("cannot encode {what}"))
+}

@@ -1,0 +1,136 @@
+//! Event store NIFs: a `Store` held in a resource, called straight from the
+//! caller's process. Anything whose cost grows with the result (queries,
+//! batches, prune, expiry, clear) runs on a dirty CPU scheduler.
+
+use crate::atoms;
+use crate::error::NifOutcome;
+use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
+use foundation_core::store::{NewEvent, Store, StoreConfig};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+
+/// The store resource.
+pub struct StoreHandle(pub Store);
+
+// Store holds a crossbeam Sender and RwLocks; a caught panic never leaves it
+// observed half-updated (locks poison and are reported as errors).
+impl std::panic::RefUnwindSafe for StoreHandle {}
+
+#[rustler::resource_impl]
+impl Resource for StoreHandle {}
+
+#[rustler::nif]
+fn store_new(
+    shards: usize,
+    max_events: usize,
+    max_age_ms: u64,
+    async_capacity: usize,
+) -> NifOutcome<ResourceArc<StoreHandle>> {
+    let config = StoreConfig {
+        shards,
+        max_events,
+        max_age_ms,
+        async_capacity,
+    };
+    Ok(ResourceArc::new(StoreHandle(Store::new(config)?)))
+}
+
+#[rustler::nif]
+fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_ms: u64) -> Atom {
+    store.0.set_limits(max_events, max_age_ms);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn store_put(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutcome<u64>> {
+    Ok(to_new_event(event)?
+        .and_then(|e| store.0.put(e))
+        .map_err(Into::into))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_put_batch(
+    store: ResourceArc<StoreHandle>,
+    events: Term,
+) -> NifResult<NifOutcome<Vec<u64>>> {
+    let decoded: NifResult<Vec<_>> = list_terms(events)?.into_iter().map(to_new_event).collect();
+    let all: Result<Vec<NewEvent>, _> = decoded?.into_iter().collect();
+    Ok(all
+        .and_then(|evs| store.0.put_batch(evs))
+        .map_err(Into::into))
+}
+
+#[rustler::nif]
+fn store_put_async(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutcome<Atom>> {
+    let result = to_new_event(event)?.and_then(|e| store.0.put_async(e));
+    Ok(result.map(|_| atoms::ok()).map_err(Into::into))
+}
+
+#[rustler::nif]
+fn store_get<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, id: u64) -> NifResult<Term<'a>> {
+    match store.0.get(id) {
+        Ok(Some(payload)) => to_term(env, &payload),
+        Ok(None) => Ok(atoms::nil().encode(env)),
+        Err(e) => Ok(Err::<(), _>(crate::error::NifError(e)).encode(env)),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_get_by_correlation<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    cid: Binary,
+) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+    match store.0.get_by_correlation(cid.as_slice()) {
+        Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
+        Err(e) => Ok(Err(e.into())),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_query<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    event_type: Atom,
+    time_range: Option<(i64, i64)>,
+    order: Atom,
+    offset: usize,
+    limit: usize,
+) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+    let q = query_from(env, event_type, time_range, order, offset, limit)?;
+    match store.0.query(&q) {
+        Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
+        Err(e) => Ok(Err(e.into())),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_prune_before(store: ResourceArc<StoreHandle>, ts: i64) -> NifOutcome<usize> {
+    Ok(store.0.prune_before(ts)?)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_expire(store: ResourceArc<StoreHandle>) -> NifOutcome<usize> {
+    Ok(store.0.expire()?)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_clear(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
+    store.0.clear()?;
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn store_stats(store: ResourceArc<StoreHandle>) -> NifOutcome<Vec<(Atom, u64)>> {
+    let s = store.0.stats()?;
+    Ok(vec![
+        (atoms::current_event_count(), s.current_event_count),
+        (atoms::events_stored(), s.events_stored),
+        (atoms::events_pruned(), s.events_pruned),
+        (atoms::evicted_max_events(), s.evicted_max_events),
+        (atoms::evicted_max_age(), s.evicted_max_age),
+        (atoms::async_dropped(), s.async_dropped),
+        (atoms::async_failed(), s.async_failed),
+        (atoms::async_queue_len(), s.async_queue_len),
+        (atoms::max_id(), s.max_id),
+    ])
+}

@@ -1,0 +1,101 @@
+defmodule ElixirScope.Foundation.EventsTest do
+  # Uses the :production event store: not async.
+  use ExUnit.Case, async: false
+
+  alias ElixirScope.Foundation.Events
+  alias ElixirScope.Foundation.Types.{Error, Event}
+
+  setup do
+    :ok = Events.initialize()
+    :ok = ElixirScope.Foundation.Services.EventStore.reset_state()
+    :ok
+  end
+
+  defp ids({:ok, events}), do: Enum.map(events, & &1.event_id)
+
+  describe "building events" do
+    test "new_event keeps the caller's id and uses millisecond timestamps" do
+      before = System.monotonic_time(:millisecond)
+
+      assert {:ok, %Event{event_id: 42, event_type: :x, data: %{a: 1}} = e} =
+               Events.new_event(:x, %{a: 1}, event_id: 42)
+
+      assert e.timestamp >= before and e.timestamp <= System.monotonic_time(:millisecond)
+      assert {:error, %Error{error_type: :validation_failed}} = Events.new_event(nil, %{})
+    end
+
+    test "debug_new_event returns the event or raises" do
+      assert %Event{event_type: :t} = Events.debug_new_event(:t, 1)
+
+      assert_raise RuntimeError, "Failed to create debug event", fn ->
+        Events.debug_new_event(nil, 1)
+      end
+    end
+
+    test "function_entry, function_exit and state_change" do
+      big = [String.duplicate("x", 20_000)]
+
+      assert {:ok, %Event{event_type: :function_entry, data: %{args: %{truncated: true}}}} =
+               Events.function_entry(M, :f, 1, big)
+
+      assert {:ok, %Event{event_type: :function_exit, data: %{result: {:ok, 1}}}} =
+               Events.function_exit(M, :f, 1, 9, {:ok, 1}, 100, :normal)
+
+      assert {:ok, %Event{data: %{state_diff: :changed}}} = Events.state_change(self(), :cb, 1, 2)
+
+      assert {:ok, %Event{data: %{state_diff: :no_change}}} =
+               Events.state_change(self(), :cb, 1, 1)
+    end
+
+    test "serialize / deserialize / serialized_size" do
+      {:ok, e} = Events.new_event(:t, %{u: "ü", t: {1, <<0, 1>>}})
+      {:ok, bin} = Events.serialize(e)
+      assert {:ok, ^e} = Events.deserialize(bin)
+      assert {:ok, byte_size(bin)} == Events.serialized_size(e)
+      assert {:error, %Error{error_type: :deserialization_failed}} = Events.deserialize("garbage")
+    end
+  end
+
+  describe "storage" do
+    test "store, get, batch and stats through the facade" do
+      {:ok, e} =
+        Events.new_event(:t, %{pid: self()}, event_id: 7, correlation_id: "c", parent_id: 3)
+
+      assert {:ok, 7} = Events.store(e)
+      assert {:ok, ^e} = Events.get(7)
+      assert {:error, %Error{code: 3001}} = Events.get(8)
+      {:ok, b1} = Events.new_event(:t, 1, event_id: 1)
+      assert {:ok, [1]} = Events.store_batch([b1])
+      assert {:ok, %{current_event_count: 2}} = Events.stats()
+      assert Events.available?()
+      assert {:ok, %{status: :running}} = Events.status()
+    end
+
+    test "query accepts a map or a keyword list; other terms raise" do
+      for i <- 1..5,
+          do: {:ok, _} = Events.store(Event.new(event_id: i, event_type: :q, timestamp: i))
+
+      assert ids(Events.query(%{limit: 2})) == [1, 2]
+      assert ids(Events.query(limit: 1, limit: 3, offset: 1)) == [2, 3, 4]
+      assert_raise FunctionClauseError, fn -> Events.query("x") end
+    end
+
+    test "correlation chain, time range, recent (newest first), prune" do
+      for {id, ts} <- [{1, 10}, {2, 30}, {3, 20}, {4, 40}] do
+        {:ok, _} = Events.store(Event.new(event_id: id, timestamp: ts, correlation_id: "cc"))
+      end
+
+      assert ids(Events.get_correlation_chain("cc")) == [1, 3, 2, 4]
+      assert ids(Events.get_time_range(15, 30)) == [3, 2]
+      assert ids(Events.get_recent(2)) == [4, 2]
+      assert length(ids(Events.get_recent())) == 4
+      assert {:ok, 2} = Events.prune_before(25)
+      assert ids(Events.get_by_correlation("cc")) == [2, 4]
+    end
+
+    test "unavailable namespace gives 3000" do
+      ns = [namespace: {:test, make_ref()}]
+      assert {:error, %Error{code: 3000, error_type: :service_unavailable}} = Events.get(1, ns)
+    end
+  end
+end

@@ -1,0 +1,321 @@
+defmodule ElixirScope.Foundation.NativeMetricsTest do
+  # The metrics_* and json_* NIFs: happy path, error shapes, ArgumentError on
+  # wrong argument types, exact round trips of hostile terms, no :nif_panicked.
+  use ExUnit.Case, async: true
+
+  alias ElixirScope.Foundation.Native
+
+  defp handle(max \\ 100), do: Native.metrics_new(max)
+  defp now, do: System.monotonic_time()
+
+  defp entry(h, name) do
+    {:ok, entries} = Native.metrics_snapshot(h)
+    Enum.find(entries, fn {n, _, _, _, _} -> n == name end)
+  end
+
+  defp deep(0, acc), do: acc
+  defp deep(n, acc), do: deep(n - 1, [acc])
+
+  defp no_panic(fun) do
+    fun.()
+  rescue
+    ArgumentError -> :badarg
+    e in ErlangError -> flunk("NIF raised #{inspect(e.original)}")
+  end
+
+  describe "metrics_new/1" do
+    test "returns a handle; rejects non-positive-integer sizes" do
+      assert is_reference(handle())
+      assert_raise ArgumentError, fn -> Native.metrics_new(-1) end
+      assert_raise ArgumentError, fn -> Native.metrics_new(:big) end
+    end
+  end
+
+  describe "metrics_record/5" do
+    test "creates then merges an entry by the recording rules" do
+      h = handle()
+      assert {:ok, false} = Native.metrics_record(h, [:a, :b], %{gauge: 1, d: 10}, %{m: 1}, 5)
+      assert {:ok, false} = Native.metrics_record(h, [:a, :b], %{gauge: 2, d: 20, s: "x"}, %{}, 7)
+      assert {:ok, false} = Native.metrics_record(h, [:a, :b], %{counter: 3}, %{}, 6)
+      assert {:ok, false} = Native.metrics_record(h, [:a, :b], %{counter: 4, s: :y}, %{}, 6)
+
+      assert {[:a, :b], 4, 7, measurements, %{m: 1}} = entry(h, [:a, :b])
+      assert measurements == %{gauge: 2, d: 15.0, s: :y, counter: 7}
+    end
+
+    test "keeps non-numeric values and metadata exactly (pids, refs, funs, deep terms)" do
+      h = handle()
+      fun = fn x -> x + 1 end
+      nested = deep(10_000, :bottom)
+      big = 2 ** 200
+
+      metadata = %{
+        pid: self(),
+        ref: make_ref(),
+        fun: fun,
+        nested: nested,
+        bin: :binary.copy("é", 100_000),
+        tuple: {1, "two", [3.0]},
+        big: big
+      }
+
+      measurements = %{"string key" => {:t, self()}, {:tuple, :key} => [1, 2], big: big}
+      assert {:ok, false} = Native.metrics_record(h, [:hostile], measurements, metadata, 1)
+      assert {[:hostile], 1, 1, ^measurements, ^metadata} = entry(h, [:hostile])
+    end
+
+    test "integers wider than 64 bits are merged as floats" do
+      h = handle()
+      {:ok, _} = Native.metrics_record(h, [:w], %{counter: 2 ** 70}, %{}, 1)
+      assert {_, 1, _, %{counter: value}, _} = entry(h, [:w])
+      assert value == 2 ** 70 * 1.0
+    end
+
+    test "reports an attached handler for the exact name only" do
+      h = handle()
+      :ok = Native.metrics_attach(h, [[:x, :y]])
+      assert {:ok, true} = Native.metrics_record(h, [:x, :y], %{}, %{}, 1)
+      assert {:ok, false} = Native.metrics_record(h, [:x], %{}, %{}, 1)
+    end
+
+    test "ArgumentError on wrong argument types" do
+      h = handle()
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, :a, %{}, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, ["a"], %{}, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, [:a | :b], %{}, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, [:a], [], %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, [:a], %{}, %{}, 1.5) end
+      assert_raise ArgumentError, fn -> Native.metrics_record(make_ref(), [:a], %{}, %{}, 1) end
+      # Atoms outside Latin-1 cannot be named through the OTP 25 NIF API.
+      assert_raise ArgumentError, fn -> Native.metrics_record(h, [:日本], %{}, %{}, 1) end
+    end
+  end
+
+  describe "metrics_emit_counter/5" do
+    test "adds integers exactly, floats as floats, and keeps the first metadata" do
+      h = handle()
+      for i <- 1..10, do: {:ok, false} = Native.metrics_emit_counter(h, [:c], i, %{i: i}, i)
+      assert {[:c], 10, 10, %{counter: 55}, %{i: 1}} = entry(h, [:c])
+      {:ok, _} = Native.metrics_emit_counter(h, [:c], 0.5, %{}, 11)
+      assert {_, 11, 11, %{counter: 55.5}, _} = entry(h, [:c])
+      {:ok, _} = Native.metrics_emit_counter(h, [:c], 1, %{}, 12)
+      assert {_, 12, 12, %{counter: 56.5}, _} = entry(h, [:c])
+    end
+
+    test "an overflowing integer sum becomes a float" do
+      h = handle()
+      max = 9_223_372_036_854_775_807
+      {:ok, _} = Native.metrics_emit_counter(h, [:o], max, %{}, 1)
+      {:ok, _} = Native.metrics_emit_counter(h, [:o], 1, %{}, 2)
+      assert {_, 2, _, %{counter: sum}, _} = entry(h, [:o])
+      assert is_float(sum) and sum == (max + 1) * 1.0
+    end
+
+    test "ArgumentError on wrong argument types" do
+      h = handle()
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter(h, "c", 1, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter(h, [:c], 1, %{}, nil) end
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter(:nope, [:c], 1, %{}, 1) end
+    end
+  end
+
+  describe "metrics_snapshot/1, metrics_status/1, cap" do
+    test "snapshot lists every entry; status counts entries, drops and handlers" do
+      h = handle(3)
+      for i <- 1..5, do: Native.metrics_emit_counter(h, [:n, :"m#{i}"], 1, %{}, now())
+      :ok = Native.metrics_attach(h, [[:n, :m1], [:other]])
+      assert {:ok, entries} = Native.metrics_snapshot(h)
+      assert length(entries) == 3
+      assert Native.metrics_status(h) == {3, 2, 2, 3}
+      assert_raise ArgumentError, fn -> Native.metrics_snapshot(:nope) end
+      assert_raise ArgumentError, fn -> Native.metrics_status("x") end
+    end
+  end
+
+  describe "metrics_cleanup/2 and metrics_clear/1" do
+    test "cleanup removes entries whose last timestamp is <= the cutoff" do
+      h = handle()
+      {:ok, _} = Native.metrics_emit_counter(h, [:old], 1, %{}, 100)
+      {:ok, _} = Native.metrics_emit_counter(h, [:new], 1, %{}, 200)
+      assert Native.metrics_cleanup(h, 100) == 1
+      assert {:ok, [{[:new], 1, 200, _, _}]} = Native.metrics_snapshot(h)
+      assert Native.metrics_clear(h) == 1
+      assert {:ok, []} = Native.metrics_snapshot(h)
+      assert {0, 0, 0, 100} = Native.metrics_status(h)
+      assert_raise ArgumentError, fn -> Native.metrics_cleanup(h, :now) end
+      assert_raise ArgumentError, fn -> Native.metrics_clear(self()) end
+    end
+  end
+
+  describe "metrics_attach/2, metrics_detach/2, metrics_clear_handlers/1" do
+    test "attach and detach by name; bad names raise and attach nothing" do
+      h = handle()
+      assert :ok = Native.metrics_attach(h, [[:a], [:b, :c]])
+      assert :ok = Native.metrics_detach(h, [[:a], [:never]])
+      assert {_, _, 1, _} = Native.metrics_status(h)
+      assert_raise ArgumentError, fn -> Native.metrics_attach(h, [[:ok], ["bad"]]) end
+      assert_raise ArgumentError, fn -> Native.metrics_attach(h, [[:ok] | :improper]) end
+      assert_raise ArgumentError, fn -> Native.metrics_detach(h, :x) end
+      assert {_, _, 1, _} = Native.metrics_status(h)
+      assert :ok = Native.metrics_clear_handlers(h)
+      assert {_, _, 0, _} = Native.metrics_status(h)
+      assert_raise ArgumentError, fn -> Native.metrics_clear_handlers(1) end
+    end
+  end
+
+  describe "concurrency" do
+    test "8 processes emitting the same counter give exact totals" do
+      h = handle()
+
+      1..8
+      |> Enum.map(fn _ ->
+        Task.async(fn ->
+          for _ <- 1..2_000, do: {:ok, _} = Native.metrics_emit_counter(h, [:hot], 1, %{}, now())
+        end)
+      end)
+      |> Task.await_many(30_000)
+
+      assert {[:hot], 16_000, _, %{counter: 16_000}, %{}} = entry(h, [:hot])
+    end
+  end
+
+  describe "json_encode/1" do
+    test "encodes maps, lists, tuples, atoms and opaque terms" do
+      assert {:ok, json} = Native.json_encode(%{a: [1, 2.5, nil, true], b: {"x", :y}})
+      assert json == ~s({"a":[1,2.5,null,true],"b":["x","y"]})
+      assert {:ok, ~s(["#PID"])} = Native.json_encode([self()])
+    end
+
+    test "encodes 100 levels; {kind, detail} beyond that and on improper lists" do
+      assert {:ok, json} = Native.json_encode(deep(100, 1))
+      assert json == String.duplicate("[", 100) <> "1" <> String.duplicate("]", 100)
+
+      for depth <- [101, 600, 100_000] do
+        assert {:error, {:invalid_input, detail}} = Native.json_encode(deep(depth, 1))
+        assert detail == "term nested deeper than 100 levels"
+      end
+
+      assert {:error, {:invalid_input, _}} = Native.json_encode(%{a: {[1 | 2]}})
+    end
+  end
+
+  describe "json_decode/1" do
+    test "decodes with existing atoms as keys and unknown keys as strings" do
+      json = ~s({"ok": [1, 2.5, null, false], "h5_surely_not_an_atom_zzq": {"error": "x"}})
+      assert {:ok, decoded} = Native.json_decode(json)
+
+      assert decoded == %{
+               :ok => [1, 2.5, nil, false],
+               "h5_surely_not_an_atom_zzq" => %{error: "x"}
+             }
+
+      assert_raise ArgumentError, fn -> String.to_existing_atom("h5_surely_not_an_atom_zzq") end
+    end
+
+    test "{kind, detail} on invalid or too deep JSON; ArgumentError on non-binaries" do
+      assert {:error, {:invalid_input, detail}} = Native.json_decode("{nope")
+      assert is_binary(detail)
+      assert {:error, {:invalid_input, _}} = Native.json_decode(String.duplicate("[", 100_000))
+      nested = String.duplicate("[", 120) <> String.duplicate("]", 120)
+      assert {:ok, decoded} = Native.json_decode(nested)
+      assert decoded == deep(119, [])
+      assert_raise ArgumentError, fn -> Native.json_decode(:json) end
+      assert_raise ArgumentError, fn -> Native.json_decode(~c"[]") end
+    end
+  end
+
+  describe "hostile input" do
+    test "random terms in every argument position never panic" do
+      :rand.seed(:exsss, {1, 2, 3})
+      h = handle(50)
+
+      for _ <- 1..300 do
+        [a, b, c, d] = for _ <- 1..4, do: random_term(3)
+        no_panic(fn -> Native.metrics_record(h, a, b, c, d) end)
+        no_panic(fn -> Native.metrics_record(h, [:r], %{a => b}, c, 1) end)
+        no_panic(fn -> Native.metrics_emit_counter(h, [:r], a, b, 1) end)
+        no_panic(fn -> Native.metrics_attach(h, a) end)
+        no_panic(fn -> Native.metrics_detach(h, a) end)
+        no_panic(fn -> Native.metrics_new(a) end)
+        no_panic(fn -> Native.metrics_cleanup(h, a) end)
+        no_panic(fn -> Native.json_encode(a) end)
+        no_panic(fn -> Native.json_decode(a) end)
+      end
+
+      assert {:ok, entries} = Native.metrics_snapshot(h)
+      assert Enum.all?(entries, fn {name, _, _, _, _} -> is_list(name) end)
+    end
+  end
+
+  defp random_term(0), do: random_leaf()
+
+  defp random_term(depth) do
+    case :rand.uniform(6) do
+      1 -> for _ <- 1..:rand.uniform(3), do: random_term(depth - 1)
+      2 -> Map.new(1..:rand.uniform(3), fn _ -> {random_leaf(), random_term(depth - 1)} end)
+      3 -> {random_term(depth - 1), random_leaf()}
+      4 -> [random_leaf() | random_leaf()]
+      _ -> random_leaf()
+    end
+  end
+
+  defp random_leaf do
+    Enum.random([
+      :rand.uniform(1000),
+      -(2 ** 80),
+      2 ** 300,
+      1.5,
+      :atom,
+      :counter,
+      :gauge,
+      "bin",
+      <<1::3>>,
+      self(),
+      make_ref(),
+      fn -> :ok end,
+      [],
+      %{},
+      "{\"a\": 1}",
+      "[1,"
+    ])
+  end
+end
+
+defmodule ElixirScope.Foundation.NativeFallbackTest do
+  # The fallback_* NIFs share one node-wide buffer with
+  # Events.GracefulDegradation: not async.
+  use ExUnit.Case, async: false
+
+  alias ElixirScope.Foundation.Native
+
+  setup do
+    {:ok, _} = Native.fallback_take()
+    on_exit(fn -> Native.fallback_take() end)
+  end
+
+  test "push keeps terms exactly, newest first, at most 100; take empties" do
+    term = %{pid: self(), ref: make_ref(), data: {1, "two"}}
+    assert {:ok, 1} = Native.fallback_push(term)
+    assert {:ok, [^term]} = Native.fallback_list()
+
+    for i <- 1..150, do: {:ok, _} = Native.fallback_push(i)
+    assert {:ok, list} = Native.fallback_list()
+    assert list == Enum.to_list(150..51//-1)
+    assert {:ok, ^list} = Native.fallback_take()
+    assert {:ok, []} = Native.fallback_list()
+  end
+
+  test "the buffer outlives the process that filled it" do
+    {pid, ref} = spawn_monitor(fn -> Native.fallback_push({:from, self()}) end)
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+    assert {:ok, [{:from, ^pid}]} = Native.fallback_list()
+  end
+
+  test "accepts any term (funs, 10 000-deep nesting); there is no error path" do
+    deep = Enum.reduce(1..10_000, :bottom, fn _, acc -> [acc] end)
+    fun = fn -> :any_term end
+    assert {:ok, 1} = Native.fallback_push(fun)
+    assert {:ok, 2} = Native.fallback_push(deep)
+    assert {:ok, [^deep, ^fun]} = Native.fallback_take()
+  end
+end

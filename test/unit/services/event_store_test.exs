@@ -1,0 +1,334 @@
+defmodule ElixirScope.Foundation.Services.EventStoreTest do
+  # Touches the :production instance and app env: not async.
+  use ExUnit.Case, async: false
+
+  alias ElixirScope.Foundation.Services.EventStore
+  alias ElixirScope.Foundation.Types.{Error, Event}
+
+  setup do
+    :ok = EventStore.initialize()
+    :ok = EventStore.reset_state()
+    :ok
+  end
+
+  defp event(id, fields \\ []) do
+    Event.new([event_id: id, event_type: :test] ++ fields)
+  end
+
+  defp ids({:ok, events}), do: Enum.map(events, & &1.event_id)
+
+  defp start_isolated(opts \\ []) do
+    ns = {:test, make_ref()}
+
+    start_supervised!(
+      Supervisor.child_spec({EventStore, [namespace: ns] ++ opts}, restart: :temporary)
+    )
+
+    [namespace: ns]
+  end
+
+  defp wait_until(fun, tries \\ 200) do
+    cond do
+      fun.() -> :ok
+      tries == 0 -> flunk("condition not reached")
+      true -> Process.sleep(10) && wait_until(fun, tries - 1)
+    end
+  end
+
+  describe "store/1 and get/1" do
+    test "returns the event's own id and round-trips every field" do
+      e =
+        event(123,
+          correlation_id: "c",
+          parent_id: 7,
+          data: %{p: self(), r: make_ref(), l: [1, "x"]}
+        )
+
+      assert {:ok, 123} = EventStore.store(e)
+      assert {:ok, ^e} = EventStore.get(123)
+    end
+
+    test "invalid events are rejected with the validator's error" do
+      assert {:error, %Error{error_type: :validation_failed, message: "Event ID cannot be nil"}} =
+               EventStore.store(Event.empty())
+
+      assert {:error, %Error{error_type: :type_mismatch}} =
+               EventStore.store(%{event(1) | event_id: "1"})
+    end
+
+    test "storing an existing id overwrites it and cleans its indexes" do
+      {:ok, 5} = EventStore.store(event(5, event_type: :type_a, correlation_id: "old"))
+      {:ok, 5} = EventStore.store(event(5, event_type: :type_b))
+      assert {:ok, %Event{event_type: :type_b}} = EventStore.get(5)
+      assert {:ok, []} = EventStore.get_by_correlation("old")
+      assert {:ok, []} = EventStore.query(%{event_type: :type_a})
+      assert {:ok, %{current_event_count: 1}} = EventStore.stats()
+    end
+
+    test "missing ids give a 3001 :not_found error" do
+      assert {:error,
+              %Error{code: 3001, error_type: :not_found, severity: :low, context: %{event_id: 42}}} =
+               EventStore.get(42)
+
+      assert {:error, %Error{error_type: :not_found}} = EventStore.get(0xFFFF_FFFF_FFFF_FFFF + 1)
+    end
+
+    test "non-positive ids raise FunctionClauseError in the caller" do
+      assert_raise FunctionClauseError, fn -> EventStore.get(0) end
+      assert_raise FunctionClauseError, fn -> EventStore.get("1") end
+    end
+
+    test "ids beyond 64 bits are refused" do
+      assert {:error, %Error{error_type: :invalid_input}} =
+               EventStore.store(event(0xFFFF_FFFF_FFFF_FFFF + 1))
+    end
+  end
+
+  describe "store_batch/1" do
+    test "returns ids in input order" do
+      assert {:ok, [3, 1, 2]} = EventStore.store_batch(Enum.map([3, 1, 2], &event/1))
+      assert {:ok, []} = EventStore.store_batch([])
+      assert {:ok, %{events_stored: 3}} = EventStore.stats()
+    end
+
+    test "one invalid event means nothing is stored" do
+      batch = [event(1), Event.empty(), event(3)]
+      assert {:error, %Error{error_type: :validation_failed}} = EventStore.store_batch(batch)
+      assert {:ok, %{current_event_count: 0}} = EventStore.stats()
+    end
+  end
+
+  describe "query/1" do
+    setup do
+      for i <- 1..10 do
+        type = if rem(i, 2) == 0, do: :type_a, else: :type_b
+        {:ok, _} = EventStore.store(event(i, event_type: type, timestamp: 100 - i))
+      end
+
+      :ok
+    end
+
+    test "filters by type, ascending id by default" do
+      assert ids(EventStore.query(%{event_type: :type_a})) == [2, 4, 6, 8, 10]
+      assert ids(EventStore.query(%{event_type: "type_a"})) == []
+      assert ids(EventStore.query(%{event_type: :nope})) == []
+    end
+
+    test "time_range is inclusive; order_by timestamp ascending" do
+      q = %{time_range: {92, 95}, order_by: :timestamp}
+      assert ids(EventStore.query(q)) == [8, 7, 6, 5]
+      assert ids(EventStore.query(%{time_range: {95, 92}})) == []
+    end
+
+    test "limit, offset and order_by :event_id" do
+      assert ids(EventStore.query(%{limit: 3, offset: 2, order_by: :event_id})) == [3, 4, 5]
+      assert ids(EventStore.query(%{limit: 0, offset: -1})) == Enum.to_list(1..10)
+      assert ids(EventStore.query(%{order_by: :timestamp, limit: 2})) == [10, 9]
+      assert ids(EventStore.query(%{order_by: :timestamp_desc, limit: 2})) == [1, 2]
+    end
+
+    test "unknown keys are ignored; malformed values are errors, not crashes" do
+      assert length(ids(EventStore.query(%{correlation_id: "x", foo: 1}))) == 10
+
+      for bad <- [%{time_range: :x}, %{offset: "1"}, %{limit: 1.5}] do
+        assert {:error, %Error{error_type: :invalid_input}} = EventStore.query(bad)
+      end
+    end
+  end
+
+  describe "get_by_correlation/1 and prune_before/1" do
+    test "correlation groups come back timestamp-ascending" do
+      for {id, ts} <- [{1, 30}, {2, 10}, {3, 20}] do
+        {:ok, _} = EventStore.store(event(id, correlation_id: "g", timestamp: ts))
+      end
+
+      {:ok, _} = EventStore.store(event(4, correlation_id: "other"))
+      assert ids(EventStore.get_by_correlation("g")) == [2, 3, 1]
+      assert {:ok, []} = EventStore.get_by_correlation("none")
+    end
+
+    test "prune is strict and counted" do
+      {:ok, _} = EventStore.store_batch(for i <- 1..10, do: event(i, timestamp: i))
+      assert {:ok, 4} = EventStore.prune_before(5)
+      assert ids(EventStore.query(%{})) == Enum.to_list(5..10)
+      assert {:ok, %{events_pruned: 4, current_event_count: 6}} = EventStore.stats()
+    end
+  end
+
+  describe "stats, status, availability, reset" do
+    test "stats after 5 stores" do
+      for i <- 1..5, do: {:ok, _} = EventStore.store(event(i))
+      {:ok, stats} = EventStore.stats()
+      assert %{current_event_count: 5, events_stored: 5, events_pruned: 0} = stats
+      assert is_integer(stats.uptime_ms) and is_integer(stats.memory_usage_estimate)
+      assert %{evicted_max_events: 0, evicted_max_age: 0, async_dropped: 0} = stats
+    end
+
+    test "status and available?" do
+      {:ok, _} = EventStore.store(event(9))
+      assert {:ok, %{status: :running, event_count: 1, next_id: 10}} = EventStore.status()
+      assert EventStore.available?()
+      refute EventStore.available?(namespace: {:test, make_ref()})
+      assert :ok = EventStore.initialize()
+    end
+
+    test "a namespace without a store gives the 3000 error" do
+      ns = [namespace: {:test, make_ref()}]
+
+      assert {:error, %Error{code: 3000, error_type: :service_unavailable, severity: :high}} =
+               EventStore.store(event(1), ns)
+
+      assert {:error, %Error{code: 3000}} = EventStore.query(%{}, ns)
+      assert {:error, %Error{code: 3000}} = EventStore.stats(ns)
+    end
+
+    test "reset_state is forbidden outside test mode" do
+      Application.put_env(:elixir_scope, :test_mode, false)
+      on_exit(fn -> Application.put_env(:elixir_scope, :test_mode, true) end)
+
+      assert {:error, %Error{code: 3002, error_type: :operation_forbidden}} =
+               EventStore.reset_state()
+    end
+
+    test "stop/1 releases the store; a new start is empty" do
+      opts = start_isolated()
+      {:ok, _} = EventStore.store(event(1), opts)
+      :ok = EventStore.stop(opts)
+      assert {:error, %Error{code: 3000}} = EventStore.get(1, opts)
+      refute EventStore.available?(opts)
+      assert :ok = EventStore.initialize(opts)
+      assert {:error, %Error{code: 3001}} = EventStore.get(1, opts)
+      EventStore.stop(opts)
+    end
+  end
+
+  describe "server messages (API.md 17.2)" do
+    test "a test-namespace pid answers on its own store" do
+      opts = start_isolated()
+
+      pid =
+        GenServer.whereis(
+          ElixirScope.Foundation.ProcessRegistry.via_tuple(opts[:namespace], :event_store)
+        )
+
+      assert {:ok, 1} = GenServer.call(pid, {:store_event, event(1, correlation_id: "m")})
+      assert {:ok, [2, 3]} = GenServer.call(pid, {:store_batch, [event(2), event(3)]})
+      assert {:ok, %Event{event_id: 1}} = GenServer.call(pid, {:get_event, 1})
+      assert {:error, %Error{error_type: :not_found}} = GenServer.call(pid, {:get_event, 9})
+      assert {:ok, [_, _, _]} = GenServer.call(pid, {:query_events, %{}})
+      assert {:ok, [_]} = GenServer.call(pid, {:get_by_correlation, "m"})
+      assert {:ok, %{current_event_count: 3}} = GenServer.call(pid, :get_stats)
+      assert {:ok, %{status: :running}} = GenServer.call(pid, :get_status)
+      assert {:error, %Error{error_type: :not_found}} = EventStore.get(1)
+      assert {:ok, 3} = GenServer.call(pid, {:prune_before, System.monotonic_time() + 1})
+      assert :ok = GenServer.call(pid, :reset_state)
+    end
+  end
+
+  describe "crash survival" do
+    test "killing the production store process loses no event" do
+      events = for i <- 1..500, do: event(i, correlation_id: "k#{rem(i, 5)}")
+      {:ok, _} = EventStore.store_batch(events)
+      via = ElixirScope.Foundation.ProcessRegistry.via_tuple(:production, :event_store)
+      old = GenServer.whereis(via)
+      ref = Process.monitor(old)
+      Process.exit(old, :kill)
+      assert_receive {:DOWN, ^ref, :process, ^old, :killed}
+      wait_until(fn -> (pid = GenServer.whereis(via)) && pid != old end)
+      assert {:ok, %{current_event_count: 500}} = EventStore.stats()
+      assert {:ok, ^events} = EventStore.query(%{})
+      assert {:ok, %Event{event_id: 250}} = EventStore.get(250)
+      assert ids(EventStore.get_by_correlation("k3")) == Enum.filter(1..500, &(rem(&1, 5) == 3))
+    end
+  end
+
+  describe "retention" do
+    test "max_events evicts the oldest stored events" do
+      opts = start_isolated(max_events: 5)
+      for i <- 1..12, do: {:ok, _} = EventStore.store(event(i, timestamp: -i), opts)
+      assert ids(EventStore.query(%{}, opts)) == Enum.to_list(8..12)
+      assert {:ok, %{evicted_max_events: 7, current_event_count: 5}} = EventStore.stats(opts)
+    end
+
+    test "max_age_seconds expires events by age since storing" do
+      opts = start_isolated(max_age_seconds: 1, prune_interval: 50)
+      {:ok, _} = EventStore.store(event(1), opts)
+      wait_until(fn -> match?({:error, _}, EventStore.get(1, opts)) end)
+      assert {:ok, %{evicted_max_age: 1, current_event_count: 0}} = EventStore.stats(opts)
+    end
+  end
+
+  describe "store_async/2" do
+    test "events become queryable shortly after" do
+      opts = start_isolated()
+
+      for i <- 1..50,
+          do: :ok = EventStore.store_async(event(i, event_type: :config_updated), opts)
+
+      wait_until(fn ->
+        length(ids(EventStore.query(%{event_type: :config_updated}, opts))) == 50
+      end)
+
+      assert {:error, %Error{error_type: :validation_failed}} =
+               EventStore.store_async(Event.empty(), opts)
+    end
+
+    test "a full queue is refused and counted" do
+      opts = start_isolated(async_queue_size: 1)
+
+      results = for i <- 1..3000, do: EventStore.store_async(event(i), opts)
+
+      dropped =
+        Enum.count(results, &match?({:error, %Error{error_type: :resource_exhausted}}, &1))
+
+      assert dropped > 0
+      assert Enum.all?(results, &(&1 == :ok or match?({:error, _}, &1)))
+
+      wait_until(fn ->
+        {:ok, s} = EventStore.stats(opts)
+        s.async_queue_len == 0 and s.current_event_count + dropped == 3000
+      end)
+
+      assert {:ok, %{async_dropped: ^dropped}} = EventStore.stats(opts)
+    end
+  end
+
+  describe "concurrency" do
+    test "8 writers and 4 readers at once: unique ids, exact counts, complete groups" do
+      opts = start_isolated(max_events: 0)
+      per = 400
+
+      writers =
+        for w <- 1..8 do
+          Task.async(fn ->
+            for i <- 1..per do
+              e = event(w * 100_000 + i, correlation_id: "w#{w}", timestamp: i)
+              {:ok, _} = EventStore.store(e, opts)
+            end
+          end)
+        end
+
+      readers =
+        for _ <- 1..4 do
+          Task.async(fn ->
+            for _ <- 1..50 do
+              {:ok, _} = EventStore.query(%{order_by: :timestamp, limit: 20}, opts)
+              {:ok, _} = EventStore.get_by_correlation("w1", opts)
+            end
+          end)
+        end
+
+      Task.await_many(writers ++ readers, 30_000)
+      {:ok, all} = EventStore.query(%{}, opts)
+      all_ids = Enum.map(all, & &1.event_id)
+      assert length(all_ids) == 8 * per
+      assert all_ids == Enum.uniq(all_ids)
+      assert {:ok, %{current_event_count: 3200, events_stored: 3200}} = EventStore.stats(opts)
+
+      for w <- 1..8 do
+        assert ids(EventStore.get_by_correlation("w#{w}", opts)) ==
+                 Enum.map(1..per, &(w * 100_000 + &1))
+      end
+    end
+  end
+end
