@@ -142,6 +142,21 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     check_baseline!(baseline)
   end
 
+  test "extreme numbers in metrics keep get_metrics working" do
+    name = [:hostile, :extreme]
+
+    for v <- [1.0e308, 1.0e308, -1.0e308, -1.0e308, 2 ** 1000, -(2 ** 1000), -0.0] do
+      assert :ok = Telemetry.emit_counter(name, %{})
+      assert :ok = TelemetryService.emit_counter(name, v, %{})
+      assert :ok = Telemetry.emit_gauge(name, v, %{})
+      assert :ok = Telemetry.execute(name ++ [:avg], %{duration: v, other: v}, %{})
+    end
+
+    assert {:ok, metrics} = Telemetry.get_metrics()
+    assert %{hostile: %{extreme: %{count: _}}} = metrics
+    assert {:ok, _} = TelemetryService.status()
+  end
+
   test "wait_for_service with hostile timeouts returns instead of hanging" do
     for timeout <- [0, -1, -(2 ** 70)] do
       assert {:error, :timeout} =
@@ -165,8 +180,8 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
       end)
 
     Application.put_env(:elixir_scope, :test_mode, true)
-    check_baseline!(baseline)
     if opts[:print?], do: print_counts(targets, counts, defects)
+    check_baseline!(baseline)
     assert defects == [], format_defects(defects)
   end
 
@@ -183,7 +198,13 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   defp defect(mod, fun, args, outcome, baseline) do
     problem =
       case outcome do
-        {:returned, _} -> nil
+        {:returned, {:error, {kind, detail}}}
+        when mod != ElixirScope.Foundation.Native and is_atom(kind) and is_binary(detail) ->
+          "leaked a raw native error {#{inspect(kind)}, #{inspect(detail)}}"
+
+        {:returned, _} ->
+          nil
+
         {:raised, %ErlangError{original: :nif_panicked}} -> "nif_panicked"
         {:raised, %struct{}} when struct in @accepted_exceptions -> nil
         {:raised, %struct{}} -> documented(mod, fun, struct, outcome)
@@ -322,6 +343,11 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
           severity: nil,
           context: nil
         },
+        # well-formed values, so hostile values also reach the paths behind
+        # the first checks (a metric name, a config path, a valid event)
+        [:hostile, :metric],
+        [:dev, :debug_mode],
+        Event.new(:hostile),
         [namespace: make_ref()],
         [namespace: {:test, :not_a_ref}],
         [namespace: dead, timeout: -1],
@@ -429,7 +455,32 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     {:ok, current} = Config.get([:dev, :verbose_logging])
     :ok = Config.update([:dev, :verbose_logging], not current)
     {:ok, expected} = Config.get([:dev, :verbose_logging])
-    %{pids: pids, events: events, config: {[:dev, :verbose_logging], expected}}
+    %{
+      pids: pids,
+      events: events,
+      config: {[:dev, :verbose_logging], expected},
+      threads: os_threads()
+    }
+  end
+
+  # OS threads of the VM (Linux): NIF resources that start threads (the
+  # store's async worker) must stop them when the resource is freed.
+  defp os_threads do
+    case File.ls("/proc/#{System.pid()}/task") do
+      {:ok, tasks} -> length(tasks)
+      {:error, _} -> 0
+    end
+  end
+
+  defp wait_threads(limit, tries \\ 50) do
+    n = os_threads()
+
+    if n <= limit or tries == 0 do
+      n
+    else
+      Process.sleep(20)
+      wait_threads(limit, tries - 1)
+    end
   end
 
   defp services_problem(%{pids: pids}) do
@@ -437,7 +488,11 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     if dead != [], do: "service(s) died: #{inspect(dead)}"
   end
 
-  defp check_baseline!(%{pids: pids, events: events, config: {path, value}}) do
+  defp check_baseline!(%{pids: pids, events: events, config: {path, value}} = baseline) do
+    :erlang.garbage_collect()
+    limit = baseline.threads + 4
+    assert wait_threads(limit) <= limit, "OS threads leaked: #{baseline.threads} -> #{os_threads()}"
+
     for {s, pid} <- pids do
       assert {:ok, ^pid} = ServiceRegistry.lookup(:production, s), "#{s} restarted or gone"
     end
@@ -445,7 +500,9 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     assert {:ok, %{status: :running}} = ConfigServer.status()
     assert {:ok, %{status: :running}} = EventStore.status()
     assert {:ok, %{status: :running}} = TelemetryService.status()
-    assert {:ok, _} = ServiceRegistry.health_check(:production, :event_store)
+    for s <- [:config_server, :event_store, :telemetry_service] do
+      assert {:ok, _} = ServiceRegistry.health_check(:production, s)
+    end
     assert {:ok, ^value} = Config.get(path)
 
     for e <- events do
