@@ -49,7 +49,15 @@ defmodule Bench.SchedulerLatency do
 
     Bench.Harness.table(
       "probe wake-up lateness (µs) while the workload runs",
-      ["workload", "calls", "samples", "p50", "p99", "max", "long schedules/GC > 3 ms in loaders"],
+      [
+        "workload",
+        "calls",
+        "samples",
+        "p50",
+        "p99",
+        "max",
+        "long schedules/GC > 3 ms in loaders"
+      ],
       results
     )
 
@@ -67,7 +75,8 @@ defmodule Bench.SchedulerLatency do
        fn -> {:ok, [_ | _]} = EventStore.query(%{limit: 100_000}, opts) end},
       {"EventStore.store_batch 10k events", loaders, store_batch_fun(opts)},
       {"EventStore.prune_before (500k events)", 1, prune_fun(opts)},
-      {"EventStore.store 1 MB-data event", loaders, fn -> {:ok, 1} = EventStore.store(big, opts) end},
+      {"EventStore.store 1 MB-data event", loaders,
+       fn -> {:ok, 1} = EventStore.store(big, opts) end},
       {"EventStore.get 1 MB-data event", loaders, fn -> {:ok, _} = EventStore.get(1, opts) end},
       {"EventStore.store_async 1 MB-data event", loaders,
        fn -> EventStore.store_async(%{big | event_id: 2}, opts) end}
@@ -85,8 +94,10 @@ defmodule Bench.SchedulerLatency do
 
     [
       {"Events.serialize 1 MB-data event", loaders, fn -> {:ok, _} = Events.serialize(big) end},
-      {"Events.deserialize 1 MB-data event", loaders, fn -> {:ok, _} = Events.deserialize(bin) end},
-      {"ConfigValidator.validate (full config)", loaders, fn -> :ok = ConfigValidator.validate(config) end},
+      {"Events.deserialize 1 MB-data event", loaders,
+       fn -> {:ok, _} = Events.deserialize(bin) end},
+      {"ConfigValidator.validate (full config)", loaders,
+       fn -> :ok = ConfigValidator.validate(config) end},
       {"TelemetryService.get_metrics (9k metrics)", loaders,
        fn -> {:ok, _} = TelemetryService.get_metrics(opts) end},
       {"TelemetryService.emit_counter, 500 KB metadata, new names", loaders,
@@ -146,7 +157,8 @@ defmodule Bench.SchedulerLatency do
     [name, length(intervals) | stats(counted)]
   end
 
-  defp overlaps?(intervals, t0, t1), do: Enum.any?(intervals, fn {a, b} -> t0 <= b and t1 >= a end)
+  defp overlaps?(intervals, t0, t1),
+    do: Enum.any?(intervals, fn {a, b} -> t0 <= b and t1 >= a end)
 
   defp stats([]), do: [0, 0, 0, 0]
 

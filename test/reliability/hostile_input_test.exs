@@ -118,6 +118,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     for n <- 1..200 do
       name = fresh_atom_name(n)
       before = :erlang.system_info(:atom_count)
+
       assert {:error, %Error{error_type: :deserialization_failed}} =
                Events.deserialize(event_binary_naming(name))
 
@@ -205,12 +206,23 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
         {:returned, _} ->
           nil
 
-        {:raised, %ErlangError{original: :nif_panicked}} -> "nif_panicked"
-        {:raised, %struct{}} when struct in @accepted_exceptions -> nil
-        {:raised, %struct{}} -> documented(mod, fun, struct, outcome)
-        {:exited, reason} -> "exited: #{short(reason)}"
-        {:thrown, value} -> "threw #{short(value)}"
-        :hung -> "no answer within #{@call_deadline_ms} ms"
+        {:raised, %ErlangError{original: :nif_panicked}} ->
+          "nif_panicked"
+
+        {:raised, %struct{}} when struct in @accepted_exceptions ->
+          nil
+
+        {:raised, %struct{}} ->
+          documented(mod, fun, struct, outcome)
+
+        {:exited, reason} ->
+          "exited: #{short(reason)}"
+
+        {:thrown, value} ->
+          "threw #{short(value)}"
+
+        :hung ->
+          "no answer within #{@call_deadline_ms} ms"
       end
 
     problem = problem || services_problem(baseline) || atom_problem(mod, fun, args)
@@ -455,6 +467,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     {:ok, current} = Config.get([:dev, :verbose_logging])
     :ok = Config.update([:dev, :verbose_logging], not current)
     {:ok, expected} = Config.get([:dev, :verbose_logging])
+
     %{
       pids: pids,
       events: events,
@@ -491,7 +504,9 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   defp check_baseline!(%{pids: pids, events: events, config: {path, value}} = baseline) do
     :erlang.garbage_collect()
     limit = baseline.threads + 4
-    assert wait_threads(limit) <= limit, "OS threads leaked: #{baseline.threads} -> #{os_threads()}"
+
+    assert wait_threads(limit) <= limit,
+           "OS threads leaked: #{baseline.threads} -> #{os_threads()}"
 
     for {s, pid} <- pids do
       assert {:ok, ^pid} = ServiceRegistry.lookup(:production, s), "#{s} restarted or gone"
@@ -500,9 +515,11 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     assert {:ok, %{status: :running}} = ConfigServer.status()
     assert {:ok, %{status: :running}} = EventStore.status()
     assert {:ok, %{status: :running}} = TelemetryService.status()
+
     for s <- [:config_server, :event_store, :telemetry_service] do
       assert {:ok, _} = ServiceRegistry.health_check(:production, s)
     end
+
     assert {:ok, ^value} = Config.get(path)
 
     for e <- events do

@@ -81,11 +81,13 @@ fn config_like() -> impl Strategy<Value = Value> {
     let path = proptest::collection::vec(keys, 1..4);
     let section = proptest::sample::select(&SECTIONS[..]);
     proptest::collection::vec((section, path, tree()), 1..6).prop_map(|edits| {
-        edits.into_iter().fold(default_config(), |config, (sec, path, v)| {
-            let mut full = vec![sec];
-            full.extend(path);
-            set(&config, &full, v)
-        })
+        edits
+            .into_iter()
+            .fold(default_config(), |config, (sec, path, v)| {
+                let mut full = vec![sec];
+                full.extend(path);
+                set(&config, &full, v)
+            })
     })
 }
 
@@ -120,8 +122,13 @@ fn measure() -> impl Strategy<Value = Measure> {
     prop_oneof![
         prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>()].prop_map(Measure::Int),
         // The BEAM has no NaN or infinity: only finite floats arrive.
-        prop_oneof![Just(f64::MAX), Just(f64::MIN), Just(-0.0), any::<f64>().prop_filter("finite", |f| f.is_finite())]
-            .prop_map(Measure::Float),
+        prop_oneof![
+            Just(f64::MAX),
+            Just(f64::MIN),
+            Just(-0.0),
+            any::<f64>().prop_filter("finite", |f| f.is_finite())
+        ]
+        .prop_map(Measure::Float),
         proptest::collection::vec(any::<u8>(), 0..16).prop_map(Measure::Term),
     ]
 }
@@ -137,7 +144,12 @@ fn key() -> impl Strategy<Value = Key> {
 fn query() -> impl Strategy<Value = Query> {
     let order = proptest::sample::select(vec![Order::Id, Order::Timestamp, Order::TimestampDesc]);
     let range = proptest::option::of((any::<i64>(), any::<i64>()));
-    let edge = prop_oneof![Just(0usize), Just(usize::MAX), Just(usize::MAX - 1), 0..20usize];
+    let edge = prop_oneof![
+        Just(0usize),
+        Just(usize::MAX),
+        Just(usize::MAX - 1),
+        0..20usize
+    ];
     (
         proptest::option::of("[a-c]{1,2}"),
         range,
