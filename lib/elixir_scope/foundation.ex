@@ -11,9 +11,6 @@ defmodule ElixirScope.Foundation do
   """
 
   alias ElixirScope.Foundation.{Config, Events, Telemetry}
-  alias ElixirScope.Foundation.Types.Error
-
-  @compile {:no_warn_undefined, [Events, Telemetry]}
 
   @doc """
   Ensures the foundation runs: starts the application if needed, then
@@ -25,8 +22,8 @@ defmodule ElixirScope.Foundation do
   def initialize(opts \\ []) do
     with {:ok, _} <- Application.ensure_all_started(:elixir_scope_foundation),
          :ok <- Config.initialize(Keyword.get(opts, :config, [])),
-         :ok <- service(Events, :initialize, []) do
-      service(Telemetry, :initialize, [])
+         :ok <- Events.initialize() do
+      Telemetry.initialize()
     end
   end
 
@@ -34,8 +31,8 @@ defmodule ElixirScope.Foundation do
   @spec status() :: {:ok, %{config: map(), events: map(), telemetry: map()}} | {:error, term()}
   def status do
     with {:ok, config} <- Config.status(),
-         {:ok, events} <- service(Events, :status, []),
-         {:ok, telemetry} <- service(Telemetry, :status, []) do
+         {:ok, events} <- Events.status(),
+         {:ok, telemetry} <- Telemetry.status() do
       {:ok, %{config: config, events: events, telemetry: telemetry}}
     end
   end
@@ -43,8 +40,7 @@ defmodule ElixirScope.Foundation do
   @doc "Whether Config, Events and Telemetry are all available."
   @spec available?() :: boolean()
   def available? do
-    Config.available?() and service(Events, :available?, []) == true and
-      service(Telemetry, :available?, []) == true
+    Config.available?() and Events.available?() and Telemetry.available?()
   end
 
   @doc "This library's version (`\"\"` when the application is not loaded)."
@@ -63,7 +59,11 @@ defmodule ElixirScope.Foundation do
         :ok
 
       pid ->
-        if running?(), do: Application.stop(:elixir_scope_foundation), else: Supervisor.stop(pid)
+        _ =
+          if running?(),
+            do: Application.stop(:elixir_scope_foundation),
+            else: Supervisor.stop(pid)
+
         :ok
     end
   end
@@ -91,23 +91,6 @@ defmodule ElixirScope.Foundation do
          elixir_version: System.version(),
          otp_release: System.otp_release()
        }}
-    end
-  end
-
-  # Facades owned by other parts of the library are called only when compiled in.
-  defp service(module, fun, args) do
-    if Code.ensure_loaded?(module) and function_exported?(module, fun, length(args)) do
-      apply(module, fun, args)
-    else
-      {:error,
-       Error.new(
-         code: nil,
-         error_type: :service_unavailable,
-         message: "#{inspect(module)} is not available",
-         severity: :high,
-         category: :system,
-         subcategory: :initialization
-       )}
     end
   end
 end

@@ -3,16 +3,7 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
   use ExUnit.Case, async: false
 
   alias ElixirScope.Foundation.{Config, Events, ServiceRegistry, Telemetry}
-  alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
-
-  @compile {:no_warn_undefined, [Events, Telemetry, EventStore, TelemetryService]}
-
-  unless Code.ensure_loaded?(EventStore) do
-    @moduletag skip: "needs Services.EventStore (h3)"
-  end
-
-  # While branches land one by one: the counter checks run once the Telemetry
-  # facade (h5) is in the build, queries go through the Events facade once it is.
+  alias ElixirScope.Foundation.Services.{ConfigServer, EventStore}
 
   setup do
     :ok = ConfigServer.reset_state()
@@ -26,13 +17,7 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
     get_in(metrics, [:foundation, name]) || 0
   end
 
-  defp counter_grows?(name, before) do
-    not telemetry?() or eventually(fn -> counter(name) >= before + 1 end)
-  end
-
-  defp telemetry?, do: Code.ensure_loaded?(Telemetry)
-
-  defp counter_now(name), do: if(telemetry?(), do: counter(name), else: 0)
+  defp counter_grows?(name, before), do: eventually(fn -> counter(name) >= before + 1 end)
 
   defp eventually(fun, tries \\ 100) do
     cond do
@@ -43,13 +28,12 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
   end
 
   defp audit_events(type) do
-    query = if Code.ensure_loaded?(Events), do: &Events.query/1, else: &EventStore.query/1
-    {:ok, events} = query.(%{event_type: type})
+    {:ok, events} = Events.query(%{event_type: type})
     events
   end
 
   test "update flows to the subscriber, the event store and the metrics" do
-    before = counter_now(:config_updates)
+    before = counter(:config_updates)
     :ok = Config.subscribe()
 
     assert Config.update([:dev, :debug_mode], true) == :ok
@@ -88,7 +72,7 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
 
   test "reset flows to the subscriber, the event store and the metrics" do
     :ok = Config.update([:dev, :debug_mode], true)
-    before = counter_now(:config_resets)
+    before = counter(:config_resets)
     :ok = Config.subscribe()
 
     assert Config.reset() == :ok

@@ -5,12 +5,7 @@ defmodule ElixirScope.Foundation.Integration.ConfigEventStoreChaosTest do
   alias ElixirScope.Foundation.{Config, ServiceRegistry, TestSupervisor}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore}
 
-  @compile {:no_warn_undefined, [EventStore]}
   @sup ElixirScope.Foundation.Supervisor
-
-  unless Code.ensure_loaded?(EventStore) do
-    @moduletag skip: "needs Services.EventStore (h3)"
-  end
 
   setup do
     :ok = ConfigServer.reset_state()

@@ -255,6 +255,19 @@ defmodule ElixirScope.Foundation.Services.ConfigServerTest do
       assert {:ok, %{updates_count: 1}} = ConfigServer.status(namespace: ns)
     end
 
+    test "subscriptions per namespace" do
+      {ns, _pid} = isolated()
+      assert ConfigServer.subscribe(namespace: ns) == :ok
+      :ok = ConfigServer.update([:dev, :debug_mode], true)
+      refute_receive {:config_notification, _}, 50
+      :ok = ConfigServer.update([:dev, :verbose_logging], true, namespace: ns)
+      assert_receive {:config_notification, {:config_updated, [:dev, :verbose_logging], true}}
+      assert ConfigServer.unsubscribe(namespace: ns) == :ok
+      assert {:ok, %{subscribers_count: 0}} = ConfigServer.status(namespace: ns)
+      assert ConfigServer.reset(namespace: ns) == :ok
+      assert ConfigServer.reset_state(namespace: ns) == :ok
+    end
+
     test "answer the server message protocol by pid" do
       {_ns, pid} = isolated()
       assert {:ok, %Config{}} = GenServer.call(pid, :get_config)

@@ -319,3 +319,38 @@ defmodule ElixirScope.Foundation.NativeFallbackTest do
     assert {:ok, [^deep, ^fun]} = Native.fallback_take()
   end
 end
+
+defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
+  # Reads the native heap counter: not async, so other tests do not add noise.
+  use ExUnit.Case, async: false
+
+  alias ElixirScope.Foundation.Native
+
+  test "a handle survives garbage collection and its memory is freed once dropped" do
+    h = Native.metrics_new(10)
+    :erlang.garbage_collect()
+    assert {:ok, false} = Native.metrics_emit_counter(h, [:gc], 1, %{}, 1)
+    assert {1, 0, 0, 10} = Native.metrics_status(h)
+
+    parent = self()
+    before = Native.native_heap_bytes()
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        filled = Native.metrics_new(100_000)
+        pad = :binary.copy("x", 200)
+
+        for i <- 1..5_000,
+            do: Native.metrics_emit_counter(filled, [:gc, :"h5_gc_#{i}"], 1, %{pad: pad}, 1)
+
+        send(parent, {:filled, Native.native_heap_bytes()})
+      end)
+
+    assert_receive {:filled, filled}, 10_000
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+    grown = filled - before
+    assert grown > 1_000_000
+    :erlang.garbage_collect()
+    assert before + grown - Native.native_heap_bytes() > 0.9 * grown
+  end
+end

@@ -19,9 +19,12 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     assert {:ok, [2, 3]} =
              Native.store_put_batch(s, [event(2, timestamp: 1), event(3, timestamp: 10)])
 
-    assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c")
+    assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c", 10)
+    assert {:ok, nil} = Native.store_get_by_correlation(s, "c", 0)
+    assert {:ok, [^e]} = Native.store_get_by_correlation_dirty(s, "c")
     assert {:ok, [%Event{event_id: 2}]} = Native.store_query(s, :test, {0, 1}, :timestamp, 0, 0)
     assert {:ok, [%Event{event_id: 1}]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
+    assert {:ok, [_, _, _]} = Native.store_query_dirty(s, nil, nil, :timestamp_desc, 0, 0)
     assert {:ok, 1} = Native.store_prune_before(s, 2)
     assert {:ok, 0} = Native.store_expire(s)
     stats = Map.new(elem(Native.store_stats(s), 1))
@@ -36,6 +39,31 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     odd = Map.put(event(7), :extra, %{deep: [1, 2.5, "x"]})
     assert {:ok, 7} = Native.store_put(s, odd)
     assert Native.store_get(s, 7) == odd
+  end
+
+  test "wall_time values of every shape round-trip exactly" do
+    s = new_store()
+    {:ok, local} = DateTime.new(~D[2020-01-02], ~T[03:04:05.123], "Etc/UTC")
+    shifted = %{local | time_zone: "Europe/X", zone_abbr: "X", utc_offset: 3600, std_offset: 0}
+    other_calendar = %{DateTime.utc_now() | calendar: :not_iso}
+    extra_key = Map.put(DateTime.utc_now(), :extra, 1)
+
+    walls = [
+      DateTime.utc_now(),
+      local,
+      shifted,
+      other_calendar,
+      extra_key,
+      ~N[2020-01-01 00:00:00],
+      {1, 2},
+      nil
+    ]
+
+    for {wall, id} <- Enum.with_index(walls, 1) do
+      e = event(id, wall_time: wall, node: node(), pid: self())
+      assert {:ok, ^id} = Native.store_put(s, e)
+      assert Native.store_get(s, id) === e
+    end
   end
 
   test "errors are {kind, detail} tuples" do
@@ -57,7 +85,10 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
           fn -> Native.store_get(s, -1) end,
           fn -> Native.store_get(s, "1") end,
           fn -> Native.store_put_batch(s, [event(1) | :improper]) end,
-          fn -> Native.store_get_by_correlation(s, :atom) end,
+          fn -> Native.store_get_by_correlation(s, :atom, 1) end,
+          fn -> Native.store_get_by_correlation(s, "c", -1) end,
+          fn -> Native.store_get_by_correlation_dirty(s, 1) end,
+          fn -> Native.store_query_dirty(s, nil, nil, :event_id, -1, 0) end,
           fn -> Native.store_query(s, "type", nil, :event_id, 0, 0) end,
           fn -> Native.store_query(s, nil, {1, :x}, :event_id, 0, 0) end,
           fn -> Native.store_prune_before(s, 1 <<< 70) end,

@@ -129,6 +129,27 @@ defmodule ElixirScope.Foundation.ServiceRegistryTest do
       Process.flag(:trap_exit, flag)
     end
 
+    test "a caller that traps exits gets no EXIT messages", %{ns: ns, pid: pid} do
+      flag = Process.flag(:trap_exit, true)
+
+      try do
+        assert {:ok, ^pid} = ServiceRegistry.health_check(ns, :svc, health_check: fn _ -> :ok end)
+
+        assert {:error, {:health_check_crashed, :kaput}} =
+                 ServiceRegistry.health_check(ns, :svc, health_check: fn _ -> exit(:kaput) end)
+
+        assert {:error, :health_check_timeout} =
+                 ServiceRegistry.health_check(ns, :svc,
+                   health_check: fn _ -> Process.sleep(:infinity) end,
+                   timeout: 20
+                 )
+
+        refute_receive {:EXIT, _, _}, 50
+      after
+        Process.flag(:trap_exit, flag)
+      end
+    end
+
     test "crashing checks leave no EXIT message", %{ns: ns} do
       ServiceRegistry.health_check(ns, :svc, health_check: fn _ -> exit(:kaput) end)
       ServiceRegistry.health_check(ns, :svc, health_check: fn _ -> raise "x" end)

@@ -13,24 +13,18 @@ defmodule ElixirScope.Foundation.Application do
   alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services
 
-  # TEMPORARY (integration scaffolding): services are started only once their
-  # module exists, so branches can land one by one. Removed at integration.
-  @services [Services.ConfigServer, Services.EventStore, Services.TelemetryService]
-
   @impl true
   def start(_type, _args) do
-    services =
-      for service <- @services, Code.ensure_loaded?(service) do
-        {service, [namespace: :production]}
-      end
-
     children =
-      [ProcessRegistry.Owner, {ProcessRegistry, []}] ++
-        services ++
-        [
-          {Task.Supervisor, name: ElixirScope.Foundation.TaskSupervisor},
-          GracefulDegradation.Owner
-        ] ++ test_children()
+      [
+        ProcessRegistry.Owner,
+        {ProcessRegistry, []},
+        {Services.ConfigServer, [namespace: :production]},
+        {Services.EventStore, [namespace: :production]},
+        {Services.TelemetryService, [namespace: :production]},
+        {Task.Supervisor, name: ElixirScope.Foundation.TaskSupervisor},
+        GracefulDegradation.Owner
+      ] ++ test_children()
 
     Supervisor.start_link(children,
       strategy: :one_for_one,

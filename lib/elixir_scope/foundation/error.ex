@@ -229,8 +229,11 @@ defmodule ElixirScope.Foundation.Error do
   `:no_retry` is `:infinity`.
   """
   @spec retry_delay(t(), non_neg_integer()) :: non_neg_integer() | :infinity
-  def retry_delay(%__MODULE__{retry_strategy: :exponential_backoff}, attempt) do
-    round(min(1000 * :math.pow(2, attempt), 30_000))
+  def retry_delay(%__MODULE__{retry_strategy: :exponential_backoff}, attempt)
+      when is_number(attempt) do
+    # 2^5 * 1000 already exceeds the cap: clamping the exponent gives the same
+    # values and keeps :math.pow from overflowing on huge attempt numbers.
+    round(min(1000 * :math.pow(2, min(attempt, 5)), 30_000))
   end
 
   def retry_delay(%__MODULE__{retry_strategy: :fixed_delay}, _attempt), do: 1000
@@ -265,13 +268,7 @@ defmodule ElixirScope.Foundation.Error do
   def collect_error_metrics(%__MODULE__{} = error) do
     name = [:foundation, :errors, error.category, error.subcategory]
     metadata = %{error_type: error.error_type, severity: error.severity, code: error.code}
-    telemetry = ElixirScope.Foundation.Telemetry
-
-    if Code.ensure_loaded?(telemetry) and function_exported?(telemetry, :emit_counter, 2) do
-      telemetry.emit_counter(name, metadata)
-    end
-
-    :ok
+    ElixirScope.Foundation.Telemetry.emit_counter(name, metadata)
   end
 
   # native error kinds => {error_type, code, severity, category, subcategory}
@@ -327,9 +324,19 @@ defmodule ElixirScope.Foundation.Error do
     actions = Map.get(@recovery_actions, error_type, @default_actions)
 
     case context do
-      %{operation: operation} -> actions ++ ["Review #{operation} implementation"]
-      _ -> actions
+      %{operation: operation} ->
+        actions ++ ["Review #{operation_label(operation)} implementation"]
+
+      _ ->
+        actions
     end
+  end
+
+  # new/3 never raises: an operation without String.Chars is shown inspected.
+  defp operation_label(operation) do
+    String.Chars.to_string(operation)
+  rescue
+    _ -> inspect(operation)
   end
 
   defp format_stacktrace(nil), do: nil

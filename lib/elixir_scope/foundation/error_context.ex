@@ -89,15 +89,18 @@ defmodule ElixirScope.Foundation.ErrorContext do
     * `:metadata` - initial metadata map (default `%{}`)
     * `:parent_context` - the parent context (default `nil`)
 
-  Unknown options raise `ArgumentError`.
+  Unknown options or a list that is not a keyword list raise `ArgumentError`; a non-list `opts` raises
+  `FunctionClauseError`.
 
       iex> ctx = ElixirScope.Foundation.ErrorContext.new(MyApp.Users, :register, metadata: %{user: 1})
       iex> {ctx.module, ctx.function, ctx.metadata, length(ctx.breadcrumbs)}
       {MyApp.Users, :register, %{user: 1}, 1}
   """
   @spec new(module(), atom(), keyword()) :: t()
-  def new(module, function, opts \\ []) do
-    opts = Keyword.validate!(opts, [:correlation_id, :metadata, :parent_context])
+  def new(module, function, opts \\ []) when is_list(opts) do
+    Keyword.keyword?(opts) ||
+      raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
+
     now = Utils.monotonic_timestamp()
 
     %__MODULE__{
@@ -230,9 +233,9 @@ defmodule ElixirScope.Foundation.ErrorContext do
       context's correlation id;
     * anything else is returned unchanged.
   """
-  @spec enhance_error(Error.t(), t()) :: Error.t()
-  @spec enhance_error({:error, term()}, t()) :: {:error, Error.t()}
-  @spec enhance_error(result, t()) :: result when result: term()
+  @spec enhance_error(Error.t() | {:error, term()} | other, t()) ::
+          Error.t() | {:error, Error.t()} | other
+        when other: term()
   def enhance_error(%Error{} = error, %__MODULE__{} = context) do
     %{
       error
@@ -265,6 +268,8 @@ defmodule ElixirScope.Foundation.ErrorContext do
   The breadcrumbs as `"Elixir.Mod.fun (<age> ago) -> ..."`, where the age is
   the elapsed milliseconds formatted by `Utils.format_duration/1` (which
   reads nanoseconds; kept from the original). `""` when there are none.
+  Module or function terms that cannot be turned into a string are shown
+  with `inspect/1`.
 
       iex> ctx = ElixirScope.Foundation.ErrorContext.new(Demo, :op)
       iex> ElixirScope.Foundation.ErrorContext.format_breadcrumbs(ctx) =~ ~r/^Elixir\\.Demo\\.op \\(\\d+ns ago\\)$/
@@ -276,8 +281,16 @@ defmodule ElixirScope.Foundation.ErrorContext do
 
     Enum.map_join(breadcrumbs, " -> ", fn crumb ->
       age = Utils.format_duration(max(now - crumb.timestamp, 0))
-      "#{crumb.module}.#{crumb.function} (#{age} ago)"
+      "#{label(crumb.module)}.#{label(crumb.function)} (#{age} ago)"
     end)
+  end
+
+  # Atoms and strings interpolate as in the original ("Elixir.Foo"); terms
+  # without a String.Chars implementation fall back to inspect instead of raising.
+  defp label(term) do
+    String.Chars.to_string(term)
+  rescue
+    _ -> inspect(term)
   end
 
   @doc "Milliseconds elapsed since the context was created."
@@ -353,54 +366,36 @@ defmodule ElixirScope.Foundation.ErrorContext do
   defp exception_error(exception, stacktrace, context) do
     message = Exception.message(exception)
 
-    Error.new(:internal_error, "Exception in operation: #{message}",
-      context: %{
-        exception_type: exception.__struct__,
-        exception_message: message,
-        operation_context: summary(context)
-      },
-      correlation_id: context.correlation_id,
-      stacktrace: preformat_stacktrace(stacktrace)
-    )
+    error =
+      Error.new(:internal_error, "Exception in operation: #{message}",
+        context: %{
+          exception_type: exception.__struct__,
+          exception_message: message,
+          operation_context: summary(context)
+        },
+        correlation_id: context.correlation_id,
+        stacktrace: stacktrace
+      )
+
+    # The original pre-formatted frames to maps that Error.new/3 then stored
+    # as their inspect strings: keep that shape (a list of strings).
+    %{error | stacktrace: Enum.map(error.stacktrace, &frame_string/1)}
   end
 
-  # The original pre-formats entries to maps; Error.new/3 then stores each as
-  # its inspect string. Kept so the stacktrace shape stays the same.
-  defp preformat_stacktrace(stacktrace) do
-    stacktrace
-    |> Enum.take(10)
-    |> Enum.map(fn
-      {module, function, arity, location} when is_list(location) ->
-        %{
-          module: module,
-          function: function,
-          arity: arity,
-          file: location[:file],
-          line: location[:line]
-        }
-
-      entry ->
-        entry
-    end)
-  end
+  defp frame_string(frame) when is_map(frame), do: inspect(frame)
+  defp frame_string(frame), do: frame
 
   defp emit_duration(context) do
-    telemetry = ElixirScope.Foundation.Telemetry
+    metadata = %{
+      module: context.module,
+      function: context.function,
+      correlation_id: context.correlation_id
+    }
 
-    if Code.ensure_loaded?(telemetry) and function_exported?(telemetry, :emit_gauge, 3) do
-      metadata = %{
-        module: context.module,
-        function: context.function,
-        correlation_id: context.correlation_id
-      }
-
-      telemetry.emit_gauge(
-        [:foundation, :operations, :duration],
-        get_operation_duration(context),
-        metadata
-      )
-    end
-
-    :ok
+    ElixirScope.Foundation.Telemetry.emit_gauge(
+      [:foundation, :operations, :duration],
+      get_operation_duration(context),
+      metadata
+    )
   end
 end

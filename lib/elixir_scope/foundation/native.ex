@@ -13,19 +13,26 @@ defmodule ElixirScope.Foundation.Native do
       :ok ->
         :ok
 
+      # The Elixir compiler loads every module it compiles, and our cargo
+      # compiler runs after it: on a first build the library does not exist
+      # yet. The stubs are never called at compile time, so that is fine.
       {:error, {reason, text}} ->
-        require Logger
-
-        Logger.error("""
-        ElixirScope.Foundation could not load its native library #{path}.so \
-        (#{inspect(reason)}: #{text}).
-        Build it with `mix compile` (needs Rust's cargo on the PATH), or run \
-        `cargo build --release -p foundation_nif` in the elixir_scope_foundation \
-        directory and recompile.
-        """)
-
-        {:error, reason}
+        if Code.can_await_module_compilation?(), do: :ok, else: report_missing(path, reason, text)
     end
+  end
+
+  defp report_missing(path, reason, text) do
+    require Logger
+
+    Logger.error("""
+    ElixirScope.Foundation could not load its native library #{path}.so \
+    (#{inspect(reason)}: #{text}).
+    Build it with `mix compile` (needs Rust's cargo on the PATH), or run \
+    `cargo build --release -p foundation_nif` in the elixir_scope_foundation \
+    directory and recompile.
+    """)
+
+    {:error, reason}
   end
 
   defp library_path do
@@ -57,9 +64,13 @@ defmodule ElixirScope.Foundation.Native do
   def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
   def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_get(_store, _id), do: :erlang.nif_error(:not_loaded)
-  def store_get_by_correlation(_store, _cid), do: :erlang.nif_error(:not_loaded)
+  def store_get_by_correlation(_store, _cid, _max), do: :erlang.nif_error(:not_loaded)
+  def store_get_by_correlation_dirty(_store, _cid), do: :erlang.nif_error(:not_loaded)
 
   def store_query(_store, _type, _range, _order, _offset, _limit),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_query_dirty(_store, _type, _range, _order, _offset, _limit),
     do: :erlang.nif_error(:not_loaded)
 
   def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)
@@ -67,6 +78,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
+
   # metrics
   def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
 

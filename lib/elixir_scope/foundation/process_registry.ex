@@ -235,7 +235,7 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
     deadline = System.monotonic_time(:millisecond) + 100
     left = await_down(monitors, deadline)
     Enum.each(left, fn {_ref, pid} -> Process.exit(pid, :kill) end)
-    await_down(left, :infinity)
+    _ = await_down(left, :infinity)
     :ok
   end
 

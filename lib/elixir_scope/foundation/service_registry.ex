@@ -29,8 +29,7 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
 
-  @compile {:no_warn_undefined, [TelemetryService, :telemetry]}
-
+  @task_supervisor ElixirScope.Foundation.TaskSupervisor
   @register_event [:elixir_scope, :foundation, :registry, :register]
   @lookup_event [:elixir_scope, :foundation, :registry, :lookup]
 
@@ -119,10 +118,11 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
     * `:timeout` - milliseconds to wait for the function (default 5000).
     * `:debug_health_check` - log the steps (default false).
 
-  The function runs in a linked task that catches everything it raises,
+  The function runs in an unlinked task under
+  `ElixirScope.Foundation.TaskSupervisor` that catches everything it raises,
   throws or exits with; on timeout the task is killed. The caller's
   `trap_exit` flag is never touched and no `{:EXIT, ...}` message is left in
-  its mailbox.
+  its mailbox, even when the caller traps exits.
   """
   @spec health_check(namespace(), service_name(), keyword()) :: health_result()
   def health_check(namespace, service, opts \\ []) do
@@ -141,14 +141,18 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
 
   defp run_check(pid, nil, _timeout), do: {:ok, pid}
 
+  # Unlinked task under the application's Task.Supervisor: no link, so no
+  # {:EXIT, ...} message can reach the caller even when it traps exits.
   defp run_check(pid, fun, timeout) when is_function(fun, 1) do
-    task = Task.async(fn -> guarded(fun, pid) end)
+    task = Task.Supervisor.async_nolink(@task_supervisor, fn -> guarded(fun, pid) end)
 
     case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
       {:ok, result} -> interpret(result, pid)
       nil -> {:error, :health_check_timeout}
       {:exit, reason} -> {:error, {:health_check_crashed, reason}}
     end
+  catch
+    :exit, reason -> {:error, {:health_check_crashed, reason}}
   end
 
   defp guarded(fun, pid) do
@@ -259,34 +263,13 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
 
   # -- helpers ---------------------------------------------------------------
 
+  # TelemetryService.execute/3 records in the caller (no registry lookup, so
+  # no recursion) and forwards to :telemetry; belt and braces: nothing it
+  # raises reaches the registry's caller.
   defp emit(event, measurements, metadata) do
-    if telemetry_service?() do
-      TelemetryService.execute(event, measurements, metadata)
-    else
-      if function_exported?(:telemetry, :execute, 3),
-        do: :telemetry.execute(event, measurements, metadata)
-    end
-
-    :ok
+    TelemetryService.execute(event, measurements, metadata)
   catch
     _kind, _reason -> :ok
-  end
-
-  # Cached once: TelemetryService is part of this library, so its presence
-  # does not change while the VM runs.
-  defp telemetry_service? do
-    case :persistent_term.get({__MODULE__, :telemetry_service}, nil) do
-      nil ->
-        present =
-          Code.ensure_loaded?(TelemetryService) and
-            function_exported?(TelemetryService, :execute, 3)
-
-        :persistent_term.put({__MODULE__, :telemetry_service}, present)
-        present
-
-      present ->
-        present
-    end
   end
 
   defp debug(message_fun) do

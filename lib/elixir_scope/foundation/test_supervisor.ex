@@ -30,14 +30,12 @@ defmodule ElixirScope.Foundation.TestSupervisor do
   def init(_opts), do: DynamicSupervisor.init(strategy: :one_for_one)
 
   @doc """
-  Starts ConfigServer, EventStore and TelemetryService (those compiled into
-  this build) in `{:test, ref}`. Returns `{:ok, [pid]}` or the first
+  Starts ConfigServer, EventStore and TelemetryService in `{:test, ref}`. Returns `{:ok, [pid]}` or the first
   `{:error, reason}`.
   """
   @spec start_isolated_services(reference()) :: {:ok, [pid()]} | {:error, term()}
   def start_isolated_services(ref) do
     @services
-    |> Enum.filter(fn {module, _} -> Code.ensure_loaded?(module) end)
     |> Enum.reduce_while({:ok, []}, fn {module, _name}, {:ok, pids} ->
       case start_service(module, ref) do
         {:ok, pid} -> {:cont, {:ok, pids ++ [pid]}}
@@ -63,7 +61,7 @@ defmodule ElixirScope.Foundation.TestSupervisor do
   def cleanup_namespace(ref) do
     for {_module, name} <- @services,
         {:ok, pid} <- [ProcessRegistry.lookup({:test, ref}, name)] do
-      DynamicSupervisor.terminate_child(__MODULE__, pid)
+      _ = DynamicSupervisor.terminate_child(__MODULE__, pid)
     end
 
     :ok

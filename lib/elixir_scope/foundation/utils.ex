@@ -12,8 +12,6 @@ defmodule ElixirScope.Foundation.Utils do
   `wall_timestamp/0` nanoseconds, `measure/1` microseconds.
   """
 
-  import Bitwise
-
   @typedoc "A nested-map path: a list of keys."
   @type path :: [term()]
 
@@ -60,14 +58,11 @@ defmodule ElixirScope.Foundation.Utils do
   """
   @spec generate_correlation_id() :: String.t()
   def generate_correlation_id do
-    <<a::32, b::16, _::4, c::12, _::2, d::14, e::48>> = :crypto.strong_rand_bytes(16)
-
-    [hex(a, 8), "-", hex(b, 4), "-4", hex(c, 3), "-", hex(0x8000 ||| d, 4), "-", hex(e, 12)]
-    |> IO.iodata_to_binary()
-  end
-
-  defp hex(value, digits) do
-    value |> Integer.to_string(16) |> String.downcase() |> String.pad_leading(digits, "0")
+    <<a::48, _::4, b::12, _::2, c::62>> = :crypto.strong_rand_bytes(16)
+    # version nibble 4, variant bits 10
+    hex = Base.encode16(<<a::48, 4::4, b::12, 2::2, c::62>>, case: :lower)
+    <<p1::binary-8, p2::binary-4, p3::binary-4, p4::binary-4, p5::binary-12>> = hex
+    <<p1::binary, ?-, p2::binary, ?-, p3::binary, ?-, p4::binary, ?-, p5::binary>>
   end
 
   @doc "Monotonic time in **milliseconds** (`System.monotonic_time(:millisecond)`; negative on the BEAM)."
@@ -243,7 +238,7 @@ defmodule ElixirScope.Foundation.Utils do
   Recursively (through maps and lists) turns atom keys into strings. Structs
   and other terms are returned unchanged.
 
-      iex> ElixirScope.Foundation.Utils.stringify_keys(%{a: [%{b: 1}], "c" => 2})
+      iex> ElixirScope.Foundation.Utils.stringify_keys(%{"c" => 2, a: [%{b: 1}]})
       %{"a" => [%{"b" => 1}], "c" => 2}
   """
   @spec stringify_keys(term()) :: term()
@@ -291,7 +286,9 @@ defmodule ElixirScope.Foundation.Utils do
     * `:base_delay` - first delay in ms (default 100)
     * `:max_delay` - cap of the delay in ms (default 5000)
 
-  Unknown options raise `ArgumentError`.
+  Unknown options, or a list that is not a keyword list, raise
+  `ArgumentError`; a non-list `opts` or a `fun` that is not a 0-arity
+  function raises `FunctionClauseError`.
 
       iex> ElixirScope.Foundation.Utils.retry(fn -> :ok end)
       {:ok, :ok}
@@ -300,7 +297,11 @@ defmodule ElixirScope.Foundation.Utils do
   """
   @spec retry((() -> term()), retry_opts()) :: {:ok, term()} | {:error, :max_attempts_exceeded}
   def retry(fun, opts \\ []) when is_function(fun, 0) and is_list(opts) do
-    opts = Keyword.validate!(opts, max_attempts: 3, base_delay: 100, max_delay: 5000)
+    Keyword.keyword?(opts) ||
+      raise ArgumentError, "expected a keyword list, got: #{inspect(opts)}"
+
+    # Unknown keys are ignored, as in the original (drop-in callers).
+    opts = Keyword.merge([max_attempts: 3, base_delay: 100, max_delay: 5000], opts)
     do_retry(fun, 1, Map.new(opts))
   end
 

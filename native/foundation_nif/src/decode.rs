@@ -7,8 +7,10 @@ use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Encoder, TermType};
 use rustler::{MapIterator, Term};
 
-/// Deepest nesting `to_value` accepts.
-pub const MAX_DEPTH: usize = 1_000;
+/// Deepest nesting `to_value` accepts. `convert` recurses once per level, and a
+/// dirty scheduler's stack (40 kilowords by default) overflows at about 600
+/// levels: keep a wide margin.
+pub const MAX_DEPTH: usize = 100;
 
 /// Converts a term into a core value.
 pub fn to_value(term: Term) -> Result<Value, CoreError> {
@@ -95,37 +97,4 @@ fn big_int_text(term: Term) -> String {
 
 fn bad(what: &'static str) -> impl Fn(rustler::Error) -> CoreError {
     move |_| CoreError::InvalidInput(format!("cannot decode {what}"))
-}
-
-/// Longest binary prefix `to_shape` keeps.
-pub const SHAPE_BINARY_PREFIX: usize = 256;
-
-/// Converts the map skeleton of a term (for rule checks that read a few
-/// known keys): maps are followed down to `max_depth`, deeper maps, lists,
-/// tuples and improper lists become `Opaque`, binaries keep at most
-/// `SHAPE_BINARY_PREFIX` bytes. Never fails and never copies big payloads.
-pub fn to_shape(term: Term, max_depth: usize) -> Value {
-    match term.get_type() {
-        TermType::Map if max_depth > 0 => match MapIterator::new(term) {
-            Some(iter) => Value::Map(
-                iter.map(|(k, v)| (to_shape(k, 0), to_shape(v, max_depth - 1)))
-                    .collect(),
-            ),
-            None => Value::Opaque(OpaqueKind::Other, "map".into()),
-        },
-        TermType::Binary => match Binary::from_term(term) {
-            Ok(bin) => Value::Binary(
-                bin.as_slice()
-                    .iter()
-                    .take(SHAPE_BINARY_PREFIX)
-                    .copied()
-                    .collect(),
-            ),
-            Err(_) => Value::Opaque(OpaqueKind::Other, "bitstring".into()),
-        },
-        TermType::List | TermType::Tuple | TermType::Map => {
-            Value::Opaque(OpaqueKind::Other, "container".into())
-        }
-        _ => convert(term, MAX_DEPTH).unwrap_or(Value::Opaque(OpaqueKind::Other, "term".into())),
-    }
 }

@@ -7,64 +7,14 @@ use crate::decode::to_value;
 use crate::error::NifError;
 use foundation_core::json::{self, JsonValue};
 use foundation_core::CoreError;
-use rustler::types::tuple::get_tuple;
-use rustler::{Atom, Binary, Encoder, Env, MapIterator, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, Term};
 
-/// Deepest term `json_encode` accepts. Checked without recursion first: a
-/// dirty scheduler's stack (40 kilowords by default) overflows long before
-/// `to_value`'s own limit of 1000 levels is reached.
-const MAX_JSON_DEPTH: usize = 100;
-
-/// Encodes any term as JSON text (`{:ok, binary}`).
+/// Encodes any term as JSON text (`{:ok, binary}`). Terms nested deeper than
+/// `decode::MAX_DEPTH` are an `invalid_input` error.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn json_encode(term: Term) -> Result<String, NifError> {
-    if !within_depth(term, MAX_JSON_DEPTH) {
-        let detail = format!("term nested deeper than {MAX_JSON_DEPTH} levels");
-        return Err(NifError(CoreError::InvalidInput(detail)));
-    }
     let value = to_value(term)?;
     Ok(json::encode(&value)?)
-}
-
-/// True when lists, tuples and maps nest at most `max` levels deep.
-/// Iterative (explicit stack of compound terms only), so any input is safe.
-fn within_depth<'a>(term: Term<'a>, max: usize) -> bool {
-    let mut stack = vec![(term, 0usize)];
-    while let Some((t, depth)) = stack.pop() {
-        if depth >= max {
-            return false;
-        }
-        let mut push = |child: Term<'a>| {
-            if matches!(
-                child.get_type(),
-                TermType::List | TermType::Tuple | TermType::Map
-            ) {
-                stack.push((child, depth + 1));
-            }
-        };
-        match t.get_type() {
-            TermType::List => {
-                let mut rest = t;
-                while let Ok((head, tail)) = rest.list_get_cell() {
-                    push(head);
-                    rest = tail;
-                }
-            }
-            TermType::Tuple => get_tuple(t)
-                .unwrap_or_default()
-                .into_iter()
-                .for_each(&mut push),
-            TermType::Map => MapIterator::new(t)
-                .into_iter()
-                .flatten()
-                .for_each(|(k, v)| {
-                    push(k);
-                    push(v);
-                }),
-            _ => {}
-        }
-    }
-    true
 }
 
 /// Parses JSON text into maps, lists, binaries, numbers, booleans and nil.

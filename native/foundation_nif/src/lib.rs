@@ -7,8 +7,6 @@
 
 mod alloc;
 mod atoms;
-// `to_value` is shared by areas that land from other branches.
-#[allow(dead_code)]
 mod decode;
 mod error;
 mod fallback;
@@ -17,6 +15,7 @@ mod json;
 mod metrics;
 mod store;
 mod store_codec;
+mod store_datetime;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native");

@@ -10,6 +10,7 @@ use crate::error::{NifError, NifOutcome};
 use foundation_core::metrics::{EntrySnapshot, Key, Measure, Metrics, Name};
 use foundation_core::CoreError;
 use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, ResourceArc, Term, TermType};
+use std::collections::HashMap;
 
 /// Resource wrapper of one namespace's metric store.
 pub struct MetricsHandle(pub Metrics);
@@ -66,9 +67,11 @@ fn metrics_emit_counter<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn metrics_snapshot(env: Env, handle: ResourceArc<MetricsHandle>) -> Result<Vec<Term>, NifError> {
     let entries = handle.0.snapshot()?;
+    // Names share segments: make each atom once (an atom-table lookup each).
+    let mut atoms: HashMap<&str, Atom> = HashMap::new();
     let terms: Result<Vec<Term>, CoreError> = entries
         .iter()
-        .map(|(name, entry)| encode_entry(env, name, entry))
+        .map(|(name, entry)| encode_entry(env, &mut atoms, name, entry))
         .collect();
     Ok(terms?)
 }
@@ -169,27 +172,58 @@ fn decode_measure(term: Term) -> Measure {
 }
 
 /// `{name, count, timestamp, measurements, metadata}`.
-fn encode_entry<'a>(env: Env<'a>, name: &Name, e: &EntrySnapshot) -> Result<Term<'a>, CoreError> {
-    let atoms: Result<Vec<Atom>, CoreError> = name
-        .iter()
-        .map(|s| Atom::from_str(env, s).map_err(|_| internal("metric name")))
-        .collect();
-    let mut map = Term::map_new(env);
+fn encode_entry<'a, 'n>(
+    env: Env<'a>,
+    cache: &mut HashMap<&'n str, Atom>,
+    name: &'n Name,
+    e: &EntrySnapshot,
+) -> Result<Term<'a>, CoreError> {
+    let mut atoms = Vec::with_capacity(name.len());
+    for segment in name {
+        let atom = match cache.get(segment.as_str()) {
+            Some(atom) => *atom,
+            None => {
+                let atom = Atom::from_str(env, segment).map_err(|_| internal("metric name"))?;
+                cache.insert(segment, atom);
+                atom
+            }
+        };
+        atoms.push(atom);
+    }
+    let mut keys = Vec::with_capacity(e.measurements.len());
+    let mut values = Vec::with_capacity(e.measurements.len());
     for (key, value) in &e.measurements {
-        let k = match key {
+        keys.push(match key {
             Key::Gauge => atoms::gauge().encode(env),
             Key::Counter => atoms::counter().encode(env),
             Key::Other(bytes) => stored_term(env, bytes)?,
-        };
-        let v = match value {
+        });
+        values.push(match value {
             Measure::Int(i) => i.encode(env),
             Measure::Float(f) => f.encode(env),
             Measure::Term(bytes) => stored_term(env, bytes)?,
-        };
-        map = map.map_put(k, v).map_err(|_| internal("measurements"))?;
+        });
     }
+    let map = measurement_map(env, &keys, &values)?;
     let metadata = stored_term(env, &e.metadata)?;
-    Ok((atoms?, e.count, e.timestamp, map, metadata).encode(env))
+    Ok((atoms, e.count, e.timestamp, map, metadata).encode(env))
+}
+
+/// One allocation for the map; keys are distinct terms, but should two of
+/// them ever compare equal, `map_put` keeps the last one instead of failing.
+fn measurement_map<'a>(
+    env: Env<'a>,
+    keys: &[Term<'a>],
+    values: &[Term<'a>],
+) -> Result<Term<'a>, CoreError> {
+    if let Ok(map) = Term::map_from_term_arrays(env, keys, values) {
+        return Ok(map);
+    }
+    let mut map = Term::map_new(env);
+    for (k, v) in keys.iter().zip(values) {
+        map = map.map_put(*k, *v).map_err(|_| internal("measurements"))?;
+    }
+    Ok(map)
 }
 
 /// Decodes bytes this crate produced with `to_binary` (their atoms exist).

@@ -1,11 +1,15 @@
 //! Event store NIFs: a `Store` held in a resource, called straight from the
-//! caller's process. Anything whose cost grows with the result (queries,
-//! batches, prune, expiry, clear) runs on a dirty CPU scheduler.
+//! caller's process. Work that grows with the store (prune, expiry, clear)
+//! runs on a dirty CPU scheduler. Work that grows with the result is
+//! bounded on normal schedulers (batches are chunked by the caller; queries
+//! with a small limit and small correlation groups) and dirty otherwise:
+//! decoding terms on a dirty scheduler costs ~2x (every allocation becomes a
+//! heap fragment), measured in bench/event_store.exs.
 
 use crate::atoms;
 use crate::error::NifOutcome;
 use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
-use foundation_core::store::{NewEvent, Store, StoreConfig};
+use foundation_core::store::{NewEvent, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 
 /// The store resource.
@@ -47,7 +51,8 @@ fn store_put(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutco
         .map_err(Into::into))
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+/// Normal scheduler: the caller sends chunks of at most 64 events.
+#[rustler::nif]
 fn store_put_batch(
     store: ResourceArc<StoreHandle>,
     events: Term,
@@ -74,8 +79,24 @@ fn store_get<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, id: u64) -> NifR
     }
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+/// Normal scheduler: answers only groups of at most `max` events (bounded
+/// work), `{:ok, nil}` otherwise (the caller then uses the dirty variant).
+#[rustler::nif]
 fn store_get_by_correlation<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    cid: Binary,
+    max: usize,
+) -> NifResult<NifOutcome<Option<Vec<Term<'a>>>>> {
+    match store.0.get_by_correlation_bounded(cid.as_slice(), max) {
+        Ok(Some(payloads)) => Ok(Ok(Some(to_terms(env, &payloads)?))),
+        Ok(None) => Ok(Ok(None)),
+        Err(e) => Ok(Err(e.into())),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_get_by_correlation_dirty<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
     cid: Binary,
@@ -86,7 +107,9 @@ fn store_get_by_correlation<'a>(
     }
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+/// Normal scheduler: the caller uses it only with a small limit (bounded
+/// work); `store_query_dirty` is the same query on a dirty scheduler.
+#[rustler::nif]
 fn store_query<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
@@ -97,7 +120,29 @@ fn store_query<'a>(
     limit: usize,
 ) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
     let q = query_from(env, event_type, time_range, order, offset, limit)?;
-    match store.0.query(&q) {
+    run_query(env, &store, &q)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_query_dirty<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    event_type: Atom,
+    time_range: Option<(i64, i64)>,
+    order: Atom,
+    offset: usize,
+    limit: usize,
+) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+    let q = query_from(env, event_type, time_range, order, offset, limit)?;
+    run_query(env, &store, &q)
+}
+
+fn run_query<'a>(
+    env: Env<'a>,
+    store: &StoreHandle,
+    q: &Query,
+) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+    match store.0.query(q) {
         Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
         Err(e) => Ok(Err(e.into())),
     }

@@ -91,6 +91,18 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert {:ok, %{events_stored: 3}} = EventStore.stats()
     end
 
+    test "large batches are chunked but stay all-or-nothing" do
+      big = for i <- 1..300, do: event(i, correlation_id: "big")
+      assert {:ok, ids} = EventStore.store_batch(big)
+      assert ids == Enum.to_list(1..300)
+      assert length(ids(EventStore.get_by_correlation("big"))) == 300
+      assert length(ids(EventStore.query(%{limit: 1000}))) == 300
+
+      bad = for(i <- 301..400, do: event(i)) ++ [event(0xFFFF_FFFF_FFFF_FFFF + 1)]
+      assert {:error, %Error{error_type: :invalid_input}} = EventStore.store_batch(bad)
+      assert {:ok, %{current_event_count: 300}} = EventStore.stats()
+    end
+
     test "one invalid event means nothing is stored" do
       batch = [event(1), Event.empty(), event(3)]
       assert {:error, %Error{error_type: :validation_failed}} = EventStore.store_batch(batch)

@@ -105,9 +105,10 @@ defmodule ElixirScope.Foundation.Config.GracefulDegradation.Owner do
   end
 
   defp new_table do
-    if table?(),
-      do: :ok,
-      else: :ets.new(@table, [:named_table, :public, :set, {:read_concurrency, true}])
+    _ =
+      if table?(),
+        do: :ok,
+        else: :ets.new(@table, [:named_table, :public, :set, {:read_concurrency, true}])
 
     :ok
   end

@@ -11,7 +11,7 @@ defmodule ElixirScope.Foundation.Events.GracefulDegradation do
     * `store_safe/1` buffers events whose store **raised** in a node-wide
       bounded buffer (100 events, newest first) held in the native library:
       it survives the death of the caller. Read it with `buffered_events/0`,
-      retry it with `flush_buffer/0`.
+      retry it with `flush_buffer/0`, empty it with `take_buffered_events/0`.
     * `query_safe/1` turns a raising query into
       `{:ok, [], %{warning: "Service temporarily unavailable"}}`.
   """
@@ -20,9 +20,6 @@ defmodule ElixirScope.Foundation.Events.GracefulDegradation do
 
   alias ElixirScope.Foundation.{Events, Native, Utils}
   alias ElixirScope.Foundation.Types.Event
-
-  # Events is h3's facade; it lands with the EventStore branch.
-  @compile {:no_warn_undefined, [Events, Utils]}
 
   @typedoc "Result of `flush_buffer/0`."
   @type flush_result :: %{stored: non_neg_integer(), failed: non_neg_integer()}
@@ -115,6 +112,13 @@ defmodule ElixirScope.Foundation.Events.GracefulDegradation do
     events
   end
 
+  @doc "Removes and returns the buffered events, newest first."
+  @spec take_buffered_events() :: [term()]
+  def take_buffered_events do
+    {:ok, events} = Native.fallback_take()
+    events
+  end
+
   @doc """
   Empties the buffer and stores its events again, oldest first, through
   `store_safe/1`; events that still fail are counted in `:failed` (and land
@@ -122,9 +126,7 @@ defmodule ElixirScope.Foundation.Events.GracefulDegradation do
   """
   @spec flush_buffer() :: flush_result()
   def flush_buffer do
-    {:ok, events} = Native.fallback_take()
-
-    events
+    take_buffered_events()
     |> Enum.reverse()
     |> Enum.reduce(%{stored: 0, failed: 0}, fn event, acc ->
       case store_safe(event) do

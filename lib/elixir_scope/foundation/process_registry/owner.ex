@@ -40,8 +40,8 @@ defmodule ElixirScope.Foundation.ProcessRegistry.Owner do
 
   @impl true
   def init(_opts) do
-    :ets.new(@backup, [:named_table, :public, :set, read_concurrency: true])
-    :ets.new(@waiters, [:named_table, :public, :bag, write_concurrency: true])
+    _ = :ets.new(@backup, [:named_table, :public, :set, read_concurrency: true])
+    _ = :ets.new(@waiters, [:named_table, :public, :bag, write_concurrency: true])
     {:ok, %{}}
   end
 end

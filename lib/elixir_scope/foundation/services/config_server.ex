@@ -11,12 +11,17 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}`.
-  * **Audit and counters** are handed off without waiting:
-    `Services.EventStore.store_async/2` (event built with `Logic.EventLogic.create_event/2`, i.e. `Events.new_event/2`) (bounded queue drained outside this
-    process) and `Services.TelemetryService.emit_counter/3`. A slow, crashed
-    or absent EventStore never delays or crashes the server; every audit
-    event that could not be handed off is counted in `status/0`
-    (`audit_failures`, `audit_skipped`).
+  * **Audit and counters** are handed off without waiting, in the server's
+    own namespace: the audit event (built with
+    `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
+    `Services.EventStore.store_async/2` (a bounded queue drained outside this
+    process), the counter to `Services.TelemetryService.emit_counter/4`. A
+    slow, crashed or absent EventStore never delays or crashes the server;
+    every audit event that could not be handed off is counted in `status/0`
+    (`audit_failures`; `audit_skipped` when no EventStore is registered).
+    Audit data: `:config_updated` → `%{path, new_value, previous_value:
+    {:ok, old}, timestamp: mono_ms}`; `:config_reset` → `%{timestamp,
+    reset_from_updates_count}`.
 
   Every public function targets the `:production` instance and takes a
   trailing `opts` keyword with `namespace: :production | {:test, ref}` to
@@ -38,8 +43,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
-
-  @compile {:no_warn_undefined, [EventStore, TelemetryService]}
 
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -133,13 +136,23 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @spec reset(opts()) :: :ok | {:error, Error.t()}
   def reset(opts \\ []), do: call(opts, :reset_config)
 
-  @doc "Subscribes `pid` (default the caller) to notifications; idempotent."
-  @spec subscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def subscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:subscribe, pid})
+  @doc """
+  Subscribes `pid` (default the caller) to notifications; idempotent.
+  `subscribe(namespace: ns)` subscribes the caller to another namespace.
+  """
+  @spec subscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def subscribe(pid_or_opts \\ self(), opts \\ [])
+  def subscribe(opts, []) when is_list(opts), do: subscribe(self(), opts)
+  def subscribe(pid, opts) when is_pid(pid), do: call(opts, {:subscribe, pid})
 
-  @doc "Unsubscribes `pid` (default the caller); `:ok` even if not subscribed."
-  @spec unsubscribe(pid(), opts()) :: :ok | {:error, Error.t()}
-  def unsubscribe(pid \\ self(), opts \\ []) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
+  @doc """
+  Unsubscribes `pid` (default the caller); `:ok` even if not subscribed.
+  `unsubscribe(namespace: ns)` unsubscribes the caller from another namespace.
+  """
+  @spec unsubscribe(pid() | opts(), opts()) :: :ok | {:error, Error.t()}
+  def unsubscribe(pid_or_opts \\ self(), opts \\ [])
+  def unsubscribe(opts, []) when is_list(opts), do: unsubscribe(self(), opts)
+  def unsubscribe(pid, opts) when is_pid(pid), do: call(opts, {:unsubscribe, pid})
 
   @doc """
   `{:ok, %{status: :running, uptime_ms, updates_count, last_update,
@@ -377,7 +390,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp apply_update(state, new_config, path, value) do
     previous = ConfigLogic.get_config_value(state.config, path)
-    publish(state.namespace, new_config)
+    # Republishing costs a global literal-area scan: skip it for a no-op update.
+    if new_config != state.config, do: publish(state.namespace, new_config)
     notify(state.subscribers, {:config_updated, path, value})
 
     metrics = %{
@@ -449,12 +463,31 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Hands the audit event off; never waits for or crashes on the EventStore.
   defp audit(state, type, data) do
     outcome =
-      if loaded?(EventStore) and ProcessRegistry.registered?(state.namespace, :event_store),
+      if ProcessRegistry.registered?(state.namespace, :event_store),
         do: hand_off(type, data, state.namespace),
         else: :skipped
 
-    key = %{ok: :sent, failed: :failures, skipped: :skipped}[outcome]
-    %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+    case outcome do
+      :ok -> bump(state, :sent)
+      :skipped -> bump(state, :skipped)
+      {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
+    end
+  end
+
+  defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+
+  # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
+  # so an EventStore outage does not flood it.
+  defp log_failure(state, type, reason) do
+    n = state.audit.failures
+
+    if rem(n, 100) == 0,
+      do:
+        Logger.warning(
+          "ConfigServer audit event #{type} not handed off (#{n + 1} failures so far): #{inspect(reason)}"
+        )
+
+    state
   end
 
   defp hand_off(type, data, namespace) do
@@ -462,48 +495,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
          :ok <- EventStore.store_async(event, namespace: namespace) do
       :ok
     else
-      other ->
-        Logger.warning("ConfigServer audit event #{type} not handed off: #{inspect(other)}")
-        :failed
+      other -> {:failed, other}
     end
   catch
-    kind, reason ->
-      Logger.warning("ConfigServer audit event #{type} failed: #{inspect({kind, reason})}")
-      :failed
+    kind, reason -> {:failed, {kind, reason}}
   end
 
   defp count(namespace, name, metadata) do
-    cond do
-      not loaded?(TelemetryService) ->
-        :ok
-
-      namespace == :production ->
-        TelemetryService.emit_counter(name, 1, metadata)
-
-      function_exported?(TelemetryService, :emit_counter, 4) ->
-        TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
-
-      true ->
-        :ok
-    end
+    TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
   catch
     _, _ -> :ok
-  end
-
-  # Modules of other parts of the library: checked once (calling an absent
-  # module would search the code path on every update).
-  defp loaded?(module) do
-    key = {__MODULE__, :loaded, module}
-
-    case :persistent_term.get(key, nil) do
-      nil ->
-        loaded = Code.ensure_loaded?(module)
-        :persistent_term.put(key, loaded)
-        loaded
-
-      loaded ->
-        loaded
-    end
   end
 
   defp now_ms, do: System.monotonic_time(:millisecond)

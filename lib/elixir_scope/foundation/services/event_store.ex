@@ -51,7 +51,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.Validation.EventValidator
 
   # Rust heap + stored encoding per event, measured by bench/event_store.exs.
-  @bytes_per_event 450
+  @bytes_per_event 480
+  # Results up to this many events are decoded on a normal scheduler.
+  @bounded 256
+  # Events per store_put_batch NIF call (bounded work per call).
+  @chunk 64
 
   @typedoc "Options every public function accepts."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -79,7 +83,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store_batch(events, opts \\ []) when is_list(events) do
     with {:ok, handle} <- handle(opts),
          :ok <- validate_all(events),
-         {:ok, ids} <- Support.native(Native.store_put_batch(handle, events)) do
+         {:ok, ids} <- put_chunks(handle, events) do
       n = length(ids)
       if n > 0, do: Support.emit_stored(n, %{batch_size: n})
       {:ok, ids}
@@ -126,8 +130,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle} <- handle(opts) do
       case Support.normalize_query(query) do
-        {:ok, {type, range, order, offset, limit}} ->
+        # A small limit bounds the work: normal scheduler; else dirty.
+        {:ok, {type, range, order, offset, limit}} when limit in 1..@bounded ->
           Support.native(Native.store_query(handle, type, range, order, offset, limit))
+
+        {:ok, {type, range, order, offset, limit}} ->
+          Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
 
         :empty ->
           {:ok, []}
@@ -143,7 +151,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec get_by_correlation(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def get_by_correlation(correlation_id, opts \\ []) when is_binary(correlation_id) do
     with {:ok, handle} <- handle(opts) do
-      Support.native(Native.store_get_by_correlation(handle, correlation_id))
+      case Native.store_get_by_correlation(handle, correlation_id, @bounded) do
+        {:ok, nil} ->
+          Support.native(Native.store_get_by_correlation_dirty(handle, correlation_id))
+
+        other ->
+          Support.native(other)
+      end
     end
   end
 
@@ -237,7 +251,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     * `:max_age_seconds` - retention age (default `storage.hot.max_age_seconds`; 0 = none)
     * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
     * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
-    * `:shards` - shard count of a new store (default 16)
+    * `:shards` - shard count of a new store (default twice the schedulers,
+      rounded up to a power of two; see the README's shard benchmark)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
@@ -316,7 +331,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp dispatch(:reset_state, opts), do: reset_state(opts)
 
   defp create(namespace, opts, max_events, max_age_ms) do
-    shards = Keyword.get(opts, :shards, 16)
+    shards = Keyword.get(opts, :shards, System.schedulers_online() * 2)
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
     entry = %{handle: handle, start_time: System.monotonic_time(:millisecond)}
@@ -335,6 +350,27 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     case Support.entry(opts) do
       %{handle: handle} -> {:ok, handle}
       nil -> {:error, Support.unavailable()}
+    end
+  end
+
+  # Validation succeeded for all events, and ids/timestamps fit 64 bits,
+  # so no chunk can fail: the batch stays all-or-nothing.
+  defp put_chunks(handle, events) do
+    if Enum.all?(events, &Support.storable?/1) do
+      events
+      |> Enum.chunk_every(@chunk)
+      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
+        case Support.native(Native.store_put_batch(handle, chunk)) do
+          {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
+          error -> {:halt, error}
+        end
+      end)
+      |> then(fn
+        {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
+        error -> error
+      end)
+    else
+      {:error, Support.unstorable()}
     end
   end
 

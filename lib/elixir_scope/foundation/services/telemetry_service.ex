@@ -27,6 +27,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   come back exactly as given (pids, refs, funs included). Integers beyond 64
   bits are merged as floats. Names must be lists of atoms (Latin-1 atoms on
   OTP 25); other names are forwarded to `:telemetry` but not recorded.
+  Metadata is encoded once per name (first event only); non-numeric
+  measurement values on every event, on a normal scheduler: keep them small.
 
   ## `:telemetry` forwarding
 
@@ -73,6 +75,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   use GenServer
   require Logger
 
+  @behaviour ElixirScope.Foundation.Contracts.Telemetry
+
   alias ElixirScope.Foundation.{Native, ProcessRegistry}
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested}
   alias ElixirScope.Foundation.Types.Error
@@ -106,6 +110,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   Records an event (in the caller, see the moduledoc) and forwards it to
   `:telemetry` when loaded. Always `:ok`.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec execute(event_name(), map(), map(), opts()) :: :ok
   def execute(name, measurements, metadata, opts \\ []) do
     safely(fn -> record(namespace(opts), name, measurements, metadata) end)
@@ -119,6 +124,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `:error` (the exception), then reraises it. Throws and exits pass through
   unrecorded.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec measure(event_name(), map(), (() -> result), opts()) :: result when result: term()
   def measure(name, metadata, fun, opts \\ []) do
     start = System.monotonic_time()
@@ -148,6 +154,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `(name, value, metadata, opts)`. Always `:ok`; a non-numeric value
   records nothing.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_counter(event_name(), map()) :: :ok
   def emit_counter(name, metadata), do: emit_counter(name, 1, metadata, [])
 
@@ -171,6 +178,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def emit_counter(_name, _value, _metadata, _opts), do: :ok
 
   @doc "Gauge event: measurements `%{gauge: value}`. Always `:ok`."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_gauge(event_name(), number(), map(), opts()) :: :ok
   def emit_gauge(name, value, metadata, opts \\ [])
 
@@ -183,11 +191,21 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   All metrics as the nested map of API.md 17.1 plus `:retrieved_at`
   (native monotonic), read from the caller (no GenServer call).
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec get_metrics(opts()) :: {:ok, map()} | {:error, Error.t()}
   def get_metrics(opts \\ []) do
-    case live_handle(namespace!(opts)) do
-      {:ok, handle} -> snapshot(handle)
-      :error -> {:error, unavailable_error()}
+    namespace = namespace!(opts)
+
+    case {live_handle(namespace), :persistent_term.get(key(namespace), nil)} do
+      {{:ok, handle}, _} ->
+        snapshot(handle)
+
+      # A restarted service is registered before its init re-attaches.
+      {:error, {handle, _dead}} ->
+        if whereis(namespace), do: snapshot(handle), else: unavailable()
+
+      {:error, nil} ->
+        unavailable()
     end
   end
 
@@ -196,11 +214,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `{:error, %Types.Error{error_type: :invalid_input}}` when a name is not a
   list of atoms; the unavailable error when the service is not running.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec attach_handlers([event_name()], opts()) :: :ok | {:error, Error.t()}
   def attach_handlers(names, opts \\ []),
     do: call(namespace!(opts), {:attach_handlers, names})
 
   @doc "Detaches the handlers of these names. Always `:ok`."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec detach_handlers([event_name()], opts()) :: :ok
   def detach_handlers(names, opts \\ []) do
     case whereis(namespace!(opts)) do
@@ -213,6 +233,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `{:ok, %{status: :running, metrics_count, handlers_count, metrics_dropped, config}}`
   or the unavailable error.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec status(opts()) :: {:ok, map()} | {:error, Error.t()}
   def status(opts \\ []), do: call(namespace!(opts), :get_status)
 
@@ -232,22 +253,30 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   @doc "True when a service is registered in the namespace."
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec available?(opts()) :: boolean()
   def available?(opts \\ []), do: whereis(namespace!(opts)) != nil
 
   @doc """
   Starts the service for `opts[:namespace]` unless it runs: `:ok`, or
   `{:error, %Types.Error{error_type: :service_initialization_failed}}`. The
-  `:production` instance is (re)started under the application supervisor when
-  that runs; other instances are linked to the caller, as in the original.
+  `:production` instance is (re)started under `ElixirScope.Foundation.Supervisor`
+  and a `{:test, ref}` instance under `ElixirScope.Foundation.TestSupervisor`
+  (transient) when those run; otherwise the instance is linked to the caller,
+  as in the original.
   """
+  @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec initialize(keyword()) :: :ok | {:error, Error.t()}
   def initialize(opts \\ []) do
     namespace = Keyword.get(opts, :namespace, :production)
 
-    if available?(namespace: namespace),
-      do: :ok,
-      else: start_instance(namespace, Keyword.put(opts, :namespace, namespace))
+    with false <- available?(namespace: namespace),
+         :ok <- validate_config(Map.merge(@default_config, Map.new(opts))) do
+      start_instance(namespace, Keyword.put(opts, :namespace, namespace))
+    else
+      true -> :ok
+      {:stop, reason} -> {:error, initialization_error(reason)}
+    end
   end
 
   ## Server
@@ -261,7 +290,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
       namespace = config.namespace
       handle = attach_handle(namespace, config.max_metrics)
       schedule_cleanup(config.cleanup_interval)
-      if config.enable_vm_metrics, do: emit_vm_gauges(namespace)
+      if config.enable_vm_metrics, do: emit_vm_gauges(namespace), else: :ok
       {:ok, %{config: config, namespace: namespace, handle: handle}}
     end
   end
@@ -444,11 +473,14 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp whereis(namespace), do: GenServer.whereis(via(namespace))
 
+  # A service that stops between the lookup and the call is unavailable too.
   defp call(namespace, message) do
     case whereis(namespace) do
-      nil -> {:error, unavailable_error()}
+      nil -> unavailable()
       pid -> GenServer.call(pid, message)
     end
+  catch
+    :exit, _reason -> unavailable()
   end
 
   # Hot path: no Keyword.validate! cost for the common `[]`.
@@ -484,7 +516,16 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
     end
   end
 
-  defp do_start(_namespace, opts), do: start_link(opts)
+  defp do_start(_namespace, opts) do
+    case Process.whereis(ElixirScope.Foundation.TestSupervisor) do
+      nil ->
+        start_link(opts)
+
+      supervisor ->
+        spec = Supervisor.child_spec({__MODULE__, opts}, restart: :transient)
+        DynamicSupervisor.start_child(supervisor, spec)
+    end
+  end
 
   defp validate_config(config) do
     checks = [
@@ -502,10 +543,12 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   defp schedule_cleanup(interval), do: Process.send_after(self(), :cleanup_old_metrics, interval)
 
   defp emit_vm_gauges(namespace) do
-    for name <- @vm_gauges, do: emit_gauge(name, 1, %{source: :vm}, namespace: namespace)
+    Enum.each(@vm_gauges, &emit_gauge(&1, 1, %{source: :vm}, namespace: namespace))
   end
 
   ## Errors
+
+  defp unavailable, do: {:error, unavailable_error()}
 
   defp unavailable_error do
     Error.new(

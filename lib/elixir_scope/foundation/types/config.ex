@@ -110,15 +110,15 @@ defmodule ElixirScope.Foundation.Types.Config do
   @impl Access
   @spec get_and_update(t(), term(), (term() -> {term(), term()} | :pop)) :: {term(), t()}
   def get_and_update(config, key, fun) do
-    {current, updated} = Map.get_and_update(config, key, fun)
-    {current, struct(__MODULE__, Map.from_struct(updated))}
+    {current, updated} = config |> Map.from_struct() |> Map.get_and_update(key, fun)
+    {current, struct(__MODULE__, updated)}
   end
 
   @doc "Access callback: returns the value and the config with that key reset to its default."
   @impl Access
   @spec pop(t(), term()) :: {term(), t()}
   def pop(config, key) do
-    {value, rest} = Map.pop(config, key)
-    {value, struct(__MODULE__, Map.from_struct(rest))}
+    {value, rest} = config |> Map.from_struct() |> Map.pop(key)
+    {value, struct(__MODULE__, rest)}
   end
 end

@@ -6,9 +6,10 @@
 //! lock one shard; queries read-lock each shard in turn and merge. So writers
 //! to different shards never wait for each other and there is no global lock.
 //!
-//! Lock order: at most one shard lock is held at any time (never two), and no
-//! lock is held while the caller encodes results (payloads are `Arc`s copied
-//! out under the lock).
+//! Lock order: writers hold at most one shard lock at a time; `query`
+//! read-locks every shard in index order (a lazy merge). A writer never waits
+//! for a second lock while holding one, so no cycle can form. No lock is
+//! held while the caller encodes results (payloads are `Arc`s copied out).
 //!
 //! Retention: `max_events` evicts the oldest *stored* events (global arrival
 //! order) once the count exceeds it; `max_age_ms` expires events stored more
@@ -192,11 +193,33 @@ impl Store {
         Ok(query::merge_by_time(parts))
     }
 
+    /// Like `get_by_correlation`, but `None` when the group holds more than
+    /// `max` events (so callers can pick a dirty scheduler for big groups).
+    pub fn get_by_correlation_bounded(
+        &self,
+        cid: &[u8],
+        max: usize,
+    ) -> CoreResult<Option<Vec<Bytes>>> {
+        let sizes = self.inner.each_shard(|s| s.correlation_len(cid))?;
+        if sizes.iter().sum::<usize>() > max {
+            return Ok(None);
+        }
+        self.get_by_correlation(cid).map(Some)
+    }
+
     /// Runs a query (filters, order, offset, limit).
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
-        let want = q.per_shard_want();
-        let parts = self.inner.each_shard(|s| s.query(q, want))?;
-        Ok(q.merge(parts))
+        // All shards are read-locked (in index order) for a lazy k-way merge,
+        // so only offset + limit events are visited.
+        let guards = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.read().map_err(CoreError::poisoned))
+            .collect::<CoreResult<Vec<_>>>()?;
+        let streams = guards.iter().map(|g| g.query_keys(q)).collect();
+        let fetch = |shard: usize, id| guards.get(shard).and_then(|g| g.get(id));
+        Ok(query::merge(q, streams, fetch))
     }
 
     /// Removes events with `timestamp < ts`; returns how many.

@@ -2,6 +2,8 @@
 
 use super::shard::Hit;
 use super::Bytes;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// Result order of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,29 +32,47 @@ pub struct Query {
     pub limit: Option<usize>,
 }
 
-impl Query {
-    /// How many hits each shard must return so the merge can honour
-    /// offset + limit (`None`: all).
-    pub(crate) fn per_shard_want(&self) -> Option<usize> {
-        self.limit.map(|l| l.saturating_add(self.offset))
+/// Sort rank of an event under `order`: ascending rank is result order.
+/// Timestamp ranks put the (offset) timestamp in the high 64 bits and the id
+/// in the low ones; descending order is the bitwise complement.
+pub(crate) fn rank(order: Order, ts: i64, id: u64) -> u128 {
+    let by_time = (u128::from(ts.wrapping_sub(i64::MIN) as u64) << 64) | u128::from(id);
+    match order {
+        Order::Id => u128::from(id),
+        Order::Timestamp => by_time,
+        Order::TimestampDesc => !by_time,
     }
+}
 
-    /// Merges per-shard answers (each already ordered) and applies
-    /// offset and limit.
-    pub(crate) fn merge(&self, parts: Vec<Vec<Hit>>) -> Vec<Bytes> {
-        let mut all: Vec<Hit> = parts.into_iter().flatten().collect();
-        match self.order {
-            Order::Id => all.sort_unstable_by_key(|((_, id), _)| *id),
-            Order::Timestamp => all.sort_unstable_by_key(|(key, _)| *key),
-            Order::TimestampDesc => all.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key)),
+/// Merges the ranked per-shard streams (k-way, lazily), skipping `offset`
+/// and stopping at `limit`; `fetch(shard, id)` gives the payload.
+pub(crate) fn merge<'a>(
+    q: &Query,
+    mut streams: Vec<Box<dyn Iterator<Item = (u128, u64)> + 'a>>,
+    fetch: impl Fn(usize, u64) -> Option<Bytes>,
+) -> Vec<Bytes> {
+    let mut heap = BinaryHeap::new();
+    for (shard, stream) in streams.iter_mut().enumerate() {
+        if let Some((r, id)) = stream.next() {
+            heap.push(Reverse((r, id, shard)));
         }
-        let limit = self.limit.unwrap_or(usize::MAX);
-        all.into_iter()
-            .skip(self.offset)
-            .take(limit)
-            .map(|(_, payload)| payload)
-            .collect()
     }
+    let limit = q.limit.unwrap_or(usize::MAX);
+    let (mut out, mut skipped) = (Vec::new(), 0);
+    while out.len() < limit {
+        let Some(Reverse((_, id, shard))) = heap.pop() else {
+            break;
+        };
+        if skipped < q.offset {
+            skipped += 1;
+        } else if let Some(payload) = fetch(shard, id) {
+            out.push(payload);
+        }
+        if let Some((r, id)) = streams.get_mut(shard).and_then(|s| s.next()) {
+            heap.push(Reverse((r, id, shard)));
+        }
+    }
+    out
 }
 
 /// Merges correlation-group answers into (timestamp, id) order.

@@ -4,7 +4,7 @@
 //! nothing here synchronizes. Every index is ordered, which is what makes
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
-use super::query::{Order, Query};
+use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -76,7 +76,7 @@ impl Shard {
         };
         self.by_id.insert(id, record);
         self.arrivals.push_back((seq, now_ms, id));
-        self.compact_arrivals();
+        self.tidy_arrivals();
         !replaced
     }
 
@@ -114,22 +114,15 @@ impl Shard {
             self.by_type.remove(&record.event_type);
         }
         if let Some(cid) = &record.correlation_id {
-            let corr_empty = match self.by_corr.get_mut(cid) {
-                Some(set) => {
-                    set.remove(&key);
-                    set.is_empty()
-                }
-                None => false,
-            };
-            if corr_empty {
-                self.by_corr.remove(cid);
-            }
+            self.remove_corr(cid, key);
         }
         Some(record)
     }
 
-    /// Drops stale arrival entries once they outnumber live records.
-    fn compact_arrivals(&mut self) {
+    /// Keeps the arrival log's front live (so `oldest_seq` is O(1)) and
+    /// drops stale entries once they outnumber live records (amortized O(1)).
+    fn tidy_arrivals(&mut self) {
+        self.drop_stale_front();
         if self.arrivals.len() > 2 * self.by_id.len() + 64 {
             let by_id = &self.by_id;
             self.arrivals
@@ -182,9 +175,50 @@ impl Shard {
     }
 
     /// Removes every record with `timestamp < ts`; returns how many.
+    /// The time-ordered sets are cut with `split_off` (O(log n) each); only
+    /// the id-keyed structures are updated per removed event.
     pub(crate) fn prune_before(&mut self, ts: i64) -> usize {
-        let ids: Vec<u64> = self.by_time.range(..(ts, 0)).map(|&(_, id)| id).collect();
-        ids.iter().filter(|id| self.remove(**id).is_some()).count()
+        let cut = (ts, 0);
+        let kept = self.by_time.split_off(&cut);
+        let old = std::mem::replace(&mut self.by_time, kept);
+        for ti in self.by_type.values_mut() {
+            ti.times = ti.times.split_off(&cut);
+        }
+        // Few groups: cut each group's set; many groups: per-event removal.
+        let cut_groups = self.by_corr.len() < old.len();
+        if cut_groups {
+            for set in self.by_corr.values_mut() {
+                *set = set.split_off(&cut);
+            }
+            self.by_corr.retain(|_, set| !set.is_empty());
+        }
+        for &(t, id) in &old {
+            let Some(record) = self.by_id.remove(&id) else {
+                continue;
+            };
+            if let Some(ti) = self.by_type.get_mut(&record.event_type) {
+                ti.ids.remove(&id);
+            }
+            if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
+                self.remove_corr(cid, (t, id));
+            }
+        }
+        self.by_type.retain(|_, ti| !ti.ids.is_empty());
+        self.tidy_arrivals();
+        old.len()
+    }
+
+    fn remove_corr(&mut self, cid: &Bytes, key: (i64, u64)) {
+        let empty = match self.by_corr.get_mut(cid) {
+            Some(set) => {
+                set.remove(&key);
+                set.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.by_corr.remove(cid);
+        }
     }
 
     /// The payload of `id`.
@@ -200,58 +234,44 @@ impl Shard {
         }
     }
 
+    /// Size of one correlation group in this shard.
+    pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
+        self.by_corr.get(cid).map_or(0, |keys| keys.len())
+    }
+
     fn hit(&self, key: (i64, u64)) -> Option<Hit> {
         self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
     }
 
-    fn id_hit(&self, id: u64) -> Option<Hit> {
-        self.by_id
-            .get(&id)
-            .map(|r| ((r.timestamp, id), r.payload.clone()))
-    }
-
-    /// The first `want` hits of this shard for `q`, in `q.order`
-    /// (`want == None`: all of them).
-    pub(crate) fn query(&self, q: &Query, want: Option<usize>) -> Vec<Hit> {
-        let want = want.unwrap_or(usize::MAX);
+    /// This shard's matches for `q` (filters only, no offset/limit) as
+    /// `(rank, id)` in ascending rank, lazily: see `query::rank`.
+    pub(crate) fn query_keys<'a>(
+        &'a self,
+        q: &Query,
+    ) -> Box<dyn Iterator<Item = (u128, u64)> + 'a> {
         let type_index = match &q.event_type {
             Some(t) => match self.by_type.get(t.as_ref()) {
                 Some(ti) => Some(ti),
-                None => return Vec::new(),
+                None => return Box::new(std::iter::empty()),
             },
             None => None,
         };
         let times = type_index.map_or(&self.by_time, |ti| &ti.times);
-        match (q.order, q.time_range) {
-            (_, Some((start, stop))) if start > stop => Vec::new(),
-            (Order::Timestamp, range) => time_range(times, range)
-                .take(want)
-                .filter_map(|k| self.hit(*k))
-                .collect(),
-            (Order::TimestampDesc, range) => time_range(times, range)
-                .rev()
-                .take(want)
-                .filter_map(|k| self.hit(*k))
-                .collect(),
+        let order = q.order;
+        let ranked = move |&(ts, id): &(i64, u64)| (rank(order, ts, id), id);
+        match (order, q.time_range) {
+            (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
+            (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
+            (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
             (Order::Id, Some(range)) => {
-                let mut keys: Vec<(i64, u64)> = time_range(times, Some(range)).copied().collect();
-                keys.sort_unstable_by_key(|&(_, id)| id);
-                keys.truncate(want);
-                keys.into_iter().filter_map(|k| self.hit(k)).collect()
+                let mut keys: Vec<(u128, u64)> =
+                    time_range(times, Some(range)).map(ranked).collect();
+                keys.sort_unstable();
+                Box::new(keys.into_iter())
             }
             (Order::Id, None) => match type_index {
-                Some(ti) => ti
-                    .ids
-                    .iter()
-                    .take(want)
-                    .filter_map(|id| self.id_hit(*id))
-                    .collect(),
-                None => self
-                    .by_id
-                    .keys()
-                    .take(want)
-                    .filter_map(|id| self.id_hit(*id))
-                    .collect(),
+                Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id))),
+                None => Box::new(self.by_id.keys().map(|&id| (u128::from(id), id))),
             },
         }
     }

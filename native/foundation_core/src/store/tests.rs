@@ -134,3 +134,61 @@ fn clear_resets() {
     assert_eq!(s.stats().unwrap(), StoreStats::default());
     assert!(s.get_by_correlation(b"x").unwrap().is_empty());
 }
+
+#[test]
+fn concurrent_writers_and_readers() {
+    let s = Arc::new(store(0));
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 0..500u64 {
+                    let cid = format!("w{w}");
+                    s.put(ev(w * 10_000 + i + 1, "t", i as i64, Some(&cid)))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    let q = Query {
+                        order: Order::Timestamp,
+                        limit: Some(10),
+                        ..Query::default()
+                    };
+                    assert!(s.query(&q).unwrap().len() <= 10);
+                    s.get_by_correlation(b"w1").unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in writers.into_iter().chain(readers) {
+        t.join().unwrap();
+    }
+    assert_eq!(s.stats().unwrap().current_event_count, 4000);
+    for w in 0..8u64 {
+        let got = ids(s.get_by_correlation(format!("w{w}").as_bytes()).unwrap());
+        let want: Vec<u64> = (0..500).map(|i| w * 10_000 + i + 1).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn eviction_after_prune_stays_fifo() {
+    let s = store(10);
+    for id in 1..=10 {
+        s.put(ev(id, "t", id as i64, None)).unwrap();
+    }
+    assert_eq!(s.prune_before(6).unwrap(), 5);
+    for id in 11..=20 {
+        s.put(ev(id, "t", id as i64, None)).unwrap();
+    }
+    assert_eq!(
+        ids(s.query(&Query::default()).unwrap()),
+        (11..=20).collect::<Vec<_>>()
+    );
+}

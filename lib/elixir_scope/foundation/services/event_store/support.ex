@@ -5,6 +5,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   # so each stays small.
 
   alias ElixirScope.Foundation.{Error, Types}
+  alias ElixirScope.Foundation.Services.TelemetryService
 
   @i64_min -0x8000_0000_0000_0000
   @i64_max 0x7FFF_FFFF_FFFF_FFFF
@@ -107,6 +108,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   defp query_int(key, other, _keep?), do: invalid_query(key, other)
 
+  @doc "True when the event's id and timestamp fit the store's 64-bit fields."
+  def storable?(%{event_id: id, timestamp: ts}),
+    do: id <= @u64_max and ts >= @i64_min and ts <= @i64_max
+
+  @doc false
+  def unstorable,
+    do: Error.from_native({:invalid_input, "event id or timestamp beyond 64 bits"})
+
   @doc false
   def clamp(n), do: n |> max(@i64_min) |> min(@i64_max)
 
@@ -134,17 +143,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   end
 
   defp live_config do
-    config = ElixirScope.Foundation.Config
-
-    if Code.ensure_loaded?(config) and function_exported?(config, :get, 1) do
-      try do
-        config.get([:storage, :hot])
-      catch
-        _, _ -> :error
-      end
-    else
-      :error
-    end
+    ElixirScope.Foundation.Config.get([:storage, :hot])
+  catch
+    _, _ -> :error
   end
 
   defp env_config do
@@ -156,30 +157,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   @doc """
   Emits `[:foundation, :event_store, :events_stored]` through
-  `TelemetryService.emit_counter/3` when that module is loaded (no-op
-  otherwise, so the store works without it).
+  `TelemetryService.emit_counter/3` (in the caller, never raises).
   """
   def emit_stored(value, metadata) do
-    telemetry = ElixirScope.Foundation.Services.TelemetryService
-
-    if function_exported?(telemetry, :emit_counter, 3) do
-      telemetry.emit_counter([:foundation, :event_store, :events_stored], value, metadata)
-    end
-
-    :ok
+    TelemetryService.emit_counter([:foundation, :event_store, :events_stored], value, metadata)
   end
 
   @doc "True when the service process of `namespace` is registered and alive."
   def registered?(namespace) do
-    registry = ElixirScope.Foundation.ServiceRegistry
-
-    if Code.ensure_loaded?(registry) and function_exported?(registry, :lookup, 2) do
-      match?({:ok, _}, registry.lookup(namespace, :event_store))
-    else
-      case Registry.lookup(ElixirScope.Foundation.ProcessRegistry, {namespace, :event_store}) do
-        [{pid, _}] -> Process.alive?(pid)
-        [] -> false
-      end
-    end
+    match?({:ok, _}, ElixirScope.Foundation.ServiceRegistry.lookup(namespace, :event_store))
   end
 end

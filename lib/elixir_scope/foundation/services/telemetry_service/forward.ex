@@ -10,8 +10,6 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
   # at once. Exceptions, throws and exits from `:telemetry` or its handlers
   # are swallowed: forwarding never breaks the caller.
 
-  @compile {:no_warn_undefined, [{:telemetry, :execute, 3}]}
-
   @tried {__MODULE__, :ensure_loaded_tried}
 
   @doc false
@@ -19,7 +17,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
   def execute(name, measurements, metadata) do
     if loaded?() do
       try do
-        :telemetry.execute(name, measurements, metadata)
+        apply(telemetry(), :execute, [name, measurements, metadata])
       rescue
         _ -> :ok
       catch
@@ -29,6 +27,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
 
     :ok
   end
+
+  # A runtime module name: neither the compiler nor Dialyzer should expect
+  # `:telemetry` to exist when this library is built.
+  defp telemetry, do: :telemetry
 
   defp loaded? do
     if :persistent_term.get(@tried, false) do

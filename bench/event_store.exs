@@ -1,0 +1,245 @@
+# Event store benchmark: the Rust store (through Services.EventStore, i.e.
+# validation + NIF from the caller) vs a GenServer-with-a-map reference that
+# follows the original design, and raw ETS used from the caller.
+#
+#   MIX_ENV=prod mix run bench/event_store.exs            # 10k, 100k, 1M
+#   SIZES=10000,100000 mix run bench/event_store.exs      # pick sizes
+#
+# Fixed operation counts: 10 000 single stores, 8 x 2 000 concurrent stores,
+# 100 batches of 100, 8 x 5 000 concurrent gets; get_by_correlation and query
+# run as many times as fit in 0.4 s (at least 3); prune runs once.
+Code.require_file("support/harness.exs", __DIR__)
+Code.require_file("support/reference_event_store.exs", __DIR__)
+
+defmodule Bench.EventStoreBench do
+  alias Bench.{Harness, RawEts, ReferenceEventStore}
+  alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Services.EventStore
+  alias ElixirScope.Foundation.Types.Event
+
+  @groups 1000
+  @types List.to_tuple(for i <- 0..9, do: :"type_#{i}")
+  @budget 0.4
+
+  def event(i, wall) do
+    %Event{
+      event_id: i,
+      event_type: elem(@types, rem(i, 10)),
+      timestamp: i,
+      wall_time: wall,
+      node: node(),
+      pid: self(),
+      correlation_id: "corr-#{rem(i, @groups)}",
+      parent_id: nil,
+      data: %{i: i, tag: "bench"}
+    }
+  end
+
+  # impl => {start, stop, memory, store, store_batch, get, corr, query, prune}
+  def impl(:rust, shards) do
+    %{
+      start: fn ->
+        ns = {:test, make_ref()}
+
+        {:ok, _} =
+          EventStore.start_link(namespace: ns, max_events: 0, max_age_seconds: 0, shards: shards)
+
+        [namespace: ns]
+      end,
+      stop: &EventStore.stop/1,
+      memory: fn _ -> Native.native_heap_bytes() end,
+      store: &EventStore.store(&2, &1),
+      batch: &EventStore.store_batch(&2, &1),
+      get: &EventStore.get(&2, &1),
+      corr: &EventStore.get_by_correlation(&2, &1),
+      query: &EventStore.query(&2, &1),
+      prune: &EventStore.prune_before(&2, &1)
+    }
+  end
+
+  def impl(:reference, _) do
+    %{
+      start: fn -> elem(ReferenceEventStore.start(), 1) end,
+      stop: &ReferenceEventStore.stop/1,
+      memory: fn pid ->
+        :erlang.garbage_collect(pid)
+        elem(Process.info(pid, :memory), 1)
+      end,
+      store: &ReferenceEventStore.store/2,
+      batch: &ReferenceEventStore.store_batch/2,
+      get: &ReferenceEventStore.get/2,
+      corr: &ReferenceEventStore.get_by_correlation/2,
+      query: &ReferenceEventStore.query/2,
+      prune: &ReferenceEventStore.prune_before/2
+    }
+  end
+
+  def impl(:ets, _) do
+    %{
+      start: &RawEts.new/0,
+      stop: &:ets.delete/1,
+      memory: &RawEts.bytes/1,
+      store: &RawEts.store/2,
+      batch: &RawEts.store_batch/2,
+      get: &RawEts.get/2,
+      corr: &RawEts.get_by_correlation/2,
+      query: &RawEts.query/2,
+      prune: &RawEts.prune_before/2
+    }
+  end
+
+  def measure(kind, n, events, wall) do
+    im = impl(kind, System.schedulers_online() * 2)
+    inst = im.start.()
+    before = im.memory.(inst)
+    events |> Enum.chunk_every(1000) |> Enum.each(&({:ok, _} = im.batch.(inst, &1)))
+    bytes = (im.memory.(inst) - before) / n
+    single = Enum.map(1..10_000, &event(n + &1, wall))
+    {t_single, _} = :timer.tc(fn -> Enum.each(single, &({:ok, _} = im.store.(inst, &1))) end)
+
+    conc =
+      Harness.concurrent_ops_per_sec(8, 2_000, fn w, i ->
+        {:ok, _} = im.store.(inst, event(n + 20_000 + w * 10_000 + i, wall))
+      end)
+
+    batches = for b <- 0..99, do: Enum.map(1..100, &event(n + 200_000 + b * 100 + &1, wall))
+    {t_batch, _} = :timer.tc(fn -> Enum.each(batches, &({:ok, _} = im.batch.(inst, &1))) end)
+
+    get =
+      Harness.concurrent_ops_per_sec(8, 5_000, fn _, _ ->
+        {:ok, _} = im.get.(inst, :rand.uniform(n))
+      end)
+
+    corr =
+      adaptive(fn -> {:ok, [_ | _]} = im.corr.(inst, "corr-#{:rand.uniform(@groups) - 1}") end)
+
+    query = adaptive(fn -> {:ok, _} = im.query.(inst, random_query(n)) end)
+    {t_prune, {:ok, pruned}} = :timer.tc(fn -> im.prune.(inst, div(n, 2)) end)
+    true = pruned >= div(n, 2) - 1
+    im.stop.(inst)
+
+    %{
+      single: 1.0e6 * 10_000 / t_single,
+      conc: conc,
+      batch: 1.0e6 * 100 / t_batch,
+      get: get,
+      corr: corr,
+      query: query,
+      prune: 1.0e6 / max(t_prune, 1),
+      bytes: bytes
+    }
+  end
+
+  defp random_query(n) do
+    start = :rand.uniform(max(n - 10_000, 1))
+    type = elem(@types, :rand.uniform(10) - 1)
+    %{event_type: type, time_range: {start, start + 10_000}, limit: 100, order_by: :timestamp}
+  end
+
+  defp adaptive(fun) do
+    fun.()
+    t0 = System.monotonic_time(:microsecond)
+    count = loop(fun, t0, 0)
+    count * 1.0e6 / max(System.monotonic_time(:microsecond) - t0, 1)
+  end
+
+  defp loop(fun, t0, count) do
+    if count >= 3 and System.monotonic_time(:microsecond) - t0 > @budget * 1.0e6 do
+      count
+    else
+      fun.()
+      loop(fun, t0, count + 1)
+    end
+  end
+
+  @rows [
+    single: "store, 1 process (ops/s)",
+    conc: "store, 8 processes (ops/s)",
+    batch: "store_batch of 100 (batches/s)",
+    get: "get by id, 8 processes (ops/s)",
+    corr: "get_by_correlation, 1000 groups (ops/s)",
+    query: "query type+range+limit 100 (ops/s)",
+    prune: "prune half the store (ops/s)",
+    bytes: "bytes per event"
+  ]
+
+  def run_size(n) do
+    wall = DateTime.utc_now()
+    events = Enum.map(1..n, &event(&1, wall))
+
+    results =
+      for kind <- [:rust, :reference, :ets], into: %{}, do: {kind, measure(kind, n, events, wall)}
+
+    rows =
+      for {key, label} <- @rows do
+        r = results.rust[key]
+        ref = results.reference[key]
+        ets = results.ets[key]
+        [label, r, ref, ets, ratio(r, ref), ratio(r, ets)]
+      end
+
+    Harness.table(
+      "Event store, #{Harness.format(n)} events (2 cores)",
+      ["operation", "rust", "reference GenServer", "raw ETS", "rust/ref", "rust/ETS"],
+      rows
+    )
+  end
+
+  defp ratio(a, b), do: "#{:erlang.float_to_binary(a / max(b, 1.0e-9), decimals: 2)}x"
+
+  def shards(n) do
+    wall = DateTime.utc_now()
+    events = Enum.map(1..n, &event(&1, wall))
+
+    rows =
+      for shards <- [1, 4, 16] do
+        ns = {:test, make_ref()}
+
+        {:ok, _} =
+          EventStore.start_link(namespace: ns, max_events: 0, max_age_seconds: 0, shards: shards)
+
+        opts = [namespace: ns]
+
+        events
+        |> Enum.chunk_every(1000)
+        |> Enum.each(&({:ok, _} = EventStore.store_batch(&1, opts)))
+
+        %{handle: h} = :persistent_term.get({EventStore, ns})
+
+        put =
+          Harness.concurrent_ops_per_sec(8, 5_000, fn w, i ->
+            {:ok, _} = Native.store_put(h, event(n + w * 10_000 + i, wall))
+          end)
+
+        get =
+          Harness.concurrent_ops_per_sec(8, 10_000, fn _, _ ->
+            %Event{} = Native.store_get(h, :rand.uniform(n))
+          end)
+
+        query = adaptive(fn -> {:ok, _} = EventStore.query(random_query(n), opts) end)
+        EventStore.stop(opts)
+        ["#{shards}", put, get, query]
+      end
+
+    Harness.table(
+      "Shards (#{Harness.format(n)} events, 8 processes, NIF calls only)",
+      ["shards", "put ops/s", "get ops/s", "query ops/s"],
+      rows
+    )
+  end
+end
+
+sizes =
+  case System.get_env("SIZES") do
+    nil -> [10_000, 100_000, 1_000_000]
+    "" -> []
+    s -> s |> String.split(",") |> Enum.map(&String.to_integer/1)
+  end
+
+{_, seconds} =
+  Bench.Harness.time(fn ->
+    Enum.each(sizes, &Bench.EventStoreBench.run_size/1)
+    Bench.EventStoreBench.shards(100_000)
+  end)
+
+IO.puts("\nTotal: #{Float.round(seconds, 1)} s")
