@@ -354,3 +354,92 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert before + grown - Native.native_heap_bytes() > 0.9 * grown
   end
 end
+
+defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
+  # metrics_emit_counter_now/4 (the TelemetryService hot path): the clock is
+  # read in Rust, repeated increments come from a per-thread cache keyed by
+  # the atoms; every change that must invalidate that cache is checked.
+  use ExUnit.Case, async: true
+
+  alias ElixirScope.Foundation.Native
+
+  defp entry(h, name) do
+    {:ok, entries} = Native.metrics_snapshot(h)
+    Enum.find(entries, fn {n, _, _, _, _} -> n == name end)
+  end
+
+  test "counts, sums and stamps with System.monotonic_time/0 units" do
+    h = Native.metrics_new(10)
+    before = System.monotonic_time()
+    for v <- 1..50, do: :ok = Native.metrics_emit_counter_now(h, [:a, :b], v, %{m: v})
+    later = System.monotonic_time()
+    assert {[:a, :b], 50, ts, %{counter: 1275}, %{m: 1}} = entry(h, [:a, :b])
+    assert before <= ts and ts <= later
+    # Mixed with the explicit-timestamp NIF on the same entry.
+    {:ok, false} = Native.metrics_emit_counter(h, [:a, :b], 5, %{}, later + 1)
+    :ok = Native.metrics_emit_counter_now(h, [:a, :b], 0.5, %{})
+    assert {_, 52, _, %{counter: 1280.5}, _} = entry(h, [:a, :b])
+  end
+
+  test "clear, cleanup, attach and detach reach names already cached" do
+    h = Native.metrics_new(10)
+    for _ <- 1..3, do: :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{first: 1})
+    assert Native.metrics_clear(h) == 1
+    :ok = Native.metrics_emit_counter_now(h, [:c], 2, %{second: 2})
+    assert {_, 1, _, %{counter: 2}, %{second: 2}} = entry(h, [:c])
+    assert Native.metrics_cleanup(h, System.monotonic_time()) == 1
+    :ok = Native.metrics_emit_counter_now(h, [:c], 3, %{})
+    assert {_, 1, _, %{counter: 3}, _} = entry(h, [:c])
+    :ok = Native.metrics_attach(h, [[:c]])
+    assert :handler = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    :ok = Native.metrics_detach(h, [[:c]])
+    assert :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+  end
+
+  test "handles are independent; long names and full stores still work" do
+    {h1, h2} = {Native.metrics_new(1), Native.metrics_new(10)}
+    long = for i <- 1..40, do: :"seg#{i}"
+    for _ <- 1..3, do: Native.metrics_emit_counter_now(h1, [:x], 1, %{})
+    for _ <- 1..2, do: Native.metrics_emit_counter_now(h2, [:x], 1, %{})
+    for _ <- 1..2, do: :ok = Native.metrics_emit_counter_now(h1, long, 1, %{})
+    for _ <- 1..2, do: :ok = Native.metrics_emit_counter_now(h2, long, 1, %{})
+    assert {_, 3, _, _, _} = entry(h1, [:x])
+    assert {_, 2, _, _, _} = entry(h2, [:x])
+    assert entry(h1, long) == nil
+    assert {^long, 2, _, %{counter: 2}, _} = entry(h2, long)
+    assert Native.metrics_status(h1) == {1, 2, 0, 1}
+  end
+
+  test "exact under concurrency from many processes" do
+    h = Native.metrics_new(10)
+
+    1..16
+    |> Enum.map(fn _ ->
+      Task.async(fn ->
+        for _ <- 1..2_000, do: Native.metrics_emit_counter_now(h, [:hot], 1, %{})
+      end)
+    end)
+    |> Enum.each(&Task.await(&1, 30_000))
+
+    assert {_, 32_000, _, %{counter: 32_000}, _} = entry(h, [:hot])
+  end
+
+  test "ArgumentError (never :nif_panicked) on wrong argument types" do
+    h = Native.metrics_new(10)
+    # Cached first, so the bad calls below cannot be served from the cache.
+    :ok = Native.metrics_emit_counter_now(h, [:ok], 1, %{})
+
+    for {handle, name} <- [
+          {:nope, [:ok]},
+          {h, "ok"},
+          {h, [:ok | :tail]},
+          {h, [:ok, "seg"]},
+          {h, [:ok, 1]},
+          {h, [:ünï_ŝeg]}
+        ] do
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter_now(handle, name, 1, %{}) end
+    end
+
+    assert {_, 1, _, _, _} = entry(h, [:ok])
+  end
+end

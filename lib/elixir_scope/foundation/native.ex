@@ -9,7 +9,10 @@ defmodule ElixirScope.Foundation.Native do
   def load_nif do
     path = library_path()
 
-    case :erlang.load_nif(String.to_charlist(path), 0) do
+    # The load info tells the library the VM's native time unit.
+    native_unit = System.convert_time_unit(1, :second, :native)
+
+    case :erlang.load_nif(String.to_charlist(path), native_unit) do
       :ok ->
         :ok
 
@@ -86,6 +89,9 @@ defmodule ElixirScope.Foundation.Native do
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_emit_counter(_handle, _name, _value, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_emit_counter_now(_handle, _name, _value, _metadata),
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)

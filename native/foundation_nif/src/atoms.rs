@@ -7,6 +7,8 @@ rustler::atoms! {
     // metrics: measurement keys with merge rules of their own
     gauge,
     counter,
+    // metrics: a handler is attached to the counted name
+    handler,
     // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
     invalid_input,
     internal_error,

@@ -7,6 +7,7 @@
 
 mod alloc;
 mod atoms;
+mod clock;
 mod decode;
 mod error;
 mod fallback;
@@ -18,4 +19,10 @@ mod store_codec;
 mod store_datetime;
 mod validation;
 
-rustler::init!("Elixir.ElixirScope.Foundation.Native");
+rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
+
+/// The load info is the VM's native time unit (see `clock`).
+fn on_load(_env: rustler::Env, load_info: rustler::Term) -> bool {
+    clock::set_native_unit(load_info);
+    true
+}

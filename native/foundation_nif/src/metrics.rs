@@ -4,11 +4,21 @@
 //! rebuilds atoms only from those names (atoms that already existed).
 //! Metadata and non-numeric measurements are kept in the external term
 //! format, so they come back exactly as given.
+//!
+//! Counter NIFs also pass the core the atoms' term words as segment ids
+//! (atoms are immediates, unique and never freed while the VM runs), so a
+//! repeated increment is served from the core's per-thread cache without
+//! turning atoms into strings. They borrow the handle (`&MetricsHandle`):
+//! no reference-count traffic on the resource per call.
 
 use crate::atoms;
+use crate::clock;
 use crate::error::{NifError, NifOutcome};
-use foundation_core::metrics::{EntrySnapshot, Key, Measure, Metrics, Name};
+use foundation_core::metrics::{
+    EntrySnapshot, Key, Measure, Metrics, Name, Recorded, MAX_CACHED_SEGMENTS,
+};
 use foundation_core::CoreError;
+use rustler::sys::ErlNifTerm;
 use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, ResourceArc, Term, TermType};
 use std::collections::HashMap;
 
@@ -48,20 +58,45 @@ fn metrics_record<'a>(
 
 #[rustler::nif]
 fn metrics_emit_counter<'a>(
-    handle: ResourceArc<MetricsHandle>,
+    handle: &MetricsHandle,
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    let name = decode_name(name)?;
-    let delta = decode_measure(value);
-    let meta = || metadata.to_binary().as_slice().to_vec();
-    Ok(handle
-        .0
-        .add_counter(name, delta, meta, now)
-        .map(|r| r.handler)
-        .map_err(NifError))
+    add_counter(&handle.0, name, value, metadata, now)
+}
+
+/// `metrics_emit_counter/5` stamped with the VM's monotonic clock (native
+/// units, as `System.monotonic_time/0`), read here instead of in Elixir.
+/// Returns a bare atom (see `Counted`): no tuple to build on the hot path.
+#[rustler::nif]
+fn metrics_emit_counter_now<'a>(
+    handle: &MetricsHandle,
+    name: Term<'a>,
+    value: Term<'a>,
+    metadata: Term<'a>,
+) -> NifResult<Counted> {
+    let outcome = match clock::monotonic_native() {
+        Some(now) => add_counter(&handle.0, name, value, metadata, now)?,
+        None => Err(NifError(CoreError::Internal("no clock".to_string()))),
+    };
+    Ok(Counted(outcome))
+}
+
+/// `:ok` (done; a new name beyond the cap is dropped and counted, as in
+/// `metrics_emit_counter/5`), `:handler` (a handler is attached to the name)
+/// or `{:error, {kind, detail}}`.
+struct Counted(NifOutcome<bool>);
+
+impl Encoder for Counted {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match &self.0 {
+            Ok(false) => atoms::ok().encode(env),
+            Ok(true) => atoms::handler().encode(env),
+            Err(e) => (atoms::error(), e).encode(env),
+        }
+    }
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -111,6 +146,55 @@ fn metrics_detach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<
 fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
     handle.0.clear_handlers();
     atoms::ok()
+}
+
+/// Cached increment by segment ids when possible, else the general path
+/// (which caches the entry for the next call of this thread).
+fn add_counter(m: &Metrics, name: Term, value: Term, metadata: Term, now: i64) -> Outcome<bool> {
+    let delta = decode_measure(value);
+    let meta = || metadata.to_binary().as_slice().to_vec();
+    let recorded: Result<Recorded, CoreError> = match segment_ids(name)? {
+        Some((ids, len)) => {
+            let ids = ids.get(..len).ok_or(Error::BadArg)?;
+            match m.try_add_cached(ids, &delta, now) {
+                Ok(Some(hit)) => Ok(hit),
+                Ok(None) => m.add_counter_caching(ids, decode_name(name)?, delta, meta, now),
+                Err(e) => Err(e),
+            }
+        }
+        None => m.add_counter(decode_name(name)?, delta, meta, now),
+    };
+    Ok(recorded.map(|r| r.handler).map_err(NifError))
+}
+
+/// The atoms' term words of a name of at most `MAX_CACHED_SEGMENTS` atoms,
+/// on the stack; `None` for a longer name. Non-atoms and improper lists are
+/// a badarg, as in `decode_name`.
+fn segment_ids(term: Term) -> NifResult<Option<([u64; MAX_CACHED_SEGMENTS], usize)>> {
+    let mut ids = [0u64; MAX_CACHED_SEGMENTS];
+    let mut len = 0;
+    let mut rest = term;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell()?;
+        if !head.is_atom() {
+            return Err(Error::BadArg);
+        }
+        match ids.get_mut(len) {
+            Some(slot) => *slot = term_word(head),
+            None => return Ok(None),
+        }
+        len += 1;
+        rest = tail;
+    }
+    Ok(Some((ids, len)))
+}
+
+/// The raw word of an immediate term (for an atom: its unique table index
+/// and tag), which `ErlNifTerm` keeps in a private field.
+fn term_word(term: Term) -> u64 {
+    // SAFETY: ErlNifTerm is #[repr(transparent)] over usize; transmute checks the sizes.
+    let word: usize = unsafe { std::mem::transmute::<ErlNifTerm, usize>(term.as_c_arg()) };
+    word as u64
 }
 
 /// A list of atoms; anything else (or an atom outside Latin-1) is a badarg.

@@ -1,5 +1,5 @@
 //! One metric: its call count, last timestamp, merged measurements and first
-//! metadata. Counter increments take only a shared lock plus atomics.
+//! metadata. Counter increments take no lock: three atomic operations.
 
 use super::merge::{merge_all, merge_value, Key, Measure};
 use crate::{CoreError, CoreResult};
@@ -11,7 +11,8 @@ use std::sync::RwLock;
 enum CounterSlot {
     /// No `:counter` measurement recorded yet.
     Absent,
-    /// An integer held in `Entry::counter` (the lock-free hot path).
+    /// An integer held in `Entry::counter` (the lock-free hot path),
+    /// within `FAST_RANGE`.
     Atomic,
     /// Any other value (float, opaque term), held here.
     Value(Measure),
@@ -37,14 +38,29 @@ pub struct EntrySnapshot {
     pub metadata: Vec<u8>,
 }
 
-/// One metric. `body` is the only lock; the atomics are updated under its
-/// read guard (counter fast path) or its write guard (general merge), so a
-/// general merge never races an increment.
+/// `Entry::counter` while the slot is not `Atomic`: increments then fail.
+const FROZEN: i64 = i64::MIN;
+
+/// Integer counters stay on the atomic path while strictly inside
+/// `±FAST_RANGE` (so `FROZEN` is never a value); larger ones are merged
+/// under the lock, with the same overflow rules.
+const FAST_RANGE: i64 = 1 << 62;
+
+fn fast(i: i64) -> bool {
+    -FAST_RANGE < i && i < FAST_RANGE
+}
+
+/// One metric. `body` is the only lock, taken by general merges (write) and
+/// snapshots (read). Increments take no lock: they add to `counter` with a
+/// compare-and-swap that fails on `FROZEN`, and a general merge that touches
+/// the counter first swaps `FROZEN` in (under the write guard), so it owns
+/// the value it read and no increment is lost.
 #[derive(Debug)]
 pub(crate) struct Entry {
     count: AtomicU64,
     timestamp: AtomicI64,
-    /// Value of the `:counter` measurement while the slot is `Atomic`.
+    /// Value of the `:counter` measurement while the slot is `Atomic`,
+    /// otherwise `FROZEN`.
     counter: AtomicI64,
     /// Metadata of the first recording; never updated.
     metadata: Vec<u8>,
@@ -57,7 +73,7 @@ impl Entry {
         let entry = Entry {
             count: AtomicU64::new(0),
             timestamp: AtomicI64::new(now),
-            counter: AtomicI64::new(0),
+            counter: AtomicI64::new(FROZEN),
             metadata,
             body: RwLock::new(Body {
                 counter: CounterSlot::Absent,
@@ -76,24 +92,22 @@ impl Entry {
         self.timestamp.load(Ordering::Relaxed)
     }
 
-    /// Adds `delta` to an integer counter without excluding other
-    /// incrementers. Returns `false` (nothing done) when the counter is not an
-    /// atomic integer or the sum would overflow: the caller then merges.
+    /// Adds `delta` to an integer counter without any lock. Returns `false`
+    /// (nothing done) when the counter is not an atomic integer or the sum
+    /// would leave `FAST_RANGE`: the caller then merges.
     pub(crate) fn try_add_counter(&self, delta: i64, now: i64) -> CoreResult<bool> {
-        let body = self.body.read().map_err(CoreError::poisoned)?;
-        if body.counter != CounterSlot::Atomic {
-            return Ok(false);
-        }
         let added = self
             .counter
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                c.checked_add(delta)
+                if c == FROZEN {
+                    return None;
+                }
+                c.checked_add(delta).filter(|sum| fast(*sum))
             });
         if added.is_err() {
             return Ok(false);
         }
         self.touch(now);
-        drop(body);
         Ok(true)
     }
 
@@ -125,6 +139,7 @@ impl Entry {
         self.timestamp.fetch_max(now, Ordering::AcqRel);
     }
 
+    /// Caller holds a guard, so an `Atomic` slot's value is not `FROZEN`.
     fn counter_value(&self, slot: &CounterSlot) -> Option<Measure> {
         match slot {
             CounterSlot::Absent => None,
@@ -141,12 +156,20 @@ impl Entry {
                 rest.push((key, value));
                 continue;
             }
-            let merged = match self.counter_value(&body.counter) {
+            // Freeze first: increments racing this merge fail over to the
+            // lock (which we hold) instead of adding to a value we replace.
+            let frozen = self.counter.swap(FROZEN, Ordering::AcqRel);
+            let old = match &body.counter {
+                CounterSlot::Absent => None,
+                CounterSlot::Atomic => Some(Measure::Int(frozen)),
+                CounterSlot::Value(m) => Some(m.clone()),
+            };
+            let merged = match old {
                 Some(old) => merge_value(&Key::Counter, &old, value),
                 None => value,
             };
             body.counter = match merged {
-                Measure::Int(i) => {
+                Measure::Int(i) if fast(i) => {
                     self.counter.store(i, Ordering::Release);
                     CounterSlot::Atomic
                 }
@@ -196,6 +219,49 @@ mod tests {
             vec![(Key::Counter, Measure::Float(i64::MAX as f64 + 1.0))]
         );
         assert_eq!(s.count, 2);
+    }
+
+    #[test]
+    fn counters_past_the_fast_range_stay_exact_integers() {
+        let e = Entry::new(counter(FAST_RANGE - 1), vec![], 1);
+        assert!(!e.try_add_counter(1, 2).unwrap());
+        e.merge(counter(1), 2).unwrap();
+        assert!(!e.try_add_counter(1, 3).unwrap());
+        e.merge(counter(1), 3).unwrap();
+        e.merge(counter(-10), 4).unwrap();
+        assert!(e.try_add_counter(1, 5).unwrap());
+        let s = e.snapshot().unwrap();
+        assert_eq!(s.measurements, counter(FAST_RANGE - 8));
+        assert_eq!(s.count, 5);
+    }
+
+    #[test]
+    fn increments_racing_general_merges_lose_nothing() {
+        let e = std::sync::Arc::new(Entry::new(counter(0), vec![], 0));
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let e = std::sync::Arc::clone(&e);
+                std::thread::spawn(move || {
+                    for i in 0..5_000 {
+                        if t % 3 == 0 {
+                            let other = (Key::Gauge, Measure::Int(i));
+                            e.merge(vec![other, (Key::Counter, Measure::Int(1))], i)
+                                .unwrap();
+                        } else if !e.try_add_counter(1, i).unwrap() {
+                            e.merge(counter(1), i).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = e.snapshot().unwrap();
+        assert_eq!(s.count, 30_001);
+        assert!(s
+            .measurements
+            .contains(&(Key::Counter, Measure::Int(30_000))));
     }
 
     #[test]

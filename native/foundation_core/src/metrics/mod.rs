@@ -2,21 +2,26 @@
 //! merged with the recording rules of API.md section 17, bounded in the
 //! number of distinct names, with retention cleanup by timestamp.
 //!
-//! Lock order: a DashMap shard lock, then the entry's body lock. Both are
+//! Lock order: a DashMap shard lock, then the entry's body lock; or a
+//! per-thread cache slot (see `cache`), then the entry's body lock. All are
 //! held for memory operations only; callers encode terms (metadata) before
 //! calling in and after `snapshot` returns owned copies.
 
+mod cache;
 mod entry;
 pub mod merge;
 
+pub use cache::MAX_CACHED_SEGMENTS;
 pub use entry::EntrySnapshot;
 pub use merge::{merge_value, Key, Measure};
 
 use crate::CoreResult;
+use cache::{Cached, IdCache};
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::{DashMap, DashSet};
 use entry::Entry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// An event name: the names of its atoms, in order.
 pub type Name = Vec<String>;
@@ -46,8 +51,10 @@ pub struct MetricsStatus {
 /// The metric store of one TelemetryService namespace.
 #[derive(Debug)]
 pub struct Metrics {
-    entries: DashMap<Name, Entry>,
+    entries: DashMap<Name, Arc<Entry>>,
     handlers: DashSet<Name>,
+    /// Hot-path index by segment ids (`add_counter_by_ids`).
+    cache: IdCache,
     /// Number of entries (kept exact so the cap holds under concurrency).
     size: AtomicUsize,
     dropped: AtomicU64,
@@ -60,6 +67,7 @@ impl Metrics {
         Metrics {
             entries: DashMap::new(),
             handlers: DashSet::new(),
+            cache: IdCache::new(),
             size: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             max_metrics,
@@ -93,7 +101,7 @@ impl Metrics {
             MapEntry::Vacant(vacant) => {
                 let reserved = self.reserve_slot();
                 if reserved {
-                    vacant.insert(Entry::new(incoming, metadata, now));
+                    vacant.insert(Arc::new(Entry::new(incoming, metadata, now)));
                 }
                 reserved
             }
@@ -125,6 +133,57 @@ impl Metrics {
         self.record(name, vec![(Key::Counter, delta)], metadata, now)
     }
 
+    /// The hot path of `add_counter` for a name identified by `ids`: opaque
+    /// segment ids, unique per segment and stable for the store's life (the
+    /// NIF passes the atoms' term words). Adds an integer `delta` to the
+    /// entry cached in the calling thread's slot; `None` (nothing done) when
+    /// `delta` is not an integer, the entry is not cached or its counter is
+    /// not an atomic integer: then call `add_counter_caching`.
+    pub fn try_add_cached(
+        &self,
+        ids: &[u64],
+        delta: &Measure,
+        now: i64,
+    ) -> CoreResult<Option<Recorded>> {
+        let Measure::Int(d) = *delta else {
+            return Ok(None);
+        };
+        let handler = self.cache.with_hit(ids, |c| {
+            Ok(c.entry.try_add_counter(d, now)?.then_some(c.handler))
+        })?;
+        Ok(handler.flatten().map(|handler| Recorded {
+            stored: true,
+            handler,
+        }))
+    }
+
+    /// `add_counter`, then caches the entry of `name` under `ids` (see
+    /// `try_add_cached`) for this thread's next increments.
+    pub fn add_counter_caching<F>(
+        &self,
+        ids: &[u64],
+        name: Name,
+        delta: Measure,
+        metadata: F,
+        now: i64,
+    ) -> CoreResult<Recorded>
+    where
+        F: FnOnce() -> Vec<u8>,
+    {
+        // Read before the lookup: a removal after this point discards the fill.
+        let seen = self.cache.generation();
+        let recorded = self.add_counter(name.clone(), delta, metadata, now)?;
+        if !recorded.stored || ids.len() > MAX_CACHED_SEGMENTS {
+            return Ok(recorded);
+        }
+        let entry = self.entries.get(name.as_slice()).map(|e| Arc::clone(&e));
+        if let Some(entry) = entry {
+            let handler = recorded.handler;
+            self.cache.fill(ids, seen, Cached { entry, handler })?;
+        }
+        Ok(recorded)
+    }
+
     /// Owned copies of every entry, in no particular order.
     pub fn snapshot(&self) -> CoreResult<Vec<(Name, EntrySnapshot)>> {
         self.entries
@@ -148,6 +207,7 @@ impl Metrics {
         for name in names {
             self.handlers.insert(name);
         }
+        self.cache.invalidate();
     }
 
     /// Detaches the handlers of these names (absent names are ignored).
@@ -155,11 +215,13 @@ impl Metrics {
         for name in names {
             self.handlers.remove(name);
         }
+        self.cache.invalidate();
     }
 
     /// Detaches every handler.
     pub fn clear_handlers(&self) {
         self.handlers.clear();
+        self.cache.invalidate();
     }
 
     /// Sizes and counters.
@@ -198,6 +260,9 @@ impl Metrics {
             }
             !remove
         });
+        if removed > 0 {
+            self.cache.invalidate();
+        }
         removed
     }
 }
