@@ -70,16 +70,27 @@ defmodule Bench.SchedulerLatency do
     {:ok, _} = EventStore.store(big, opts)
     fill(opts, 100_000, 10_000)
 
+    bigs =
+      for id <- 11..18, do: %{big | event_id: 2_000_000_000 + id, correlation_id: "bench-big"}
+
     [
       {"EventStore.query -> 100k events", loaders,
        fn -> {:ok, [_ | _]} = EventStore.query(%{limit: 100_000}, opts) end},
       {"EventStore.store_batch 10k events", loaders, store_batch_fun(opts)},
+      {"EventStore.query limit 1, offset 90k (of 100k)", loaders,
+       fn -> {:ok, [_]} = EventStore.query(%{limit: 1, offset: 90_000}, opts) end},
       {"EventStore.prune_before (500k events)", 1, prune_fun(opts)},
       {"EventStore.store 1 MB-data event", loaders,
        fn -> {:ok, 1} = EventStore.store(big, opts) end},
       {"EventStore.get 1 MB-data event", loaders, fn -> {:ok, _} = EventStore.get(1, opts) end},
       {"EventStore.store_async 1 MB-data event", loaders,
-       fn -> EventStore.store_async(%{big | event_id: 2}, opts) end}
+       fn -> EventStore.store_async(%{big | event_id: 2}, opts) end},
+      {"EventStore.store_batch 8 x 1 MB-data events", loaders,
+       fn -> {:ok, _} = EventStore.store_batch(bigs, opts) end},
+      {"EventStore.query limit 8 -> 8 x 1 MB-data events", loaders,
+       fn -> {:ok, [_ | _]} = EventStore.query(%{event_type: :bench_big, limit: 8}, opts) end},
+      {"EventStore.get_by_correlation -> 8 x 1 MB-data events", loaders,
+       fn -> {:ok, [_ | _]} = EventStore.get_by_correlation("bench-big", opts) end}
     ]
   end
 
