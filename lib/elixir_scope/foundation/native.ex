@@ -16,11 +16,13 @@ defmodule ElixirScope.Foundation.Native do
       :ok ->
         :ok
 
-      # The Elixir compiler loads every module it compiles, and our cargo
-      # compiler runs after it: on a first build the library does not exist
-      # yet. The stubs are never called at compile time, so that is fine.
+      # The Elixir compiler loads every module as it defines it (from memory:
+      # no .beam path yet), and our cargo compiler runs after it, so on a
+      # first build the library does not exist yet. Nothing calls a NIF at
+      # compile time, and the cargo compiler unloads this module once the
+      # library is installed.
       {:error, {reason, text}} ->
-        if Code.can_await_module_compilation?(), do: :ok, else: report_missing(path, reason, text)
+        if is_list(:code.which(__MODULE__)), do: report_missing(path, reason, text), else: :ok
     end
   end
 

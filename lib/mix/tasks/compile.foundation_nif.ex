@@ -88,10 +88,26 @@ defmodule Mix.Tasks.Compile.FoundationNif do
       File.mkdir_p!(Path.dirname(target))
       _ = File.rm(target)
       File.cp!(source, target)
+      unload_native()
       {:ok, []}
     else
       failure("cargo finished but no library for #{@crate} was found")
     end
+  end
+
+  # The Elixir compiler has already loaded `Native` in this VM (with the old
+  # library, or with bare stubs on a first build), and `mix test` runs the
+  # tests in this same VM: unload it so its next use loads the new library.
+  defp unload_native do
+    native = ElixirScope.Foundation.Native
+
+    if :code.is_loaded(native) do
+      _ = :code.purge(native)
+      _ = :code.delete(native)
+      _ = :code.purge(native)
+    end
+
+    :ok
   end
 
   defp cargo_target_dir(root) do

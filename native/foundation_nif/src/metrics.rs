@@ -28,7 +28,7 @@ pub struct MetricsHandle(pub Metrics);
 #[rustler::resource_impl]
 impl rustler::Resource for MetricsHandle {}
 
-// Only DashMaps of owned data and atomics; no invariant spans a panic point.
+// DashMaps, mutex-guarded caches of owned data and atomics; no invariant spans a panic point.
 impl std::panic::RefUnwindSafe for MetricsHandle {}
 
 type Outcome<T> = NifResult<NifOutcome<T>>;

@@ -10,7 +10,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   * **Updates** and resets are serialized in the server, validated by
     `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
     subscribers as `{:config_notification, {:config_updated, path, value}}` /
-    `{:config_notification, {:config_reset, config}}`.
+    `{:config_notification, {:config_reset, config}}`. The config is
+    republished at most 50 times at once, then once per 5 ms: updates arriving
+    faster are group committed (each caller gets `:ok`, and subscribers their notification,
+    once the publication carrying its update is done), which bounds the
+    memory the VM holds for replaced `:persistent_term` values.
+  * **Crash recovery**: a killed server restarts from the config it had last
+    published, so no acknowledged update is lost (a normal stop erases it,
+    and the next start builds a fresh config).
   * **Audit and counters** are handed off without waiting, in the server's
     own namespace: the audit event (built with
     `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
@@ -43,6 +50,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
+
+  # Rate limit of config publications (see maybe_flush/1).
+  @publish_gap_ms 5
+  @publish_burst 50
 
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -308,7 +319,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def init(opts) do
     namespace = Keyword.fetch!(opts, :namespace)
 
-    case ConfigLogic.build_config(opts) do
+    case initial_config(namespace, opts) do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
         publish(namespace, config)
@@ -320,6 +331,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     end
   end
 
+  # A config still published for the namespace means the previous instance
+  # was killed (terminate/2, which erases it, did not run): resume from it so
+  # a crash does not lose acknowledged updates. Otherwise build a fresh one.
+  defp initial_config(namespace, opts) do
+    case published(namespace) do
+      %Config{} = config -> {:ok, config}
+      nil -> ConfigLogic.build_config(opts)
+    end
+  end
+
   defp new_state(namespace, config) do
     %{
       config: config,
@@ -327,7 +348,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       subscribers: [],
       monitors: %{},
       metrics: %{start_time: now_ms(), updates_count: 0, last_update: nil},
-      audit: %{sent: 0, failures: 0, skipped: 0}
+      audit: %{sent: 0, failures: 0, skipped: 0},
+      # Group commit of updates (see flush/1).
+      pending: [],
+      tokens: @publish_burst,
+      refilled_at: now_ms(),
+      flush_timer: nil
     }
   end
 
@@ -337,14 +363,18 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:get_config_path, path}, _from, state),
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
-  def handle_call({:update_config, path, value}, _from, state) do
+  def handle_call({:update_config, path, value}, from, state) do
     case ConfigLogic.update_config(state.config, path, value) do
-      {:ok, new_config} -> {:reply, :ok, apply_update(state, new_config, path, value)}
-      {:error, _} = error -> {:reply, error, state}
+      {:ok, new_config} ->
+        state = apply_update(state, new_config, path, value)
+        {:noreply, maybe_flush(%{state | pending: [{from, path, value} | state.pending]})}
+
+      {:error, _} = error ->
+        {:reply, error, state}
     end
   end
 
-  def handle_call(:reset_config, _from, state), do: {:reply, :ok, apply_reset(state)}
+  def handle_call(:reset_config, _from, state), do: {:reply, :ok, apply_reset(flush(state))}
 
   def handle_call({:subscribe, pid}, _from, state), do: {:reply, :ok, add_subscriber(state, pid)}
 
@@ -354,6 +384,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call(:get_status, _from, state), do: {:reply, {:ok, status_map(state)}, state}
 
   def handle_call(:reset_state, _from, state) do
+    state = flush(state)
+
     case ConfigLogic.build_config([]) do
       {:ok, config} ->
         Enum.each(Map.keys(state.monitors), &Process.demonitor(&1, [:flush]))
@@ -366,6 +398,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   @impl true
+  def handle_info(:flush_config, state),
+    do: {:noreply, %{state | flush_timer: nil} |> refill() |> take_token() |> flush()}
+
   def handle_info({:DOWN, ref, :process, pid, _reason}, state) do
     {:noreply,
      %{
@@ -388,11 +423,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   # -- server helpers --------------------------------------------------------
 
+  # Publication and the notifications happen in flush/1, before the reply.
   defp apply_update(state, new_config, path, value) do
     previous = ConfigLogic.get_config_value(state.config, path)
-    # Republishing costs a global literal-area scan: skip it for a no-op update.
-    if new_config != state.config, do: publish(state.namespace, new_config)
-    notify(state.subscribers, {:config_updated, path, value})
 
     metrics = %{
       state.metrics
@@ -420,6 +453,48 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
     count(state.namespace, [:foundation, :config_resets], %{reset_from_updates_count: n})
     state
+  end
+
+  # Group commit. Every republish leaves the old config in a literal area
+  # that the VM frees only after scanning every process; under a stream of
+  # updates those areas piled up faster than they were freed (BEAM memory
+  # grew ~1.4 KB per update, without bound: test/reliability). So
+  # publications are rate limited by a token bucket (@publish_burst at once,
+  # then one per @publish_gap_ms): an update arriving when no token is left
+  # is applied to the state at once, but its caller's `:ok` (and the
+  # subscribers' notification) waits for the next publication, which carries
+  # every update since.
+  defp maybe_flush(state) do
+    state = refill(state)
+
+    cond do
+      state.tokens >= 1 -> state |> take_token() |> flush()
+      state.flush_timer -> state
+      true -> %{state | flush_timer: Process.send_after(self(), :flush_config, @publish_gap_ms)}
+    end
+  end
+
+  defp refill(state) do
+    now = now_ms()
+    tokens = min(@publish_burst, state.tokens + (now - state.refilled_at) / @publish_gap_ms)
+    %{state | tokens: tokens, refilled_at: now}
+  end
+
+  defp take_token(state), do: %{state | tokens: state.tokens - 1}
+
+  defp flush(%{pending: []} = state), do: state
+
+  defp flush(state) do
+    if state.flush_timer, do: Process.cancel_timer(state.flush_timer)
+    # Skip the republish (a global literal-area scan) when nothing changed.
+    if published(state.namespace) != state.config, do: publish(state.namespace, state.config)
+
+    for {from, path, value} <- Enum.reverse(state.pending) do
+      notify(state.subscribers, {:config_updated, path, value})
+      GenServer.reply(from, :ok)
+    end
+
+    %{state | pending: [], flush_timer: nil}
   end
 
   defp publish(namespace, config), do: :persistent_term.put({__MODULE__, namespace}, config)
