@@ -38,8 +38,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   ## Telemetry
 
     * `[:foundation, :event_store, :events_stored]` through
-      `TelemetryService.emit_counter/3` (when that module is loaded):
-      measurement `counter: 1` with metadata `%{event_type, event_id}` per
+      `TelemetryService.emit_counter/4`, to the TelemetryService of the
+      store's own namespace (a `{:test, ref}` store never counts into
+      `:production`): measurement `counter: 1` with metadata `%{event_type, event_id}` per
       store, `counter: n` with `%{batch_size: n}` per batch.
   """
   use GenServer
@@ -69,7 +70,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          {:ok, id} <- Support.native(Native.store_put(handle, event)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id})
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
   end
@@ -85,7 +86,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
          :ok <- validate_all(events),
          {:ok, ids} <- put_chunks(handle, events) do
       n = length(ids)
-      if n > 0, do: Support.emit_stored(n, %{batch_size: n})
+      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
     end
   end
@@ -100,7 +101,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          {:ok, :ok} <- Support.native(Native.store_put_async(handle, event)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id})
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
   end
