@@ -132,7 +132,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts) do
       case Support.normalize_query(query) do
         # A small limit bounds the work: normal scheduler; else dirty.
-        {:ok, {type, range, order, offset, limit}} when limit in 1..@bounded ->
+        {:ok, {type, range, order, offset, limit}}
+        when limit in 1..@bounded and offset <= @bounded ->
           Support.native(Native.store_query(handle, type, range, order, offset, limit))
 
         {:ok, {type, range, order, offset, limit}} ->

@@ -17,7 +17,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   def fields, do: %{audit: %{sent: 0, failures: 0, skipped: 0}}
 
   @doc "Hands the audit event `type` with `data` off and counts the outcome."
-  def event(state, type, data) do
+  def event(%{} = state, type, data) do
     outcome =
       if ProcessRegistry.registered?(state.namespace, :event_store),
         do: hand_off(type, data, state.namespace),

@@ -41,7 +41,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Publisher do
   Queues the reply to an update already applied to `state.config`: published
   (and replied to) now if a token is left, else by the next `tick/1`.
   """
-  def commit(state, from, path, value) do
+  def commit(%{} = state, from, path, value) do
     state = refill(%{state | pending: [{from, path, value} | state.pending]})
 
     cond do
@@ -60,7 +60,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Publisher do
   """
   def flush(%{pending: []} = state), do: state
 
-  def flush(state) do
+  def flush(%{} = state) do
     if state.flush_timer, do: Process.cancel_timer(state.flush_timer)
     # Skip the republish (a global literal-area scan) when nothing changed.
     if published(state.namespace) != state.config, do: publish(state.namespace, state.config)
