@@ -44,6 +44,21 @@ update_n = 2_000
     )
   end)
 
+# 2b. Config updates from 8 processes: the group commit answers every update
+# that arrived since the last publication with one publication.
+update_value = fn i -> if rem(i, 2) == 0, do: 0.5, else: 1.0 end
+per_updater = div(update_n, workers)
+
+ours_update_x8 =
+  Harness.concurrent_ops_per_sec(workers, per_updater, fn _w, i ->
+    :ok = Config.update(path, update_value.(i))
+  end)
+
+ref_update_x8 =
+  Harness.concurrent_ops_per_sec(workers, per_updater, fn _w, i ->
+    :ok = Reference.ConfigServer.update(ref_config, path, update_value.(i))
+  end)
+
 # 3. Counters from 8 processes, then read back.
 emits = 20_000
 flood = fn emit -> Harness.concurrent_ops_per_sec(workers, emits, fn _w, _i -> emit.() end) end
@@ -106,6 +121,12 @@ Harness.table(
     ["limit: :persistent_term.get x8", raw_get, ""],
     ["Config.update/2 (ours)", update_n / ours_t, "#{Float.round(ref_t / ours_t, 2)}x reference"],
     ["Config.update/2 (reference: sync audit call)", update_n / ref_t, ""],
+    [
+      "Config.update/2 x8 (ours)",
+      ours_update_x8,
+      "#{Float.round(ours_update_x8 / ref_update_x8, 2)}x reference"
+    ],
+    ["Config.update/2 x8 (reference)", ref_update_x8, ""],
     [
       "Telemetry.emit_counter/2 x8 (ours)",
       ours_emit,

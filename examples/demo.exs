@@ -4,7 +4,11 @@ alias ElixirScope.Foundation.{Config, Error, ErrorContext, Events, Telemetry, Ut
 alias ElixirScope.Foundation.Types
 
 section = fn title -> IO.puts("\n== #{title}") end
-show = fn label, value -> IO.puts("  #{label}: #{inspect(value, pretty: true, limit: 8)}") end
+
+show = fn label, value ->
+  text = value |> inspect(pretty: true, limit: 8) |> String.replace("\n", "\n    ")
+  IO.puts("  #{label}: #{text}")
+end
 
 section.("Native core")
 show.("Rust core version", ElixirScope.Foundation.Native.native_version())

@@ -2,6 +2,8 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
   # Config update -> subscriber message -> audit event queryable -> counter incremented.
   use ExUnit.Case, async: false
 
+  import ElixirScope.Foundation.TestSupport.Eventually
+
   alias ElixirScope.Foundation.{Config, Events, ServiceRegistry, Telemetry}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore}
 
@@ -18,14 +20,6 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
   end
 
   defp counter_grows?(name, before), do: eventually(fn -> counter(name) >= before + 1 end)
-
-  defp eventually(fun, tries \\ 100) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
-  end
 
   defp audit_events(type) do
     {:ok, events} = Events.query(%{event_type: type})

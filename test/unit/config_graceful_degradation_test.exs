@@ -1,6 +1,8 @@
 defmodule ElixirScope.Foundation.Config.GracefulDegradationTest do
   use ExUnit.Case, async: false
 
+  import ElixirScope.Foundation.TestSupport.Eventually
+
   alias ElixirScope.Foundation.Config
   alias ElixirScope.Foundation.Config.GracefulDegradation, as: GD
   alias ElixirScope.Foundation.Services.ConfigServer
@@ -106,13 +108,13 @@ defmodule ElixirScope.Foundation.Config.GracefulDegradationTest do
   end
 
   test "pending updates are retried periodically, without anyone calling retry" do
-    # Default retry interval: 1 s (eventually/1 waits up to 2 s).
+    # Default retry interval: 1 s (eventually/2 with 150 tries waits up to 3 s).
     stop_config_server()
     {:error, _} = GD.update_with_fallback([:dev, :verbose_logging], true)
     start_config_server()
 
-    assert eventually(fn -> Config.get([:dev, :verbose_logging]) == {:ok, true} end)
-    assert eventually(fn -> GD.get_cache_stats().pending_update_entries == 0 end)
+    assert eventually(fn -> Config.get([:dev, :verbose_logging]) == {:ok, true} end, 150)
+    assert eventually(fn -> GD.get_cache_stats().pending_update_entries == 0 end, 150)
   end
 
   test "cleanup_expired_cache/0 removes rows older than the TTL" do
@@ -134,13 +136,5 @@ defmodule ElixirScope.Foundation.Config.GracefulDegradationTest do
     assert stats.config_cache_entries == 1
     assert stats.pending_update_entries == 0
     assert is_integer(stats.memory_words)
-  end
-
-  defp eventually(fun, tries \\ 150) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
   end
 end

@@ -44,14 +44,14 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   @spec create_event(atom(), term(), keyword()) :: event_result()
   def create_event(event_type, data, opts \\ []) do
     event = %Event{
-      event_id: opts[:event_id] || Utils.generate_id(),
+      event_id: opt(opts, :event_id) || Utils.generate_id(),
       event_type: event_type,
-      timestamp: opts[:timestamp] || Utils.monotonic_timestamp(),
-      wall_time: opts[:wall_time] || DateTime.utc_now(),
-      node: opts[:node] || Node.self(),
-      pid: opts[:pid] || self(),
-      correlation_id: opts[:correlation_id],
-      parent_id: opts[:parent_id],
+      timestamp: opt(opts, :timestamp) || Utils.monotonic_timestamp(),
+      wall_time: opt(opts, :wall_time) || DateTime.utc_now(),
+      node: opt(opts, :node) || Node.self(),
+      pid: opt(opts, :pid) || self(),
+      correlation_id: opt(opts, :correlation_id),
+      parent_id: opt(opts, :parent_id),
       data: data
     }
 
@@ -75,9 +75,9 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
       function: function,
       arity: arity,
       args: Utils.truncate_if_large(args),
-      caller_module: opts[:caller_module],
-      caller_function: opts[:caller_function],
-      caller_line: opts[:caller_line]
+      caller_module: opt(opts, :caller_module),
+      caller_function: opt(opts, :caller_function),
+      caller_line: opt(opts, :caller_line)
     }
 
     create_event(:function_entry, data, opts)
@@ -113,8 +113,8 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
       old_state: Utils.truncate_if_large(old_state),
       new_state: Utils.truncate_if_large(new_state),
       state_diff: if(old_state == new_state, do: :no_change, else: :changed),
-      trigger_message: opts[:trigger_message],
-      trigger_call_id: opts[:trigger_call_id]
+      trigger_message: opt(opts, :trigger_message),
+      trigger_call_id: opt(opts, :trigger_call_id)
     }
 
     create_event(:state_change, data, opts)
@@ -168,24 +168,27 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   @spec extract_correlation_chain([Event.t()], String.t()) :: [Event.t()]
   def extract_correlation_chain(events, correlation_id) when is_binary(correlation_id) do
     events
-    |> Enum.filter(&(&1.correlation_id == correlation_id))
-    |> Enum.sort_by(& &1.timestamp)
+    |> Enum.filter(&(field!(&1, :correlation_id) == correlation_id))
+    |> Enum.sort_by(&field!(&1, :timestamp))
   end
 
   @doc "Events grouped by correlation id (nil ids dropped), each group timestamp-ascending."
   @spec group_by_correlation([Event.t()]) :: %{String.t() => [Event.t()]}
   def group_by_correlation(events) do
     events
-    |> Enum.reject(&is_nil(&1.correlation_id))
-    |> Enum.group_by(& &1.correlation_id)
-    |> Map.new(fn {cid, group} -> {cid, Enum.sort_by(group, & &1.timestamp)} end)
+    |> Enum.reject(&is_nil(field!(&1, :correlation_id)))
+    |> Enum.group_by(&field!(&1, :correlation_id))
+    |> Map.new(fn {cid, group} -> {cid, Enum.sort_by(group, &field!(&1, :timestamp))} end)
   end
 
   @doc "Events with `start <= timestamp <= stop`, in input order."
   @spec filter_by_time_range([Event.t()], integer(), integer()) :: [Event.t()]
   def filter_by_time_range(events, start_time, end_time)
       when is_integer(start_time) and is_integer(end_time) do
-    Enum.filter(events, &(&1.timestamp >= start_time and &1.timestamp <= end_time))
+    Enum.filter(events, fn event ->
+      timestamp = field!(event, :timestamp)
+      timestamp >= start_time and timestamp <= end_time
+    end)
   end
 
   @doc "`%{event | data: fun.(event.data)}`."
@@ -193,6 +196,24 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   def transform_event_data(%Event{} = event, fun) when is_function(fun, 1) do
     %{event | data: fun.(event.data)}
   end
+
+  # Options are read with Access, as in the original (keyword list, map or
+  # nil); a struct or any other term raises ArgumentError (Access on a
+  # struct would raise UndefinedFunctionError).
+  defp opt(opts, key) when is_list(opts) or is_nil(opts), do: opts[key]
+  defp opt(%_{} = opts, _key), do: bad_opts(opts)
+  defp opt(opts, key) when is_map(opts), do: opts[key]
+  defp opt(opts, _key), do: bad_opts(opts)
+
+  defp bad_opts(opts),
+    do: raise(ArgumentError, "options must be a keyword list, got: #{inspect(opts, limit: 5)}")
+
+  # `event.field` on an atom would be a remote call (UndefinedFunctionError);
+  # a non-map element raises ArgumentError, a map without the key KeyError.
+  defp field!(event, key) when is_map(event), do: Map.fetch!(event, key)
+
+  defp field!(other, _key),
+    do: raise(ArgumentError, "expected an event, got: #{inspect(other, limit: 5)}")
 
   defp runtime_error(error_type, message, context) do
     {:error,

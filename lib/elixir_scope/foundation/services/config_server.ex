@@ -46,14 +46,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
   alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry}
-  alias ElixirScope.Foundation.Logic.{ConfigLogic, EventLogic}
-  alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
+  alias ElixirScope.Foundation.Logic.ConfigLogic
+  alias ElixirScope.Foundation.Services.ConfigServer.{Audit, Publisher}
+  alias ElixirScope.Foundation.Services.Errors
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
-
-  # Rate limit of config publications (see maybe_flush/1).
-  @publish_gap_ms 5
-  @publish_burst 50
 
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -102,7 +99,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def get(path, opts) when is_list(path), do: read(path, namespace(opts), opts)
 
   defp read(path, namespace, opts) do
-    case published(namespace) do
+    case Publisher.published(namespace) do
       nil ->
         call(opts, {:get_config_path, path})
 
@@ -231,8 +228,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp namespace(opts), do: Keyword.get(opts, :namespace, :production)
 
-  defp published(namespace), do: :persistent_term.get({__MODULE__, namespace}, nil)
-
   defp call(opts, message) do
     case ProcessRegistry.lookup(namespace(opts), :config_server) do
       {:ok, pid} -> GenServer.call(pid, message)
@@ -291,27 +286,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   defp wrap_start({:error, reason}),
     do: {:error, %{unavailable() | message: "Failed to start ConfigServer: #{inspect(reason)}"}}
 
-  defp unavailable do
-    Error.new(
-      code: 5000,
-      error_type: :service_unavailable,
-      message: "Configuration service not started",
-      severity: :high,
-      category: :system,
-      subcategory: :initialization
-    )
-  end
+  defp unavailable, do: Errors.unavailable(:config_server)
 
-  defp forbidden do
-    Error.new(
-      code: 5002,
-      error_type: :operation_forbidden,
-      message: "State reset only allowed in test mode",
-      severity: :high,
-      category: :security,
-      subcategory: :authorization
-    )
-  end
+  defp forbidden, do: Errors.reset_forbidden(:config_server)
 
   # -- server ----------------------------------------------------------------
 
@@ -322,7 +299,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     case initial_config(namespace, opts) do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
-        publish(namespace, config)
+        Publisher.publish(namespace, config)
         ProcessRegistry.notify_registered(namespace, :config_server)
         {:ok, new_state(namespace, config)}
 
@@ -335,7 +312,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # was killed (terminate/2, which erases it, did not run): resume from it so
   # a crash does not lose acknowledged updates. Otherwise build a fresh one.
   defp initial_config(namespace, opts) do
-    case published(namespace) do
+    case Publisher.published(namespace) do
       %Config{} = config -> {:ok, config}
       nil -> ConfigLogic.build_config(opts)
     end
@@ -347,14 +324,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       namespace: namespace,
       subscribers: [],
       monitors: %{},
-      metrics: %{start_time: now_ms(), updates_count: 0, last_update: nil},
-      audit: %{sent: 0, failures: 0, skipped: 0},
-      # Group commit of updates (see flush/1).
-      pending: [],
-      tokens: @publish_burst,
-      refilled_at: now_ms(),
-      flush_timer: nil
+      metrics: %{start_time: now_ms(), updates_count: 0, last_update: nil}
     }
+    |> Map.merge(Audit.fields())
+    |> Map.merge(Publisher.fields())
   end
 
   @impl true
@@ -367,14 +340,15 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     case ConfigLogic.update_config(state.config, path, value) do
       {:ok, new_config} ->
         state = apply_update(state, new_config, path, value)
-        {:noreply, maybe_flush(%{state | pending: [{from, path, value} | state.pending]})}
+        {:noreply, Publisher.commit(state, from, path, value)}
 
       {:error, _} = error ->
         {:reply, error, state}
     end
   end
 
-  def handle_call(:reset_config, _from, state), do: {:reply, :ok, apply_reset(flush(state))}
+  def handle_call(:reset_config, _from, state),
+    do: {:reply, :ok, apply_reset(Publisher.flush(state))}
 
   def handle_call({:subscribe, pid}, _from, state), do: {:reply, :ok, add_subscriber(state, pid)}
 
@@ -384,12 +358,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call(:get_status, _from, state), do: {:reply, {:ok, status_map(state)}, state}
 
   def handle_call(:reset_state, _from, state) do
-    state = flush(state)
+    state = Publisher.flush(state)
 
     case ConfigLogic.build_config([]) do
       {:ok, config} ->
         Enum.each(Map.keys(state.monitors), &Process.demonitor(&1, [:flush]))
-        publish(state.namespace, config)
+        Publisher.publish(state.namespace, config)
         {:reply, :ok, new_state(state.namespace, config)}
 
       {:error, _} = error ->
@@ -398,8 +372,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   @impl true
-  def handle_info(:flush_config, state),
-    do: {:noreply, %{state | flush_timer: nil} |> refill() |> take_token() |> flush()}
+  def handle_info(:flush_config, state), do: {:noreply, Publisher.tick(state)}
 
   def handle_info({:DOWN, ref, :process, pid, _reason}, state) do
     {:noreply,
@@ -417,13 +390,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @impl true
   def terminate(_reason, state) do
-    :persistent_term.erase({__MODULE__, state.namespace})
+    Publisher.erase(state.namespace)
     :ok
   end
 
   # -- server helpers --------------------------------------------------------
 
-  # Publication and the notifications happen in flush/1, before the reply.
+  # Publication and the notifications happen in Publisher.flush/1, before
+  # the reply.
   defp apply_update(state, new_config, path, value) do
     previous = ConfigLogic.get_config_value(state.config, path)
 
@@ -434,73 +408,26 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     }
 
     data = %{path: path, new_value: value, previous_value: previous, timestamp: now_ms()}
-    state = audit(%{state | config: new_config, metrics: metrics}, :config_updated, data)
-    count(state.namespace, [:foundation, :config_updates], %{path: path})
+    state = Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
+    Audit.count(state.namespace, [:foundation, :config_updates], %{path: path})
     state
   end
 
   defp apply_reset(state) do
     config = Config.new()
-    publish(state.namespace, config)
-    notify(state.subscribers, {:config_reset, config})
+    Publisher.publish(state.namespace, config)
+    Publisher.notify(state.subscribers, {:config_reset, config})
     n = state.metrics.updates_count
 
     state =
-      audit(%{state | config: config}, :config_reset, %{
+      Audit.event(%{state | config: config}, :config_reset, %{
         timestamp: now_ms(),
         reset_from_updates_count: n
       })
 
-    count(state.namespace, [:foundation, :config_resets], %{reset_from_updates_count: n})
+    Audit.count(state.namespace, [:foundation, :config_resets], %{reset_from_updates_count: n})
     state
   end
-
-  # Group commit. Every republish leaves the old config in a literal area
-  # that the VM frees only after scanning every process; under a stream of
-  # updates those areas piled up faster than they were freed (BEAM memory
-  # grew ~1.4 KB per update, without bound: test/reliability). So
-  # publications are rate limited by a token bucket (@publish_burst at once,
-  # then one per @publish_gap_ms): an update arriving when no token is left
-  # is applied to the state at once, but its caller's `:ok` (and the
-  # subscribers' notification) waits for the next publication, which carries
-  # every update since.
-  defp maybe_flush(state) do
-    state = refill(state)
-
-    cond do
-      state.tokens >= 1 -> state |> take_token() |> flush()
-      state.flush_timer -> state
-      true -> %{state | flush_timer: Process.send_after(self(), :flush_config, @publish_gap_ms)}
-    end
-  end
-
-  defp refill(state) do
-    now = now_ms()
-    tokens = min(@publish_burst, state.tokens + (now - state.refilled_at) / @publish_gap_ms)
-    %{state | tokens: tokens, refilled_at: now}
-  end
-
-  defp take_token(state), do: %{state | tokens: state.tokens - 1}
-
-  defp flush(%{pending: []} = state), do: state
-
-  defp flush(state) do
-    if state.flush_timer, do: Process.cancel_timer(state.flush_timer)
-    # Skip the republish (a global literal-area scan) when nothing changed.
-    if published(state.namespace) != state.config, do: publish(state.namespace, state.config)
-
-    for {from, path, value} <- Enum.reverse(state.pending) do
-      notify(state.subscribers, {:config_updated, path, value})
-      GenServer.reply(from, :ok)
-    end
-
-    %{state | pending: [], flush_timer: nil}
-  end
-
-  defp publish(namespace, config), do: :persistent_term.put({__MODULE__, namespace}, config)
-
-  defp notify(subscribers, message),
-    do: Enum.each(subscribers, &send(&1, {:config_notification, message}))
 
   defp add_subscriber(state, pid) do
     if pid in state.subscribers do
@@ -533,53 +460,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       audit_failures: state.audit.failures,
       audit_skipped: state.audit.skipped
     }
-  end
-
-  # Hands the audit event off; never waits for or crashes on the EventStore.
-  defp audit(state, type, data) do
-    outcome =
-      if ProcessRegistry.registered?(state.namespace, :event_store),
-        do: hand_off(type, data, state.namespace),
-        else: :skipped
-
-    case outcome do
-      :ok -> bump(state, :sent)
-      :skipped -> bump(state, :skipped)
-      {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
-    end
-  end
-
-  defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
-
-  # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
-  # so an EventStore outage does not flood it.
-  defp log_failure(state, type, reason) do
-    n = state.audit.failures
-
-    if rem(n, 100) == 0,
-      do:
-        Logger.warning(
-          "ConfigServer audit event #{type} not handed off (#{n + 1} failures so far): #{inspect(reason)}"
-        )
-
-    state
-  end
-
-  defp hand_off(type, data, namespace) do
-    with {:ok, event} <- EventLogic.create_event(type, data),
-         :ok <- EventStore.store_async(event, namespace: namespace) do
-      :ok
-    else
-      other -> {:failed, other}
-    end
-  catch
-    kind, reason -> {:failed, {kind, reason}}
-  end
-
-  defp count(namespace, name, metadata) do
-    TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
-  catch
-    _, _ -> :ok
   end
 
   defp now_ms, do: System.monotonic_time(:millisecond)

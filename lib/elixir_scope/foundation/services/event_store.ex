@@ -56,8 +56,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   ## Telemetry
 
     * `[:foundation, :event_store, :events_stored]` through
-      `TelemetryService.emit_counter/3` (when that module is loaded):
-      measurement `counter: 1` with metadata `%{event_type, event_id}` per
+      `TelemetryService.emit_counter/4`, to the TelemetryService of the
+      store's own namespace (a `{:test, ref}` store never counts into
+      `:production`): measurement `counter: 1` with metadata `%{event_type, event_id}` per
       store, `counter: n` with `%{batch_size: n}` per batch.
   """
   use GenServer
@@ -87,7 +88,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          {:ok, id} <- Support.native(Native.store_put(handle, event)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id})
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
   end
@@ -103,7 +104,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
          :ok <- validate_all(events),
          {:ok, ids} <- put_chunks(handle, events) do
       n = length(ids)
-      if n > 0, do: Support.emit_stored(n, %{batch_size: n})
+      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
     end
   end
@@ -118,7 +119,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          {:ok, :ok} <- Support.native(Native.store_put_async(handle, event)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id})
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
   end
@@ -149,7 +150,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts) do
       case Support.normalize_query(query) do
         # A small limit bounds the work: normal scheduler; else dirty.
-        {:ok, {type, range, order, offset, limit}} when limit in 1..@bounded ->
+        {:ok, {type, range, order, offset, limit}}
+        when limit in 1..@bounded and offset <= @bounded ->
           Support.native(Native.store_query(handle, type, range, order, offset, limit))
 
         {:ok, {type, range, order, offset, limit}} ->

@@ -78,7 +78,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @behaviour ElixirScope.Foundation.Contracts.Telemetry
 
   alias ElixirScope.Foundation.{Native, ProcessRegistry}
-  alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested}
+  alias ElixirScope.Foundation.Services.Errors
+  alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested, Recorder}
   alias ElixirScope.Foundation.Types.Error
 
   @default_config %{
@@ -113,7 +114,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec execute(event_name(), map(), map(), opts()) :: :ok
   def execute(name, measurements, metadata, opts \\ []) do
-    safely(fn -> record(namespace(opts), name, measurements, metadata) end)
+    Recorder.record(opts, name, measurements, metadata)
     Forward.execute(name, measurements, metadata)
   end
 
@@ -171,13 +172,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @doc "Counter event of `value` in `opts[:namespace]`. Always `:ok`."
   @spec emit_counter(event_name(), number(), map(), opts()) :: :ok
   def emit_counter(name, value, metadata, opts) when is_number(value) do
-    # The hot path: `safely/1` inlined (no closure per call).
-    try do
-      record_counter(namespace(opts), name, value, metadata)
-    catch
-      _kind, _reason -> :ok
-    end
-
+    Recorder.record_counter(opts, name, value, metadata)
     Forward.execute(name, %{counter: value}, metadata)
   end
 
@@ -202,7 +197,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def get_metrics(opts \\ []) do
     namespace = namespace!(opts)
 
-    case {live_handle(namespace), :persistent_term.get(key(namespace), nil)} do
+    case {Recorder.live_handle(namespace), Recorder.entry(namespace)} do
       {{:ok, handle}, _} ->
         snapshot(handle)
 
@@ -294,7 +289,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
     with :ok <- validate_config(config) do
       namespace = config.namespace
-      handle = attach_handle(namespace, config.max_metrics)
+      handle = Recorder.attach(namespace, config.max_metrics)
       schedule_cleanup(config.cleanup_interval)
       if config.enable_vm_metrics, do: emit_vm_gauges(namespace), else: :ok
       {:ok, %{config: config, namespace: namespace, handle: handle}}
@@ -339,7 +334,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   @impl true
   def handle_cast({:execute_event, name, measurements, metadata}, state) do
-    safely(fn -> record_into(state.handle, name, measurements, metadata) end)
+    Recorder.record_into(state.handle, name, measurements, metadata)
     {:noreply, state}
   end
 
@@ -369,64 +364,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def terminate(reason, %{namespace: {:test, _} = namespace})
       when reason in [:normal, :shutdown] or
              (is_tuple(reason) and elem(reason, 0) == :shutdown) do
-    case :persistent_term.get(key(namespace), nil) do
-      {_handle, pid} when pid == self() -> :persistent_term.erase(key(namespace))
-      _ -> false
-    end
-
+    Recorder.release(namespace)
     :ok
   end
 
   def terminate(_reason, _state), do: :ok
 
-  ## Recording (runs in the caller)
-
-  defp record(namespace, name, measurements, metadata)
-       when is_list(name) and is_map(measurements) do
-    case live_handle(namespace) do
-      {:ok, handle} -> record_into(handle, name, measurements, metadata)
-      :error -> :ok
-    end
-  end
-
-  defp record(_namespace, _name, _measurements, _metadata), do: :ok
-
-  defp record_into(handle, name, measurements, metadata) do
-    now = System.monotonic_time()
-
-    case Native.metrics_record(handle, name, measurements, metadata, now) do
-      {:ok, true} -> run_handler(name, measurements, metadata)
-      _ -> :ok
-    end
-  end
-
-  # The NIF reads the monotonic clock itself and answers with a bare atom.
-  defp record_counter(namespace, name, value, metadata) when is_list(name) do
-    with {:ok, handle} <- live_handle(namespace),
-         :handler <- Native.metrics_emit_counter_now(handle, name, value, metadata) do
-      run_handler(name, %{counter: value}, metadata)
-    end
-  end
-
-  defp record_counter(_namespace, _name, _value, _metadata), do: :ok
-
-  # The default handler of attach_handlers/2.
-  defp run_handler(name, measurements, metadata) do
-    Logger.debug(fn ->
-      "Telemetry event #{inspect(name)}: #{inspect(measurements)} #{inspect(metadata)}"
-    end)
-  rescue
-    exception -> Logger.warning("Telemetry handler failed: #{Exception.message(exception)}")
-  end
-
-  defp safely(fun) do
-    fun.()
-    :ok
-  rescue
-    _ -> :ok
-  catch
-    _kind, _reason -> :ok
-  end
+  ## Helpers
 
   defp suffix(name, last) when is_list(name) do
     name ++ [last]
@@ -435,33 +379,6 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   defp suffix(_name, _last), do: nil
-
-  ## Handle and lookup
-
-  # An atom for the common namespace: persistent_term hashes an atom key
-  # several times faster than a tuple (this lookup is on every emit).
-  defp key(:production), do: :elixir_scope_foundation_telemetry_production
-  defp key(namespace), do: {__MODULE__, namespace}
-
-  defp live_handle(namespace) do
-    case :persistent_term.get(key(namespace), nil) do
-      {handle, pid} -> if Process.alive?(pid), do: {:ok, handle}, else: :error
-      nil -> :error
-    end
-  end
-
-  # Reuses the namespace's handle when one exists (a restart), so no metric
-  # is lost when the service process dies.
-  defp attach_handle(namespace, max_metrics) do
-    handle =
-      case :persistent_term.get(key(namespace), nil) do
-        {handle, _old_pid} -> handle
-        nil -> Native.metrics_new(max_metrics)
-      end
-
-    :persistent_term.put(key(namespace), {handle, self()})
-    handle
-  end
 
   defp snapshot(handle) do
     case Native.metrics_snapshot(handle) do
@@ -492,11 +409,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
     :exit, _reason -> unavailable()
   end
 
-  # Hot path: no Keyword.validate! cost for the common `[]`.
-  defp namespace([]), do: :production
-  defp namespace(opts), do: namespace!(opts)
-
-  defp namespace!(opts), do: Keyword.validate!(opts, namespace: :production)[:namespace]
+  defp namespace!(opts), do: Recorder.namespace(opts)
 
   defp test_mode?, do: Application.get_env(:elixir_scope, :test_mode, false)
 
@@ -559,27 +472,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp unavailable, do: {:error, unavailable_error()}
 
-  defp unavailable_error do
-    Error.new(
-      code: nil,
-      error_type: :service_unavailable,
-      message: "Telemetry service not started",
-      severity: :medium,
-      category: :system,
-      subcategory: :initialization
-    )
-  end
+  defp unavailable_error, do: Errors.unavailable(:telemetry_service)
 
-  defp reset_forbidden_error do
-    Error.new(
-      code: 7002,
-      error_type: :operation_forbidden,
-      message: "State reset only allowed in test mode",
-      severity: :high,
-      category: :security,
-      subcategory: :authorization
-    )
-  end
+  defp reset_forbidden_error, do: Errors.reset_forbidden(:telemetry_service)
 
   defp initialization_error(reason) do
     Error.new(

@@ -109,7 +109,7 @@ defmodule ElixirScope.Foundation.Types.Config do
   """
   @impl Access
   @spec get_and_update(t(), term(), (term() -> {term(), term()} | :pop)) :: {term(), t()}
-  def get_and_update(config, key, fun) do
+  def get_and_update(config, key, fun) when is_map(config) do
     {current, updated} = config |> Map.from_struct() |> Map.get_and_update(key, fun)
     {current, struct(__MODULE__, updated)}
   end
@@ -117,7 +117,7 @@ defmodule ElixirScope.Foundation.Types.Config do
   @doc "Access callback: returns the value and the config with that key reset to its default."
   @impl Access
   @spec pop(t(), term()) :: {term(), t()}
-  def pop(config, key) do
+  def pop(config, key) when is_map(config) do
     {value, rest} = config |> Map.from_struct() |> Map.pop(key)
     {value, struct(__MODULE__, rest)}
   end

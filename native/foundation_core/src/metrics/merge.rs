@@ -70,7 +70,7 @@ fn sum(a: Num, b: Num) -> Measure {
             Some(s) => Measure::Int(s),
             None => Measure::Float((i128::from(x) + i128::from(y)) as f64),
         },
-        _ => Measure::Float(a.to_f64() + b.to_f64()),
+        _ => Measure::Float((a.to_f64() + b.to_f64()).clamp(f64::MIN, f64::MAX)),
     }
 }
 
@@ -78,7 +78,7 @@ fn sum(a: Num, b: Num) -> Measure {
 fn average(a: Num, b: Num) -> f64 {
     match (a, b) {
         (Num::Int(x), Num::Int(y)) => (i128::from(x) + i128::from(y)) as f64 / 2.0,
-        _ => (a.to_f64() + b.to_f64()) / 2.0,
+        _ => a.to_f64() / 2.0 + b.to_f64() / 2.0,
     }
 }
 

@@ -353,23 +353,28 @@ mod tests {
         assert_eq!(m.status().handlers, 0);
     }
 
-    #[test]
-    fn concurrent_counters_are_exact() {
-        let m = Arc::new(Metrics::new(10));
+    /// Runs `work(&m, t)` for t in 0..8, each on its own thread, and waits.
+    fn on_8_threads(m: &Arc<Metrics>, work: fn(&Metrics, usize)) {
         let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let m = Arc::clone(&m);
-                std::thread::spawn(move || {
-                    for i in 0..10_000 {
-                        m.add_counter(name(&["c"]), Measure::Int(1), meta, i)
-                            .unwrap();
-                    }
-                })
+            .map(|t| {
+                let m = Arc::clone(m);
+                std::thread::spawn(move || work(&m, t))
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
+    }
+
+    #[test]
+    fn concurrent_counters_are_exact() {
+        let m = Arc::new(Metrics::new(10));
+        on_8_threads(&m, |m, _| {
+            for i in 0..10_000 {
+                m.add_counter(name(&["c"]), Measure::Int(1), meta, i)
+                    .unwrap();
+            }
+        });
         let snap = m.snapshot().unwrap();
         assert_eq!(snap[0].1.count, 80_000);
         assert_eq!(
@@ -381,20 +386,12 @@ mod tests {
     #[test]
     fn concurrent_new_names_respect_the_cap() {
         let m = Arc::new(Metrics::new(50));
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let m = Arc::clone(&m);
-                std::thread::spawn(move || {
-                    for i in 0..100 {
-                        let n = name(&[&format!("{t}-{i}")]);
-                        m.add_counter(n, Measure::Int(1), meta, 0).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        on_8_threads(&m, |m, t| {
+            for i in 0..100 {
+                let n = name(&[&format!("{t}-{i}")]);
+                m.add_counter(n, Measure::Int(1), meta, 0).unwrap();
+            }
+        });
         let s = m.status();
         assert_eq!((s.metrics, s.dropped), (50, 750));
         assert_eq!(m.snapshot().unwrap().len(), 50);

@@ -50,13 +50,13 @@ pub struct NewEvent {
 /// Construction parameters of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Number of shards (rounded up to a power of two, at least 1).
+    /// Number of shards (clamped to 1..=1024, rounded up to a power of two).
     pub shards: usize,
     /// Maximum number of events kept (0: unlimited).
     pub max_events: usize,
     /// Maximum age in milliseconds since storing (0: unlimited).
     pub max_age_ms: u64,
-    /// Capacity of the asynchronous put queue.
+    /// Capacity of the asynchronous put queue (clamped to 1..=1 000 000).
     pub async_capacity: usize,
 }
 
@@ -128,7 +128,7 @@ pub struct Store {
 impl Store {
     /// Creates an empty store and starts its asynchronous-put worker thread.
     pub fn new(config: StoreConfig) -> CoreResult<Store> {
-        let shard_count = config.shards.max(1).next_power_of_two();
+        let shard_count = config.shards.clamp(1, 1024).next_power_of_two();
         let inner = Arc::new(Inner {
             shards: (0..shard_count).map(|_| RwLock::default()).collect(),
             shard_bits: shard_count.trailing_zeros(),
@@ -139,7 +139,7 @@ impl Store {
             max_age_ms: AtomicU64::new(config.max_age_ms),
             counters: Counters::default(),
         });
-        let queue = async_queue::start(&inner, config.async_capacity.max(1))?;
+        let queue = async_queue::start(&inner, config.async_capacity.clamp(1, 1_000_000))?;
         Ok(Store { inner, queue })
     }
 

@@ -5,12 +5,13 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   # so each stays small.
 
   alias ElixirScope.Foundation.{Error, Types}
-  alias ElixirScope.Foundation.Services.TelemetryService
+  alias ElixirScope.Foundation.Services.{Errors, TelemetryService}
 
   @i64_min -0x8000_0000_0000_0000
   @i64_max 0x7FFF_FFFF_FFFF_FFFF
   @u64_max 0xFFFF_FFFF_FFFF_FFFF
   @big 0x3FFF_FFFF_FFFF_FFFF
+  @events_stored [:foundation, :event_store, :events_stored]
 
   @doc false
   def key(namespace), do: {ElixirScope.Foundation.Services.EventStore, namespace}
@@ -25,16 +26,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   def u64_max, do: @u64_max
 
   @doc false
-  def unavailable(message \\ "Event store not available") do
-    Types.Error.new(
-      code: 3000,
-      error_type: :service_unavailable,
-      message: message,
-      severity: :high,
-      category: :system,
-      subcategory: :availability
-    )
-  end
+  def unavailable(message \\ nil), do: Errors.unavailable(:event_store, message)
 
   @doc false
   def not_found(id) do
@@ -50,16 +42,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   end
 
   @doc false
-  def forbidden do
-    Types.Error.new(
-      code: 3002,
-      error_type: :operation_forbidden,
-      message: "State reset only allowed in test mode",
-      severity: :high,
-      category: :security,
-      subcategory: :authorization
-    )
-  end
+  def forbidden, do: Errors.reset_forbidden(:event_store)
 
   @doc false
   def native({:error, {kind, detail}}), do: {:error, Error.from_native({kind, detail})}
@@ -157,10 +140,18 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   @doc """
   Emits `[:foundation, :event_store, :events_stored]` through
-  `TelemetryService.emit_counter/3` (in the caller, never raises).
+  `TelemetryService.emit_counter/4` in the caller (never raises), to the
+  TelemetryService of the store's own namespace (`opts[:namespace]`): a
+  `{:test, ref}` store never counts into `:production`.
   """
-  def emit_stored(value, metadata) do
-    TelemetryService.emit_counter([:foundation, :event_store, :events_stored], value, metadata)
+  def emit_stored(value, metadata, opts \\ []) do
+    telemetry_opts =
+      case namespace(opts) do
+        :production -> []
+        namespace -> [namespace: namespace]
+      end
+
+    TelemetryService.emit_counter(@events_stored, value, metadata, telemetry_opts)
   end
 
   @doc "True when the service process of `namespace` is registered and alive."

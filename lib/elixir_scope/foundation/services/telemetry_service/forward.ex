@@ -16,17 +16,11 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
   @doc false
   @spec execute(term(), term(), term()) :: :ok
   def execute(name, measurements, metadata) do
-    if loaded?() do
-      try do
-        apply(telemetry(), :execute, [name, measurements, metadata])
-      rescue
-        _ -> :ok
-      catch
-        _kind, _reason -> :ok
-      end
-    end
-
+    if loaded?(), do: apply(telemetry(), :execute, [name, measurements, metadata])
     :ok
+  catch
+    # Raises too (kind :error): nothing from `:telemetry` reaches the caller.
+    _kind, _reason -> :ok
   end
 
   # A runtime module name: neither the compiler nor Dialyzer should expect

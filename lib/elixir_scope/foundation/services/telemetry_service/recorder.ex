@@ -1,0 +1,120 @@
+defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
+  @moduledoc false
+  # The caller-side half of TelemetryService: finds a namespace's metrics
+  # handle in `:persistent_term` and records an event into it with one NIF
+  # call, then runs the default handler when one is attached to the name.
+  # Runs in whichever process emits: never through the service's mailbox,
+  # never through ServiceRegistry/ProcessRegistry (ServiceRegistry itself
+  # emits through here). The record functions never raise and return `:ok`.
+  #
+  # A namespace's entry is `{handle, owner_pid}`, written only by the
+  # service process (`attach/2`, `release/1`); the handle is live while the
+  # owner is.
+
+  require Logger
+
+  alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Services.TelemetryService
+
+  @doc "The namespace of `opts`; no `Keyword.validate!/2` cost for the common `[]`."
+  def namespace([]), do: :production
+  def namespace(opts), do: Keyword.validate!(opts, namespace: :production)[:namespace]
+
+  # An atom for the common namespace: persistent_term hashes an atom key
+  # several times faster than a tuple (this lookup is on every emit).
+  @doc false
+  def key(:production), do: :elixir_scope_foundation_telemetry_production
+  def key(namespace), do: {TelemetryService, namespace}
+
+  @doc "`{handle, owner_pid}` or nil."
+  def entry(namespace), do: :persistent_term.get(key(namespace), nil)
+
+  @doc "`{:ok, handle}` while the owning service process lives, else `:error`."
+  def live_handle(namespace) do
+    case entry(namespace) do
+      {handle, pid} -> if Process.alive?(pid), do: {:ok, handle}, else: :error
+      nil -> :error
+    end
+  end
+
+  @doc """
+  Makes the calling (service) process the owner of the namespace's handle
+  and returns it. Reuses the handle when one exists (a restart), so no
+  metric is lost when the service process dies.
+  """
+  def attach(namespace, max_metrics) do
+    handle =
+      case entry(namespace) do
+        {handle, _old_pid} -> handle
+        nil -> Native.metrics_new(max_metrics)
+      end
+
+    :persistent_term.put(key(namespace), {handle, self()})
+    handle
+  end
+
+  @doc "Drops the namespace's entry if the calling process owns it."
+  def release(namespace) do
+    case entry(namespace) do
+      {_handle, pid} when pid == self() -> :persistent_term.erase(key(namespace))
+      _ -> false
+    end
+  end
+
+  @doc "Records an event in the namespace of `opts` (nothing when no service runs there)."
+  def record(opts, name, measurements, metadata) do
+    safely(fn ->
+      with true <- is_list(name) and is_map(measurements),
+           {:ok, handle} <- live_handle(namespace(opts)) do
+        record_into(handle, name, measurements, metadata)
+      end
+    end)
+  end
+
+  @doc "Records an event into `handle`."
+  def record_into(handle, name, measurements, metadata) do
+    safely(fn ->
+      now = System.monotonic_time()
+
+      case Native.metrics_record(handle, name, measurements, metadata, now) do
+        {:ok, true} -> run_handler(name, measurements, metadata)
+        _ -> :ok
+      end
+    end)
+  end
+
+  @doc """
+  Records a counter of `value` in the namespace of `opts`: the hot path, so
+  no closure per call, and the NIF reads the monotonic clock itself and
+  answers with a bare atom.
+  """
+  def record_counter(opts, name, value, metadata) when is_list(name) do
+    with {:ok, handle} <- live_handle(namespace(opts)),
+         :handler <- Native.metrics_emit_counter_now(handle, name, value, metadata) do
+      run_handler(name, %{counter: value}, metadata)
+    end
+
+    :ok
+  catch
+    _kind, _reason -> :ok
+  end
+
+  def record_counter(_opts, _name, _value, _metadata), do: :ok
+
+  # The default handler of attach_handlers/2.
+  defp run_handler(name, measurements, metadata) do
+    Logger.debug(fn ->
+      "Telemetry event #{inspect(name)}: #{inspect(measurements)} #{inspect(metadata)}"
+    end)
+  rescue
+    exception -> Logger.warning("Telemetry handler failed: #{Exception.message(exception)}")
+  end
+
+  # `catch` also takes raises (kind :error).
+  defp safely(fun) do
+    fun.()
+    :ok
+  catch
+    _kind, _reason -> :ok
+  end
+end
