@@ -325,6 +325,7 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
   use ExUnit.Case, async: false
 
   alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.TestSupport.Eventually
 
   test "a handle survives garbage collection and its memory is freed once dropped" do
     h = Native.metrics_new(10)
@@ -350,8 +351,13 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
     grown = filled - before
     assert grown > 1_000_000
-    :erlang.garbage_collect()
-    assert before + grown - Native.native_heap_bytes() > 0.9 * grown
+
+    # The heap counter is global: unrelated background work (other services'
+    # caches, stores released late) moves it a little, so allow it to settle.
+    assert Eventually.eventually(fn ->
+             :erlang.garbage_collect()
+             before + grown - Native.native_heap_bytes() > 0.9 * grown
+           end)
   end
 end
 
