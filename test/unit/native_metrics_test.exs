@@ -60,7 +60,10 @@ defmodule ElixirScope.Foundation.NativeMetricsTest do
       }
 
       measurements = %{"string key" => {:t, self()}, {:tuple, :key} => [1, 2], big: big}
-      assert {:ok, false} = Native.metrics_record(h, [:hostile], measurements, metadata, 1)
+      # Over the normal-scheduler budget (and a fun): declined, nothing recorded.
+      assert :dirty = Native.metrics_record(h, [:hostile], measurements, metadata, 1)
+      assert entry(h, [:hostile]) == nil
+      assert {:ok, false} = Native.metrics_record_dirty(h, [:hostile], measurements, metadata, 1)
       assert {[:hostile], 1, 1, ^measurements, ^metadata} = entry(h, [:hostile])
     end
 

@@ -25,7 +25,7 @@ fn bump(m: &Metrics, i: usize, delta: Measure, now: i64) -> Recorded {
     match m.try_add_cached(&ids(i), &delta, now).unwrap() {
         Some(r) => r,
         None => m
-            .add_counter_caching(&ids(i), name(i), delta, || b"m".to_vec(), now)
+            .add_counter_caching(&ids(i), name(i), delta, || Ok(b"m".to_vec()), now)
             .unwrap(),
     }
 }
@@ -79,12 +79,12 @@ proptest! {
             match op {
                 Op::Counter(i, d) => {
                     let a = bump(&cached, i, d.clone(), now);
-                    let b = plain.add_counter(name(i), d, || b"m".to_vec(), now).unwrap();
+                    let b = plain.add_counter(name(i), d, || Ok(b"m".to_vec()), now).unwrap();
                     prop_assert_eq!(a, b);
                 }
                 Op::Gauge(i, v) => {
                     for m in [&cached, &plain] {
-                        m.record(name(i), vec![(Key::Gauge, Measure::Int(v))], Vec::new, now)
+                        m.record(name(i), vec![(Key::Gauge, Measure::Int(v))], || Ok(Vec::new()), now)
                             .unwrap();
                     }
                 }

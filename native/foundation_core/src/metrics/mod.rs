@@ -76,7 +76,8 @@ impl Metrics {
 
     /// Records one event: merges `incoming` into the entry of `name`, or
     /// creates it with the metadata produced by `metadata` (called only for a
-    /// new name, outside every lock).
+    /// new name, outside every lock; if it fails, nothing is recorded and its
+    /// error is returned, e.g. `OverBudget` from a normal-scheduler NIF).
     pub fn record<F>(
         &self,
         name: Name,
@@ -85,14 +86,14 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         if let Some(existing) = self.entries.get(name.as_slice()) {
             existing.merge(incoming, now)?;
             drop(existing);
             return Ok(self.recorded(&name, true));
         }
-        let metadata = metadata();
+        let metadata = metadata()?;
         let stored = match self.entries.entry(name.clone()) {
             MapEntry::Occupied(occupied) => {
                 occupied.get().merge(incoming, now)?;
@@ -120,7 +121,7 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         if let Measure::Int(d) = delta {
             if let Some(existing) = self.entries.get(name.as_slice()) {
@@ -168,7 +169,7 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         // Read before the lookup: a removal after this point discards the fill.
         let seen = self.cache.generation();
@@ -270,14 +271,15 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CoreError;
     use std::sync::Arc;
 
     fn name(parts: &[&str]) -> Name {
         parts.iter().map(|p| p.to_string()).collect()
     }
 
-    fn meta() -> Vec<u8> {
-        b"first".to_vec()
+    fn meta() -> CoreResult<Vec<u8>> {
+        Ok(b"first".to_vec())
     }
 
     #[test]
@@ -292,7 +294,7 @@ mod tests {
         let (n, e) = &snap[0];
         assert_eq!(n, &name(&["a", "b"]));
         assert_eq!((e.count, e.timestamp), (2, 2));
-        assert_eq!(e.metadata, meta());
+        assert_eq!(Ok(e.metadata.clone()), meta());
         assert_eq!(e.measurements, g(2));
     }
 
@@ -395,5 +397,20 @@ mod tests {
         let s = m.status();
         assert_eq!((s.metrics, s.dropped), (50, 750));
         assert_eq!(m.snapshot().unwrap().len(), 50);
+    }
+
+    #[test]
+    fn failing_metadata_records_nothing_and_drops_nothing() {
+        let m = Metrics::new(10);
+        let over = || Err(CoreError::OverBudget(1));
+        let r = m.add_counter(name(&["big"]), Measure::Int(1), over, 0);
+        assert_eq!(r, Err(CoreError::OverBudget(1)));
+        assert_eq!((m.status().metrics, m.status().dropped), (0, 0));
+        m.add_counter(name(&["big"]), Measure::Int(1), meta, 0)
+            .unwrap();
+        // Existing name: the metadata closure is not called.
+        m.add_counter(name(&["big"]), Measure::Int(1), over, 0)
+            .unwrap();
+        assert_eq!(m.snapshot().unwrap()[0].1.count, 2);
     }
 }
