@@ -287,7 +287,7 @@ mod tests {
         let m = Metrics::new(10);
         let g = |v| vec![(Key::Gauge, Measure::Int(v))];
         m.record(name(&["a", "b"]), g(1), meta, 1).unwrap();
-        m.record(name(&["a", "b"]), g(2), || b"second".to_vec(), 2)
+        m.record(name(&["a", "b"]), g(2), || Ok(b"second".to_vec()), 2)
             .unwrap();
         let snap = m.snapshot().unwrap();
         assert_eq!(snap.len(), 1);
