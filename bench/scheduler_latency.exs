@@ -82,6 +82,8 @@ defmodule Bench.SchedulerLatency do
       {"EventStore.prune_before (500k events)", 1, prune_fun(opts)},
       {"EventStore.store 1 MB-data event", loaders,
        fn -> {:ok, 1} = EventStore.store(big, opts) end},
+      {"dirty NIF only: Native.store_put_dirty 1 MB-data event (reference)", loaders,
+       dirty_only_fun(big, opts)},
       {"EventStore.get 1 MB-data event", loaders, fn -> {:ok, _} = EventStore.get(1, opts) end},
       {"EventStore.store_async 1 MB-data event", loaders,
        fn -> EventStore.store_async(%{big | event_id: 2}, opts) end},
@@ -212,6 +214,13 @@ defmodule Bench.SchedulerLatency do
 
   defp spin(0), do: :ok
   defp spin(n), do: spin(n - 1)
+
+  # What CPU work on the dirty schedulers alone costs the probe: on 2 cores
+  # the dirty scheduler threads compete with the normal ones for the CPU.
+  defp dirty_only_fun(big, opts) do
+    handle = EventStore.Support.entry(opts).handle
+    fn -> {:ok, 1} = ElixirScope.Foundation.Native.store_put_dirty(handle, big) end
+  end
 
   defp store_batch_fun(opts) do
     batches = for w <- 0..3, do: events(w * 10_000 + 1_000_000, 10_000, 100)

@@ -19,6 +19,7 @@ use foundation_core::CoreError;
 use rustler::sys::{c_int, enif_get_tuple, ErlNifTerm};
 use rustler::{Binary, Encoder, Env, MapIterator, NifResult, Term, TermType};
 use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
 
 /// Bytes of event data (stored payload bytes, or `measure`d input) one
 /// normal-scheduler NIF call may encode or decode.
@@ -66,7 +67,7 @@ impl Sched {
     /// Runs `f` and returns `Done`, except on a normal scheduler when `size`
     /// (the bytes `f` would encode or decode; not computed on a dirty one)
     /// is `None` (over the budget): then returns `Dirty` without running it.
-    /// A normal call charges its bytes to the process's timeslice.
+    /// A normal call charges the time it took to the process's timeslice.
     pub fn run<T>(
         self,
         env: Env,
@@ -76,14 +77,13 @@ impl Sched {
         if self == Sched::Dirty {
             return f().map(Routed::Done);
         }
-        match size() {
-            Some(bytes) => {
-                let out = f()?;
-                consume(env, bytes);
-                Ok(Routed::Done(out))
-            }
-            None => Ok(Routed::Dirty),
-        }
+        let started = Instant::now();
+        let routed = match size() {
+            Some(_) => Routed::Done(f()?),
+            None => Routed::Dirty,
+        };
+        consume(env, started.elapsed());
+        Ok(routed)
     }
 }
 
@@ -116,7 +116,8 @@ pub fn stored_size<B: AsRef<[u8]>>(payloads: &[B]) -> Option<usize> {
 /// with an explicit stack (no recursion on deep nesting).
 pub fn measure(term: Term, budget: usize) -> Option<usize> {
     let mut left = budget;
-    let mut stack = vec![term];
+    let mut stack = Vec::with_capacity(32);
+    stack.push(term);
     while let Some(t) = stack.pop() {
         let cost = match t.get_type() {
             TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
@@ -133,11 +134,13 @@ pub fn measure(term: Term, budget: usize) -> Option<usize> {
     Some(budget - left)
 }
 
-/// Tells the VM that work proportional to `bytes` was done, so a process
-/// calling such NIFs in a loop is preempted (NIF calls cost almost no
-/// reductions otherwise). `NORMAL_BYTES` counts as a whole timeslice.
-pub fn consume(env: Env, bytes: usize) {
-    let percent = (bytes.saturating_mul(100) / NORMAL_BYTES).clamp(1, 100);
+/// Tells the VM how long a normal NIF ran, so a process calling such NIFs
+/// in a loop is preempted (a NIF call costs almost no reductions
+/// otherwise). A timeslice is ~1 ms (erl_nif docs). Time, not bytes: a
+/// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
+/// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
+fn consume(env: Env, elapsed: Duration) {
+    let percent = elapsed.as_micros().div_ceil(10).clamp(1, 100);
     // The answer (timeslice exhausted) needs no action: we return next.
     let _ = rustler::schedule::consume_timeslice(env, percent as c_int);
 }
