@@ -7,7 +7,8 @@
 #
 # Fixed operation counts: 10 000 single stores, 8 x 2 000 concurrent stores,
 # 100 batches of 100, 8 x 5 000 concurrent gets; get_by_correlation and query
-# run as many times as fit in 0.4 s (at least 3); prune runs once.
+# run as many times as fit in 0.4 s (at least 3); prune runs once. Then the
+# shard table and the per-operation boundary cost (NIF put/get vs ETS).
 Code.require_file("support/harness.exs", __DIR__)
 Code.require_file("support/reference_event_store.exs", __DIR__)
 
@@ -227,6 +228,43 @@ defmodule Bench.EventStoreBench do
       rows
     )
   end
+
+  @doc """
+  Per-operation cost of the boundary, one process, 100k events stored:
+  the NIF put/get (encode/decode of the store's term format plus the core
+  operation) next to an ETS insert/lookup of the same event and to
+  `term_to_binary`/`binary_to_term` of it (the previous stored form).
+  """
+  def codec(n) do
+    wall = DateTime.utc_now()
+    events = Enum.map(1..n, &event(&1, wall))
+    {:ok, h} = Native.store_new(4, 0, 0, 16)
+    tab = :ets.new(:codec, [:set, :public])
+    ids = Enum.map(1..n, fn _ -> :rand.uniform(n) end)
+    etf = :erlang.term_to_binary(hd(events))
+
+    rows = [
+      ["Native.store_put (encode + insert)", per_op(events, &Native.store_put(h, &1))],
+      [":ets.insert", per_op(events, &:ets.insert(tab, {&1.event_id, &1}))],
+      ["Native.store_get (lookup + decode)", per_op(ids, &Native.store_get(h, &1))],
+      [":ets.lookup", per_op(ids, &:ets.lookup(tab, &1))],
+      [":erlang.term_to_binary(event)", per_op(events, &:erlang.term_to_binary/1)],
+      [":erlang.binary_to_term(etf)", per_op(ids, fn _ -> :erlang.binary_to_term(etf) end)]
+    ]
+
+    :ets.delete(tab)
+
+    Harness.table(
+      "Boundary cost per operation (#{Harness.format(n)} events, 1 process)",
+      ["operation", "us/op"],
+      rows
+    )
+  end
+
+  defp per_op(items, fun) do
+    {t, _} = :timer.tc(fn -> Enum.each(items, fun) end)
+    Float.round(t / length(items), 3)
+  end
 end
 
 sizes =
@@ -240,6 +278,7 @@ sizes =
   Bench.Harness.time(fn ->
     Enum.each(sizes, &Bench.EventStoreBench.run_size/1)
     Bench.EventStoreBench.shards(100_000)
+    Bench.EventStoreBench.codec(100_000)
   end)
 
 IO.puts("\nTotal: #{Float.round(seconds, 1)} s")

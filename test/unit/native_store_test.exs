@@ -68,6 +68,122 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     end
   end
 
+  # Terms of every kind the store's own format handles natively or embeds
+  # as external term format (see native/foundation_nif/src/store_term.rs).
+  defp odd_terms do
+    {:ok, port} = :gen_udp.open(0)
+    :gen_udp.close(port)
+    remote_pid = :erlang.list_to_pid(~c"<0.1.2>") |> :erlang.term_to_binary()
+    remote_pid = :binary.replace(remote_pid, "nonode@nohost", "remote@hostxy")
+    big_map = Map.new(1..40, &{&1, &1 * 2})
+    deep = Enum.reduce(1..100, :bottom, &%{level: &1, next: [&2]})
+
+    [
+      nil,
+      true,
+      :unicode_é_atom,
+      0,
+      -1,
+      1 <<< 62,
+      -(1 <<< 63),
+      (1 <<< 63) - 1,
+      1 <<< 63,
+      1 <<< 64,
+      -(1 <<< 200),
+      0.0,
+      -0.0,
+      1.5e300,
+      -2.25,
+      "",
+      "héllo",
+      :binary.copy("x", 100_000),
+      binary_part("abcdef", 1, 3),
+      <<1::3>>,
+      <<255, 7::5>>,
+      {},
+      {1, {2, {3}}},
+      [],
+      [1, [2, [3]]],
+      [1 | 2],
+      [1, 2 | :tail],
+      ~c"charlist",
+      %{},
+      %{"k" => 1, {1, 2} => [3], 4.0 => :x, 4 => :y},
+      big_map,
+      Map.new(1..16, &{&1, &1}),
+      Map.new(1..17, &{&1, &1}),
+      # Past the native-form term budget: whole-event ETF (and just below).
+      Enum.to_list(1..10_000),
+      Map.new(1..3_000, &{&1, [&1]}),
+      Enum.to_list(1..4_000),
+      deep,
+      self(),
+      :erlang.binary_to_term(remote_pid),
+      make_ref(),
+      port,
+      fn x -> x end,
+      &Enum.map/2,
+      Event.new(event_id: 1, event_type: :nested),
+      Map.put(Event.new(event_id: 2), :__struct__, Other),
+      DateTime.utc_now(),
+      %{DateTime.utc_now() | calendar: :other}
+    ]
+  end
+
+  test "every kind of term in data round-trips exactly" do
+    s = new_store()
+    terms = odd_terms()
+
+    for {term, id} <- Enum.with_index(terms, 1) do
+      e = event(id, data: term, correlation_id: "odd")
+      assert {:ok, ^id} = Native.store_put(s, e)
+      assert Native.store_get(s, id) === e
+      odd = Map.put(e, :extra, term)
+      assert {:ok, ^id} = Native.store_put(s, odd)
+      assert Native.store_get(s, id) === odd
+    end
+
+    assert {:ok, all} = Native.store_get_by_correlation_dirty(s, "odd")
+    assert length(all) == length(terms)
+    whole = event(1000, data: terms, node: :other@host, parent_id: 1 <<< 70)
+    assert {:ok, 1000} = Native.store_put(s, whole)
+    assert Native.store_get(s, 1000) === whole
+  end
+
+  test "random nested terms round-trip exactly" do
+    :rand.seed(:exsss, {1, 2, 3})
+    s = new_store()
+
+    for id <- 1..300 do
+      e = event(id, data: random_term(4), wall_time: random_term(2))
+      assert {:ok, ^id} = Native.store_put(s, e)
+      assert Native.store_get(s, id) === e
+    end
+  end
+
+  defp random_term(0), do: leaf(:rand.uniform(8))
+
+  defp random_term(depth) do
+    n = :rand.uniform(5) - 1
+
+    case :rand.uniform(5) do
+      1 -> List.to_tuple(for _ <- 1..n//1, do: random_term(depth - 1))
+      2 -> for _ <- 1..n//1, do: random_term(depth - 1)
+      3 -> Map.new(1..n//1, fn _ -> {random_term(depth - 1), random_term(depth - 1)} end)
+      4 -> [random_term(depth - 1) | random_term(depth - 1)]
+      5 -> random_term(0)
+    end
+  end
+
+  defp leaf(1), do: :rand.uniform(1 <<< 70) - (1 <<< 69)
+  defp leaf(2), do: :rand.uniform() * 1.0e10 - 5.0e9
+  defp leaf(3), do: :crypto.strong_rand_bytes(:rand.uniform(80))
+  defp leaf(4), do: Enum.random([:a, :b, nil, true, false, :"x y"])
+  defp leaf(5), do: Enum.random([self(), make_ref()])
+  defp leaf(6), do: <<:rand.uniform(255), :rand.uniform(7)::3>>
+  defp leaf(7), do: :rand.uniform(100) - 50
+  defp leaf(8), do: DateTime.utc_now()
+
   test "errors are {kind, detail} tuples" do
     s = new_store(1)
     assert {:error, {:invalid_input, detail}} = Native.store_put(s, event(1 <<< 64))

@@ -17,7 +17,8 @@ mod json;
 mod metrics;
 mod store;
 mod store_codec;
-mod store_datetime;
+mod store_term;
+mod store_term_read;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);

@@ -1,41 +1,25 @@
 //! Event term <-> stored form.
 //!
-//! A plain `%Types.Event{}` (exactly its ten keys) is stored compactly: tag
-//! byte 1, then the external term format of the tuple of its nine field
-//! values in struct order, so the struct name and key atoms are not repeated
-//! in every event (~120 bytes saved); tag 2 is the same with an ISO
-//! `wall_time` packed by `store_datetime` (the common case). Any other map
-//! is stored whole: tag byte 0, then its external term format. Both decode to a term `==` the
-//! stored one (pids, refs and funs included).
+//! A payload is a tag byte and a body. Tag 1 (what `to_new_event` writes
+//! for usual events) is the store's own form (`store_term`): atoms and local
+//! pids as their term words, known struct shapes without keys, the rest as
+//! external term format, decoded without any atom lookup by name. Tag 0 is
+//! the whole event as external term format: written for events of more
+//! than `store_term::MAX_TERMS` terms (the VM's C codec is faster there),
+//! and the durable form a disk log would persist (decode, then
+//! `term_to_binary`), since the words of tag 1 are only meaningful inside
+//! the VM that wrote them. Both decode to a term `==` the stored one (pids,
+//! refs and funs included).
 
 use crate::atoms;
-use crate::store_datetime;
+use crate::{store_term, store_term_read};
 use foundation_core::store::{Bytes, NewEvent, Order, Query};
 use foundation_core::CoreError;
-use rustler::types::tuple::{get_tuple, make_tuple};
-use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
+use rustler::{Atom, Binary, Env, Error, NifResult, Term};
 use std::sync::Arc;
 
-const TAG_FULL: u8 = 0;
-const TAG_COMPACT: u8 = 1;
-const TAG_COMPACT_DT: u8 = 2;
-/// Position of `wall_time` in the compact tuple.
-const WALL: usize = 3;
-
-fn keys(env: Env) -> [Term; 10] {
-    [
-        atoms::struct_key().encode(env),
-        atoms::event_type().encode(env),
-        atoms::event_id().encode(env),
-        atoms::timestamp().encode(env),
-        atoms::wall_time().encode(env),
-        atoms::node().encode(env),
-        atoms::pid().encode(env),
-        atoms::correlation_id().encode(env),
-        atoms::parent_id().encode(env),
-        atoms::data().encode(env),
-    ]
-}
+const TAG_ETF: u8 = 0;
+const TAG_NATIVE: u8 = 1;
 
 fn invalid(what: &str) -> CoreError {
     CoreError::InvalidInput(format!("event {what} is not storable"))
@@ -76,77 +60,23 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
 }
 
 fn payload(term: Term) -> Bytes {
-    let env = term.get_env();
-    let compact = term.map_size().ok() == Some(10)
-        && term.map_get(atoms::struct_key()).ok() == Some(atoms::event_struct().encode(env));
-    let (tag, encoded) = if compact {
-        let mut values: Vec<Term> = keys(env)[1..]
-            .iter()
-            .filter_map(|k| term.map_get(*k).ok())
-            .collect();
-        let packed = values.get(WALL).and_then(|w| store_datetime::pack(*w));
-        let tag = match packed {
-            Some(p) => {
-                values[WALL] = p;
-                TAG_COMPACT_DT
-            }
-            None => TAG_COMPACT,
-        };
-        (tag, make_tuple(env, &values).to_binary())
-    } else {
-        (TAG_FULL, term.to_binary())
-    };
-    // One allocation: the chain is an exact-size iterator.
-    std::iter::once(tag)
-        .chain(encoded.as_slice().iter().copied())
-        .collect()
+    let mut out = Vec::with_capacity(256);
+    out.push(TAG_NATIVE);
+    if !store_term::encode(term, &mut out) {
+        out.clear();
+        out.push(TAG_ETF);
+        out.extend_from_slice(term.to_binary().as_slice());
+    }
+    Bytes::from(out)
 }
 
 /// Decodes a stored payload back into the event term.
 pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {
-    let (tag, body) = payload.split_first().ok_or(Error::BadArg)?;
-    let (term, _) = env.binary_to_term(body).ok_or(Error::BadArg)?;
-    if *tag == TAG_FULL {
-        return Ok(term);
+    match payload.split_first() {
+        Some((&TAG_NATIVE, body)) => store_term_read::decode(env, body),
+        Some((&TAG_ETF, body)) => Ok(env.binary_to_term(body).ok_or(Error::BadArg)?.0),
+        _ => Err(Error::BadArg),
     }
-    let mut fields = get_tuple(term)?;
-    if fields.len() != 9 {
-        return Err(Error::BadArg);
-    }
-    if *tag == TAG_COMPACT_DT {
-        fields[WALL] = store_datetime::unpack(env, fields[WALL])?;
-    }
-    // Keys and values in term order (atoms sort by name): the VM then
-    // validates the flatmap without reordering it.
-    let values: [Term; 10] = [
-        atoms::event_struct().encode(env),
-        fields[6],
-        fields[8],
-        fields[1],
-        fields[0],
-        fields[4],
-        fields[7],
-        fields[5],
-        fields[2],
-        fields[3],
-    ];
-    Term::map_from_term_arrays(env, &sorted_keys(env), &values)
-}
-
-/// The event struct's keys in term order, matching `to_term`'s values.
-fn sorted_keys(env: Env) -> [Term; 10] {
-    [
-        atoms::struct_key().encode(env),
-        atoms::correlation_id().encode(env),
-        atoms::data().encode(env),
-        atoms::event_id().encode(env),
-        atoms::event_type().encode(env),
-        atoms::node().encode(env),
-        atoms::parent_id().encode(env),
-        atoms::pid().encode(env),
-        atoms::timestamp().encode(env),
-        atoms::wall_time().encode(env),
-    ]
 }
 
 /// Decodes a list of payloads.

@@ -21,6 +21,24 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   still answers the messages of API.md section 17.2, acting on its own
   namespace's store.
 
+  ## Storage format
+
+  Each event is kept as its queryable fields (id, type, timestamp,
+  correlation id) plus the whole event in the store's own binary term
+  format (`native/foundation_nif/src/store_term.rs`): atoms and local pids
+  are written as their VM term words (atoms are never garbage collected, so
+  the word stays valid for the VM's life), `%Types.Event{}` and
+  `%DateTime{}` as their values only, maps in key order, and anything else
+  (refs, funs, ports, remote pids, bignums, bitstrings, improper lists, very
+  deep nesting) as embedded external term format; an event of more than
+  4096 terms is stored whole as external term format. Reading an event back
+  therefore needs no atom lookup by name and no map sorting, which made
+  `get/2` ~3x and queries ~2x cheaper than decoding external term format;
+  every event still round-trips `==`. This form is only meaningful inside
+  the VM that wrote it: external term format stays the durable form (the
+  payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
+  would persist `:erlang.term_to_binary/1` of the decoded event.
+
   ## Differences from the original
 
     * Unordered queries return events by ascending id (the original returned
@@ -52,7 +70,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.Validation.EventValidator
 
   # Rust heap + stored encoding per event, measured by bench/event_store.exs.
-  @bytes_per_event 480
+  @bytes_per_event 520
   # Results up to this many events (and 64 KiB of stored bytes, see
   # routed/2) are decoded on a normal scheduler.
   @bounded 256

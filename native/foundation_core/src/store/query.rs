@@ -1,6 +1,6 @@
 //! Query description and the merge of per-shard answers.
 
-use super::shard::Hit;
+use super::shard::{Hit, Key};
 use super::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,31 +45,32 @@ pub(crate) fn rank(order: Order, ts: i64, id: u64) -> u128 {
 }
 
 /// Merges the ranked per-shard streams (k-way, lazily), skipping `offset`
-/// and stopping at `limit`; `fetch(shard, id)` gives the payload.
+/// and stopping at `limit`; `fetch(shard, id)` gives a payload the stream
+/// did not carry.
 pub(crate) fn merge<'a>(
     q: &Query,
-    mut streams: Vec<Box<dyn Iterator<Item = (u128, u64)> + 'a>>,
+    mut streams: Vec<Box<dyn Iterator<Item = Key<'a>> + 'a>>,
     fetch: impl Fn(usize, u64) -> Option<Bytes>,
 ) -> Vec<Bytes> {
     let mut heap = BinaryHeap::new();
     for (shard, stream) in streams.iter_mut().enumerate() {
-        if let Some((r, id)) = stream.next() {
-            heap.push(Reverse((r, id, shard)));
+        if let Some((r, id, payload)) = stream.next() {
+            heap.push(Reverse((r, id, shard, payload)));
         }
     }
     let limit = q.limit.unwrap_or(usize::MAX);
     let (mut out, mut skipped) = (Vec::new(), 0);
     while out.len() < limit {
-        let Some(Reverse((_, id, shard))) = heap.pop() else {
+        let Some(Reverse((_, id, shard, payload))) = heap.pop() else {
             break;
         };
         if skipped < q.offset {
             skipped += 1;
-        } else if let Some(payload) = fetch(shard, id) {
+        } else if let Some(payload) = payload.cloned().or_else(|| fetch(shard, id)) {
             out.push(payload);
         }
-        if let Some((r, id)) = streams.get_mut(shard).and_then(|s| s.next()) {
-            heap.push(Reverse((r, id, shard)));
+        if let Some((r, id, payload)) = streams.get_mut(shard).and_then(|s| s.next()) {
+            heap.push(Reverse((r, id, shard, payload)));
         }
     }
     out

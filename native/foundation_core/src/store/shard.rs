@@ -24,7 +24,7 @@ pub(crate) struct Record {
 #[derive(Debug, Default)]
 struct TypeIndex {
     ids: BTreeSet<u64>,
-    times: BTreeSet<(i64, u64)>,
+    times: BTreeMap<(i64, u64), Bytes>,
 }
 
 /// Arrival log entry: (sequence, stored-at milliseconds, id).
@@ -34,9 +34,13 @@ type Arrival = (u64, u64, u64);
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
     by_id: BTreeMap<u64, Record>,
-    by_time: BTreeSet<(i64, u64)>,
+    /// The time-ordered indexes keep the payloads too (shared `Arc`s), so
+    /// a query reads its results without one `by_id` lookup per result.
+    by_time: BTreeMap<(i64, u64), Bytes>,
     by_type: HashMap<Bytes, TypeIndex>,
-    by_corr: HashMap<Bytes, BTreeSet<(i64, u64)>>,
+    /// Correlation groups keep the payloads themselves (shared `Arc`s), so
+    /// a group is read without one `by_id` lookup per member.
+    by_corr: HashMap<Bytes, BTreeMap<(i64, u64), Bytes>>,
     /// Insertion order; entries of removed/overwritten records stay until
     /// they reach the front (or a compaction), and are recognised as stale
     /// because the record's `seq` differs.
@@ -45,6 +49,9 @@ pub(crate) struct Shard {
 
 /// A query hit: its sort key and payload.
 pub(crate) type Hit = ((i64, u64), Bytes);
+
+/// A query stream item: sort rank, id and the payload when the index holds it.
+pub(crate) type Key<'a> = (u128, u64, Option<&'a Bytes>);
 
 impl Shard {
     /// Number of records held.
@@ -59,13 +66,14 @@ impl Shard {
         let event_type = self.intern_type(&event.event_type);
         let correlation_id = event.correlation_id.map(|c| self.intern_corr(&c));
         let key = (event.timestamp, id);
-        self.by_time.insert(key);
+        self.by_time.insert(key, event.payload.clone());
         if let Some(ti) = self.by_type.get_mut(&event_type) {
             ti.ids.insert(id);
-            ti.times.insert(key);
+            ti.times.insert(key, event.payload.clone());
         }
         if let Some(cid) = &correlation_id {
-            self.by_corr.entry(cid.clone()).or_default().insert(key);
+            let group = self.by_corr.entry(cid.clone()).or_default();
+            group.insert(key, event.payload.clone());
         }
         let record = Record {
             event_type,
@@ -192,7 +200,7 @@ impl Shard {
             }
             self.by_corr.retain(|_, set| !set.is_empty());
         }
-        for &(t, id) in &old {
+        for &(t, id) in old.keys() {
             let Some(record) = self.by_id.remove(&id) else {
                 continue;
             };
@@ -230,7 +238,7 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(keys) => keys.iter().filter_map(|k| self.hit(*k)).collect(),
+            Some(group) => group.iter().map(|(k, p)| (*k, p.clone())).collect(),
         }
     }
 
@@ -239,16 +247,10 @@ impl Shard {
         self.by_corr.get(cid).map_or(0, |keys| keys.len())
     }
 
-    fn hit(&self, key: (i64, u64)) -> Option<Hit> {
-        self.by_id.get(&key.1).map(|r| (key, r.payload.clone()))
-    }
-
     /// This shard's matches for `q` (filters only, no offset/limit) as
-    /// `(rank, id)` in ascending rank, lazily: see `query::rank`.
-    pub(crate) fn query_keys<'a>(
-        &'a self,
-        q: &Query,
-    ) -> Box<dyn Iterator<Item = (u128, u64)> + 'a> {
+    /// `(rank, id, payload if at hand)` in ascending rank, lazily: see
+    /// `query::rank`.
+    pub(crate) fn query_keys<'a>(&'a self, q: &Query) -> Box<dyn Iterator<Item = Key<'a>> + 'a> {
         let type_index = match &q.event_type {
             Some(t) => match self.by_type.get(t.as_ref()) {
                 Some(ti) => Some(ti),
@@ -258,29 +260,33 @@ impl Shard {
         };
         let times = type_index.map_or(&self.by_time, |ti| &ti.times);
         let order = q.order;
-        let ranked = move |&(ts, id): &(i64, u64)| (rank(order, ts, id), id);
+        let ranked =
+            move |(&(ts, id), p): (&(i64, u64), &'a Bytes)| (rank(order, ts, id), id, Some(p));
         match (order, q.time_range) {
             (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
             (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
             (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
             (Order::Id, Some(range)) => {
-                let mut keys: Vec<(u128, u64)> =
-                    time_range(times, Some(range)).map(ranked).collect();
-                keys.sort_unstable();
+                let mut keys: Vec<Key> = time_range(times, Some(range)).map(ranked).collect();
+                keys.sort_unstable_by_key(|k| k.0);
                 Box::new(keys.into_iter())
             }
             (Order::Id, None) => match type_index {
-                Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id))),
-                None => Box::new(self.by_id.keys().map(|&id| (u128::from(id), id))),
+                Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id, None))),
+                None => Box::new(
+                    self.by_id
+                        .iter()
+                        .map(|(&id, r)| (u128::from(id), id, Some(&r.payload))),
+                ),
             },
         }
     }
 }
 
 fn time_range(
-    set: &BTreeSet<(i64, u64)>,
+    set: &BTreeMap<(i64, u64), Bytes>,
     range: Option<(i64, i64)>,
-) -> std::collections::btree_set::Range<'_, (i64, u64)> {
+) -> std::collections::btree_map::Range<'_, (i64, u64), Bytes> {
     match range {
         Some((start, stop)) => set.range((
             Bound::Included((start, 0)),

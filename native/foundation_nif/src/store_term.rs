@@ -1,0 +1,296 @@
+//! The store's in-memory term format: a compact, tagged byte form that
+//! decodes without looking anything up by name.
+//!
+//! `binary_to_term` spends most of its time finding atoms by their text
+//! (every atom, including the node inside each pid) and sorting map keys.
+//! Here an atom is written as its term word: atoms are never garbage
+//! collected, so the word stays valid for the life of the VM, and this form
+//! never leaves the VM (a disk log would persist external term format:
+//! decode, then `term_to_binary`). A local pid is written the same way (an
+//! `ErlNifPid` is self-contained and valid in any env). Maps are written in
+//! iteration order, which for maps of up to 32 keys is term order, so the VM
+//! rebuilds them without reordering; `%Types.Event{}` and
+//! `%DateTime{}` are written as their values only (shapes with known keys).
+//! Anything else (refs, funs, ports, remote pids, bignums, bitstrings,
+//! improper lists, deeper than `MAX_DEPTH`) is embedded as external term
+//! format, so every term round-trips `==`. Decoding is in `store_term_read`.
+
+use crate::atoms;
+use rustler::sys::{self, c_int, ErlNifMapIterator, ErlNifMapIteratorEntry, ErlNifTerm};
+use rustler::{Atom, Binary, Env, LocalPid, Term, TermType};
+
+pub(crate) const ATOM: u8 = 1;
+pub(crate) const INT: u8 = 2;
+pub(crate) const FLOAT: u8 = 3;
+pub(crate) const BIN: u8 = 4;
+pub(crate) const TUPLE: u8 = 5;
+pub(crate) const LIST: u8 = 6;
+pub(crate) const MAP: u8 = 7;
+pub(crate) const PID: u8 = 8;
+pub(crate) const ETF: u8 = 9;
+pub(crate) const SHAPE: u8 = 10;
+
+/// Tuples, lists and maps up to this many terms are handled in stack
+/// buffers (else a Vec).
+pub(crate) const STACK: usize = 16;
+
+/// Nesting deeper than this is embedded as external term format (bounds
+/// the recursion of both directions).
+const MAX_DEPTH: usize = 64;
+
+/// Event struct keys in term order (the iteration order of its map).
+pub(crate) fn event_keys() -> [Atom; 10] {
+    [
+        atoms::struct_key(),
+        atoms::correlation_id(),
+        atoms::data(),
+        atoms::event_id(),
+        atoms::event_type(),
+        atoms::node(),
+        atoms::parent_id(),
+        atoms::pid(),
+        atoms::timestamp(),
+        atoms::wall_time(),
+    ]
+}
+
+/// DateTime struct keys in term order.
+pub(crate) fn date_time_keys() -> [Atom; 13] {
+    [
+        atoms::struct_key(),
+        atoms::calendar(),
+        atoms::day(),
+        atoms::hour(),
+        atoms::microsecond(),
+        atoms::minute(),
+        atoms::month(),
+        atoms::second(),
+        atoms::std_offset(),
+        atoms::time_zone(),
+        atoms::utc_offset(),
+        atoms::year(),
+        atoms::zone_abbr(),
+    ]
+}
+
+/// Terms written natively per event at most: past it, per-term enif calls
+/// cost more than the VM's own `term_to_binary`/`binary_to_term` (a list
+/// of 300k integers took ~1.5x as long both ways), so the caller stores
+/// such an event as external term format instead. ~35 for a usual event.
+pub const MAX_TERMS: usize = 4096;
+
+/// Appends the encoding of `term` to `out`; false (with `out` partly
+/// written) when `term` holds more than `MAX_TERMS` terms.
+pub fn encode(term: Term, out: &mut Vec<u8>) -> bool {
+    let mut writer = Writer {
+        env: term.get_env(),
+        out,
+        budget: MAX_TERMS,
+    };
+    writer.write(term, 0);
+    writer.budget > 0
+}
+
+/// Walks terms with raw enif_* calls where rustler would allocate (tuple
+/// element Vecs, collected map pairs): allocation was most of an encode.
+struct Writer<'a, 'o> {
+    env: Env<'a>,
+    out: &'o mut Vec<u8>,
+    /// Terms left before giving up (0: gave up, stop writing).
+    budget: usize,
+}
+
+impl<'a> Writer<'a, '_> {
+    fn write(&mut self, term: Term<'a>, depth: usize) {
+        if self.budget == 0 {
+            return;
+        }
+        self.budget -= 1;
+        let start = self.out.len();
+        if depth >= MAX_DEPTH || !self.native(term, depth) {
+            self.out.truncate(start);
+            let etf = term.to_binary();
+            self.out.push(ETF);
+            varint(self.out, etf.len() as u64);
+            self.out.extend_from_slice(etf.as_slice());
+        }
+    }
+
+    /// Writes `term` in native form; false when it cannot (the caller then
+    /// truncates and writes external term format).
+    fn native(&mut self, term: Term<'a>, depth: usize) -> bool {
+        match term.get_type() {
+            TermType::Atom => self.word(ATOM, raw(term)),
+            TermType::Integer => term
+                .decode::<i64>()
+                .is_ok_and(|i| self.word(INT, zigzag(i))),
+            TermType::Float => term.decode::<f64>().is_ok_and(|f| {
+                self.out.push(FLOAT);
+                self.out.extend_from_slice(&f.to_le_bytes());
+                true
+            }),
+            TermType::Binary => Binary::from_term(term).is_ok_and(|b| {
+                self.word(BIN, b.len() as u64);
+                self.out.extend_from_slice(b.as_slice());
+                true
+            }),
+            TermType::Pid => term.decode::<LocalPid>().is_ok() && self.word(PID, raw(term)),
+            TermType::Tuple => self.tuple(term, depth),
+            TermType::List => self.list(term, depth),
+            TermType::Map => self.map(term, depth),
+            _ => false,
+        }
+    }
+
+    /// Stops the whole encoding (the caller stores external term format).
+    fn give_up(&mut self) -> bool {
+        self.budget = 0;
+        true
+    }
+
+    fn word(&mut self, tag: u8, w: u64) -> bool {
+        self.out.push(tag);
+        varint(self.out, w);
+        true
+    }
+
+    fn child(&self, t: ErlNifTerm) -> Term<'a> {
+        // SAFETY: `t` is an element of a term of `self.env`.
+        unsafe { Term::new(self.env, t) }
+    }
+
+    fn tuple(&mut self, term: Term<'a>, depth: usize) -> bool {
+        let (mut arity, mut items) = (0 as c_int, std::ptr::null());
+        // SAFETY: `term` belongs to the live `env`; on success `items`
+        // points at the tuple's `arity` elements, alive as long as `term`.
+        let ok = unsafe {
+            sys::enif_get_tuple(self.env.as_c_arg(), term.as_c_arg(), &mut arity, &mut items)
+        };
+        let Ok(n) = usize::try_from(arity) else {
+            return false;
+        };
+        if ok == 0 || (n > 0 && items.is_null()) {
+            return false;
+        }
+        self.word(TUPLE, n as u64);
+        for i in 0..n {
+            // SAFETY: `i < arity` (see above).
+            let t = unsafe { *items.add(i) };
+            self.write(self.child(t), depth + 1);
+        }
+        true
+    }
+
+    /// Proper lists only (length first, so nothing is collected).
+    fn list(&mut self, term: Term<'a>, depth: usize) -> bool {
+        // Count the cells first, but never more than the budget allows.
+        let (mut n, mut rest) = (0usize, term);
+        while let Ok((_, tail)) = rest.list_get_cell() {
+            n += 1;
+            if n > self.budget {
+                return self.give_up();
+            }
+            rest = tail;
+        }
+        if !rest.is_empty_list() {
+            return false;
+        }
+        self.word(LIST, n as u64);
+        let mut rest = term;
+        while let Ok((head, tail)) = rest.list_get_cell() {
+            self.write(head, depth + 1);
+            rest = tail;
+        }
+        true
+    }
+
+    fn map(&mut self, term: Term<'a>, depth: usize) -> bool {
+        let Ok(n) = term.map_size() else {
+            return false;
+        };
+        if n.saturating_mul(2) > self.budget {
+            return self.give_up();
+        }
+        if n > STACK {
+            let mut keys = vec![ErlNifTerm::default(); n];
+            let mut values = keys.clone();
+            return self.pairs(term, &mut keys, &mut values)
+                && self.map_body(&keys, &values, depth);
+        }
+        let mut keys = [ErlNifTerm::default(); STACK];
+        let mut values = keys;
+        self.pairs(term, &mut keys[..n], &mut values[..n])
+            && self.map_body(&keys[..n], &values[..n], depth)
+    }
+
+    /// Fills `keys`/`values` (sized to the map) in iteration order.
+    fn pairs(&self, map: Term<'a>, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> bool {
+        let env = self.env.as_c_arg();
+        let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
+        let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;
+        // SAFETY: `map` is a map of the live `env`; the iterator is used only
+        // after a successful create and destroyed once.
+        unsafe {
+            if sys::enif_map_iterator_create(env, map.as_c_arg(), iter.as_mut_ptr(), head) == 0 {
+                return false;
+            }
+            let mut filled = 0;
+            for (k, v) in keys.iter_mut().zip(values.iter_mut()) {
+                if sys::enif_map_iterator_get_pair(env, iter.as_mut_ptr(), k, v) == 0 {
+                    break;
+                }
+                filled += 1;
+                sys::enif_map_iterator_next(env, iter.as_mut_ptr());
+            }
+            sys::enif_map_iterator_destroy(env, iter.as_mut_ptr());
+            filled == keys.len()
+        }
+    }
+
+    fn map_body(&mut self, keys: &[ErlNifTerm], values: &[ErlNifTerm], depth: usize) -> bool {
+        match shape_of(keys) {
+            Some(shape) => self.out.extend([SHAPE, shape]),
+            None => {
+                self.word(MAP, keys.len() as u64);
+                for k in keys {
+                    self.write(self.child(*k), depth + 1);
+                }
+            }
+        }
+        for v in values {
+            self.write(self.child(*v), depth + 1);
+        }
+        true
+    }
+}
+
+/// The known shape (0: Event, 1: DateTime) whose keys are exactly `keys`
+/// (atoms compare by word).
+fn shape_of(keys: &[ErlNifTerm]) -> Option<u8> {
+    let same = |shape: &[Atom]| {
+        shape.len() == keys.len() && shape.iter().zip(keys).all(|(a, k)| a.as_c_arg() == *k)
+    };
+    match keys.len() {
+        10 if same(&event_keys()) => Some(0),
+        13 if same(&date_time_keys()) => Some(1),
+        _ => None,
+    }
+}
+
+/// The term word of an immediate (atom or local pid).
+fn raw(term: Term) -> u64 {
+    // SAFETY: ErlNifTerm is #[repr(transparent)] over usize; transmute checks the sizes.
+    unsafe { std::mem::transmute::<ErlNifTerm, usize>(term.as_c_arg()) as u64 }
+}
+
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
