@@ -122,6 +122,40 @@ defmodule ElixirScope.Foundation.NativeMetricsTest do
     end
   end
 
+  describe "dirty twins (metrics_record_dirty/5, metrics_emit_counter_dirty/5)" do
+    test "over the 64 KiB budget the normal NIFs answer :dirty and record nothing" do
+      h = handle()
+      big = %{bin: :binary.copy("x", 70_000)}
+      assert :dirty = Native.metrics_emit_counter(h, [:b], 1, big, 1)
+      assert :dirty = Native.metrics_emit_counter_now(h, [:b], 1, big)
+      assert :dirty = Native.metrics_record(h, [:r], %{d: 1}, big, 1)
+      assert :dirty = Native.metrics_record(h, [:r], %{d: big}, %{}, 1)
+      assert {0, 0, 0, _} = Native.metrics_status(h)
+      assert {:ok, false} = Native.metrics_emit_counter_dirty(h, [:b], 1, big, 1)
+      assert {:ok, false} = Native.metrics_record_dirty(h, [:r], %{d: big}, big, 1)
+      assert {[:b], 1, 1, %{counter: 1}, ^big} = entry(h, [:b])
+      assert {[:r], 1, 1, %{d: ^big}, ^big} = entry(h, [:r])
+      # Known names: the metadata is not encoded again, so no decline.
+      assert {:ok, false} = Native.metrics_emit_counter(h, [:b], 1, big, 2)
+      assert :ok = Native.metrics_emit_counter_now(h, [:b], 1, big)
+    end
+
+    test "errors and ArgumentError as the normal NIFs" do
+      h = Native.metrics_new(0)
+      assert {:ok, false} = Native.metrics_emit_counter_dirty(h, [:full], 1, %{}, 1)
+      assert {0, 1, 0, 0} = Native.metrics_status(h)
+      assert_raise ArgumentError, fn -> Native.metrics_record_dirty(h, :a, %{}, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record_dirty(h, [:a], [], %{}, 1) end
+
+      assert_raise ArgumentError, fn ->
+        Native.metrics_emit_counter_dirty(h, [:a | :b], 1, %{}, 1)
+      end
+
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter_dirty(h, [:a], 1, %{}, :t) end
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter_dirty(:h, [:a], 1, %{}, 1) end
+    end
+  end
+
   describe "metrics_snapshot/1, metrics_status/1, cap" do
     test "snapshot lists every entry; status counts entries, drops and handlers" do
       h = handle(3)

@@ -232,6 +232,40 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     end
   end
 
+  test "dirty twins: :dirty over the 64 KiB budget, same results and errors as the normal NIFs" do
+    s = new_store(1)
+    fits = event(1, data: :binary.copy("x", 50_000), correlation_id: "c")
+    over = event(2, data: :binary.copy("x", 70_000), correlation_id: "c")
+    assert {:ok, 1} = Native.store_put(s, fits)
+    assert :dirty = Native.store_put(s, over)
+    assert :dirty = Native.store_put_batch(s, [over])
+    assert :dirty = Native.store_put_async(s, over)
+    assert Native.store_get(s, 2) == nil
+    assert {:ok, 2} = Native.store_put_dirty(s, over)
+    assert :dirty = Native.store_get(s, 2)
+    assert Native.store_get_dirty(s, 2) == over
+    assert Native.store_get_dirty(s, 1) == fits
+    assert Native.store_get_dirty(s, 3) == nil
+    assert :dirty = Native.store_query(s, nil, nil, :event_id, 0, 2)
+    assert {:ok, [^fits]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
+    assert :dirty = Native.store_get_by_correlation(s, "c", 10)
+    assert {:ok, [3, 4]} = Native.store_put_batch_dirty(s, [event(3), event(4)])
+    assert {:ok, :ok} = Native.store_put_async_dirty(s, event(5))
+    assert {:error, {:invalid_input, _}} = Native.store_put_dirty(s, event(1 <<< 64))
+    assert {:error, {:invalid_input, _}} = Native.store_put_batch_dirty(s, [event(1 <<< 64)])
+    results = for i <- 6..100, do: Native.store_put_async_dirty(s, event(i))
+    assert Enum.any?(results, &match?({:error, {:queue_full, _}}, &1))
+
+    for fun <- [
+          fn -> Native.store_put_dirty(s, :not_a_map) end,
+          fn -> Native.store_put_batch_dirty(s, [event(1) | :improper]) end,
+          fn -> Native.store_put_async_dirty(:not_a_store, event(1)) end,
+          fn -> Native.store_get_dirty(s, -1) end
+        ] do
+      assert_raise ArgumentError, fun
+    end
+  end
+
   test "the handle survives garbage collection and keeps its data" do
     s = new_store()
     {:ok, 1} = Native.store_put(s, event(1))

@@ -271,7 +271,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CoreError;
     use std::sync::Arc;
 
     fn name(parts: &[&str]) -> Name {
@@ -397,20 +396,5 @@ mod tests {
         let s = m.status();
         assert_eq!((s.metrics, s.dropped), (50, 750));
         assert_eq!(m.snapshot().unwrap().len(), 50);
-    }
-
-    #[test]
-    fn failing_metadata_records_nothing_and_drops_nothing() {
-        let m = Metrics::new(10);
-        let over = || Err(CoreError::OverBudget(1));
-        let r = m.add_counter(name(&["big"]), Measure::Int(1), over, 0);
-        assert_eq!(r, Err(CoreError::OverBudget(1)));
-        assert_eq!((m.status().metrics, m.status().dropped), (0, 0));
-        m.add_counter(name(&["big"]), Measure::Int(1), meta, 0)
-            .unwrap();
-        // Existing name: the metadata closure is not called.
-        m.add_counter(name(&["big"]), Measure::Int(1), over, 0)
-            .unwrap();
-        assert_eq!(m.snapshot().unwrap()[0].1.count, 2);
     }
 }
