@@ -1,8 +1,8 @@
 //! Size-based scheduling: how much term work a NIF may do on a normal
 //! scheduler before it must hand the call to its `DirtyCpu` twin.
 //!
-//! Encoding or decoding ~64 KiB of event data takes ~0.5 ms here (a 1 MB
-//! event: 4-10 ms), so `NORMAL_BYTES` keeps a normal-scheduler call near the
+//! Encoding or decoding 64 KiB of event data takes ~0.3-0.5 ms here (a 1 MB
+//! event: 5-15 ms), so `NORMAL_BYTES` keeps a normal-scheduler call near the
 //! ~1 ms rule of STYLE.md 2.5 while the small, common calls (an event of a
 //! few hundred bytes, a counter bump) never pay the dirty hop, which cut
 //! throughput 5-10x when every call took it (README, "Scheduler safety").
@@ -183,6 +183,9 @@ fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Optio
     let items = unsafe {
         if enif_get_tuple(env.as_c_arg(), t.as_c_arg(), &mut arity, array.as_mut_ptr()) != 1 {
             return None;
+        }
+        if arity <= 0 {
+            return Some(WORD);
         }
         std::slice::from_raw_parts(array.assume_init(), usize::try_from(arity).ok()?)
     };
