@@ -369,6 +369,13 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert {:ok, false} = Native.metrics_emit_counter(h, [:gc], 1, %{}, 1)
     assert {1, 0, 0, 10} = Native.metrics_status(h)
 
+    # The heap counter is process-wide: memory that other tests' stores and
+    # metrics release meanwhile (freed once their persistent terms are
+    # released) can hide the growth. A real leak fails every attempt.
+    assert Enum.any?(1..3, fn _ -> grows_and_frees?() end)
+  end
+
+  defp grows_and_frees? do
     parent = self()
     before = Native.native_heap_bytes()
 
@@ -386,9 +393,8 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert_receive {:filled, filled}, 10_000
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
     grown = filled - before
-    assert grown > 1_000_000
     :erlang.garbage_collect()
-    assert before + grown - Native.native_heap_bytes() > 0.9 * grown
+    grown > 1_000_000 and before + grown - Native.native_heap_bytes() > 0.9 * grown
   end
 end
 
