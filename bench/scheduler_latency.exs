@@ -24,6 +24,7 @@ defmodule Bench.SchedulerLatency do
 
   @seconds String.to_integer(System.get_env("SECONDS_PER_WORKLOAD", "6"))
   @long_ms 3
+  @max_ts 0x7FFF_FFFF_FFFF_FFFF
 
   def run do
     :rand.seed(:exsss, {1, 2, 3})
@@ -63,6 +64,44 @@ defmodule Bench.SchedulerLatency do
 
     worst = results |> Enum.map(&Enum.at(&1, 5)) |> Enum.max()
     IO.puts("worst max lateness: #{Float.round(worst / 1000, 2)} ms (target < 10 ms)")
+    hot_paths(opts)
+  end
+
+  # What the size checks cost the small calls that stay on normal
+  # schedulers (ops/s, 1 process, best of 3).
+  defp hot_paths(opts) do
+    {:ok, _} = EventStore.prune_before(@max_ts, opts)
+    small = fn id -> hd(events(id, 1, 1)) end
+    {:ok, _} = EventStore.store(small.(1), opts)
+    batch = events(50_000_000, 64, 4)
+    counter = :counters.new(1, [])
+
+    next = fn ->
+      :counters.add(counter, 1, 1)
+      :counters.get(counter, 1) + 100_000_000
+    end
+
+    rows = [
+      {"EventStore.store/2 small event", 50_000,
+       fn -> {:ok, _} = EventStore.store(small.(next.()), opts) end},
+      {"EventStore.get/2 small event", 100_000, fn -> {:ok, _} = EventStore.get(1, opts) end},
+      {"EventStore.store_batch/2 64 small events", 2_000,
+       fn -> {:ok, _} = EventStore.store_batch(batch, opts) end},
+      {"EventStore.query/2 limit 10", 20_000,
+       fn -> {:ok, _} = EventStore.query(%{event_type: :bench_type_0, limit: 10}, opts) end},
+      {"TelemetryService.emit_counter/4 known name", 300_000,
+       fn -> :ok = TelemetryService.emit_counter([:bench, :hot], 1, %{a: 1}, opts) end},
+      {"TelemetryService.execute/4 known name", 200_000,
+       fn -> TelemetryService.execute([:bench, :exec], %{duration: 5}, %{a: 1}, opts) end}
+    ]
+
+    table =
+      for {name, n, fun} <- rows do
+        best = Enum.max(for _ <- 1..3, do: Bench.Harness.ops_per_sec(fun, iterations: n))
+        [name, round(best)]
+      end
+
+    Bench.Harness.table("hot paths (ops/s, 1 process, best of 3)", ["call", "ops/s"], table)
   end
 
   defp store_workloads(opts, loaders) do
@@ -82,6 +121,8 @@ defmodule Bench.SchedulerLatency do
       {"EventStore.prune_before (500k events)", 1, prune_fun(opts)},
       {"EventStore.store 1 MB-data event", loaders,
        fn -> {:ok, 1} = EventStore.store(big, opts) end},
+      {"dirty NIF only: Native.store_put_dirty 1 MB-data event (reference)", loaders,
+       dirty_only_fun(big, opts)},
       {"EventStore.get 1 MB-data event", loaders, fn -> {:ok, _} = EventStore.get(1, opts) end},
       {"EventStore.store_async 1 MB-data event", loaders,
        fn -> EventStore.store_async(%{big | event_id: 2}, opts) end},
@@ -212,6 +253,13 @@ defmodule Bench.SchedulerLatency do
 
   defp spin(0), do: :ok
   defp spin(n), do: spin(n - 1)
+
+  # What CPU work on the dirty schedulers alone costs the probe: on 2 cores
+  # the dirty scheduler threads compete with the normal ones for the CPU.
+  defp dirty_only_fun(big, opts) do
+    handle = EventStore.Support.entry(opts).handle
+    fn -> {:ok, 1} = ElixirScope.Foundation.Native.store_put_dirty(handle, big) end
+  end
 
   defp store_batch_fun(opts) do
     batches = for w <- 0..3, do: events(w * 10_000 + 1_000_000, 10_000, 100)

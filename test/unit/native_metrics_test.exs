@@ -60,7 +60,10 @@ defmodule ElixirScope.Foundation.NativeMetricsTest do
       }
 
       measurements = %{"string key" => {:t, self()}, {:tuple, :key} => [1, 2], big: big}
-      assert {:ok, false} = Native.metrics_record(h, [:hostile], measurements, metadata, 1)
+      # Over the normal-scheduler budget (and a fun): declined, nothing recorded.
+      assert :dirty = Native.metrics_record(h, [:hostile], measurements, metadata, 1)
+      assert entry(h, [:hostile]) == nil
+      assert {:ok, false} = Native.metrics_record_dirty(h, [:hostile], measurements, metadata, 1)
       assert {[:hostile], 1, 1, ^measurements, ^metadata} = entry(h, [:hostile])
     end
 
@@ -116,6 +119,40 @@ defmodule ElixirScope.Foundation.NativeMetricsTest do
       assert_raise ArgumentError, fn -> Native.metrics_emit_counter(h, "c", 1, %{}, 1) end
       assert_raise ArgumentError, fn -> Native.metrics_emit_counter(h, [:c], 1, %{}, nil) end
       assert_raise ArgumentError, fn -> Native.metrics_emit_counter(:nope, [:c], 1, %{}, 1) end
+    end
+  end
+
+  describe "dirty twins (metrics_record_dirty/5, metrics_emit_counter_dirty/5)" do
+    test "over the 64 KiB budget the normal NIFs answer :dirty and record nothing" do
+      h = handle()
+      big = %{bin: :binary.copy("x", 70_000)}
+      assert :dirty = Native.metrics_emit_counter(h, [:b], 1, big, 1)
+      assert :dirty = Native.metrics_emit_counter_now(h, [:b], 1, big)
+      assert :dirty = Native.metrics_record(h, [:r], %{d: 1}, big, 1)
+      assert :dirty = Native.metrics_record(h, [:r], %{d: big}, %{}, 1)
+      assert {0, 0, 0, _} = Native.metrics_status(h)
+      assert {:ok, false} = Native.metrics_emit_counter_dirty(h, [:b], 1, big, 1)
+      assert {:ok, false} = Native.metrics_record_dirty(h, [:r], %{d: big}, big, 1)
+      assert {[:b], 1, 1, %{counter: 1}, ^big} = entry(h, [:b])
+      assert {[:r], 1, 1, %{d: ^big}, ^big} = entry(h, [:r])
+      # Known names: the metadata is not encoded again, so no decline.
+      assert {:ok, false} = Native.metrics_emit_counter(h, [:b], 1, big, 2)
+      assert :ok = Native.metrics_emit_counter_now(h, [:b], 1, big)
+    end
+
+    test "errors and ArgumentError as the normal NIFs" do
+      h = Native.metrics_new(0)
+      assert {:ok, false} = Native.metrics_emit_counter_dirty(h, [:full], 1, %{}, 1)
+      assert {0, 1, 0, 0} = Native.metrics_status(h)
+      assert_raise ArgumentError, fn -> Native.metrics_record_dirty(h, :a, %{}, %{}, 1) end
+      assert_raise ArgumentError, fn -> Native.metrics_record_dirty(h, [:a], [], %{}, 1) end
+
+      assert_raise ArgumentError, fn ->
+        Native.metrics_emit_counter_dirty(h, [:a | :b], 1, %{}, 1)
+      end
+
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter_dirty(h, [:a], 1, %{}, :t) end
+      assert_raise ArgumentError, fn -> Native.metrics_emit_counter_dirty(:h, [:a], 1, %{}, 1) end
     end
   end
 
@@ -325,7 +362,6 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
   use ExUnit.Case, async: false
 
   alias ElixirScope.Foundation.Native
-  alias ElixirScope.Foundation.TestSupport.Eventually
 
   test "a handle survives garbage collection and its memory is freed once dropped" do
     h = Native.metrics_new(10)
@@ -333,6 +369,13 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert {:ok, false} = Native.metrics_emit_counter(h, [:gc], 1, %{}, 1)
     assert {1, 0, 0, 10} = Native.metrics_status(h)
 
+    # The heap counter is process-wide: memory that other tests' stores and
+    # metrics release meanwhile (freed once their persistent terms are
+    # released) can hide the growth. A real leak fails every attempt.
+    assert Enum.any?(1..3, fn _ -> grows_and_frees?() end)
+  end
+
+  defp grows_and_frees? do
     parent = self()
     before = Native.native_heap_bytes()
 
@@ -350,14 +393,8 @@ defmodule ElixirScope.Foundation.NativeMetricsMemoryTest do
     assert_receive {:filled, filled}, 10_000
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
     grown = filled - before
-    assert grown > 1_000_000
-
-    # The heap counter is global: unrelated background work (other services'
-    # caches, stores released late) moves it a little, so allow it to settle.
-    assert Eventually.eventually(fn ->
-             :erlang.garbage_collect()
-             before + grown - Native.native_heap_bytes() > 0.9 * grown
-           end)
+    :erlang.garbage_collect()
+    grown > 1_000_000 and before + grown - Native.native_heap_bytes() > 0.9 * grown
   end
 end
 

@@ -12,7 +12,9 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
   test "happy path: put, get, query, correlation, prune, stats" do
     s = new_store()
     e = event(1, correlation_id: "c", timestamp: 5, data: {self(), make_ref(), fn -> 1 end})
-    assert {:ok, 1} = Native.store_put(s, e)
+    # A fun's environment has no cheap size bound: the normal NIF declines.
+    assert :dirty = Native.store_put(s, e)
+    assert {:ok, 1} = Native.store_put_dirty(s, e)
     assert Native.store_get(s, 1) == e
     assert Native.store_get(s, 2) == nil
 
@@ -20,7 +22,7 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
              Native.store_put_batch(s, [event(2, timestamp: 1), event(3, timestamp: 10)])
 
     assert {:ok, [^e]} = Native.store_get_by_correlation(s, "c", 10)
-    assert {:ok, nil} = Native.store_get_by_correlation(s, "c", 0)
+    assert :dirty = Native.store_get_by_correlation(s, "c", 0)
     assert {:ok, [^e]} = Native.store_get_by_correlation_dirty(s, "c")
     assert {:ok, [%Event{event_id: 2}]} = Native.store_query(s, :test, {0, 1}, :timestamp, 0, 0)
     assert {:ok, [%Event{event_id: 1}]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
@@ -128,24 +130,40 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     ]
   end
 
+  # As EventStore routes: the normal NIF, or its dirty twin when it answers
+  # :dirty (over the byte budget, or a term without a cheap size bound).
+  defp put(s, e) do
+    case Native.store_put(s, e) do
+      :dirty -> Native.store_put_dirty(s, e)
+      result -> result
+    end
+  end
+
+  defp get(s, id) do
+    case Native.store_get(s, id) do
+      :dirty -> Native.store_get_dirty(s, id)
+      result -> result
+    end
+  end
+
   test "every kind of term in data round-trips exactly" do
     s = new_store()
     terms = odd_terms()
 
     for {term, id} <- Enum.with_index(terms, 1) do
       e = event(id, data: term, correlation_id: "odd")
-      assert {:ok, ^id} = Native.store_put(s, e)
-      assert Native.store_get(s, id) === e
+      assert {:ok, ^id} = put(s, e)
+      assert get(s, id) === e
       odd = Map.put(e, :extra, term)
-      assert {:ok, ^id} = Native.store_put(s, odd)
-      assert Native.store_get(s, id) === odd
+      assert {:ok, ^id} = put(s, odd)
+      assert get(s, id) === odd
     end
 
     assert {:ok, all} = Native.store_get_by_correlation_dirty(s, "odd")
     assert length(all) == length(terms)
     whole = event(1000, data: terms, node: :other@host, parent_id: 1 <<< 70)
-    assert {:ok, 1000} = Native.store_put(s, whole)
-    assert Native.store_get(s, 1000) === whole
+    assert {:ok, 1000} = put(s, whole)
+    assert get(s, 1000) === whole
   end
 
   test "random nested terms round-trip exactly" do
@@ -154,8 +172,8 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
 
     for id <- 1..300 do
       e = event(id, data: random_term(4), wall_time: random_term(2))
-      assert {:ok, ^id} = Native.store_put(s, e)
-      assert Native.store_get(s, id) === e
+      assert {:ok, ^id} = put(s, e)
+      assert get(s, id) === e
     end
   end
 
@@ -209,6 +227,40 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
           fn -> Native.store_query(s, nil, {1, :x}, :event_id, 0, 0) end,
           fn -> Native.store_prune_before(s, 1 <<< 70) end,
           fn -> Native.store_new(-1, 0, 0, 1) end
+        ] do
+      assert_raise ArgumentError, fun
+    end
+  end
+
+  test "dirty twins: :dirty over the 64 KiB budget, same results and errors as the normal NIFs" do
+    s = new_store(1)
+    fits = event(1, data: :binary.copy("x", 50_000), correlation_id: "c")
+    over = event(2, data: :binary.copy("x", 70_000), correlation_id: "c")
+    assert {:ok, 1} = Native.store_put(s, fits)
+    assert :dirty = Native.store_put(s, over)
+    assert :dirty = Native.store_put_batch(s, [over])
+    assert :dirty = Native.store_put_async(s, over)
+    assert Native.store_get(s, 2) == nil
+    assert {:ok, 2} = Native.store_put_dirty(s, over)
+    assert :dirty = Native.store_get(s, 2)
+    assert Native.store_get_dirty(s, 2) == over
+    assert Native.store_get_dirty(s, 1) == fits
+    assert Native.store_get_dirty(s, 3) == nil
+    assert :dirty = Native.store_query(s, nil, nil, :event_id, 0, 2)
+    assert {:ok, [^fits]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
+    assert :dirty = Native.store_get_by_correlation(s, "c", 10)
+    assert {:ok, [3, 4]} = Native.store_put_batch_dirty(s, [event(3), event(4)])
+    assert {:ok, :ok} = Native.store_put_async_dirty(s, event(5))
+    assert {:error, {:invalid_input, _}} = Native.store_put_dirty(s, event(1 <<< 64))
+    assert {:error, {:invalid_input, _}} = Native.store_put_batch_dirty(s, [event(1 <<< 64)])
+    results = for i <- 6..100, do: Native.store_put_async_dirty(s, event(i))
+    assert Enum.any?(results, &match?({:error, {:queue_full, _}}, &1))
+
+    for fun <- [
+          fn -> Native.store_put_dirty(s, :not_a_map) end,
+          fn -> Native.store_put_batch_dirty(s, [event(1) | :improper]) end,
+          fn -> Native.store_put_async_dirty(:not_a_store, event(1)) end,
+          fn -> Native.store_get_dirty(s, -1) end
         ] do
       assert_raise ArgumentError, fun
     end

@@ -494,3 +494,72 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
     end
   end
 end
+
+defmodule ElixirScope.Foundation.Services.TelemetryServiceSchedulingTest do
+  # Call tracing (NativeCalls) is global per function: not async.
+  use ExUnit.Case, async: false
+
+  alias ElixirScope.Foundation.Services.TelemetryService
+  alias ElixirScope.Foundation.Test.NativeCalls
+
+  setup do
+    ns = {:test, make_ref()}
+    start_supervised!({TelemetryService, namespace: ns, enable_vm_metrics: false})
+    [opts: [namespace: ns]]
+  end
+
+  # ~150 KB of metadata: over the 64 KiB normal-scheduler budget.
+  defp big_meta do
+    %{items: for(i <- 1..4_000, do: {i, "v#{i}", [i / 2]}), pid: self(), ref: make_ref()}
+  end
+
+  defp calls(fun), do: fun |> NativeCalls.traced("metrics_") |> elem(1)
+
+  defp metric(opts, path) do
+    {:ok, metrics} = TelemetryService.get_metrics(opts)
+    get_in(metrics, path)
+  end
+
+  test "a new counter name with big metadata is recorded by the dirty twin, exactly", %{opts: o} do
+    meta = big_meta()
+    emit = fn name, meta -> fn -> TelemetryService.emit_counter(name, 1, meta, o) end end
+
+    assert calls(emit.([:t, :small], %{k: 1})) == [:metrics_emit_counter_now]
+
+    assert calls(emit.([:t, :big], meta)) == [
+             :metrics_emit_counter_now,
+             :metrics_emit_counter_dirty
+           ]
+
+    # Known name: its metadata is not encoded again, so no dirty hop.
+    assert calls(emit.([:t, :big], meta)) == [:metrics_emit_counter_now]
+
+    assert %{count: 2, measurements: %{counter: 2}, metadata: got} = metric(o, [:t, :big])
+    assert got === meta
+    assert %{count: 1, metadata: %{k: 1}} = metric(o, [:t, :small])
+  end
+
+  test "execute/4 with big metadata or measurements goes through metrics_record_dirty", %{opts: o} do
+    meta = big_meta()
+    measurements = %{duration: 5, trace: meta}
+    exec = fn name, m, md -> fn -> TelemetryService.execute(name, m, md, o) end end
+
+    assert calls(exec.([:e, :small], %{duration: 1}, %{k: 1})) == [:metrics_record]
+
+    assert calls(exec.([:e, :meta], %{duration: 1}, meta)) == [
+             :metrics_record,
+             :metrics_record_dirty
+           ]
+
+    # Non-numeric measurements are encoded on every call: bounded too.
+    assert calls(exec.([:e, :meas], measurements, %{})) == [
+             :metrics_record,
+             :metrics_record_dirty
+           ]
+
+    assert %{metadata: got} = metric(o, [:e, :meta])
+    assert got === meta
+    assert %{measurements: %{duration: 5, trace: got}} = metric(o, [:e, :meas])
+    assert got === meta
+  end
+end

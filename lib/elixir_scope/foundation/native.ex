@@ -78,6 +78,12 @@ defmodule ElixirScope.Foundation.Native do
   def store_query_dirty(_store, _type, _range, _order, _offset, _limit),
     do: :erlang.nif_error(:not_loaded)
 
+  # store: dirty twins of the calls above, used when those answer :dirty
+  def store_put_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
+  def store_put_batch_dirty(_store, _events), do: :erlang.nif_error(:not_loaded)
+  def store_put_async_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
+  def store_get_dirty(_store, _id), do: :erlang.nif_error(:not_loaded)
+
   def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)
   def store_expire(_store), do: :erlang.nif_error(:not_loaded)
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
@@ -94,6 +100,13 @@ defmodule ElixirScope.Foundation.Native do
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_emit_counter_now(_handle, _name, _value, _metadata),
+    do: :erlang.nif_error(:not_loaded)
+
+  # metrics: dirty twins of the calls above, used when those answer :dirty
+  def metrics_record_dirty(_handle, _name, _measurements, _metadata, _now),
+    do: :erlang.nif_error(:not_loaded)
+
+  def metrics_emit_counter_dirty(_handle, _name, _value, _metadata, _now),
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)

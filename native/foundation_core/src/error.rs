@@ -17,6 +17,10 @@ pub enum CoreError {
     /// An event failed EventValidator (API.md section 9).
     #[error(transparent)]
     Event(#[from] crate::validation::EventRule),
+    /// The work exceeds the byte budget (`.0`) of a normal-scheduler call:
+    /// nothing was done, the caller reruns it on a dirty scheduler.
+    #[error("over the normal-scheduler budget of {0} bytes")]
+    OverBudget(usize),
     /// Something that should be impossible (poisoned lock, broken invariant).
     #[error("internal error: {0}")]
     Internal(String),

@@ -3,6 +3,7 @@
 //! across removals and handler changes that must invalidate the cache.
 
 use foundation_core::metrics::{Key, Measure, Metrics, Name, Recorded};
+use foundation_core::CoreError;
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ fn bump(m: &Metrics, i: usize, delta: Measure, now: i64) -> Recorded {
     match m.try_add_cached(&ids(i), &delta, now).unwrap() {
         Some(r) => r,
         None => m
-            .add_counter_caching(&ids(i), name(i), delta, || b"m".to_vec(), now)
+            .add_counter_caching(&ids(i), name(i), delta, || Ok(b"m".to_vec()), now)
             .unwrap(),
     }
 }
@@ -79,12 +80,12 @@ proptest! {
             match op {
                 Op::Counter(i, d) => {
                     let a = bump(&cached, i, d.clone(), now);
-                    let b = plain.add_counter(name(i), d, || b"m".to_vec(), now).unwrap();
+                    let b = plain.add_counter(name(i), d, || Ok(b"m".to_vec()), now).unwrap();
                     prop_assert_eq!(a, b);
                 }
                 Op::Gauge(i, v) => {
                     for m in [&cached, &plain] {
-                        m.record(name(i), vec![(Key::Gauge, Measure::Int(v))], Vec::new, now)
+                        m.record(name(i), vec![(Key::Gauge, Measure::Int(v))], || Ok(Vec::new()), now)
                             .unwrap();
                     }
                 }
@@ -164,4 +165,19 @@ fn concurrent_cached_increments_are_exact_and_clears_lose_nothing_after_them() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].1, 40_000);
     assert_eq!(all[0].3, vec![(Key::Counter, Measure::Int(80_000))]);
+}
+
+/// A failing metadata closure (the NIF's `OverBudget` on a normal
+/// scheduler) records nothing and counts nothing as dropped; a known name
+/// never calls it.
+#[test]
+fn failing_metadata_records_nothing_and_drops_nothing() {
+    let m = Metrics::new(10);
+    let over = || Err(CoreError::OverBudget(1));
+    let r = m.add_counter_caching(&ids(0), name(0), Measure::Int(1), over, 0);
+    assert_eq!(r, Err(CoreError::OverBudget(1)));
+    assert_eq!((m.status().metrics, m.status().dropped), (0, 0));
+    bump(&m, 0, Measure::Int(1), 0);
+    m.add_counter(name(0), Measure::Int(1), over, 0).unwrap();
+    assert_eq!(m.snapshot().unwrap()[0].1.count, 2);
 }

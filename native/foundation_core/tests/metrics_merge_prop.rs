@@ -79,7 +79,7 @@ proptest! {
         let name = vec!["m".to_string()];
         let mut model: Vec<(Key, Measure)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            let meta = move || vec![i as u8];
+            let meta = move || Ok(vec![i as u8]);
             match op {
                 Op::Counter(v) => {
                     metrics.add_counter(name.clone(), v.clone(), meta, i as i64).unwrap();

@@ -9,6 +9,8 @@ rustler::atoms! {
     counter,
     // metrics: a handler is attached to the counted name
     handler,
+    // scheduling (budget.rs): over the normal-scheduler budget, call the dirty twin
+    dirty,
     // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
     invalid_input,
     internal_error,

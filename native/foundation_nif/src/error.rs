@@ -23,6 +23,8 @@ impl Encoder for NifError {
         let kind = match &self.0 {
             CoreError::InvalidInput(_) => atoms::invalid_input(),
             CoreError::Internal(_) => atoms::internal_error(),
+            // Normal NIFs answer `:dirty` instead (budget.rs); never reaches Elixir.
+            CoreError::OverBudget(_) => atoms::internal_error(),
             CoreError::QueueFull(_) => atoms::queue_full(),
             CoreError::Config(e) => config_kind(e),
             CoreError::Event(rule) => event_kind(*rule),

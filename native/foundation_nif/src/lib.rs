@@ -7,6 +7,7 @@
 
 mod alloc;
 mod atoms;
+mod budget;
 mod clock;
 mod decode;
 mod error;

@@ -12,6 +12,7 @@
 //! no reference-count traffic on the resource per call.
 
 use crate::atoms;
+use crate::budget::{self, Routed, NORMAL_BYTES};
 use crate::clock;
 use crate::error::{NifError, NifOutcome};
 use foundation_core::metrics::{
@@ -31,13 +32,17 @@ impl rustler::Resource for MetricsHandle {}
 // DashMaps, mutex-guarded caches of owned data and atomics; no invariant spans a panic point.
 impl std::panic::RefUnwindSafe for MetricsHandle {}
 
-type Outcome<T> = NifResult<NifOutcome<T>>;
+/// `{:ok, t}`, `{:error, {kind, detail}}`, or `:dirty` from a normal NIF
+/// over its budget (see `budget`).
+type Outcome<T> = NifResult<Routed<NifOutcome<T>>>;
 
 #[rustler::nif]
 fn metrics_new(max_metrics: usize) -> ResourceArc<MetricsHandle> {
     ResourceArc::new(MetricsHandle(Metrics::new(max_metrics)))
 }
 
+/// Normal scheduler: `:dirty` (nothing recorded) when the measurements, or
+/// the metadata of a new name, exceed `budget::NORMAL_BYTES`.
 #[rustler::nif]
 fn metrics_record<'a>(
     handle: ResourceArc<MetricsHandle>,
@@ -46,16 +51,30 @@ fn metrics_record<'a>(
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    let name = decode_name(name)?;
-    let incoming = decode_measurements(measurements)?;
-    let meta = || metadata.to_binary().as_slice().to_vec();
-    Ok(handle
-        .0
-        .record(name, incoming, meta, now)
-        .map(|r| r.handler)
-        .map_err(NifError))
+    record(
+        &handle.0,
+        name,
+        measurements,
+        metadata,
+        now,
+        Some(NORMAL_BYTES),
+    )
 }
 
+/// `metrics_record/5` on a dirty scheduler, without a budget.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics_record_dirty<'a>(
+    handle: ResourceArc<MetricsHandle>,
+    name: Term<'a>,
+    measurements: Term<'a>,
+    metadata: Term<'a>,
+    now: i64,
+) -> Outcome<bool> {
+    record(&handle.0, name, measurements, metadata, now, None)
+}
+
+/// Normal scheduler: `:dirty` (nothing recorded) when the value, or the
+/// metadata of a new name, exceeds `budget::NORMAL_BYTES`.
 #[rustler::nif]
 fn metrics_emit_counter<'a>(
     handle: &MetricsHandle,
@@ -64,7 +83,19 @@ fn metrics_emit_counter<'a>(
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    add_counter(&handle.0, name, value, metadata, now)
+    add_counter(&handle.0, name, value, metadata, now, Some(NORMAL_BYTES))
+}
+
+/// `metrics_emit_counter/5` on a dirty scheduler, without a budget.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn metrics_emit_counter_dirty<'a>(
+    handle: &MetricsHandle,
+    name: Term<'a>,
+    value: Term<'a>,
+    metadata: Term<'a>,
+    now: i64,
+) -> Outcome<bool> {
+    add_counter(&handle.0, name, value, metadata, now, None)
 }
 
 /// `metrics_emit_counter/5` stamped with the VM's monotonic clock (native
@@ -76,12 +107,12 @@ fn metrics_emit_counter_now<'a>(
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
-) -> NifResult<Counted> {
+) -> NifResult<Routed<Counted>> {
     let outcome = match clock::monotonic_native() {
-        Some(now) => add_counter(&handle.0, name, value, metadata, now)?,
-        None => Err(NifError(CoreError::Internal("no clock".to_string()))),
+        Some(now) => add_counter(&handle.0, name, value, metadata, now, Some(NORMAL_BYTES))?,
+        None => Routed::Done(Err(NifError(CoreError::Internal("no clock".to_string())))),
     };
-    Ok(Counted(outcome))
+    Ok(outcome.map(Counted))
 }
 
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in
@@ -148,11 +179,43 @@ fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
     atoms::ok()
 }
 
+/// Records into `m` (see `metrics_record`); `budget` is `None` on a dirty
+/// scheduler.
+fn record(
+    m: &Metrics,
+    name: Term,
+    measurements: Term,
+    metadata: Term,
+    now: i64,
+    budget: Option<usize>,
+) -> Outcome<bool> {
+    if budget.is_some_and(|b| budget::measure(measurements, b).is_none()) {
+        return Ok(Routed::Dirty);
+    }
+    let name = decode_name(name)?;
+    let incoming = decode_measurements(measurements)?;
+    let meta = || encode_within(metadata, budget);
+    Ok(budget::routed(
+        m.record(name, incoming, meta, now).map(|r| r.handler),
+    ))
+}
+
 /// Cached increment by segment ids when possible, else the general path
-/// (which caches the entry for the next call of this thread).
-fn add_counter(m: &Metrics, name: Term, value: Term, metadata: Term, now: i64) -> Outcome<bool> {
+/// (which caches the entry for the next call of this thread). The metadata
+/// is encoded (and measured against `budget`) only for a new name.
+fn add_counter(
+    m: &Metrics,
+    name: Term,
+    value: Term,
+    metadata: Term,
+    now: i64,
+    budget: Option<usize>,
+) -> Outcome<bool> {
+    if budget.is_some_and(|b| !is_number(value) && budget::measure(value, b).is_none()) {
+        return Ok(Routed::Dirty);
+    }
     let delta = decode_measure(value);
-    let meta = || metadata.to_binary().as_slice().to_vec();
+    let meta = || encode_within(metadata, budget);
     let recorded: Result<Recorded, CoreError> = match segment_ids(name)? {
         Some((ids, len)) => {
             let ids = ids.get(..len).ok_or(Error::BadArg)?;
@@ -164,7 +227,20 @@ fn add_counter(m: &Metrics, name: Term, value: Term, metadata: Term, now: i64) -
         }
         None => m.add_counter(decode_name(name)?, delta, meta, now),
     };
-    Ok(recorded.map(|r| r.handler).map_err(NifError))
+    Ok(budget::routed(recorded.map(|r| r.handler)))
+}
+
+fn is_number(term: Term) -> bool {
+    matches!(term.get_type(), TermType::Integer | TermType::Float)
+}
+
+/// The external term format of `term`, or `OverBudget` when it exceeds
+/// `budget` (checked before encoding anything).
+fn encode_within(term: Term, budget: Option<usize>) -> Result<Vec<u8>, CoreError> {
+    match budget {
+        Some(b) if budget::measure(term, b).is_none() => Err(budget::over_budget()),
+        _ => Ok(term.to_binary().as_slice().to_vec()),
+    }
 }
 
 /// The atoms' term words of a name of at most `MAX_CACHED_SEGMENTS` atoms,

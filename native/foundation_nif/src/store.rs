@@ -1,16 +1,23 @@
 //! Event store NIFs: a `Store` held in a resource, called straight from the
 //! caller's process. Work that grows with the store (prune, expiry, clear)
-//! runs on a dirty CPU scheduler. Work that grows with the result is
-//! bounded on normal schedulers (batches are chunked by the caller; queries
-//! with a small limit and small correlation groups) and dirty otherwise:
-//! decoding terms on a dirty scheduler costs ~2x (every allocation becomes a
-//! heap fragment), measured in bench/event_store.exs.
+//! runs on a dirty CPU scheduler. Work that grows with the result or the
+//! input is bounded on normal schedulers, by count (batches are chunked by
+//! the caller; queries with a small limit and small correlation groups) and
+//! by bytes (`budget::NORMAL_BYTES`), and dirty otherwise: decoding terms
+//! on a dirty scheduler costs ~2x (every allocation becomes a heap
+//! fragment), measured in bench/event_store.exs.
 
 use crate::atoms;
-use crate::error::NifOutcome;
+use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
+use crate::error::{NifError, NifOutcome};
 use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
-use foundation_core::store::{NewEvent, Query, Store, StoreConfig};
+use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+
+/// A write: `{:ok, t}`, `{:error, {kind, detail}}`, or `:dirty` (see below).
+type Put<T> = NifResult<Routed<NifOutcome<T>>>;
+/// A read's term, or `:dirty`.
+type Read<T> = NifResult<Routed<T>>;
 
 /// The store resource.
 pub struct StoreHandle(pub Store);
@@ -44,19 +51,48 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
     atoms::ok()
 }
 
+// Writes and reads that grow with the event bytes come in pairs: the
+// normal NIF answers `:dirty` (nothing done) above `budget::NORMAL_BYTES`
+// of input (measured by a bounded walk) or of stored payloads, and its
+// `*_dirty` twin runs the same inner function on a dirty CPU scheduler.
+
 #[rustler::nif]
-fn store_put(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutcome<u64>> {
+fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>) -> Put<u64> {
+    let size = || budget::measure(event, NORMAL_BYTES);
+    Sched::Normal.run(env, size, || put(&store, event))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_put_dirty(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutcome<u64>> {
+    put(&store, event)
+}
+
+fn put(store: &StoreHandle, event: Term) -> NifResult<NifOutcome<u64>> {
     Ok(to_new_event(event)?
         .and_then(|e| store.0.put(e))
         .map_err(Into::into))
 }
 
-/// Normal scheduler: the caller sends chunks of at most 64 events.
+/// The caller sends chunks of at most 64 events.
 #[rustler::nif]
-fn store_put_batch(
+fn store_put_batch<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    events: Term<'a>,
+) -> Put<Vec<u64>> {
+    let size = || budget::measure(events, NORMAL_BYTES);
+    Sched::Normal.run(env, size, || put_batch(&store, events))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_put_batch_dirty(
     store: ResourceArc<StoreHandle>,
     events: Term,
 ) -> NifResult<NifOutcome<Vec<u64>>> {
+    put_batch(&store, events)
+}
+
+fn put_batch(store: &StoreHandle, events: Term) -> NifResult<NifOutcome<Vec<u64>>> {
     let decoded: NifResult<Vec<_>> = list_terms(events)?.into_iter().map(to_new_event).collect();
     let all: Result<Vec<NewEvent>, _> = decoded?.into_iter().collect();
     Ok(all
@@ -65,33 +101,62 @@ fn store_put_batch(
 }
 
 #[rustler::nif]
-fn store_put_async(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<NifOutcome<Atom>> {
+fn store_put_async<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreHandle>,
+    event: Term<'a>,
+) -> Put<Atom> {
+    let size = || budget::measure(event, NORMAL_BYTES);
+    Sched::Normal.run(env, size, || put_async(&store, event))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_put_async_dirty(
+    store: ResourceArc<StoreHandle>,
+    event: Term,
+) -> NifResult<NifOutcome<Atom>> {
+    put_async(&store, event)
+}
+
+fn put_async(store: &StoreHandle, event: Term) -> NifResult<NifOutcome<Atom>> {
     let result = to_new_event(event)?.and_then(|e| store.0.put_async(e));
     Ok(result.map(|_| atoms::ok()).map_err(Into::into))
 }
 
 #[rustler::nif]
-fn store_get<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, id: u64) -> NifResult<Term<'a>> {
+fn store_get<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, id: u64) -> Read<Term<'a>> {
+    get(env, &store, id, Sched::Normal)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_get_dirty<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, id: u64) -> Read<Term<'a>> {
+    get(env, &store, id, Sched::Dirty)
+}
+
+fn get<'a>(env: Env<'a>, store: &StoreHandle, id: u64, sched: Sched) -> Read<Term<'a>> {
     match store.0.get(id) {
-        Ok(Some(payload)) => to_term(env, &payload),
-        Ok(None) => Ok(atoms::nil().encode(env)),
-        Err(e) => Ok(Err::<(), _>(crate::error::NifError(e)).encode(env)),
+        Ok(Some(payload)) => {
+            let size = || budget::stored_size(std::slice::from_ref(&payload));
+            sched.run(env, size, || to_term(env, &payload))
+        }
+        Ok(None) => Ok(Routed::Done(atoms::nil().encode(env))),
+        Err(e) => Ok(Routed::Done(Err::<(), _>(NifError(e)).encode(env))),
     }
 }
 
-/// Normal scheduler: answers only groups of at most `max` events (bounded
-/// work), `{:ok, nil}` otherwise (the caller then uses the dirty variant).
+/// Normal scheduler: answers only groups of at most `max` events within the
+/// byte budget, `:dirty` otherwise (the caller then uses the dirty variant).
 #[rustler::nif]
 fn store_get_by_correlation<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
     cid: Binary,
     max: usize,
-) -> NifResult<NifOutcome<Option<Vec<Term<'a>>>>> {
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
     match store.0.get_by_correlation_bounded(cid.as_slice(), max) {
-        Ok(Some(payloads)) => Ok(Ok(Some(to_terms(env, &payloads)?))),
-        Ok(None) => Ok(Ok(None)),
-        Err(e) => Ok(Err(e.into())),
+        Ok(Some(payloads)) => decode_all(env, &payloads, Sched::Normal),
+        Ok(None) => Ok(Routed::Dirty),
+        Err(e) => Ok(Routed::Done(Err(e.into()))),
     }
 }
 
@@ -100,15 +165,16 @@ fn store_get_by_correlation_dirty<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
     cid: Binary,
-) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
     match store.0.get_by_correlation(cid.as_slice()) {
-        Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
-        Err(e) => Ok(Err(e.into())),
+        Ok(payloads) => decode_all(env, &payloads, Sched::Dirty),
+        Err(e) => Ok(Routed::Done(Err(e.into()))),
     }
 }
 
 /// Normal scheduler: the caller uses it only with a small limit (bounded
-/// work); `store_query_dirty` is the same query on a dirty scheduler.
+/// count), and it answers `:dirty` above the byte budget;
+/// `store_query_dirty` is the same query on a dirty scheduler.
 #[rustler::nif]
 fn store_query<'a>(
     env: Env<'a>,
@@ -118,9 +184,9 @@ fn store_query<'a>(
     order: Atom,
     offset: usize,
     limit: usize,
-) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
     let q = query_from(env, event_type, time_range, order, offset, limit)?;
-    run_query(env, &store, &q)
+    run_query(env, &store, &q, Sched::Normal)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -132,20 +198,31 @@ fn store_query_dirty<'a>(
     order: Atom,
     offset: usize,
     limit: usize,
-) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
     let q = query_from(env, event_type, time_range, order, offset, limit)?;
-    run_query(env, &store, &q)
+    run_query(env, &store, &q, Sched::Dirty)
 }
 
 fn run_query<'a>(
     env: Env<'a>,
     store: &StoreHandle,
     q: &Query,
-) -> NifResult<NifOutcome<Vec<Term<'a>>>> {
+    sched: Sched,
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
     match store.0.query(q) {
-        Ok(payloads) => Ok(Ok(to_terms(env, &payloads)?)),
-        Err(e) => Ok(Err(e.into())),
+        Ok(payloads) => decode_all(env, &payloads, sched),
+        Err(e) => Ok(Routed::Done(Err(e.into()))),
     }
+}
+
+/// `{:ok, events}`, or `:dirty` on a normal scheduler over the budget.
+fn decode_all<'a>(
+    env: Env<'a>,
+    payloads: &[Bytes],
+    sched: Sched,
+) -> Read<NifOutcome<Vec<Term<'a>>>> {
+    let size = || budget::stored_size(payloads);
+    sched.run(env, size, || Ok(Ok(to_terms(env, payloads)?)))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

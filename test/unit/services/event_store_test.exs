@@ -343,4 +343,99 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       end
     end
   end
+
+  describe "size-based scheduling (README, Scheduler safety)" do
+    alias ElixirScope.Foundation.Test.NativeCalls
+
+    # ~200 KB of mixed terms: over the 64 KiB normal-scheduler budget.
+    defp big_data(seed) do
+      %{
+        items: for(i <- 1..5_000, do: {i, :item, [i * seed, "s#{i}"]}),
+        pid: self(),
+        ref: make_ref(),
+        bin: :binary.copy(<<seed>>, 50_000),
+        float: seed / 3
+      }
+    end
+
+    defp store_calls(fun), do: NativeCalls.traced(fun, "store_")
+
+    test "small events use the normal NIFs only; big ones round-trip exactly via the dirty twins" do
+      opts = start_isolated()
+      small = event(1, data: %{a: 1}, correlation_id: "s")
+      big = event(2, data: big_data(2), correlation_id: "b")
+
+      assert {{:ok, 1}, [:store_put]} = store_calls(fn -> EventStore.store(small, opts) end)
+
+      assert {{:ok, 2}, [:store_put, :store_put_dirty]} =
+               store_calls(fn -> EventStore.store(big, opts) end)
+
+      assert {{:ok, got}, [:store_get]} = store_calls(fn -> EventStore.get(1, opts) end)
+      assert got === small
+
+      assert {{:ok, got}, [:store_get, :store_get_dirty]} =
+               store_calls(fn -> EventStore.get(2, opts) end)
+
+      assert got === big
+    end
+
+    test "the byte budget: a 50 KB binary stays normal, a 70 KB one goes dirty" do
+      opts = start_isolated()
+      fits = event(1, data: :binary.copy("x", 50_000))
+      over = event(2, data: :binary.copy("x", 70_000))
+      assert {{:ok, 1}, [:store_put]} = store_calls(fn -> EventStore.store(fits, opts) end)
+
+      assert {{:ok, 2}, [:store_put, :store_put_dirty]} =
+               store_calls(fn -> EventStore.store(over, opts) end)
+
+      assert {{:ok, ^fits}, [:store_get]} = store_calls(fn -> EventStore.get(1, opts) end)
+
+      assert {{:ok, ^over}, [_, :store_get_dirty]} =
+               store_calls(fn -> EventStore.get(2, opts) end)
+    end
+
+    test "store_async and store_batch route big events to the dirty twins" do
+      opts = start_isolated()
+      big = event(1, data: big_data(1))
+
+      assert {:ok, [:store_put_async, :store_put_async_dirty]} =
+               store_calls(fn -> EventStore.store_async(big, opts) end)
+
+      wait_until(fn -> EventStore.get(1, opts) == {:ok, big} end)
+
+      # 70 small events: two chunks, both normal. A chunk holding a big
+      # event goes dirty as a whole; order and ids are kept.
+      smalls = for i <- 10..79, do: event(i, data: %{i: i})
+      assert {{:ok, ids}, calls} = store_calls(fn -> EventStore.store_batch(smalls, opts) end)
+      assert {ids, calls} == {Enum.to_list(10..79), [:store_put_batch, :store_put_batch]}
+
+      mixed = [event(100), event(101, data: big_data(3)), event(102)]
+
+      assert {{:ok, [100, 101, 102]}, [:store_put_batch, :store_put_batch_dirty]} =
+               store_calls(fn -> EventStore.store_batch(mixed, opts) end)
+
+      for e <- mixed, do: assert(EventStore.get(e.event_id, opts) == {:ok, e})
+    end
+
+    test "query and get_by_correlation fall back to the dirty twins over the budget" do
+      opts = start_isolated()
+      bigs = for i <- 1..3, do: event(i, event_type: :big, correlation_id: "b", data: big_data(i))
+      smalls = for i <- 4..6, do: event(i, event_type: :small, correlation_id: "s", timestamp: i)
+      {:ok, _} = EventStore.store_batch(bigs ++ smalls, opts)
+
+      assert {{:ok, ^smalls}, [:store_query]} =
+               store_calls(fn -> EventStore.query(%{event_type: :small, limit: 8}, opts) end)
+
+      assert {{:ok, ^bigs}, [:store_query, :store_query_dirty]} =
+               store_calls(fn -> EventStore.query(%{event_type: :big, limit: 8}, opts) end)
+
+      assert {{:ok, ^smalls}, [:store_get_by_correlation]} =
+               store_calls(fn -> EventStore.get_by_correlation("s", opts) end)
+
+      assert {{:ok, got}, [:store_get_by_correlation, :store_get_by_correlation_dirty]} =
+               store_calls(fn -> EventStore.get_by_correlation("b", opts) end)
+
+      assert got === bigs
+    end
+  end
 end

@@ -71,9 +71,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   # Rust heap + stored encoding per event, measured by bench/event_store.exs.
   @bytes_per_event 520
-  # Results up to this many events are decoded on a normal scheduler.
+  # Results up to this many events (and 64 KiB of stored bytes, see
+  # routed/2) are decoded on a normal scheduler.
   @bounded 256
-  # Events per store_put_batch NIF call (bounded work per call).
+  # Events per store_put_batch NIF call (bounded work per call; chunks over
+  # the byte budget go to store_put_batch_dirty).
   @chunk 64
 
   @typedoc "Options every public function accepts."
@@ -87,7 +89,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
-         {:ok, id} <- Support.native(Native.store_put(handle, event)) do
+         put = Native.store_put(handle, event),
+         {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
@@ -118,7 +121,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store_async(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
-         {:ok, :ok} <- Support.native(Native.store_put_async(handle, event)) do
+         put = Native.store_put_async(handle, event),
+         dirty = fn -> Native.store_put_async_dirty(handle, event) end,
+         {:ok, :ok} <- Support.native(routed(put, dirty)) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
@@ -129,7 +134,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}
   def get(id, opts \\ []) when is_integer(id) and id > 0 do
     with {:ok, handle} <- handle(opts) do
-      case id <= Support.u64_max() and Native.store_get(handle, id) do
+      case id <= Support.u64_max() and
+             routed(Native.store_get(handle, id), fn -> Native.store_get_dirty(handle, id) end) do
         %{} = event -> {:ok, event}
         {:error, _} = error -> Support.native(error)
         _ -> {:error, Support.not_found(id)}
@@ -149,10 +155,14 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle} <- handle(opts) do
       case Support.normalize_query(query) do
-        # A small limit bounds the work: normal scheduler; else dirty.
+        # A small limit bounds the count: normal scheduler (unless over the
+        # byte budget); else dirty.
         {:ok, {type, range, order, offset, limit}}
         when limit in 1..@bounded and offset <= @bounded ->
-          Support.native(Native.store_query(handle, type, range, order, offset, limit))
+          handle
+          |> Native.store_query(type, range, order, offset, limit)
+          |> routed(fn -> Native.store_query_dirty(handle, type, range, order, offset, limit) end)
+          |> Support.native()
 
         {:ok, {type, range, order, offset, limit}} ->
           Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
@@ -171,13 +181,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec get_by_correlation(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def get_by_correlation(correlation_id, opts \\ []) when is_binary(correlation_id) do
     with {:ok, handle} <- handle(opts) do
-      case Native.store_get_by_correlation(handle, correlation_id, @bounded) do
-        {:ok, nil} ->
-          Support.native(Native.store_get_by_correlation_dirty(handle, correlation_id))
-
-        other ->
-          Support.native(other)
-      end
+      handle
+      |> Native.store_get_by_correlation(correlation_id, @bounded)
+      |> routed(fn -> Native.store_get_by_correlation_dirty(handle, correlation_id) end)
+      |> Support.native()
     end
   end
 
@@ -380,7 +387,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       events
       |> Enum.chunk_every(@chunk)
       |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
-        case Support.native(Native.store_put_batch(handle, chunk)) do
+        put = Native.store_put_batch(handle, chunk)
+
+        case Support.native(routed(put, fn -> Native.store_put_batch_dirty(handle, chunk) end)) do
           {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
           error -> {:halt, error}
         end
@@ -393,6 +402,14 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       {:error, Support.unstorable()}
     end
   end
+
+  # The one place that routes by size: a normal-scheduler store NIF answers
+  # `:dirty`, having done nothing, when the event bytes it would encode or
+  # decode exceed its budget (`NORMAL_BYTES` in
+  # native/foundation_nif/src/budget.rs, 64 KiB); then its DirtyCpu twin
+  # does the call. Small events never leave the normal scheduler.
+  defp routed(:dirty, dirty), do: dirty.()
+  defp routed(result, _dirty), do: result
 
   defp validate_all(events) do
     Enum.reduce_while(events, :ok, fn event, :ok ->

@@ -76,7 +76,8 @@ impl Metrics {
 
     /// Records one event: merges `incoming` into the entry of `name`, or
     /// creates it with the metadata produced by `metadata` (called only for a
-    /// new name, outside every lock).
+    /// new name, outside every lock; if it fails, nothing is recorded and its
+    /// error is returned, e.g. `OverBudget` from a normal-scheduler NIF).
     pub fn record<F>(
         &self,
         name: Name,
@@ -85,14 +86,14 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         if let Some(existing) = self.entries.get(name.as_slice()) {
             existing.merge(incoming, now)?;
             drop(existing);
             return Ok(self.recorded(&name, true));
         }
-        let metadata = metadata();
+        let metadata = metadata()?;
         let stored = match self.entries.entry(name.clone()) {
             MapEntry::Occupied(occupied) => {
                 occupied.get().merge(incoming, now)?;
@@ -120,7 +121,7 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         if let Measure::Int(d) = delta {
             if let Some(existing) = self.entries.get(name.as_slice()) {
@@ -168,7 +169,7 @@ impl Metrics {
         now: i64,
     ) -> CoreResult<Recorded>
     where
-        F: FnOnce() -> Vec<u8>,
+        F: FnOnce() -> CoreResult<Vec<u8>>,
     {
         // Read before the lookup: a removal after this point discards the fill.
         let seen = self.cache.generation();
@@ -276,8 +277,8 @@ mod tests {
         parts.iter().map(|p| p.to_string()).collect()
     }
 
-    fn meta() -> Vec<u8> {
-        b"first".to_vec()
+    fn meta() -> CoreResult<Vec<u8>> {
+        Ok(b"first".to_vec())
     }
 
     #[test]
@@ -285,14 +286,14 @@ mod tests {
         let m = Metrics::new(10);
         let g = |v| vec![(Key::Gauge, Measure::Int(v))];
         m.record(name(&["a", "b"]), g(1), meta, 1).unwrap();
-        m.record(name(&["a", "b"]), g(2), || b"second".to_vec(), 2)
+        m.record(name(&["a", "b"]), g(2), || Ok(b"second".to_vec()), 2)
             .unwrap();
         let snap = m.snapshot().unwrap();
         assert_eq!(snap.len(), 1);
         let (n, e) = &snap[0];
         assert_eq!(n, &name(&["a", "b"]));
         assert_eq!((e.count, e.timestamp), (2, 2));
-        assert_eq!(e.metadata, meta());
+        assert_eq!(Ok(e.metadata.clone()), meta());
         assert_eq!(e.measurements, g(2));
     }
 

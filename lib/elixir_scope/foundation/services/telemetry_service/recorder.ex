@@ -76,7 +76,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
     safely(fn ->
       now = System.monotonic_time()
 
-      case Native.metrics_record(handle, name, measurements, metadata, now) do
+      case native_record(handle, name, measurements, metadata, now) do
         {:ok, true} -> run_handler(name, measurements, metadata)
         _ -> :ok
       end
@@ -90,7 +90,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   """
   def record_counter(opts, name, value, metadata) when is_list(name) do
     with {:ok, handle} <- live_handle(namespace(opts)),
-         :handler <- Native.metrics_emit_counter_now(handle, name, value, metadata) do
+         :handler <- native_counter(handle, name, value, metadata) do
       run_handler(name, %{counter: value}, metadata)
     end
 
@@ -100,6 +100,32 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   end
 
   def record_counter(_opts, _name, _value, _metadata), do: :ok
+
+  # The normal-scheduler NIFs answer :dirty, having done nothing, when the
+  # measurements/value or a new name's metadata are too big for a normal
+  # scheduler (native/foundation_nif/src/budget.rs); the dirty twin then
+  # records it.
+  defp native_record(handle, name, measurements, metadata, now) do
+    case Native.metrics_record(handle, name, measurements, metadata, now) do
+      :dirty -> Native.metrics_record_dirty(handle, name, measurements, metadata, now)
+      result -> result
+    end
+  end
+
+  defp native_counter(handle, name, value, metadata) do
+    case Native.metrics_emit_counter_now(handle, name, value, metadata) do
+      :dirty ->
+        now = System.monotonic_time()
+
+        case Native.metrics_emit_counter_dirty(handle, name, value, metadata, now) do
+          {:ok, true} -> :handler
+          other -> other
+        end
+
+      result ->
+        result
+    end
+  end
 
   # The default handler of attach_handlers/2.
   defp run_handler(name, measurements, metadata) do

@@ -1,0 +1,209 @@
+//! Size-based scheduling: how much term work a NIF may do on a normal
+//! scheduler before it must hand the call to its `DirtyCpu` twin.
+//!
+//! Encoding or decoding 64 KiB of event data takes ~0.3-0.5 ms here (a 1 MB
+//! event: 5-15 ms), so `NORMAL_BYTES` keeps a normal-scheduler call near the
+//! ~1 ms rule of STYLE.md 2.5 while the small, common calls (an event of a
+//! few hundred bytes, a counter bump) never pay the dirty hop, which cut
+//! throughput 5-10x when every call took it (README, "Scheduler safety").
+//!
+//! A normal NIF that would exceed the budget does nothing and answers
+//! `:dirty` (`Routed::Dirty`); the Elixir wrapper then calls the dirty twin,
+//! which runs the same inner function without a budget. Sizes come from the
+//! stored payload lengths (reads) or from `measure`, a walk of the input
+//! term that stops as soon as the budget is spent (writes), so declining
+//! costs at most the budget's worth of walking.
+
+use crate::atoms;
+use foundation_core::CoreError;
+use rustler::sys::{c_int, enif_get_tuple, ErlNifTerm};
+use rustler::{Binary, Encoder, Env, MapIterator, NifResult, Term, TermType};
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+/// Bytes of event data (stored payload bytes, or `measure`d input) one
+/// normal-scheduler NIF call may encode or decode.
+pub const NORMAL_BYTES: usize = 64 * 1024;
+
+/// Normal calls below this size are not timed (see `Sched::run`).
+const TIMED_BYTES: usize = 4 * 1024;
+
+/// Every term counts at least one word: the walk and the codecs spend
+/// their time per term, not per byte, on small terms.
+const WORD: usize = 8;
+
+/// The result of a normal-scheduler NIF: done, or `:dirty` (nothing was
+/// done; call the `*_dirty` twin).
+pub enum Routed<T> {
+    Done(T),
+    Dirty,
+}
+
+impl<T> Routed<T> {
+    /// Maps the `Done` value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Routed<U> {
+        match self {
+            Routed::Done(value) => Routed::Done(f(value)),
+            Routed::Dirty => Routed::Dirty,
+        }
+    }
+}
+
+impl<T: Encoder> Encoder for Routed<T> {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self {
+            Routed::Done(value) => value.encode(env),
+            Routed::Dirty => atoms::dirty().encode(env),
+        }
+    }
+}
+
+/// Where a NIF runs: a `Normal` call is bounded by `NORMAL_BYTES`, its
+/// `Dirty` twin is not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sched {
+    Normal,
+    Dirty,
+}
+
+impl Sched {
+    /// Runs `f` and returns `Done`, except on a normal scheduler when `size`
+    /// (the bytes `f` would encode or decode; not computed on a dirty one)
+    /// is `None` (over the budget): then returns `Dirty` without running it.
+    /// A normal call of at least `TIMED_BYTES` charges the time it took to
+    /// the process's timeslice; smaller ones (a few µs) skip the two clock
+    /// reads, as their callers' own reductions preempt a loop of them.
+    pub fn run<T>(
+        self,
+        env: Env,
+        size: impl FnOnce() -> Option<usize>,
+        f: impl FnOnce() -> NifResult<T>,
+    ) -> NifResult<Routed<T>> {
+        if self == Sched::Dirty {
+            return f().map(Routed::Done);
+        }
+        match size() {
+            Some(bytes) if bytes < TIMED_BYTES => f().map(Routed::Done),
+            Some(_) => {
+                let started = Instant::now();
+                let out = f()?;
+                consume(env, started.elapsed());
+                Ok(Routed::Done(out))
+            }
+            // The dirty twin runs next, off this scheduler.
+            None => Ok(Routed::Dirty),
+        }
+    }
+}
+
+/// The error a budgeted closure returns to make the core give up (see
+/// `metrics`); `routed` turns it into `Routed::Dirty`.
+pub fn over_budget() -> CoreError {
+    CoreError::OverBudget(NORMAL_BYTES)
+}
+
+/// `Dirty` for `CoreError::OverBudget`, the outcome otherwise.
+pub fn routed<T, E: From<CoreError>>(result: Result<T, CoreError>) -> Routed<Result<T, E>> {
+    match result {
+        Err(CoreError::OverBudget(_)) => Routed::Dirty,
+        other => Routed::Done(other.map_err(E::from)),
+    }
+}
+
+/// Total bytes of stored payloads, or `None` when above `NORMAL_BYTES`.
+pub fn stored_size<B: AsRef<[u8]>>(payloads: &[B]) -> Option<usize> {
+    let total = payloads
+        .iter()
+        .fold(0usize, |acc, p| acc.saturating_add(p.as_ref().len()));
+    (total <= NORMAL_BYTES).then_some(total)
+}
+
+/// The approximate encoded size of `term` (binaries by length, any other
+/// term one word), or `None` as soon as it exceeds `budget` or holds
+/// something whose size cannot be bounded cheaply (a fun's environment, a
+/// bignum beyond 128 bits, a bitstring). Walks at most `budget / 8` terms,
+/// with an explicit stack (no recursion on deep nesting).
+pub fn measure(term: Term, budget: usize) -> Option<usize> {
+    let mut left = budget;
+    let mut stack = Vec::with_capacity(32);
+    stack.push(term);
+    while let Some(t) = stack.pop() {
+        let cost = match t.get_type() {
+            TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
+            TermType::Integer => integer(t)?,
+            TermType::Atom | TermType::Float => WORD,
+            TermType::Pid | TermType::Port | TermType::Ref => 4 * WORD,
+            TermType::List => list_cell(t, &mut stack)?,
+            TermType::Tuple => tuple_items(t, left, &mut stack)?,
+            TermType::Map => map_items(t, left, &mut stack)?,
+            _ => return None,
+        };
+        left = left.checked_sub(cost)?;
+    }
+    Some(budget - left)
+}
+
+/// Tells the VM how long a normal NIF ran, so a process calling such NIFs
+/// in a loop is preempted (a NIF call costs almost no reductions
+/// otherwise). A timeslice is ~1 ms (erl_nif docs). Time, not bytes: a
+/// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
+/// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
+fn consume(env: Env, elapsed: Duration) {
+    let percent = elapsed.as_micros().div_ceil(10).clamp(1, 100);
+    // The answer (timeslice exhausted) needs no action: we return next.
+    let _ = rustler::schedule::consume_timeslice(env, percent as c_int);
+}
+
+/// Two words up to 128 bits (compared as terms: decoding a bignum would
+/// encode it whole); `None` beyond.
+fn integer(t: Term) -> Option<usize> {
+    if t.decode::<i64>().is_ok() {
+        return Some(WORD);
+    }
+    let env = t.get_env();
+    (t >= i128::MIN.encode(env) && t <= i128::MAX.encode(env)).then_some(2 * WORD)
+}
+
+fn list_cell<'a>(t: Term<'a>, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+    if !t.is_empty_list() {
+        let (head, tail) = t.list_get_cell().ok()?;
+        stack.push(tail);
+        stack.push(head);
+    }
+    Some(WORD)
+}
+
+/// Pushes the elements unless they alone would exceed what is left.
+fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+    let env = t.get_env();
+    let mut arity: c_int = 0;
+    let mut array = MaybeUninit::<*const ErlNifTerm>::uninit();
+    // SAFETY: `t` is a live term of `env`; on success the VM fills `array`
+    // with `arity` terms owned by the tuple, valid as long as `t` is.
+    let items = unsafe {
+        if enif_get_tuple(env.as_c_arg(), t.as_c_arg(), &mut arity, array.as_mut_ptr()) != 1 {
+            return None;
+        }
+        if arity <= 0 {
+            return Some(WORD);
+        }
+        std::slice::from_raw_parts(array.assume_init(), usize::try_from(arity).ok()?)
+    };
+    if items.len().saturating_mul(WORD) > left {
+        return None;
+    }
+    // SAFETY: each element is a term of the same env.
+    stack.extend(items.iter().map(|raw| unsafe { Term::new(env, *raw) }));
+    Some(WORD)
+}
+
+fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+    if t.map_size().ok()?.saturating_mul(2 * WORD) > left {
+        return None;
+    }
+    for (key, value) in MapIterator::new(t)? {
+        stack.push(key);
+        stack.push(value);
+    }
+    Some(WORD)
+}
