@@ -205,6 +205,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   defp opt(opts, key) when is_map(opts), do: opts[key]
   defp opt(opts, _key), do: bad_opts(opts)
 
+  @spec bad_opts(term()) :: no_return()
   defp bad_opts(opts),
     do: raise(ArgumentError, "options must be a keyword list, got: #{inspect(opts, limit: 5)}")
 

@@ -61,7 +61,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Publisher do
   def flush(%{pending: []} = state), do: state
 
   def flush(%{} = state) do
-    if state.flush_timer, do: Process.cancel_timer(state.flush_timer)
+    _ = if state.flush_timer, do: Process.cancel_timer(state.flush_timer)
     # Skip the republish (a global literal-area scan) when nothing changed.
     if published(state.namespace) != state.config, do: publish(state.namespace, state.config)
 
