@@ -2,6 +2,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Logic.EventLogic
+  alias ElixirScope.Foundation.TestSupport.RandomTerms
   alias ElixirScope.Foundation.Types
   alias ElixirScope.Foundation.Types.Event
 
@@ -160,6 +161,45 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
     test "calculate_serialized_size/1 == byte_size(serialize)", %{event: event} do
       {:ok, bin} = EventLogic.serialize_event(event)
       assert EventLogic.calculate_serialized_size(event) == {:ok, byte_size(bin)}
+    end
+
+    # Big data goes through the dirty NIF (test/unit/events_test.exs traces
+    # which path each size takes); its bytes must be the BIF's.
+    test "bytes equal :erlang.term_to_binary/2 on seeded random events, small and big",
+         %{event: event} do
+      :rand.seed(:exsss, {1, 2, 3})
+      small = for _ <- 1..300, do: RandomTerms.term(4)
+      many = for _ <- 1..4_000, do: RandomTerms.term(3)
+      items = %{items: for(i <- 1..36_000, do: {i, :item, [i * 7]})}
+
+      for data <- small ++ [many, items | RandomTerms.large()] do
+        e = %{event | data: data}
+        compressed = :erlang.term_to_binary(e, [:compressed])
+        plain = :erlang.term_to_binary(e)
+        assert EventLogic.serialize_event(e) == {:ok, compressed}
+        assert EventLogic.serialize_event(e, compression: true) == {:ok, compressed}
+        assert EventLogic.serialize_event(e, compression: false) == {:ok, plain}
+        assert EventLogic.calculate_serialized_size(e) == {:ok, byte_size(compressed)}
+        assert :erlang.binary_to_term(compressed) == e
+      end
+    end
+
+    test "a big event that does not compress stays uncompressed, as with the BIF", %{
+      event: event
+    } do
+      :rand.seed(:exsss, {1, 2, 3})
+      e = %{event | data: :rand.bytes(300_000)}
+      assert {:ok, <<131, tag, _::binary>> = bin} = EventLogic.serialize_event(e)
+      assert tag != 80
+      assert bin == :erlang.term_to_binary(e, [:compressed])
+      assert bin == :erlang.term_to_binary(e)
+      assert EventLogic.deserialize_event(bin) == {:ok, e}
+
+      # Compressible: the 80 (compressed) tag, and a round trip.
+      big = %{event | data: :binary.copy("abc", 100_000)}
+      assert {:ok, <<131, 80, _::binary>> = packed} = EventLogic.serialize_event(big)
+      assert byte_size(packed) < 10_000
+      assert EventLogic.deserialize_event(packed) == {:ok, big}
     end
 
     test "garbage and non-events -> deserialization_failed with code nil" do

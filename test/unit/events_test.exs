@@ -56,6 +56,36 @@ defmodule ElixirScope.Foundation.EventsTest do
     end
   end
 
+  describe "serialization scheduling (README, Scheduler safety)" do
+    alias ElixirScope.Foundation.Test.NativeCalls
+
+    defp serialize_calls(fun), do: NativeCalls.traced(fun, "serialize_")
+
+    test "small events use the BIF after a size check, big ones the dirty NIF, same bytes" do
+      {:ok, small} = Events.new_event(:t, %{payload: String.duplicate("x", 300)})
+      {:ok, big} = Events.new_event(:t, %{items: for(i <- 1..20_000, do: {i, :item, [i]})})
+
+      for {e, calls} <- [
+            {small, [:serialize_fits]},
+            {big, [:serialize_fits, :serialize_dirty]}
+          ] do
+        bin = :erlang.term_to_binary(e, [:compressed])
+        assert {{:ok, ^bin}, ^calls} = serialize_calls(fn -> Events.serialize(e) end)
+        size = byte_size(bin)
+        assert {{:ok, ^size}, ^calls} = serialize_calls(fn -> Events.serialized_size(e) end)
+        assert {:ok, ^e} = Events.deserialize(bin)
+      end
+    end
+
+    test "a fun in the data cannot be sized cheaply: the dirty NIF encodes it" do
+      {:ok, e} = Events.new_event(:t, %{f: &Enum.map/2, a: 1})
+      bin = :erlang.term_to_binary(e, [:compressed])
+
+      assert {{:ok, ^bin}, [:serialize_fits, :serialize_dirty]} =
+               serialize_calls(fn -> Events.serialize(e) end)
+    end
+  end
+
   describe "storage" do
     test "store, get, batch and stats through the facade" do
       {:ok, e} =

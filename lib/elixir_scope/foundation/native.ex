@@ -125,4 +125,8 @@ defmodule ElixirScope.Foundation.Native do
   def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
   def fallback_list, do: :erlang.nif_error(:not_loaded)
   def fallback_take, do: :erlang.nif_error(:not_loaded)
+
+  # serialize (EventLogic.serialize_event: big events on a dirty scheduler)
+  def serialize_fits(_term), do: :erlang.nif_error(:not_loaded)
+  def serialize_dirty(_term, _compressed), do: :erlang.nif_error(:not_loaded)
 end

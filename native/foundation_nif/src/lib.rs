@@ -15,6 +15,7 @@ mod fallback;
 mod info;
 mod json;
 mod metrics;
+mod serialize;
 mod store;
 mod store_codec;
 mod store_term;

@@ -6,8 +6,12 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   Events made here carry **millisecond** monotonic timestamps
   (`Utils.monotonic_timestamp/0`) and are checked by
   `ElixirScope.Foundation.Validation.EventValidator` (rules in Rust).
-  Serialization is `:erlang.term_to_binary/2` (compressed by default): a
-  BIF, so a NIF would only add a copy. Deserialization uses
+  Serialization gives the bytes of `:erlang.term_to_binary/2` (compressed
+  by default). Small events (`Native.serialize_fits/1`, a bounded walk of
+  at most ~1 000 terms) call that BIF directly; bigger ones are encoded by
+  a dirty CPU NIF with the BEAM's own encoder and zlib settings, because
+  the BIF compresses in slices of several milliseconds on the caller's
+  normal scheduler (README, "Scheduler safety"). Deserialization uses
   `:erlang.binary_to_term(binary, [:safe])`: a binary naming an atom this
   node does not know is rejected with `:deserialization_failed` and the atom
   is not created (the original used `binary_to_term/1`).
@@ -17,6 +21,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   subcategory `:runtime`, severity `:medium`.
   """
 
+  alias ElixirScope.Foundation.Native
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Utils
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -126,14 +131,35 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   """
   @spec serialize_event(Event.t(), keyword()) :: {:ok, binary()} | {:error, Error.t()}
   def serialize_event(%Event{} = event, opts \\ []) do
-    options = if Keyword.get(opts, :compression, true), do: [:compressed], else: []
-    {:ok, :erlang.term_to_binary(event, options)}
+    compressed? = if Keyword.get(opts, :compression, true), do: true, else: false
+
+    case encode(event, compressed?) do
+      {:ok, binary} -> {:ok, binary}
+      {:error, native} -> serialization_failed(%ErlangError{original: native}, event)
+    end
   rescue
-    exception ->
-      runtime_error(:serialization_failed, "Failed to serialize event", %{
-        original_error: exception,
-        event_id: event.event_id
-      })
+    exception -> serialization_failed(exception, event)
+  end
+
+  # Same bytes either way: the BIF for small terms, the dirty NIF (which
+  # keeps the normal schedulers free) for big ones.
+  defp encode(event, true = _compressed?) do
+    if Native.serialize_fits(event),
+      do: {:ok, :erlang.term_to_binary(event, [:compressed])},
+      else: Native.serialize_dirty(event, true)
+  end
+
+  defp encode(event, false) do
+    if Native.serialize_fits(event),
+      do: {:ok, :erlang.term_to_binary(event)},
+      else: Native.serialize_dirty(event, false)
+  end
+
+  defp serialization_failed(exception, event) do
+    runtime_error(:serialization_failed, "Failed to serialize event", %{
+      original_error: exception,
+      event_id: event.event_id
+    })
   end
 
   @doc """

@@ -1,0 +1,65 @@
+//! Event serialization off the normal schedulers (`EventLogic.serialize_event/2`).
+//!
+//! `:erlang.term_to_binary(term, [:compressed])` yields while it encodes,
+//! but compresses in large slices (several ms each for a 1 MB event) on
+//! the calling normal scheduler. Small events keep that BIF (the fastest
+//! path); `serialize_fits/1` decides cheaply which path a term takes, and
+//! `serialize_dirty/2` produces the same bytes on a dirty CPU scheduler:
+//! the VM's own encoder (`enif_term_to_binary`) and, for the compressed
+//! form, the BEAM's framing and zlib settings (`foundation_core::etf`).
+
+use crate::budget;
+use crate::error::NifOutcome;
+use foundation_core::{etf, CoreError};
+use rustler::sys::{enif_term_to_binary, ErlNifBinary};
+use rustler::{Binary, Env, NewBinary, OwnedBinary, Term};
+use std::mem::MaybeUninit;
+
+/// Input size (as `budget::measure` counts it) up to which the BIF runs on
+/// the caller's normal scheduler: 8 KiB is about 1 000 small terms, whose
+/// compressed encoding takes ~0.1-0.2 ms and whose walk ~10 µs.
+pub const FITS_BYTES: usize = 8 * 1024;
+
+/// `true` when `term` is small enough for `:erlang.term_to_binary/2` on a
+/// normal scheduler; `false` (call `serialize_dirty/2`) otherwise or when
+/// its size cannot be bounded cheaply (funs, huge bignums, bitstrings).
+#[rustler::nif]
+fn serialize_fits(term: Term) -> bool {
+    budget::measure(term, FITS_BYTES).is_some()
+}
+
+/// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`
+/// (`compressed` true) or `:erlang.term_to_binary(term)`, on a dirty CPU
+/// scheduler; `{:error, {:internal_error, detail}}` if the VM cannot
+/// encode the term.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn serialize_dirty<'a>(env: Env<'a>, term: Term<'a>, compressed: bool) -> NifOutcome<Binary<'a>> {
+    let plain = encode(term)?;
+    if !compressed {
+        return Ok(plain.release(env));
+    }
+    match etf::compress(plain.as_slice(), etf::DEFAULT_LEVEL)? {
+        None => Ok(plain.release(env)),
+        Some(bytes) => {
+            let mut out = NewBinary::new(env, bytes.len());
+            out.as_mut_slice().copy_from_slice(&bytes);
+            Ok(out.into())
+        }
+    }
+}
+
+/// The VM's external term format of `term` (what `term_to_binary/1` gives).
+fn encode(term: Term) -> NifOutcome<OwnedBinary> {
+    let mut raw = MaybeUninit::<ErlNifBinary>::uninit();
+    // SAFETY: `term` is a live term of its env; on success the VM fills
+    // `raw` with a newly allocated binary that we then own.
+    let ok = unsafe {
+        enif_term_to_binary(term.get_env().as_c_arg(), term.as_c_arg(), raw.as_mut_ptr())
+    };
+    if ok == 0 {
+        return Err(CoreError::Internal("term_to_binary failed".to_string()).into());
+    }
+    // SAFETY: initialized by the successful call above; ownership moves
+    // to the `OwnedBinary`, which releases it when dropped.
+    Ok(unsafe { OwnedBinary::from_raw(raw.assume_init()) })
+}
