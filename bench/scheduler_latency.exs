@@ -2,6 +2,8 @@
 #
 #     mix run bench/scheduler_latency.exs            (about 2 minutes)
 #     SECONDS_PER_WORKLOAD=1 mix run bench/scheduler_latency.exs   (quick look)
+#     ONLY="store 1 MB,8 x 1 MB" mix run bench/scheduler_latency.exs (rows whose
+#     name contains one of the comma-separated parts)
 #
 # A probe process sleeps 1 ms in a loop (`receive after 1`) and records how
 # late it wakes up (lateness = elapsed - 1 ms, in microseconds). Meanwhile
@@ -46,7 +48,10 @@ defmodule Bench.SchedulerLatency do
         {"pure Elixir CPU loop (reference)", loaders, fn -> spin(200_000) end}
       ] ++ store_workloads(opts, loaders) ++ other_workloads(opts, loaders)
 
-    results = Enum.map(rows, fn {name, n, work} -> measure(name, n, work) end)
+    results =
+      rows
+      |> Enum.filter(&selected?/1)
+      |> Enum.map(fn {name, n, work} -> measure(name, n, work) end)
 
     Bench.Harness.table(
       "probe wake-up lateness (µs) while the workload runs",
@@ -157,6 +162,14 @@ defmodule Bench.SchedulerLatency do
       {"JSON fallback (serialize_safe) 1 MB-data event", loaders,
        fn -> EventsGD.serialize_safe(Map.from_struct(big)) end}
     ]
+  end
+
+  # ONLY="name a,name b" keeps the rows whose name contains one of them.
+  defp selected?({name, _n, _work}) do
+    case System.get_env("ONLY", "") do
+      "" -> true
+      only -> only |> String.split(",") |> Enum.any?(&String.contains?(name, &1))
+    end
   end
 
   ## measuring

@@ -125,4 +125,8 @@ defmodule ElixirScope.Foundation.Native do
   def fallback_push(_term), do: :erlang.nif_error(:not_loaded)
   def fallback_list, do: :erlang.nif_error(:not_loaded)
   def fallback_take, do: :erlang.nif_error(:not_loaded)
+
+  # term size (ElixirScope.Foundation.TermSize)
+  def term_size_small(_term), do: :erlang.nif_error(:not_loaded)
+  def term_size_exact(_term), do: :erlang.nif_error(:not_loaded)
 end

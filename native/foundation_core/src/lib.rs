@@ -8,6 +8,7 @@
 )]
 
 pub mod error;
+pub mod etf;
 pub mod fallback;
 pub mod json;
 pub mod metrics;
