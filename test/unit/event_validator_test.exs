@@ -1,6 +1,7 @@
 defmodule ElixirScope.Foundation.Validation.EventValidatorTest do
   use ExUnit.Case, async: true
 
+  alias ElixirScope.Foundation.TestSupport.RandomTerms
   alias ElixirScope.Foundation.Types
   alias ElixirScope.Foundation.Types.Event
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -179,6 +180,61 @@ defmodule ElixirScope.Foundation.Validation.EventValidatorTest do
                EventValidator.validate_event_type(nil)
 
       assert {:error, %{error_type: :type_mismatch}} = EventValidator.validate_event_type(1)
+    end
+  end
+
+  describe "data size is exactly :erlang.external_size/1 (seeded)" do
+    setup do
+      :rand.seed(:exsss, {1, 2, 3})
+      :ok
+    end
+
+    # ~1.2 MB of small terms: far more than the bounded walk accepts.
+    defp nested_data, do: Enum.map(1..50_000, &{&1, "value #{&1}", [:a, -&1]})
+
+    defp reported_size(data) do
+      assert {:error, %{error_type: :data_too_large, context: %{size: size}}} =
+               EventValidator.validate_data_size(event(data: data))
+
+      size
+    end
+
+    test "random data over 1 MB, padded by a binary or by 50k nested terms" do
+      nested = nested_data()
+      assert :erlang.external_size(nested) > 1_000_000
+
+      for _ <- 1..150 do
+        term = RandomTerms.term(4)
+        padded = {term, :binary.copy("p", 1_000_000)}
+        assert reported_size(padded) == :erlang.external_size(padded)
+        big = [term | nested]
+        assert reported_size(big) == :erlang.external_size(big)
+      end
+    end
+
+    test "large and deep random terms" do
+      terms =
+        RandomTerms.large() ++
+          for kind <- [:list, :map, :tuple, :improper], do: RandomTerms.deep(kind, 60_000)
+
+      for data <- terms, :erlang.external_size(data) > 1_000_000 do
+        assert reported_size(data) == :erlang.external_size(data)
+
+        assert {:error, %{context: %{size: size}}} = EventValidator.validate(event(data: data))
+        assert size == :erlang.external_size(data)
+      end
+    end
+
+    test "the 1 000 000-byte boundary with big nested data (a fun inside)" do
+      base = [fn -> :ok end | Enum.take(nested_data(), 20_000)]
+      pad = fn n -> [:binary.copy("b", n) | base] end
+      fill = 1_000_000 - :erlang.external_size(pad.(0))
+      assert fill > 100_000
+      assert :erlang.external_size(pad.(fill)) == 1_000_000
+
+      assert EventValidator.validate_data_size(event(data: pad.(fill))) == :ok
+      assert EventValidator.validate(event(data: pad.(fill))) == :ok
+      assert reported_size(pad.(fill + 1)) == 1_000_001
     end
   end
 end

@@ -127,6 +127,29 @@ defmodule ElixirScope.Foundation.UtilsTest do
       end
     end
 
+    test "deep_size and truncate_if_large are exact on big, deep and fun-holding terms" do
+      :rand.seed(:exsss, {1, 2, 3})
+      nested = Enum.map(1..50_000, &{&1, "v#{&1}", %{k: [&1]}})
+      big_env = fn -> nested end
+
+      terms =
+        [
+          nested,
+          big_env,
+          {big_env, [big_env | nested]},
+          Enum.map(1..3_000, fn _ -> RandomTerms.term(3) end)
+        ] ++
+          RandomTerms.large() ++
+          for(kind <- [:list, :map, :tuple, :improper], do: RandomTerms.deep(kind, 20_000))
+
+      for term <- terms do
+        size = :erlang.external_size(term)
+        assert Utils.deep_size(term) == size
+        assert %{truncated: true, original_size: ^size} = Utils.truncate_if_large(term, 1_000)
+        assert Utils.truncate_if_large(term, size) == term
+      end
+    end
+
     test "safe_inspect limits collections and printables" do
       assert Utils.safe_inspect(%{a: 1}) == "%{a: 1}"
       long = Utils.safe_inspect(Enum.to_list(1..1000))

@@ -4,13 +4,18 @@ defmodule ElixirScope.Foundation.Utils do
   term sizes and previews, nested map access, key conversion, retries,
   formatting and process/system measurements.
 
-  Everything here is plain Elixir over BIFs (`:erlang.external_size/1`,
-  `System.unique_integer/1`, `:crypto.strong_rand_bytes/1`, ...): each call
-  is cheaper than a NIF round trip would be, so nothing is routed to Rust.
+  Everything here is plain Elixir over BIFs (`System.unique_integer/1`,
+  `:crypto.strong_rand_bytes/1`, ...): each call is cheaper than a NIF
+  round trip would be. The one exception is the size of a big term
+  (`deep_size/1`, `truncate_if_large/2`): it equals
+  `:erlang.external_size/1`, but above a few thousand terms it is computed
+  on a dirty CPU scheduler, as the BIF does not yield.
 
   Time units follow the original: `monotonic_timestamp/0` is milliseconds,
   `wall_timestamp/0` nanoseconds, `measure/1` microseconds.
   """
+
+  alias ElixirScope.Foundation.TermSize
 
   @typedoc "A nested-map path: a list of keys."
   @type path :: [term()]
@@ -94,7 +99,7 @@ defmodule ElixirScope.Foundation.Utils do
   """
   @spec truncate_if_large(term(), non_neg_integer()) :: term() | truncated()
   def truncate_if_large(data, max_size \\ 10_000) do
-    size = :erlang.external_size(data)
+    size = TermSize.external_size(data)
 
     if size > max_size do
       %{
@@ -116,15 +121,16 @@ defmodule ElixirScope.Foundation.Utils do
   defp preview(data), do: safe_inspect(data)
 
   @doc """
-  The external term format size of `term` in bytes (`:erlang.external_size/1`),
-  0 if it cannot be computed.
+  The external term format size of `term` in bytes (exactly
+  `:erlang.external_size/1`; for a term of more than a few thousand terms
+  computed on a dirty CPU scheduler), 0 if it cannot be computed.
 
       iex> ElixirScope.Foundation.Utils.deep_size(<<1, 2, 3>>)
       9
   """
   @spec deep_size(term()) :: non_neg_integer()
   def deep_size(term) do
-    :erlang.external_size(term)
+    TermSize.external_size(term)
   rescue
     _ -> 0
   end

@@ -20,6 +20,7 @@ mod store;
 mod store_codec;
 mod store_term;
 mod store_term_read;
+mod term_size;
 mod validation;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);

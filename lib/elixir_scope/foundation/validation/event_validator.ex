@@ -3,9 +3,12 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   Validates an `ElixirScope.Foundation.Types.Event` (API.md section 9).
 
   The rules run in Rust (`foundation_core::validation::event`); the NIF only
-  classifies the eight checked fields, and the size of `data` is measured
-  here with `:erlang.external_size/1` (exact, and a BIF), so the caller's
-  data is never copied. Errors are `%ElixirScope.Foundation.Types.Error{}`
+  classifies the eight checked fields, and the size of `data` is its exact
+  external term size, as `:erlang.external_size/1` gives it: small data
+  (up to a few thousand terms, checked by a bounded walk) is measured with
+  that BIF, bigger data on a dirty CPU scheduler, so a 1 MB `data` never
+  holds a normal scheduler (the BIF does not yield: ~2 ms on 1 MB of small
+  tuples). Errors are `%ElixirScope.Foundation.Types.Error{}`
   with category `:data`, subcategory `:validation`:
 
   | error_type | code | severity |
@@ -21,7 +24,7 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   `ArgumentError`.
   """
 
-  alias ElixirScope.Foundation.{Error, Native, Types}
+  alias ElixirScope.Foundation.{Error, Native, TermSize, Types}
   alias ElixirScope.Foundation.Types.Event
 
   @typedoc "`:ok` or the first broken rule."
@@ -78,7 +81,7 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
     do: event_type |> Native.event_validate_type() |> finish(%{event_type: event_type})
 
   defp data_size(data) do
-    :erlang.external_size(data)
+    TermSize.external_size(data)
   rescue
     _ -> 0
   end
