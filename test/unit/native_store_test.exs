@@ -266,6 +266,23 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     end
   end
 
+  test "store_close: drains the queue, frees events, then writes fail with :store_closed" do
+    s = new_store(1000)
+    {:ok, 1} = Native.store_put(s, event(1))
+    for i <- 2..500, do: {:ok, :ok} = Native.store_put_async(s, event(i))
+    assert {:ok, :ok} = Native.store_close(s)
+    assert {:ok, :ok} = Native.store_close(s)
+    stats = Map.new(elem(Native.store_stats(s), 1))
+    assert %{events_stored: 500, current_event_count: 0, async_queue_len: 0} = stats
+    assert Native.store_get(s, 1) == nil
+    assert {:error, {:store_closed, detail}} = Native.store_put(s, event(2))
+    assert is_binary(detail)
+    assert {:error, {:store_closed, _}} = Native.store_put_async(s, event(3))
+    assert {:error, {:store_closed, _}} = Native.store_put_batch_dirty(s, [event(4)])
+    assert {:ok, []} = Native.store_query(s, nil, nil, :event_id, 0, 0)
+    assert_raise ArgumentError, fn -> Native.store_close(:not_a_store) end
+  end
+
   test "the handle survives garbage collection and keeps its data" do
     s = new_store()
     {:ok, 1} = Native.store_put(s, event(1))

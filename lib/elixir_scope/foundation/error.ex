@@ -284,7 +284,9 @@ defmodule ElixirScope.Foundation.Error do
     invalid_event_type: {:invalid_event_type, 2004, :medium, :data, :validation},
     invalid_input: {:invalid_input, 3204, :low, :data, :validation},
     internal_error: {:internal_error, 2401, :critical, :system, :runtime},
-    queue_full: {:resource_exhausted, 2201, :high, :system, :resources}
+    queue_full: {:resource_exhausted, 2201, :high, :system, :resources},
+    # A store closed by its service's normal stop: EventStore's unavailable error.
+    store_closed: {:service_unavailable, 3000, :high, :system, :availability}
   }
 
   @doc """

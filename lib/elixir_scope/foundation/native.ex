@@ -87,6 +87,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)
   def store_expire(_store), do: :erlang.nif_error(:not_loaded)
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
+  def store_close(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
 

@@ -11,6 +11,9 @@ pub enum CoreError {
     /// The event store's asynchronous queue is full (its capacity).
     #[error("event store queue full (capacity {0})")]
     QueueFull(usize),
+    /// The event store was closed (`Store::close`): it takes no more writes.
+    #[error("Event store not available")]
+    Closed,
     /// A configuration failed ConfigValidator (API.md section 8).
     #[error(transparent)]
     Config(#[from] crate::validation::ConfigError),

@@ -62,6 +62,7 @@ rustler::atoms! {
     utc_offset,
     std_offset,
     queue_full,
+    store_closed,
     event_struct = "Elixir.ElixirScope.Foundation.Types.Event",
     struct_key = "__struct__",
     date_time = "Elixir.DateTime",

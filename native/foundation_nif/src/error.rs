@@ -26,6 +26,7 @@ impl Encoder for NifError {
             // Normal NIFs answer `:dirty` instead (budget.rs); never reaches Elixir.
             CoreError::OverBudget(_) => atoms::internal_error(),
             CoreError::QueueFull(_) => atoms::queue_full(),
+            CoreError::Closed => atoms::store_closed(),
             CoreError::Config(e) => config_kind(e),
             CoreError::Event(rule) => event_kind(*rule),
         };

@@ -241,6 +241,13 @@ fn store_clear(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
     Ok(atoms::ok())
 }
 
+/// Joins the async worker, which first drains the queue: may wait.
+#[rustler::nif(schedule = "DirtyIo")]
+fn store_close(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
+    store.0.close()?;
+    Ok(atoms::ok())
+}
+
 #[rustler::nif]
 fn store_stats(store: ResourceArc<StoreHandle>) -> NifOutcome<Vec<(Atom, u64)>> {
     let s = store.0.stats()?;

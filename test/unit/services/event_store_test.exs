@@ -4,6 +4,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
 
   alias ElixirScope.Foundation.Services.EventStore
   alias ElixirScope.Foundation.Types.{Error, Event}
+  import ElixirScope.Foundation.TestSupport.Eventually
 
   setup do
     :ok = EventStore.initialize()
@@ -25,6 +26,19 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     )
 
     [namespace: ns]
+  end
+
+  defp os_threads do
+    [_, n] = Regex.run(~r/^Threads:\s+(\d+)/m, File.read!("/proc/self/status"))
+    String.to_integer(n)
+  end
+
+  # Thread ids of the stores' async workers ("event_store_async", cut to
+  # the kernel's 15 bytes).
+  defp worker_threads do
+    for tid <- File.ls!("/proc/self/task"),
+        File.read("/proc/self/task/#{tid}/comm") == {:ok, "event_store_asy\n"},
+        do: tid
   end
 
   defp wait_until(fun, tries \\ 200) do
@@ -302,6 +316,80 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       end)
 
       assert {:ok, %{async_dropped: ^dropped}} = EventStore.stats(opts)
+    end
+  end
+
+  describe "normal stop" do
+    @tag skip: !File.exists?("/proc/self/status") && "needs /proc/self/status"
+    test "joins the store's worker thread at once" do
+      {before, workers} = {os_threads(), worker_threads()}
+      opts = start_isolated()
+      # The new thread names itself once it runs.
+      assert eventually(fn -> worker_threads() -- workers != [] end, 5)
+      [tid] = worker_threads() -- workers
+      # Hold the handle, like a caller that read it just before the stop:
+      # the store is not garbage collected, yet its thread must go.
+      Process.put(:held, :persistent_term.get({EventStore, Keyword.fetch!(opts, :namespace)}))
+      :ok = EventStore.stop(opts)
+      # Joined before stop/1 returns; polled only for the kernel's bookkeeping.
+      assert eventually(fn -> not File.exists?("/proc/self/task/#{tid}") end, 5)
+      assert eventually(fn -> os_threads() <= before end, 5)
+    end
+
+    test "calls after a stop return the unavailable error" do
+      opts = start_isolated()
+      {:ok, 1} = EventStore.store(event(1), opts)
+      :ok = EventStore.stop(opts)
+      unavailable? = &match?({:error, %Error{code: 3000, error_type: :service_unavailable}}, &1)
+      assert unavailable?.(EventStore.store(event(2), opts))
+      assert unavailable?.(EventStore.store_async(event(3), opts))
+      assert unavailable?.(EventStore.get(1, opts))
+    end
+
+    test "callers racing a stop get results or Types.Error, never a crash" do
+      opts = start_isolated()
+
+      callers =
+        for i <- 1..4 do
+          Task.async(fn ->
+            Enum.map(1..2000, fn n ->
+              e = event(i * 10_000 + n)
+
+              if rem(n, 2) == 0,
+                do: EventStore.store(e, opts),
+                else: EventStore.store_async(e, opts)
+            end)
+          end)
+        end
+
+      :ok = EventStore.stop(opts)
+      results = Enum.flat_map(callers, &Task.await/1)
+
+      assert Enum.all?(
+               results,
+               &(&1 == :ok or match?({:ok, _}, &1) or match?({:error, %Error{}}, &1))
+             )
+    end
+
+    test "a caller holding the closed store's handle gets clean results" do
+      opts = start_isolated()
+      {:ok, 1} = EventStore.store(event(1, correlation_id: "c"), opts)
+      key = {EventStore, Keyword.fetch!(opts, :namespace)}
+      entry = :persistent_term.get(key)
+      :ok = EventStore.stop(opts)
+      # Republish the closed handle, as a caller that read it just before.
+      :persistent_term.put(key, entry)
+      on_exit(fn -> :persistent_term.erase(key) end)
+
+      assert {:error, %Error{code: 3000, error_type: :service_unavailable}} =
+               EventStore.store(event(2), opts)
+
+      assert {:error, %Error{code: 3000}} = EventStore.store_async(event(3), opts)
+      assert {:error, %Error{code: 3000}} = EventStore.store_batch([event(4)], opts)
+      assert {:error, %Error{error_type: :not_found}} = EventStore.get(1, opts)
+      assert {:ok, []} = EventStore.query(%{}, opts)
+      assert {:ok, []} = EventStore.get_by_correlation("c", opts)
+      assert {:ok, %{current_event_count: 0}} = EventStore.stats(opts)
     end
   end
 

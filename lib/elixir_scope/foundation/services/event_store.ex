@@ -13,8 +13,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   The handle outlives the process: if the GenServer is killed, the events
   stay, and the restarted process re-attaches to the same store. A normal
-  stop (`stop/1`, supervisor shutdown) releases the store, so a later start
-  begins empty, as in the original.
+  stop (`stop/1`, supervisor shutdown) releases the store at once (its
+  worker thread is joined, its events freed), so a later start begins
+  empty, as in the original.
 
   Every public function also takes `opts` with `namespace:`
   (`:production` by default) to address an isolated instance. The process
@@ -336,10 +337,16 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   def handle_info(_message, state), do: {:noreply, state}
 
+  # A normal stop unpublishes the handle, then closes the store: its worker
+  # thread is joined and its events freed now, not when the resource is
+  # garbage collected. A caller that read the handle just before gets
+  # EventStore's unavailable error from writes and an empty store from reads.
+  # Abnormal exits keep both, so a restart resumes the same store.
   @impl GenServer
-  def terminate(reason, %{namespace: namespace}) do
+  def terminate(reason, %{namespace: namespace, handle: handle}) do
     if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) do
       :persistent_term.erase(Support.key(namespace))
+      Native.store_close(handle)
     end
 
     :ok

@@ -16,17 +16,23 @@
 //! than that long ago (checked on every put for the touched shard, and for
 //! all shards by `expire`). Ages use the store's own clock because event
 //! timestamps come in mixed units (API.md 0.2).
+//!
+//! Lifecycle: `close` stops the async worker (it drains the queue, then is
+//! joined) and drops every event, without waiting for the store itself to
+//! be freed; writes after it fail with `CoreError::Closed`, reads see an
+//! empty store. The `queue` lock is never held together with a shard lock.
 
 mod async_queue;
 pub mod query;
 mod shard;
 
 use crate::error::{CoreError, CoreResult};
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 pub use query::{Order, Query};
 use shard::Shard;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// Shared immutable bytes (event payloads, type names, correlation ids).
@@ -116,13 +122,18 @@ struct Inner {
     max_events: AtomicUsize,
     max_age_ms: AtomicU64,
     counters: Counters,
+    /// Set by `Store::close`; read by `put` under the shard lock.
+    closed: AtomicBool,
 }
 
 /// The event store. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Store {
     inner: Arc<Inner>,
-    queue: Sender<NewEvent>,
+    /// The async queue's sender; `None` once closed (the worker then stops).
+    queue: RwLock<Option<Sender<NewEvent>>>,
+    /// The async worker, until `close` joins it.
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Store {
@@ -138,9 +149,15 @@ impl Store {
             max_events: AtomicUsize::new(config.max_events),
             max_age_ms: AtomicU64::new(config.max_age_ms),
             counters: Counters::default(),
+            closed: AtomicBool::new(false),
         });
-        let queue = async_queue::start(&inner, config.async_capacity.clamp(1, 1_000_000))?;
-        Ok(Store { inner, queue })
+        let (queue, worker) =
+            async_queue::start(&inner, config.async_capacity.clamp(1, 1_000_000))?;
+        Ok(Store {
+            inner,
+            queue: RwLock::new(Some(queue)),
+            worker: Mutex::new(Some(worker)),
+        })
     }
 
     /// Changes the retention limits (0: unlimited); applied from the next put
@@ -159,22 +176,6 @@ impl Store {
     /// Stores events in order; returns their ids in input order.
     pub fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
         events.into_iter().map(|e| self.inner.put(e)).collect()
-    }
-
-    /// Queues an event for the worker thread. A full queue is counted in
-    /// `async_dropped` and reported as `QueueFull`.
-    pub fn put_async(&self, event: NewEvent) -> CoreResult<()> {
-        match self.queue.try_send(event) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.inner.counters.async_dropped.fetch_add(1, Relaxed);
-                Err(CoreError::QueueFull(self.queue.capacity().unwrap_or(0)))
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.inner.counters.async_failed.fetch_add(1, Relaxed);
-                Err(CoreError::Internal("event store worker stopped".into()))
-            }
-        }
     }
 
     /// The payload of event `id`.
@@ -243,11 +244,7 @@ impl Store {
 
     /// Removes every event and resets the counters.
     pub fn clear(&self) -> CoreResult<()> {
-        self.inner.each_shard_mut(|s| {
-            let n = s.len();
-            *s = Shard::default();
-            n
-        })?;
+        self.inner.drop_events()?;
         let c = &self.inner.counters;
         for counter in [&c.stored, &c.pruned, &c.evicted_count, &c.evicted_age] {
             counter.store(0, Relaxed);
@@ -270,7 +267,7 @@ impl Store {
             evicted_max_age: c.evicted_age.load(Relaxed),
             async_dropped: c.async_dropped.load(Relaxed),
             async_failed: c.async_failed.load(Relaxed),
-            async_queue_len: self.queue.len() as u64,
+            async_queue_len: self.queue_len()?,
             max_id: c.max_id.load(Relaxed),
         })
     }
@@ -307,6 +304,15 @@ impl Inner {
         Ok(total)
     }
 
+    /// Empties every shard (the events' memory is freed now).
+    fn drop_events(&self) -> CoreResult<usize> {
+        self.each_shard_mut(|s| {
+            let n = s.len();
+            *s = Shard::default();
+            n
+        })
+    }
+
     fn put(&self, event: NewEvent) -> CoreResult<u64> {
         let id = event.id;
         let now = self.now_ms();
@@ -314,6 +320,9 @@ impl Inner {
         let seq = self.seq.fetch_add(1, Relaxed);
         let (new, expired) = {
             let mut shard = self.shard(id).write().map_err(CoreError::poisoned)?;
+            if self.closed.load(Acquire) {
+                return Err(CoreError::Closed);
+            }
             let new = shard.insert(event, seq, now);
             let expired = match max_age {
                 0 => 0,

@@ -192,3 +192,79 @@ fn eviction_after_prune_stays_fifo() {
         (11..=20).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn close_drains_queue_joins_worker_and_frees_events() {
+    let s = Store::new(StoreConfig {
+        async_capacity: 10_000,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    s.put(ev(1, "t", 0, Some("c"))).unwrap();
+    for id in 2..=5000 {
+        s.put_async(ev(id, "t", 0, None)).unwrap();
+    }
+    s.close().unwrap();
+    // Joined: the worker thread has exited and its handle is gone.
+    assert!(s.worker.lock().unwrap().is_none());
+    let st = s.stats().unwrap();
+    // Every queued event was stored before the worker exited.
+    assert_eq!(st.events_stored, 5000);
+    assert_eq!((st.current_event_count, st.async_queue_len), (0, 0));
+    assert!(s.get(1).unwrap().is_none());
+    assert!(s.get_by_correlation(b"c").unwrap().is_empty());
+}
+
+#[test]
+fn writes_after_close_fail_and_close_is_idempotent() {
+    let s = store(0);
+    s.close().unwrap();
+    s.close().unwrap();
+    assert_eq!(s.put_async(ev(1, "t", 0, None)), Err(CoreError::Closed));
+    assert_eq!(s.put(ev(2, "t", 0, None)), Err(CoreError::Closed));
+    assert_eq!(
+        s.put_batch(vec![ev(3, "t", 0, None)]),
+        Err(CoreError::Closed)
+    );
+    assert!(s.query(&Query::default()).unwrap().is_empty());
+    assert_eq!(s.prune_before(10).unwrap(), 0);
+    s.clear().unwrap();
+    assert_eq!(s.stats().unwrap(), StoreStats::default());
+}
+
+#[test]
+fn dropping_an_unclosed_store_stops_its_worker() {
+    let s = store(0);
+    let worker = s.worker.lock().unwrap().take().unwrap();
+    s.put_async(ev(1, "t", 0, None)).unwrap();
+    drop(s);
+    // Returns only once the worker has exited (a hang would fail the test).
+    worker.join().unwrap();
+}
+
+#[test]
+fn close_racing_writers_leaves_no_event_behind() {
+    let s = Arc::new(store(0));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 0..2000u64 {
+                    let id = w * 10_000 + i + 1;
+                    let r = if i % 2 == 0 {
+                        s.put(ev(id, "t", 0, None)).map(|_| ())
+                    } else {
+                        s.put_async(ev(id, "t", 0, None))
+                    };
+                    assert!(matches!(r, Ok(()) | Err(CoreError::Closed)), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    s.close().unwrap();
+    for t in writers {
+        t.join().unwrap();
+    }
+    assert_eq!(s.stats().unwrap().current_event_count, 0);
+}
