@@ -4,6 +4,10 @@
 #     SECONDS_PER_WORKLOAD=1 mix run bench/scheduler_latency.exs   (quick look)
 #     ONLY="query,store 1 MB" mix run bench/scheduler_latency.exs   (some rows)
 #
+# Second table: the same workloads run by one traced process, whose
+# stretches on a normal scheduler are measured directly (TRACE_SECONDS per
+# workload, default 2; see bench/support/stretches.exs).
+#
 # A probe process sleeps 1 ms in a loop (`receive after 1`) and records how
 # late it wakes up (lateness = elapsed - 1 ms, in microseconds). Meanwhile
 # `System.schedulers_online()` loader processes run one workload in a loop,
@@ -16,6 +20,7 @@
 
 Code.require_file("support/harness.exs", __DIR__)
 Code.require_file("support/reference_event_store.exs", __DIR__)
+Code.require_file("support/stretches.exs", __DIR__)
 
 defmodule Bench.SchedulerLatency do
   alias ElixirScope.Foundation.{Config, Events}
@@ -25,6 +30,7 @@ defmodule Bench.SchedulerLatency do
   alias ElixirScope.Foundation.Validation.ConfigValidator
 
   @seconds String.to_integer(System.get_env("SECONDS_PER_WORKLOAD", "6"))
+  @trace_ms 1000 * String.to_integer(System.get_env("TRACE_SECONDS", "2"))
   @long_ms 3
   @max_ts 0x7FFF_FFFF_FFFF_FFFF
 
@@ -69,7 +75,24 @@ defmodule Bench.SchedulerLatency do
 
     worst = results |> Enum.map(&Enum.at(&1, 5)) |> Enum.max()
     IO.puts("worst max lateness: #{Float.round(worst / 1000, 2)} ms (target < 10 ms)")
+    stretches(rows)
     hot_paths(opts)
+  end
+
+  # The same workloads in one traced process: its stretches on a normal
+  # scheduler (see bench/support/stretches.exs).
+  defp stretches(rows) do
+    table =
+      for {name, n, work} <- rows, n > 0, do: [name | Bench.Stretches.measure(work, @trace_ms)]
+
+    Bench.Harness.table(
+      "normal-scheduler stretches (µs): 1 process, traced, #{div(@trace_ms, 1000)} s per workload",
+      ["workload", "calls", "stretches", "p50", "p99", "max", "longest (began -> ended)"],
+      table
+    )
+
+    worst = table |> Enum.map(&Enum.at(&1, 5)) |> Enum.max(fn -> 0 end)
+    IO.puts("longest normal-scheduler stretch: #{Float.round(worst / 1000, 2)} ms (rule: ~1 ms)")
   end
 
   # What the size checks cost the small calls that stay on normal

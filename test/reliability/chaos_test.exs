@@ -89,12 +89,14 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     report =
       Map.merge(counts, %{
         memory_mb: mbs(before.memory, during.memory, after_.memory),
+        memory_by_kind_mb: {before.breakdown, after_.breakdown},
         rss_mb: mbs(before.rss, during.rss, after_.rss),
         processes: {before.processes, after_.processes},
         ets: {before.ets, after_.ets},
         backup_rows: {before.backup_rows, after_.backup_rows},
         os_threads: {before.threads, after_.threads},
-        settle_ms: after_.settle_ms
+        settle_ms: after_.settle_ms,
+        memory_settle_ms: after_.memory_settle_ms
       })
 
     IO.puts("\nchaos #{duration} ms: #{inspect(report, limit: :infinity)}")
@@ -268,15 +270,26 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
         s.threads <= before.threads and s.backup_rows <= before.backup_rows
     end
 
-    # Generous: a store's handle (and its worker thread) is freed only when the
-    # VM releases the erased :persistent_term value, which waits for every
-    # process to be scanned, behind any earlier releases still queued.
+    # A normally stopped store closes at once (worker thread joined), so the
+    # counts come back within ms; the wait is for the last exits.
     t0 = System.monotonic_time(:millisecond)
     settled = Chaos.eventually(back?, 30_000)
     after_ = Map.put(Chaos.snapshot(), :settle_ms, System.monotonic_time(:millisecond) - t0)
     assert settled, "leak: before #{inspect(before)}, after #{inspect(after_)}"
 
-    assert after_.memory - before.memory < 64 * 1_048_576,
+    # Memory of replaced :persistent_term values (the configs and handles of
+    # killed services) comes back only once the VM has released their
+    # literal areas: wait for it, then check the bound.
+    memory_back? = fn -> Chaos.snapshot().memory - before.memory < 16 * 1_048_576 end
+    memory_settled? = Chaos.eventually(memory_back?, 30_000)
+
+    after_ =
+      Map.merge(Chaos.snapshot(), %{
+        settle_ms: after_.settle_ms,
+        memory_settle_ms: System.monotonic_time(:millisecond) - t0
+      })
+
+    assert memory_settled?,
            "BEAM memory grew: before #{inspect(before)}, after #{inspect(after_)}"
 
     assert after_.rss - before.rss < 256 * 1_048_576

@@ -89,7 +89,9 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
   the OS process's RSS (bytes) and thread count (from /proc, 0 elsewhere).
   """
   def snapshot do
-    :erlang.garbage_collect()
+    # Every process, not only the caller: garbage that a process has not
+    # collected yet is not a leak.
+    Enum.each(Process.list(), &:erlang.garbage_collect/1)
     {rss_kb, threads} = proc_status()
 
     %{
@@ -99,6 +101,7 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
       memory: :erlang.memory(:total),
       # Outside process heaps: ETS, code, atoms and persistent_term literal areas.
       system: :erlang.memory(:system),
+      breakdown: Map.new(:erlang.memory(), fn {k, v} -> {k, Float.round(v / 1_048_576, 1)} end),
       rss: rss_kb * 1024,
       threads: threads
     }
