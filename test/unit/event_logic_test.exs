@@ -5,6 +5,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
   alias ElixirScope.Foundation.TestSupport.RandomTerms
   alias ElixirScope.Foundation.Types
   alias ElixirScope.Foundation.Types.Event
+  alias ElixirScope.Foundation.Validation.EventValidator
 
   doctest EventLogic
 
@@ -238,6 +239,145 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
       # The crafted binary is otherwise well formed: unsafe decoding would accept it.
       assert %Event{} = :erlang.binary_to_term(crafted)
       assert String.to_existing_atom(name)
+    end
+  end
+
+  # Binaries that decode to over 64 KiB are decoded by a dirty NIF
+  # (test/unit/events_test.exs traces which path each size takes); the
+  # results must be those of the BIF path: `binary_to_term(b, [:safe])`,
+  # then a match on %Event{} and the validator.
+  describe "deserialization of big binaries" do
+    setup do
+      {:ok, event} =
+        EventLogic.create_event(:big, %{items: for(i <- 1..12_000, do: {i, :item, [i * 7]})})
+
+      compressed = :erlang.term_to_binary(event, [:compressed])
+      plain = :erlang.term_to_binary(event)
+      # Both over the threshold: the header announces the plain size.
+      assert <<131, 80, announced::32, _::binary>> = compressed
+      assert announced > 64 * 1024 and byte_size(plain) > 64 * 1024
+      %{event: event, compressed: compressed, plain: plain}
+    end
+
+    # What deserialize_event/1 returned before the dirty path existed.
+    defp bif_path(bin) do
+      case :erlang.binary_to_term(bin, [:safe]) do
+        %Event{} = event -> {:ok, event}
+        other -> {:raised, %MatchError{term: other}}
+      end
+    rescue
+      exception -> {:raised, exception}
+    end
+
+    defp assert_like_bif(bin) do
+      case {bif_path(bin), EventLogic.deserialize_event(bin)} do
+        {{:ok, event}, result} ->
+          assert result == {:ok, event}
+
+        {{:raised, exception}, {:error, %Types.Error{} = e}} ->
+          assert {e.error_type, e.message, e.code} ==
+                   {:deserialization_failed, "Failed to deserialize event", nil}
+
+          assert e.context == %{original_error: exception, binary_size: byte_size(bin)}
+
+        {expected, got} ->
+          flunk("BIF path #{inspect(expected, limit: 5)}, got #{inspect(got, limit: 5)}")
+      end
+    end
+
+    test "round trip is ==, compressed or not", %{event: e, compressed: c, plain: p} do
+      assert EventLogic.serialize_event(e) == {:ok, c}
+      assert EventLogic.deserialize_event(c) == {:ok, e}
+      assert EventLogic.deserialize_event(p) == {:ok, e}
+
+      # The 1 MB binary is over the validator's limit: its error, as before.
+      for data <- RandomTerms.large() do
+        big = %{e | data: data}
+        {:ok, bin} = EventLogic.serialize_event(big)
+
+        case EventValidator.validate(big) do
+          :ok ->
+            assert EventLogic.deserialize_event(bin) == {:ok, big}
+
+          {:error, %{error_type: type, message: message}} ->
+            assert {:error, %{error_type: ^type, message: ^message}} =
+                     EventLogic.deserialize_event(bin)
+        end
+      end
+    end
+
+    test "garbage, truncated, trailing bytes and wrong sizes behave as with the BIF",
+         %{compressed: c, plain: p} do
+      :rand.seed(:exsss, {1, 2, 3})
+      <<131, 80, size::32, stream::binary>> = c
+      <<131, body::binary>> = p
+      inner_trailing = body <> "trailing"
+      zlib = :zlib.compress(inner_trailing)
+
+      cases = [
+        <<131, :rand.bytes(100_000)::binary>>,
+        <<131, 80, 100_000::32, :rand.bytes(1_000)::binary>>,
+        binary_part(c, 0, byte_size(c) - 1),
+        binary_part(p, 0, byte_size(p) - 1),
+        binary_part(c, 0, div(byte_size(c), 2)),
+        c <> "trailing",
+        p <> "trailing",
+        <<131, 80, byte_size(inner_trailing)::32, zlib::binary>>,
+        <<131, 80, size + 1::32, stream::binary>>,
+        <<131, 80, size - 1::32, stream::binary>>,
+        <<131, 80, 0xFFFFFFFF::32, stream::binary>>,
+        # A compressed form inside a compressed form.
+        <<131, 80, byte_size(c) - 1::32,
+          :zlib.compress(binary_part(c, 1, byte_size(c) - 1))::binary>>,
+        :erlang.term_to_binary(%{not: :event, items: Enum.to_list(1..20_000)}, [:compressed]),
+        :erlang.term_to_binary(Enum.to_list(1..20_000))
+      ]
+
+      for bin <- cases, do: assert_like_bif(bin)
+      # The wrong-size, truncated and garbage cases fail, the trailing ones decode.
+      assert [:raised, :raised, :raised, :raised, :raised, :ok, :ok, :ok] ==
+               cases |> Enum.take(8) |> Enum.map(&elem(bif_path(&1), 0))
+    end
+
+    test "seeded random corruptions of a big binary behave as with the BIF",
+         %{compressed: c, plain: p} do
+      :rand.seed(:exsss, {1, 2, 3})
+
+      for _ <- 1..150, bin <- [c, p] do
+        i = :rand.uniform(byte_size(bin)) - 1
+        <<head::binary-size(i), byte, rest::binary>> = bin
+        assert_like_bif(<<head::binary, Bitwise.bxor(byte, :rand.uniform(255)), rest::binary>>)
+        assert_like_bif(binary_part(bin, 0, i))
+      end
+    end
+
+    test "an unknown atom is rejected and not created, compressed or not", %{event: e} do
+      name = "h3_never_created_big_atom_#{System.unique_integer([:positive])}"
+      atom_ext = <<100, byte_size(name)::16, name::binary>>
+      {:ok, p} = EventLogic.serialize_event(%{e | event_type: :placeholder}, compression: false)
+      crafted = :binary.replace(p, <<100, 11::16, "placeholder">>, atom_ext)
+      assert crafted != p and byte_size(crafted) > 64 * 1024
+      <<131, body::binary>> = crafted
+      packed = <<131, 80, byte_size(body)::32, :zlib.compress(body)::binary>>
+
+      for bin <- [crafted, packed] do
+        assert {:error, %{error_type: :deserialization_failed}} =
+                 EventLogic.deserialize_event(bin)
+
+        assert_like_bif(bin)
+        assert_raise ArgumentError, fn -> String.to_existing_atom(name) end
+      end
+
+      # Otherwise well formed: unsafe decoding accepts it (and creates the atom).
+      assert %Event{event_type: atom} = :erlang.binary_to_term(packed)
+      assert Atom.to_string(atom) == name
+    end
+
+    test "a decoded invalid big event -> the validator's error", %{event: e} do
+      bin = :erlang.term_to_binary(%{e | event_id: nil}, [:compressed])
+
+      assert {:error, %{error_type: :validation_failed, message: "Event ID cannot be nil"}} =
+               EventLogic.deserialize_event(bin)
     end
   end
 

@@ -84,6 +84,38 @@ defmodule ElixirScope.Foundation.EventsTest do
       assert {{:ok, ^bin}, [:serialize_fits, :serialize_dirty]} =
                serialize_calls(fn -> Events.serialize(e) end)
     end
+
+    test "binaries decoding to over 64 KiB take the dirty NIF, smaller ones the BIF" do
+      {:ok, small} = Events.new_event(:t, %{payload: String.duplicate("x", 300)})
+      {:ok, big} = Events.new_event(:t, %{items: for(i <- 1..12_000, do: {i, :item, [i]})})
+      # 100 KB that compress to ~200 bytes: the header's size decides.
+      {:ok, packed} = Events.new_event(:t, %{blob: :binary.copy("ab", 50_000)})
+      {:ok, edge} = Events.new_event(:t, %{blob: :binary.copy("y", 64 * 1024 - 1_000)})
+      assert byte_size(:erlang.term_to_binary(edge)) in (64 * 1024 - 1_000)..(64 * 1024)
+
+      for {e, compressed_calls, plain_calls} <- [
+            {small, [], []},
+            {big, [:deserialize_dirty], [:deserialize_dirty]},
+            {packed, [:deserialize_dirty], [:deserialize_dirty]},
+            {edge, [], []}
+          ] do
+        for {bin, calls} <- [
+              {:erlang.term_to_binary(e, [:compressed]), compressed_calls},
+              {:erlang.term_to_binary(e), plain_calls}
+            ] do
+          assert {{:ok, ^e}, ^calls} =
+                   NativeCalls.traced(fn -> Events.deserialize(bin) end, "deserialize_")
+        end
+      end
+
+      garbage = <<131, 80, 100_000::32, "not zlib">>
+
+      assert {{:error, %Error{error_type: :deserialization_failed}}, [:deserialize_dirty]} =
+               NativeCalls.traced(fn -> Events.deserialize(garbage) end, "deserialize_")
+
+      assert {{:error, %Error{error_type: :deserialization_failed}}, []} =
+               NativeCalls.traced(fn -> Events.deserialize("garbage") end, "deserialize_")
+    end
   end
 
   describe "storage" do

@@ -133,4 +133,7 @@ defmodule ElixirScope.Foundation.Native do
   # term size (ElixirScope.Foundation.TermSize)
   def term_size_small(_term), do: :erlang.nif_error(:not_loaded)
   def term_size_exact(_term), do: :erlang.nif_error(:not_loaded)
+
+  # deserialize (EventLogic.deserialize_event: big binaries on a dirty scheduler)
+  def deserialize_dirty(_binary), do: :erlang.nif_error(:not_loaded)
 end

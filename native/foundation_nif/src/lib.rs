@@ -10,6 +10,7 @@ mod atoms;
 mod budget;
 mod clock;
 mod decode;
+mod deserialize;
 mod error;
 mod fallback;
 mod info;

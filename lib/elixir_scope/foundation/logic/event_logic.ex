@@ -11,10 +11,14 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   at most ~1 000 terms) call that BIF directly; bigger ones are encoded by
   a dirty CPU NIF with the BEAM's own encoder and zlib settings, because
   the BIF compresses in slices of several milliseconds on the caller's
-  normal scheduler (README, "Scheduler safety"). Deserialization uses
-  `:erlang.binary_to_term(binary, [:safe])`: a binary naming an atom this
-  node does not know is rejected with `:deserialization_failed` and the atom
-  is not created (the original used `binary_to_term/1`).
+  normal scheduler (README, "Scheduler safety"). Deserialization gives the
+  result of `:erlang.binary_to_term(binary, [:safe])`: a binary naming an
+  atom this node does not know is rejected with `:deserialization_failed`
+  and the atom is not created (the original used `binary_to_term/1`).
+  Binaries that decode to at most 64 KiB (read from the compressed form's
+  header, else `byte_size/1`) call that BIF; bigger ones are decoded by a
+  dirty CPU NIF with the same rules, because the BIF inflates a compressed
+  binary in slices of several milliseconds on the caller's scheduler.
 
   Logic errors (`:serialization_failed`, `:deserialization_failed`) are
   `%ElixirScope.Foundation.Types.Error{}` with `code: nil`, category `:data`,
@@ -163,14 +167,15 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   end
 
   @doc """
-  Decodes and validates an event. Uses `binary_to_term/2` with `[:safe]`:
+  Decodes and validates an event. Uses `binary_to_term/2` with `[:safe]`
+  (binaries decoding to over 64 KiB: a dirty NIF with the same results):
   garbage, a non-event term, or a binary naming an atom unknown to this node
   gives `:deserialization_failed` (context `%{original_error, binary_size}`);
   a decoded but invalid `%Event{}` gives the validator's error.
   """
   @spec deserialize_event(binary()) :: event_result()
   def deserialize_event(binary) when is_binary(binary) do
-    %Event{} = event = :erlang.binary_to_term(binary, [:safe])
+    %Event{} = event = decode(binary)
 
     case EventValidator.validate(event) do
       :ok -> {:ok, event}
@@ -183,6 +188,36 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
         binary_size: byte_size(binary)
       })
   end
+
+  # Decoded size (bytes after the version byte; for the compressed form
+  # the size its header announces, which bounds the BIF's inflating) up to
+  # which `binary_to_term/2` runs on the caller's normal scheduler: it
+  # costs ~5-12 µs per KiB of event-like data (so <= ~0.75 ms here); bigger
+  # binaries are decoded by a dirty CPU NIF (README, "Scheduler safety").
+  @inline_decode_bytes 64 * 1024
+
+  # `:erlang.binary_to_term(binary, [:safe])`, same result and same
+  # exception: the NIF's failure is raised as the BIF's `badarg` with the
+  # BIF's stack entry, so `rescue` normalizes it to the same ArgumentError.
+  defp decode(binary) do
+    if decoded_size(binary) <= @inline_decode_bytes do
+      :erlang.binary_to_term(binary, [:safe])
+    else
+      case Native.deserialize_dirty(binary) do
+        {:ok, term} ->
+          term
+
+        {:error, _native} ->
+          :erlang.raise(:error, :badarg, [
+            {:erlang, :binary_to_term, [binary, [:safe]],
+             [error_info: %{module: :erl_erts_errors}]}
+          ])
+      end
+    end
+  end
+
+  defp decoded_size(<<131, 80, size::32, _::binary>>), do: size
+  defp decoded_size(binary), do: byte_size(binary)
 
   @doc "`{:ok, byte_size}` of the compressed serialization."
   @spec calculate_serialized_size(Event.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
