@@ -90,6 +90,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
       Map.merge(counts, %{
         memory_mb: mbs(before.memory, during.memory, after_.memory),
         memory_by_kind_mb: {before.breakdown, after_.breakdown},
+        persistent_terms: {before.persistent_terms, after_.persistent_terms},
         rss_mb: mbs(before.rss, during.rss, after_.rss),
         processes: {before.processes, after_.processes},
         ets: {before.ets, after_.ets},
@@ -280,7 +281,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     # Memory of replaced :persistent_term values (the configs and handles of
     # killed services) comes back only once the VM has released their
     # literal areas: wait for it, then check the bound.
-    memory_back? = fn -> Chaos.snapshot().memory - before.memory < 16 * 1_048_576 end
+    memory_back? = fn -> Chaos.snapshot().memory - before.memory < 8 * 1_048_576 end
     memory_settled? = Chaos.eventually(memory_back?, 30_000)
 
     after_ =

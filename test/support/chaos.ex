@@ -102,6 +102,7 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
       # Outside process heaps: ETS, code, atoms and persistent_term literal areas.
       system: :erlang.memory(:system),
       breakdown: Map.new(:erlang.memory(), fn {k, v} -> {k, Float.round(v / 1_048_576, 1)} end),
+      persistent_terms: :persistent_term.info(),
       rss: rss_kb * 1024,
       threads: threads
     }
