@@ -149,7 +149,7 @@ pub fn measure(term: Term, budget: usize) -> Option<usize> {
 /// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
 /// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
 fn consume(env: Env, elapsed: Duration) {
-    let percent = elapsed.as_micros().div_ceil(10).clamp(1, 100);
+    let percent = elapsed.as_micros().div_ceil(5).clamp(1, 100);
     // The answer (timeslice exhausted) needs no action: we return next.
     let _ = rustler::schedule::consume_timeslice(env, percent as c_int);
 }

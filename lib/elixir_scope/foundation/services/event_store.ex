@@ -77,7 +77,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @bounded 256
   # Events per store_put_batch NIF call (bounded work per call; chunks over
   # the byte budget go to store_put_batch_dirty).
-  @chunk 64
+  @chunk 32
 
   @typedoc "Options every public function accepts."
   @type opts :: [namespace: ProcessRegistry.namespace()]
