@@ -183,8 +183,8 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
     Application.put_env(:elixir_scope, :test_mode, true)
     if opts[:print?], do: print_counts(targets, counts, defects)
-    check_baseline!(baseline)
     assert defects == [], format_defects(defects)
+    check_baseline!(baseline)
   end
 
   defp try_input(mod, fun, args, baseline, {counts, defects}) do
@@ -536,6 +536,20 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     end
 
     assert {:ok, _} = Telemetry.get_metrics()
+
+    bad = invalid_namespaces()
+    assert bad == [], "state under invalid namespaces: #{inspect(bad, limit: 5)}"
+  end
+
+  # Services registered under a namespace that is neither `:production` nor
+  # `{:test, reference}`: a hostile `namespace:` option must start nothing
+  # (`initialize/1` used to start a service, and publish its state, under
+  # any term). Published state alone is not checked: the sweep also calls the
+  # hidden modules' internals (`Publisher.publish/2`...) with hostile terms.
+  defp invalid_namespaces do
+    ProcessRegistry
+    |> Registry.select([{{{:"$1", :_}, :_, :_}, [], [:"$1"]}])
+    |> Enum.reject(&ProcessRegistry.namespace?/1)
   end
 
   ## reporting

@@ -164,4 +164,43 @@ defmodule ElixirScope.Foundation.ProcessRegistryTest do
     assert ProcessRegistry.notify_registered(ns, :svc) == :ok
     assert ProcessRegistry.notify_registered(ns, :svc, agent()) == :ok
   end
+
+  describe "namespaces" do
+    alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
+    alias ElixirScope.Foundation.Types.Error
+
+    test "namespace?/1: :production and {:test, reference} only" do
+      assert ProcessRegistry.namespace?(:production)
+      assert ProcessRegistry.namespace?({:test, make_ref()})
+
+      for bad <- [
+            nil,
+            :test,
+            {:test, :x},
+            {:test, "ref"},
+            make_ref(),
+            self(),
+            "ns",
+            {:production}
+          ],
+          do: refute(ProcessRegistry.namespace?(bad))
+    end
+
+    test "no service starts, registers or publishes state under an invalid namespace" do
+      before = length(:persistent_term.get())
+
+      for bad <- [{:test, :not_a_ref}, make_ref(), "ns", 42],
+          module <- [ConfigServer, EventStore, TelemetryService] do
+        assert module.start_link(namespace: bad) == {:error, {:invalid_namespace, bad}}
+        # The reason is in the message or the context, per service.
+        assert {:error, %Error{} = error} = module.initialize(namespace: bad)
+        assert inspect(error) =~ "invalid_namespace"
+      end
+
+      assert Registry.select(ProcessRegistry, [{{{:"$1", :_}, :_, :_}, [], [:"$1"]}])
+             |> Enum.all?(&ProcessRegistry.namespace?/1)
+
+      assert length(:persistent_term.get()) == before
+    end
+  end
 end

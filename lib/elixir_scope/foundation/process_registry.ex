@@ -43,6 +43,17 @@ defmodule ElixirScope.Foundation.ProcessRegistry do
     }
   end
 
+  @doc """
+  Whether `term` is a namespace: `:production` or `{:test, reference}`. The
+  services' `start_link/1` return `{:error, {:invalid_namespace, term}}` for
+  anything else (an addition: the original started a service, and published
+  its state, under any term).
+  """
+  @spec namespace?(term()) :: boolean()
+  def namespace?(:production), do: true
+  def namespace?({:test, ref}), do: is_reference(ref)
+  def namespace?(_other), do: false
+
   @doc "The `:via` name of `service` in `namespace`."
   @spec via_tuple(namespace(), service_name()) :: {:via, Registry, {module(), term()}}
   def via_tuple(namespace, service), do: {:via, Registry, {__MODULE__, {namespace, service}}}

@@ -66,9 +66,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     namespace = Keyword.get(opts, :namespace, :production)
     opts = Keyword.put(opts, :namespace, namespace)
 
-    GenServer.start_link(__MODULE__, opts,
-      name: ProcessRegistry.via_tuple(namespace, :config_server)
-    )
+    if ProcessRegistry.namespace?(namespace) do
+      GenServer.start_link(__MODULE__, opts,
+        name: ProcessRegistry.via_tuple(namespace, :config_server)
+      )
+    else
+      {:error, {:invalid_namespace, namespace}}
+    end
   end
 
   @impl ElixirScope.Foundation.Contracts.Configurable
@@ -258,6 +262,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   catch
     :exit, reason -> wrap_start({:error, {reason, namespace}})
   end
+
+  defp start_supervised(namespace, _opts),
+    do: wrap_start({:error, {:invalid_namespace, namespace}})
 
   defp start_application do
     case Application.ensure_all_started(:elixir_scope_foundation) do

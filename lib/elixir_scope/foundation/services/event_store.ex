@@ -287,9 +287,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     namespace = Support.namespace(opts)
     opts = Keyword.put(opts, :namespace, namespace)
 
-    GenServer.start_link(__MODULE__, opts,
-      name: ProcessRegistry.via_tuple(namespace, :event_store)
-    )
+    if ProcessRegistry.namespace?(namespace) do
+      GenServer.start_link(__MODULE__, opts,
+        name: ProcessRegistry.via_tuple(namespace, :event_store)
+      )
+    else
+      {:error, {:invalid_namespace, namespace}}
+    end
   end
 
   @doc "Stops the service of the namespace (releasing its store); `:ok` if not running."

@@ -104,7 +104,12 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def start_link(opts \\ []) do
     namespace = Keyword.get(opts, :namespace, :production)
     opts = Keyword.put(opts, :namespace, namespace)
-    GenServer.start_link(__MODULE__, opts, name: via(namespace))
+
+    if ProcessRegistry.namespace?(namespace) do
+      GenServer.start_link(__MODULE__, opts, name: via(namespace))
+    else
+      {:error, {:invalid_namespace, namespace}}
+    end
   end
 
   @doc """
