@@ -145,7 +145,10 @@ pub fn measure(term: Term, budget: usize) -> Option<usize> {
 
 /// Tells the VM how long a normal NIF ran, so a process calling such NIFs
 /// in a loop is preempted (a NIF call costs almost no reductions
-/// otherwise). A timeslice is ~1 ms (erl_nif docs). Time, not bytes: a
+/// otherwise). The erl_nif docs call a timeslice ~1 ms; we count 0.5 ms as
+/// a whole one (5 µs per percent), which halved the wait of other processes
+/// behind a 10 000-event `store_batch` (README, "Scheduler safety"). Time,
+/// not bytes: a
 /// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
 /// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
 fn consume(env: Env, elapsed: Duration) {
