@@ -212,9 +212,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def initialize(opts \\ []) do
     namespace = namespace(opts)
 
-    if ProcessRegistry.registered?(namespace, :config_server),
-      do: :ok,
-      else: start_supervised(namespace, Keyword.put(opts, :namespace, namespace))
+    cond do
+      not ProcessRegistry.namespace?(namespace) ->
+        wrap_start({:error, {:invalid_namespace, namespace}})
+
+      ProcessRegistry.registered?(namespace, :config_server) ->
+        :ok
+
+      true ->
+        start_supervised(namespace, Keyword.put(opts, :namespace, namespace))
+    end
   end
 
   @doc "Stops the instance (a supervised one is restarted by its supervisor); `:ok`."
@@ -262,9 +269,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   catch
     :exit, reason -> wrap_start({:error, {reason, namespace}})
   end
-
-  defp start_supervised(namespace, _opts),
-    do: wrap_start({:error, {:invalid_namespace, namespace}})
 
   defp start_application do
     case Application.ensure_all_started(:elixir_scope_foundation) do
