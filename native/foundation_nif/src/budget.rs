@@ -178,26 +178,33 @@ fn list_cell<'a>(t: Term<'a>, stack: &mut Vec<Term<'a>>) -> Option<usize> {
 
 /// Pushes the elements unless they alone would exceed what is left.
 fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+    let items = tuple_elements(t)?;
+    if items.len().saturating_mul(WORD) > left {
+        return None;
+    }
+    stack.extend(items);
+    Some(WORD)
+}
+
+/// The elements of tuple `t` (`None` if `t` is not a tuple), without
+/// copying the tuple.
+pub fn tuple_elements<'a>(t: Term<'a>) -> Option<impl ExactSizeIterator<Item = Term<'a>>> {
     let env = t.get_env();
     let mut arity: c_int = 0;
     let mut array = MaybeUninit::<*const ErlNifTerm>::uninit();
     // SAFETY: `t` is a live term of `env`; on success the VM fills `array`
     // with `arity` terms owned by the tuple, valid as long as `t` is.
-    let items = unsafe {
+    let raw: &'a [ErlNifTerm] = unsafe {
         if enif_get_tuple(env.as_c_arg(), t.as_c_arg(), &mut arity, array.as_mut_ptr()) != 1 {
             return None;
         }
-        if arity <= 0 {
-            return Some(WORD);
+        match usize::try_from(arity).ok()? {
+            0 => &[],
+            len => std::slice::from_raw_parts(array.assume_init(), len),
         }
-        std::slice::from_raw_parts(array.assume_init(), usize::try_from(arity).ok()?)
     };
-    if items.len().saturating_mul(WORD) > left {
-        return None;
-    }
     // SAFETY: each element is a term of the same env.
-    stack.extend(items.iter().map(|raw| unsafe { Term::new(env, *raw) }));
-    Some(WORD)
+    Some(raw.iter().map(move |item| unsafe { Term::new(env, *item) }))
 }
 
 fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {

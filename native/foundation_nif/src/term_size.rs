@@ -12,9 +12,7 @@
 //! (`foundation_core::etf`: 3 per local fun).
 
 use foundation_core::etf;
-use rustler::sys::{
-    c_int, enif_get_tuple, enif_release_binary, enif_term_to_binary, ErlNifBinary, ErlNifTerm,
-};
+use rustler::sys::{enif_release_binary, enif_term_to_binary, ErlNifBinary};
 use rustler::{Error, NifResult, Term, TermType};
 use std::mem::MaybeUninit;
 
@@ -132,28 +130,11 @@ fn list_cell<'a>(t: Term<'a>, stack: &mut Stack<'a>) -> Option<usize> {
 
 /// Pushes the elements unless there are more than `left`.
 fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
-    let env = t.get_env();
-    let mut arity: c_int = 0;
-    let mut array = MaybeUninit::<*const ErlNifTerm>::uninit();
-    // SAFETY: `t` is a live term of `env`; on success the VM fills `array`
-    // with `arity` terms owned by the tuple, valid as long as `t` is.
-    let items = unsafe {
-        if enif_get_tuple(env.as_c_arg(), t.as_c_arg(), &mut arity, array.as_mut_ptr()) != 1 {
-            return None;
-        }
-        let len = usize::try_from(arity).ok()?;
-        if len == 0 {
-            return Some(1);
-        }
-        if len > left {
-            return None;
-        }
-        std::slice::from_raw_parts(array.assume_init(), len)
-    };
-    for raw in items {
-        // SAFETY: each element is a term of the same env.
-        stack.push(unsafe { Term::new(env, *raw) });
+    let items = crate::budget::tuple_elements(t)?;
+    if items.len() > left {
+        return None;
     }
+    items.for_each(|item| stack.push(item));
     Some(1)
 }
 
