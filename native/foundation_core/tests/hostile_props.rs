@@ -3,8 +3,11 @@
 //! parameters, metric values, fallback blobs). On random input they must
 //! return `Ok`/`Err`, never panic (a panic surfaces in the VM as
 //! `:nif_panicked`), and never allocate in proportion to a number the caller
-//! chose instead of to the data it sent.
+//! chose instead of to the data it sent. The external-term-format readers
+//! (`etf::decompress`, `etf::external_size`) get random bytes and random
+//! corruptions of valid encodings.
 
+use foundation_core::etf;
 use foundation_core::fallback::Buffer;
 use foundation_core::json;
 use foundation_core::metrics::{merge_value, Key, Measure};
@@ -305,4 +308,56 @@ fn validate_config_deeply_nested_extra_keys() {
     assert!(validate_config(&config).is_ok());
     let _ = validate_config(&deep);
     assert!(json::encode(&deep).is_ok());
+}
+
+/// A compressed external term (`<<131, 80, Size::32, Zlib>>`) of `plain`
+/// (`plain` without its own version byte, which `compress` adds).
+fn compressed(plain: &[u8]) -> Vec<u8> {
+    let mut etf_bytes = vec![etf::VERSION_MAGIC];
+    etf_bytes.extend_from_slice(plain);
+    match etf::compress(&etf_bytes, etf::DEFAULT_LEVEL) {
+        Ok(Some(packed)) => packed,
+        _ => etf_bytes,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn etf_readers_take_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = etf::external_size(&bytes);
+        let _ = etf::decompress(&bytes);
+        let mut framed = vec![etf::VERSION_MAGIC, etf::COMPRESSED_TAG, 0xFF, 0xFF, 0xFF, 0xFF];
+        framed.extend_from_slice(&bytes);
+        // 4 GiB announced over at most 512 bytes of stream: zlib cannot
+        // reach it (its ratio is ~1 000:1), so this must fail, and without
+        // allocating the announced size.
+        prop_assert!(etf::decompress(&framed).is_err());
+    }
+
+    #[test]
+    fn decompress_round_trips_and_rejects_corruption(
+        plain in proptest::collection::vec(0u8..4, 200..2_000),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let packed = compressed(&plain);
+        let mut expected = vec![etf::VERSION_MAGIC];
+        expected.extend_from_slice(&plain);
+        match etf::decompress(&packed) {
+            Ok(Some(out)) => prop_assert_eq!(out, expected),
+            Ok(None) => prop_assert_eq!(&packed, &expected),
+            Err(e) => prop_assert!(false, "valid input refused: {e}"),
+        }
+        // A flipped byte: an error or some output, never a panic, and never
+        // more than the header announces.
+        let mut bad = packed.clone();
+        let i = at.index(bad.len());
+        bad[i] ^= flip;
+        if let Ok(Some(out)) = etf::decompress(&bad) {
+            let announced = u32::from_be_bytes([bad[2], bad[3], bad[4], bad[5]]) as usize;
+            prop_assert_eq!(out.len(), announced + 1);
+        }
+    }
 }
