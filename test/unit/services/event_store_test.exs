@@ -325,7 +325,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       {before, workers} = {os_threads(), worker_threads()}
       opts = start_isolated()
       # The new thread names itself once it runs.
-      assert eventually(fn -> worker_threads() -- workers != [] end, 5)
+      assert eventually(fn -> worker_threads() -- workers != [] end, 50)
       [tid] = worker_threads() -- workers
       # Hold the handle, like a caller that read it just before the stop:
       # the store is not garbage collected, yet its thread must go.
