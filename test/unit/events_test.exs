@@ -77,6 +77,19 @@ defmodule ElixirScope.Foundation.EventsTest do
       end
     end
 
+    test "atoms count by their spelling: many long atoms take the dirty NIF" do
+      long = fn i -> String.to_atom("atom_#{i}_" <> String.duplicate("x", 240)) end
+      # 40 distinct 250-character atoms: ~10 KB encoded (over the 8 KiB
+      # budget), though only 40 terms.
+      {:ok, e} = Events.new_event(:t, %{atoms: Enum.map(1..40, long)})
+      {:ok, few} = Events.new_event(:t, %{atoms: Enum.map(1..10, long)})
+
+      for {event, calls} <- [{e, [:serialize_fits, :serialize_dirty]}, {few, [:serialize_fits]}] do
+        bin = :erlang.term_to_binary(event, [:compressed])
+        assert {{:ok, ^bin}, ^calls} = serialize_calls(fn -> Events.serialize(event) end)
+      end
+    end
+
     test "a fun in the data cannot be sized cheaply: the dirty NIF encodes it" do
       {:ok, e} = Events.new_event(:t, %{f: &Enum.map/2, a: 1})
       bin = :erlang.term_to_binary(e, [:compressed])

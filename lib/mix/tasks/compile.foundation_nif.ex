@@ -45,7 +45,9 @@ defmodule Mix.Tasks.Compile.FoundationNif do
 
   defp up_to_date?(root, target) do
     case File.stat(target, time: :posix) do
-      {:ok, %{mtime: built}} -> newest_source(root) <= built
+      # Strictly older: mtimes have 1 s resolution, and a source saved in
+      # the second of the last build may be newer than it (cargo decides).
+      {:ok, %{mtime: built}} -> newest_source(root) < built
       {:error, _} -> false
     end
   end

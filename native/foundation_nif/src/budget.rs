@@ -16,7 +16,9 @@
 
 use crate::atoms;
 use foundation_core::CoreError;
-use rustler::sys::{c_int, enif_get_tuple, ErlNifTerm};
+use rustler::sys::{
+    c_int, c_uint, enif_get_atom_length, enif_get_tuple, ErlNifCharEncoding, ErlNifTerm,
+};
 use rustler::{Binary, Encoder, Env, MapIterator, NifResult, Term, TermType};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -124,6 +126,20 @@ pub fn stored_size<B: AsRef<[u8]>>(payloads: &[B]) -> Option<usize> {
 /// bignum beyond 128 bits, a bitstring). Walks at most `budget / 8` terms,
 /// with an explicit stack (no recursion on deep nesting).
 pub fn measure(term: Term, budget: usize) -> Option<usize> {
+    measure_with(term, budget, Atoms::Word)
+}
+
+/// How `measure_with` counts an atom: one word (the store keeps atoms as VM
+/// words), or spelled out, as the external term format writes them (the
+/// serialization BIF: ~1 000 distinct 255-character atoms are ~250 KB).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Atoms {
+    Word,
+    Spelled,
+}
+
+/// `measure`, with atoms counted as `atoms` says.
+pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
     let mut left = budget;
     let mut stack = Vec::with_capacity(32);
     stack.push(term);
@@ -131,6 +147,7 @@ pub fn measure(term: Term, budget: usize) -> Option<usize> {
         let cost = match t.get_type() {
             TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
             TermType::Integer => integer(t)?,
+            TermType::Atom if atoms == Atoms::Spelled => spelled_atom(t),
             TermType::Atom | TermType::Float => WORD,
             TermType::Pid | TermType::Port | TermType::Ref => 4 * WORD,
             TermType::List => list_cell(t, &mut stack)?,
@@ -141,6 +158,25 @@ pub fn measure(term: Term, budget: usize) -> Option<usize> {
         left = left.checked_sub(cost)?;
     }
     Some(budget - left)
+}
+
+/// The external-format bytes of atom `t`: its Latin-1 length plus a
+/// 3-byte header; an atom beyond Latin-1 counts as the longest UTF-8
+/// spelling (255 characters of 4 bytes).
+fn spelled_atom(t: Term) -> usize {
+    let mut len: c_uint = 0;
+    let env = t.get_env();
+    // SAFETY: `t` is a live atom term of `env`; the call only reads it.
+    let latin1 = unsafe {
+        enif_get_atom_length(
+            env.as_c_arg(),
+            t.as_c_arg(),
+            &mut len,
+            ErlNifCharEncoding::ERL_NIF_LATIN1,
+        )
+    };
+    let bytes = if latin1 != 0 { len as usize } else { 255 * 4 };
+    (bytes + 3).max(WORD)
 }
 
 /// Tells the VM how long a normal NIF ran, so a process calling such NIFs

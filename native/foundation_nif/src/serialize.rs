@@ -25,7 +25,7 @@ pub const FITS_BYTES: usize = 8 * 1024;
 /// its size cannot be bounded cheaply (funs, huge bignums, bitstrings).
 #[rustler::nif]
 fn serialize_fits(term: Term) -> bool {
-    budget::measure(term, FITS_BYTES).is_some()
+    budget::measure_with(term, FITS_BYTES, budget::Atoms::Spelled).is_some()
 }
 
 /// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`
