@@ -71,7 +71,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.Validation.EventValidator
 
   # Rust heap + stored encoding per event, measured by bench/event_store.exs.
-  @bytes_per_event 520
+  @bytes_per_event 540
   # Results up to this many events (and 64 KiB of stored bytes, see
   # routed/2) are decoded on a normal scheduler.
   @bounded 256
