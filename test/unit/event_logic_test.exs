@@ -149,15 +149,19 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
       assert EventLogic.deserialize_event(plain) == {:ok, event}
     end
 
+    # The bounds are on the operation's cost: the fastest of 5 calls, so that
+    # one preemption of this test process on a busy machine (the async suite
+    # shares 2 cores) is not counted as the operation's time.
     test "loose bounds of API.md section 22: 400-byte event < 2 ms, 20-level data < 10 ms" do
       {:ok, small} = EventLogic.create_event(:test, %{payload: String.duplicate("x", 300)})
-      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.serialize_event(small) end)
-      assert micros < 2_000
+      assert fastest_micros(fn -> {:ok, _} = EventLogic.serialize_event(small) end) < 2_000
 
       nested = Enum.reduce(1..20, :leaf, fn i, acc -> %{level: i, child: acc} end)
-      {micros, {:ok, _}} = :timer.tc(fn -> EventLogic.create_event(:test, nested) end)
-      assert micros < 10_000
+      assert fastest_micros(fn -> {:ok, _} = EventLogic.create_event(:test, nested) end) < 10_000
     end
+
+    defp fastest_micros(fun),
+      do: Enum.min(for _ <- 1..5, do: fun |> :timer.tc() |> elem(0))
 
     test "calculate_serialized_size/1 == byte_size(serialize)", %{event: event} do
       {:ok, bin} = EventLogic.serialize_event(event)
