@@ -147,16 +147,10 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
 
   # Same bytes either way: the BIF for small terms, the dirty NIF (which
   # keeps the normal schedulers free) for big ones.
-  defp encode(event, true = _compressed?) do
+  defp encode(event, compressed?) do
     if Native.serialize_fits(event),
-      do: {:ok, :erlang.term_to_binary(event, [:compressed])},
-      else: Native.serialize_dirty(event, true)
-  end
-
-  defp encode(event, false) do
-    if Native.serialize_fits(event),
-      do: {:ok, :erlang.term_to_binary(event)},
-      else: Native.serialize_dirty(event, false)
+      do: {:ok, :erlang.term_to_binary(event, if(compressed?, do: [:compressed], else: []))},
+      else: Native.serialize_dirty(event, compressed?)
   end
 
   defp serialization_failed(exception, event) do
