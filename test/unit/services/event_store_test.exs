@@ -153,6 +153,20 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert ids(EventStore.query(%{order_by: :timestamp_desc, limit: 2})) == [1, 2]
     end
 
+    test "unordered queries: ascending id up to 32 events, time-index order beyond" do
+      opts = start_isolated(max_events: 0)
+      # Ids ascend while timestamps descend, so the two orders differ.
+      for i <- 1..32, do: {:ok, _} = EventStore.store(event(i, timestamp: 1000 - i), opts)
+      assert ids(EventStore.query(%{limit: 3}, opts)) == [1, 2, 3]
+
+      {:ok, _} = EventStore.store(event(33, timestamp: 1000 - 33), opts)
+      assert ids(EventStore.query(%{limit: 3}, opts)) == [33, 32, 31]
+      assert ids(EventStore.query(%{order_by: :event_id, limit: 3}, opts)) == [1, 2, 3]
+      assert ids(EventStore.query(%{order_by: :bogus, offset: 31}, opts)) == [2, 1]
+      q = %{event_type: :test, time_range: {900, 1000}, limit: 2}
+      assert ids(EventStore.query(q, opts)) == [33, 32]
+    end
+
     test "unknown keys are ignored; malformed values are errors, not crashes" do
       assert length(ids(EventStore.query(%{correlation_id: "x", foo: 1}))) == 10
 

@@ -42,8 +42,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   ## Differences from the original
 
-    * Unordered queries return events by ascending id (the original returned
-      map order, arbitrary beyond 32 events).
+    * Queries without `:order_by` return ascending id while the store holds
+      at most 32 events (as the original's small maps did) and time-index
+      order (timestamp, then id) beyond, where the original's order was
+      arbitrary: a `:limit` then costs O(log n + limit).
     * Storing an existing id overwrites it (as before), and the old version's
       index entries are removed.
     * Retention: `storage.hot.max_events` (oldest stored evicted first) and
@@ -147,9 +149,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc """
   Events matching `query`: `:event_type`, `:time_range` (`{start, stop}`,
   inclusive), `:order_by` (`:event_id` or `:timestamp` ascending, or, an
-  addition, `:timestamp_desc` newest first; anything else orders by
-  ascending id), `:offset` (if >= 0), `:limit` (if > 0). Other keys are
-  ignored.
+  addition, `:timestamp_desc` newest first), `:offset` (if >= 0), `:limit`
+  (if > 0). Other keys are ignored. Without a known `:order_by`, results
+  come by ascending id while the store holds at most 32 events, else by
+  ascending timestamp (ties by id).
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec query(map(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}

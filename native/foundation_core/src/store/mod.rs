@@ -210,6 +210,13 @@ impl Store {
 
     /// Runs a query (filters, order, offset, limit).
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
+        if q.order == Order::Unordered {
+            let order = match self.inner.count.load(Relaxed) <= query::SMALL_STORE {
+                true => Order::Id,
+                false => Order::Timestamp,
+            };
+            return self.query(&Query { order, ..q.clone() });
+        }
         // All shards are read-locked (in index order) for a lazy k-way merge,
         // so only offset + limit events are visited.
         let guards = self

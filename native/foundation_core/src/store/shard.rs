@@ -241,12 +241,12 @@ impl Shard {
             (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
             (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
             (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
-            (Order::Id, Some(range)) => {
+            (Order::Id | Order::Unordered, Some(range)) => {
                 let mut keys: Vec<Key> = time_range(times, Some(range)).map(ranked).collect();
                 keys.sort_unstable_by_key(|k| k.0);
                 Box::new(keys.into_iter())
             }
-            (Order::Id, None) => match type_index {
+            (Order::Id | Order::Unordered, None) => match type_index {
                 Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id, None))),
                 None => Box::new(
                     self.by_id
