@@ -84,7 +84,10 @@ defmodule Bench.Dropin do
 
   def run_side(im) do
     ctx = im.reset.()
-    for chunk <- Enum.chunk_every(1..@n, 1000), do: {:ok, _} = im.batch.(ctx, Enum.map(chunk, &event/1))
+
+    for chunk <- Enum.chunk_every(1..@n, 1000),
+        do: {:ok, _} = im.batch.(ctx, Enum.map(chunk, &event/1))
+
     base = @n + 1
 
     single = scale(10_000)
@@ -110,7 +113,8 @@ defmodule Bench.Dropin do
         {:ok, _} = im.get.(ctx, :rand.uniform(@n))
       end)
 
-    corr = adaptive(fn -> {:ok, [_ | _]} = im.corr.(ctx, "corr-#{:rand.uniform(@groups) - 1}") end)
+    corr =
+      adaptive(fn -> {:ok, [_ | _]} = im.corr.(ctx, "corr-#{:rand.uniform(@groups) - 1}") end)
 
     query =
       adaptive(fn ->
@@ -125,13 +129,17 @@ defmodule Bench.Dropin do
     true = pruned >= div(@n, 2) - 1
     prune = 1.0e6 / max(t, 1)
 
-    emit_caller = Harness.ops_per_sec(fn -> im.emit.(ctx, [:bench, :caller]) end, iterations: scale(50_000))
+    emit_caller =
+      Harness.ops_per_sec(fn -> im.emit.(ctx, [:bench, :caller]) end, iterations: scale(50_000))
+
     emit8 = emit_until_counted(im, ctx, scale(10_000))
 
     path = [:ai, :planning, :sampling_rate]
 
     config_get8 =
-      Harness.concurrent_ops_per_sec(8, scale(20_000), fn _, _ -> {:ok, _} = im.config_get.(ctx, path) end)
+      Harness.concurrent_ops_per_sec(8, scale(20_000), fn _, _ ->
+        {:ok, _} = im.config_get.(ctx, path)
+      end)
 
     update1 =
       Harness.ops_per_sec(fn -> :ok = im.config_update.(ctx, path, :rand.uniform()) end,
@@ -236,8 +244,7 @@ defmodule Bench.Dropin do
     ours = run_side(ours())
     orig = run_side(original())
 
-    rows =
-      Enum.zip_with(ours, orig, fn {name, a}, {_, b} -> [name, a, b, a / b] end)
+    rows = Enum.zip_with(ours, orig, fn {name, a}, {_, b} -> [name, a, b, a / b] end)
 
     Harness.table(
       "drop-in: project vs original design (ops/s, #{@n} events, same run)",

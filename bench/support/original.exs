@@ -108,7 +108,10 @@ defmodule Bench.Original do
   def prune_before(ctx, ts), do: call(ctx, :event_store, {:prune_before, ts})
   def stats(ctx), do: call(ctx, :event_store, :get_stats)
   def config_get(ctx, path), do: call(ctx, :config_server, {:get_config_path, path})
-  def config_update(ctx, path, value), do: call(ctx, :config_server, {:update_config, path, value})
+
+  def config_update(ctx, path, value),
+    do: call(ctx, :config_server, {:update_config, path, value})
+
   def get_metrics(ctx), do: call(ctx, :telemetry_service, :get_metrics)
 
   def emit_counter(ctx, name, metadata) do
@@ -265,8 +268,7 @@ defmodule Bench.Original do
     def init(ctx) do
       {:ok, config} = ConfigLogic.build_config([])
 
-      {:ok,
-       %{ctx: ctx, config: config, subscribers: [], updates: 0, last_update: nil, seq: 0}}
+      {:ok, %{ctx: ctx, config: config, subscribers: [], updates: 0, last_update: nil, seq: 0}}
     end
 
     def handle_call({:bench_register, registry, key}, _from, state) do
@@ -283,7 +285,11 @@ defmodule Bench.Original do
       with true <- ConfigLogic.updatable_path?(path) || {:error, :not_updatable},
            new_config = put_in(state.config, path, value),
            :ok <- ValidationReference.validate_config(new_config) do
-        Enum.each(state.subscribers, &send(&1, {:config_notification, {:config_updated, path, value}}))
+        Enum.each(
+          state.subscribers,
+          &send(&1, {:config_notification, {:config_updated, path, value}})
+        )
+
         old = get_in(state.config, path)
         audit(state, path, value, old)
 
@@ -340,7 +346,13 @@ defmodule Bench.Original do
         case state.metrics do
           %{^name => old} ->
             merged = Map.merge(old.measurements, measurements, fn _k, a, b -> a + b end)
-            %{old | count: old.count + 1, measurements: merged, timestamp: System.monotonic_time()}
+
+            %{
+              old
+              | count: old.count + 1,
+                measurements: merged,
+                timestamp: System.monotonic_time()
+            }
 
           _ ->
             %{

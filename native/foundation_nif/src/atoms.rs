@@ -11,6 +11,8 @@ rustler::atoms! {
     handler,
     // scheduling (budget.rs): over the normal-scheduler budget, call the dirty twin
     dirty,
+    // a store NIF's input fails validation: validate in Elixir for the error
+    invalid,
     // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
     invalid_input,
     internal_error,

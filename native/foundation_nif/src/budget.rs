@@ -39,6 +39,10 @@ const WORD: usize = 8;
 pub enum Routed<T> {
     Done(T),
     Dirty,
+    /// A write whose input would fail validation (or whose data size is
+    /// too close to the limit to tell cheaply): nothing was done; the
+    /// caller validates exactly, then uses the `*_dirty` twin.
+    Invalid,
 }
 
 impl<T> Routed<T> {
@@ -47,6 +51,7 @@ impl<T> Routed<T> {
         match self {
             Routed::Done(value) => Routed::Done(f(value)),
             Routed::Dirty => Routed::Dirty,
+            Routed::Invalid => Routed::Invalid,
         }
     }
 }
@@ -56,6 +61,7 @@ impl<T: Encoder> Encoder for Routed<T> {
         match self {
             Routed::Done(value) => value.encode(env),
             Routed::Dirty => atoms::dirty().encode(env),
+            Routed::Invalid => atoms::invalid().encode(env),
         }
     }
 }
@@ -138,6 +144,40 @@ pub enum Atoms {
     Spelled,
 }
 
+/// An upper bound of `:erlang.external_size(term)`, or `None` when the
+/// bound would exceed `limit` or the term holds something not bounded
+/// cheaply (a fun, a bitstring, a bignum beyond 128 bits). Each term counts
+/// the most its external form can take: a binary its length plus a 6-byte
+/// header, an integer 11 bytes (19 beyond 64 bits), a float 31, an atom
+/// twice its spelled size (UTF-8 doubles a Latin-1 character at most), a
+/// pid, port or reference `REMOTE_ID_BOUND` (its node atom may be long),
+/// and every list cell, tuple and map a 5-byte header. Callers bound the
+/// walk first (`measure`), so it visits few terms.
+pub fn external_size_bound(term: Term, limit: usize) -> Option<usize> {
+    let mut total = 1usize;
+    let mut stack = Vec::with_capacity(16);
+    stack.push(term);
+    while let Some(t) = stack.pop() {
+        let cost = match t.get_type() {
+            TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(6),
+            TermType::Integer => integer(t)? + 3,
+            TermType::Float => 31,
+            TermType::Atom => 2 * spelled_atom(t),
+            TermType::Pid | TermType::Port | TermType::Ref => REMOTE_ID_BOUND,
+            TermType::List => list_cell(t, &mut stack)? - WORD + 5,
+            TermType::Tuple => tuple_items(t, usize::MAX, &mut stack)? - WORD + 5,
+            TermType::Map => map_items(t, usize::MAX, &mut stack)? - WORD + 5,
+            _ => return None,
+        };
+        total = total.checked_add(cost).filter(|&t| t <= limit)?;
+    }
+    Some(total)
+}
+
+/// The largest external form of a pid, port or reference: a tag, a node
+/// atom of up to 255 four-byte characters, and up to five 32-bit words.
+const REMOTE_ID_BOUND: usize = 1 + 3 + 255 * 4 + 4 + 5 * 4;
+
 /// `measure`, with atoms counted as `atoms` says.
 pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
     let mut left = budget;
@@ -163,7 +203,7 @@ pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
 /// The external-format bytes of atom `t`: its Latin-1 length plus a
 /// 3-byte header; an atom beyond Latin-1 counts as the longest UTF-8
 /// spelling (255 characters of 4 bytes).
-fn spelled_atom(t: Term) -> usize {
+pub(crate) fn spelled_atom(t: Term) -> usize {
     let mut len: c_uint = 0;
     let env = t.get_env();
     // SAFETY: `t` is a live atom term of `env`; the call only reads it.
@@ -195,7 +235,7 @@ fn consume(env: Env, elapsed: Duration) {
 
 /// Two words up to 128 bits (compared as terms: decoding a bignum would
 /// encode it whole); `None` beyond.
-fn integer(t: Term) -> Option<usize> {
+pub(crate) fn integer(t: Term) -> Option<usize> {
     if t.decode::<i64>().is_ok() {
         return Some(WORD);
     }

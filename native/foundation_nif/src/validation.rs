@@ -187,6 +187,24 @@ fn outcome(check: Result<(), event::EventRule>) -> NifOutcome<Atom> {
         .map_err(|r| CoreError::from(r).into())
 }
 
+/// True when `EventValidator.validate/1` would accept `event`, decided
+/// without measuring `data` exactly: its external size is bounded from
+/// above (`budget::external_size_bound`). `false` means invalid, or too
+/// close to the size limit to tell: the caller then runs the exact
+/// validation. A non-map is a BadArg. Callers bound the event's size first
+/// (`budget::measure`).
+pub fn passes(event: Term) -> NifResult<bool> {
+    if !event.is_map() {
+        return Err(Error::BadArg);
+    }
+    let (Ok(fields), Ok(data)) = (event_fields(event), event.map_get(atoms::data())) else {
+        return Ok(false);
+    };
+    let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
+    Ok(crate::budget::external_size_bound(data, limit)
+        .is_some_and(|size| event::validate_event(&fields, size as u64).is_ok()))
+}
+
 /// Reads the eight checked fields of an `%Event{}` map (missing key: badarg).
 fn event_fields(event: Term) -> NifResult<EventFields> {
     let get = |key: Atom| event.map_get(key).map(classify);

@@ -121,6 +121,22 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       batch = [event(1), Event.empty(), event(3)]
       assert {:error, %Error{error_type: :validation_failed}} = EventStore.store_batch(batch)
       assert {:ok, %{current_event_count: 0}} = EventStore.stats()
+
+      # In the last of several chunks, too.
+      long = for(i <- 1..400, do: event(i)) ++ [%{event(401) | pid: :not_a_pid}]
+      assert {:error, %Error{error_type: :type_mismatch}} = EventStore.store_batch(long)
+      assert {:ok, %{current_event_count: 0}} = EventStore.stats()
+    end
+
+    test "data whose size bound is near the limit is measured exactly" do
+      # 1 000 pids: a few KB in the store, but each pid counts the largest
+      # external form a pid can take, so only the exact size can tell.
+      e = event(7, data: List.duplicate(self(), 1000))
+
+      assert {{:ok, 7}, [:store_put, :store_put_dirty]} =
+               store_calls(fn -> EventStore.store(e) end)
+
+      assert {:ok, ^e} = EventStore.get(7)
     end
   end
 
@@ -505,11 +521,18 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
 
       wait_until(fn -> EventStore.get(1, opts) == {:ok, big} end)
 
-      # 70 small events: three chunks of at most 32, all normal. A chunk
-      # holding a big event goes dirty as a whole; order and ids are kept.
+      # 70 small events: one normal call that validates and stores. 300:
+      # three chunks of at most 128, each validated, then each stored. A
+      # chunk holding a big event goes dirty as a whole; order and ids are
+      # kept.
       smalls = for i <- 10..79, do: event(i, data: %{i: i})
       assert {{:ok, ids}, calls} = store_calls(fn -> EventStore.store_batch(smalls, opts) end)
-      assert {ids, calls} == {Enum.to_list(10..79), List.duplicate(:store_put_batch, 3)}
+      assert {ids, calls} == {Enum.to_list(10..79), [:store_put_batch]}
+
+      more = for i <- 1000..1299, do: event(i, data: %{i: i})
+      assert {{:ok, ids}, calls} = store_calls(fn -> EventStore.store_batch(more, opts) end)
+      assert ids == Enum.to_list(1000..1299)
+      assert calls == List.duplicate(:store_check_batch, 3) ++ List.duplicate(:store_put_batch, 3)
 
       mixed = [event(100), event(101, data: big_data(3)), event(102)]
 

@@ -77,9 +77,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # Results up to this many events (and 64 KiB of stored bytes, see
   # routed/2) are decoded on a normal scheduler.
   @bounded 256
-  # Events per store_put_batch NIF call (bounded work per call; chunks over
-  # the byte budget go to store_put_batch_dirty).
-  @chunk 32
+  # Events per store_put_batch NIF call (bounded work per call: ~1-2 µs an
+  # event; chunks over the byte budget go to store_put_batch_dirty).
+  @chunk 128
 
   @typedoc "Options every public function accepts."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -91,9 +91,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
-         :ok <- EventValidator.validate(event),
          put = Native.store_put(handle, event),
-         {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
+         {:ok, id} <- checked(put, [event], fn -> Native.store_put_dirty(handle, event) end) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
@@ -107,8 +106,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
   def store_batch(events, opts \\ []) when is_list(events) do
     with {:ok, handle} <- handle(opts),
-         :ok <- validate_all(events),
-         {:ok, ids} <- put_chunks(handle, events) do
+         {:ok, ids} <- put_batch(handle, events) do
       n = length(ids)
       if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
@@ -123,10 +121,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
   def store_async(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
-         :ok <- EventValidator.validate(event),
          put = Native.store_put_async(handle, event),
          dirty = fn -> Native.store_put_async_dirty(handle, event) end,
-         {:ok, :ok} <- Support.native(routed(put, dirty)) do
+         {:ok, :ok} <- checked(put, [event], dirty) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
@@ -394,16 +391,23 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
-  # Validation succeeded for all events, and ids/timestamps fit 64 bits,
-  # so no chunk can fail: the batch stays all-or-nothing.
-  defp put_chunks(handle, events) do
-    if Enum.all?(events, &Support.storable?/1) do
-      events
-      |> Enum.chunk_every(@chunk)
-      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
-        put = Native.store_put_batch(handle, chunk)
+  # A batch of at most @chunk events is validated and stored by one NIF
+  # call. A longer one is validated chunk by chunk first, then stored, so a
+  # bad event in a late chunk stores nothing (ids and timestamps beyond 64
+  # bits, which only the store rejects, are checked up front too).
+  defp put_batch(handle, events) when length(events) <= @chunk do
+    put = Native.store_put_batch(handle, events)
+    checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+  end
 
-        case Support.native(routed(put, fn -> Native.store_put_batch_dirty(handle, chunk) end)) do
+  defp put_batch(handle, events) do
+    chunks = Enum.chunk_every(events, @chunk)
+
+    with :ok <- check_chunks(chunks),
+         true <- Enum.all?(events, &Support.storable?/1) || {:error, Support.unstorable()} do
+      chunks
+      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
+        case put_batch(handle, chunk) do
           {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
           error -> {:halt, error}
         end
@@ -412,16 +416,33 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
         error -> error
       end)
-    else
-      {:error, Support.unstorable()}
     end
   end
 
-  # The one place that routes by size: a normal-scheduler store NIF answers
-  # `:dirty`, having done nothing, when the event bytes it would encode or
-  # decode exceed its budget (`NORMAL_BYTES` in
-  # native/foundation_nif/src/budget.rs, 64 KiB); then its DirtyCpu twin
-  # does the call. Small events never leave the normal scheduler.
+  defp check_chunks(chunks) do
+    Enum.reduce_while(chunks, :ok, fn chunk, :ok ->
+      case Native.store_check_batch(chunk) do
+        :ok -> {:cont, :ok}
+        _dirty_or_invalid -> {:halt, validate_all(chunk)}
+      end
+    end)
+  end
+
+  # The one place that routes store writes: a normal-scheduler store NIF
+  # validates and stores a small valid input in one call. It answers
+  # `:dirty` over its byte budget (`NORMAL_BYTES` in
+  # native/foundation_nif/src/budget.rs, 64 KiB) and `:invalid` when the
+  # input fails validation (or its data is too close to the size limit to
+  # tell cheaply), having done nothing; then the exact validation runs here,
+  # for its error, and the DirtyCpu twin stores what passed.
+  defp checked(result, events, dirty) when result in [:dirty, :invalid] do
+    with :ok <- validate_all(events), do: Support.native(dirty.())
+  end
+
+  defp checked(result, _events, _dirty), do: Support.native(result)
+
+  # Reads: a normal-scheduler NIF answers `:dirty` over its byte budget;
+  # then its DirtyCpu twin does the call.
   defp routed(:dirty, dirty), do: dirty.()
   defp routed(result, _dirty), do: result
 

@@ -173,9 +173,11 @@ impl Store {
         self.inner.put(event)
     }
 
-    /// Stores events in order; returns their ids in input order.
+    /// Stores events in order; returns their ids in input order. Each shard
+    /// is locked once for all the batch's events it holds (an id always
+    /// maps to one shard, so a repeated id still ends with its last version).
     pub fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
-        events.into_iter().map(|e| self.inner.put(e)).collect()
+        self.inner.put_batch(events)
     }
 
     /// The payload of event `id`.
@@ -286,10 +288,14 @@ impl Inner {
     }
 
     fn shard(&self, id: u64) -> &RwLock<Shard> {
+        &self.shards[self.shard_index(id)]
+    }
+
+    fn shard_index(&self, id: u64) -> usize {
         // Fibonacci hashing spreads sequential and clustered ids evenly.
         let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let index = h.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
-        &self.shards[index % self.shards.len()]
+        index % self.shards.len()
     }
 
     fn each_shard<T>(&self, f: impl Fn(&Shard) -> T) -> CoreResult<Vec<T>> {
@@ -346,6 +352,43 @@ impl Inner {
         self.counters.max_id.fetch_max(id, Relaxed);
         self.enforce_max_events()?;
         Ok(id)
+    }
+
+    fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
+        let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+        let now = self.now_ms();
+        let max_age = self.max_age_ms.load(Relaxed);
+        let first_seq = self.seq.fetch_add(events.len() as u64, Relaxed);
+        let mut by_shard: Vec<Vec<(u64, NewEvent)>> = Vec::new();
+        by_shard.resize_with(self.shards.len(), Vec::new);
+        for (seq, event) in (first_seq..).zip(events) {
+            by_shard[self.shard_index(event.id)].push((seq, event));
+        }
+        let (mut added, mut expired) = (0, 0);
+        for (index, batch) in by_shard.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[index].write().map_err(CoreError::poisoned)?;
+            if self.closed.load(Acquire) {
+                return Err(CoreError::Closed);
+            }
+            for (seq, event) in batch {
+                added += usize::from(shard.insert(event, seq, now));
+            }
+            if max_age > 0 {
+                expired += shard.expire(now.saturating_sub(max_age));
+            }
+        }
+        self.count.fetch_add(added, Relaxed);
+        self.count.fetch_sub(expired, Relaxed);
+        let c = &self.counters;
+        c.evicted_age.fetch_add(expired as u64, Relaxed);
+        c.stored.fetch_add(ids.len() as u64, Relaxed);
+        c.max_id
+            .fetch_max(ids.iter().copied().max().unwrap_or(0), Relaxed);
+        self.enforce_max_events()?;
+        Ok(ids)
     }
 
     /// Evicts the globally oldest arrivals while the count exceeds the limit.
