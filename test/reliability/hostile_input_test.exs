@@ -21,7 +21,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Error, Event}
 
-  # Exceptions API.md documents (or the original raised) for arguments of the
+  # Exceptions the original raised (and the docs list) for arguments of the
   # wrong type. Anything else is reported.
   @accepted_exceptions [
     FunctionClauseError,
@@ -35,7 +35,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     BadStructError
   ]
 
-  # Exceptions API.md documents for one function in particular.
+  # Exceptions documented for one function in particular.
   @documented_exceptions %{
     {ElixirScope.Foundation.Events, :debug_new_event} => RuntimeError
   }

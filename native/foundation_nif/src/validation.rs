@@ -1,4 +1,4 @@
-//! Validation NIFs: ConfigValidator and EventValidator (API.md sections 8, 9).
+//! Validation NIFs: ConfigValidator and EventValidator.
 //! The core reads config trees through `ConfigTree`, implemented here over
 //! terms (only the keys the rules name are looked up, nothing is copied);
 //! event fields are only classified (`Field`), so `data` is never converted.

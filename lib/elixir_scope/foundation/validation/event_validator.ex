@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Validation.EventValidator do
   @moduledoc """
-  Validates an `ElixirScope.Foundation.Types.Event` (API.md section 9).
+  Validates an `ElixirScope.Foundation.Types.Event`.
 
   The rules run in Rust (`foundation_core::validation::event`); the NIF only
   classifies the eight checked fields, and the size of `data` is its exact

@@ -17,7 +17,7 @@ pub enum Order {
     TimestampDesc,
 }
 
-/// A query over the store (API.md section 16 `query/1`).
+/// A query over the store (`EventStore.query/1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// Only events of this type (atom name), when set.
