@@ -543,8 +543,8 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
   # Services registered under a namespace that is neither `:production` nor
   # `{:test, reference}`: a hostile `namespace:` option must start nothing
-  # (`initialize/1` used to start a service, and publish its state, under
-  # any term). Published state alone is not checked: the sweep also calls the
+  # (a service started under any term would publish its state there for
+  # good). Published state alone is not checked: the sweep also calls the
   # hidden modules' internals (`Publisher.publish/2`...) with hostile terms.
   defp invalid_namespaces do
     ProcessRegistry
