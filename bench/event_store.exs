@@ -233,7 +233,8 @@ defmodule Bench.EventStoreBench do
   Per-operation cost of the boundary, one process, 100k events stored:
   the NIF put/get (encode/decode of the store's term format plus the core
   operation) next to an ETS insert/lookup of the same event and to
-  `term_to_binary`/`binary_to_term` of it (the previous stored form).
+  `term_to_binary`/`binary_to_term` of it (external term format, the
+  durable form).
   """
   def codec(n) do
     wall = DateTime.utc_now()

@@ -21,7 +21,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Error, Event}
 
-  # Exceptions API.md documents (or the original raised) for arguments of the
+  # Exceptions the original raised (and the docs list) for arguments of the
   # wrong type. Anything else is reported.
   @accepted_exceptions [
     FunctionClauseError,
@@ -35,7 +35,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     BadStructError
   ]
 
-  # Exceptions API.md documents for one function in particular.
+  # Exceptions documented for one function in particular.
   @documented_exceptions %{
     {ElixirScope.Foundation.Events, :debug_new_event} => RuntimeError
   }
@@ -543,8 +543,8 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
   # Services registered under a namespace that is neither `:production` nor
   # `{:test, reference}`: a hostile `namespace:` option must start nothing
-  # (`initialize/1` used to start a service, and publish its state, under
-  # any term). Published state alone is not checked: the sweep also calls the
+  # (a service started under any term would publish its state there for
+  # good). Published state alone is not checked: the sweep also calls the
   # hidden modules' internals (`Publisher.publish/2`...) with hostile terms.
   defp invalid_namespaces do
     ProcessRegistry

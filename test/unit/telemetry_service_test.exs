@@ -31,7 +31,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
-  describe "get_metrics/1 shape (API.md 17.1)" do
+  describe "get_metrics/1 nested shape" do
     test "nests names, exposes the four foundation counters as call counts" do
       {ns, _} = start()
       opts = [namespace: ns]
@@ -209,7 +209,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
-  describe "server messages (API.md 17.2)" do
+  describe "server messages addressed to the pid" do
     test "answer like the public functions and act on their own namespace" do
       {ns, pid} = start()
       GenServer.cast(pid, {:execute_event, [:e], %{gauge: 3}, %{via: :cast}})

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Events do
   @moduledoc """
-  Public API for events (API.md section 18.3): building events (delegated to
+  Public API for events: building events (delegated to
   `ElixirScope.Foundation.Logic.EventLogic`), serialization, and storage and
   queries (delegated to `ElixirScope.Foundation.Services.EventStore`, which
   calls the Rust store from the caller's process).

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Telemetry do
   @moduledoc """
-  Public telemetry API (API.md 18.4): delegates to
+  Public telemetry API: delegates to
   `ElixirScope.Foundation.Services.TelemetryService` and adds helpers for
   function timing, performance gauges and system-event counters.
 
@@ -50,7 +50,7 @@ defmodule ElixirScope.Foundation.Telemetry do
   @spec emit_gauge(event_name(), number(), map()) :: :ok
   def emit_gauge(name, value, metadata), do: TelemetryService.emit_gauge(name, value, metadata)
 
-  @doc "All metrics, nested (API.md 17.1)."
+  @doc "All metrics, nested by event name (see `TelemetryService.get_metrics/1`)."
   @spec get_metrics() :: {:ok, map()} | {:error, Error.t()}
   def get_metrics, do: TelemetryService.get_metrics()
 
@@ -96,7 +96,7 @@ defmodule ElixirScope.Foundation.Telemetry do
   `get_in(result, pattern) == get_in(all, pattern)`). `[]` returns
   everything; a pattern that matches nothing gives `{:ok, %{}}`.
 
-  The original raised `FunctionClauseError` on every call; see the README.
+  The original raised `FunctionClauseError` on every call; see `docs/compatibility.md`.
 
       {:ok, %{vm: %{memory: _}}} = get_metrics_for([:vm, :memory])
   """

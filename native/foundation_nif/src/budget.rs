@@ -1,11 +1,12 @@
 //! Size-based scheduling: how much term work a NIF may do on a normal
 //! scheduler before it must hand the call to its `DirtyCpu` twin.
 //!
-//! Encoding or decoding 64 KiB of event data takes ~0.3-0.5 ms here (a 1 MB
-//! event: 5-15 ms), so `NORMAL_BYTES` keeps a normal-scheduler call near the
-//! ~1 ms rule of STYLE.md 2.5 while the small, common calls (an event of a
-//! few hundred bytes, a counter bump) never pay the dirty hop, which cut
-//! throughput 5-10x when every call took it (README, "Scheduler safety").
+//! The cost of encoding or decoding event data grows with its size, so
+//! `NORMAL_BYTES` keeps a normal-scheduler call under the ~1 ms a NIF may
+//! hold a scheduler, while the small, common calls (an event of a few
+//! hundred bytes, a counter bump) never pay the dirty hop, which costs
+//! several times their own work (figures in docs/benchmarks.md; design in
+//! docs/architecture.md, "Scheduler safety").
 //!
 //! A normal NIF that would exceed the budget does nothing and answers
 //! `:dirty` (`Routed::Dirty`); the Elixir wrapper then calls the dirty twin,
@@ -222,11 +223,11 @@ pub(crate) fn spelled_atom(t: Term) -> usize {
 /// Tells the VM how long a normal NIF ran, so a process calling such NIFs
 /// in a loop is preempted (a NIF call costs almost no reductions
 /// otherwise). The erl_nif docs call a timeslice ~1 ms; we count 0.5 ms as
-/// a whole one (5 µs per percent), which halved the wait of other processes
-/// behind a 10 000-event `store_batch` (README, "Scheduler safety"). Time,
-/// not bytes: a
-/// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
-/// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
+/// a whole one (5 µs per percent), so other processes wait less behind a
+/// long `store_batch` loop (docs/architecture.md, "Scheduler safety").
+/// Time, not bytes: a small event's cost is dominated by its fixed
+/// per-event overhead and a big one's by its size, so a byte count would
+/// badly underrate batches of small events.
 fn consume(env: Env, elapsed: Duration) {
     let percent = elapsed.as_micros().div_ceil(5).clamp(1, 100);
     // The answer (timeslice exhausted) needs no action: we return next.

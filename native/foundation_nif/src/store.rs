@@ -4,8 +4,8 @@
 //! input is bounded on normal schedulers, by count (batches are chunked by
 //! the caller; queries with a small limit and small correlation groups) and
 //! by bytes (`budget::NORMAL_BYTES`), and dirty otherwise: decoding terms
-//! on a dirty scheduler costs ~2x (every allocation becomes a heap
-//! fragment), measured in bench/event_store.exs.
+//! on a dirty scheduler costs more (every allocation becomes a heap
+//! fragment), so small work stays on the normal schedulers.
 
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};

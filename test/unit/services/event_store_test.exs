@@ -258,7 +258,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
   end
 
-  describe "server messages (API.md 17.2)" do
+  describe "server messages addressed to the pid" do
     test "a test-namespace pid answers on its own store" do
       opts = start_isolated()
 
@@ -462,7 +462,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
   end
 
-  describe "size-based scheduling (README, Scheduler safety)" do
+  describe "size-based scheduling (docs/architecture.md, Scheduler safety)" do
     alias ElixirScope.Foundation.Test.NativeCalls
 
     # ~200 KB of mixed terms: over the 64 KiB normal-scheduler budget.

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   @moduledoc """
-  Pure configuration logic (API.md section 10): which paths may change at
+  Pure configuration logic: which paths may change at
   run time, updating, reading by path, merging app env and options,
   building and diffing configurations.
 
@@ -8,7 +8,7 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   the ones `ElixirScope.Foundation.Validation.ConfigValidator` returns
   (codes 1001-1004). Validation runs in Rust; the rest is map plumbing that
   stays in Elixir, where it is cheaper than a NIF round trip (see
-  `bench/validation.exs` and the README).
+  `bench/validation.exs` and `docs/benchmarks.md`).
   """
 
   require Logger

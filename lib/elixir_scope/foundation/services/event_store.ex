@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.EventStore do
   @moduledoc """
-  The event store service (API.md section 16), backed by the Rust store in
+  The event store service, backed by the Rust store in
   `native/foundation_core/src/store`.
 
   The GenServer owns the store's lifecycle: it creates the store (a NIF
@@ -19,8 +19,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   Every public function also takes `opts` with `namespace:`
   (`:production` by default) to address an isolated instance. The process
-  still answers the messages of API.md section 17.2, acting on its own
-  namespace's store.
+  still answers the original server messages (`{:store_event, event}`,
+  `{:store_batch, events}`, `{:get_event, id}`, `{:query_events, query}`,
+  `{:get_by_correlation, id}`, `{:prune_before, ts}`, `:get_stats`,
+  `:get_status`, `:reset_state`) with the replies of the matching public
+  function, acting on its own namespace's store.
 
   ## Storage format
 
@@ -33,9 +36,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   (refs, funs, ports, remote pids, bignums, bitstrings, improper lists, very
   deep nesting) as embedded external term format; an event of more than
   4096 terms is stored whole as external term format. Reading an event back
-  therefore needs no atom lookup by name and no map sorting, which made
-  `get/2` ~3x and queries ~2x cheaper than decoding external term format;
-  every event still round-trips `==`. This form is only meaningful inside
+  therefore needs no atom lookup by name and no map sorting, which makes
+  `get/2` and queries cheaper than decoding external term format
+  (`docs/benchmarks.md`); every event still round-trips `==`. This form is only meaningful inside
   the VM that wrote it: external term format stays the durable form (the
   payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
   would persist `:erlang.term_to_binary/1` of the decoded event.
@@ -46,7 +49,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       at most 32 events (as the original's small maps did) and time-index
       order (timestamp, then id) beyond, where the original's order was
       arbitrary: a `:limit` then costs O(log n + limit).
-    * Storing an existing id overwrites it (as before), and the old version's
+    * Storing an existing id overwrites it (as in the original), and the old version's
       index entries are removed.
     * Retention: `storage.hot.max_events` (oldest stored evicted first) and
       `max_age_seconds` (age since storing) are enforced; evictions appear in
@@ -72,7 +75,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
-  # Rust heap + stored encoding per event, measured by bench/event_store.exs.
+  # Estimated bytes per stored event (Rust heap + stored encoding) for the
+  # memory figure of stats/1; bench/event_store.exs measures the real value.
   @bytes_per_event 540
   # Results up to this many events (and 64 KiB of stored bytes, see
   # routed/2) are decoded on a normal scheduler.
@@ -280,7 +284,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
     * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
     * `:shards` - shard count of a new store (default twice the schedulers,
-      rounded up to a power of two; see the README's shard benchmark)
+      rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do

@@ -15,7 +15,8 @@
 //! order) once the count exceeds it; `max_age_ms` expires events stored more
 //! than that long ago (checked on every put for the touched shard, and for
 //! all shards by `expire`). Ages use the store's own clock because event
-//! timestamps come in mixed units (API.md 0.2).
+//! timestamps come in mixed units (milliseconds for events built by
+//! `Events.new_event/2`, native units for `Types.Event.new/1`).
 //!
 //! Lifecycle: `close` stops the async worker (it drains the queue, then is
 //! joined) and drops every event, without waiting for the store itself to

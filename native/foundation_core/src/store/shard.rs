@@ -54,8 +54,9 @@ pub(crate) struct Shard {
     by_corr: HashMap<Bytes, Group>,
     /// Insertion order: live records only, by sequence number. Removing a
     /// record removes its entry (O(log n)), so no insert ever pays for a
-    /// compaction pass (a VecDeque with stale entries did: an O(n) `retain`
-    /// of ~26-80 ms at 100k+ records, on the caller's scheduler).
+    /// compaction pass (a queue that kept stale entries would need an O(n)
+    /// `retain` now and then, tens of ms at 100k+ records, on the caller's
+    /// scheduler).
     arrivals: BTreeMap<u64, Arrival>,
 }
 

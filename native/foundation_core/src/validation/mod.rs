@@ -1,4 +1,4 @@
-//! The validators of API.md sections 8 and 9. The rules live here; the
+//! The ConfigValidator and EventValidator rules. The rules live here; the
 //! Elixir modules only shape arguments and rebuild `%Types.Error{}`.
 
 pub mod config;
