@@ -65,7 +65,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   use GenServer
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
-  alias ElixirScope.Foundation.{Native, ProcessRegistry}
+  alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Services.EventStore.Support
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -87,7 +87,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc "Validates and stores `event`; returns its own id. An existing id is overwritten."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
-  def store(%Event{} = event, opts \\ []) do
+  def store(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          put = Native.store_put(handle, event),
@@ -103,7 +105,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
-  def store_batch(events, opts \\ []) when is_list(events) do
+  def store_batch(events, opts \\ []) do
+    EventArg.check_list!(events)
+
     with {:ok, handle} <- handle(opts),
          :ok <- validate_all(events),
          {:ok, ids} <- put_chunks(handle, events) do
@@ -119,7 +123,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   error and is counted in `stats/1` as `async_dropped`.
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
-  def store_async(%Event{} = event, opts \\ []) do
+  def store_async(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
          put = Native.store_put_async(handle, event),
@@ -259,12 +265,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc """
   Empties the store and resets its counters, only when
-  `:elixir_scope, :test_mode` is true (else code 3002 `:operation_forbidden`).
+  the `:test_mode` app env is true (else code 3002 `:operation_forbidden`).
   """
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
     with true <-
-           Application.get_env(:elixir_scope, :test_mode, false) || {:error, Support.forbidden()},
+           ElixirScope.Foundation.Env.get(:test_mode, false) || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
          {:ok, :ok} <- Support.native(Native.store_clear(handle)) do
       :ok
