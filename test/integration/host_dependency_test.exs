@@ -25,6 +25,8 @@ defmodule ElixirScope.Foundation.HostDependencyTest do
 
     nif = Path.join([dir, "_build/dev/lib/elixir_scope_foundation/priv/native/foundation_nif.so"])
     assert File.regular?(nif), "the NIF was not installed in the host's build:\n#{output}"
+    # a dependency build leaves the test-only NIF (and its allocator) out
+    refute File.read!(nif) =~ "native_heap_bytes"
 
     script = """
     IO.puts(ElixirScope.Foundation.Utils.generate_correlation_id())

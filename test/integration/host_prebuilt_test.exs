@@ -54,6 +54,9 @@ defmodule ElixirScope.Foundation.HostPrebuiltTest do
         do: refute(File.exists?(Path.join(dir, tool)), "#{tool} in #{dir}")
 
     assert compile_output =~ "Installing prebuilt NIF libfoundation_nif-v0.1.0-nif-"
+    nif = Path.join(host, "_build/dev/lib/elixir_scope_foundation/priv/native/foundation_nif.so")
+    # the packaged release build has no test-only NIF (nor its allocator)
+    refute File.read!(nif) =~ "native_heap_bytes"
     refute compile_output =~ "cargo build"
 
     script = """
