@@ -381,7 +381,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
   describe "reset_state/1" do
     test "forbidden outside test mode (checked in the caller and in the server)" do
       {ns, pid} = start()
-      Application.put_env(:elixir_scope, :test_mode, false)
+      Application.put_env(:elixir_scope_foundation, :test_mode, false)
 
       try do
         expected = %{
@@ -398,7 +398,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
         assert Map.take(e1, Map.keys(expected)) == expected
         assert Map.take(e2, Map.keys(expected)) == expected
       after
-        Application.put_env(:elixir_scope, :test_mode, true)
+        Application.put_env(:elixir_scope_foundation, :test_mode, true)
       end
     end
 

@@ -22,6 +22,7 @@ defmodule ElixirScope.Foundation.Events do
   """
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
+  alias ElixirScope.Foundation.EventArg
   alias ElixirScope.Foundation.Logic.EventLogic
   alias ElixirScope.Foundation.Services.EventStore
   alias ElixirScope.Foundation.Types.{Error, Event}
@@ -95,7 +96,7 @@ defmodule ElixirScope.Foundation.Events do
 
   @doc "Compressed external term format of the event."
   @spec serialize(Event.t()) :: {:ok, binary()} | {:error, Error.t()}
-  def serialize(event), do: EventLogic.serialize_event(event)
+  def serialize(event), do: EventLogic.serialize_event(EventArg.check!(event))
 
   @doc "Decodes and validates a serialized event (`:deserialization_failed` on garbage)."
   @spec deserialize(binary()) :: event_result()
@@ -103,7 +104,8 @@ defmodule ElixirScope.Foundation.Events do
 
   @doc "Byte size of `serialize/1`'s output."
   @spec serialized_size(Event.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
-  def serialized_size(event), do: EventLogic.calculate_serialized_size(event)
+  def serialized_size(event),
+    do: EventLogic.calculate_serialized_size(EventArg.check!(event))
 
   @doc "Stores an event; returns its id."
   @impl true

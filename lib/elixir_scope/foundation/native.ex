@@ -32,9 +32,10 @@ defmodule ElixirScope.Foundation.Native do
     Logger.error("""
     ElixirScope.Foundation could not load its native library #{path}.so \
     (#{inspect(reason)}: #{text}).
-    Build it with `mix compile` (needs Rust's cargo on the PATH), or run \
-    `cargo build --release -p foundation_nif` in the elixir_scope_foundation \
-    directory and recompile.
+    Build it with `mix compile` (needs Rust >= 1.91: https://rustup.rs), or \
+    install a prebuilt archive with \
+    `ELIXIR_SCOPE_FOUNDATION_PREBUILT=DIR mix compile` (archives made by \
+    `mix elixir_scope_foundation.nif.package`).
     """)
 
     {:error, reason}

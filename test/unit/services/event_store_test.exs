@@ -239,8 +239,8 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
 
     test "reset_state is forbidden outside test mode" do
-      Application.put_env(:elixir_scope, :test_mode, false)
-      on_exit(fn -> Application.put_env(:elixir_scope, :test_mode, true) end)
+      Application.put_env(:elixir_scope_foundation, :test_mode, false)
+      on_exit(fn -> Application.put_env(:elixir_scope_foundation, :test_mode, true) end)
 
       assert {:error, %Error{code: 3002, error_type: :operation_forbidden}} =
                EventStore.reset_state()

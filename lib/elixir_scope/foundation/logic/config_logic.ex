@@ -154,14 +154,14 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   end
 
   @doc """
-  `Config.new()` merged with the `:elixir_scope` application env and then
-  `opts`, validated.
+  `Config.new()` merged with the application env (`ElixirScope.Foundation.Env.all/0`:
+  `:elixir_scope_foundation`, else `:elixir_scope`, per key) and then `opts`, validated.
   """
   @spec build_config(keyword()) :: {:ok, Config.t()} | {:error, Error.t()}
   def build_config(opts \\ []) do
     config =
       Config.new()
-      |> merge_env_config(Application.get_all_env(:elixir_scope))
+      |> merge_env_config(ElixirScope.Foundation.Env.all())
       |> merge_opts_config(opts)
 
     case ConfigValidator.validate(config) do

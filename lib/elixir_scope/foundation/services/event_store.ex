@@ -70,7 +70,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   use GenServer
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
-  alias ElixirScope.Foundation.{Native, ProcessRegistry}
+  alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Services.EventStore.Support
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -93,7 +93,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc "Validates and stores `event`; returns its own id. An existing id is overwritten."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
-  def store(%Event{} = event, opts \\ []) do
+  def store(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
          put = Native.store_put(handle, event),
          {:ok, id} <- checked(put, [event], fn -> Native.store_put_dirty(handle, event) end) do
@@ -108,7 +110,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
-  def store_batch(events, opts \\ []) when is_list(events) do
+  def store_batch(events, opts \\ []) do
+    EventArg.check_list!(events)
+
     with {:ok, handle} <- handle(opts),
          {:ok, ids} <- put_batch(handle, events) do
       n = length(ids)
@@ -123,7 +127,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   error and is counted in `stats/1` as `async_dropped`.
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
-  def store_async(%Event{} = event, opts \\ []) do
+  def store_async(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
          put = Native.store_put_async(handle, event),
          dirty = fn -> Native.store_put_async_dirty(handle, event) end,
@@ -263,12 +269,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc """
   Empties the store and resets its counters, only when
-  `:elixir_scope, :test_mode` is true (else code 3002 `:operation_forbidden`).
+  the `:test_mode` app env is true (else code 3002 `:operation_forbidden`).
   """
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
     with true <-
-           Application.get_env(:elixir_scope, :test_mode, false) || {:error, Support.forbidden()},
+           ElixirScope.Foundation.Env.get(:test_mode, false) || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
          {:ok, :ok} <- Support.native(Native.store_clear(handle)) do
       :ok

@@ -249,7 +249,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def reset_metrics(opts \\ []), do: call(namespace!(opts), :clear_metrics)
 
   @doc """
-  In test mode (`:elixir_scope, :test_mode`, checked in the caller) clears
+  In test mode (the `:test_mode` app env, checked in the caller) clears
   metrics and handlers and restores the default config: `:ok`. Otherwise
   `{:error, %Types.Error{code: 7002, error_type: :operation_forbidden}}`.
   """
@@ -417,7 +417,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp namespace!(opts), do: Recorder.namespace(opts)
 
-  defp test_mode?, do: Application.get_env(:elixir_scope, :test_mode, false)
+  defp test_mode?, do: ElixirScope.Foundation.Env.get(:test_mode, false)
 
   ## Start-up
 

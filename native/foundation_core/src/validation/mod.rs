@@ -4,6 +4,7 @@
 pub mod config;
 pub mod config_error;
 pub mod event;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod tree;
 
