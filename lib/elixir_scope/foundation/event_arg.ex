@@ -21,6 +21,15 @@ defmodule ElixirScope.Foundation.EventArg do
   @doc false
   @spec check_list!(term()) :: [Event.t()]
   def check_list!(events) when is_list(events) do
+    if all_events?(events), do: events, else: explain_list!(events)
+  end
+
+  def check_list!(other), do: raise(ArgumentError, not_a_list(other))
+
+  defp all_events?([%Event{} | rest]), do: all_events?(rest)
+  defp all_events?(rest), do: rest == []
+
+  defp explain_list!(events) do
     events
     |> Enum.with_index()
     |> Enum.each(fn
@@ -38,8 +47,6 @@ defmodule ElixirScope.Foundation.EventArg do
     # An improper list: Enum cannot walk it.
     FunctionClauseError -> raise ArgumentError, not_a_list(events)
   end
-
-  def check_list!(other), do: raise(ArgumentError, not_a_list(other))
 
   defp not_a_list(other),
     do: "expected a list of %ElixirScope.Foundation.Types.Event{}, got: #{shown(other)}"
