@@ -10,8 +10,8 @@
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
-use crate::validation;
 use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
+use crate::validation;
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 
@@ -80,9 +80,9 @@ fn checked<'a, T>(
         return Ok(Routed::Dirty);
     };
     let valid = match list {
-        true => list_terms(input)?
-            .into_iter()
-            .try_fold(true, |all, e| Ok::<_, rustler::Error>(validation::passes(e)? && all))?,
+        true => list_terms(input)?.into_iter().try_fold(true, |all, e| {
+            Ok::<_, rustler::Error>(validation::passes(e)? && all)
+        })?,
         false => validation::passes(input)?,
     };
     match valid {

@@ -96,21 +96,23 @@ impl Shard {
                 event.event_type
             }
         };
-        let correlation_id = event.correlation_id.map(|cid| match self.by_corr.get_mut(&cid) {
-            Some(group) => {
-                group.events.insert(key, event.payload.clone());
-                group.name.clone()
-            }
-            None => {
-                let events = BTreeMap::from([(key, event.payload.clone())]);
-                let group = Group {
-                    name: cid.clone(),
-                    events,
-                };
-                self.by_corr.insert(cid.clone(), group);
-                cid
-            }
-        });
+        let correlation_id = event
+            .correlation_id
+            .map(|cid| match self.by_corr.get_mut(&cid) {
+                Some(group) => {
+                    group.events.insert(key, event.payload.clone());
+                    group.name.clone()
+                }
+                None => {
+                    let events = BTreeMap::from([(key, event.payload.clone())]);
+                    let group = Group {
+                        name: cid.clone(),
+                        events,
+                    };
+                    self.by_corr.insert(cid.clone(), group);
+                    cid
+                }
+            });
         let record = Record {
             event_type,
             timestamp: event.timestamp,
