@@ -59,16 +59,37 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
     })
 }
 
+/// Encodes into a per-thread scratch buffer, so the stored payload is the
+/// event's one allocation (an exact-size copy of the buffer).
 fn payload(term: Term) -> Bytes {
-    let mut out = Vec::with_capacity(256);
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => encode_payload(term, &mut out),
+        // Not reachable (encoding never re-enters), but never panic.
+        Err(_) => encode_payload(term, &mut Vec::new()),
+    })
+}
+
+fn encode_payload(term: Term, out: &mut Vec<u8>) -> Bytes {
+    out.clear();
     out.push(TAG_NATIVE);
-    if !store_term::encode(term, &mut out) {
+    if !store_term::encode(term, out) {
         out.clear();
         out.push(TAG_ETF);
         out.extend_from_slice(term.to_binary().as_slice());
     }
-    Bytes::from(out)
+    let bytes = Bytes::from(out.as_slice());
+    // Keep the scratch small after an unusually big event.
+    if out.capacity() > SCRATCH_KEEP {
+        *out = Vec::with_capacity(1024);
+    }
+    bytes
 }
+
+/// Scratch capacity kept between events.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Decodes a stored payload back into the event term.
 pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {
