@@ -130,6 +130,22 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
+  @doc false
+  # ConfigServer's audit path: stores an event the caller built itself (so
+  # valid by construction: no validation) straight into the namespace's
+  # native store, in the caller, never through this GenServer. Works while
+  # the process is suspended, dead or restarting, as long as the store's
+  # handle is published; after a normal stop there is none (unavailable).
+  @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
+  def store_direct(%Event{} = event, opts) do
+    with {:ok, handle} <- handle(opts),
+         put = Native.store_put(handle, event),
+         {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
+      {:ok, id}
+    end
+  end
+
   @doc "The event with `id`, or a `:not_found` error (code 3001)."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}

@@ -1,29 +1,34 @@
 defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   @moduledoc false
-  # ConfigServer's side effects after an update or reset: the audit event,
-  # handed to the EventStore of the server's own namespace without waiting
-  # (`EventStore.store_async/2`), and the telemetry counter, recorded in the
-  # TelemetryService of the same namespace. Runs inside the ConfigServer
-  # process, on its state map, whose `audit` field (`%{sent, failures,
-  # skipped}`) it owns. Never waits for or crashes on the other services.
+  # ConfigServer's side effects after an update or reset, in the server's
+  # own namespace:
+  #
+  #   * the audit event, built here (as `Events.new_event/2` would: fresh
+  #     id, millisecond monotonic timestamp, wall time, node, pid of the
+  #     server) and written synchronously into the namespace's native event
+  #     store through its handle (`EventStore.store_direct/2`), never through
+  #     the EventStore process: once the server replies, every process can
+  #     query the event, and a suspended, dead or restarting EventStore
+  #     process neither delays nor loses it. No handle (the store was
+  #     stopped normally, or never started) means no audit, as in the
+  #     original, counted as skipped.
+  #   * the telemetry counter, recorded in the namespace's TelemetryService.
+  #
+  # Runs inside the ConfigServer process, on its state map, whose `audit`
+  # field (`%{sent, failures, skipped}`) it owns. Never raises.
 
   require Logger
 
-  alias ElixirScope.Foundation.Logic.EventLogic
-  alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
+  alias ElixirScope.Foundation.Types.Event
+  alias ElixirScope.Foundation.Utils
 
   @doc "The audit counters of a fresh state."
   def fields, do: %{audit: %{sent: 0, failures: 0, skipped: 0}}
 
-  @doc "Hands the audit event `type` with `data` off and counts the outcome."
+  @doc "Stores the audit event `type` with `data` and counts the outcome."
   def event(%{} = state, type, data) do
-    outcome =
-      if ProcessRegistry.registered?(state.namespace, :event_store),
-        do: hand_off(type, data, state.namespace),
-        else: :skipped
-
-    case outcome do
+    case store(type, data, state.namespace) do
       :ok -> bump(state, :sent)
       :skipped -> bump(state, :skipped)
       {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
@@ -32,32 +37,47 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
 
   @doc "Counter `name` (value 1) in `namespace`'s TelemetryService; never raises."
   def count(namespace, name, metadata) do
-    TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
+    TelemetryService.emit_counter(name, 1, metadata, telemetry_opts(namespace))
   catch
     _, _ -> :ok
   end
 
+  # `[]` skips the option parsing of the common namespace.
+  defp telemetry_opts(:production), do: []
+  defp telemetry_opts(namespace), do: [namespace: namespace]
+
   defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
 
   # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
-  # so an EventStore outage does not flood it.
+  # so a broken store does not flood it.
   defp log_failure(state, type, reason) do
     n = state.audit.failures
 
     if rem(n, 100) == 0,
       do:
         Logger.warning(
-          "ConfigServer audit event #{type} not handed off (#{n + 1} failures so far): #{inspect(reason)}"
+          "ConfigServer audit event #{type} not stored (#{n + 1} failures so far): #{inspect(reason)}"
         )
 
     state
   end
 
-  defp hand_off(type, data, namespace) do
-    with {:ok, event} <- EventLogic.create_event(type, data),
-         :ok <- EventStore.store_async(event, namespace: namespace) do
-      :ok
-    else
+  defp store(type, data, namespace) do
+    event = %Event{
+      event_id: Utils.generate_id(),
+      event_type: type,
+      timestamp: Utils.monotonic_timestamp(),
+      wall_time: DateTime.utc_now(),
+      node: Node.self(),
+      pid: self(),
+      correlation_id: nil,
+      parent_id: nil,
+      data: data
+    }
+
+    case EventStore.store_direct(event, namespace: namespace) do
+      {:ok, _id} -> :ok
+      {:error, %{error_type: :service_unavailable}} -> :skipped
       other -> {:failed, other}
     end
   catch
