@@ -46,7 +46,52 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   defp telemetry_opts(:production), do: []
   defp telemetry_opts(namespace), do: [namespace: namespace]
 
-  defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+  defp bump(%{audit: audit} = state, key),
+    do: %{state | audit: %{audit | key => Map.fetch!(audit, key) + 1}}
+
+  @us_per_day 86_400_000_000
+
+  @doc """
+  `DateTime.utc_now/0` (the same value: the current system time, truncated
+  to microseconds, precision 6), without a calendar conversion of the date
+  on every call: the date of the current day is cached in the calling
+  process's dictionary.
+  """
+  def utc_now, do: utc_from_unix_us(System.os_time(:microsecond))
+
+  @doc "`DateTime.from_unix!(us, :microsecond)`, the date cached per day."
+  def utc_from_unix_us(us) do
+    day = Integer.floor_div(us, @us_per_day)
+
+    {year, month, day_of_month} =
+      case Process.get(:elixir_scope_audit_day) do
+        {^day, date} ->
+          date
+
+        _ ->
+          %Date{year: y, month: m, day: d} = Date.add(~D[1970-01-01], day)
+          Process.put(:elixir_scope_audit_day, {day, {y, m, d}})
+          {y, m, d}
+      end
+
+    in_day = us - day * @us_per_day
+    second = div(in_day, 1_000_000)
+
+    %DateTime{
+      year: year,
+      month: month,
+      day: day_of_month,
+      hour: div(second, 3600),
+      minute: rem(div(second, 60), 60),
+      second: rem(second, 60),
+      microsecond: {rem(in_day, 1_000_000), 6},
+      std_offset: 0,
+      utc_offset: 0,
+      zone_abbr: "UTC",
+      time_zone: "Etc/UTC",
+      calendar: Calendar.ISO
+    }
+  end
 
   # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
   # so a broken store does not flood it.
@@ -67,7 +112,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
       event_id: Utils.generate_id(),
       event_type: type,
       timestamp: Utils.monotonic_timestamp(),
-      wall_time: DateTime.utc_now(),
+      wall_time: utc_now(),
       node: Node.self(),
       pid: self(),
       correlation_id: nil,

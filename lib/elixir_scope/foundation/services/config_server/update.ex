@@ -9,7 +9,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Update do
   # validator checks the sections in a fixed order and returns the first
   # failure; with every other section valid and unchanged, that failure can
   # only be in the changed section, and the section validator returns exactly
-  # it (the same rules, the same error). So only that section is validated.
+  # it (the same rules, the same error). So only that section is validated,
+  # and only when the new leaf breaks its rule: `leaf_ok?/2` accepts exactly
+  # what the rule of that leaf accepts (the rest of the section being valid
+  # and unchanged, the section is then valid); a rejected leaf goes to the
+  # section validator, which builds the error.
   #
   # `put_in/3` on `%Types.Config{}` goes through its `Access` implementation,
   # which rebuilds the struct and drops unknown top-level keys (for example
@@ -35,9 +39,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Update do
          {:ok, old_section} <- Map.fetch(config, section),
          {:ok, previous} <- fetch(old_section, rest),
          {:ok, new_section} <- put(old_section, rest, value) do
-      case validate(section, new_section) do
-        :ok -> {:ok, %{config | section => new_section}, {:ok, previous}, {:key, section}}
-        {:error, _} = error -> error
+      case leaf_ok?(path, value) or validate(section, new_section) do
+        valid when valid in [true, :ok] ->
+          {:ok, %{config | section => new_section}, {:ok, previous}, {:key, section}}
+
+        {:error, _} = error ->
+          error
       end
     else
       _ -> slow(config, path, value)
@@ -74,6 +81,19 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Update do
   end
 
   defp put(_value, _path, _new), do: :error
+
+  # The Rust rules of the updatable leaves (numbers in range, positive
+  # integers, booleans).
+  defp leaf_ok?([:ai, :planning, :sampling_rate], v),
+    do: (is_integer(v) and v in 0..1) or (is_float(v) and v >= 0.0 and v <= 1.0)
+
+  defp leaf_ok?([:ai, :planning, :performance_target], v), do: is_number(v) and v >= 0
+  defp leaf_ok?([:capture, :processing, :batch_size], v), do: is_integer(v) and v > 0
+  defp leaf_ok?([:capture, :processing, :flush_interval], v), do: is_integer(v) and v > 0
+  defp leaf_ok?([:interface, :query_timeout], v), do: is_integer(v) and v > 0
+  defp leaf_ok?([:interface, :max_results], v), do: is_integer(v) and v > 0
+  defp leaf_ok?([:dev, _flag], v), do: is_boolean(v)
+  defp leaf_ok?(_path, _v), do: false
 
   defp validate(:ai, section), do: ConfigValidator.validate_ai_config(section)
   defp validate(:capture, section), do: ConfigValidator.validate_capture_config(section)

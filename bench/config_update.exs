@@ -1,0 +1,109 @@
+# Config.update/2 and Config.get/1 against a model of the original (bench/support:
+# registry lookup with its telemetry event, GenServer.call, put_in + pure-Elixir
+# validation of the whole config, synchronous audit call into a map store,
+# telemetry casts), in the same run. Also: the read shapes of the published
+# config (whole-config row vs section row) and memory after an update flood.
+# Run: MIX_ENV=prod mix run bench/config_update.exs   (about 1 min)
+Code.require_file("support/harness.exs", __DIR__)
+Code.require_file("support/reference_services.exs", __DIR__)
+
+alias Bench.{Harness, Reference}
+alias ElixirScope.Foundation.Config
+
+workers = 8
+path = [:ai, :planning, :sampling_rate]
+read_path = [:ai, :provider]
+updates = 20_000
+reads = 20_000
+
+{:ok, _store} = Reference.Store.start()
+{:ok, _telemetry} = Reference.Telemetry.start()
+{:ok, ref} = Reference.ConfigServer.start()
+
+value = fn i -> if rem(i, 2) == 0, do: 0.5, else: 1.0 end
+
+# The machine is shared: every figure is the best of 3 runs.
+best = fn run -> Enum.max(for _ <- 1..3, do: run.()) end
+
+one = fn update ->
+  best.(fn -> Harness.concurrent_ops_per_sec(1, updates, fn _w, i -> :ok = update.(i) end) end)
+end
+
+many = fn update ->
+  best.(fn ->
+    Harness.concurrent_ops_per_sec(workers, div(updates, workers), fn _w, i ->
+      :ok = update.(i)
+    end)
+  end)
+end
+
+ours_update = fn i -> Config.update(path, value.(i)) end
+ref_update = fn i -> Reference.ConfigServer.update(ref, path, value.(i)) end
+
+# Warm-up of both.
+for i <- 1..2_000, do: :ok = ours_update.(i)
+for i <- 1..2_000, do: :ok = ref_update.(i)
+
+ours_1 = one.(ours_update)
+ref_1 = one.(ref_update)
+ours_8 = many.(ours_update)
+ref_8 = many.(ref_update)
+
+read = fn get ->
+  best.(fn ->
+    Harness.concurrent_ops_per_sec(workers, reads, fn _w, _i -> {:ok, _} = get.() end)
+  end)
+end
+
+ours_get = read.(fn -> Config.get(read_path) end)
+ref_get = read.(fn -> Reference.ConfigServer.get(ref, read_path) end)
+ours_get_all = read.(fn -> Config.get() end)
+
+# Read shapes: the whole config in one row (copied out on every read) vs one
+# row per top-level section (a path read copies only its section).
+{:ok, config} = Config.get()
+table = :ets.new(:bench_shapes, [:public, :set, read_concurrency: true])
+
+:ets.insert(table, [
+  {{:production}, config} | for({k, v} <- :maps.to_list(config), do: {{:production, k}, v})
+])
+
+whole_row =
+  read.(fn -> {:ok, get_in(:ets.lookup_element(table, {:production}, 2), read_path)} end)
+
+section_row =
+  read.(fn -> {:ok, Map.fetch!(:ets.lookup_element(table, {:production, :ai}, 2), :provider)} end)
+
+# Memory after an update flood (replaced rows are freed at once).
+:erlang.garbage_collect()
+before = :erlang.memory(:total)
+for i <- 1..100_000, do: :ok = ours_update.(i)
+:erlang.garbage_collect()
+after_flood = :erlang.memory(:total)
+
+x = fn ours, ref -> "#{Float.round(ours / ref, 1)}x reference" end
+
+Harness.table(
+  "Config (#{System.schedulers_online()} schedulers, best of 3)",
+  ["operation", "ops/s", "note"],
+  [
+    ["Config.update/2, 1 process (ours)", ours_1, x.(ours_1, ref_1)],
+    ["Config.update/2, 1 process (reference)", ref_1, ""],
+    ["Config.update/2, #{workers} processes (ours)", ours_8, x.(ours_8, ref_8)],
+    ["Config.update/2, #{workers} processes (reference)", ref_8, ""],
+    [
+      "Config.get(#{inspect(read_path)}), #{workers} processes (ours)",
+      ours_get,
+      x.(ours_get, ref_get)
+    ],
+    ["Config.get(#{inspect(read_path)}), #{workers} processes (reference)", ref_get, ""],
+    ["Config.get(), #{workers} processes (ours)", ours_get_all, x.(ours_get_all, ref_get)],
+    ["shape: whole-config row + get_in, #{workers} processes", whole_row, ""],
+    ["shape: section row + fetch, #{workers} processes", section_row, ""]
+  ]
+)
+
+IO.puts(
+  "\nBEAM memory around 100,000 updates: #{Float.round(before / 1_048_576, 1)} MB -> " <>
+    "#{Float.round(after_flood / 1_048_576, 1)} MB (audit events retained by the store included)"
+)
