@@ -184,6 +184,32 @@ defmodule ElixirScope.Foundation.Integration.ConfigDropInTest do
       assert {:error, %{error_type: :config_path_not_found}} = ConfigServer.get(["ai"], opts)
     end
 
+    test "a whole-config read never mixes two publications" do
+      ns = isolated()
+      opts = [namespace: ns]
+      :ok = ConfigServer.update([:interface, :max_results], 1, opts)
+      :ok = ConfigServer.update([:capture, :processing, :batch_size], 1, opts)
+
+      # Each round sets max_results to i, then batch_size to i: every
+      # published config has batch_size == max_results or max_results - 1.
+      reader =
+        Task.async(fn ->
+          Stream.repeatedly(fn -> ConfigServer.get(opts) end)
+          |> Enum.take(20_000)
+          |> Enum.map(fn {:ok, c} ->
+            {c.interface.max_results, c.capture.processing.batch_size}
+          end)
+          |> Enum.reject(fn {m, b} -> b == m or b == m - 1 end)
+        end)
+
+      for i <- 2..3_000 do
+        :ok = ConfigServer.update([:interface, :max_results], i, opts)
+        :ok = ConfigServer.update([:capture, :processing, :batch_size], i, opts)
+      end
+
+      assert Task.await(reader, 30_000) == []
+    end
+
     test "updates give exactly the results of ConfigLogic.update_config/3" do
       ns = isolated()
       opts = [namespace: ns]

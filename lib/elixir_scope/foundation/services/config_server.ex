@@ -296,9 +296,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     case initial_config(namespace, opts) do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
-        Table.publish(namespace, config)
+        # Versions keep growing across restarts of the server.
+        version = Table.version(namespace) + 1
+        Table.publish(namespace, config, version)
         ProcessRegistry.notify_registered(namespace, :config_server)
-        {:ok, new_state(namespace, config)}
+        {:ok, new_state(namespace, config, version)}
 
       {:error, error} ->
         {:stop, {:config_validation_failed, error}}
@@ -316,10 +318,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     end
   end
 
-  defp new_state(namespace, config) do
+  defp new_state(namespace, config, version) do
     Map.merge(
       %{
         config: config,
+        # The published version and the config's top-level keys (the
+        # header row of every publication).
+        version: version,
+        keys: Map.keys(config),
         namespace: namespace,
         subscribers: [],
         monitors: %{},
@@ -358,8 +364,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     case ConfigLogic.build_config([]) do
       {:ok, config} ->
         Enum.each(Map.keys(state.monitors), &Process.demonitor(&1, [:flush]))
-        Table.publish(state.namespace, config, state.config)
-        {:reply, :ok, new_state(state.namespace, config)}
+        version = state.version + 1
+        Table.publish(state.namespace, config, version, state.config)
+        {:reply, :ok, new_state(state.namespace, config, version)}
 
       {:error, _} = error ->
         {:reply, error, state}
@@ -398,11 +405,18 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # on notification sees the new value.
   defp apply_update(state, new_config, previous, changed, path, value) do
     now = now_ms()
+    version = state.version + 1
 
-    case changed do
-      {:key, key} -> Table.publish_key(state.namespace, new_config, key)
-      :all -> Table.publish(state.namespace, new_config, state.config)
-    end
+    state =
+      case changed do
+        {:key, key} ->
+          Table.publish_key(state.namespace, new_config, key, state.keys, version)
+          %{state | version: version}
+
+        :all ->
+          Table.publish(state.namespace, new_config, version, state.config)
+          %{state | version: version, keys: Map.keys(new_config)}
+      end
 
     notify(state.subscribers, {:config_updated, path, value})
     metrics = %{state.metrics | updates_count: state.metrics.updates_count + 1, last_update: now}
@@ -414,7 +428,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp apply_reset(state) do
     config = Config.new()
-    Table.publish(state.namespace, config, state.config)
+    version = state.version + 1
+    Table.publish(state.namespace, config, version, state.config)
+    state = %{state | version: version, keys: Map.keys(config)}
     notify(state.subscribers, {:config_reset, config})
     n = state.metrics.updates_count
 

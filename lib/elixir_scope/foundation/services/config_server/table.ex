@@ -8,20 +8,25 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   #
   # Rows of a namespace `ns` (only the ConfigServer of `ns` writes them):
   #
-  #   {{ns}, config}          the whole config, for `get/0` and error shapes
-  #   {{ns, key}, value}      one per top-level key, for path reads, so
-  #                           `get([:ai, :provider])` copies only the `ai`
-  #                           section out of the table
+  #   {{ns}, version, keys}          header: the config's top-level keys
+  #                                  (`:__struct__` included) and its version
+  #   {{ns, key}, value, version}    one per top-level key, with the version
+  #                                  that last wrote it
   #
-  # An update rewrites the whole-config row and the one section it changed
-  # with a single `:ets.insert/2` (atomic and isolated: no reader sees one
-  # without the other). Replaced rows are freed at once, so an update flood
-  # leaves no garbage behind (unlike `:persistent_term`, whose replaced
-  # values wait for a scan of every process). No namespace's config lives in
-  # `:persistent_term`.
+  # A path read (`get([:ai, :provider])`) is one lookup of its section row,
+  # so it copies only that section out of the table. An update rewrites the
+  # section it changed and the header with a single `:ets.insert/2` (atomic
+  # and isolated), copying neither the rest of the config nor the whole of
+  # it. A whole-config read (`get/0`) reads the header, then each key's row,
+  # and accepts the result only if no row is newer than the header (else an
+  # update came in between, and it reads again): the rows it returns are
+  # those of one published version. Replaced rows are freed at once, so an
+  # update flood leaves no garbage behind (unlike `:persistent_term`, whose
+  # replaced values wait for a scan of every process). No namespace's config
+  # lives in `:persistent_term`.
   #
   # Every function here runs in the caller and survives a missing table
-  # (reads answer `:unpublished`, writes do nothing): ConfigServer then
+  # (reads answer nil / `:unpublished`, writes do nothing): ConfigServer then
   # serves reads itself.
   use GenServer
 
@@ -46,13 +51,40 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   end
 
   @doc "The whole config published for `namespace`, or nil."
-  def published(namespace) do
+  def published(namespace), do: assemble(namespace, 5)
+
+  @doc "The version of the namespace's published config (0 when none)."
+  def version(namespace) do
     case :ets.lookup(@table, {namespace}) do
-      [{_, config}] -> config
-      [] -> nil
+      [{_, version, _keys}] -> version
+      [] -> 0
+    end
+  rescue
+    ArgumentError -> 0
+  end
+
+  defp assemble(namespace, tries) do
+    with [{_, version, keys}] <- :ets.lookup(@table, {namespace}),
+         {:ok, pairs} <- collect(namespace, keys, version, []) do
+      :maps.from_list(pairs)
+    else
+      :retry when tries > 0 -> assemble(namespace, tries - 1)
+      _ -> nil
     end
   rescue
     ArgumentError -> nil
+  end
+
+  defp collect(_namespace, [], _version, pairs), do: {:ok, pairs}
+
+  defp collect(namespace, [key | keys], version, pairs) do
+    case :ets.lookup(@table, {namespace, key}) do
+      [{_, value, written}] when written <= version ->
+        collect(namespace, keys, version, [{key, value} | pairs])
+
+      _ ->
+        :retry
+    end
   end
 
   @doc """
@@ -62,7 +94,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   """
   def read(namespace, [key | rest] = path) do
     case :ets.lookup(@table, {namespace, key}) do
-      [{_, value}] ->
+      [{_, value, _version}] ->
         case walk(value, rest) do
           {:ok, _} = found -> found
           :slow -> whole(namespace, path)
@@ -103,19 +135,21 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   defp walk(_value, _rest), do: :slow
 
   @doc """
-  Publishes `config` as the namespace's whole config. `previous` is the
-  config published before (nil if none): rows of top-level keys it had and
-  `config` lacks are deleted after the insert.
+  Publishes `config` as the namespace's whole config, at `version` (greater
+  than the version published before). `previous` is the config published
+  before (nil if none): rows of top-level keys it had and `config` lacks are
+  deleted after the insert (the new header no longer lists them).
   """
-  def publish(namespace, config, previous \\ nil)
+  def publish(namespace, config, version, previous \\ nil)
 
-  def publish(namespace, %Config{} = config, previous) when namespace?(namespace) do
-    rows = [
-      {{namespace}, config}
-      | for({key, value} <- :maps.to_list(config), do: {{namespace, key}, value})
-    ]
+  def publish(namespace, %Config{} = config, version, previous)
+      when namespace?(namespace) and is_integer(version) do
+    pairs = :maps.to_list(config)
+    header = {{namespace}, version, for({key, _} <- pairs, do: key)}
 
-    :ets.insert(@table, rows)
+    :ets.insert(@table, [
+      header | for({key, value} <- pairs, do: {{namespace, key}, value, version})
+    ])
 
     if is_map(previous) do
       for key <- Map.keys(previous),
@@ -129,11 +163,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   end
 
   @doc """
-  Publishes `config`, which differs from the one published before only
-  under its top-level `key`.
+  Publishes `config` at `version`: it differs from the config published
+  before only under its top-level `key` (same keys).
   """
-  def publish_key(namespace, %Config{} = config, key) when namespace?(namespace) do
-    :ets.insert(@table, [{{namespace}, config}, {{namespace, key}, Map.fetch!(config, key)}])
+  def publish_key(namespace, %Config{} = config, key, keys, version)
+      when namespace?(namespace) and is_integer(version) do
+    :ets.insert(@table, [
+      {{namespace}, version, keys},
+      {{namespace, key}, Map.fetch!(config, key), version}
+    ])
+
     :ok
   rescue
     ArgumentError -> :ok
@@ -141,8 +180,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
 
   @doc "Deletes every row of the namespace (`config`: the config it last published)."
   def erase(namespace, %{} = config) when namespace?(namespace) do
-    keys = Map.keys(config) ++ Map.keys(published(namespace) || %{})
-    for key <- Enum.uniq(keys), do: :ets.delete(@table, {namespace, key})
+    listed =
+      case :ets.lookup(@table, {namespace}) do
+        [{_, _version, keys}] -> keys
+        [] -> []
+      end
+
+    for key <- Enum.uniq(Map.keys(config) ++ listed), do: :ets.delete(@table, {namespace, key})
     :ets.delete(@table, {namespace})
     :ok
   rescue
