@@ -25,22 +25,38 @@ value = fn i -> if rem(i, 2) == 0, do: 0.5, else: 1.0 end
 # The machine is shared: the cases run interleaved, #{rounds} rounds, and every
 # figure is the best round (a round of one case is short, so the best one is
 # the least disturbed).
+# Each run also reports the VM's CPU time per operation (all threads,
+# `:erlang.statistics(:runtime)`), which the other jobs on the machine
+# disturb less than wall time.
 rounds = 7
 
-one = fn update ->
-  fn -> Harness.concurrent_ops_per_sec(1, updates, fn _w, i -> :ok = update.(i) end) end
-end
-
-many = fn update ->
+timed = fn ops, run ->
   fn ->
-    Harness.concurrent_ops_per_sec(workers, div(updates, workers), fn _w, i ->
-      :ok = update.(i)
-    end)
+    {cpu0, _} = :erlang.statistics(:runtime)
+    rate = run.()
+    {cpu1, _} = :erlang.statistics(:runtime)
+    {rate, (cpu1 - cpu0) * 1000 / ops}
   end
 end
 
+one = fn update ->
+  timed.(updates, fn ->
+    Harness.concurrent_ops_per_sec(1, updates, fn _w, i -> :ok = update.(i) end)
+  end)
+end
+
+many = fn update ->
+  timed.(updates, fn ->
+    Harness.concurrent_ops_per_sec(workers, div(updates, workers), fn _w, i ->
+      :ok = update.(i)
+    end)
+  end)
+end
+
 read = fn get ->
-  fn -> Harness.concurrent_ops_per_sec(workers, reads, fn _w, _i -> {:ok, _} = get.() end) end
+  timed.(workers * reads, fn ->
+    Harness.concurrent_ops_per_sec(workers, reads, fn _w, _i -> {:ok, _} = get.() end)
+  end)
 end
 
 ours_update = fn i -> Config.update(path, value.(i)) end
@@ -63,8 +79,8 @@ cases = [
 best =
   for _ <- 1..rounds, {name, run} <- cases, reduce: %{} do
     acc ->
-      rate = run.()
-      Map.update(acc, name, rate, &max(&1, rate))
+      {rate, cpu} = run.()
+      Map.update(acc, name, {rate, cpu}, fn {r, c} -> {max(r, rate), min(c, cpu)} end)
   end
 
 %{
@@ -86,7 +102,7 @@ table = :ets.new(:bench_shapes, [:public, :set, read_concurrency: true])
   {{:production}, config} | for({k, v} <- :maps.to_list(config), do: {{:production, k}, v})
 ])
 
-shape = fn get -> Enum.max(for _ <- 1..rounds, do: read.(get).()) end
+shape = fn get -> Enum.max(for _ <- 1..rounds, do: elem(read.(get).(), 0)) end
 
 whole_row =
   shape.(fn -> {:ok, get_in(:ets.lookup_element(table, {:production}, 2), read_path)} end)
@@ -101,25 +117,26 @@ for i <- 1..100_000, do: :ok = ours_update.(i)
 :erlang.garbage_collect()
 after_flood = :erlang.memory(:total)
 
-x = fn ours, ref -> "#{Float.round(ours / ref, 1)}x reference" end
+x = fn {ours, _}, {ref, _} -> "#{Float.round(ours / ref, 1)}x reference" end
+row = fn label, {rate, cpu}, note -> [label, rate, Float.round(cpu, 2), note] end
 
 Harness.table(
   "Config (#{System.schedulers_online()} schedulers, best of #{rounds} interleaved rounds)",
-  ["operation", "ops/s", "note"],
+  ["operation", "ops/s", "CPU us/op", "note"],
   [
-    ["Config.update/2, 1 process (ours)", ours_1, x.(ours_1, ref_1)],
-    ["Config.update/2, 1 process (reference)", ref_1, ""],
-    ["Config.update/2, #{workers} processes (ours)", ours_8, x.(ours_8, ref_8)],
-    ["Config.update/2, #{workers} processes (reference)", ref_8, ""],
-    [
+    row.("Config.update/2, 1 process (ours)", ours_1, x.(ours_1, ref_1)),
+    row.("Config.update/2, 1 process (reference)", ref_1, ""),
+    row.("Config.update/2, #{workers} processes (ours)", ours_8, x.(ours_8, ref_8)),
+    row.("Config.update/2, #{workers} processes (reference)", ref_8, ""),
+    row.(
       "Config.get(#{inspect(read_path)}), #{workers} processes (ours)",
       ours_get,
       x.(ours_get, ref_get)
-    ],
-    ["Config.get(#{inspect(read_path)}), #{workers} processes (reference)", ref_get, ""],
-    ["Config.get(), #{workers} processes (ours)", ours_get_all, x.(ours_get_all, ref_get)],
-    ["shape: whole-config row + get_in, #{workers} processes", whole_row, ""],
-    ["shape: section row + fetch, #{workers} processes", section_row, ""]
+    ),
+    row.("Config.get(#{inspect(read_path)}), #{workers} processes (reference)", ref_get, ""),
+    row.("Config.get(), #{workers} processes (ours)", ours_get_all, x.(ours_get_all, ref_get)),
+    ["shape: whole-config row + get_in, #{workers} processes", whole_row, "", ""],
+    ["shape: section row + fetch, #{workers} processes", section_row, "", ""]
   ]
 )
 

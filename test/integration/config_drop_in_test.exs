@@ -184,6 +184,47 @@ defmodule ElixirScope.Foundation.Integration.ConfigDropInTest do
       assert {:error, %{error_type: :config_path_not_found}} = ConfigServer.get(["ai"], opts)
     end
 
+    test "a value read before (and cached by the reader) never hides a completed update" do
+      path = [:interface, :max_results]
+      parent = self()
+
+      reader =
+        spawn_link(fn ->
+          for _ <- 1..200 do
+            {:ok, seen} = Config.get(path)
+            {:ok, _} = Config.get(path)
+            send(parent, {:seen, seen})
+            receive do: ({:updated, value} -> send(parent, {:after, Config.get(path), value}))
+          end
+        end)
+
+      for _ <- 1..200 do
+        assert_receive {:seen, seen}, 5_000
+        :ok = Config.update(path, seen + 1)
+        send(reader, {:updated, seen + 1})
+        assert_receive {:after, {:ok, value}, value}, 5_000
+      end
+    end
+
+    test "a normal stop of the server drops what readers had cached" do
+      path = [:dev, :debug_mode]
+      {:ok, env_config} = ElixirScope.Foundation.Logic.ConfigLogic.build_config([])
+      default = env_config.dev.debug_mode
+      {:ok, ^default} = Config.get(path)
+      :ok = Config.update(path, not default)
+      assert Config.get(path) == {:ok, not default}
+      {:ok, pid} = ServiceRegistry.lookup(:production, :config_server)
+
+      :ok = ConfigServer.stop()
+
+      assert eventually(fn ->
+               match?({:ok, p} when p != pid, ServiceRegistry.lookup(:production, :config_server))
+             end)
+
+      # Rebuilt from the env: the cached value is gone.
+      assert Config.get(path) == {:ok, default}
+    end
+
     test "a whole-config read never mixes two publications" do
       ns = isolated()
       opts = [namespace: ns]

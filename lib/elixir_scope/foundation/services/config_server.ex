@@ -297,7 +297,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
         # Versions keep growing across restarts of the server.
-        version = Table.version(namespace) + 1
+        version = Table.next_version(namespace)
         Table.publish(namespace, config, version)
         ProcessRegistry.notify_registered(namespace, :config_server)
         {:ok, new_state(namespace, config, version)}

@@ -25,6 +25,18 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   # replaced values wait for a scan of every process). No namespace's config
   # lives in `:persistent_term`.
   #
+  # `:production` path reads are also cached in the reading process: its
+  # dictionary keeps `{{ConfigServer.Table, path}, {version, value}}` for
+  # each path it read, valid while the production version counter (an
+  # `:atomics` cell, found through one `:persistent_term` key written once
+  # per VM) still holds `version`. A hit costs a `:persistent_term.get/2`, an
+  # `:atomics.get/2` and a `Process.get/1`, no ETS copy. The server bumps the
+  # counter after every publication and on a normal stop, and never reuses a
+  # version (it continues from the counter after a restart), so a cached
+  # value is never older than the last publication that completed before
+  # the read started. Only values found are cached (at most one per path of
+  # the config, whose paths are few); a process's cache dies with it.
+  #
   # Every function here runs in the caller and survives a missing table
   # (reads answer nil / `:unpublished`, writes do nothing): ConfigServer then
   # serves reads itself.
@@ -33,6 +45,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   alias ElixirScope.Foundation.Types.Config
 
   @table :elixir_scope_foundation_config
+  # An atom key: hashed faster than a tuple on every production read.
+  @counter :elixir_scope_foundation_config_version
 
   # Writes accept only real namespaces and configs (rows stay few and small
   # whatever a caller passes).
@@ -47,21 +61,53 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   @impl true
   def init(_opts) do
     _ = :ets.new(@table, [:named_table, :public, :set, read_concurrency: true])
+
+    # Once per VM: the counter outlives application restarts, so versions
+    # never repeat.
+    if :persistent_term.get(@counter, nil) == nil,
+      do: :persistent_term.put(@counter, :atomics.new(1, signed: true))
+
     {:ok, %{}}
   end
 
   @doc "The whole config published for `namespace`, or nil."
   def published(namespace), do: assemble(namespace, 5)
 
-  @doc "The version of the namespace's published config (0 when none)."
-  def version(namespace) do
-    case :ets.lookup(@table, {namespace}) do
-      [{_, version, _keys}] -> version
-      [] -> 0
-    end
+  @doc """
+  The version the namespace's next publication must use: above the one
+  published (and, for `:production`, above every version ever published).
+  """
+  def next_version(namespace) do
+    published =
+      case :ets.lookup(@table, {namespace}) do
+        [{_, version, _keys}] -> version
+        [] -> 0
+      end
+
+    max(published, counter_value(namespace)) + 1
   rescue
-    ArgumentError -> 0
+    ArgumentError -> 1
   end
+
+  defp counter_value(:production) do
+    case :persistent_term.get(@counter, nil) do
+      nil -> 0
+      counter -> :atomics.get(counter, 1)
+    end
+  end
+
+  defp counter_value(_namespace), do: 0
+
+  # After a publication (or an erase) of `:production`: invalidates the
+  # readers' cached values.
+  defp bump(:production, version) do
+    case :persistent_term.get(@counter, nil) do
+      nil -> :ok
+      counter -> :atomics.put(counter, 1, version)
+    end
+  end
+
+  defp bump(_namespace, _version), do: :ok
 
   defp assemble(namespace, tries) do
     with [{_, version, keys}] <- :ets.lookup(@table, {namespace}),
@@ -92,7 +138,34 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   cannot answer (a missing key, a non-map on the way, an improper path: the
   caller derives the exact error from `config`), or `:unpublished`.
   """
-  def read(namespace, [key | rest] = path) do
+  def read(:production, path) do
+    case :persistent_term.get(@counter, nil) do
+      nil ->
+        read_rows(:production, path)
+
+      counter ->
+        version = :atomics.get(counter, 1)
+
+        case Process.get({__MODULE__, path}) do
+          {^version, value} ->
+            {:ok, value}
+
+          _ ->
+            case read_rows(:production, path) do
+              {:ok, value} = found ->
+                Process.put({__MODULE__, path}, {version, value})
+                found
+
+              other ->
+                other
+            end
+        end
+    end
+  end
+
+  def read(namespace, path), do: read_rows(namespace, path)
+
+  defp read_rows(namespace, [key | rest] = path) do
     case :ets.lookup(@table, {namespace, key}) do
       [{_, value, _version}] ->
         case walk(value, rest) do
@@ -107,7 +180,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
     ArgumentError -> :unpublished
   end
 
-  def read(namespace, path), do: whole(namespace, path)
+  defp read_rows(namespace, path), do: whole(namespace, path)
 
   defp whole(namespace, []) do
     case published(namespace) do
@@ -151,6 +224,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
       header | for({key, value} <- pairs, do: {{namespace, key}, value, version})
     ])
 
+    bump(namespace, version)
+
     if is_map(previous) do
       for key <- Map.keys(previous),
           not is_map_key(config, key),
@@ -173,6 +248,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
       {{namespace, key}, Map.fetch!(config, key), version}
     ])
 
+    bump(namespace, version)
     :ok
   rescue
     ArgumentError -> :ok
@@ -180,6 +256,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
 
   @doc "Deletes every row of the namespace (`config`: the config it last published)."
   def erase(namespace, %{} = config) when namespace?(namespace) do
+    next = next_version(namespace)
+
     listed =
       case :ets.lookup(@table, {namespace}) do
         [{_, _version, keys}] -> keys
@@ -188,6 +266,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
 
     for key <- Enum.uniq(Map.keys(config) ++ listed), do: :ets.delete(@table, {namespace, key})
     :ets.delete(@table, {namespace})
+    bump(namespace, next)
     :ok
   rescue
     ArgumentError -> :ok
