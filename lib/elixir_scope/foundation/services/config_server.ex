@@ -341,17 +341,28 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:get_config_path, path}, _from, state),
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
-  def handle_call({:update_config, path, value}, _from, state) do
+  # The counters are recorded right after the reply: they were casts in the
+  # original, recorded after its reply too, and the caller need not wait
+  # for them.
+  def handle_call({:update_config, path, value}, from, state) do
     case Update.apply(state.config, path, value) do
       {:ok, new_config, previous, changed} ->
-        {:reply, :ok, apply_update(state, new_config, previous, changed, path, value)}
+        {state, counters} = apply_update(state, new_config, previous, changed, path, value)
+        GenServer.reply(from, :ok)
+        Audit.count_all(state.namespace, counters)
+        {:noreply, state}
 
       {:error, _} = error ->
         {:reply, error, state}
     end
   end
 
-  def handle_call(:reset_config, _from, state), do: {:reply, :ok, apply_reset(state)}
+  def handle_call(:reset_config, from, state) do
+    {state, counters} = apply_reset(state)
+    GenServer.reply(from, :ok)
+    Audit.count_all(state.namespace, counters)
+    {:noreply, state}
+  end
 
   def handle_call({:subscribe, pid}, _from, state), do: {:reply, :ok, add_subscriber(state, pid)}
 
@@ -400,9 +411,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   # -- server helpers --------------------------------------------------------
 
-  # In the original's order: state, subscribers, audit event, counter (the
-  # reply follows). The config is published first, so a subscriber reading
-  # on notification sees the new value.
+  # In the original's order: state, subscribers, audit event; the reply and
+  # the counters follow. The config is published first, so a subscriber
+  # reading on notification sees the new value. Returns the state and the
+  # counters to record.
   defp apply_update(state, new_config, previous, changed, path, value) do
     now = now_ms()
     version = state.version + 1
@@ -421,9 +433,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     notify(state.subscribers, {:config_updated, path, value})
     metrics = %{state.metrics | updates_count: state.metrics.updates_count + 1, last_update: now}
     data = %{path: path, new_value: value, previous_value: previous, timestamp: now}
-    state = Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
-    Audit.count(state.namespace, [:foundation, :config_updates], %{path: path})
-    state
+
+    {state, stored} =
+      Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
+
+    {state, [{[:foundation, :config_updates], %{path: path}} | stored]}
   end
 
   defp apply_reset(state) do
@@ -434,14 +448,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     notify(state.subscribers, {:config_reset, config})
     n = state.metrics.updates_count
 
-    state =
+    {state, stored} =
       Audit.event(%{state | config: config}, :config_reset, %{
         timestamp: now_ms(),
         reset_from_updates_count: n
       })
 
-    Audit.count(state.namespace, [:foundation, :config_resets], %{reset_from_updates_count: n})
-    state
+    {state, [{[:foundation, :config_resets], %{reset_from_updates_count: n}} | stored]}
   end
 
   defp notify([], _message), do: :ok

@@ -136,12 +136,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # native store, in the caller, never through this GenServer. Works while
   # the process is suspended, dead or restarting, as long as the store's
   # handle is published; after a normal stop there is none (unavailable).
+  # The caller records the `events_stored` counter itself.
   @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store_direct(%Event{} = event, opts) do
     with {:ok, handle} <- handle(opts),
          put = Native.store_put(handle, event),
          {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
   end

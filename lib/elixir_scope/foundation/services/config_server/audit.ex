@@ -12,7 +12,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   #     process neither delays nor loses it. No handle (the store was
   #     stopped normally, or never started) means no audit, as in the
   #     original, counted as skipped.
-  #   * the telemetry counter, recorded in the namespace's TelemetryService.
+  #   * the counters (the update's or reset's, and the store's
+  #     `events_stored` for the audit event), recorded in the namespace's
+  #     TelemetryService right after the server's reply.
   #
   # Runs inside the ConfigServer process, on its state map, whose `audit`
   # field (`%{sent, failures, skipped}`) it owns. Never raises.
@@ -23,23 +25,43 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   alias ElixirScope.Foundation.Types.Event
   alias ElixirScope.Foundation.Utils
 
+  @events_stored [:foundation, :event_store, :events_stored]
+
   @doc "The audit counters of a fresh state."
   def fields, do: %{audit: %{sent: 0, failures: 0, skipped: 0}}
 
-  @doc "Stores the audit event `type` with `data` and counts the outcome."
+  @doc """
+  Stores the audit event `type` with `data` and counts the outcome in the
+  state. Returns `{state, counters}`: the store's
+  `[:foundation, :event_store, :events_stored]` counter for a stored event
+  (as `EventStore.store/2` records it), to record with `count_all/2`.
+  """
   def event(%{} = state, type, data) do
     case store(type, data, state.namespace) do
-      :ok -> bump(state, :sent)
-      :skipped -> bump(state, :skipped)
-      {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
+      {:ok, id} ->
+        {bump(state, :sent), [{@events_stored, %{event_type: type, event_id: id}}]}
+
+      :skipped ->
+        {bump(state, :skipped), []}
+
+      {:failed, reason} ->
+        {state |> log_failure(type, reason) |> bump(:failures), []}
     end
   end
 
-  @doc "Counter `name` (value 1) in `namespace`'s TelemetryService; never raises."
-  def count(namespace, name, metadata) do
-    TelemetryService.emit_counter(name, 1, metadata, telemetry_opts(namespace))
-  catch
-    _, _ -> :ok
+  @doc "Records each `{name, metadata}` counter (value 1) in `namespace`; never raises."
+  def count_all(namespace, counters) do
+    opts = telemetry_opts(namespace)
+
+    for {name, metadata} <- counters do
+      try do
+        TelemetryService.emit_counter(name, 1, metadata, opts)
+      catch
+        _, _ -> :ok
+      end
+    end
+
+    :ok
   end
 
   # `[]` skips the option parsing of the common namespace.
@@ -121,7 +143,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
     }
 
     case EventStore.store_direct(event, namespace: namespace) do
-      {:ok, _id} -> :ok
+      {:ok, id} -> {:ok, id}
       {:error, %{error_type: :service_unavailable}} -> :skipped
       other -> {:failed, other}
     end
