@@ -28,7 +28,7 @@ value = fn i -> if rem(i, 2) == 0, do: 0.5, else: 1.0 end
 # Each run also reports the VM's CPU time per operation (all threads,
 # `:erlang.statistics(:runtime)`), which the other jobs on the machine
 # disturb less than wall time.
-rounds = 7
+rounds = 10
 
 timed = fn ops, run ->
   fn ->

@@ -6,17 +6,21 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   * **Reads** (`get/0,1,2`) never go through the process: every accepted
     config is published in an ETS table (`read_concurrency`) owned by a
-    long-lived process (`ConfigServer.Table`), one row for the whole config
-    and one per top-level section, and read in the caller: a path read copies
-    only its section.
+    long-lived process (`ConfigServer.Table`), one row per top-level
+    section plus a small header, and read in the caller: a path read copies
+    only its section; a whole-config read checks that its rows belong to one
+    publication. `:production` path reads are also cached in the reading
+    process, validated by a version counter the server bumps on every
+    publication (a hit costs an `:atomics` read and a process-dictionary
+    read). No config is kept in `:persistent_term`.
   * **Updates** and resets are serialized in the server, validated by
-    `Validation.ConfigValidator` (an update revalidates only the section it
+    `Validation.ConfigValidator` (an update revalidates only what it
     changes: the rest of the config was valid and is unchanged, so the
     result is the whole-config validation's), published with one ETS
     insert, announced to subscribers as
     `{:config_notification, {:config_updated, path, value}}` /
-    `{:config_notification, {:config_reset, config}}`, audited and counted,
-    all before the reply.
+    `{:config_notification, {:config_reset, config}}` and audited, all
+    before the reply; the counters are recorded right after it.
   * **Crash recovery**: a killed server restarts from the config it had last
     published, so no acknowledged update is lost. A normal stop erases the
     namespace's rows, and the next start builds a fresh config from the env.
