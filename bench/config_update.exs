@@ -39,9 +39,49 @@ timed = fn ops, run ->
   end
 end
 
-one = fn update ->
+# One updating process: its latency depends on where it runs. A caller on
+# the config server's scheduler hands the CPU to the server and back; on
+# another scheduler each call wakes the other one (tens of us on a loaded
+# machine). Where our ConfigServer runs (started by the application) and
+# where the reference's does (started here) is not chosen by us, so each
+# design is measured with its caller bound to the same scheduler as its
+# config server, and to another one.
+scheduler_of = fn pid ->
+  me = self()
+  tag = make_ref()
+  :sys.replace_state(pid, fn s -> send(me, {tag, :erlang.system_info(:scheduler_id)}) && s end)
+  receive do: ({^tag, id} -> id)
+end
+
+bound_ops_per_sec = fn scheduler, n, fun ->
+  me = self()
+
+  {pid, mref} =
+    :erlang.spawn_opt(
+      fn ->
+        {micros, _} = :timer.tc(fn -> Enum.each(1..n, fun) end)
+        send(me, {:rate, self(), n / max(micros, 1) * 1_000_000})
+      end,
+      [:monitor, {:scheduler, scheduler}]
+    )
+
+  receive do
+    {:rate, ^pid, rate} ->
+      Process.demonitor(mref, [:flush])
+      rate
+
+    {:DOWN, ^mref, _, _, reason} ->
+      raise "bench caller died: #{inspect(reason)}"
+  end
+end
+
+other_scheduler = fn s -> rem(s, System.schedulers_online()) + 1 end
+
+one = fn update, server, placement ->
   timed.(updates, fn ->
-    Harness.concurrent_ops_per_sec(1, updates, fn _w, i -> :ok = update.(i) end)
+    home = scheduler_of.(server.())
+    scheduler = if placement == :same, do: home, else: other_scheduler.(home)
+    bound_ops_per_sec.(scheduler, updates, fn i -> :ok = update.(i) end)
   end)
 end
 
@@ -66,9 +106,18 @@ ref_update = fn i -> Reference.ConfigServer.update(ref, path, value.(i)) end
 for i <- 1..2_000, do: :ok = ours_update.(i)
 for i <- 1..2_000, do: :ok = ref_update.(i)
 
+ours_server = fn ->
+  {:ok, pid} = ElixirScope.Foundation.ProcessRegistry.lookup(:production, :config_server)
+  pid
+end
+
+ref_server = fn -> ref end
+
 cases = [
-  ours_1: one.(ours_update),
-  ref_1: one.(ref_update),
+  ours_1: one.(ours_update, ours_server, :same),
+  ref_1: one.(ref_update, ref_server, :same),
+  ours_1x: one.(ours_update, ours_server, :other),
+  ref_1x: one.(ref_update, ref_server, :other),
   ours_8: many.(ours_update),
   ref_8: many.(ref_update),
   ours_get: read.(fn -> Config.get(read_path) end),
@@ -86,6 +135,8 @@ best =
 %{
   ours_1: ours_1,
   ref_1: ref_1,
+  ours_1x: ours_1x,
+  ref_1x: ref_1x,
   ours_8: ours_8,
   ref_8: ref_8,
   ours_get: ours_get,
@@ -124,8 +175,14 @@ Harness.table(
   "Config (#{System.schedulers_online()} schedulers, best of #{rounds} interleaved rounds)",
   ["operation", "ops/s", "CPU us/op", "note"],
   [
-    row.("Config.update/2, 1 process (ours)", ours_1, x.(ours_1, ref_1)),
-    row.("Config.update/2, 1 process (reference)", ref_1, ""),
+    row.(
+      "Config.update/2, 1 process on the server's scheduler (ours)",
+      ours_1,
+      x.(ours_1, ref_1)
+    ),
+    row.("Config.update/2, 1 process on the server's scheduler (reference)", ref_1, ""),
+    row.("Config.update/2, 1 process on another scheduler (ours)", ours_1x, x.(ours_1x, ref_1x)),
+    row.("Config.update/2, 1 process on another scheduler (reference)", ref_1x, ""),
     row.("Config.update/2, #{workers} processes (ours)", ours_8, x.(ours_8, ref_8)),
     row.("Config.update/2, #{workers} processes (reference)", ref_8, ""),
     row.(
