@@ -3,6 +3,7 @@ defmodule ElixirScope.Foundation.Application do
   # Children, in order, under ElixirScope.Foundation.Supervisor (one_for_one):
   #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
   #   ProcessRegistry (Registry)   via-tuple names
+  #   ConfigServer.Table           owns the published-config ETS table
   #   ConfigServer, EventStore, TelemetryService   namespace :production
   #   ElixirScope.Foundation.TaskSupervisor
   #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
@@ -35,6 +36,7 @@ defmodule ElixirScope.Foundation.Application do
       [
         ProcessRegistry.Owner,
         {ProcessRegistry, []},
+        Services.ConfigServer.Table,
         {Services.ConfigServer, [namespace: :production]},
         {Services.EventStore, [namespace: :production]},
         {Services.TelemetryService, [namespace: :production]},

@@ -139,6 +139,21 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
+  @doc false
+  # ConfigServer's audit path: stores an event straight into the namespace's
+  # native store (validated in the same NIF call, like store/2), in the
+  # caller, never through this GenServer. Works while
+  # the process is suspended, dead or restarting, as long as the store's
+  # handle is published; after a normal stop there is none (unavailable).
+  # The caller records the `events_stored` counter itself.
+  @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
+  def store_direct(%Event{} = event, opts) do
+    with {:ok, handle} <- handle(opts) do
+      put = Native.store_put(handle, event)
+      checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    end
+  end
+
   @doc "The event with `id`, or a `:not_found` error (code 3001)."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}
