@@ -23,10 +23,10 @@ use foundation_core::store::{Order, Page, Slice};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, ResourceArc, Term};
 
 /// Events one normal slice returns at most.
-const SLICE_ITEMS: usize = 256;
+const SLICE_ITEMS: usize = 128;
 
 /// Matches one normal slice skips at most (for an offset).
-const SLICE_SKIP: usize = 20_000;
+const SLICE_SKIP: usize = 4_096;
 
 type Reply<'a> = NifResult<Routed<NifOutcome<Term<'a>>>>;
 

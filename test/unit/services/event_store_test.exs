@@ -577,7 +577,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
 
       assert {{:ok, got}, calls} = store_calls(fn -> EventStore.query(%{}, opts) end)
       assert got == by_time
-      assert calls == List.duplicate(:store_query_slice, 6)
+      assert calls == List.duplicate(:store_query_slice, 12)
 
       q = %{order_by: :event_id, offset: 700, limit: 500}
       assert {{:ok, got}, calls} = store_calls(fn -> EventStore.query(q, opts) end)
@@ -594,7 +594,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert {{:ok, ^by_time}, calls} =
                store_calls(fn -> EventStore.get_by_correlation("g", opts) end)
 
-      assert calls == [:store_get_by_correlation | List.duplicate(:store_correlation_slice, 6)]
+      assert calls == [:store_get_by_correlation | List.duplicate(:store_correlation_slice, 12)]
     end
   end
 end
