@@ -16,6 +16,7 @@
 //! costs at most the budget's worth of walking.
 
 use crate::atoms;
+use crate::term_size::Stack;
 use foundation_core::CoreError;
 use rustler::sys::{
     c_int, c_uint, enif_get_atom_length, enif_get_tuple, ErlNifCharEncoding, ErlNifTerm,
@@ -158,8 +159,7 @@ pub enum Atoms {
 /// 5-byte header.
 pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usize, usize)> {
     let (mut left, mut etf) = (budget, 1usize);
-    let mut stack = Vec::with_capacity(16);
-    stack.push(term);
+    let mut stack = Stack::new(term);
     while let Some(t) = stack.pop() {
         let (cost, bound) = match t.get_type() {
             TermType::Binary => {
@@ -191,8 +191,7 @@ const REMOTE_ID_BOUND: usize = 1 + 3 + 255 * 4 + 4 + 5 * 4;
 /// `measure`, with atoms counted as `atoms` says.
 pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
     let mut left = budget;
-    let mut stack = Vec::with_capacity(32);
-    stack.push(term);
+    let mut stack = Stack::new(term);
     while let Some(t) = stack.pop() {
         let cost = match t.get_type() {
             TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
@@ -253,7 +252,7 @@ pub(crate) fn integer(t: Term) -> Option<usize> {
     (t >= i128::MIN.encode(env) && t <= i128::MAX.encode(env)).then_some(2 * WORD)
 }
 
-fn list_cell<'a>(t: Term<'a>, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+fn list_cell<'a>(t: Term<'a>, stack: &mut Stack<'a>) -> Option<usize> {
     if !t.is_empty_list() {
         let (head, tail) = t.list_get_cell().ok()?;
         stack.push(tail);
@@ -263,12 +262,12 @@ fn list_cell<'a>(t: Term<'a>, stack: &mut Vec<Term<'a>>) -> Option<usize> {
 }
 
 /// Pushes the elements unless they alone would exceed what is left.
-fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
     let items = tuple_elements(t)?;
     if items.len().saturating_mul(WORD) > left {
         return None;
     }
-    stack.extend(items);
+    items.for_each(|item| stack.push(item));
     Some(WORD)
 }
 
@@ -293,7 +292,7 @@ pub fn tuple_elements<'a>(t: Term<'a>) -> Option<impl ExactSizeIterator<Item = T
     Some(raw.iter().map(move |item| unsafe { Term::new(env, *item) }))
 }
 
-fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Vec<Term<'a>>) -> Option<usize> {
+fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
     if t.map_size().ok()?.saturating_mul(2 * WORD) > left {
         return None;
     }

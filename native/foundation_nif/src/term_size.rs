@@ -85,7 +85,7 @@ fn primary_tag(t: Term) -> usize {
 /// Terms still to visit, in any order: the first `INLINE` in an array on
 /// the native stack, the rest in a `Vec`, so the common small term costs
 /// no allocation (an allocation would be a large share of a small map's walk).
-struct Stack<'a> {
+pub(crate) struct Stack<'a> {
     inline: [Term<'a>; INLINE],
     len: usize,
     spill: Vec<Term<'a>>,
@@ -94,7 +94,7 @@ struct Stack<'a> {
 const INLINE: usize = 32;
 
 impl<'a> Stack<'a> {
-    fn new(root: Term<'a>) -> Self {
+    pub(crate) fn new(root: Term<'a>) -> Self {
         Stack {
             inline: [root; INLINE],
             len: 1,
@@ -102,7 +102,7 @@ impl<'a> Stack<'a> {
         }
     }
 
-    fn push(&mut self, t: Term<'a>) {
+    pub(crate) fn push(&mut self, t: Term<'a>) {
         match self.inline.get_mut(self.len) {
             Some(slot) => {
                 *slot = t;
@@ -112,7 +112,7 @@ impl<'a> Stack<'a> {
         }
     }
 
-    fn pop(&mut self) -> Option<Term<'a>> {
+    pub(crate) fn pop(&mut self) -> Option<Term<'a>> {
         if let Some(t) = self.spill.pop() {
             return Some(t);
         }
