@@ -2,7 +2,7 @@
 # while four processes read large answers from the store at once?
 #
 #   MIX_ENV=prod mix run bench/big_reads_latency.exs
-#   SECONDS=2 MIX_ENV=prod mix run bench/big_reads_latency.exs   # CI form
+#   READ_SECONDS=2 MIX_ENV=prod mix run bench/big_reads_latency.exs   # CI form
 #
 # Setup: 200 000 stored events (10 types, 4 correlation ids of 50 000
 # events each). Four worker processes each run one read in a loop and drop
@@ -26,7 +26,7 @@ defmodule Bench.BigReads do
   alias ElixirScope.Foundation.Types.Event
 
   @n 200_000
-  @seconds String.to_integer(System.get_env("SECONDS", "6"))
+  @seconds String.to_integer(System.get_env("READ_SECONDS", "6"))
 
   defp event(i) do
     %Event{
