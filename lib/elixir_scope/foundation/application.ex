@@ -3,6 +3,7 @@ defmodule ElixirScope.Foundation.Application do
   # Children, in order, under ElixirScope.Foundation.Supervisor (one_for_one):
   #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
   #   ProcessRegistry (Registry)   via-tuple names
+  #   Cluster                      the :pg scope the :production services join
   #   ConfigServer, EventStore, TelemetryService   namespace :production
   #   ElixirScope.Foundation.TaskSupervisor
   #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
@@ -19,6 +20,7 @@ defmodule ElixirScope.Foundation.Application do
       [
         ProcessRegistry.Owner,
         {ProcessRegistry, []},
+        ElixirScope.Foundation.Cluster,
         {Services.ConfigServer, [namespace: :production]},
         {Services.EventStore, [namespace: :production]},
         {Services.TelemetryService, [namespace: :production]},

@@ -312,6 +312,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
         Process.flag(:trap_exit, true)
         Publisher.publish(namespace, config)
         ProcessRegistry.notify_registered(namespace, :config_server)
+        ElixirScope.Foundation.Cluster.join(namespace, :config_server)
         {:ok, new_state(namespace, config)}
 
       {:error, error} ->
