@@ -2,8 +2,12 @@
 # validation + NIF from the caller) vs a GenServer-with-a-map reference that
 # follows the original design, and raw ETS used from the caller.
 #
-#   MIX_ENV=prod mix run bench/event_store.exs            # 10k, 100k, 1M
-#   SIZES=10000,100000 mix run bench/event_store.exs      # pick sizes
+#   ELIXIR_SCOPE_FOUNDATION_NIF_FEATURES=test-support MIX_ENV=prod \
+#     mix run bench/event_store.exs                       # 10k, 100k, 1M
+#   SIZES=10000,100000 ... (same variables)               # pick sizes
+#
+# The memory column reads the native heap counter, which only a NIF built
+# with the `test-support` cargo feature has (MIX_ENV=test builds have it).
 #
 # Fixed operation counts: 10 000 single stores, 8 x 2 000 concurrent stores,
 # 100 batches of 100, 8 x 5 000 concurrent gets; get_by_correlation and query
@@ -233,7 +237,8 @@ defmodule Bench.EventStoreBench do
   Per-operation cost of the boundary, one process, 100k events stored:
   the NIF put/get (encode/decode of the store's term format plus the core
   operation) next to an ETS insert/lookup of the same event and to
-  `term_to_binary`/`binary_to_term` of it (the previous stored form).
+  `term_to_binary`/`binary_to_term` of it (external term format, the
+  durable form).
   """
   def codec(n) do
     wall = DateTime.utc_now()

@@ -1,10 +1,12 @@
 import Config
 
-# The foundation reads the host's :elixir_scope application env, as the
-# original did. These are the original test settings for this project's own
-# test suite; a host application sets its own.
+# The foundation reads its settings from `config :elixir_scope_foundation`
+# (this library's own app, so Mix does not warn about it) and, for hosts that
+# replace the original in place, from `config :elixir_scope` (same keys; a key
+# set under :elixir_scope_foundation wins). These are the original test
+# settings for this project's own test suite; a host application sets its own.
 if config_env() == :test do
-  config :elixir_scope,
+  config :elixir_scope_foundation,
     test_mode: true,
     debug_registry: false,
     ai: [

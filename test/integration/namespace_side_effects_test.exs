@@ -1,7 +1,7 @@
 defmodule ElixirScope.Foundation.Integration.NamespaceSideEffectsTest do
   # A `{:test, ref}` EventStore / ConfigServer sends its counters and audit
   # events to its own namespace, never to `:production` (the original's test
-  # instances leaked them, API.md section 23). Reads the production metrics
+  # instances leaked them into production). Reads the production metrics
   # and event store, so not async.
   use ExUnit.Case, async: false
 
@@ -50,7 +50,7 @@ defmodule ElixirScope.Foundation.Integration.NamespaceSideEffectsTest do
 
     :ok = EventStore.store_async(event(:ns_side_effect, 4), opts)
 
-    # The server message protocol (API.md 17.2) acts on the same namespace.
+    # The server messages sent to the instance's pid act on the same namespace.
     {:ok, store_pid} = ProcessRegistry.lookup(ns, :event_store)
     {:ok, _} = GenServer.call(store_pid, {:store_event, event(:ns_side_effect, 5)})
 

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Integration.TelemetryFlowTest do
   # Production EventStore -> TelemetryService counters, read through the
-  # Telemetry facade (API.md section 22): not async.
+  # Telemetry facade, the way the original's integration tests read them: not async.
   use ExUnit.Case, async: false
 
   alias ElixirScope.Foundation.{Events, Telemetry}

@@ -21,7 +21,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Error, Event}
 
-  # Exceptions API.md documents (or the original raised) for arguments of the
+  # Exceptions the original raised (and the docs list) for arguments of the
   # wrong type. Anything else is reported.
   @accepted_exceptions [
     FunctionClauseError,
@@ -35,7 +35,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     BadStructError
   ]
 
-  # Exceptions API.md documents for one function in particular.
+  # Exceptions documented for one function in particular.
   @documented_exceptions %{
     {ElixirScope.Foundation.Events, :debug_new_event} => RuntimeError
   }
@@ -54,6 +54,11 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
                         wait_for_service load_nif)a
   @skipped_modules [
     Mix.Tasks.Compile.FoundationNif,
+    Mix.Tasks.ElixirScopeFoundation.Nif.Package,
+    # build helpers: they run cargo and write files by design
+    ElixirScope.Foundation.NifBuild.Archive,
+    ElixirScope.Foundation.NifBuild.Cargo,
+    ElixirScope.Foundation.NifBuild.Target,
     ElixirScope.Foundation.Test.ValidationReference
   ]
 
@@ -67,12 +72,12 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
   setup do
     level = Logger.level()
-    test_mode = Application.get_env(:elixir_scope, :test_mode)
+    test_mode = Application.get_env(:elixir_scope_foundation, :test_mode)
     Logger.configure(level: :none)
 
     on_exit(fn ->
       Logger.configure(level: level)
-      Application.put_env(:elixir_scope, :test_mode, test_mode)
+      Application.put_env(:elixir_scope_foundation, :test_mode, test_mode)
     end)
 
     :ok
@@ -130,7 +135,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
   test "reset_state outside test mode and cleanup of a production namespace change nothing" do
     baseline = baseline!()
-    Application.put_env(:elixir_scope, :test_mode, false)
+    Application.put_env(:elixir_scope_foundation, :test_mode, false)
 
     for {mod, code} <- [{ConfigServer, 5002}, {EventStore, 3002}, {TelemetryService, 7002}] do
       assert {:error, %Error{code: ^code, error_type: :operation_forbidden}} = mod.reset_state()
@@ -171,7 +176,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   defp run_sweep(opts) do
     :rand.seed(:exsss, {1, 2, 3})
     baseline = baseline!()
-    Application.put_env(:elixir_scope, :test_mode, false)
+    Application.put_env(:elixir_scope_foundation, :test_mode, false)
     pool = pool() ++ random_values(opts[:extra_random])
     targets = targets()
 
@@ -181,7 +186,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
         Enum.reduce(inputs, acc, &try_input(mod, fun, &1, baseline, &2))
       end)
 
-    Application.put_env(:elixir_scope, :test_mode, true)
+    Application.put_env(:elixir_scope_foundation, :test_mode, true)
     if opts[:print?], do: print_counts(targets, counts, defects)
     assert defects == [], format_defects(defects)
     check_baseline!(baseline)
@@ -543,8 +548,8 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
 
   # Services registered under a namespace that is neither `:production` nor
   # `{:test, reference}`: a hostile `namespace:` option must start nothing
-  # (`initialize/1` used to start a service, and publish its state, under
-  # any term). Published state alone is not checked: the sweep also calls the
+  # (a service started under any term would publish its state there for
+  # good). Published state alone is not checked: the sweep also calls the
   # hidden modules' internals (`Publisher.publish/2`...) with hostile terms.
   defp invalid_namespaces do
     ProcessRegistry

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Test.ValidationReference do
   @moduledoc false
-  # A pure-Elixir model of the API.md section 8/9 rules, written the way the
+  # A pure-Elixir model of the ConfigValidator/EventValidator rules, written the way the
   # original modules were. Used by the randomized tests (results must match
   # the NIF-backed validators) and by bench/validation.exs (NIF vs Elixir).
   # Returns :ok | {:error, {error_type, message}} | {:raise, exception_module}.

@@ -153,13 +153,13 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogicTest do
     end
 
     test "build_config/1 rejects bad app env" do
-      old = Application.get_env(:elixir_scope, :ai)
+      old = Application.get_env(:elixir_scope_foundation, :ai)
 
       try do
-        Application.put_env(:elixir_scope, :ai, provider: :bogus)
+        Application.put_env(:elixir_scope_foundation, :ai, provider: :bogus)
         assert {:error, %{error_type: :invalid_config_value}} = ConfigLogic.build_config()
       after
-        Application.put_env(:elixir_scope, :ai, old)
+        Application.put_env(:elixir_scope_foundation, :ai, old)
       end
     end
 

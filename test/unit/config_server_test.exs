@@ -121,8 +121,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServerTest do
     end
 
     test "reset_state is forbidden outside test mode (checked in the caller)" do
-      Application.put_env(:elixir_scope, :test_mode, false)
-      on_exit(fn -> Application.put_env(:elixir_scope, :test_mode, true) end)
+      Application.put_env(:elixir_scope_foundation, :test_mode, false)
+      on_exit(fn -> Application.put_env(:elixir_scope_foundation, :test_mode, true) end)
 
       assert {:error, %Error{} = e} = ConfigServer.reset_state()
       assert e.code == 5002

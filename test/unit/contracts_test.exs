@@ -3,7 +3,7 @@ defmodule ElixirScope.Foundation.ContractsTest do
 
   alias ElixirScope.Foundation.Contracts
 
-  # API.md section 12
+  # The callbacks of the three behaviours callers implement or depend on.
   test "Configurable callbacks" do
     assert Enum.sort(Contracts.Configurable.behaviour_info(:callbacks)) ==
              Enum.sort(

@@ -7,7 +7,7 @@ defmodule ElixirScope.Foundation.ErrorTest do
 
   doctest Error
 
-  # API.md 6.1: error_type, code, category, subcategory, severity, retry strategy, default message
+  # The error-code table: error_type, code, category, subcategory, severity, retry strategy, default message
   @table [
     {:invalid_config_structure, 1101, :config, :structure, :high, :immediate,
      "Configuration structure is invalid"},

@@ -152,7 +152,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
     # The bounds are on the operation's cost: the fastest of 5 calls, so that
     # one preemption of this test process on a busy machine (the async suite
     # shares 2 cores) is not counted as the operation's time.
-    test "loose bounds of API.md section 22: 400-byte event < 2 ms, 20-level data < 10 ms" do
+    test "loose cost bounds: 400-byte event < 2 ms, 20-level data < 10 ms" do
       {:ok, small} = EventLogic.create_event(:test, %{payload: String.duplicate("x", 300)})
       assert fastest_micros(fn -> {:ok, _} = EventLogic.serialize_event(small) end) < 2_000
 

@@ -56,7 +56,7 @@ defmodule ElixirScope.Foundation.EventsTest do
     end
   end
 
-  describe "serialization scheduling (README, Scheduler safety)" do
+  describe "serialization scheduling (docs/architecture.md, Scheduler safety)" do
     alias ElixirScope.Foundation.Test.NativeCalls
 
     defp serialize_calls(fun), do: NativeCalls.traced(fun, "serialize_")

@@ -450,7 +450,7 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
     assert {_, 2, _, _, _} = entry(h2, [:x])
     assert entry(h1, long) == nil
     assert {^long, 2, _, %{counter: 2}, _} = entry(h2, long)
-    assert Native.metrics_status(h1) == {1, 2, 0, 1}
+    assert h1 |> Native.metrics_status() == {1, 2, 0, 1}
   end
 
   test "exact under concurrency from many processes" do

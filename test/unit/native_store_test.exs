@@ -63,7 +63,7 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
 
     for {wall, id} <- Enum.with_index(walls, 1) do
       e = event(id, wall_time: wall, node: node(), pid: self())
-      assert {:ok, ^id} = Native.store_put(s, e)
+      assert {:ok, ^id} = put(s, e)
       assert Native.store_get(s, id) === e
     end
   end
@@ -131,10 +131,11 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
   end
 
   # As EventStore routes: the normal NIF, or its dirty twin when it answers
-  # :dirty (over the byte budget, or a term without a cheap size bound).
+  # :dirty (over the byte budget) or :invalid (the event fails the
+  # validator's rules, which the dirty twin does not check).
   defp put(s, e) do
     case Native.store_put(s, e) do
-      :dirty -> Native.store_put_dirty(s, e)
+      skip when skip in [:dirty, :invalid] -> Native.store_put_dirty(s, e)
       result -> result
     end
   end
@@ -204,7 +205,11 @@ defmodule ElixirScope.Foundation.NativeStoreTest do
     s = new_store(1)
     assert {:error, {:invalid_input, detail}} = Native.store_put(s, event(1 <<< 64))
     assert is_binary(detail)
-    assert {:error, {:invalid_input, _}} = Native.store_put(s, %{event(1) | correlation_id: 5})
+    bad_cid = %{event(1) | correlation_id: 5}
+    assert :invalid = Native.store_put(s, bad_cid)
+    assert :invalid = Native.store_put_batch(s, [event(2), bad_cid])
+    assert {:error, {:invalid_input, _}} = Native.store_put_dirty(s, bad_cid)
+    assert Native.store_get(s, 2) == nil
 
     results = for i <- 1..2000, do: Native.store_put_async(s, event(i))
     assert Enum.any?(results, &match?({:error, {:queue_full, _}}, &1))

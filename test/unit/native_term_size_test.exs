@@ -84,7 +84,7 @@ defmodule ElixirScope.Foundation.NativeTermSizeTest do
     end
   end
 
-  describe "routing through the public API (README, Scheduler safety)" do
+  describe "routing through the public API (docs/architecture.md, Scheduler safety)" do
     defp calls(fun), do: NativeCalls.traced(fun, "term_size_")
     defp event(data), do: %Event{event_id: 1, event_type: :test, timestamp: 1, data: data}
 

@@ -51,8 +51,8 @@ defmodule ElixirScope.Foundation.ServiceRegistryTest do
     end
 
     test "debug_registry logging is read at call time", %{ns: ns} do
-      Application.put_env(:elixir_scope, :debug_registry, true)
-      on_exit(fn -> Application.put_env(:elixir_scope, :debug_registry, false) end)
+      Application.put_env(:elixir_scope_foundation, :debug_registry, true)
+      on_exit(fn -> Application.put_env(:elixir_scope_foundation, :debug_registry, false) end)
       assert ServiceRegistry.register(ns, :dbg, agent()) == :ok
       assert ServiceRegistry.unregister(ns, :dbg) == :ok
     end

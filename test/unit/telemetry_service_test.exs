@@ -31,7 +31,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
-  describe "get_metrics/1 shape (API.md 17.1)" do
+  describe "get_metrics/1 nested shape" do
     test "nests names, exposes the four foundation counters as call counts" do
       {ns, _} = start()
       opts = [namespace: ns]
@@ -209,7 +209,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
-  describe "server messages (API.md 17.2)" do
+  describe "server messages addressed to the pid" do
     test "answer like the public functions and act on their own namespace" do
       {ns, pid} = start()
       GenServer.cast(pid, {:execute_event, [:e], %{gauge: 3}, %{via: :cast}})
@@ -381,7 +381,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
   describe "reset_state/1" do
     test "forbidden outside test mode (checked in the caller and in the server)" do
       {ns, pid} = start()
-      Application.put_env(:elixir_scope, :test_mode, false)
+      Application.put_env(:elixir_scope_foundation, :test_mode, false)
 
       try do
         expected = %{
@@ -398,7 +398,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
         assert Map.take(e1, Map.keys(expected)) == expected
         assert Map.take(e2, Map.keys(expected)) == expected
       after
-        Application.put_env(:elixir_scope, :test_mode, true)
+        Application.put_env(:elixir_scope_foundation, :test_mode, true)
       end
     end
 

@@ -5,7 +5,7 @@ defmodule ElixirScope.Foundation.Types.ConfigTest do
 
   doctest Config
 
-  # API.md section 3
+  # The defaults of the original `%Types.Config{}`.
   @defaults %{
     ai: %{
       provider: :mock,

@@ -7,15 +7,31 @@ defmodule ElixirScope.Foundation.Application do
   #   ConfigServer, EventStore, TelemetryService   namespace :production
   #   ElixirScope.Foundation.TaskSupervisor
   #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
-  #   TestSupervisor               only when :elixir_scope :test_mode is true at start
+  #   TestSupervisor               only when :test_mode is true at start
+  # A configuration the config server would reject stops the start here, with
+  # the offending key named (the server's own error cannot name it).
   use Application
 
+  require Logger
+
   alias ElixirScope.Foundation.Config.GracefulDegradation
+  alias ElixirScope.Foundation.Env
   alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services
 
   @impl true
   def start(_type, _args) do
+    case Env.check_config() do
+      :ok ->
+        start_supervisor()
+
+      {:error, message} ->
+        Logger.error("ElixirScope.Foundation not started: " <> message)
+        {:error, {:invalid_config, message}}
+    end
+  end
+
+  defp start_supervisor do
     children =
       [
         ProcessRegistry.Owner,
@@ -35,7 +51,7 @@ defmodule ElixirScope.Foundation.Application do
   end
 
   defp test_children do
-    if Application.get_env(:elixir_scope, :test_mode, false),
+    if Env.get(:test_mode, false),
       do: [ElixirScope.Foundation.TestSupervisor],
       else: []
   end

@@ -310,7 +310,7 @@ defmodule ElixirScope.Foundation.Error do
     )
   end
 
-  # First match wins (API.md 6.1).
+  # Retry strategy by error type, then severity; the first matching clause wins.
   defp retry_strategy(type, _severity) when type in [:timeout, :network_error],
     do: :exponential_backoff
 

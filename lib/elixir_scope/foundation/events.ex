@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Events do
   @moduledoc """
-  Public API for events (API.md section 18.3): building events (delegated to
+  Public API for events: building events (delegated to
   `ElixirScope.Foundation.Logic.EventLogic`), serialization, and storage and
   queries (delegated to `ElixirScope.Foundation.Services.EventStore`, which
   calls the Rust store from the caller's process).
@@ -22,7 +22,7 @@ defmodule ElixirScope.Foundation.Events do
   """
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
-  alias ElixirScope.Foundation.Cluster
+  alias ElixirScope.Foundation.{Cluster, EventArg}
   alias ElixirScope.Foundation.Logic.EventLogic
   alias ElixirScope.Foundation.Services.EventStore
   alias ElixirScope.Foundation.Types.{Error, Event}
@@ -96,7 +96,7 @@ defmodule ElixirScope.Foundation.Events do
 
   @doc "Compressed external term format of the event."
   @spec serialize(Event.t()) :: {:ok, binary()} | {:error, Error.t()}
-  def serialize(event), do: EventLogic.serialize_event(event)
+  def serialize(event), do: EventLogic.serialize_event(EventArg.check!(event))
 
   @doc "Decodes and validates a serialized event (`:deserialization_failed` on garbage)."
   @spec deserialize(binary()) :: event_result()
@@ -104,7 +104,8 @@ defmodule ElixirScope.Foundation.Events do
 
   @doc "Byte size of `serialize/1`'s output."
   @spec serialized_size(Event.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
-  def serialized_size(event), do: EventLogic.calculate_serialized_size(event)
+  def serialized_size(event),
+    do: EventLogic.calculate_serialized_size(EventArg.check!(event))
 
   @doc "Stores an event; returns its id."
   @impl true

@@ -32,9 +32,10 @@ defmodule ElixirScope.Foundation.Native do
     Logger.error("""
     ElixirScope.Foundation could not load its native library #{path}.so \
     (#{inspect(reason)}: #{text}).
-    Build it with `mix compile` (needs Rust's cargo on the PATH), or run \
-    `cargo build --release -p foundation_nif` in the elixir_scope_foundation \
-    directory and recompile.
+    Build it with `mix compile` (needs Rust >= 1.91: https://rustup.rs), or \
+    install a prebuilt archive with \
+    `ELIXIR_SCOPE_FOUNDATION_PREBUILT=DIR mix compile` (archives made by \
+    `mix elixir_scope_foundation.nif.package`).
     """)
 
     {:error, reason}
@@ -67,6 +68,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_set_limits(_store, _max_events, _max_age_ms), do: :erlang.nif_error(:not_loaded)
   def store_put(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
+  def store_check_batch(_events), do: :erlang.nif_error(:not_loaded)
   def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_get(_store, _id), do: :erlang.nif_error(:not_loaded)
   def store_get_by_correlation(_store, _cid, _max), do: :erlang.nif_error(:not_loaded)

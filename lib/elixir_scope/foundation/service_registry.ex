@@ -17,7 +17,7 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
       Measurements: `%{duration: integer}` (native time units, > 0).
       Metadata: `%{namespace: namespace, service: atom, result: :ok | :error}`.
 
-  `:debug_registry` (in the `:elixir_scope` app env, read at call time) only
+  `:debug_registry` (app env, see `ElixirScope.Foundation.Env`; read at call time) only
   adds debug logs; `:test_mode` silences the info logs of
   `cleanup_test_namespace/1`.
   """
@@ -273,12 +273,12 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
   end
 
   defp debug(message_fun) do
-    if Application.get_env(:elixir_scope, :debug_registry, false), do: Logger.debug(message_fun)
+    if ElixirScope.Foundation.Env.get(:debug_registry, false), do: Logger.debug(message_fun)
     :ok
   end
 
   defp info(message_fun) do
-    unless Application.get_env(:elixir_scope, :test_mode, false), do: Logger.info(message_fun)
+    unless ElixirScope.Foundation.Env.get(:test_mode, false), do: Logger.info(message_fun)
     :ok
   end
 end

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Telemetry do
   @moduledoc """
-  Public telemetry API (API.md 18.4): delegates to
+  Public telemetry API: delegates to
   `ElixirScope.Foundation.Services.TelemetryService` and adds helpers for
   function timing, performance gauges and system-event counters.
 
@@ -52,9 +52,9 @@ defmodule ElixirScope.Foundation.Telemetry do
   def emit_gauge(name, value, metadata), do: TelemetryService.emit_gauge(name, value, metadata)
 
   @doc """
-  All metrics, nested by name segments. With `scope: :cluster` (and
-  `timeout: ms`): `{:ok, %{node => metrics}}` for every node of the
-  cluster, or `{:partial, map, failed}` (see
+  All metrics, nested by event name (see `TelemetryService.get_metrics/1`).
+  With `scope: :cluster` (and `timeout: ms`): `{:ok, %{node => metrics}}`
+  for every node of the cluster, or `{:partial, map, failed}` (see
   `ElixirScope.Foundation.Cluster`).
   """
   @spec get_metrics(Cluster.opts()) ::
@@ -109,7 +109,7 @@ defmodule ElixirScope.Foundation.Telemetry do
   `get_in(result, pattern) == get_in(all, pattern)`). `[]` returns
   everything; a pattern that matches nothing gives `{:ok, %{}}`.
 
-  The original raised `FunctionClauseError` on every call; see the README.
+  The original raised `FunctionClauseError` on every call; see `docs/compatibility.md`.
 
       {:ok, %{vm: %{memory: _}}} = get_metrics_for([:vm, :memory])
   """

@@ -2,11 +2,12 @@ defmodule ElixirScope.Foundation.TermSize do
   @moduledoc false
   # `:erlang.external_size/1` that never holds a normal scheduler long.
   #
-  # The BIF does not yield: ~1 MB of data made of ~36k small tuples keeps a
-  # scheduler 1.3-2 ms. Scalars and terms of at most a few thousand terms
-  # (`Native.term_size_small/1`, a bounded walk) still use the BIF; bigger
-  # ones (or ones holding a fun) are sized by `Native.term_size_exact/1` on
-  # a dirty CPU scheduler, which returns the same number.
+  # The BIF does not yield, and on about 1 MB of small tuples it holds the
+  # scheduler past the ~1 ms budget (docs/benchmarks.md). Scalars and terms
+  # of at most a few thousand terms (`Native.term_size_small/1`, a bounded
+  # walk) still use the BIF; bigger ones (or ones holding a fun) are sized
+  # by `Native.term_size_exact/1` on a dirty CPU scheduler, which returns
+  # the same number.
 
   alias ElixirScope.Foundation.Native
 

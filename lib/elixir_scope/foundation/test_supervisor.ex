@@ -3,7 +3,7 @@ defmodule ElixirScope.Foundation.TestSupervisor do
   A `DynamicSupervisor` for service instances in isolated `{:test, ref}`
   namespaces (the library's counterpart of the original's
   `ElixirScope.TestSupport.TestSupervisor`). The application starts it when
-  `:test_mode` is true in the `:elixir_scope` env; a host can also start it
+  the `:test_mode` app env is true; a host can also start it
   in its own tree.
 
       ref = make_ref()

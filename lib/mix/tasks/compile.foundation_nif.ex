@@ -1,44 +1,126 @@
 defmodule Mix.Tasks.Compile.FoundationNif do
   @moduledoc """
-  Builds the Rust NIF library with cargo and installs it in `priv/native/`.
+  Installs the Rust NIF library in `priv/native/foundation_nif.so`: from a
+  prebuilt archive when one is configured, else built from source with cargo.
 
-  Listed in `compilers:` of `mix.exs`. It runs
-  `cargo build --release -p foundation_nif` only when a file under `native/`,
-  `Cargo.toml` or `Cargo.lock` is newer than the installed library, then
-  replaces `priv/native/foundation_nif.so` (deleting the old file first so a
-  running VM never sees a half-written library).
+  Listed in `compilers:` of `mix.exs`, after the Elixir compiler. The library
+  is replaced by deleting the old file first, so a running VM never sees a
+  half-written one.
 
-  Environment:
+  ## Where the library comes from
 
-    * `FOUNDATION_NIF_SKIP` - when set to `1`, the task does nothing (for
-      environments that ship a prebuilt library).
-    * `CARGO` - the cargo executable to run (default: `cargo` on the PATH).
+    * `ELIXIR_SCOPE_FOUNDATION_PREBUILT=DIR` - install from a directory made by
+      `mix elixir_scope_foundation.nif.package`: the archive for this machine's
+      target with the highest NIF version not above the VM's, after checking
+      its sha256 against `checksum-elixir_scope_foundation.exs`. No Rust
+      needed. Give an absolute path (when the library is a dependency, mix
+      compiles it from the dependency's own directory).
+    * `ELIXIR_SCOPE_FOUNDATION_BUILD=1` - build with cargo even when
+      `ELIXIR_SCOPE_FOUNDATION_PREBUILT` is set.
+    * otherwise - `cargo build --release -p foundation_nif`, only when a file
+      under `native/`, `Cargo.toml` or `Cargo.lock` is newer than the
+      installed library. Needs rustc >= 1.91; cargo's progress is shown.
+
+  ## Other environment variables
+
+    * `ELIXIR_SCOPE_FOUNDATION_NIF_FEATURES` - extra cargo features, comma
+      separated (e.g. `test-support` for a benchmark that reads the native
+      heap counter outside MIX_ENV=test). `MIX_ENV=test` builds of this
+      project turn `test-support` on by themselves.
+    * `FOUNDATION_NIF_SKIP=1` - do nothing (the library is put in place by
+      other means).
+    * `CARGO`, `RUSTC`, `CARGO_TARGET_DIR` - as for cargo itself.
   """
   use Mix.Task.Compiler
 
-  @crate "foundation_nif"
+  alias ElixirScope.Foundation.NifBuild.{Archive, Cargo, Target}
 
   @impl Mix.Task.Compiler
   def run(_args) do
-    root = project_root()
-    target = library_path()
-
-    cond do
-      System.get_env("FOUNDATION_NIF_SKIP") == "1" -> {:noop, []}
-      up_to_date?(root, target) -> {:noop, []}
-      true -> build(root, target)
+    if System.get_env("FOUNDATION_NIF_SKIP") == "1" do
+      {:noop, []}
+    else
+      case source() do
+        {:prebuilt, dir} -> install_prebuilt(dir)
+        :cargo -> build_from_source()
+      end
     end
   end
 
   @impl Mix.Task.Compiler
+  def manifests, do: [manifest_path()]
+
+  @impl Mix.Task.Compiler
   def clean do
     _ = File.rm(library_path())
+    _ = File.rm(manifest_path())
     :ok
   end
 
   @doc false
   def library_path do
-    Path.join([Mix.Project.app_path(), "priv", "native", @crate <> ".so"])
+    Path.join([Mix.Project.app_path(), "priv", "native", Cargo.crate() <> ".so"])
+  end
+
+  defp manifest_path, do: Path.join(Mix.Project.manifest_path(), "compile.foundation_nif")
+
+  defp source do
+    prebuilt = System.get_env("ELIXIR_SCOPE_FOUNDATION_PREBUILT")
+
+    cond do
+      System.get_env("ELIXIR_SCOPE_FOUNDATION_BUILD") in ["1", "true"] -> :cargo
+      prebuilt in [nil, ""] -> :cargo
+      true -> {:prebuilt, Path.expand(prebuilt)}
+    end
+  end
+
+  # prebuilt archive
+
+  defp install_prebuilt(dir) do
+    version = Mix.Project.config()[:version]
+
+    case Archive.unpack(dir, version, Target.current(), Target.nif_version()) do
+      {:ok, %{file: file, checksum: checksum, library: library}} ->
+        stamp = "prebuilt #{file} #{checksum}"
+
+        if stamp == read_manifest() and File.regular?(library_path()) do
+          {:noop, []}
+        else
+          Mix.shell().info("Installing prebuilt NIF #{file} from #{dir}")
+          install(fn target -> File.write(target, library) end, stamp)
+        end
+
+      {:error, message} ->
+        failure(message)
+    end
+  end
+
+  # cargo build
+
+  defp build_from_source do
+    root = project_root()
+    features = features()
+    stamp = "cargo features=#{Enum.join(features, ",")}"
+
+    if stamp == read_manifest() and up_to_date?(root, library_path()) do
+      {:noop, []}
+    else
+      case Cargo.build(root, features) do
+        {:ok, built} -> install(fn target -> File.cp(built, target) end, stamp)
+        {:error, message} -> failure(message)
+      end
+    end
+  end
+
+  defp features do
+    extra =
+      (System.get_env("ELIXIR_SCOPE_FOUNDATION_NIF_FEATURES") || "")
+      |> String.split(",", trim: true)
+      |> Enum.map(&String.trim/1)
+
+    if(Mix.env() == :test, do: ["test-support" | extra], else: extra)
+    |> Enum.uniq()
+    |> Enum.sort()
   end
 
   defp project_root, do: Path.dirname(Mix.Project.project_file())
@@ -64,36 +146,29 @@ defmodule Mix.Tasks.Compile.FoundationNif do
     |> Enum.max(fn -> 0 end)
   end
 
-  defp build(root, target) do
-    cargo = System.get_env("CARGO") || System.find_executable("cargo")
+  # installing
 
-    if cargo do
-      Mix.shell().info("Compiling NIF crate #{@crate} (cargo build --release)")
-      args = ["build", "--release", "--quiet", "-p", @crate]
+  defp install(write, stamp) do
+    target = library_path()
+    File.mkdir_p!(Path.dirname(target))
+    _ = File.rm(target)
 
-      case System.cmd(cargo, args, cd: root, stderr_to_stdout: true, into: IO.stream()) do
-        {_, 0} -> install(root, target)
-        {_, status} -> failure("cargo build failed with exit status #{status}")
-      end
-    else
-      failure("cargo not found: install Rust (https://rustup.rs) to build #{@crate}")
+    case write.(target) do
+      :ok ->
+        File.mkdir_p!(Path.dirname(manifest_path()))
+        File.write!(manifest_path(), stamp)
+        unload_native()
+        {:ok, []}
+
+      {:error, reason} ->
+        failure("cannot write #{target}: #{:file.format_error(reason)}")
     end
   end
 
-  defp install(root, target) do
-    source =
-      ["lib#{@crate}.so", "lib#{@crate}.dylib", "#{@crate}.dll"]
-      |> Enum.map(&Path.join([cargo_target_dir(root), "release", &1]))
-      |> Enum.find(&File.exists?/1)
-
-    if source do
-      File.mkdir_p!(Path.dirname(target))
-      _ = File.rm(target)
-      File.cp!(source, target)
-      unload_native()
-      {:ok, []}
-    else
-      failure("cargo finished but no library for #{@crate} was found")
+  defp read_manifest do
+    case File.read(manifest_path()) do
+      {:ok, stamp} -> stamp
+      {:error, _} -> nil
     end
   end
 
@@ -110,10 +185,6 @@ defmodule Mix.Tasks.Compile.FoundationNif do
     end
 
     :ok
-  end
-
-  defp cargo_target_dir(root) do
-    System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
   end
 
   defp failure(message) do

@@ -2,7 +2,7 @@
 //! kind atom in the NIF crate and to one `%Types.Error{}` shape in Elixir.
 
 /// Errors the core reports. Variants carry data; messages are the exact
-/// strings the Elixir contract (API.md) promises, produced by `Display`.
+/// strings the original Elixir layer returned, produced by `Display`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CoreError {
     /// Input that cannot be converted (too deep, improper list, ...).
@@ -14,10 +14,10 @@ pub enum CoreError {
     /// The event store was closed (`Store::close`): it takes no more writes.
     #[error("Event store not available")]
     Closed,
-    /// A configuration failed ConfigValidator (API.md section 8).
+    /// A configuration failed the ConfigValidator rules.
     #[error(transparent)]
     Config(#[from] crate::validation::ConfigError),
-    /// An event failed EventValidator (API.md section 9).
+    /// An event failed the EventValidator rules.
     #[error(transparent)]
     Event(#[from] crate::validation::EventRule),
     /// The work exceeds the byte budget (`.0`) of a normal-scheduler call:

@@ -1,6 +1,6 @@
 //! Property tests: the metric store (with its atomic counter fast path)
 //! merges measurements exactly like a plain sequential model of the
-//! recording rules in API.md section 17.
+//! TelemetryService recording rules.
 
 use foundation_core::metrics::{Key, Measure, Metrics};
 use proptest::prelude::*;

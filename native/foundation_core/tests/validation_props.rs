@@ -1,5 +1,5 @@
 //! Property tests: random configs and events against a table-driven model of
-//! the API.md section 8/9 rules (written independently of the validators).
+//! the ConfigValidator/EventValidator rules (written independently of the validators).
 
 use foundation_core::validation::config::{validate_config, ConfigError, ConfigRule};
 use foundation_core::validation::event::{self, EventFields, EventRule, Field, MAX_DATA_SIZE};

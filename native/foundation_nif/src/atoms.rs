@@ -11,10 +11,12 @@ rustler::atoms! {
     handler,
     // scheduling (budget.rs): over the normal-scheduler budget, call the dirty twin
     dirty,
+    // a store NIF's input fails validation: validate in Elixir for the error
+    invalid,
     // error kinds (see `error.rs`; mapped to %Types.Error{} by Error.from_native/2)
     invalid_input,
     internal_error,
-    // validation (h2): error kinds
+    // validation: error kinds
     config_validation_failed,
     invalid_config_value,
     invalid_ai_provider,
@@ -26,7 +28,7 @@ rustler::atoms! {
     type_mismatch,
     data_too_large,
     invalid_event_type,
-    // validation (h2): event fields and struct tags
+    // validation: event fields and struct tags
     event_id,
     event_type,
     timestamp,
@@ -36,7 +38,7 @@ rustler::atoms! {
     correlation_id,
     parent_id,
     data,
-    // store (h3): stats keys, queue error kind, event struct name
+    // store: stats keys, queue error kind, event struct name
     current_event_count,
     events_stored,
     events_pruned,
@@ -47,7 +49,7 @@ rustler::atoms! {
     async_queue_len,
     max_id,
     timestamp_desc,
-    // store (h3): DateTime fields (wall_time packing)
+    // store: DateTime fields (wall_time packing)
     calendar_iso = "Elixir.Calendar.ISO",
     calendar,
     year,

@@ -1,11 +1,12 @@
 //! Size-based scheduling: how much term work a NIF may do on a normal
 //! scheduler before it must hand the call to its `DirtyCpu` twin.
 //!
-//! Encoding or decoding 64 KiB of event data takes ~0.3-0.5 ms here (a 1 MB
-//! event: 5-15 ms), so `NORMAL_BYTES` keeps a normal-scheduler call near the
-//! ~1 ms rule of STYLE.md 2.5 while the small, common calls (an event of a
-//! few hundred bytes, a counter bump) never pay the dirty hop, which cut
-//! throughput 5-10x when every call took it (README, "Scheduler safety").
+//! The cost of encoding or decoding event data grows with its size, so
+//! `NORMAL_BYTES` keeps a normal-scheduler call under the ~1 ms a NIF may
+//! hold a scheduler, while the small, common calls (an event of a few
+//! hundred bytes, a counter bump) never pay the dirty hop, which costs
+//! several times their own work (figures in docs/benchmarks.md; design in
+//! docs/architecture.md, "Scheduler safety").
 //!
 //! A normal NIF that would exceed the budget does nothing and answers
 //! `:dirty` (`Routed::Dirty`); the Elixir wrapper then calls the dirty twin,
@@ -39,6 +40,10 @@ const WORD: usize = 8;
 pub enum Routed<T> {
     Done(T),
     Dirty,
+    /// A write whose input would fail validation (or whose data size is
+    /// too close to the limit to tell cheaply): nothing was done; the
+    /// caller validates exactly, then uses the `*_dirty` twin.
+    Invalid,
 }
 
 impl<T> Routed<T> {
@@ -47,6 +52,7 @@ impl<T> Routed<T> {
         match self {
             Routed::Done(value) => Routed::Done(f(value)),
             Routed::Dirty => Routed::Dirty,
+            Routed::Invalid => Routed::Invalid,
         }
     }
 }
@@ -56,6 +62,7 @@ impl<T: Encoder> Encoder for Routed<T> {
         match self {
             Routed::Done(value) => value.encode(env),
             Routed::Dirty => atoms::dirty().encode(env),
+            Routed::Invalid => atoms::invalid().encode(env),
         }
     }
 }
@@ -138,6 +145,40 @@ pub enum Atoms {
     Spelled,
 }
 
+/// An upper bound of `:erlang.external_size(term)`, or `None` when the
+/// bound would exceed `limit` or the term holds something not bounded
+/// cheaply (a fun, a bitstring, a bignum beyond 128 bits). Each term counts
+/// the most its external form can take: a binary its length plus a 6-byte
+/// header, an integer 11 bytes (19 beyond 64 bits), a float 31, an atom
+/// twice its spelled size (UTF-8 doubles a Latin-1 character at most), a
+/// pid, port or reference `REMOTE_ID_BOUND` (its node atom may be long),
+/// and every list cell, tuple and map a 5-byte header. Callers bound the
+/// walk first (`measure`), so it visits few terms.
+pub fn external_size_bound(term: Term, limit: usize) -> Option<usize> {
+    let mut total = 1usize;
+    let mut stack = Vec::with_capacity(16);
+    stack.push(term);
+    while let Some(t) = stack.pop() {
+        let cost = match t.get_type() {
+            TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(6),
+            TermType::Integer => integer(t)? + 3,
+            TermType::Float => 31,
+            TermType::Atom => 2 * spelled_atom(t),
+            TermType::Pid | TermType::Port | TermType::Ref => REMOTE_ID_BOUND,
+            TermType::List => list_cell(t, &mut stack)? - WORD + 5,
+            TermType::Tuple => tuple_items(t, usize::MAX, &mut stack)? - WORD + 5,
+            TermType::Map => map_items(t, usize::MAX, &mut stack)? - WORD + 5,
+            _ => return None,
+        };
+        total = total.checked_add(cost).filter(|&t| t <= limit)?;
+    }
+    Some(total)
+}
+
+/// The largest external form of a pid, port or reference: a tag, a node
+/// atom of up to 255 four-byte characters, and up to five 32-bit words.
+const REMOTE_ID_BOUND: usize = 1 + 3 + 255 * 4 + 4 + 5 * 4;
+
 /// `measure`, with atoms counted as `atoms` says.
 pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
     let mut left = budget;
@@ -163,7 +204,7 @@ pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
 /// The external-format bytes of atom `t`: its Latin-1 length plus a
 /// 3-byte header; an atom beyond Latin-1 counts as the longest UTF-8
 /// spelling (255 characters of 4 bytes).
-fn spelled_atom(t: Term) -> usize {
+pub(crate) fn spelled_atom(t: Term) -> usize {
     let mut len: c_uint = 0;
     let env = t.get_env();
     // SAFETY: `t` is a live atom term of `env`; the call only reads it.
@@ -182,11 +223,11 @@ fn spelled_atom(t: Term) -> usize {
 /// Tells the VM how long a normal NIF ran, so a process calling such NIFs
 /// in a loop is preempted (a NIF call costs almost no reductions
 /// otherwise). The erl_nif docs call a timeslice ~1 ms; we count 0.5 ms as
-/// a whole one (5 µs per percent), which halved the wait of other processes
-/// behind a 10 000-event `store_batch` (README, "Scheduler safety"). Time,
-/// not bytes: a
-/// small event costs ~6 µs for ~200 bytes (per-event overhead), a big one
-/// ~5 ns per byte, so bytes would misjudge small-event batches by ~5x.
+/// a whole one (5 µs per percent), so other processes wait less behind a
+/// long `store_batch` loop (docs/architecture.md, "Scheduler safety").
+/// Time, not bytes: a small event's cost is dominated by its fixed
+/// per-event overhead and a big one's by its size, so a byte count would
+/// badly underrate batches of small events.
 fn consume(env: Env, elapsed: Duration) {
     let percent = elapsed.as_micros().div_ceil(5).clamp(1, 100);
     // The answer (timeslice exhausted) needs no action: we return next.
@@ -195,7 +236,7 @@ fn consume(env: Env, elapsed: Duration) {
 
 /// Two words up to 128 bits (compared as terms: decoding a bignum would
 /// encode it whole); `None` beyond.
-fn integer(t: Term) -> Option<usize> {
+pub(crate) fn integer(t: Term) -> Option<usize> {
     if t.decode::<i64>().is_ok() {
         return Some(WORD);
     }

@@ -2,7 +2,7 @@
 //!
 //! `:erlang.binary_to_term(binary, [:safe])` inflates a compressed binary
 //! (`<<131, 80, Size::32, ZlibStream>>`) in slices of several ms on the
-//! calling normal scheduler (3-7 ms for a 1 MB event). Binaries whose
+//! calling normal scheduler (several ms for a 1 MB event). Binaries whose
 //! decoded size is small keep that BIF; the Elixir side reads the size
 //! from the header in O(1) and sends bigger ones to `deserialize_dirty/1`,
 //! which inflates like erts (`foundation_core::etf::decompress`, the same

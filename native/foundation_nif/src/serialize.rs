@@ -17,7 +17,8 @@ use std::mem::MaybeUninit;
 
 /// Input size (as `budget::measure` counts it) up to which the BIF runs on
 /// the caller's normal scheduler: 8 KiB is about 1 000 small terms, whose
-/// compressed encoding takes ~0.1-0.2 ms and whose walk ~10 µs.
+/// walk and compressed encoding stay well under the ~1 ms budget
+/// (docs/benchmarks.md).
 pub const FITS_BYTES: usize = 8 * 1024;
 
 /// `true` when `term` is small enough for `:erlang.term_to_binary/2` on a

@@ -4,13 +4,14 @@
 //! input is bounded on normal schedulers, by count (batches are chunked by
 //! the caller; queries with a small limit and small correlation groups) and
 //! by bytes (`budget::NORMAL_BYTES`), and dirty otherwise: decoding terms
-//! on a dirty scheduler costs ~2x (every allocation becomes a heap
-//! fragment), measured in bench/event_store.exs.
+//! on a dirty scheduler costs more (every allocation becomes a heap
+//! fragment), so small work stays on the normal schedulers.
 
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
 use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
+use crate::validation;
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 
@@ -56,10 +57,38 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
 // of input (measured by a bounded walk) or of stored payloads, and its
 // `*_dirty` twin runs the same inner function on a dirty CPU scheduler.
 
+// The normal-scheduler writes also validate (`validation::passes`), so a
+// valid event is checked and stored in one call; anything else answers
+// `:invalid` having done nothing, and the caller validates exactly (for the
+// error) before its dirty twin, which does not validate again.
+
 #[rustler::nif]
 fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>) -> Put<u64> {
-    let size = || budget::measure(event, NORMAL_BYTES);
-    Sched::Normal.run(env, size, || put(&store, event))
+    checked(env, event, false, || put(&store, event))
+}
+
+/// Runs `f` on a normal scheduler when `input` (an event, or a list of
+/// them when `list`) is within the byte budget and every event passes
+/// validation.
+fn checked<'a, T>(
+    env: Env<'a>,
+    input: Term<'a>,
+    list: bool,
+    f: impl FnOnce() -> NifResult<T>,
+) -> NifResult<Routed<T>> {
+    let Some(bytes) = budget::measure(input, NORMAL_BYTES) else {
+        return Ok(Routed::Dirty);
+    };
+    let valid = match list {
+        true => list_terms(input)?.into_iter().try_fold(true, |all, e| {
+            Ok::<_, rustler::Error>(validation::passes(e)? && all)
+        })?,
+        false => validation::passes(input)?,
+    };
+    match valid {
+        true => Sched::Normal.run(env, || Some(bytes), f),
+        false => Ok(Routed::Invalid),
+    }
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -73,15 +102,21 @@ fn put(store: &StoreHandle, event: Term) -> NifResult<NifOutcome<u64>> {
         .map_err(Into::into))
 }
 
-/// The caller sends chunks of at most 64 events.
+/// The caller sends chunks of a bounded count (see `EventStore`).
 #[rustler::nif]
 fn store_put_batch<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreHandle>,
     events: Term<'a>,
 ) -> Put<Vec<u64>> {
-    let size = || budget::measure(events, NORMAL_BYTES);
-    Sched::Normal.run(env, size, || put_batch(&store, events))
+    checked(env, events, true, || put_batch(&store, events))
+}
+
+/// Validates a chunk of a batch without storing it: `:ok`, `:invalid` (run
+/// the exact validation) or `:dirty` (over the budget: validate in Elixir).
+#[rustler::nif]
+fn store_check_batch<'a>(env: Env<'a>, events: Term<'a>) -> NifResult<Routed<Atom>> {
+    checked(env, events, true, || Ok(atoms::ok()))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -106,8 +141,7 @@ fn store_put_async<'a>(
     store: ResourceArc<StoreHandle>,
     event: Term<'a>,
 ) -> Put<Atom> {
-    let size = || budget::measure(event, NORMAL_BYTES);
-    Sched::Normal.run(env, size, || put_async(&store, event))
+    checked(env, event, false, || put_async(&store, event))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

@@ -119,7 +119,8 @@ pub fn query_from(
     let order = match order {
         o if o == atoms::timestamp() => Order::Timestamp,
         o if o == atoms::timestamp_desc() => Order::TimestampDesc,
-        _ => Order::Id,
+        o if o == atoms::event_id() => Order::Id,
+        _ => Order::Unordered,
     };
     let limit = (limit > 0).then_some(limit);
     Ok(Query {

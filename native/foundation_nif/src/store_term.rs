@@ -74,8 +74,8 @@ pub(crate) fn date_time_keys() -> [Atom; 13] {
 }
 
 /// Terms written natively per event at most: past it, per-term enif calls
-/// cost more than the VM's own `term_to_binary`/`binary_to_term` (a list
-/// of 300k integers took ~1.5x as long both ways), so the caller stores
+/// cost more than the VM's own `term_to_binary`/`binary_to_term` (a very
+/// long list is slower both ways), so the caller stores
 /// such an event as external term format instead. ~35 for a usual event.
 pub const MAX_TERMS: usize = 4096;
 
@@ -92,7 +92,7 @@ pub fn encode(term: Term, out: &mut Vec<u8>) -> bool {
 }
 
 /// Walks terms with raw enif_* calls where rustler would allocate (tuple
-/// element Vecs, collected map pairs): allocation was most of an encode.
+/// element Vecs, collected map pairs): allocation would be most of an encode.
 struct Writer<'a, 'o> {
     env: Env<'a>,
     out: &'o mut Vec<u8>,

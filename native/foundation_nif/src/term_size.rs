@@ -1,7 +1,8 @@
 //! Exact `:erlang.external_size/1` without holding a normal scheduler long.
 //!
-//! `external_size/1` is a BIF that does not yield: on ~1 MB of event data
-//! made of ~36k small tuples it runs 1.3-2 ms. `term_size_small` (normal
+//! `external_size/1` is a BIF that does not yield: on about 1 MB of event
+//! data made of small tuples it runs past the ~1 ms budget (figures in
+//! docs/benchmarks.md). `term_size_small` (normal
 //! scheduler) walks a bounded number of terms (`SMALL_UNITS`) and answers
 //! whether the term is small enough for the BIF to stay cheap; for a
 //! bigger one (or one holding a fun) the Elixir side
@@ -17,11 +18,11 @@ use rustler::{Error, NifResult, Term, TermType};
 use std::mem::MaybeUninit;
 
 /// Work units `term_size_small` spends at most: one per term, plus
-/// `MAP_ENTRY` per map entry. A list or tuple term costs the walk ~4-7 ns,
-/// a map entry ~28 ns (the map iterator), `external_size/1` ~2-4 ns a
-/// term: a `true` answer costs at most ~10-17 µs of walking and ~3-9 µs
-/// of BIF (measured on the 2-core machine under load). Bigger terms pay
-/// the dirty hop and an encoding (~10-20 ns a term) instead.
+/// `MAP_ENTRY` per map entry (a map entry costs the walk several times a
+/// list cell, through the map iterator). At this bound a `true` answer
+/// costs tens of µs of walking plus the BIF, far below the ~1 ms budget
+/// (docs/benchmarks.md). Bigger terms pay the dirty hop and an encoding
+/// instead.
 const SMALL_UNITS: usize = 2048;
 
 /// Units of a map entry (its key and value count as terms on top).
@@ -70,7 +71,7 @@ fn fits(term: Term, budget: usize) -> bool {
 /// Primary tags of a term word (erts `erl_term.h`, unchanged since the
 /// 1990s): a non-empty list cell, or an immediate (small integer, atom,
 /// local pid or port, `[]`). Reading the tag saves an `enif_term_type`
-/// call per leaf and cell (~40% of a small map's walk); a wrong answer
+/// call per leaf and cell (a large share of a small map's walk); a wrong answer
 /// could only change which of the two exact paths sizes the term.
 const TAG_LIST: usize = 1;
 const TAG_IMMEDIATE: usize = 3;
@@ -83,7 +84,7 @@ fn primary_tag(t: Term) -> usize {
 
 /// Terms still to visit, in any order: the first `INLINE` in an array on
 /// the native stack, the rest in a `Vec`, so the common small term costs
-/// no allocation (an allocation was a third of a small map's walk).
+/// no allocation (an allocation would be a large share of a small map's walk).
 struct Stack<'a> {
     inline: [Term<'a>; INLINE],
     len: usize,

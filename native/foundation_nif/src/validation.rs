@@ -1,4 +1,4 @@
-//! Validation NIFs: ConfigValidator and EventValidator (API.md sections 8, 9).
+//! Validation NIFs: ConfigValidator and EventValidator.
 //! The core reads config trees through `ConfigTree`, implemented here over
 //! terms (only the keys the rules name are looked up, nothing is copied);
 //! event fields are only classified (`Field`), so `data` is never converted.
@@ -27,7 +27,7 @@ fn config_validate_section(section: Atom, value: Term) -> NifResult<NifOutcome<A
 
 /// Declares the config keys the rules read as atoms made once at load, and
 /// `key_atom/1` mapping a key name to its atom (no atom-table lookup per key:
-/// `Atom::existing_from_str` cost ~250 ns a key).
+/// `Atom::existing_from_str` per key would cost more than the rules).
 macro_rules! config_keys {
     ($($key:ident),* $(,)?) => {
         mod keys {
@@ -185,6 +185,24 @@ fn outcome(check: Result<(), event::EventRule>) -> NifOutcome<Atom> {
     check
         .map(|()| atoms::ok())
         .map_err(|r| CoreError::from(r).into())
+}
+
+/// True when `EventValidator.validate/1` would accept `event`, decided
+/// without measuring `data` exactly: its external size is bounded from
+/// above (`budget::external_size_bound`). `false` means invalid, or too
+/// close to the size limit to tell: the caller then runs the exact
+/// validation. A non-map is a BadArg. Callers bound the event's size first
+/// (`budget::measure`).
+pub fn passes(event: Term) -> NifResult<bool> {
+    if !event.is_map() {
+        return Err(Error::BadArg);
+    }
+    let (Ok(fields), Ok(data)) = (event_fields(event), event.map_get(atoms::data())) else {
+        return Ok(false);
+    };
+    let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
+    Ok(crate::budget::external_size_bound(data, limit)
+        .is_some_and(|size| event::validate_event(&fields, size as u64).is_ok()))
 }
 
 /// Reads the eight checked fields of an `%Event{}` map (missing key: badarg).

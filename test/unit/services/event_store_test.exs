@@ -121,6 +121,22 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       batch = [event(1), Event.empty(), event(3)]
       assert {:error, %Error{error_type: :validation_failed}} = EventStore.store_batch(batch)
       assert {:ok, %{current_event_count: 0}} = EventStore.stats()
+
+      # In the last of several chunks, too.
+      long = for(i <- 1..400, do: event(i)) ++ [%{event(401) | pid: :not_a_pid}]
+      assert {:error, %Error{error_type: :type_mismatch}} = EventStore.store_batch(long)
+      assert {:ok, %{current_event_count: 0}} = EventStore.stats()
+    end
+
+    test "data whose size bound is near the limit is measured exactly" do
+      # 1 000 pids: a few KB in the store, but each pid counts the largest
+      # external form a pid can take, so only the exact size can tell.
+      e = event(7, data: List.duplicate(self(), 1000))
+
+      assert {{:ok, 7}, [:store_put, :store_put_dirty]} =
+               store_calls(fn -> EventStore.store(e) end)
+
+      assert {:ok, ^e} = EventStore.get(7)
     end
   end
 
@@ -151,6 +167,20 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert ids(EventStore.query(%{limit: 0, offset: -1})) == Enum.to_list(1..10)
       assert ids(EventStore.query(%{order_by: :timestamp, limit: 2})) == [10, 9]
       assert ids(EventStore.query(%{order_by: :timestamp_desc, limit: 2})) == [1, 2]
+    end
+
+    test "unordered queries: ascending id up to 32 events, time-index order beyond" do
+      opts = start_isolated(max_events: 0)
+      # Ids ascend while timestamps descend, so the two orders differ.
+      for i <- 1..32, do: {:ok, _} = EventStore.store(event(i, timestamp: 1000 - i), opts)
+      assert ids(EventStore.query(%{limit: 3}, opts)) == [1, 2, 3]
+
+      {:ok, _} = EventStore.store(event(33, timestamp: 1000 - 33), opts)
+      assert ids(EventStore.query(%{limit: 3}, opts)) == [33, 32, 31]
+      assert ids(EventStore.query(%{order_by: :event_id, limit: 3}, opts)) == [1, 2, 3]
+      assert ids(EventStore.query(%{order_by: :bogus, offset: 31}, opts)) == [2, 1]
+      q = %{event_type: :test, time_range: {900, 1000}, limit: 2}
+      assert ids(EventStore.query(q, opts)) == [33, 32]
     end
 
     test "unknown keys are ignored; malformed values are errors, not crashes" do
@@ -209,8 +239,8 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
 
     test "reset_state is forbidden outside test mode" do
-      Application.put_env(:elixir_scope, :test_mode, false)
-      on_exit(fn -> Application.put_env(:elixir_scope, :test_mode, true) end)
+      Application.put_env(:elixir_scope_foundation, :test_mode, false)
+      on_exit(fn -> Application.put_env(:elixir_scope_foundation, :test_mode, true) end)
 
       assert {:error, %Error{code: 3002, error_type: :operation_forbidden}} =
                EventStore.reset_state()
@@ -228,7 +258,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
   end
 
-  describe "server messages (API.md 17.2)" do
+  describe "server messages addressed to the pid" do
     test "a test-namespace pid answers on its own store" do
       opts = start_isolated()
 
@@ -432,7 +462,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     end
   end
 
-  describe "size-based scheduling (README, Scheduler safety)" do
+  describe "size-based scheduling (docs/architecture.md, Scheduler safety)" do
     alias ElixirScope.Foundation.Test.NativeCalls
 
     # ~200 KB of mixed terms: over the 64 KiB normal-scheduler budget.
@@ -491,11 +521,18 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
 
       wait_until(fn -> EventStore.get(1, opts) == {:ok, big} end)
 
-      # 70 small events: three chunks of at most 32, all normal. A chunk
-      # holding a big event goes dirty as a whole; order and ids are kept.
+      # 70 small events: one normal call that validates and stores. 300:
+      # three chunks of at most 128, each validated, then each stored. A
+      # chunk holding a big event goes dirty as a whole; order and ids are
+      # kept.
       smalls = for i <- 10..79, do: event(i, data: %{i: i})
       assert {{:ok, ids}, calls} = store_calls(fn -> EventStore.store_batch(smalls, opts) end)
-      assert {ids, calls} == {Enum.to_list(10..79), List.duplicate(:store_put_batch, 3)}
+      assert {ids, calls} == {Enum.to_list(10..79), [:store_put_batch]}
+
+      more = for i <- 1000..1299, do: event(i, data: %{i: i})
+      assert {{:ok, ids}, calls} = store_calls(fn -> EventStore.store_batch(more, opts) end)
+      assert ids == Enum.to_list(1000..1299)
+      assert calls == List.duplicate(:store_check_batch, 3) ++ List.duplicate(:store_put_batch, 3)
 
       mixed = [event(100), event(101, data: big_data(3)), event(102)]
 

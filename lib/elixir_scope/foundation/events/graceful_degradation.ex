@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Events.GracefulDegradation do
   @moduledoc """
-  Event operations that keep working when the event layer fails (API.md 19.2).
+  Event operations that keep working when the event layer fails.
 
     * `new_event_safe/2` always returns an `%Event{}`: the real one, one built
       from sanitized data, or a minimal placeholder event.

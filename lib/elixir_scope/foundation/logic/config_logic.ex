@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   @moduledoc """
-  Pure configuration logic (API.md section 10): which paths may change at
+  Pure configuration logic: which paths may change at
   run time, updating, reading by path, merging app env and options,
   building and diffing configurations.
 
@@ -8,7 +8,7 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   the ones `ElixirScope.Foundation.Validation.ConfigValidator` returns
   (codes 1001-1004). Validation runs in Rust; the rest is map plumbing that
   stays in Elixir, where it is cheaper than a NIF round trip (see
-  `bench/validation.exs` and the README).
+  `bench/validation.exs` and `docs/benchmarks.md`).
   """
 
   require Logger
@@ -154,14 +154,14 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   end
 
   @doc """
-  `Config.new()` merged with the `:elixir_scope` application env and then
-  `opts`, validated.
+  `Config.new()` merged with the application env (`ElixirScope.Foundation.Env.all/0`:
+  `:elixir_scope_foundation`, else `:elixir_scope`, per key) and then `opts`, validated.
   """
   @spec build_config(keyword()) :: {:ok, Config.t()} | {:error, Error.t()}
   def build_config(opts \\ []) do
     config =
       Config.new()
-      |> merge_env_config(Application.get_all_env(:elixir_scope))
+      |> merge_env_config(ElixirScope.Foundation.Env.all())
       |> merge_opts_config(opts)
 
     case ConfigValidator.validate(config) do

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Logic.EventLogic do
   @moduledoc """
-  Pure event logic (API.md section 11): building events, serialization and
+  Pure event logic: building events, serialization and
   correlation helpers.
 
   Events made here carry **millisecond** monotonic timestamps
@@ -11,7 +11,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   at most ~1 000 terms) call that BIF directly; bigger ones are encoded by
   a dirty CPU NIF with the BEAM's own encoder and zlib settings, because
   the BIF compresses in slices of several milliseconds on the caller's
-  normal scheduler (README, "Scheduler safety"). Deserialization gives the
+  normal scheduler (see "Scheduler safety" in `docs/architecture.md`). Deserialization gives the
   result of `:erlang.binary_to_term(binary, [:safe])`: a binary naming an
   atom this node does not know is rejected with `:deserialization_failed`
   and the atom is not created (the original used `binary_to_term/1`).
@@ -185,9 +185,11 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
 
   # Decoded size (bytes after the version byte; for the compressed form
   # the size its header announces, which bounds the BIF's inflating) up to
-  # which `binary_to_term/2` runs on the caller's normal scheduler: it
-  # costs ~5-12 µs per KiB of event-like data (so <= ~0.75 ms here); bigger
-  # binaries are decoded by a dirty CPU NIF (README, "Scheduler safety").
+  # which `binary_to_term/2` runs on the caller's normal scheduler: its
+  # cost grows with the decoded size, and at this bound it stays within the
+  # ~1 ms a normal-scheduler call may take (docs/benchmarks.md); bigger
+  # binaries are decoded by a dirty CPU NIF (docs/architecture.md,
+  # "Scheduler safety").
   @inline_decode_bytes 64 * 1024
 
   # `:erlang.binary_to_term(binary, [:safe])`, same result and same

@@ -190,14 +190,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def updatable_paths, do: ConfigLogic.updatable_paths()
 
   @doc """
-  Test mode only (`:test_mode` in the `:elixir_scope` env, checked in the
+  Test mode only (the `:test_mode` app env, checked in the
   caller): config rebuilt from the app env, subscribers dropped (and
   demonitored), metrics reset. Otherwise
   `{:error, %Types.Error{code: 5002, error_type: :operation_forbidden}}`.
   """
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
-    if Application.get_env(:elixir_scope, :test_mode, false),
+    if ElixirScope.Foundation.Env.get(:test_mode, false),
       do: call(opts, :reset_state),
       else: {:error, forbidden()}
   end

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.Errors do
   @moduledoc false
-  # The errors the three services share in shape (API.md sections 15-17, 21):
+  # The errors the three services (ConfigServer, EventStore, TelemetryService) share in shape:
   # "service unavailable" and "state reset forbidden". One table keeps each
   # service's code, message, severity and subcategory in one place.
 

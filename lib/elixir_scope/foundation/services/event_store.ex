@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.EventStore do
   @moduledoc """
-  The event store service (API.md section 16), backed by the Rust store in
+  The event store service, backed by the Rust store in
   `native/foundation_core/src/store`.
 
   The GenServer owns the store's lifecycle: it creates the store (a NIF
@@ -19,8 +19,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   Every public function also takes `opts` with `namespace:`
   (`:production` by default) to address an isolated instance. The process
-  still answers the messages of API.md section 17.2, acting on its own
-  namespace's store.
+  still answers the original server messages (`{:store_event, event}`,
+  `{:store_batch, events}`, `{:get_event, id}`, `{:query_events, query}`,
+  `{:get_by_correlation, id}`, `{:prune_before, ts}`, `:get_stats`,
+  `:get_status`, `:reset_state`) with the replies of the matching public
+  function, acting on its own namespace's store.
 
   ## Storage format
 
@@ -33,18 +36,20 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   (refs, funs, ports, remote pids, bignums, bitstrings, improper lists, very
   deep nesting) as embedded external term format; an event of more than
   4096 terms is stored whole as external term format. Reading an event back
-  therefore needs no atom lookup by name and no map sorting, which made
-  `get/2` ~3x and queries ~2x cheaper than decoding external term format;
-  every event still round-trips `==`. This form is only meaningful inside
+  therefore needs no atom lookup by name and no map sorting, which makes
+  `get/2` and queries cheaper than decoding external term format
+  (`docs/benchmarks.md`); every event still round-trips `==`. This form is only meaningful inside
   the VM that wrote it: external term format stays the durable form (the
   payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
   would persist `:erlang.term_to_binary/1` of the decoded event.
 
   ## Differences from the original
 
-    * Unordered queries return events by ascending id (the original returned
-      map order, arbitrary beyond 32 events).
-    * Storing an existing id overwrites it (as before), and the old version's
+    * Queries without `:order_by` return ascending id while the store holds
+      at most 32 events (as the original's small maps did) and time-index
+      order (timestamp, then id) beyond, where the original's order was
+      arbitrary: a `:limit` then costs O(log n + limit).
+    * Storing an existing id overwrites it (as in the original), and the old version's
       index entries are removed.
     * Retention: `storage.hot.max_events` (oldest stored evicted first) and
       `max_age_seconds` (age since storing) are enforced; evictions appear in
@@ -65,19 +70,20 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   use GenServer
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
-  alias ElixirScope.Foundation.{Native, ProcessRegistry}
+  alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Services.EventStore.Support
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
-  # Rust heap + stored encoding per event, measured by bench/event_store.exs.
+  # Estimated bytes per stored event (Rust heap + stored encoding) for the
+  # memory figure of stats/1; bench/event_store.exs measures the real value.
   @bytes_per_event 540
   # Results up to this many events (and 64 KiB of stored bytes, see
   # routed/2) are decoded on a normal scheduler.
   @bounded 256
-  # Events per store_put_batch NIF call (bounded work per call; chunks over
-  # the byte budget go to store_put_batch_dirty).
-  @chunk 32
+  # Events per store_put_batch NIF call (bounded work per call: ~1-2 µs an
+  # event; chunks over the byte budget go to store_put_batch_dirty).
+  @chunk 128
 
   @typedoc "Options every public function accepts."
   @type opts :: [namespace: ProcessRegistry.namespace()]
@@ -87,11 +93,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc "Validates and stores `event`; returns its own id. An existing id is overwritten."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
-  def store(%Event{} = event, opts \\ []) do
+  def store(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
-         :ok <- EventValidator.validate(event),
          put = Native.store_put(handle, event),
-         {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
+         {:ok, id} <- checked(put, [event], fn -> Native.store_put_dirty(handle, event) end) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
@@ -103,10 +110,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
-  def store_batch(events, opts \\ []) when is_list(events) do
+  def store_batch(events, opts \\ []) do
+    EventArg.check_list!(events)
+
     with {:ok, handle} <- handle(opts),
-         :ok <- validate_all(events),
-         {:ok, ids} <- put_chunks(handle, events) do
+         {:ok, ids} <- put_batch(handle, events) do
       n = length(ids)
       if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
@@ -119,12 +127,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   error and is counted in `stats/1` as `async_dropped`.
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
-  def store_async(%Event{} = event, opts \\ []) do
+  def store_async(event, opts \\ []) do
+    EventArg.check!(event)
+
     with {:ok, handle} <- handle(opts),
-         :ok <- EventValidator.validate(event),
          put = Native.store_put_async(handle, event),
          dirty = fn -> Native.store_put_async_dirty(handle, event) end,
-         {:ok, :ok} <- Support.native(routed(put, dirty)) do
+         {:ok, :ok} <- checked(put, [event], dirty) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
@@ -147,9 +156,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc """
   Events matching `query`: `:event_type`, `:time_range` (`{start, stop}`,
   inclusive), `:order_by` (`:event_id` or `:timestamp` ascending, or, an
-  addition, `:timestamp_desc` newest first; anything else orders by
-  ascending id), `:offset` (if >= 0), `:limit` (if > 0). Other keys are
-  ignored.
+  addition, `:timestamp_desc` newest first), `:offset` (if >= 0), `:limit`
+  (if > 0). Other keys are ignored. Without a known `:order_by`, results
+  come by ascending id while the store holds at most 32 events, else by
+  ascending timestamp (ties by id).
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec query(map(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
@@ -259,12 +269,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc """
   Empties the store and resets its counters, only when
-  `:elixir_scope, :test_mode` is true (else code 3002 `:operation_forbidden`).
+  the `:test_mode` app env is true (else code 3002 `:operation_forbidden`).
   """
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
     with true <-
-           Application.get_env(:elixir_scope, :test_mode, false) || {:error, Support.forbidden()},
+           ElixirScope.Foundation.Env.get(:test_mode, false) || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
          {:ok, :ok} <- Support.native(Native.store_clear(handle)) do
       :ok
@@ -280,7 +290,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
     * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
     * `:shards` - shard count of a new store (default twice the schedulers,
-      rounded up to a power of two; see the README's shard benchmark)
+      rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
@@ -392,16 +402,23 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
-  # Validation succeeded for all events, and ids/timestamps fit 64 bits,
-  # so no chunk can fail: the batch stays all-or-nothing.
-  defp put_chunks(handle, events) do
-    if Enum.all?(events, &Support.storable?/1) do
-      events
-      |> Enum.chunk_every(@chunk)
-      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
-        put = Native.store_put_batch(handle, chunk)
+  # A batch of at most @chunk events is validated and stored by one NIF
+  # call. A longer one is validated chunk by chunk first, then stored, so a
+  # bad event in a late chunk stores nothing (ids and timestamps beyond 64
+  # bits, which only the store rejects, are checked up front too).
+  defp put_batch(handle, events) when length(events) <= @chunk do
+    put = Native.store_put_batch(handle, events)
+    checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+  end
 
-        case Support.native(routed(put, fn -> Native.store_put_batch_dirty(handle, chunk) end)) do
+  defp put_batch(handle, events) do
+    chunks = Enum.chunk_every(events, @chunk)
+
+    with :ok <- check_chunks(chunks),
+         true <- Enum.all?(events, &Support.storable?/1) || {:error, Support.unstorable()} do
+      chunks
+      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
+        case put_batch(handle, chunk) do
           {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
           error -> {:halt, error}
         end
@@ -410,16 +427,33 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
         error -> error
       end)
-    else
-      {:error, Support.unstorable()}
     end
   end
 
-  # The one place that routes by size: a normal-scheduler store NIF answers
-  # `:dirty`, having done nothing, when the event bytes it would encode or
-  # decode exceed its budget (`NORMAL_BYTES` in
-  # native/foundation_nif/src/budget.rs, 64 KiB); then its DirtyCpu twin
-  # does the call. Small events never leave the normal scheduler.
+  defp check_chunks(chunks) do
+    Enum.reduce_while(chunks, :ok, fn chunk, :ok ->
+      case Native.store_check_batch(chunk) do
+        :ok -> {:cont, :ok}
+        _dirty_or_invalid -> {:halt, validate_all(chunk)}
+      end
+    end)
+  end
+
+  # The one place that routes store writes: a normal-scheduler store NIF
+  # validates and stores a small valid input in one call. It answers
+  # `:dirty` over its byte budget (`NORMAL_BYTES` in
+  # native/foundation_nif/src/budget.rs, 64 KiB) and `:invalid` when the
+  # input fails validation (or its data is too close to the size limit to
+  # tell cheaply), having done nothing; then the exact validation runs here,
+  # for its error, and the DirtyCpu twin stores what passed.
+  defp checked(result, events, dirty) when result in [:dirty, :invalid] do
+    with :ok <- validate_all(events), do: Support.native(dirty.())
+  end
+
+  defp checked(result, _events, _dirty), do: Support.native(result)
+
+  # Reads: a normal-scheduler NIF answers `:dirty` over its byte budget;
+  # then its DirtyCpu twin does the call.
   defp routed(:dirty, dirty), do: dirty.()
   defp routed(result, _dirty), do: result
 

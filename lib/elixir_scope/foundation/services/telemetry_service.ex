@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.TelemetryService do
   @moduledoc """
-  The Foundation's metric store (API.md section 17), with the metrics held in
+  The Foundation's metric store, with the metrics held in
   Rust.
 
   `execute/4`, `measure/4`, `emit_counter/2..4` and `emit_gauge/4` run in the
@@ -194,7 +194,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def emit_gauge(_name, _value, _metadata, _opts), do: :ok
 
   @doc """
-  All metrics as the nested map of API.md 17.1 plus `:retrieved_at`
+  All metrics as a map nested by name segments (`[:a, :b]` becomes
+  `metrics.a.b`; the foundation's own counters become integer counts) plus `:retrieved_at`
   (native monotonic), read from the caller (no GenServer call).
   """
   @impl ElixirScope.Foundation.Contracts.Telemetry
@@ -248,7 +249,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   def reset_metrics(opts \\ []), do: call(namespace!(opts), :clear_metrics)
 
   @doc """
-  In test mode (`:elixir_scope, :test_mode`, checked in the caller) clears
+  In test mode (the `:test_mode` app env, checked in the caller) clears
   metrics and handlers and restores the default config: `:ok`. Otherwise
   `{:error, %Types.Error{code: 7002, error_type: :operation_forbidden}}`.
   """
@@ -417,7 +418,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp namespace!(opts), do: Recorder.namespace(opts)
 
-  defp test_mode?, do: Application.get_env(:elixir_scope, :test_mode, false)
+  defp test_mode?, do: ElixirScope.Foundation.Env.get(:test_mode, false)
 
   ## Start-up
 

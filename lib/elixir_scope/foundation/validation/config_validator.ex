@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Validation.ConfigValidator do
   @moduledoc """
-  Validates an `ElixirScope.Foundation.Types.Config` (API.md section 8).
+  Validates an `ElixirScope.Foundation.Types.Config`.
 
   The rules run in Rust (`foundation_core::validation::config`); this module
   passes the config to the NIF and rebuilds the contract's

@@ -1,14 +1,14 @@
 defmodule ElixirScope.Foundation.Validation.EventValidator do
   @moduledoc """
-  Validates an `ElixirScope.Foundation.Types.Event` (API.md section 9).
+  Validates an `ElixirScope.Foundation.Types.Event`.
 
   The rules run in Rust (`foundation_core::validation::event`); the NIF only
   classifies the eight checked fields, and the size of `data` is its exact
   external term size, as `:erlang.external_size/1` gives it: small data
   (up to a few thousand terms, checked by a bounded walk) is measured with
   that BIF, bigger data on a dirty CPU scheduler, so a 1 MB `data` never
-  holds a normal scheduler (the BIF does not yield: ~2 ms on 1 MB of small
-  tuples). Errors are `%ElixirScope.Foundation.Types.Error{}`
+  holds a normal scheduler (the BIF does not yield; see
+  `docs/architecture.md`, "Scheduler safety"). Errors are `%ElixirScope.Foundation.Types.Error{}`
   with category `:data`, subcategory `:validation`:
 
   | error_type | code | severity |

@@ -1,4 +1,4 @@
-//! Measurement values and the recording rules of API.md section 17: how a new
+//! Measurement values and the TelemetryService recording rules: how a new
 //! measurement is merged into the one already stored under the same key.
 
 /// A measurement key. `:gauge` and `:counter` have merge rules of their own;

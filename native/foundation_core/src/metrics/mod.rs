@@ -1,5 +1,5 @@
 //! In-memory metric store of the TelemetryService: one entry per event name,
-//! merged with the recording rules of API.md section 17, bounded in the
+//! merged with the TelemetryService recording rules (see `merge`), bounded in the
 //! number of distinct names, with retention cleanup by timestamp.
 //!
 //! Lock order: a DashMap shard lock, then the entry's body lock; or a

@@ -15,7 +15,8 @@
 //! order) once the count exceeds it; `max_age_ms` expires events stored more
 //! than that long ago (checked on every put for the touched shard, and for
 //! all shards by `expire`). Ages use the store's own clock because event
-//! timestamps come in mixed units (API.md 0.2).
+//! timestamps come in mixed units (milliseconds for events built by
+//! `Events.new_event/2`, native units for `Types.Event.new/1`).
 //!
 //! Lifecycle: `close` stops the async worker (it drains the queue, then is
 //! joined) and drops every event, without waiting for the store itself to
@@ -173,9 +174,11 @@ impl Store {
         self.inner.put(event)
     }
 
-    /// Stores events in order; returns their ids in input order.
+    /// Stores events in order; returns their ids in input order. Each shard
+    /// is locked once for all the batch's events it holds (an id always
+    /// maps to one shard, so a repeated id still ends with its last version).
     pub fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
-        events.into_iter().map(|e| self.inner.put(e)).collect()
+        self.inner.put_batch(events)
     }
 
     /// The payload of event `id`.
@@ -210,6 +213,13 @@ impl Store {
 
     /// Runs a query (filters, order, offset, limit).
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
+        if q.order == Order::Unordered {
+            let order = match self.inner.count.load(Relaxed) <= query::SMALL_STORE {
+                true => Order::Id,
+                false => Order::Timestamp,
+            };
+            return self.query(&Query { order, ..q.clone() });
+        }
         // All shards are read-locked (in index order) for a lazy k-way merge,
         // so only offset + limit events are visited.
         let guards = self
@@ -279,10 +289,14 @@ impl Inner {
     }
 
     fn shard(&self, id: u64) -> &RwLock<Shard> {
+        &self.shards[self.shard_index(id)]
+    }
+
+    fn shard_index(&self, id: u64) -> usize {
         // Fibonacci hashing spreads sequential and clustered ids evenly.
         let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let index = h.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
-        &self.shards[index % self.shards.len()]
+        index % self.shards.len()
     }
 
     fn each_shard<T>(&self, f: impl Fn(&Shard) -> T) -> CoreResult<Vec<T>> {
@@ -339,6 +353,43 @@ impl Inner {
         self.counters.max_id.fetch_max(id, Relaxed);
         self.enforce_max_events()?;
         Ok(id)
+    }
+
+    fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
+        let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+        let now = self.now_ms();
+        let max_age = self.max_age_ms.load(Relaxed);
+        let first_seq = self.seq.fetch_add(events.len() as u64, Relaxed);
+        let mut by_shard: Vec<Vec<(u64, NewEvent)>> = Vec::new();
+        by_shard.resize_with(self.shards.len(), Vec::new);
+        for (seq, event) in (first_seq..).zip(events) {
+            by_shard[self.shard_index(event.id)].push((seq, event));
+        }
+        let (mut added, mut expired) = (0, 0);
+        for (index, batch) in by_shard.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[index].write().map_err(CoreError::poisoned)?;
+            if self.closed.load(Acquire) {
+                return Err(CoreError::Closed);
+            }
+            for (seq, event) in batch {
+                added += usize::from(shard.insert(event, seq, now));
+            }
+            if max_age > 0 {
+                expired += shard.expire(now.saturating_sub(max_age));
+            }
+        }
+        self.count.fetch_add(added, Relaxed);
+        self.count.fetch_sub(expired, Relaxed);
+        let c = &self.counters;
+        c.evicted_age.fetch_add(expired as u64, Relaxed);
+        c.stored.fetch_add(ids.len() as u64, Relaxed);
+        c.max_id
+            .fetch_max(ids.iter().copied().max().unwrap_or(0), Relaxed);
+        self.enforce_max_events()?;
+        Ok(ids)
     }
 
     /// Evicts the globally oldest arrivals while the count exceeds the limit.

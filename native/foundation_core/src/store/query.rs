@@ -8,8 +8,13 @@ use std::collections::BinaryHeap;
 /// Result order of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
-    /// Ascending event id (also the order when the caller gives none).
+    /// No order asked for: ascending id while the store holds at most
+    /// `SMALL_STORE` events (what a small map iterates in), else ascending
+    /// (timestamp, id), so a limit is served from the time index in
+    /// O(log n + limit).
     #[default]
+    Unordered,
+    /// Ascending event id.
     Id,
     /// Ascending timestamp, ties by ascending id.
     Timestamp,
@@ -17,7 +22,10 @@ pub enum Order {
     TimestampDesc,
 }
 
-/// A query over the store (API.md section 16 `query/1`).
+/// Stores of at most this many events answer unordered queries by id.
+pub const SMALL_STORE: usize = 32;
+
+/// A query over the store: filters, order, offset and limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// Only events of this type (atom name), when set.
@@ -38,7 +46,7 @@ pub struct Query {
 pub(crate) fn rank(order: Order, ts: i64, id: u64) -> u128 {
     let by_time = (u128::from(ts.wrapping_sub(i64::MIN) as u64) << 64) | u128::from(id);
     match order {
-        Order::Id => u128::from(id),
+        Order::Id | Order::Unordered => u128::from(id),
         Order::Timestamp => by_time,
         Order::TimestampDesc => !by_time,
     }

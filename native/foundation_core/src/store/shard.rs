@@ -6,7 +6,8 @@
 
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 /// A stored event: its queryable fields and the encoded event.
@@ -20,11 +21,21 @@ pub(crate) struct Record {
     pub(crate) seq: u64,
 }
 
-/// Ids of one event type, ordered by id and by (timestamp, id).
-#[derive(Debug, Default)]
+/// Ids of one event type, ordered by id and by (timestamp, id), and the
+/// type's name shared by its records.
+#[derive(Debug)]
 struct TypeIndex {
+    name: Bytes,
     ids: BTreeSet<u64>,
     times: BTreeMap<(i64, u64), Bytes>,
+}
+
+/// The events of one correlation id by (timestamp, id), and the id's bytes
+/// shared by its records.
+#[derive(Debug)]
+struct Group {
+    name: Bytes,
+    events: BTreeMap<(i64, u64), Bytes>,
 }
 
 /// Arrival log value, keyed by sequence number: (stored-at milliseconds, id).
@@ -40,11 +51,12 @@ pub(crate) struct Shard {
     by_type: HashMap<Bytes, TypeIndex>,
     /// Correlation groups keep the payloads themselves (shared `Arc`s), so
     /// a group is read without one `by_id` lookup per member.
-    by_corr: HashMap<Bytes, BTreeMap<(i64, u64), Bytes>>,
+    by_corr: HashMap<Bytes, Group>,
     /// Insertion order: live records only, by sequence number. Removing a
     /// record removes its entry (O(log n)), so no insert ever pays for a
-    /// compaction pass (a VecDeque with stale entries did: an O(n) `retain`
-    /// of ~26-80 ms at 100k+ records, on the caller's scheduler).
+    /// compaction pass (a queue that kept stale entries would need an O(n)
+    /// `retain` now and then, tens of ms at 100k+ records, on the caller's
+    /// scheduler).
     arrivals: BTreeMap<u64, Arrival>,
 }
 
@@ -61,21 +73,46 @@ impl Shard {
     }
 
     /// Inserts (or overwrites) an event. Returns true when the id was new.
+    /// Each index is looked up once; a type or correlation id seen before
+    /// shares its bytes with the records already holding it.
     pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
         let id = event.id;
         let replaced = self.remove(id).is_some();
-        let event_type = self.intern_type(&event.event_type);
-        let correlation_id = event.correlation_id.map(|c| self.intern_corr(&c));
         let key = (event.timestamp, id);
         self.by_time.insert(key, event.payload.clone());
-        if let Some(ti) = self.by_type.get_mut(&event_type) {
-            ti.ids.insert(id);
-            ti.times.insert(key, event.payload.clone());
-        }
-        if let Some(cid) = &correlation_id {
-            let group = self.by_corr.entry(cid.clone()).or_default();
-            group.insert(key, event.payload.clone());
-        }
+        let event_type = match self.by_type.get_mut(&event.event_type) {
+            Some(ti) => {
+                ti.ids.insert(id);
+                ti.times.insert(key, event.payload.clone());
+                ti.name.clone()
+            }
+            None => {
+                let ti = TypeIndex {
+                    name: event.event_type.clone(),
+                    ids: BTreeSet::from([id]),
+                    times: BTreeMap::from([(key, event.payload.clone())]),
+                };
+                self.by_type.insert(event.event_type.clone(), ti);
+                event.event_type
+            }
+        };
+        let correlation_id = event
+            .correlation_id
+            .map(|cid| match self.by_corr.get_mut(&cid) {
+                Some(group) => {
+                    group.events.insert(key, event.payload.clone());
+                    group.name.clone()
+                }
+                None => {
+                    let events = BTreeMap::from([(key, event.payload.clone())]);
+                    let group = Group {
+                        name: cid.clone(),
+                        events,
+                    };
+                    self.by_corr.insert(cid.clone(), group);
+                    cid
+                }
+            });
         let record = Record {
             event_type,
             timestamp: event.timestamp,
@@ -86,23 +123,6 @@ impl Shard {
         self.by_id.insert(id, record);
         self.arrivals.insert(seq, (now_ms, id));
         !replaced
-    }
-
-    fn intern_type(&mut self, name: &Bytes) -> Bytes {
-        match self.by_type.get_key_value(name) {
-            Some((k, _)) => k.clone(),
-            None => {
-                self.by_type.insert(name.clone(), TypeIndex::default());
-                name.clone()
-            }
-        }
-    }
-
-    fn intern_corr(&mut self, cid: &Bytes) -> Bytes {
-        match self.by_corr.get_key_value(cid) {
-            Some((k, _)) => k.clone(),
-            None => cid.clone(),
-        }
     }
 
     /// Removes a record and its index entries.
@@ -170,10 +190,10 @@ impl Shard {
         // Few groups: cut each group's set; many groups: per-event removal.
         let cut_groups = self.by_corr.len() < old.len();
         if cut_groups {
-            for set in self.by_corr.values_mut() {
-                *set = set.split_off(&cut);
+            for group in self.by_corr.values_mut() {
+                group.events = group.events.split_off(&cut);
             }
-            self.by_corr.retain(|_, set| !set.is_empty());
+            self.by_corr.retain(|_, group| !group.events.is_empty());
         }
         for &(t, id) in old.keys() {
             let Some(record) = self.by_id.remove(&id) else {
@@ -193,9 +213,9 @@ impl Shard {
 
     fn remove_corr(&mut self, cid: &Bytes, key: (i64, u64)) {
         let empty = match self.by_corr.get_mut(cid) {
-            Some(set) => {
-                set.remove(&key);
-                set.is_empty()
+            Some(group) => {
+                group.events.remove(&key);
+                group.events.is_empty()
             }
             None => false,
         };
@@ -213,13 +233,13 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(group) => group.iter().map(|(k, p)| (*k, p.clone())).collect(),
+            Some(group) => group.events.iter().map(|(k, p)| (*k, p.clone())).collect(),
         }
     }
 
     /// Size of one correlation group in this shard.
     pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
-        self.by_corr.get(cid).map_or(0, |keys| keys.len())
+        self.by_corr.get(cid).map_or(0, |group| group.events.len())
     }
 
     /// This shard's matches for `q` (filters only, no offset/limit) as
@@ -241,12 +261,12 @@ impl Shard {
             (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
             (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
             (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
-            (Order::Id, Some(range)) => {
+            (Order::Id | Order::Unordered, Some(range)) => {
                 let mut keys: Vec<Key> = time_range(times, Some(range)).map(ranked).collect();
                 keys.sort_unstable_by_key(|k| k.0);
                 Box::new(keys.into_iter())
             }
-            (Order::Id, None) => match type_index {
+            (Order::Id | Order::Unordered, None) => match type_index {
                 Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id, None))),
                 None => Box::new(
                     self.by_id

@@ -1,4 +1,4 @@
-//! ConfigValidator rules (API.md section 8), run on a `Value` mirror of the
+//! ConfigValidator rules, run on a `Value` mirror of the
 //! `%Types.Config{}` tree. Sections are checked ai -> capture -> storage ->
 //! interface -> dev and the first failure wins.
 //!

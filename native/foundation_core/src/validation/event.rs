@@ -1,4 +1,4 @@
-//! EventValidator rules (API.md section 9): required fields, then field
+//! EventValidator rules: required fields, then field
 //! types, then data size; the first failure wins.
 //!
 //! Event fields arrive already classified (`Field`), so the NIF never

@@ -1,9 +1,10 @@
-//! The validators of API.md sections 8 and 9. The rules live here; the
+//! The ConfigValidator and EventValidator rules. The rules live here; the
 //! Elixir modules only shape arguments and rebuild `%Types.Error{}`.
 
 pub mod config;
 pub mod config_error;
 pub mod event;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod tree;
 

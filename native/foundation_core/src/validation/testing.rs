@@ -11,7 +11,7 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
     Value::Map(pairs.into_iter().map(|(k, v)| (atom(k), v)).collect())
 }
 
-/// The default configuration (API.md section 3) as a value.
+/// The default configuration (`%Types.Config{}` defaults) as a value.
 pub fn default_config() -> Value {
     map(vec![
         (

@@ -9,7 +9,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Publisher do
   # Why group commit: every republish leaves the old config in a literal
   # area that the VM frees only after scanning every process; under a
   # stream of updates those areas piled up faster than they were freed
-  # (BEAM memory grew ~1.4 KB per update, without bound: test/reliability).
+  # (VM memory grew without bound; the overload suite in test/reliability
+  # checks it stays bounded).
   # So publications are rate limited by a token bucket (@publish_burst at
   # once, then one per @publish_gap_ms): an update arriving when no token is
   # left is applied to the state at once, but its caller's `:ok` (and the

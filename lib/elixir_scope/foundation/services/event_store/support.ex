@@ -69,8 +69,8 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
     end
   end
 
-  defp order(order) when order in [:timestamp, :timestamp_desc], do: order
-  defp order(_order), do: :event_id
+  defp order(order) when order in [:event_id, :timestamp, :timestamp_desc], do: order
+  defp order(_order), do: :unordered
 
   defp query_type(type) when is_atom(type), do: {:ok, type}
   defp query_type(_type), do: :empty

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.TelemetryService.Nested do
   @moduledoc false
-  # Folds the flat metric snapshot into the nested map of API.md 17.1.
+  # Folds the flat metric snapshot into the nested map `get_metrics` returns.
   #
   # Each name `[a, b, ..., z]` becomes `metrics[a][b]...[z] = entry`. Four
   # foundation counters are exposed as their integer call counts instead.
