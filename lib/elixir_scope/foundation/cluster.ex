@@ -166,8 +166,7 @@ defmodule ElixirScope.Foundation.Cluster do
   def query(query, opts) when is_map(query) do
     with {:ok, timeout} <- check(opts) do
       case Support.normalize_query(query) do
-        {:ok, {type, range, _order, offset, limit}} ->
-          order = merge_order(Map.get(query, :order_by))
+        {:ok, {type, range, order, offset, limit}} ->
           wire = {wire_type(type), range, order, if(limit > 0, do: offset + limit, else: 0)}
           request = {:member_query, [wire, System.time_offset(:millisecond)]}
           collect_events(:event_store, request, timeout, order, offset, limit)
@@ -358,9 +357,6 @@ defmodule ElixirScope.Foundation.Cluster do
 
   defp merge_key(:event_id, _ms, node, id), do: {id, node}
   defp merge_key(:unordered, _ms, node, id), do: {node, id}
-
-  defp merge_order(order) when order in [:timestamp, :timestamp_desc, :event_id], do: order
-  defp merge_order(_order), do: :unordered
 
   defp take(events, 0), do: events
   defp take(events, limit), do: Enum.take(events, limit)
