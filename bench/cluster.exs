@@ -45,7 +45,8 @@ defmodule Bench.Cluster do
   def run do
     events = env_int("EVENTS", 100_000)
     runs = env_int("RUNS", 10)
-    System.cmd("epmd", ["-daemon"])
+    epmd = System.find_executable("epmd") || Path.join(:code.root_dir(), "bin/epmd")
+    {_, 0} = System.cmd(epmd, ["-daemon"])
 
     unless Node.alive?() do
       {:ok, _} =

@@ -13,7 +13,8 @@ defmodule ElixirScope.Foundation.TestSupport.ClusterPeers do
   it started distribution (then the caller stops it when done).
   """
   def ensure_distributed do
-    System.cmd("epmd", ["-daemon"])
+    epmd = System.find_executable("epmd") || Path.join(:code.root_dir(), "bin/epmd")
+    {_, 0} = System.cmd(epmd, ["-daemon"])
 
     if Node.alive?() do
       false
