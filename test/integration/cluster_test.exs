@@ -125,7 +125,7 @@ defmodule ElixirScope.Foundation.ClusterTest do
   describe "config" do
     setup do
       {:ok, original} = Config.get(@path)
-      on_exit(fn -> Config.update(@path, original, scope: :cluster, timeout: 5_000) end)
+      on_exit(fn -> Config.update(@path, original, scope: :cluster, timeout: 1_000) end)
       :ok
     end
 
@@ -216,11 +216,18 @@ defmodule ElixirScope.Foundation.ClusterTest do
 
       refute is_map_key(by_node, ctx.extra)
 
-      assert {:partial, [{_, :timeout}]} =
+      {:ok, original} = Config.get(@path)
+      on_exit(fn -> Config.update(@path, original, scope: :cluster, timeout: 1_000) end)
+
+      assert {:partial, [{extra, :timeout}]} =
                Config.update(@path, 0.5, scope: :cluster, timeout: 300)
 
-      {:ok, original} = :erpc.call(hd(ctx.peers), Config, :get, [@path])
-      Config.update(@path, original, scope: :cluster, timeout: 300)
+      # no rollback: the members that answered keep the new value
+      assert extra == ctx.extra
+      for node <- ctx.nodes, do: assert({:ok, 0.5} = :erpc.call(node, Config, :get, [@path]))
+
+      ClusterPeers.signal(ctx.os_pid, "CONT")
+      assert :ok = Config.update(@path, original, scope: :cluster, timeout: 5_000)
     end
 
     test "a member killed during a call is :noconnection, then leaves the cluster", ctx do
