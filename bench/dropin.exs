@@ -11,6 +11,7 @@
 # growth of a limit-100 query with the store size.
 Code.require_file("support/harness.exs", __DIR__)
 Code.require_file("../test/support/validation_reference.ex", __DIR__)
+Code.require_file("support/reference_event_store.exs", __DIR__)
 Code.require_file("support/original.exs", __DIR__)
 
 defmodule Bench.Dropin do

@@ -124,7 +124,7 @@ defmodule Bench.Original do
   defmodule Store do
     @moduledoc false
     use GenServer
-    alias Bench.Original
+    alias Bench.{Original, ReferenceEventStore}
 
     def init(ctx) do
       now = System.monotonic_time(:millisecond)
@@ -194,28 +194,11 @@ defmodule Bench.Original do
       end
     end
 
-    def handle_call({:query_events, q}, _from, state) do
-      events =
-        state.events
-        |> Map.values()
-        |> filter_type(q[:event_type])
-        |> filter_range(q[:time_range])
-        |> order(q[:order_by])
-        |> offset(q[:offset])
-        |> limit(q[:limit])
+    def handle_call({:query_events, q}, _from, state),
+      do: {:reply, {:ok, ReferenceEventStore.query_map(state.events, q)}, state}
 
-      {:reply, {:ok, events}, state}
-    end
-
-    def handle_call({:get_by_correlation, cid}, _from, state) do
-      events =
-        state.events
-        |> Map.values()
-        |> Enum.filter(&(&1.correlation_id == cid))
-        |> Enum.sort_by(& &1.timestamp)
-
-      {:reply, {:ok, events}, state}
-    end
+    def handle_call({:get_by_correlation, cid}, _from, state),
+      do: {:reply, {:ok, ReferenceEventStore.correlation(state.events, cid)}, state}
 
     def handle_call({:prune_before, ts}, _from, state) do
       {keep, pruned} =
@@ -243,21 +226,6 @@ defmodule Bench.Original do
 
     defp invalid(:ok), do: nil
     defp invalid(error), do: error
-
-    defp filter_type(events, nil), do: events
-    defp filter_type(events, type), do: Enum.filter(events, &(&1.event_type == type))
-    defp filter_range(events, nil), do: events
-
-    defp filter_range(events, {a, b}),
-      do: Enum.filter(events, &(&1.timestamp >= a and &1.timestamp <= b))
-
-    defp order(events, :timestamp), do: Enum.sort_by(events, & &1.timestamp)
-    defp order(events, :event_id), do: Enum.sort_by(events, & &1.event_id)
-    defp order(events, _), do: events
-    defp offset(events, n) when is_integer(n) and n >= 0, do: Enum.drop(events, n)
-    defp offset(events, _), do: events
-    defp limit(events, n) when is_integer(n) and n > 0, do: Enum.take(events, n)
-    defp limit(events, _), do: events
   end
 
   defmodule Config do

@@ -50,32 +50,34 @@ defmodule Bench.ReferenceEventStore do
     end
   end
 
-  def handle_call({:query_events, q}, _from, state) do
-    events =
-      state.events
-      |> Map.values()
-      |> filter_type(q[:event_type])
-      |> filter_range(q[:time_range])
-      |> order(q[:order_by])
-      |> offset(q[:offset])
-      |> limit(q[:limit])
+  def handle_call({:query_events, q}, _from, state),
+    do: {:reply, {:ok, query_map(state.events, q)}, state}
 
-    {:reply, {:ok, events}, state}
-  end
-
-  def handle_call({:get_by_correlation, cid}, _from, state) do
-    events =
-      state.events
-      |> Map.values()
-      |> Enum.filter(&(&1.correlation_id == cid))
-      |> Enum.sort_by(& &1.timestamp)
-
-    {:reply, {:ok, events}, state}
-  end
+  def handle_call({:get_by_correlation, cid}, _from, state),
+    do: {:reply, {:ok, correlation(state.events, cid)}, state}
 
   def handle_call({:prune_before, ts}, _from, state) do
     {old, keep} = Enum.split_with(state.events, fn {_, e} -> e.timestamp < ts end)
     {:reply, {:ok, length(old)}, %{state | events: Map.new(keep)}}
+  end
+
+  @doc "The original's query over a map of events: full scan, filter, sort, drop, take."
+  def query_map(events, q) do
+    events
+    |> Map.values()
+    |> filter_type(q[:event_type])
+    |> filter_range(q[:time_range])
+    |> order(q[:order_by])
+    |> offset(q[:offset])
+    |> limit(q[:limit])
+  end
+
+  @doc "The original's correlation lookup over a map of events."
+  def correlation(events, cid) do
+    events
+    |> Map.values()
+    |> Enum.filter(&(&1.correlation_id == cid))
+    |> Enum.sort_by(& &1.timestamp)
   end
 
   defp filter_type(events, nil), do: events

@@ -278,8 +278,8 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     after_ = Map.put(Chaos.snapshot(), :settle_ms, System.monotonic_time(:millisecond) - t0)
     assert settled, "leak: before #{inspect(before)}, after #{inspect(after_)}"
 
-    # Memory of replaced :persistent_term values (the configs and handles of
-    # killed services) comes back only once the VM has released their
+    # Memory of replaced :persistent_term values (the handles of killed
+    # services) comes back only once the VM has released their
     # literal areas: wait for it, then check the bound.
     memory_back? = fn -> Chaos.snapshot().memory - before.memory < 8 * 1_048_576 end
     memory_settled? = Chaos.eventually(memory_back?, 30_000)

@@ -4,6 +4,7 @@ defmodule ElixirScope.Foundation.Application do
   #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
   #   ProcessRegistry (Registry)   via-tuple names
   #   Cluster                      the :pg scope the :production services join
+  #   ConfigServer.Table           owns the published-config ETS table
   #   ConfigServer, EventStore, TelemetryService   namespace :production
   #   ElixirScope.Foundation.TaskSupervisor
   #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
@@ -37,6 +38,7 @@ defmodule ElixirScope.Foundation.Application do
         ProcessRegistry.Owner,
         {ProcessRegistry, []},
         ElixirScope.Foundation.Cluster,
+        Services.ConfigServer.Table,
         {Services.ConfigServer, [namespace: :production]},
         {Services.EventStore, [namespace: :production]},
         {Services.TelemetryService, [namespace: :production]},

@@ -80,6 +80,16 @@ defmodule ElixirScope.Foundation.Native do
   def store_query_dirty(_store, _type, _range, _order, _offset, _limit),
     do: :erlang.nif_error(:not_loaded)
 
+  # store: long answers, one slice per call
+  def store_query_slice(_store, _type, _range, _order, _after, _skip, _take),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_query_slice_dirty(_store, _type, _range, _order, _after, _skip, _take),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_correlation_slice(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
+  def store_correlation_slice_dirty(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
+
   # store: dirty twins of the calls above, used when those answer :dirty
   def store_put_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_batch_dirty(_store, _events), do: :erlang.nif_error(:not_loaded)

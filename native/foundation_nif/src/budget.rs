@@ -145,34 +145,43 @@ pub enum Atoms {
     Spelled,
 }
 
-/// An upper bound of `:erlang.external_size(term)`, or `None` when the
-/// bound would exceed `limit` or the term holds something not bounded
-/// cheaply (a fun, a bitstring, a bignum beyond 128 bits). Each term counts
-/// the most its external form can take: a binary its length plus a 6-byte
-/// header, an integer 11 bytes (19 beyond 64 bits), a float 31, an atom
-/// twice its spelled size (UTF-8 doubles a Latin-1 character at most), a
-/// pid, port or reference `REMOTE_ID_BOUND` (its node atom may be long),
-/// and every list cell, tuple and map a 5-byte header. Callers bound the
-/// walk first (`measure`), so it visits few terms.
-pub fn external_size_bound(term: Term, limit: usize) -> Option<usize> {
-    let mut total = 1usize;
+/// One walk of an event's `data` for a normal-scheduler write: its
+/// `measure` (as `Atoms::Word` counts it) and an upper bound of its
+/// `:erlang.external_size/1`, or `None` as soon as the first exceeds
+/// `budget`, the second exceeds `etf_limit`, or the term holds something
+/// not bounded cheaply (a fun, a bitstring, a bignum beyond 128 bits).
+/// For the bound, each term counts the most its external form can take: a
+/// binary its length plus a 6-byte header, an integer 11 bytes (19 beyond
+/// 64 bits), a float 31, an atom twice its spelled size (UTF-8 doubles a
+/// Latin-1 character at most), a pid, port or reference `REMOTE_ID_BOUND`
+/// (its node atom may be long), and every list cell, tuple and map a
+/// 5-byte header.
+pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usize, usize)> {
+    let (mut left, mut etf) = (budget, 1usize);
     let mut stack = Vec::with_capacity(16);
     stack.push(term);
     while let Some(t) = stack.pop() {
-        let cost = match t.get_type() {
-            TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(6),
-            TermType::Integer => integer(t)? + 3,
-            TermType::Float => 31,
-            TermType::Atom => 2 * spelled_atom(t),
-            TermType::Pid | TermType::Port | TermType::Ref => REMOTE_ID_BOUND,
-            TermType::List => list_cell(t, &mut stack)? - WORD + 5,
-            TermType::Tuple => tuple_items(t, usize::MAX, &mut stack)? - WORD + 5,
-            TermType::Map => map_items(t, usize::MAX, &mut stack)? - WORD + 5,
+        let (cost, bound) = match t.get_type() {
+            TermType::Binary => {
+                let len = t.decode::<Binary>().ok()?.len();
+                (len.saturating_add(WORD), len.saturating_add(6))
+            }
+            TermType::Integer => {
+                let words = integer(t)?;
+                (words, words + 3)
+            }
+            TermType::Float => (WORD, 31),
+            TermType::Atom => (WORD, 2 * spelled_atom(t)),
+            TermType::Pid | TermType::Port | TermType::Ref => (4 * WORD, REMOTE_ID_BOUND),
+            TermType::List => (list_cell(t, &mut stack)?, 5),
+            TermType::Tuple => (tuple_items(t, left, &mut stack)?, 5),
+            TermType::Map => (map_items(t, left, &mut stack)?, 5),
             _ => return None,
         };
-        total = total.checked_add(cost).filter(|&t| t <= limit)?;
+        left = left.checked_sub(cost)?;
+        etf = etf.checked_add(bound).filter(|&e| e <= etf_limit)?;
     }
-    Some(total)
+    Some((budget - left, etf))
 }
 
 /// The largest external form of a pid, port or reference: a tag, a node

@@ -20,6 +20,7 @@ mod metrics;
 mod serialize;
 mod store;
 mod store_codec;
+mod store_slice;
 mod store_term;
 mod store_term_read;
 mod term_size;

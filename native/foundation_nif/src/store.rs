@@ -11,7 +11,7 @@ use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
 use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
-use crate::validation;
+use crate::validation::{self, Fast};
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 
@@ -68,27 +68,37 @@ fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>)
 }
 
 /// Runs `f` on a normal scheduler when `input` (an event, or a list of
-/// them when `list`) is within the byte budget and every event passes
-/// validation.
+/// them when `list`) passes validation and fits the byte budget; else
+/// answers `:invalid` or `:dirty` without running it.
 fn checked<'a, T>(
     env: Env<'a>,
     input: Term<'a>,
     list: bool,
     f: impl FnOnce() -> NifResult<T>,
 ) -> NifResult<Routed<T>> {
-    let Some(bytes) = budget::measure(input, NORMAL_BYTES) else {
-        return Ok(Routed::Dirty);
-    };
-    let valid = match list {
-        true => list_terms(input)?.into_iter().try_fold(true, |all, e| {
-            Ok::<_, rustler::Error>(validation::passes(e)? && all)
-        })?,
-        false => validation::passes(input)?,
-    };
-    match valid {
-        true => Sched::Normal.run(env, || Some(bytes), f),
-        false => Ok(Routed::Invalid),
+    // Each event takes at least `FIELDS_BYTES` of the budget, so a long
+    // list is given up after a bounded number of cells.
+    let (mut bytes, mut rest) = (0usize, input);
+    loop {
+        let event = match list {
+            false => input,
+            true if rest.is_empty_list() => break,
+            true => {
+                let (head, tail) = rest.list_get_cell().map_err(|_| rustler::Error::BadArg)?;
+                rest = tail;
+                head
+            }
+        };
+        match validation::fast(event, NORMAL_BYTES - bytes)? {
+            Fast::Valid(n) => bytes += n,
+            Fast::Invalid => return Ok(Routed::Invalid),
+            Fast::Undecided => return Ok(Routed::Dirty),
+        }
+        if !list {
+            break;
+        }
     }
+    Sched::Normal.run(env, || Some(bytes), f)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

@@ -39,36 +39,113 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
     let id: u64 = get(atoms::event_id())?
         .decode()
         .map_err(|_| invalid("id"))?;
-    let type_term = get(atoms::event_type())?;
-    let event_type = type_term.atom_to_string().map_err(|_| invalid("type"))?;
+    let event_type = names::atom(get(atoms::event_type())?).ok_or_else(|| invalid("type"))?;
     let timestamp: i64 = get(atoms::timestamp())?
         .decode()
         .map_err(|_| invalid("timestamp"))?;
     let cid = get(atoms::correlation_id())?;
     let correlation_id = match Binary::from_term(cid) {
-        Ok(bin) => Some(Arc::from(bin.as_slice())),
+        Ok(bin) => Some(names::bytes(bin.as_slice())),
         Err(_) if cid.is_atom() => None,
         Err(_) => return Err(invalid("correlation id")),
     };
     Ok(NewEvent {
         id,
-        event_type: Arc::from(event_type.as_bytes()),
+        event_type,
         timestamp,
         correlation_id,
         payload: payload(term),
     })
 }
 
+/// Per-thread caches of the shared bytes of event types (by atom) and
+/// correlation ids, so storing an event of a known type or group allocates
+/// nothing for them. Each holds at most `CAP` entries and starts over when
+/// full; a miss only costs the allocation it would have made anyway.
+mod names {
+    use foundation_core::store::Bytes;
+    use rustc_hash::{FxHashMap, FxHashSet};
+    use rustler::Term;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    const CAP: usize = 1024;
+
+    thread_local! {
+        static ATOMS: RefCell<FxHashMap<usize, Bytes>> = RefCell::default();
+        static BYTES: RefCell<FxHashSet<Bytes>> = RefCell::default();
+    }
+
+    /// The name of atom `t` (`None` if `t` is not an atom).
+    pub fn atom(t: Term) -> Option<Bytes> {
+        // SAFETY: `ErlNifTerm` is `repr(transparent)` over the word; an atom's
+        // word never changes (atoms are never garbage collected).
+        let word: usize = unsafe { std::mem::transmute(t.as_c_arg()) };
+        let cached = ATOMS.with(|m| m.try_borrow().ok()?.get(&word).cloned());
+        if cached.is_some() {
+            return cached;
+        }
+        let name: Bytes = Arc::from(t.atom_to_string().ok()?.as_bytes());
+        ATOMS.with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if m.len() >= CAP {
+                    m.clear();
+                }
+                m.insert(word, name.clone());
+            }
+        });
+        Some(name)
+    }
+
+    /// Shared bytes equal to `b`.
+    pub fn bytes(b: &[u8]) -> Bytes {
+        if let Some(hit) = BYTES.with(|s| s.try_borrow().ok()?.get(b).cloned()) {
+            return hit;
+        }
+        let fresh: Bytes = Arc::from(b);
+        BYTES.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.len() >= CAP {
+                    s.clear();
+                }
+                s.insert(fresh.clone());
+            }
+        });
+        fresh
+    }
+}
+
+/// Encodes into a per-thread scratch buffer, so the stored payload is the
+/// event's one allocation (an exact-size copy of the buffer).
 fn payload(term: Term) -> Bytes {
-    let mut out = Vec::with_capacity(256);
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => encode_payload(term, &mut out),
+        // Not reachable (encoding never re-enters), but never panic.
+        Err(_) => encode_payload(term, &mut Vec::new()),
+    })
+}
+
+fn encode_payload(term: Term, out: &mut Vec<u8>) -> Bytes {
+    out.clear();
     out.push(TAG_NATIVE);
-    if !store_term::encode(term, &mut out) {
+    if !store_term::encode(term, out) {
         out.clear();
         out.push(TAG_ETF);
         out.extend_from_slice(term.to_binary().as_slice());
     }
-    Bytes::from(out)
+    let bytes = Bytes::from(out.as_slice());
+    // Keep the scratch small after an unusually big event.
+    if out.capacity() > SCRATCH_KEEP {
+        *out = Vec::with_capacity(1024);
+    }
+    bytes
 }
+
+/// Scratch capacity kept between events.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Decodes a stored payload back into the event term.
 pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {

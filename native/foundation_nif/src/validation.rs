@@ -187,23 +187,55 @@ fn outcome(check: Result<(), event::EventRule>) -> NifOutcome<Atom> {
         .map_err(|r| CoreError::from(r).into())
 }
 
-/// True when `EventValidator.validate/1` would accept `event`, decided
-/// without measuring `data` exactly: its external size is bounded from
-/// above (`budget::external_size_bound`). `false` means invalid, or too
-/// close to the size limit to tell: the caller then runs the exact
-/// validation. A non-map is a BadArg. Callers bound the event's size first
-/// (`budget::measure`).
-pub fn passes(event: Term) -> NifResult<bool> {
+/// What a normal-scheduler write may do with one event.
+pub enum Fast {
+    /// Valid, and about this many bytes to encode.
+    Valid(usize),
+    /// Fails `EventValidator.validate/1`'s rules.
+    Invalid,
+    /// Over the byte `budget`, or its data is too close to the size limit
+    /// (or too unusual) to bound cheaply: decide with the exact validation.
+    Undecided,
+}
+
+/// `EventValidator.validate/1`'s verdict on `event` where it is cheap to
+/// reach, with the bytes a write would encode: one walk of `data` gives
+/// both its size for scheduling and an upper bound of its external size
+/// (`budget::measure_data`), so the exact size is never needed here. A
+/// non-map is a BadArg.
+pub fn fast(event: Term, budget: usize) -> NifResult<Fast> {
     if !event.is_map() {
         return Err(Error::BadArg);
     }
     let (Ok(fields), Ok(data)) = (event_fields(event), event.map_get(atoms::data())) else {
-        return Ok(false);
+        return Ok(Fast::Invalid);
     };
+    if event::validate_event(&fields, 0).is_err() {
+        return Ok(Fast::Invalid);
+    }
     let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
-    Ok(crate::budget::external_size_bound(data, limit)
-        .is_some_and(|size| event::validate_event(&fields, size as u64).is_ok()))
+    let Some((data_bytes, _)) = crate::budget::measure_data(data, budget, limit) else {
+        return Ok(Fast::Undecided);
+    };
+    // The other fields are typed by now; only the correlation id and the
+    // DateTime's fields can be large.
+    let rest = |key| {
+        event
+            .map_get(key)
+            .ok()
+            .and_then(|t| crate::budget::measure(t, budget))
+    };
+    let (Some(cid), Some(wall)) = (rest(atoms::correlation_id()), rest(atoms::wall_time())) else {
+        return Ok(Fast::Undecided);
+    };
+    match data_bytes + cid + wall + FIELDS_BYTES {
+        bytes if bytes <= budget => Ok(Fast::Valid(bytes)),
+        _ => Ok(Fast::Undecided),
+    }
 }
+
+/// The fixed-size fields of an event, counted as `budget::measure` would.
+const FIELDS_BYTES: usize = 16 * 8;
 
 /// Reads the eight checked fields of an `%Event{}` map (missing key: badarg).
 fn event_fields(event: Term) -> NifResult<EventFields> {

@@ -557,10 +557,44 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert {{:ok, ^smalls}, [:store_get_by_correlation]} =
                store_calls(fn -> EventStore.get_by_correlation("s", opts) end)
 
-      assert {{:ok, got}, [:store_get_by_correlation, :store_get_by_correlation_dirty]} =
-               store_calls(fn -> EventStore.get_by_correlation("b", opts) end)
+      # Over the count bound: read in slices; a slice whose events are over
+      # the byte budget goes dirty for the rest of the answer.
+      assert {{:ok, got}, calls} = store_calls(fn -> EventStore.get_by_correlation("b", opts) end)
+
+      assert calls ==
+               [:store_get_by_correlation, :store_correlation_slice] ++
+                 [:store_correlation_slice_dirty]
 
       assert got === bigs
+    end
+
+    test "long answers are read in slices on normal schedulers, equal to one read" do
+      opts = start_isolated(max_events: 0)
+      # Timestamps run against ids, and repeat.
+      events = for i <- 1..1500, do: event(i, correlation_id: "g", timestamp: rem(i * 7919, 997))
+      {:ok, _} = EventStore.store_batch(events, opts)
+      by_time = Enum.sort_by(events, &{&1.timestamp, &1.event_id})
+
+      assert {{:ok, got}, calls} = store_calls(fn -> EventStore.query(%{}, opts) end)
+      assert got == by_time
+      assert calls == List.duplicate(:store_query_slice, 12)
+
+      q = %{order_by: :event_id, offset: 700, limit: 500}
+      assert {{:ok, got}, calls} = store_calls(fn -> EventStore.query(q, opts) end)
+      assert got == Enum.slice(events, 700, 500)
+      assert Enum.uniq(calls) == [:store_query_slice]
+
+      q = %{order_by: :timestamp_desc, time_range: {100, 900}, offset: 300}
+
+      want =
+        by_time |> Enum.reverse() |> Enum.filter(&(&1.timestamp in 100..900)) |> Enum.drop(300)
+
+      assert {:ok, ^want} = EventStore.query(q, opts)
+
+      assert {{:ok, ^by_time}, calls} =
+               store_calls(fn -> EventStore.get_by_correlation("g", opts) end)
+
+      assert calls == [:store_get_by_correlation | List.duplicate(:store_correlation_slice, 12)]
     end
   end
 end

@@ -5,30 +5,36 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   Registered as `ProcessRegistry.via_tuple(namespace, :config_server)`.
 
   * **Reads** (`get/0,1,2`) never go through the process: every accepted
-    config is published in `:persistent_term` under `{ConfigServer, namespace}`
-    and read in the caller.
+    config is published in an ETS table (`read_concurrency`) owned by a
+    long-lived process (`ConfigServer.Table`), one row per top-level
+    section plus a small header, and read in the caller: a path read copies
+    only its section; a whole-config read checks that its rows belong to one
+    publication. `:production` path reads are also cached in the reading
+    process, validated by a version counter the server bumps on every
+    publication (a hit costs an `:atomics` read and a process-dictionary
+    read). No config is kept in `:persistent_term`.
   * **Updates** and resets are serialized in the server, validated by
-    `Logic.ConfigLogic` / `Validation.ConfigValidator`, announced to
-    subscribers as `{:config_notification, {:config_updated, path, value}}` /
-    `{:config_notification, {:config_reset, config}}`. The config is
-    republished at most 50 times at once, then once per 5 ms: updates arriving
-    faster are group committed (each caller gets `:ok`, and subscribers their notification,
-    once the publication carrying its update is done), which bounds the
-    memory the VM holds for replaced `:persistent_term` values.
+    `Validation.ConfigValidator` (an update revalidates only what it
+    changes: the rest of the config was valid and is unchanged, so the
+    result is the whole-config validation's), published with one ETS
+    insert, announced to subscribers as
+    `{:config_notification, {:config_updated, path, value}}` /
+    `{:config_notification, {:config_reset, config}}` and audited, all
+    before the reply; the counters are recorded right after it.
   * **Crash recovery**: a killed server restarts from the config it had last
-    published, so no acknowledged update is lost (a normal stop erases it,
-    and the next start builds a fresh config).
-  * **Audit and counters** are handed off without waiting, in the server's
-    own namespace: the audit event (built with
-    `Logic.EventLogic.create_event/2`, as `Events.new_event/2`) goes to
-    `Services.EventStore.store_async/2` (a bounded queue drained outside this
-    process), the counter to `Services.TelemetryService.emit_counter/4`. A
-    slow, crashed or absent EventStore never delays or crashes the server;
-    every audit event that could not be handed off is counted in `status/0`
-    (`audit_failures`; `audit_skipped` when no EventStore is registered).
-    Audit data: `:config_updated` → `%{path, new_value, previous_value:
-    {:ok, old}, timestamp: mono_ms}`; `:config_reset` → `%{timestamp,
-    reset_from_updates_count}`.
+    published, so no acknowledged update is lost. A normal stop erases the
+    namespace's rows, and the next start builds a fresh config from the env.
+  * **Audit**: the event (built in the server, as `Events.new_event/2`
+    would) is written synchronously into the namespace's native event store
+    through its handle, never through the EventStore process: when
+    `update/2` returns `:ok` the event is visible to `EventStore.query/1`,
+    `get/1` and `get_by_correlation/1` from any process, and a suspended,
+    dead or restarting EventStore process never delays the server. With no
+    store (stopped normally, or never started) no event is stored. Outcomes
+    are counted in `status/0`: `audit_sent`, `audit_skipped` (no store),
+    `audit_failures`. Audit data: `:config_updated` → `%{path, new_value,
+    previous_value: {:ok, old}, timestamp: mono_ms}`; `:config_reset` →
+    `%{timestamp, reset_from_updates_count}`.
 
   Every public function targets the `:production` instance and takes a
   trailing `opts` keyword with `namespace: :production | {:test, ref}` to
@@ -47,7 +53,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry}
   alias ElixirScope.Foundation.Logic.ConfigLogic
-  alias ElixirScope.Foundation.Services.ConfigServer.{Audit, Publisher}
+  alias ElixirScope.Foundation.Services.ConfigServer.{Audit, Table, Update}
   alias ElixirScope.Foundation.Services.Errors
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
@@ -77,7 +83,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
-  The current configuration, read from `:persistent_term` in the caller.
+  The current configuration, read from the published config in the caller.
 
   Only while an instance is registered but has not yet published (the
   moment between its registration and the end of its `init/1`) does the read
@@ -103,37 +109,21 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def get(path, opts) when is_list(path), do: read(path, namespace(opts), opts)
 
   defp read(path, namespace, opts) do
-    case Publisher.published(namespace) do
-      nil ->
-        call(opts, {:get_config_path, path})
-
-      config ->
-        case read_path(config, path) do
-          {:ok, _} = found -> found
-          :slow -> ConfigLogic.get_config_value(config, path)
-        end
+    case Table.read(namespace, path) do
+      {:ok, _} = found -> found
+      # Anything unusual (a missing key, a non-map on the way) is left to
+      # ConfigLogic, which owns the exact error shapes.
+      {:published, config} -> ConfigLogic.get_config_value(config, path)
+      :unpublished -> call(opts, {:get_config_path, path})
     end
   end
-
-  # Hot path: walks the published config in the caller. Anything unusual (a
-  # missing key, a non-map on the way) is left to ConfigLogic, which owns the
-  # exact error shapes.
-  defp read_path(value, []), do: {:ok, value}
-
-  defp read_path(%{} = map, [key | rest]) do
-    case map do
-      %{^key => value} -> read_path(value, rest)
-      _ -> :slow
-    end
-  end
-
-  defp read_path(_value, _rest), do: :slow
 
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
   Sets `path` to `value` if the path is updatable and the new config is
-  valid. On success subscribers are notified, the audit event and counter
-  handed off, and `:ok` returned; on failure nothing changes.
+  valid. On success the new config is published, subscribers are notified,
+  the audit event stored and the counter recorded, then `:ok` is returned;
+  on failure nothing changes.
   """
   @spec update([atom()], term(), opts()) :: :ok | {:error, Error.t()}
   def update(path, value, opts \\ []) when is_list(path),
@@ -310,10 +300,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     case initial_config(namespace, opts) do
       {:ok, config} ->
         Process.flag(:trap_exit, true)
-        Publisher.publish(namespace, config)
+        # Versions keep growing across restarts of the server.
+        version = Table.next_version(namespace)
+        Table.publish(namespace, config, version)
         ProcessRegistry.notify_registered(namespace, :config_server)
         ElixirScope.Foundation.Cluster.join(namespace, :config_server)
-        {:ok, new_state(namespace, config)}
+        {:ok, new_state(namespace, config, version)}
 
       {:error, error} ->
         {:stop, {:config_validation_failed, error}}
@@ -321,25 +313,31 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   # A config still published for the namespace means the previous instance
-  # was killed (terminate/2, which erases it, did not run): resume from it so
-  # a crash does not lose acknowledged updates. Otherwise build a fresh one.
+  # was killed (terminate/2, which erases it on a normal stop, did not run or
+  # did not erase): resume from it so a crash does not lose acknowledged
+  # updates. Otherwise build a fresh one.
   defp initial_config(namespace, opts) do
-    case Publisher.published(namespace) do
+    case Table.published(namespace) do
       %Config{} = config -> {:ok, config}
-      nil -> ConfigLogic.build_config(opts)
+      _ -> ConfigLogic.build_config(opts)
     end
   end
 
-  defp new_state(namespace, config) do
-    %{
-      config: config,
-      namespace: namespace,
-      subscribers: [],
-      monitors: %{},
-      metrics: %{start_time: now_ms(), updates_count: 0, last_update: nil}
-    }
-    |> Map.merge(Audit.fields())
-    |> Map.merge(Publisher.fields())
+  defp new_state(namespace, config, version) do
+    Map.merge(
+      %{
+        config: config,
+        # The published version and the config's top-level keys (the
+        # header row of every publication).
+        version: version,
+        keys: Map.keys(config),
+        namespace: namespace,
+        subscribers: [],
+        monitors: %{},
+        metrics: %{start_time: now_ms(), updates_count: 0, last_update: nil}
+      },
+      Audit.fields()
+    )
   end
 
   @impl true
@@ -348,19 +346,28 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:get_config_path, path}, _from, state),
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
+  # The counters are recorded right after the reply: they were casts in the
+  # original, recorded after its reply too, and the caller need not wait
+  # for them.
   def handle_call({:update_config, path, value}, from, state) do
-    case ConfigLogic.update_config(state.config, path, value) do
-      {:ok, new_config} ->
-        state = apply_update(state, new_config, path, value)
-        {:noreply, Publisher.commit(state, from, path, value)}
+    case Update.apply(state.config, path, value) do
+      {:ok, new_config, previous, changed} ->
+        {state, counters} = apply_update(state, new_config, previous, changed, path, value)
+        GenServer.reply(from, :ok)
+        Audit.count_all(state.namespace, counters)
+        {:noreply, state}
 
       {:error, _} = error ->
         {:reply, error, state}
     end
   end
 
-  def handle_call(:reset_config, _from, state),
-    do: {:reply, :ok, apply_reset(Publisher.flush(state))}
+  def handle_call(:reset_config, from, state) do
+    {state, counters} = apply_reset(state)
+    GenServer.reply(from, :ok)
+    Audit.count_all(state.namespace, counters)
+    {:noreply, state}
+  end
 
   def handle_call({:subscribe, pid}, _from, state), do: {:reply, :ok, add_subscriber(state, pid)}
 
@@ -370,13 +377,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call(:get_status, _from, state), do: {:reply, {:ok, status_map(state)}, state}
 
   def handle_call(:reset_state, _from, state) do
-    state = Publisher.flush(state)
-
     case ConfigLogic.build_config([]) do
       {:ok, config} ->
         Enum.each(Map.keys(state.monitors), &Process.demonitor(&1, [:flush]))
-        Publisher.publish(state.namespace, config)
-        {:reply, :ok, new_state(state.namespace, config)}
+        version = state.version + 1
+        Table.publish(state.namespace, config, version, state.config)
+        {:reply, :ok, new_state(state.namespace, config, version)}
 
       {:error, _} = error ->
         {:reply, error, state}
@@ -384,8 +390,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   end
 
   @impl true
-  def handle_info(:flush_config, state), do: {:noreply, Publisher.tick(state)}
-
   def handle_info({:DOWN, ref, :process, pid, _reason}, state) do
     {:noreply,
      %{
@@ -400,46 +404,68 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     {:noreply, state}
   end
 
+  # A normal stop leaves nothing behind (the next start builds a fresh
+  # config); a crash keeps the published config for the restart.
   @impl true
-  def terminate(_reason, state) do
-    Publisher.erase(state.namespace)
+  def terminate(reason, state) do
+    if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason),
+      do: Table.erase(state.namespace, state.config)
+
     :ok
   end
 
   # -- server helpers --------------------------------------------------------
 
-  # Publication and the notifications happen in Publisher.flush/1, before
-  # the reply.
-  defp apply_update(state, new_config, path, value) do
-    previous = ConfigLogic.get_config_value(state.config, path)
+  # In the original's order: state, subscribers, audit event; the reply and
+  # the counters follow. The config is published first, so a subscriber
+  # reading on notification sees the new value. Returns the state and the
+  # counters to record.
+  defp apply_update(state, new_config, previous, changed, path, value) do
+    now = now_ms()
+    version = state.version + 1
 
-    metrics = %{
-      state.metrics
-      | updates_count: state.metrics.updates_count + 1,
-        last_update: now_ms()
-    }
+    state =
+      case changed do
+        {:key, key} ->
+          Table.publish_key(state.namespace, new_config, key, state.keys, version)
+          %{state | version: version}
 
-    data = %{path: path, new_value: value, previous_value: previous, timestamp: now_ms()}
-    state = Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
-    Audit.count(state.namespace, [:foundation, :config_updates], %{path: path})
-    state
+        :all ->
+          Table.publish(state.namespace, new_config, version, state.config)
+          %{state | version: version, keys: Map.keys(new_config)}
+      end
+
+    notify(state.subscribers, {:config_updated, path, value})
+    metrics = %{state.metrics | updates_count: state.metrics.updates_count + 1, last_update: now}
+    data = %{path: path, new_value: value, previous_value: previous, timestamp: now}
+
+    {state, stored} =
+      Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
+
+    {state, [{[:foundation, :config_updates], %{path: path}} | stored]}
   end
 
   defp apply_reset(state) do
     config = Config.new()
-    Publisher.publish(state.namespace, config)
-    Publisher.notify(state.subscribers, {:config_reset, config})
+    version = state.version + 1
+    Table.publish(state.namespace, config, version, state.config)
+    state = %{state | version: version, keys: Map.keys(config)}
+    notify(state.subscribers, {:config_reset, config})
     n = state.metrics.updates_count
 
-    state =
+    {state, stored} =
       Audit.event(%{state | config: config}, :config_reset, %{
         timestamp: now_ms(),
         reset_from_updates_count: n
       })
 
-    Audit.count(state.namespace, [:foundation, :config_resets], %{reset_from_updates_count: n})
-    state
+    {state, [{[:foundation, :config_resets], %{reset_from_updates_count: n}} | stored]}
   end
+
+  defp notify([], _message), do: :ok
+
+  defp notify(subscribers, message),
+    do: Enum.each(subscribers, &send(&1, {:config_notification, message}))
 
   defp add_subscriber(state, pid) do
     if pid in state.subscribers do

@@ -139,6 +139,21 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
+  @doc false
+  # ConfigServer's audit path: stores an event straight into the namespace's
+  # native store (validated in the same NIF call, like store/2), in the
+  # caller, never through this GenServer. Works while
+  # the process is suspended, dead or restarting, as long as the store's
+  # handle is published; after a normal stop there is none (unavailable).
+  # The caller records the `events_stored` counter itself.
+  @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
+  def store_direct(%Event{} = event, opts) do
+    with {:ok, handle} <- handle(opts) do
+      put = Native.store_put(handle, event)
+      checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    end
+  end
+
   @doc "The event with `id`, or a `:not_found` error (code 3001)."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}
@@ -175,8 +190,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
           |> routed(fn -> Native.store_query_dirty(handle, type, range, order, offset, limit) end)
           |> Support.native()
 
+        # Id order over a time window sorts the window: one dirty call.
+        {:ok, {type, range, :event_id, offset, limit}} when range != nil ->
+          Support.native(Native.store_query_dirty(handle, type, range, :event_id, offset, limit))
+
         {:ok, {type, range, order, offset, limit}} ->
-          Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
+          query_slices({handle, type, range, order}, nil, offset, limit, [])
 
         :empty ->
           {:ok, []}
@@ -194,7 +213,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts) do
       handle
       |> Native.store_get_by_correlation(correlation_id, @bounded)
-      |> routed(fn -> Native.store_get_by_correlation_dirty(handle, correlation_id) end)
+      |> routed(fn -> correlation_slices(handle, correlation_id, nil, []) end)
       |> Support.native()
     end
   end
@@ -401,6 +420,52 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       nil -> {:error, Support.unavailable()}
     end
   end
+
+  # Long answers are read slice by slice on normal schedulers (each call
+  # well under 1 ms, resuming after the cursor of the previous one), so
+  # other processes run between slices. A slice too big to decode on a
+  # normal scheduler answers :dirty; its dirty twin returns the rest.
+  defp query_slices({handle, type, range, order} = q, cursor, skip, take, acc) do
+    case Native.store_query_slice(handle, type, range, order, cursor, skip, take) do
+      {:ok, {true, _order, _cursor, _skipped, events}} ->
+        {:ok, concat(acc, events)}
+
+      {:ok, {false, order, cursor, skipped, events}} ->
+        take = if take == 0, do: 0, else: take - length(events)
+        query_slices(put_elem(q, 3, order), cursor, skip - skipped, take, [events | acc])
+
+      :dirty ->
+        case Native.store_query_slice_dirty(handle, type, range, order, cursor, skip, take) do
+          {:ok, {_done, _order, _cursor, _skipped, events}} -> {:ok, concat(acc, events)}
+          error -> Support.native(error)
+        end
+
+      error ->
+        Support.native(error)
+    end
+  end
+
+  defp correlation_slices(handle, cid, cursor, acc) do
+    case Native.store_correlation_slice(handle, cid, cursor) do
+      {:ok, {true, _cursor, events}} ->
+        {:ok, concat(acc, events)}
+
+      {:ok, {false, cursor, events}} ->
+        correlation_slices(handle, cid, cursor, [events | acc])
+
+      :dirty ->
+        case Native.store_correlation_slice_dirty(handle, cid, cursor) do
+          {:ok, {_done, _cursor, events}} -> {:ok, concat(acc, events)}
+          error -> error
+        end
+
+      error ->
+        error
+    end
+  end
+
+  defp concat([], events), do: events
+  defp concat(acc, events), do: Enum.concat(Enum.reverse([events | acc]))
 
   # A batch of at most @chunk events is validated and stored by one NIF
   # call. A longer one is validated chunk by chunk first, then stored, so a

@@ -12,9 +12,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   `:ok`. When no service is running in the namespace nothing is recorded.
 
   The GenServer owns the handle's lifecycle (create, retention cleanup,
-  reset, status). The handle outlives the process: a restarted service
-  re-attaches to the same metrics. (The handle of a `{:test, ref}` namespace
-  is released when its service stops with `:normal`/`:shutdown`.)
+  reset, status). The handle outlives a crash of the process: a restarted
+  service re-attaches to the same metrics. A normal stop (`:normal`,
+  `:shutdown`, e.g. `Application.stop/1`) releases it, so the next start
+  begins with no metrics, as in the original.
 
   ## Recording rules
 
@@ -367,8 +368,11 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
     {:noreply, state}
   end
 
+  # A normal stop (`Application.stop/1`, supervisor shutdown, `GenServer.stop`)
+  # releases the namespace's metrics, so the next start begins with none,
+  # as in the original; a crash keeps them for the restarted service.
   @impl true
-  def terminate(reason, %{namespace: {:test, _} = namespace})
+  def terminate(reason, %{namespace: namespace})
       when reason in [:normal, :shutdown] or
              (is_tuple(reason) and elem(reason, 0) == :shutdown) do
     Recorder.release(namespace)

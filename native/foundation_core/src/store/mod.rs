@@ -29,7 +29,7 @@ mod shard;
 
 use crate::error::{CoreError, CoreResult};
 use crossbeam_channel::Sender;
-pub use query::{Order, Query};
+pub use query::{Order, Page, Query, Slice};
 use shard::Shard;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -213,24 +213,67 @@ impl Store {
 
     /// Runs a query (filters, order, offset, limit).
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Bytes>> {
+        let q = self.resolved(q);
+        Ok(self.query_page(&q, &Slice::all(q.offset, q.limit))?.items)
+    }
+
+    /// `q` with `Order::Unordered` resolved: ascending id while the store
+    /// holds at most `SMALL_STORE` events, else time order. A caller
+    /// reading a query in slices resolves it once, so every slice of one
+    /// answer uses the same order.
+    pub fn resolved(&self, q: &Query) -> Query {
+        let order = match q.order {
+            Order::Unordered if self.inner.count.load(Relaxed) <= query::SMALL_STORE => Order::Id,
+            Order::Unordered => Order::Timestamp,
+            order => order,
+        };
+        Query { order, ..q.clone() }
+    }
+
+    /// One slice of the answer to `q` (its `offset` and `limit` are
+    /// ignored: `slice` carries what is left of them). Each slice holds the
+    /// shard read locks only while it runs, so a long answer read slice by
+    /// slice never blocks writers for long; events stored or removed
+    /// between slices may or may not appear after the cursor.
+    pub fn query_page(&self, q: &Query, slice: &Slice) -> CoreResult<Page> {
         if q.order == Order::Unordered {
-            let order = match self.inner.count.load(Relaxed) <= query::SMALL_STORE {
-                true => Order::Id,
-                false => Order::Timestamp,
-            };
-            return self.query(&Query { order, ..q.clone() });
+            return self.query_page(&self.resolved(q), slice);
         }
         // All shards are read-locked (in index order) for a lazy k-way merge,
-        // so only offset + limit events are visited.
+        // so only the slice's matches are visited.
         let guards = self
             .inner
             .shards
             .iter()
             .map(|s| s.read().map_err(CoreError::poisoned))
             .collect::<CoreResult<Vec<_>>>()?;
-        let streams = guards.iter().map(|g| g.query_keys(q)).collect();
+        let streams = guards
+            .iter()
+            .map(|g| g.query_keys(q, slice.after))
+            .collect();
         let fetch = |shard: usize, id| guards.get(shard).and_then(|g| g.get(id));
-        Ok(query::merge(q, streams, fetch))
+        Ok(query::merge(slice, streams, fetch))
+    }
+
+    /// One slice of a correlation group, by ascending (timestamp, id); the
+    /// cursor is a time-order rank (`Slice::skip` and `take` are ignored).
+    pub fn correlation_page(&self, cid: &[u8], slice: &Slice) -> CoreResult<Page> {
+        let guards = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.read().map_err(CoreError::poisoned))
+            .collect::<CoreResult<Vec<_>>>()?;
+        let streams = guards
+            .iter()
+            .map(|g| g.correlation_keys_after(cid, slice.after))
+            .collect();
+        let slice = Slice {
+            skip: 0,
+            take: None,
+            ..*slice
+        };
+        Ok(query::merge(&slice, streams, |_, _| None))
     }
 
     /// Removes events with `timestamp < ts`; returns how many.

@@ -52,36 +52,94 @@ pub(crate) fn rank(order: Order, ts: i64, id: u64) -> u128 {
     }
 }
 
-/// Merges the ranked per-shard streams (k-way, lazily), skipping `offset`
-/// and stopping at `limit`; `fetch(shard, id)` gives a payload the stream
-/// did not carry.
+/// Where a slice of a query's results starts and how much it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// Rank of the last match a previous slice visited (`None`: the start).
+    pub after: Option<u128>,
+    /// Matches still to skip for the query's offset.
+    pub skip: usize,
+    /// Results still wanted (`None`: no limit).
+    pub take: Option<usize>,
+    /// Results this slice may return.
+    pub max_items: usize,
+    /// Matches this slice may skip.
+    pub max_skip: usize,
+    /// Payload bytes this slice may return (it returns at least one event).
+    pub max_bytes: usize,
+}
+
+impl Slice {
+    /// The whole answer in one slice.
+    pub fn all(offset: usize, limit: Option<usize>) -> Slice {
+        Slice {
+            after: None,
+            skip: offset,
+            take: limit,
+            max_items: usize::MAX,
+            max_skip: usize::MAX,
+            max_bytes: usize::MAX,
+        }
+    }
+}
+
+/// One slice of a query's results.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The results, in order.
+    pub items: Vec<Bytes>,
+    /// Matches skipped (for the offset) by this slice.
+    pub skipped: usize,
+    /// Rank of the last match visited: where the next slice starts.
+    pub cursor: Option<u128>,
+    /// No match is left, or the limit is reached.
+    pub done: bool,
+}
+
+/// Merges the ranked per-shard streams (k-way, lazily) within the bounds of
+/// `slice`; `fetch(shard, id)` gives a payload the stream did not carry.
 pub(crate) fn merge<'a>(
-    q: &Query,
+    slice: &Slice,
     mut streams: Vec<Box<dyn Iterator<Item = Key<'a>> + 'a>>,
     fetch: impl Fn(usize, u64) -> Option<Bytes>,
-) -> Vec<Bytes> {
+) -> Page {
     let mut heap = BinaryHeap::new();
     for (shard, stream) in streams.iter_mut().enumerate() {
         if let Some((r, id, payload)) = stream.next() {
             heap.push(Reverse((r, id, shard, payload)));
         }
     }
-    let limit = q.limit.unwrap_or(usize::MAX);
-    let (mut out, mut skipped) = (Vec::new(), 0);
-    while out.len() < limit {
-        let Some(Reverse((_, id, shard, payload))) = heap.pop() else {
+    let take = slice.take.unwrap_or(usize::MAX);
+    let mut page = Page {
+        cursor: slice.after,
+        ..Page::default()
+    };
+    let mut bytes = 0usize;
+    loop {
+        if page.items.len() >= take {
+            page.done = true;
+            break;
+        }
+        let full = page.items.len() >= slice.max_items || bytes >= slice.max_bytes;
+        if full || page.skipped >= slice.max_skip {
+            break;
+        }
+        let Some(Reverse((r, id, shard, payload))) = heap.pop() else {
+            page.done = true;
             break;
         };
-        if skipped < q.offset {
-            skipped += 1;
+        page.cursor = Some(r);
+        if page.skipped < slice.skip {
+            page.skipped += 1;
         } else if let Some(payload) = payload.cloned().or_else(|| fetch(shard, id)) {
-            out.push(payload);
+            bytes = bytes.saturating_add(payload.len());
+            page.items.push(payload);
         }
         if let Some((r, id, payload)) = streams.get_mut(shard).and_then(|s| s.next()) {
             heap.push(Reverse((r, id, shard, payload)));
         }
     }
-    out
+    page
 }
 
 /// Merges correlation-group answers into (timestamp, id) order.

@@ -237,6 +237,23 @@ impl Shard {
         }
     }
 
+    /// One correlation group's events after time-order rank `after`, as
+    /// query stream items.
+    pub(crate) fn correlation_keys_after<'a>(
+        &'a self,
+        cid: &[u8],
+        after: Option<u128>,
+    ) -> Box<dyn Iterator<Item = Key<'a>> + 'a> {
+        let Some(group) = self.by_corr.get(cid) else {
+            return Box::new(std::iter::empty());
+        };
+        let low = after.map(|r| time_key(r, false));
+        Box::new(
+            time_range_from(&group.events, None, low, None)
+                .map(|(&(ts, id), p)| (rank(Order::Timestamp, ts, id), id, Some(p))),
+        )
+    }
+
     /// Size of one correlation group in this shard.
     pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
         self.by_corr.get(cid).map_or(0, |group| group.events.len())
@@ -245,7 +262,13 @@ impl Shard {
     /// This shard's matches for `q` (filters only, no offset/limit) as
     /// `(rank, id, payload if at hand)` in ascending rank, lazily: see
     /// `query::rank`.
-    pub(crate) fn query_keys<'a>(&'a self, q: &Query) -> Box<dyn Iterator<Item = Key<'a>> + 'a> {
+    /// Starts after rank `after` when given (a seek in the ordered index,
+    /// except for id order over a time range, which filters).
+    pub(crate) fn query_keys<'a>(
+        &'a self,
+        q: &Query,
+        after: Option<u128>,
+    ) -> Box<dyn Iterator<Item = Key<'a>> + 'a> {
         let type_index = match &q.event_type {
             Some(t) => match self.by_type.get(t.as_ref()) {
                 Some(ti) => Some(ti),
@@ -257,25 +280,77 @@ impl Shard {
         let order = q.order;
         let ranked =
             move |(&(ts, id), p): (&(i64, u64), &'a Bytes)| (rank(order, ts, id), id, Some(p));
+        let from_id = match after {
+            Some(r) => Bound::Excluded(r as u64),
+            None => Bound::Unbounded,
+        };
         match (order, q.time_range) {
             (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
-            (Order::Timestamp, range) => Box::new(time_range(times, range).map(ranked)),
-            (Order::TimestampDesc, range) => Box::new(time_range(times, range).rev().map(ranked)),
+            (Order::Timestamp, range) => {
+                let low = after.map(|r| time_key(r, false));
+                Box::new(time_range_from(times, range, low, None).map(ranked))
+            }
+            (Order::TimestampDesc, range) => {
+                let high = after.map(|r| time_key(r, true));
+                Box::new(time_range_from(times, range, None, high).rev().map(ranked))
+            }
             (Order::Id | Order::Unordered, Some(range)) => {
-                let mut keys: Vec<Key> = time_range(times, Some(range)).map(ranked).collect();
+                let mut keys: Vec<Key> = time_range(times, Some(range))
+                    .map(ranked)
+                    .filter(|k| after.is_none_or(|a| k.0 > a))
+                    .collect();
                 keys.sort_unstable_by_key(|k| k.0);
                 Box::new(keys.into_iter())
             }
             (Order::Id | Order::Unordered, None) => match type_index {
-                Some(ti) => Box::new(ti.ids.iter().map(|&id| (u128::from(id), id, None))),
+                Some(ti) => Box::new(
+                    ti.ids
+                        .range((from_id, Bound::Unbounded))
+                        .map(|&id| (u128::from(id), id, None)),
+                ),
                 None => Box::new(
                     self.by_id
-                        .iter()
+                        .range((from_id, Bound::Unbounded))
                         .map(|(&id, r)| (u128::from(id), id, Some(&r.payload))),
                 ),
             },
         }
     }
+}
+
+/// The (timestamp, id) key of a time-order rank (see `query::rank`).
+fn time_key(rank: u128, descending: bool) -> (i64, u64) {
+    let r = if descending { !rank } else { rank };
+    let ts = ((r >> 64) as u64 ^ (1 << 63)) as i64;
+    (ts, r as u64)
+}
+
+/// `time_range`, narrowed to keys after `low` and before `high`.
+fn time_range_from(
+    set: &BTreeMap<(i64, u64), Bytes>,
+    range: Option<(i64, i64)>,
+    low: Option<(i64, u64)>,
+    high: Option<(i64, u64)>,
+) -> std::collections::btree_map::Range<'_, (i64, u64), Bytes> {
+    let (start, stop) = range.unwrap_or((i64::MIN, i64::MAX));
+    let (lower, open_low) = match low {
+        Some(k) if k >= (start, 0) => (k, true),
+        _ => ((start, 0), false),
+    };
+    let (upper, open_high) = match high {
+        Some(k) if k <= (stop, u64::MAX) => (k, true),
+        _ => ((stop, u64::MAX), false),
+    };
+    let bound = |k, open| match open {
+        true => Bound::Excluded(k),
+        false => Bound::Included(k),
+    };
+    // BTreeMap::range panics on an inverted window, or an equal one with an
+    // excluded end: answer those with an empty range.
+    if lower > upper || (lower == upper && (open_low || open_high)) {
+        return set.range((Bound::Included(lower), Bound::Excluded(lower)));
+    }
+    set.range((bound(lower, open_low), bound(upper, open_high)))
 }
 
 fn time_range(

@@ -1,63 +1,150 @@
 defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   @moduledoc false
-  # ConfigServer's side effects after an update or reset: the audit event,
-  # handed to the EventStore of the server's own namespace without waiting
-  # (`EventStore.store_async/2`), and the telemetry counter, recorded in the
-  # TelemetryService of the same namespace. Runs inside the ConfigServer
-  # process, on its state map, whose `audit` field (`%{sent, failures,
-  # skipped}`) it owns. Never waits for or crashes on the other services.
+  # ConfigServer's side effects after an update or reset, in the server's
+  # own namespace:
+  #
+  #   * the audit event, built here (as `Events.new_event/2` would: fresh
+  #     id, millisecond monotonic timestamp, wall time, node, pid of the
+  #     server) and written synchronously into the namespace's native event
+  #     store through its handle (`EventStore.store_direct/2`), never through
+  #     the EventStore process: once the server replies, every process can
+  #     query the event, and a suspended, dead or restarting EventStore
+  #     process neither delays nor loses it. No handle (the store was
+  #     stopped normally, or never started) means no audit, as in the
+  #     original, counted as skipped.
+  #   * the counters (the update's or reset's, and the store's
+  #     `events_stored` for the audit event), recorded in the namespace's
+  #     TelemetryService right after the server's reply.
+  #
+  # Runs inside the ConfigServer process, on its state map, whose `audit`
+  # field (`%{sent, failures, skipped}`) it owns. Never raises.
 
   require Logger
 
-  alias ElixirScope.Foundation.Logic.EventLogic
-  alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
+  alias ElixirScope.Foundation.Types.Event
+  alias ElixirScope.Foundation.Utils
+
+  @events_stored [:foundation, :event_store, :events_stored]
 
   @doc "The audit counters of a fresh state."
   def fields, do: %{audit: %{sent: 0, failures: 0, skipped: 0}}
 
-  @doc "Hands the audit event `type` with `data` off and counts the outcome."
+  @doc """
+  Stores the audit event `type` with `data` and counts the outcome in the
+  state. Returns `{state, counters}`: the store's
+  `[:foundation, :event_store, :events_stored]` counter for a stored event
+  (as `EventStore.store/2` records it), to record with `count_all/2`.
+  """
   def event(%{} = state, type, data) do
-    outcome =
-      if ProcessRegistry.registered?(state.namespace, :event_store),
-        do: hand_off(type, data, state.namespace),
-        else: :skipped
+    case store(type, data, state.namespace) do
+      {:ok, id} ->
+        {bump(state, :sent), [{@events_stored, %{event_type: type, event_id: id}}]}
 
-    case outcome do
-      :ok -> bump(state, :sent)
-      :skipped -> bump(state, :skipped)
-      {:failed, reason} -> state |> log_failure(type, reason) |> bump(:failures)
+      :skipped ->
+        {bump(state, :skipped), []}
+
+      {:failed, reason} ->
+        {state |> log_failure(type, reason) |> bump(:failures), []}
     end
   end
 
-  @doc "Counter `name` (value 1) in `namespace`'s TelemetryService; never raises."
-  def count(namespace, name, metadata) do
-    TelemetryService.emit_counter(name, 1, metadata, namespace: namespace)
-  catch
-    _, _ -> :ok
+  @doc "Records each `{name, metadata}` counter (value 1) in `namespace`; never raises."
+  def count_all(namespace, counters) do
+    opts = telemetry_opts(namespace)
+
+    for {name, metadata} <- counters do
+      try do
+        TelemetryService.emit_counter(name, 1, metadata, opts)
+      catch
+        _, _ -> :ok
+      end
+    end
+
+    :ok
   end
 
-  defp bump(state, key), do: %{state | audit: Map.update!(state.audit, key, &(&1 + 1))}
+  # `[]` skips the option parsing of the common namespace.
+  defp telemetry_opts(:production), do: []
+  defp telemetry_opts(namespace), do: [namespace: namespace]
+
+  defp bump(%{audit: audit} = state, key),
+    do: %{state | audit: %{audit | key => Map.fetch!(audit, key) + 1}}
+
+  @us_per_day 86_400_000_000
+
+  @doc """
+  `DateTime.utc_now/0` (the same value: the current system time, truncated
+  to microseconds, precision 6), without a calendar conversion of the date
+  on every call: the date of the current day is cached in the calling
+  process's dictionary.
+  """
+  def utc_now, do: utc_from_unix_us(System.os_time(:microsecond))
+
+  @doc "`DateTime.from_unix!(us, :microsecond)`, the date cached per day."
+  def utc_from_unix_us(us) do
+    day = Integer.floor_div(us, @us_per_day)
+
+    {year, month, day_of_month} =
+      case Process.get(:elixir_scope_audit_day) do
+        {^day, date} ->
+          date
+
+        _ ->
+          %Date{year: y, month: m, day: d} = Date.add(~D[1970-01-01], day)
+          Process.put(:elixir_scope_audit_day, {day, {y, m, d}})
+          {y, m, d}
+      end
+
+    in_day = us - day * @us_per_day
+    second = div(in_day, 1_000_000)
+
+    %DateTime{
+      year: year,
+      month: month,
+      day: day_of_month,
+      hour: div(second, 3600),
+      minute: rem(div(second, 60), 60),
+      second: rem(second, 60),
+      microsecond: {rem(in_day, 1_000_000), 6},
+      std_offset: 0,
+      utc_offset: 0,
+      zone_abbr: "UTC",
+      time_zone: "Etc/UTC",
+      calendar: Calendar.ISO
+    }
+  end
 
   # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
-  # so an EventStore outage does not flood it.
+  # so a broken store does not flood it.
   defp log_failure(state, type, reason) do
     n = state.audit.failures
 
     if rem(n, 100) == 0,
       do:
         Logger.warning(
-          "ConfigServer audit event #{type} not handed off (#{n + 1} failures so far): #{inspect(reason)}"
+          "ConfigServer audit event #{type} not stored (#{n + 1} failures so far): #{inspect(reason)}"
         )
 
     state
   end
 
-  defp hand_off(type, data, namespace) do
-    with {:ok, event} <- EventLogic.create_event(type, data),
-         :ok <- EventStore.store_async(event, namespace: namespace) do
-      :ok
-    else
+  defp store(type, data, namespace) do
+    event = %Event{
+      event_id: Utils.generate_id(),
+      event_type: type,
+      timestamp: Utils.monotonic_timestamp(),
+      wall_time: utc_now(),
+      node: Node.self(),
+      pid: self(),
+      correlation_id: nil,
+      parent_id: nil,
+      data: data
+    }
+
+    case EventStore.store_direct(event, namespace: namespace) do
+      {:ok, id} -> {:ok, id}
+      {:error, %{error_type: :service_unavailable}} -> :skipped
       other -> {:failed, other}
     end
   catch
