@@ -10,7 +10,7 @@ defmodule ElixirScope.Foundation.ApplicationTest do
     ids = @sup |> Supervisor.which_children() |> Enum.map(&elem(&1, 0)) |> Enum.reverse()
 
     expected =
-      [ProcessRegistry.Owner, Registry, ConfigServer.Table] ++
+      [ProcessRegistry.Owner, Registry, ElixirScope.Foundation.Cluster, ConfigServer.Table] ++
         Enum.filter(
           [
             ConfigServer,

@@ -3,6 +3,7 @@ defmodule ElixirScope.Foundation.Application do
   # Children, in order, under ElixirScope.Foundation.Supervisor (one_for_one):
   #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
   #   ProcessRegistry (Registry)   via-tuple names
+  #   Cluster                      the :pg scope the :production services join
   #   ConfigServer.Table           owns the published-config ETS table
   #   ConfigServer, EventStore, TelemetryService   namespace :production
   #   ElixirScope.Foundation.TaskSupervisor
@@ -36,6 +37,7 @@ defmodule ElixirScope.Foundation.Application do
       [
         ProcessRegistry.Owner,
         {ProcessRegistry, []},
+        ElixirScope.Foundation.Cluster,
         Services.ConfigServer.Table,
         {Services.ConfigServer, [namespace: :production]},
         {Services.EventStore, [namespace: :production]},

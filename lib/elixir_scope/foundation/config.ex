@@ -10,7 +10,7 @@ defmodule ElixirScope.Foundation.Config do
   """
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
-  alias ElixirScope.Foundation.Error
+  alias ElixirScope.Foundation.{Cluster, Error}
   alias ElixirScope.Foundation.Services.ConfigServer
   alias ElixirScope.Foundation.Types
 
@@ -52,6 +52,23 @@ defmodule ElixirScope.Foundation.Config do
   @doc "Updates `path` (see `ConfigServer.update/3`)."
   @spec update([atom()], term()) :: :ok | {:error, Types.Error.t()}
   def update(path, value), do: ConfigServer.update(path, value)
+
+  @doc """
+  `update/2` with options. `scope: :cluster` (and `timeout: ms`) validates
+  the update locally, then applies it on every node of the cluster: `:ok`,
+  `{:partial, failed}` or the validation error (see
+  `ElixirScope.Foundation.Cluster` for ordering and the absence of
+  rollback).
+  """
+  @spec update([atom()], term(), Cluster.opts()) ::
+          :ok | {:partial, Cluster.failed()} | {:error, Types.Error.t()}
+  def update(path, value, opts) do
+    case Cluster.scope(opts) do
+      :cluster -> Cluster.update_config(path, value, opts)
+      {:local, opts} -> ConfigServer.update(path, value, opts)
+      error -> error
+    end
+  end
 
   @doc """
   `update/2` with extra guards: a non-list path gives

@@ -22,7 +22,7 @@ defmodule ElixirScope.Foundation.Events do
   """
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
-  alias ElixirScope.Foundation.EventArg
+  alias ElixirScope.Foundation.{Cluster, EventArg}
   alias ElixirScope.Foundation.Logic.EventLogic
   alias ElixirScope.Foundation.Services.EventStore
   alias ElixirScope.Foundation.Types.{Error, Event}
@@ -126,18 +126,41 @@ defmodule ElixirScope.Foundation.Events do
   Runs a query (see `EventStore.query/2`). A keyword list is turned into a
   map (the last duplicate key wins); anything else raises
   `FunctionClauseError`.
+
+  With `scope: :cluster` (and `timeout: ms`) the query runs on every node
+  of the cluster and the answers are merged:
+  `{:ok, events} | {:partial, events, failed}` (see
+  `ElixirScope.Foundation.Cluster`).
   """
   @impl true
-  @spec query(map() | keyword(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
+  @spec query(map() | keyword(), opts() | Cluster.opts()) ::
+          {:ok, [Event.t()]} | {:partial, [Event.t()], Cluster.failed()} | {:error, Error.t()}
   def query(query, opts \\ [])
-  def query(query, opts) when is_map(query), do: EventStore.query(query, opts)
-  def query(query, opts) when is_list(query), do: EventStore.query(Map.new(query), opts)
+  def query(query, opts) when is_list(query), do: query(Map.new(query), opts)
 
-  @doc "Events with `correlation_id`, timestamp ascending."
+  def query(query, opts) when is_map(query) do
+    case Cluster.scope(opts) do
+      :cluster -> Cluster.query(query, opts)
+      {:local, opts} -> EventStore.query(query, opts)
+      error -> error
+    end
+  end
+
+  @doc """
+  Events with `correlation_id`, timestamp ascending. With
+  `scope: :cluster` (and `timeout: ms`), those of every node, merged by
+  system time (see `ElixirScope.Foundation.Cluster`).
+  """
   @impl true
-  @spec get_by_correlation(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
-  def get_by_correlation(correlation_id, opts \\ []),
-    do: EventStore.get_by_correlation(correlation_id, opts)
+  @spec get_by_correlation(String.t(), opts() | Cluster.opts()) ::
+          {:ok, [Event.t()]} | {:partial, [Event.t()], Cluster.failed()} | {:error, Error.t()}
+  def get_by_correlation(correlation_id, opts \\ []) do
+    case Cluster.scope(opts) do
+      :cluster -> Cluster.get_by_correlation(correlation_id, opts)
+      {:local, opts} -> EventStore.get_by_correlation(correlation_id, opts)
+      error -> error
+    end
+  end
 
   @doc "Same as `get_by_correlation/1`, passed through `EventLogic.extract_correlation_chain/2`."
   @spec get_correlation_chain(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}

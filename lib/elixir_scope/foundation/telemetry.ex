@@ -19,6 +19,7 @@ defmodule ElixirScope.Foundation.Telemetry do
       measurements `%{counter: 1}`, the given metadata.
   """
 
+  alias ElixirScope.Foundation.Cluster
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
 
@@ -50,9 +51,21 @@ defmodule ElixirScope.Foundation.Telemetry do
   @spec emit_gauge(event_name(), number(), map()) :: :ok
   def emit_gauge(name, value, metadata), do: TelemetryService.emit_gauge(name, value, metadata)
 
-  @doc "All metrics, nested by event name (see `TelemetryService.get_metrics/1`)."
-  @spec get_metrics() :: {:ok, map()} | {:error, Error.t()}
-  def get_metrics, do: TelemetryService.get_metrics()
+  @doc """
+  All metrics, nested by event name (see `TelemetryService.get_metrics/1`).
+  With `scope: :cluster` (and `timeout: ms`): `{:ok, %{node => metrics}}`
+  for every node of the cluster, or `{:partial, map, failed}` (see
+  `ElixirScope.Foundation.Cluster`).
+  """
+  @spec get_metrics(Cluster.opts()) ::
+          {:ok, map()} | {:partial, map(), Cluster.failed()} | {:error, Error.t()}
+  def get_metrics(opts \\ []) do
+    case Cluster.scope(opts) do
+      :cluster -> Cluster.get_metrics(opts)
+      {:local, opts} -> TelemetryService.get_metrics(opts)
+      error -> error
+    end
+  end
 
   @doc "Attaches the default handler to each name."
   @spec attach_handlers([event_name()]) :: :ok | {:error, Error.t()}

@@ -4,7 +4,7 @@ defmodule ElixirScope.Foundation.Utils do
   term sizes and previews, nested map access, key conversion, retries,
   formatting and process/system measurements.
 
-  Everything here is plain Elixir over BIFs (`System.unique_integer/1`,
+  Everything here is plain Elixir over BIFs (`:atomics`,
   `:crypto.strong_rand_bytes/1`, ...): each call is cheaper than a NIF
   round trip would be. The one exception is the size of a big term
   (`deep_size/1`, `truncate_if_large/2`): it equals
@@ -15,7 +15,15 @@ defmodule ElixirScope.Foundation.Utils do
   `wall_timestamp/0` nanoseconds, `measure/1` microseconds.
   """
 
+  import Bitwise
+
   alias ElixirScope.Foundation.TermSize
+
+  # generate_id/0: 2024-01-01T00:00:00Z, and the widths of its fields.
+  @id_epoch_ms 1_704_067_200_000
+  @id_seq_bits 10
+  @id_node_bits 12
+  @id_key {__MODULE__, :id_generator}
 
   @typedoc "A nested-map path: a list of keys."
   @type path :: [term()]
@@ -38,20 +46,72 @@ defmodule ElixirScope.Foundation.Utils do
   ## Identifiers and time
 
   @doc """
-  A unique positive integer id:
-  `System.unique_integer([:positive]) * 1_000_000 + abs(:erlang.phash2(ref)) + 1`.
+  A unique positive integer id, below 2^63, built like a Snowflake id
+  (high bits to low bits):
 
-  Unique in practice (the first factor is unique per VM run), not monotonic
-  and not strictly collision-proof.
+    * 41 bits: milliseconds since 2024-01-01 00:00:00 UTC (system time;
+      room until the year 2093),
+    * 10 bits: a sequence within the millisecond,
+    * 12 bits: the generator's node bits, a hash of the node name and
+      random bytes drawn once per VM start.
+
+  The millisecond and the sequence form one 51-bit counter per VM (an
+  `:atomics` cell created on first use): each call takes the next value,
+  or the current millisecond when the clock has moved past it. Ids of one
+  VM are therefore distinct and increasing; beyond 1024 ids per
+  millisecond the counter runs ahead of the clock and catches up when the
+  rate drops. A restarted VM starts from the clock, above every id of its
+  previous run, and draws new node bits; two nodes collide only if they
+  draw the same node bits and count the same value in the same
+  millisecond. The cost is one atomic add (two at a millisecond change)
+  in the caller's process, no message.
 
       iex> id = ElixirScope.Foundation.Utils.generate_id()
-      iex> is_integer(id) and id > 0
+      iex> is_integer(id) and id > 0 and id < 2 ** 63
       true
   """
   @spec generate_id() :: pos_integer()
   def generate_id do
-    System.unique_integer([:positive]) * 1_000_000 +
-      abs(:erlang.phash2(:erlang.ref_to_list(make_ref()))) + 1
+    {counter, node_bits} = id_generator()
+    now = (System.system_time(:millisecond) - @id_epoch_ms) <<< @id_seq_bits
+    next_id_state(counter, now) <<< @id_node_bits ||| node_bits
+  end
+
+  # The counter only grows: `add_get` hands out distinct values, and the
+  # one caller whose compare-exchange moves it forward to `now` owns `now`.
+  defp next_id_state(counter, now) do
+    case :atomics.add_get(counter, 1, 1) do
+      state when state >= now ->
+        state
+
+      state ->
+        case :atomics.compare_exchange(counter, 1, state, now) do
+          :ok -> now
+          _changed -> next_id_state(counter, now)
+        end
+    end
+  end
+
+  defp id_generator do
+    case :persistent_term.get(@id_key, nil) do
+      nil -> :global.trans({@id_key, self()}, &create_id_generator/0, [node()])
+      generator -> generator
+    end
+  end
+
+  # Runs under a lock on this node only, so two first callers never make
+  # two counters.
+  defp create_id_generator do
+    case :persistent_term.get(@id_key, nil) do
+      nil ->
+        node_bits = :erlang.phash2({node(), :crypto.strong_rand_bytes(16)}, 1 <<< @id_node_bits)
+        generator = {:atomics.new(1, signed: true), node_bits}
+        :persistent_term.put(@id_key, generator)
+        generator
+
+      generator ->
+        generator
+    end
   end
 
   @doc """

@@ -304,6 +304,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
         version = Table.next_version(namespace)
         Table.publish(namespace, config, version)
         ProcessRegistry.notify_registered(namespace, :config_server)
+        ElixirScope.Foundation.Cluster.join(namespace, :config_server)
         {:ok, new_state(namespace, config, version)}
 
       {:error, error} ->

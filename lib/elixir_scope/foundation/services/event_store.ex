@@ -353,6 +353,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       end
 
     Process.send_after(self(), :expire, interval)
+    ElixirScope.Foundation.Cluster.join(namespace, :event_store)
     {:ok, %{namespace: namespace, handle: handle, interval: interval}}
   end
 

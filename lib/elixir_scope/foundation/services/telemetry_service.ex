@@ -299,6 +299,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
       handle = Recorder.attach(namespace, config.max_metrics)
       schedule_cleanup(config.cleanup_interval)
       if config.enable_vm_metrics, do: emit_vm_gauges(namespace), else: :ok
+      ElixirScope.Foundation.Cluster.join(namespace, :telemetry_service)
       {:ok, %{config: config, namespace: namespace, handle: handle}}
     end
   end
