@@ -94,7 +94,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store(event, opts \\ []) do
-    EventArg.check!(event)
+    _ = EventArg.check!(event)
 
     with {:ok, handle} <- handle(opts),
          put = Native.store_put(handle, event),
@@ -111,7 +111,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
   def store_batch(events, opts \\ []) do
-    EventArg.check_list!(events)
+    _ = EventArg.check_list!(events)
 
     with {:ok, handle} <- handle(opts),
          {:ok, ids} <- put_batch(handle, events) do
@@ -128,7 +128,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
   def store_async(event, opts \\ []) do
-    EventArg.check!(event)
+    _ = EventArg.check!(event)
 
     with {:ok, handle} <- handle(opts),
          put = Native.store_put_async(handle, event),

@@ -227,9 +227,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
     bump(namespace, version)
 
     if is_map(previous) do
-      for key <- Map.keys(previous),
-          not is_map_key(config, key),
-          do: :ets.delete(@table, {namespace, key})
+      previous
+      |> Map.keys()
+      |> Enum.reject(&is_map_key(config, &1))
+      |> Enum.each(&:ets.delete(@table, {namespace, &1}))
     end
 
     :ok
