@@ -36,6 +36,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+/// A prune removing at least this many events frees them on another thread.
+const FREE_IN_BACKGROUND: usize = 10_000;
+
 /// Shared immutable bytes (event payloads, type names, correlation ids).
 pub type Bytes = Arc<[u8]>;
 
@@ -277,9 +280,20 @@ impl Store {
     }
 
     /// Removes events with `timestamp < ts`; returns how many.
+    /// The removed events are freed by a short-lived thread when there are
+    /// many of them, so the call returns once the indexes are updated.
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let n = self.inner.each_shard_mut(|s| s.prune_before(ts))?;
+        let mut garbage = shard::Garbage::default();
+        let n = self
+            .inner
+            .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
         self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
+        if n >= FREE_IN_BACKGROUND {
+            // If no thread can be started, the garbage is freed right here.
+            let _ = std::thread::Builder::new()
+                .name("event_store_free".into())
+                .spawn(move || drop(garbage));
+        }
         Ok(n)
     }
 
@@ -351,7 +365,7 @@ impl Inner {
 
     /// Runs `f` on each shard under its write lock; sums the removed counts
     /// it returns and keeps `count` in step.
-    fn each_shard_mut(&self, f: impl Fn(&mut Shard) -> usize) -> CoreResult<usize> {
+    fn each_shard_mut(&self, mut f: impl FnMut(&mut Shard) -> usize) -> CoreResult<usize> {
         let mut total = 0;
         for shard in self.shards.iter() {
             let n = f(&mut *shard.write().map_err(CoreError::poisoned)?);

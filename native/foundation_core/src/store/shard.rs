@@ -60,6 +60,14 @@ pub(crate) struct Shard {
     arrivals: BTreeMap<u64, Arrival>,
 }
 
+/// What a prune removed, to be freed after the shard locks are released
+/// (freeing the events is most of a big prune's cost).
+#[derive(Debug, Default)]
+pub(crate) struct Garbage {
+    pub(crate) records: Vec<Record>,
+    pub(crate) times: Vec<BTreeMap<(i64, u64), Bytes>>,
+}
+
 /// A query hit: its sort key and payload.
 pub(crate) type Hit = ((i64, u64), Bytes);
 
@@ -180,18 +188,22 @@ impl Shard {
     /// Removes every record with `timestamp < ts`; returns how many.
     /// The time-ordered sets are cut with `split_off` (O(log n) each); only
     /// the id-keyed structures are updated per removed event.
-    pub(crate) fn prune_before(&mut self, ts: i64) -> usize {
+    pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         let cut = (ts, 0);
         let kept = self.by_time.split_off(&cut);
         let old = std::mem::replace(&mut self.by_time, kept);
         for ti in self.by_type.values_mut() {
-            ti.times = ti.times.split_off(&cut);
+            let kept = ti.times.split_off(&cut);
+            garbage.times.push(std::mem::replace(&mut ti.times, kept));
         }
         // Few groups: cut each group's set; many groups: per-event removal.
         let cut_groups = self.by_corr.len() < old.len();
         if cut_groups {
             for group in self.by_corr.values_mut() {
-                group.events = group.events.split_off(&cut);
+                let kept = group.events.split_off(&cut);
+                garbage
+                    .times
+                    .push(std::mem::replace(&mut group.events, kept));
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
@@ -206,9 +218,12 @@ impl Shard {
             if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
                 self.remove_corr(cid, (t, id));
             }
+            garbage.records.push(record);
         }
         self.by_type.retain(|_, ti| !ti.ids.is_empty());
-        old.len()
+        let removed = old.len();
+        garbage.times.push(old);
+        removed
     }
 
     fn remove_corr(&mut self, cid: &Bytes, key: (i64, u64)) {
