@@ -3,7 +3,7 @@
 
 use super::merge::{merge_all, merge_value, Key, Measure};
 use crate::{CoreError, CoreResult};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 /// Where the `:counter` measurement lives.
@@ -38,6 +38,35 @@ pub struct EntrySnapshot {
     pub metadata: Vec<u8>,
 }
 
+/// Stripes of an entry's count and timestamp.
+const STRIPES: usize = 8;
+
+/// One thread slot's share of an entry's count and its latest timestamp.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Stripe {
+    count: AtomicU64,
+    timestamp: AtomicI64,
+}
+
+impl Default for Stripe {
+    fn default() -> Self {
+        Stripe {
+            count: AtomicU64::new(0),
+            timestamp: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+/// The calling thread's stripe, assigned round-robin at its first use.
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    SLOT.with(|slot| *slot)
+}
+
 /// `Entry::counter` while the slot is not `Atomic`: increments then fail.
 const FROZEN: i64 = i64::MIN;
 
@@ -55,10 +84,14 @@ fn fast(i: i64) -> bool {
 /// compare-and-swap that fails on `FROZEN`, and a general merge that touches
 /// the counter first swaps `FROZEN` in (under the write guard), so it owns
 /// the value it read and no increment is lost.
+///
+/// The call count and last timestamp are striped: each thread adds to the
+/// stripe of its slot (its own cache line), and readers sum the counts and
+/// take the largest timestamp, so concurrent recorders of one metric do not
+/// fight over one cache line for them.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    count: AtomicU64,
-    timestamp: AtomicI64,
+    stripes: [Stripe; STRIPES],
     /// Value of the `:counter` measurement while the slot is `Atomic`,
     /// otherwise `FROZEN`.
     counter: AtomicI64,
@@ -71,8 +104,7 @@ impl Entry {
     /// A new entry holding its first recording.
     pub(crate) fn new(incoming: Vec<(Key, Measure)>, metadata: Vec<u8>, now: i64) -> Self {
         let entry = Entry {
-            count: AtomicU64::new(0),
-            timestamp: AtomicI64::new(now),
+            stripes: Default::default(),
             counter: AtomicI64::new(FROZEN),
             metadata,
             body: RwLock::new(Body {
@@ -83,13 +115,28 @@ impl Entry {
         if let Ok(mut body) = entry.body.write() {
             entry.merge_locked(&mut body, incoming);
         }
-        entry.count.store(1, Ordering::Relaxed);
+        if let Some(first) = entry.stripes.first() {
+            first.count.store(1, Ordering::Relaxed);
+            first.timestamp.store(now, Ordering::Relaxed);
+        }
         entry
     }
 
     /// Last timestamp recorded.
     pub(crate) fn timestamp(&self) -> i64 {
-        self.timestamp.load(Ordering::Relaxed)
+        self.stripes
+            .iter()
+            .map(|s| s.timestamp.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// Number of recordings.
+    fn count(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.count.load(Ordering::Acquire))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Adds `delta` to an integer counter without any lock. Returns `false`
@@ -127,7 +174,7 @@ impl Entry {
             measurements.push((Key::Counter, counter));
         }
         Ok(EntrySnapshot {
-            count: self.count.load(Ordering::Acquire),
+            count: self.count(),
             timestamp: self.timestamp(),
             measurements,
             metadata: self.metadata.clone(),
@@ -135,8 +182,11 @@ impl Entry {
     }
 
     fn touch(&self, now: i64) {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        self.timestamp.fetch_max(now, Ordering::AcqRel);
+        let stripe = &self.stripes[stripe_index()];
+        stripe.count.fetch_add(1, Ordering::AcqRel);
+        if stripe.timestamp.load(Ordering::Relaxed) < now {
+            stripe.timestamp.fetch_max(now, Ordering::AcqRel);
+        }
     }
 
     /// Caller holds a guard, so an `Atomic` slot's value is not `FROZEN`.
