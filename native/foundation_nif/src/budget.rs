@@ -16,6 +16,7 @@
 //! costs at most the budget's worth of walking.
 
 use crate::atoms;
+use crate::store_term::{immediate, Immediate};
 use crate::term_size::Stack;
 use foundation_core::CoreError;
 use rustler::sys::{
@@ -161,22 +162,27 @@ pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usiz
     let (mut left, mut etf) = (budget, 1usize);
     let mut stack = Stack::new(term);
     while let Some(t) = stack.pop() {
-        let (cost, bound) = match t.get_type() {
-            TermType::Binary => {
-                let len = t.decode::<Binary>().ok()?.len();
-                (len.saturating_add(WORD), len.saturating_add(6))
-            }
-            TermType::Integer => {
-                let words = integer(t)?;
-                (words, words + 3)
-            }
-            TermType::Float => (WORD, 31),
-            TermType::Atom => (WORD, 2 * spelled_atom(t)),
-            TermType::Pid | TermType::Port | TermType::Ref => (4 * WORD, REMOTE_ID_BOUND),
-            TermType::List => (list_cell(t, &mut stack)?, 5),
-            TermType::Tuple => (tuple_items(t, left, &mut stack)?, 5),
-            TermType::Map => (map_items(t, left, &mut stack)?, 5),
-            _ => return None,
+        let (cost, bound) = match immediate(t) {
+            Some(Immediate::Small(_)) => (WORD, 11),
+            Some(Immediate::Pid(_)) => (4 * WORD, REMOTE_ID_BOUND),
+            Some(Immediate::Atom(_)) => (WORD, 2 * spelled_atom(t)),
+            None => match t.get_type() {
+                TermType::Binary => {
+                    let len = t.decode::<Binary>().ok()?.len();
+                    (len.saturating_add(WORD), len.saturating_add(6))
+                }
+                TermType::Integer => {
+                    let words = integer(t)?;
+                    (words, words + 3)
+                }
+                TermType::Float => (WORD, 31),
+                TermType::Atom => (WORD, 2 * spelled_atom(t)),
+                TermType::Pid | TermType::Port | TermType::Ref => (4 * WORD, REMOTE_ID_BOUND),
+                TermType::List => (list_cell(t, &mut stack)?, 5),
+                TermType::Tuple => (tuple_items(t, left, &mut stack)?, 5),
+                TermType::Map => (map_items(t, left, &mut stack)?, 5),
+                _ => return None,
+            },
         };
         left = left.checked_sub(cost)?;
         etf = etf.checked_add(bound).filter(|&e| e <= etf_limit)?;
@@ -193,16 +199,21 @@ pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
     let mut left = budget;
     let mut stack = Stack::new(term);
     while let Some(t) = stack.pop() {
-        let cost = match t.get_type() {
-            TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
-            TermType::Integer => integer(t)?,
-            TermType::Atom if atoms == Atoms::Spelled => spelled_atom(t),
-            TermType::Atom | TermType::Float => WORD,
-            TermType::Pid | TermType::Port | TermType::Ref => 4 * WORD,
-            TermType::List => list_cell(t, &mut stack)?,
-            TermType::Tuple => tuple_items(t, left, &mut stack)?,
-            TermType::Map => map_items(t, left, &mut stack)?,
-            _ => return None,
+        let cost = match immediate(t) {
+            Some(Immediate::Small(_)) => WORD,
+            Some(Immediate::Pid(_)) => 4 * WORD,
+            Some(Immediate::Atom(_)) if atoms == Atoms::Word => WORD,
+            _ => match t.get_type() {
+                TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
+                TermType::Integer => integer(t)?,
+                TermType::Atom if atoms == Atoms::Spelled => spelled_atom(t),
+                TermType::Atom | TermType::Float => WORD,
+                TermType::Pid | TermType::Port | TermType::Ref => 4 * WORD,
+                TermType::List => list_cell(t, &mut stack)?,
+                TermType::Tuple => tuple_items(t, left, &mut stack)?,
+                TermType::Map => map_items(t, left, &mut stack)?,
+                _ => return None,
+            },
         };
         left = left.checked_sub(cost)?;
     }

@@ -119,6 +119,13 @@ impl<'a> Writer<'a, '_> {
     /// Writes `term` in native form; false when it cannot (the caller then
     /// truncates and writes external term format).
     fn native(&mut self, term: Term<'a>, depth: usize) -> bool {
+        // Immediates (most of an event's fields) are read from their word.
+        match immediate(term) {
+            Some(Immediate::Atom(w)) => return self.word(ATOM, w),
+            Some(Immediate::Small(i)) => return self.word(INT, zigzag(i)),
+            Some(Immediate::Pid(w)) => return self.word(PID, w),
+            None => {}
+        }
         match term.get_type() {
             TermType::Atom => self.word(ATOM, raw(term)),
             TermType::Integer => term
@@ -273,6 +280,30 @@ fn shape_of(keys: &[ErlNifTerm]) -> Option<u8> {
     match keys.len() {
         10 if same(&event_keys()) => Some(0),
         13 if same(&date_time_keys()) => Some(1),
+        _ => None,
+    }
+}
+
+/// An immediate term read from its word (erts `erl_term.h` tags, stable
+/// across releases): an atom or a local pid (its word, as `raw`), or a small
+/// integer (its value). Reading the tags saves an `enif_term_type` call and
+/// a decode per term; anything else (including ports, `[]` and boxed terms)
+/// is `None` and goes through the enif calls.
+pub(crate) enum Immediate {
+    Atom(u64),
+    Small(i64),
+    Pid(u64),
+}
+
+pub(crate) fn immediate(term: Term) -> Option<Immediate> {
+    const PID: u64 = 0x3; // primary IMMED1 with subtag PID
+    const SMALL: u64 = 0xF; // primary IMMED1 with subtag SMALL
+    const ATOM: u64 = 0x0B; // IMMED1 IMMED2 with subtag ATOM
+    let w = raw(term);
+    match w & 0xF {
+        SMALL => Some(Immediate::Small((w as i64) >> 4)),
+        PID => Some(Immediate::Pid(w)),
+        _ if w & 0x3F == ATOM => Some(Immediate::Atom(w)),
         _ => None,
     }
 }
