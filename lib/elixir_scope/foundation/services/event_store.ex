@@ -66,7 +66,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
   alias ElixirScope.Foundation.{Native, ProcessRegistry}
-  alias ElixirScope.Foundation.Services.EventStore.Support
+  alias ElixirScope.Foundation.Services.EventStore.{Support, Warm}
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
@@ -90,8 +90,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
-         put = Native.store_put(handle, event),
-         {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
+         {:ok, id} <- put_one(handle, warm(opts), event) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
@@ -106,7 +105,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store_batch(events, opts \\ []) when is_list(events) do
     with {:ok, handle} <- handle(opts),
          :ok <- validate_all(events),
-         {:ok, ids} <- put_chunks(handle, events) do
+         {:ok, ids} <- put_chunks(handle, warm(opts), events) do
       n = length(ids)
       if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
@@ -122,9 +121,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def store_async(%Event{} = event, opts \\ []) do
     with {:ok, handle} <- handle(opts),
          :ok <- EventValidator.validate(event),
-         put = Native.store_put_async(handle, event),
-         dirty = fn -> Native.store_put_async_dirty(handle, event) end,
-         {:ok, :ok} <- Support.native(routed(put, dirty)) do
+         :ok <- put_async(handle, warm(opts), event) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
@@ -139,7 +136,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
              routed(Native.store_get(handle, id), fn -> Native.store_get_dirty(handle, id) end) do
         %{} = event -> {:ok, event}
         {:error, _} = error -> Support.native(error)
-        _ -> {:error, Support.not_found(id)}
+        _ -> get_warm(warm(opts), id)
       end
     end
   end
@@ -155,7 +152,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec query(map(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle} <- handle(opts) do
-      case Support.normalize_query(query) do
+      case Support.normalize_query(query) |> warm_query(warm(opts), handle) do
         # A small limit bounds the count: normal scheduler (unless over the
         # byte budget); else dirty.
         {:ok, {type, range, order, offset, limit}}
@@ -170,6 +167,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
         :empty ->
           {:ok, []}
+
+        {:warm, result} ->
+          result
 
         {:error, _} = error ->
           error
@@ -186,6 +186,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       |> Native.store_get_by_correlation(correlation_id, @bounded)
       |> routed(fn -> Native.store_get_by_correlation_dirty(handle, correlation_id) end)
       |> Support.native()
+      |> warm_correlation(warm(opts), correlation_id)
     end
   end
 
@@ -195,6 +196,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def prune_before(ts, opts \\ []) when is_integer(ts) do
     with {:ok, handle} <- handle(opts) do
       Support.native(Native.store_prune_before(handle, Support.clamp(ts)))
+      |> warm_prune(warm(opts), ts)
     end
   end
 
@@ -218,7 +220,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
          start_time: start_time,
          uptime_ms: now - start_time,
          memory_usage_estimate: s.current_event_count * @bytes_per_event
-       })}
+       })
+       |> then(&Warm.stats(warm(opts), &1))}
     end
   end
 
@@ -266,7 +269,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with true <-
            Application.get_env(:elixir_scope, :test_mode, false) || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
-         {:ok, :ok} <- Support.native(Native.store_clear(handle)) do
+         {:ok, :ok} <- Support.native(Native.store_clear(handle)),
+         {:ok, :ok} <- Warm.clear(warm(opts)) do
       :ok
     end
   end
@@ -341,16 +345,21 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   def handle_info(_message, state), do: {:noreply, state}
 
-  # A normal stop unpublishes the handle, then closes the store: its worker
+  # A normal stop closes the store, then unpublishes the handle: its worker
   # thread is joined and its events freed now, not when the resource is
-  # garbage collected. A caller that read the handle just before gets
-  # EventStore's unavailable error from writes and an empty store from reads.
+  # garbage collected; a warm tier is synced and closed (its files stay). A
+  # caller that read the handle gets EventStore's unavailable error from
+  # writes and an empty store from reads.
   # Abnormal exits keep both, so a restart resumes the same store.
   @impl GenServer
   def terminate(reason, %{namespace: namespace, handle: handle}) do
     if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) do
-      :persistent_term.erase(Support.key(namespace))
+      # Closed before the entry is erased: after an erase, a dirty NIF
+      # called with a term read from `:persistent_term` (a literal) crashed
+      # the VM (OTP 25.2), so this process calls no NIF after it.
       Native.store_close(handle)
+      Warm.close(warm(namespace: namespace))
+      :persistent_term.erase(Support.key(namespace))
     end
 
     :ok
@@ -372,7 +381,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     shards = Keyword.get(opts, :shards, System.schedulers_online() * 2)
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
-    entry = %{handle: handle, start_time: System.monotonic_time(:millisecond)}
+    warm = Warm.open(namespace, opts)
+    entry = %{handle: handle, start_time: System.monotonic_time(:millisecond), warm: warm}
     :persistent_term.put(Support.key(namespace), entry)
     handle
   end
@@ -393,7 +403,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   # Validation succeeded for all events, and ids/timestamps fit 64 bits,
   # so no chunk can fail: the batch stays all-or-nothing.
-  defp put_chunks(handle, events) do
+  defp put_chunks(handle, nil, events) do
     if Enum.all?(events, &Support.storable?/1) do
       events
       |> Enum.chunk_every(@chunk)
@@ -413,6 +423,86 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       {:error, Support.unstorable()}
     end
   end
+
+  defp put_chunks(handle, warm, events), do: put_warm_chunks(handle, warm, events)
+
+  # Warm storage hooks: with a disk tier (`Warm`), writes go through it
+  # first and reads merge both tiers; without one, the hot paths as they are.
+  defp warm(opts) do
+    case Support.entry(opts) do
+      %{warm: warm} -> warm
+      _ -> nil
+    end
+  end
+
+  defp put_one(handle, nil, event),
+    do:
+      Support.native(
+        routed(Native.store_put(handle, event), fn -> Native.store_put_dirty(handle, event) end)
+      )
+
+  defp put_one(handle, warm, event), do: Support.native(Warm.put(handle, warm, event))
+
+  defp put_async(handle, nil, event) do
+    put = Native.store_put_async(handle, event)
+
+    case Support.native(routed(put, fn -> Native.store_put_async_dirty(handle, event) end)) do
+      {:ok, :ok} -> :ok
+      error -> error
+    end
+  end
+
+  # With a disk tier the write is synchronous: queued events would not be durable.
+  defp put_async(handle, warm, event) do
+    with {:ok, _id} <- put_one(handle, warm, event), do: :ok
+  end
+
+  defp put_warm_chunks(handle, warm, events) do
+    if Enum.all?(events, &Support.storable?/1) do
+      events
+      |> Enum.chunk_every(1024)
+      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
+        case Support.native(Warm.put_batch(handle, warm, chunk)) do
+          {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
+          error -> {:halt, error}
+        end
+      end)
+      |> then(fn
+        {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
+        error -> error
+      end)
+    else
+      {:error, Support.unstorable()}
+    end
+  end
+
+  defp get_warm(nil, id), do: {:error, Support.not_found(id)}
+
+  defp get_warm(warm, id) do
+    case Warm.get(warm, id) do
+      nil -> {:error, Support.not_found(id)}
+      found -> found
+    end
+  end
+
+  # A query with a disk tier is answered here (tagged `:warm`); else the
+  # normalized query goes on to the hot paths.
+  defp warm_query({:ok, q}, warm, handle) when warm != nil do
+    hot = fn offset, limit ->
+      {type, range, order, _, _} = q
+      Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
+    end
+
+    {:warm, Warm.query(warm, q, hot)}
+  end
+
+  defp warm_query(normalized, _warm, _handle), do: normalized
+
+  defp warm_correlation(result, nil, _cid), do: result
+  defp warm_correlation(result, warm, cid), do: Warm.get_by_correlation(warm, cid, result)
+
+  defp warm_prune(result, nil, _ts), do: result
+  defp warm_prune(result, warm, ts), do: Warm.prune_before(warm, ts, result)
 
   # The one place that routes by size: a normal-scheduler store NIF answers
   # `:dirty`, having done nothing, when the event bytes it would encode or

@@ -283,7 +283,11 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_small_bodies_shrink() {
-        let body: Vec<u8> = DICT.iter().copied().chain(b"payload".iter().copied()).collect();
+        let body: Vec<u8> = DICT
+            .iter()
+            .copied()
+            .chain(b"payload".iter().copied())
+            .collect();
         for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
             let rec = encode(codec, &header(), &body).unwrap();
             let parsed = parse(&rec).unwrap();

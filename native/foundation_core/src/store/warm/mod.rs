@@ -275,10 +275,8 @@ impl Engine {
         let keyspace = cfg.open()?;
         let plain = || PartitionCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
         // Bodies are compressed by the codec (or stored raw for `:none`).
-        let events = keyspace.open_partition(
-            "events",
-            plain().compression(fjall::CompressionType::None),
-        )?;
+        let events =
+            keyspace.open_partition("events", plain().compression(fjall::CompressionType::None))?;
         let by_time = keyspace.open_partition("by_time", plain())?;
         let by_type = keyspace.open_partition("by_type", plain())?;
         let by_cid = keyspace.open_partition("by_cid", plain())?;
@@ -336,14 +334,14 @@ impl Warm {
             Ok(engine) => engine,
             Err(e) => {
                 let aside = path.join(format!("data.damaged-{}", unix_ms()));
-                std::fs::rename(&data, &aside).map_err(|e| io_error("cannot move aside", path, e))?;
+                std::fs::rename(&data, &aside)
+                    .map_err(|e| io_error("cannot move aside", path, e))?;
                 notes.push(format!(
                     "warm storage: the engine refused {} ({e}); moved it to {} and started empty",
                     data.display(),
                     aside.display()
                 ));
-                Engine::open(&data, config, lock)
-                    .map_err(|e| io_error("cannot open", &data, e))?
+                Engine::open(&data, config, lock).map_err(|e| io_error("cannot open", &data, e))?
             }
         };
         let counters = engine.counters().map_err(read_error)?;
@@ -391,7 +389,11 @@ impl Warm {
         g.queue.extend(events);
         loop {
             if g.done >= end {
-                return match g.failures.iter().find(|(a, b, _)| *a <= start && start < *b) {
+                return match g
+                    .failures
+                    .iter()
+                    .find(|(a, b, _)| *a <= start && start < *b)
+                {
                     Some((_, _, msg)) => Err(CoreError::Internal(msg.clone())),
                     None => Ok(()),
                 };
@@ -498,7 +500,14 @@ impl Warm {
     }
 
     /// Removes an event and its index entries in `batch`; returns its size.
-    fn remove(&self, engine: &Engine, batch: &mut fjall::Batch, id: u64, h: &Header, len: usize) -> u64 {
+    fn remove(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::Batch,
+        id: u64,
+        h: &Header,
+        len: usize,
+    ) -> u64 {
         let (time, typ, cid) = index_keys(h, id);
         batch.remove(&engine.by_time, time);
         batch.remove(&engine.by_type, typ);
@@ -600,7 +609,11 @@ impl Warm {
         ];
         for part in parts {
             loop {
-                let keys: Vec<_> = part.keys().take(4096).collect::<Result<_, _>>().map_err(read_error)?;
+                let keys: Vec<_> = part
+                    .keys()
+                    .take(4096)
+                    .collect::<Result<_, _>>()
+                    .map_err(read_error)?;
                 if keys.is_empty() {
                     break;
                 }
@@ -626,7 +639,10 @@ impl Warm {
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
         if let Some(engine) = engine {
-            engine.keyspace.persist(PersistMode::SyncAll).map_err(engine_error)?;
+            engine
+                .keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(engine_error)?;
         }
         Ok(())
     }
@@ -774,7 +790,8 @@ impl Warm {
 }
 
 fn clone_lock(lock: &File, path: &Path) -> CoreResult<File> {
-    lock.try_clone().map_err(|e| io_error("cannot lock", path, e))
+    lock.try_clone()
+        .map_err(|e| io_error("cannot lock", path, e))
 }
 
 fn unix_ms() -> u128 {

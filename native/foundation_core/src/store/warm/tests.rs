@@ -63,14 +63,36 @@ fn reads_go_through_the_indexes_and_survive_reopen() {
         assert_eq!((s.events, s.stored), (4, 5));
         assert_eq!(w.get(1).unwrap().unwrap().body, b"body-1-20");
         assert_eq!(w.get(9).unwrap(), None);
-        assert_eq!(ids(&w.query(&q(None, None, Order::Id, None)).unwrap()), [1, 2, 3, 4]);
-        assert_eq!(ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()), [4, 2, 1, 3]);
-        assert_eq!(ids(&w.query(&q(None, None, Order::TimestampDesc, Some(2))).unwrap()), [3, 1]);
-        assert_eq!(ids(&w.query(&q(Some("b"), None, Order::Id, None)).unwrap()), Vec::<u64>::new());
-        assert_eq!(ids(&w.query(&q(Some("a"), Some((0, 25)), Order::Id, None)).unwrap()), [1, 2]);
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+            [4, 2, 1, 3]
+        );
+        assert_eq!(
+            ids(&w
+                .query(&q(None, None, Order::TimestampDesc, Some(2)))
+                .unwrap()),
+            [3, 1]
+        );
+        assert_eq!(
+            ids(&w.query(&q(Some("b"), None, Order::Id, None)).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            ids(&w
+                .query(&q(Some("a"), Some((0, 25)), Order::Id, None))
+                .unwrap()),
+            [1, 2]
+        );
         assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()), [2, 1, 3]);
         assert_eq!(w.prune_before(20).unwrap(), 2);
-        assert_eq!(ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()), [1, 3]);
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+            [1, 3]
+        );
         assert_eq!(w.stats().pruned, 2);
         w.close().unwrap();
         assert_eq!(w.get(1), Err(CoreError::Closed));
@@ -129,7 +151,12 @@ fn concurrent_writers_all_land() {
         t.join().unwrap();
     }
     assert_eq!(w.stats().events, 2000);
-    assert_eq!(w.query(&q(None, None, Order::Timestamp, None)).unwrap().len(), 2000);
+    assert_eq!(
+        w.query(&q(None, None, Order::Timestamp, None))
+            .unwrap()
+            .len(),
+        2000
+    );
     w.close().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -138,16 +165,25 @@ fn concurrent_writers_all_land() {
 fn a_damaged_record_is_skipped_and_counted() {
     let d = dir("damage");
     let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
-    w.append(vec![event(1, 1, "t", None), event(2, 2, "t", None)]).unwrap();
+    w.append(vec![event(1, 1, "t", None), event(2, 2, "t", None)])
+        .unwrap();
     // Damage record 1 behind the codec's back.
     let engine = w.engine().unwrap();
-    let mut rec = engine.events.get(1u64.to_be_bytes()).unwrap().unwrap().to_vec();
+    let mut rec = engine
+        .events
+        .get(1u64.to_be_bytes())
+        .unwrap()
+        .unwrap()
+        .to_vec();
     let last = rec.len() - 1;
     rec[last] ^= 1;
     engine.events.insert(1u64.to_be_bytes(), rec).unwrap();
     drop(engine);
     assert_eq!(w.get(1).unwrap(), None);
-    assert_eq!(ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()), [2]);
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+        [2]
+    );
     assert_eq!(w.stats().corrupt_records, 1);
     w.append(vec![event(3, 3, "t", None)]).unwrap();
     assert_eq!(w.get(3).unwrap().unwrap().id, 3);
@@ -159,4 +195,28 @@ fn a_damaged_record_is_skipped_and_counted() {
 fn an_unwritable_path_is_an_error() {
     let err = Warm::open(&config(Path::new("/proc/warm-nope"), Compression::None, 0)).unwrap_err();
     assert!(err.to_string().contains("warm storage"), "{err}");
+}
+
+#[test]
+fn open_append_close_cycles_from_many_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for round in 0..10 {
+                    let d = dir(&format!("cycle-{t}-{round}"));
+                    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 50 << 20)).unwrap();
+                    for id in 1..=30 {
+                        w.append(vec![event(id, id as i64, "t", Some("c"))])
+                            .unwrap();
+                    }
+                    w.close().unwrap();
+                    drop(w);
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
 }
