@@ -45,7 +45,7 @@ const ZSTD_LEVEL: i32 = 3;
 /// The decoded fixed fields of a record (the body stays compressed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Arrival sequence (eviction order).
+    /// Arrival sequence.
     pub seq: u64,
     /// `timestamp + time offset` of the storing lifetime.
     pub sys_ts: i64,

@@ -9,7 +9,6 @@
 //! * `by_time`: (system timestamp, id);
 //! * `by_type`: (type, system timestamp, id);
 //! * `by_cid`: (correlation id, system timestamp, id);
-//! * `by_seq`: arrival sequence -> id (eviction order, oldest first);
 //! * `meta`: the counters, written in the same atomic batch as the events.
 //!
 //! Every read goes through one of these ordered indexes, and every index
@@ -21,7 +20,7 @@
 //! concurrent writers. `fjall` hands each batch to the OS before `commit`
 //! returns; its own thread fsyncs every `fsync_ms` (or each batch is
 //! synced when `fsync_ms` is 0). Past `max_bytes` of records, the oldest
-//! arrivals are evicted (down to 90 % of it).
+//! events by system time are evicted (down to 90 % of it).
 //!
 //! Threads: fjall's flush, compaction, fsync and monitor threads belong
 //! to the keyspace; `close` drops it, which stops and waits for them.
@@ -141,13 +140,22 @@ impl Counters {
 
 const COUNTERS: &[u8] = b"counters";
 
+/// Memtables (all partitions) kept before writes wait for flushes. Below
+/// 90 % of it fjall never stalls a writer; 16 MiB stalled 100 ms per write.
+const WRITE_BUFFER: u64 = 128 * 1024 * 1024;
+/// Journal bytes kept before writes wait for flushes; also what a reopen
+/// may have to replay (the recovery time bound).
+const JOURNALS: u64 = 128 * 1024 * 1024;
+/// Memtable size per partition: a flush (and the end of a journal's life)
+/// comes every few MiB of writes.
+const MEMTABLE: u32 = 4 * 1024 * 1024;
+
 struct Engine {
     keyspace: Keyspace,
     events: PartitionHandle,
     by_time: PartitionHandle,
     by_type: PartitionHandle,
     by_cid: PartitionHandle,
-    by_seq: PartitionHandle,
     meta: PartitionHandle,
     /// Holds the directory's `flock` until the engine is dropped.
     _lock: File,
@@ -249,7 +257,7 @@ fn index_keys(h: &Header, id: u64) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
 /// Bytes an event takes in all partitions (record plus index keys).
 fn entry_size(h: &Header, record_len: usize) -> u64 {
     let cid = h.correlation_id.as_ref().map_or(0, |c| c.len() + 20);
-    (8 + record_len + 16 + h.event_type.len() + 18 + cid + 16) as u64
+    (8 + record_len + 16 + h.event_type.len() + 18 + cid) as u64
 }
 
 /// The key bounds of `prefix ++ (ts, id)` for ts in `range` (inclusive).
@@ -264,23 +272,22 @@ fn bounds(prefix: &[u8], range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
 impl Engine {
     fn open(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
         let mut cfg = fjall::Config::new(data)
-            .flush_workers(1)
+            .flush_workers(2)
             .compaction_workers(1)
             .cache_size(8 * 1024 * 1024)
-            .max_write_buffer_size(16 * 1024 * 1024)
-            .max_journaling_size(24 * 1024 * 1024);
+            .max_write_buffer_size(WRITE_BUFFER)
+            .max_journaling_size(JOURNALS);
         if config.fsync_ms > 0 {
             cfg = cfg.fsync_ms(Some(config.fsync_ms));
         }
         let keyspace = cfg.open()?;
-        let plain = || PartitionCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
+        let plain = || PartitionCreateOptions::default().max_memtable_size(MEMTABLE);
         // Bodies are compressed by the codec (or stored raw for `:none`).
         let events =
             keyspace.open_partition("events", plain().compression(fjall::CompressionType::None))?;
         let by_time = keyspace.open_partition("by_time", plain())?;
         let by_type = keyspace.open_partition("by_type", plain())?;
         let by_cid = keyspace.open_partition("by_cid", plain())?;
-        let by_seq = keyspace.open_partition("by_seq", plain())?;
         let meta = keyspace.open_partition("meta", plain())?;
         Ok(Engine {
             keyspace,
@@ -288,7 +295,6 @@ impl Engine {
             by_time,
             by_type,
             by_cid,
-            by_seq,
             meta,
             _lock: lock,
         })
@@ -463,7 +469,6 @@ impl Warm {
                 if let Some(cid) = cid {
                     batch.remove(&engine.by_cid, cid);
                 }
-                batch.remove(&engine.by_seq, h.seq.to_be_bytes());
                 next.events = next.events.saturating_sub(1);
                 next.bytes = next.bytes.saturating_sub(entry_size(&h, len));
             }
@@ -482,7 +487,6 @@ impl Warm {
             if let Some(cid) = cid {
                 batch.insert(&engine.by_cid, cid, []);
             }
-            batch.insert(&engine.by_seq, header.seq.to_be_bytes(), key);
             next.events += 1;
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
@@ -514,31 +518,31 @@ impl Warm {
         if let Some(cid) = cid {
             batch.remove(&engine.by_cid, cid);
         }
-        batch.remove(&engine.by_seq, h.seq.to_be_bytes());
         batch.remove(&engine.events, id.to_be_bytes());
         entry_size(h, len)
     }
 
-    /// Evicts the oldest arrivals until the records take 90 % of the bound.
+    /// Evicts the oldest events (by system time) until the records take
+    /// 90 % of the bound.
     fn evict(&self, engine: &Engine, counters: &mut Counters) -> CoreResult<()> {
         let target = self.max_bytes / 10 * 9;
         while counters.bytes > target {
             let mut next = *counters;
             let mut batch = engine.keyspace.batch();
             let mut n = 0;
-            for kv in engine.by_seq.iter() {
-                let (seq_key, id_bytes) = kv.map_err(read_error)?;
-                let id = id_from(&id_bytes);
-                let record = engine.events.get(id_bytes).map_err(read_error)?;
+            for kv in engine.by_time.iter() {
+                let (key, _) = kv.map_err(read_error)?;
+                let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
+                let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
                 match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
-                    Some((h, len)) if h.seq.to_be_bytes() == *seq_key => {
+                    Some((h, len)) if h.sys_ts == ts => {
                         let size = self.remove(engine, &mut batch, id, &h, len);
                         next.bytes = next.bytes.saturating_sub(size);
                         next.events = next.events.saturating_sub(1);
                         next.evicted += 1;
                     }
                     // A stale or damaged entry: drop it alone.
-                    _ => batch.remove(&engine.by_seq, seq_key),
+                    _ => batch.remove(&engine.by_time, key),
                 }
                 n += 1;
                 if next.bytes <= target || n >= 1024 {
@@ -604,7 +608,6 @@ impl Warm {
             &engine.by_time,
             &engine.by_type,
             &engine.by_cid,
-            &engine.by_seq,
             &engine.meta,
         ];
         for part in parts {
@@ -639,6 +642,17 @@ impl Warm {
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
         if let Some(engine) = engine {
+            // Flushing the memtables retires the journals, so the next open
+            // has nothing to replay.
+            let parts = [
+                &engine.events,
+                &engine.by_time,
+                &engine.by_type,
+                &engine.by_cid,
+            ];
+            for part in parts.into_iter().chain([&engine.meta]) {
+                part.rotate_memtable_and_wait().map_err(engine_error)?;
+            }
             engine
                 .keyspace
                 .persist(PersistMode::SyncAll)
