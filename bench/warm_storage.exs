@@ -2,6 +2,7 @@
 #
 #   MIX_ENV=prod mix run bench/warm_storage.exs
 #   RECOVERY=100000 mix run bench/warm_storage.exs      # smaller recovery sizes
+#   ONLY=crash_fill mix run bench/warm_storage.exs && ONLY=crash_open mix run bench/warm_storage.exs
 #
 # Tables: ingest (4 concurrent writers of small events, single stores and
 # batches of 100) hot-only vs warm per compression mode; reopen time with
@@ -34,7 +35,7 @@ defmodule Bench.WarmStorage do
 
   def start(opts) do
     ns = {:test, make_ref()}
-    {:ok, _} = EventStore.start_link([namespace: ns, max_events: 0, max_age_seconds: 0] ++ opts)
+    {:ok, _} = EventStore.start_link(opts ++ [namespace: ns, max_events: 0, max_age_seconds: 0])
     [namespace: ns]
   end
 
@@ -165,23 +166,31 @@ defmodule Bench.WarmStorage do
     File.rm_rf!(dir)
   end
 
+  # Record bytes (record + index keys, what max_size_mb bounds) per event,
+  # from the tier's own counters.
+  def record_bytes(ns) do
+    warm = ElixirScope.Foundation.Services.EventStore.Support.entry(ns).warm
+    Map.new(ElixirScope.Foundation.Native.warm_stats(warm)).warm_bytes
+  end
+
   def compression_table do
     IO.puts("\n## Compression: 50k events, bytes per event\n")
     raw = :erlang.term_to_binary(event(12_345)) |> byte_size()
-    row(["mode", "ETF bytes", "engine bytes", "du bytes", "ratio", "batch ingest/s"])
+    row(["mode", "ETF body", "record+index", "vs :none", "on disk", "batch ingest/s"])
 
-    for mode <- [:none, :gzip, :zstd] do
+    Enum.reduce([:none, :gzip, :zstd], nil, fn mode, base ->
       dir = tmp("ratio-#{mode}")
       ns = start(warm(dir, mode))
       {us, _} = time(fn -> fill(ns, 50_000) end)
-      {:ok, stats} = EventStore.stats(ns)
+      record = div(record_bytes(ns), 50_000)
       EventStore.stop(ns)
       disk = du(dir)
-      record = div(stats.warm_bytes, 50_000)
-      row([mode, raw, record, div(disk, 50_000), Float.round(raw / max(record, 1), 2),
+      base = base || record
+      row([mode, raw, record, Float.round(record / base, 2), div(disk, 50_000),
         round(50_000 / (us / 1.0e6))])
       File.rm_rf!(dir)
-    end
+      base
+    end)
   end
 
   def bound_table do
@@ -194,6 +203,32 @@ defmodule Bench.WarmStorage do
     EventStore.stop(ns)
     row([16, stats.warm_events, stats.warm_evicted, Float.round(du(dir) / 1_048_576, 1)])
     File.rm_rf!(dir)
+  end
+
+  # Crash recovery, two runs of this script: `ONLY=crash_fill` fills a
+  # directory and halts the VM without stopping the store (its memtables
+  # are then only in the journal, as after kill -9); `ONLY=crash_open`
+  # times the next start over it.
+  def crash_dir, do: System.get_env("CRASH_DIR", Path.join(System.tmp_dir!(), "warm-bench-crash"))
+
+  def crash_fill(n) do
+    File.rm_rf!(crash_dir())
+    ns = start(warm(crash_dir(), :zstd))
+    {us, _} = time(fn -> fill(ns, n) end)
+    IO.puts("filled #{n} in #{Float.round(us / 1.0e6, 1)} s; halting without a stop")
+    System.halt(0)
+  end
+
+  def crash_open do
+    IO.puts("\n## Reopen after a crash (journal replay), zstd\n")
+    row(["MB on disk", "start ms", "events", "first query ms"])
+    mb = Float.round(du(crash_dir()) / 1_048_576, 1)
+    {start_us, ns} = time(fn -> start(warm(crash_dir(), :zstd)) end)
+    {q_us, {:ok, [_ | _]}} = time(fn -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, ns) end)
+    {:ok, %{warm_events: n}} = EventStore.stats(ns)
+    row([mb, div(start_us, 1000), n, Float.round(q_us / 1000, 2)])
+    EventStore.stop(ns)
+    File.rm_rf!(crash_dir())
   end
 end
 
@@ -208,3 +243,5 @@ if System.get_env("ONLY") in [nil, "read"], do: Bench.WarmStorage.read_table()
 if System.get_env("ONLY") in [nil, "ratio"], do: Bench.WarmStorage.compression_table()
 if System.get_env("ONLY") in [nil, "bound"], do: Bench.WarmStorage.bound_table()
 if System.get_env("ONLY") in [nil, "recovery"], do: Bench.WarmStorage.recovery_table(sizes)
+if System.get_env("ONLY") == "crash_fill", do: Bench.WarmStorage.crash_fill(List.last(sizes))
+if System.get_env("ONLY") == "crash_open", do: Bench.WarmStorage.crash_open()

@@ -36,7 +36,7 @@ use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Settings of a warm tier.
@@ -186,6 +186,14 @@ pub struct Warm {
     max_bytes: u64,
     compression: Compression,
     sync_each: bool,
+    /// The engine's directory (`<path>/data`).
+    data: PathBuf,
+    /// The directory's `flock` (each engine holds a duplicate); released
+    /// by `close`.
+    lock: Mutex<Option<File>>,
+    config: WarmConfig,
+    /// A write failed: the engine refuses writes until it is reopened.
+    broken: AtomicBool,
 }
 
 impl std::fmt::Debug for Warm {
@@ -347,7 +355,8 @@ impl Warm {
                     data.display(),
                     aside.display()
                 ));
-                Engine::open(&data, config, lock).map_err(|e| io_error("cannot open", &data, e))?
+                Engine::open(&data, config, clone_lock(&lock, path)?)
+                    .map_err(|e| io_error("cannot open", &data, e))?
             }
         };
         let counters = engine.counters().map_err(read_error)?;
@@ -361,6 +370,10 @@ impl Warm {
             max_bytes: config.max_bytes,
             compression: config.compression,
             sync_each: config.fsync_ms == 0,
+            data,
+            lock: Mutex::new(Some(lock)),
+            config: config.clone(),
+            broken: AtomicBool::new(false),
         };
         warm.publish(&counters);
         Ok((warm, notes))
@@ -442,9 +455,47 @@ impl Warm {
         }
     }
 
+    /// A failed write leaves fjall refusing every later one (it marks the
+    /// keyspace poisoned); the next write reopens the engine, which
+    /// recovers from its journal like after a crash.
+    fn failed(&self, e: fjall::Error) -> CoreError {
+        self.broken.store(true, Relaxed);
+        engine_error(e)
+    }
+
+    fn reopen(&self, counters: &mut Counters) -> CoreResult<()> {
+        let mut slot = self.engine.write().map_err(CoreError::poisoned)?;
+        if let Some(old) = slot.take() {
+            // Readers hold the engine for one call; wait for them so two
+            // engines never share the directory.
+            let mut old = old;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(engine) => break drop(engine),
+                    Err(shared) => old = shared,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let lock = match self.lock.lock().map_err(CoreError::poisoned)?.as_ref() {
+            Some(lock) => clone_lock(lock, &self.data)?,
+            None => return Err(CoreError::Closed),
+        };
+        let engine = Engine::open(&self.data, &self.config, lock)
+            .map_err(|e| io_error("cannot reopen", &self.data, e))?;
+        *counters = engine.counters().map_err(read_error)?;
+        *slot = Some(Arc::new(engine));
+        self.broken.store(false, Relaxed);
+        self.publish(counters);
+        Ok(())
+    }
+
     fn commit(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
-        let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
+        if self.broken.load(Relaxed) {
+            self.reopen(&mut counters)?;
+        }
+        let engine = self.engine()?;
         let mut next = *counters;
         let mut batch = engine.keyspace.batch();
         if self.sync_each {
@@ -494,7 +545,7 @@ impl Warm {
             batch.insert(&engine.events, key, record);
         }
         batch.insert(&engine.meta, COUNTERS, next.encode());
-        batch.commit().map_err(engine_error)?;
+        batch.commit().map_err(|e| self.failed(e))?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
@@ -553,7 +604,7 @@ impl Warm {
                 next.bytes = 0;
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
-            batch.commit().map_err(engine_error)?;
+            batch.commit().map_err(|e| self.failed(e))?;
             *counters = next;
         }
         Ok(())
@@ -589,7 +640,7 @@ impl Warm {
                 }
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
-            batch.commit().map_err(engine_error)?;
+            batch.commit().map_err(|e| self.failed(e))?;
             *counters = next;
             if n < 4096 {
                 break;
@@ -624,7 +675,7 @@ impl Warm {
                 for k in keys {
                     batch.remove(part, k);
                 }
-                batch.commit().map_err(engine_error)?;
+                batch.commit().map_err(|e| self.failed(e))?;
             }
         }
         *counters = Counters::default();
@@ -641,6 +692,7 @@ impl Warm {
     pub fn close(&self) -> CoreResult<()> {
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
+        let _lock = self.lock.lock().map_err(CoreError::poisoned)?.take();
         if let Some(engine) = engine {
             // Flushing the memtables retires the journals, so the next open
             // has nothing to replay.
@@ -782,15 +834,10 @@ impl Warm {
         Ok(out)
     }
 
-    /// Current counters (no disk access but the engine's size metadata).
+    /// Current counters, and the size of the files in the directory.
     pub fn stats(&self) -> WarmStats {
         let m = |i: usize| self.mirror[i].load(Relaxed);
-        let disk_bytes = self
-            .engine
-            .read()
-            .ok()
-            .and_then(|e| e.as_ref().map(|e| e.keyspace.disk_space()))
-            .unwrap_or(0);
+        let disk_bytes = dir_size(&self.data);
         WarmStats {
             events: m(1),
             bytes: m(2),
@@ -801,6 +848,21 @@ impl Warm {
             pruned: m(5),
         }
     }
+}
+
+/// Bytes of the files under `path` (the engine keeps a few dozen).
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn clone_lock(lock: &File, path: &Path) -> CoreResult<File> {

@@ -220,3 +220,54 @@ fn open_append_close_cycles_from_many_threads() {
         t.join().unwrap();
     }
 }
+
+/// Disk full: needs root (mounts a 40 MiB tmpfs), so it runs on demand:
+/// `cargo test -p foundation_core --lib a_full_disk -- --ignored`.
+#[test]
+#[ignore]
+fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
+    let mnt = dir("full");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "needs root to mount a tmpfs");
+    let filler = mnt.join("filler");
+    let (w, _) = Warm::open(&config(&mnt.join("warm"), Compression::None, 0)).unwrap();
+    // Fill the rest of the disk, leaving a little room for the journal.
+    std::fs::write(&filler, vec![0u8; 36 << 20]).unwrap();
+    let mut acked = Vec::new();
+    let mut failed = None;
+    for id in 1..=200_000u64 {
+        let mut e = event(id, id as i64, "t", None);
+        e.body = vec![7u8; 1000];
+        match w.append(vec![e]) {
+            Ok(()) => acked.push(id),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    let err = failed.expect("the disk never filled up");
+    assert!(
+        err.to_string().contains("warm storage write failed"),
+        "{err}"
+    );
+    // Still failing while the disk is full; resumes once space returns.
+    std::fs::remove_file(&filler).unwrap();
+    w.append(vec![event(900_000, 1, "t", None)]).unwrap();
+    for id in &acked {
+        assert!(w.get(*id).unwrap().is_some(), "acknowledged {id} lost");
+    }
+    w.close().unwrap();
+    drop(w);
+    let (again, _) = Warm::open(&config(&mnt.join("warm"), Compression::None, 0)).unwrap();
+    assert!(again.get(900_000).unwrap().is_some());
+    assert!(again.get(*acked.last().unwrap()).unwrap().is_some());
+    again.close().unwrap();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    let _ = std::fs::remove_dir_all(&mnt);
+}
