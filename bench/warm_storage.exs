@@ -69,7 +69,9 @@ defmodule Bench.WarmStorage do
             else
               ids
               |> Enum.chunk_every(batch)
-              |> Enum.each(&({:ok, _} = EventStore.store_batch(Enum.map(&1, fn i -> event(i) end), ns)))
+              |> Enum.each(
+                &({:ok, _} = EventStore.store_batch(Enum.map(&1, fn i -> event(i) end), ns))
+              )
             end
           end)
         end)
@@ -121,11 +123,21 @@ defmodule Bench.WarmStorage do
       {fill_us, _} = time(fn -> fill(ns, n) end)
       EventStore.stop(ns)
       {start_us, ns} = time(fn -> start(warm(dir, :zstd)) end)
-      {q_us, {:ok, [_ | _]}} = time(fn -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, ns) end)
+
+      {q_us, {:ok, [_ | _]}} =
+        time(fn -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, ns) end)
+
       {:ok, %{warm_events: ^n}} = EventStore.stats(ns)
       EventStore.stop(ns)
-      row([n, Float.round(fill_us / 1.0e6, 1), div(start_us, 1000), Float.round(q_us / 1000, 2),
-        Float.round(du(dir) / 1_048_576, 1)])
+
+      row([
+        n,
+        Float.round(fill_us / 1.0e6, 1),
+        div(start_us, 1000),
+        Float.round(q_us / 1000, 2),
+        Float.round(du(dir) / 1_048_576, 1)
+      ])
+
       File.rm_rf!(dir)
     end
   end
@@ -146,19 +158,29 @@ defmodule Bench.WarmStorage do
 
     cases = [
       {"get", fn s -> EventStore.get(n - 5, s) end, fn s -> EventStore.get(5_000, s) end},
-      {"query limit 10",
-       fn s -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, s) end,
+      {"query limit 10", fn s -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, s) end,
        fn s -> EventStore.query(%{order_by: :timestamp, limit: 10}, s) end},
       {"query type 10",
-       fn s -> EventStore.query(%{event_type: :type_3, order_by: :timestamp_desc, limit: 10}, s) end,
-       fn s -> EventStore.query(%{event_type: :type_3, time_range: {500, 2000}, order_by: :timestamp, limit: 10}, s) end},
+       fn s ->
+         EventStore.query(%{event_type: :type_3, order_by: :timestamp_desc, limit: 10}, s)
+       end,
+       fn s ->
+         EventStore.query(
+           %{event_type: :type_3, time_range: {500, 2000}, order_by: :timestamp, limit: 10},
+           s
+         )
+       end},
       {"correlation (100)", fn s -> EventStore.get_by_correlation("corr-7", s) end,
        fn s -> EventStore.get_by_correlation("corr-7", s) end}
     ]
 
     for {name, recent, old} <- cases do
-      row([name, median(fn -> recent.(hot) end, 200), median(fn -> recent.(ns) end, 200),
-        median(fn -> old.(ns) end, 200)])
+      row([
+        name,
+        median(fn -> recent.(hot) end, 200),
+        median(fn -> recent.(ns) end, 200),
+        median(fn -> old.(ns) end, 200)
+      ])
     end
 
     EventStore.stop(hot)
@@ -186,8 +208,16 @@ defmodule Bench.WarmStorage do
       EventStore.stop(ns)
       disk = du(dir)
       base = base || record
-      row([mode, raw, record, Float.round(record / base, 2), div(disk, 50_000),
-        round(50_000 / (us / 1.0e6))])
+
+      row([
+        mode,
+        raw,
+        record,
+        Float.round(record / base, 2),
+        div(disk, 50_000),
+        round(50_000 / (us / 1.0e6))
+      ])
+
       File.rm_rf!(dir)
       base
     end)
@@ -224,7 +254,10 @@ defmodule Bench.WarmStorage do
     row(["MB on disk", "start ms", "events", "first query ms"])
     mb = Float.round(du(crash_dir()) / 1_048_576, 1)
     {start_us, ns} = time(fn -> start(warm(crash_dir(), :zstd)) end)
-    {q_us, {:ok, [_ | _]}} = time(fn -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, ns) end)
+
+    {q_us, {:ok, [_ | _]}} =
+      time(fn -> EventStore.query(%{order_by: :timestamp_desc, limit: 10}, ns) end)
+
     {:ok, %{warm_events: n}} = EventStore.stats(ns)
     row([mb, div(start_us, 1000), n, Float.round(q_us / 1000, 2)])
     EventStore.stop(ns)
@@ -233,6 +266,7 @@ defmodule Bench.WarmStorage do
 end
 
 Logger.configure(level: :error)
+
 sizes =
   (System.get_env("RECOVERY") || "100000,1000000")
   |> String.split(",")

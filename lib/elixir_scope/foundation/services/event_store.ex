@@ -40,6 +40,17 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
   would persist `:erlang.term_to_binary/1` of the decoded event.
 
+  ## Warm storage
+
+  With `storage.warm.enable` (the `:production` store) or a `warm:` start
+  option (a `{:test, ref}` store), every event is also written to a
+  directory on disk before `store/2` and `store_batch/2` return, and reads
+  merge the memory and disk tiers; events then survive the VM. `stats/1`
+  adds `warm_enabled`, `warm_events`, `warm_bytes`, `warm_evicted` and
+  `warm_corrupt_records`. The promise, the settings and the measured costs
+  are in `docs/warm-storage.md`; the tier is
+  `native/foundation_core/src/store/warm`.
+
   ## Differences from the original
 
     * Unordered queries return events by ascending id (the original returned
@@ -114,7 +125,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc """
   Validates `event` and queues it; a worker thread stores it shortly after
-  (the non-blocking audit path). A full queue returns a `:resource_exhausted`
+  (the non-blocking audit path). With a warm tier the event is stored
+  before this returns (a queued event would not be durable). A full queue returns a `:resource_exhausted`
   error and is counted in `stats/1` as `async_dropped`.
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
@@ -203,7 +215,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @doc """
   `{:ok, %{events_stored, events_pruned, start_time, current_event_count,
   uptime_ms, memory_usage_estimate, evicted_max_events, evicted_max_age,
-  async_dropped, async_failed, async_queue_len}}`.
+  async_dropped, async_failed, async_queue_len, warm_enabled, warm_events,
+  warm_bytes, warm_evicted, warm_corrupt_records}}`. With a warm tier the
+  event counts are those of the directory (they survive restarts).
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec stats(opts()) :: {:ok, map()} | {:error, Error.t()}
@@ -285,6 +299,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
     * `:shards` - shard count of a new store (default twice the schedulers,
       rounded up to a power of two; see the README's shard benchmark)
+    * `:warm` - `[path: dir, max_size_mb: n, compression: :none | :gzip | :zstd]`:
+      a warm (disk) tier for this store; `:production` otherwise reads
+      `storage.warm` of the config (used when `enable` is true)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
