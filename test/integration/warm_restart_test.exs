@@ -120,13 +120,19 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
           String.contains?(to_string(p), "_build"),
           do: ["-pa", to_string(p)]
 
-    Port.open({:spawn_executable, System.find_executable("elixir")}, [
-      :binary,
-      :exit_status,
-      :stderr_to_stdout,
-      {:line, 4096},
-      args: List.flatten(paths) ++ [script, dir | args]
-    ])
+    port =
+      Port.open({:spawn_executable, System.find_executable("elixir")}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        {:line, 4096},
+        args: List.flatten(paths) ++ [script, dir | args]
+      ])
+
+    # A failing test must not leave a writer VM running.
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    on_exit(fn -> System.cmd("kill", ["-9", to_string(os_pid)], stderr_to_stdout: true) end)
+    port
   end
 
   # Lines until `stop?.(line, acc)` says so (or the process exits).
