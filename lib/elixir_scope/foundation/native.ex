@@ -151,4 +151,5 @@ defmodule ElixirScope.Foundation.Native do
   def warm_clear(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_close(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_stats(_warm), do: :erlang.nif_error(:not_loaded)
+  def warm_take_corrupt(_warm), do: :erlang.nif_error(:not_loaded)
 end

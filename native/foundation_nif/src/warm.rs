@@ -207,3 +207,9 @@ fn warm_stats(warm: ResourceArc<WarmHandle>) -> Vec<(Atom, u64)> {
         (atoms::warm_pruned(), s.pruned),
     ]
 }
+
+/// Ids of damaged records found since the last call (each once).
+#[rustler::nif]
+fn warm_take_corrupt(warm: ResourceArc<WarmHandle>) -> Vec<u64> {
+    warm.0.take_new_corrupt()
+}

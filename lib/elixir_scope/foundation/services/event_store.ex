@@ -356,6 +356,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl GenServer
   def handle_info(:expire, state) do
     Native.store_expire(state.handle)
+    Warm.log_corrupt(warm(namespace: state.namespace), state.namespace)
     Process.send_after(self(), :expire, state.interval)
     {:noreply, state}
   end

@@ -183,6 +183,22 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
     })
   end
 
+  @doc "Logs the damaged records the tier found since the last call."
+  def log_corrupt(nil, _namespace), do: :ok
+
+  def log_corrupt(warm, namespace) do
+    case Native.warm_take_corrupt(warm) do
+      [] ->
+        :ok
+
+      ids ->
+        Logger.error(
+          "ElixirScope event store #{inspect(namespace)}: warm storage skipped " <>
+            "#{length(ids)} damaged record(s) (checksum), event ids #{inspect(Enum.take(ids, 20))}"
+        )
+    end
+  end
+
   @doc "Empties the tier (test-mode `reset_state`)."
   def clear(nil), do: {:ok, :ok}
   def clear(warm), do: Support.native(Native.warm_clear(warm))

@@ -181,6 +181,8 @@ pub struct Warm {
     group: Mutex<Group>,
     written: Condvar,
     corrupt: Mutex<HashSet<u64>>,
+    /// Damaged ids not yet handed to `take_new_corrupt`.
+    fresh_corrupt: Mutex<Vec<u64>>,
     /// Copies of the counters for lock-free `stats`.
     mirror: [AtomicU64; 6],
     max_bytes: u64,
@@ -366,6 +368,7 @@ impl Warm {
             group: Mutex::new(Group::default()),
             written: Condvar::new(),
             corrupt: Mutex::new(HashSet::new()),
+            fresh_corrupt: Mutex::new(Vec::new()),
             mirror: Default::default(),
             max_bytes: config.max_bytes,
             compression: config.compression,
@@ -451,8 +454,21 @@ impl Warm {
 
     fn mark_corrupt(&self, id: u64) {
         if let Ok(mut set) = self.corrupt.lock() {
-            set.insert(id);
+            if set.insert(id) {
+                if let Ok(mut fresh) = self.fresh_corrupt.lock() {
+                    fresh.push(id);
+                }
+            }
         }
+    }
+
+    /// Ids of damaged records found since the last call (for the caller
+    /// to log), each reported once.
+    pub fn take_new_corrupt(&self) -> Vec<u64> {
+        self.fresh_corrupt
+            .lock()
+            .map(|mut fresh| std::mem::take(&mut *fresh))
+            .unwrap_or_default()
     }
 
     /// A failed write leaves fjall refusing every later one (it marks the

@@ -185,6 +185,9 @@ fn a_damaged_record_is_skipped_and_counted() {
         [2]
     );
     assert_eq!(w.stats().corrupt_records, 1);
+    assert_eq!(w.take_new_corrupt(), [1]);
+    assert_eq!(w.get(1).unwrap(), None);
+    assert_eq!(w.take_new_corrupt(), Vec::<u64>::new());
     w.append(vec![event(3, 3, "t", None)]).unwrap();
     assert_eq!(w.get(3).unwrap().unwrap().id, 3);
     w.close().unwrap();
