@@ -148,4 +148,20 @@ defmodule ElixirScope.Foundation.Native do
 
   # deserialize (EventLogic.deserialize_event: big binaries on a dirty scheduler)
   def deserialize_dirty(_binary), do: :erlang.nif_error(:not_loaded)
+
+  # warm storage (the event store's disk tier; dirty I/O schedulers)
+  def warm_open(_path, _max_bytes, _compression, _fsync_ms), do: :erlang.nif_error(:not_loaded)
+  def warm_put(_store, _warm, _event, _offset), do: :erlang.nif_error(:not_loaded)
+  def warm_put_batch(_store, _warm, _events, _offset), do: :erlang.nif_error(:not_loaded)
+  def warm_get(_warm, _id), do: :erlang.nif_error(:not_loaded)
+
+  def warm_query(_warm, _type, _sys_range, _order, _limit),
+    do: :erlang.nif_error(:not_loaded)
+
+  def warm_get_by_correlation(_warm, _cid), do: :erlang.nif_error(:not_loaded)
+  def warm_prune_before(_warm, _sys_ts), do: :erlang.nif_error(:not_loaded)
+  def warm_clear(_warm), do: :erlang.nif_error(:not_loaded)
+  def warm_close(_warm), do: :erlang.nif_error(:not_loaded)
+  def warm_stats(_warm), do: :erlang.nif_error(:not_loaded)
+  def warm_take_corrupt(_warm), do: :erlang.nif_error(:not_loaded)
 end

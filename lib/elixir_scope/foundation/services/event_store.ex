@@ -43,6 +43,17 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
   would persist `:erlang.term_to_binary/1` of the decoded event.
 
+  ## Warm storage
+
+  With `storage.warm.enable` (the `:production` store) or a `warm:` start
+  option (a `{:test, ref}` store), every event is also written to a
+  directory on disk before `store/2` and `store_batch/2` return, and reads
+  merge the memory and disk tiers; events then survive the VM. `stats/1`
+  adds `warm_enabled`, `warm_events`, `warm_bytes`, `warm_evicted` and
+  `warm_corrupt_records`. The promise, the settings and the measured costs
+  are in `docs/warm-storage.md`; the tier is
+  `native/foundation_core/src/store/warm`.
+
   ## Differences from the original
 
     * Queries without `:order_by` return ascending id while the store holds
@@ -71,7 +82,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
-  alias ElixirScope.Foundation.Services.EventStore.Support
+  alias ElixirScope.Foundation.Services.EventStore.{Support, Warm}
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
@@ -97,8 +108,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     _ = EventArg.check!(event)
 
     with {:ok, handle} <- handle(opts),
-         put = Native.store_put(handle, event),
-         {:ok, id} <- checked(put, [event], fn -> Native.store_put_dirty(handle, event) end) do
+         {:ok, id} <- put_one(handle, warm(opts), event) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
       {:ok, id}
     end
@@ -114,7 +124,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     _ = EventArg.check_list!(events)
 
     with {:ok, handle} <- handle(opts),
-         {:ok, ids} <- put_batch(handle, events) do
+         {:ok, ids} <- put_batch(handle, warm(opts), events) do
       n = length(ids)
       if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
       {:ok, ids}
@@ -131,9 +141,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     _ = EventArg.check!(event)
 
     with {:ok, handle} <- handle(opts),
-         put = Native.store_put_async(handle, event),
-         dirty = fn -> Native.store_put_async_dirty(handle, event) end,
-         {:ok, :ok} <- checked(put, [event], dirty) do
+         :ok <- put_async(handle, warm(opts), event) do
       Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
       :ok
     end
@@ -148,10 +156,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # The caller records the `events_stored` counter itself.
   @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store_direct(%Event{} = event, opts) do
-    with {:ok, handle} <- handle(opts) do
-      put = Native.store_put(handle, event)
-      checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
-    end
+    with {:ok, handle} <- handle(opts), do: put_one(handle, warm(opts), event)
   end
 
   @doc "The event with `id`, or a `:not_found` error (code 3001)."
@@ -163,7 +168,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
              routed(Native.store_get(handle, id), fn -> Native.store_get_dirty(handle, id) end) do
         %{} = event -> {:ok, event}
         {:error, _} = error -> Support.native(error)
-        _ -> {:error, Support.not_found(id)}
+        _ -> get_warm(warm(opts), id)
       end
     end
   end
@@ -180,7 +185,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec query(map(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle} <- handle(opts) do
-      case Support.normalize_query(query) do
+      case Support.normalize_query(query) |> warm_query(warm(opts), handle) do
         # A small limit bounds the count: normal scheduler (unless over the
         # byte budget); else dirty.
         {:ok, {type, range, order, offset, limit}}
@@ -200,6 +205,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         :empty ->
           {:ok, []}
 
+        {:warm, result} ->
+          result
+
         {:error, _} = error ->
           error
       end
@@ -215,6 +223,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       |> Native.store_get_by_correlation(correlation_id, @bounded)
       |> routed(fn -> correlation_slices(handle, correlation_id, nil, []) end)
       |> Support.native()
+      |> warm_correlation(warm(opts), correlation_id)
     end
   end
 
@@ -224,13 +233,16 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def prune_before(ts, opts \\ []) when is_integer(ts) do
     with {:ok, handle} <- handle(opts) do
       Support.native(Native.store_prune_before(handle, Support.clamp(ts)))
+      |> warm_prune(warm(opts), ts)
     end
   end
 
   @doc """
   `{:ok, %{events_stored, events_pruned, start_time, current_event_count,
   uptime_ms, memory_usage_estimate, evicted_max_events, evicted_max_age,
-  async_dropped, async_failed, async_queue_len}}`.
+  async_dropped, async_failed, async_queue_len, warm_enabled, warm_events,
+  warm_bytes, warm_evicted, warm_corrupt_records}}`. With a warm tier the
+  event counts are those of the directory (they survive restarts).
   """
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec stats(opts()) :: {:ok, map()} | {:error, Error.t()}
@@ -247,7 +259,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
          start_time: start_time,
          uptime_ms: now - start_time,
          memory_usage_estimate: s.current_event_count * @bytes_per_event
-       })}
+       })
+       |> then(&Warm.stats(warm(opts), &1))}
     end
   end
 
@@ -295,7 +308,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with true <-
            ElixirScope.Foundation.Env.get(:test_mode, false) || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
-         {:ok, :ok} <- Support.native(Native.store_clear(handle)) do
+         {:ok, :ok} <- Support.native(Native.store_clear(handle)),
+         {:ok, :ok} <- Warm.clear(warm(opts)) do
       :ok
     end
   end
@@ -310,6 +324,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
     * `:shards` - shard count of a new store (default twice the schedulers,
       rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
+    * `:warm` - `[path: dir, max_size_mb: n, compression: :none | :gzip | :zstd]`:
+      a warm (disk) tier for this store; `:production` otherwise reads
+      `storage.warm` of the config (used when `enable` is true)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
@@ -365,22 +382,28 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl GenServer
   def handle_info(:expire, state) do
     Native.store_expire(state.handle)
+    Warm.log_corrupt(warm(namespace: state.namespace), state.namespace)
     Process.send_after(self(), :expire, state.interval)
     {:noreply, state}
   end
 
   def handle_info(_message, state), do: {:noreply, state}
 
-  # A normal stop unpublishes the handle, then closes the store: its worker
+  # A normal stop closes the store, then unpublishes the handle: its worker
   # thread is joined and its events freed now, not when the resource is
-  # garbage collected. A caller that read the handle just before gets
-  # EventStore's unavailable error from writes and an empty store from reads.
+  # garbage collected; a warm tier is synced and closed (its files stay). A
+  # caller that read the handle gets EventStore's unavailable error from
+  # writes and an empty store from reads.
   # Abnormal exits keep both, so a restart resumes the same store.
   @impl GenServer
   def terminate(reason, %{namespace: namespace, handle: handle}) do
     if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) do
-      :persistent_term.erase(Support.key(namespace))
+      # Closed before the entry is erased: after an erase, a dirty NIF
+      # called with a term read from `:persistent_term` (a literal) crashed
+      # the VM (OTP 25.2), so this process calls no NIF after it.
       Native.store_close(handle)
+      Warm.close(warm(namespace: namespace))
+      :persistent_term.erase(Support.key(namespace))
     end
 
     :ok
@@ -402,7 +425,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     shards = Keyword.get(opts, :shards, System.schedulers_online() * 2)
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
-    entry = %{handle: handle, start_time: System.monotonic_time(:millisecond)}
+    warm = Warm.open(namespace, opts)
+    entry = %{handle: handle, start_time: System.monotonic_time(:millisecond), warm: warm}
     :persistent_term.put(Support.key(namespace), entry)
     handle
   end
@@ -464,6 +488,91 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
+  # Warm storage hooks: with a disk tier (`Warm`), writes go through it
+  # first and reads merge both tiers; without one, the hot paths as they are.
+  defp warm(opts) do
+    case Support.entry(opts) do
+      %{warm: warm} -> warm
+      _ -> nil
+    end
+  end
+
+  defp put_one(handle, nil, event) do
+    put = Native.store_put(handle, event)
+    checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+  end
+
+  defp put_one(handle, warm, event) do
+    with :ok <- EventValidator.validate(event), do: Support.native(Warm.put(handle, warm, event))
+  end
+
+  defp put_async(handle, nil, event) do
+    put = Native.store_put_async(handle, event)
+
+    case checked(put, [event], fn -> Native.store_put_async_dirty(handle, event) end) do
+      {:ok, :ok} -> :ok
+      error -> error
+    end
+  end
+
+  # With a disk tier the write is synchronous: queued events would not be durable.
+  defp put_async(handle, warm, event) do
+    with {:ok, _id} <- put_one(handle, warm, event), do: :ok
+  end
+
+  defp put_warm_chunks(handle, warm, events) do
+    if Enum.all?(events, &Support.storable?/1) do
+      events
+      |> Enum.chunk_every(1024)
+      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
+        case Support.native(Warm.put_batch(handle, warm, chunk)) do
+          {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
+          error -> {:halt, error}
+        end
+      end)
+      |> then(fn
+        {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
+        error -> error
+      end)
+    else
+      {:error, Support.unstorable()}
+    end
+  end
+
+  defp get_warm(nil, id), do: {:error, Support.not_found(id)}
+
+  defp get_warm(warm, id) do
+    case Warm.get(warm, id) do
+      nil -> {:error, Support.not_found(id)}
+      found -> found
+    end
+  end
+
+  # A query with a disk tier is answered here (tagged `:warm`); else the
+  # normalized query goes on to the hot paths.
+  # With a disk tier, a query without an order is answered by ascending id
+  # (both tiers must agree on the order before their answers are merged).
+  defp warm_query({:ok, {type, range, :unordered, offset, limit}}, warm, handle)
+       when warm != nil,
+       do: warm_query({:ok, {type, range, :event_id, offset, limit}}, warm, handle)
+
+  defp warm_query({:ok, q}, warm, handle) when warm != nil do
+    hot = fn offset, limit ->
+      {type, range, order, _, _} = q
+      Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
+    end
+
+    {:warm, Warm.query(warm, q, hot)}
+  end
+
+  defp warm_query(normalized, _warm, _handle), do: normalized
+
+  defp warm_correlation(result, nil, _cid), do: result
+  defp warm_correlation(result, warm, cid), do: Warm.get_by_correlation(warm, cid, result)
+
+  defp warm_prune(result, nil, _ts), do: result
+  defp warm_prune(result, warm, ts), do: Warm.prune_before(warm, ts, result)
+
   defp concat([], events), do: events
   defp concat(acc, events), do: Enum.concat(Enum.reverse([events | acc]))
 
@@ -471,6 +580,14 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # call. A longer one is validated chunk by chunk first, then stored, so a
   # bad event in a late chunk stores nothing (ids and timestamps beyond 64
   # bits, which only the store rejects, are checked up front too).
+  defp put_batch(handle, nil, events), do: put_batch(handle, events)
+
+  defp put_batch(handle, warm, events) do
+    with :ok <- validate_all(events) do
+      put_warm_chunks(handle, warm, events)
+    end
+  end
+
   defp put_batch(handle, events) when length(events) <= @chunk do
     put = Native.store_put_batch(handle, events)
     checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)

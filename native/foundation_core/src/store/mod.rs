@@ -26,6 +26,7 @@
 mod async_queue;
 pub mod query;
 mod shard;
+pub mod warm;
 
 use crate::error::{CoreError, CoreResult};
 use crossbeam_channel::Sender;

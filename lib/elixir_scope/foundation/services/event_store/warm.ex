@@ -1,0 +1,229 @@
+defmodule ElixirScope.Foundation.Services.EventStore.Warm do
+  @moduledoc false
+  # The event store's disk tier (`storage.warm`), seen from Elixir: opening
+  # it from the config, writes through it, and the merge of its answers with
+  # the hot tier's. The tier itself is `native/foundation_core/src/store/warm`;
+  # every call into it runs on a dirty I/O scheduler.
+  #
+  # Time: the disk tier orders events by system time, `timestamp +
+  # System.time_offset(:millisecond)` of the VM lifetime that stored them.
+  # Hot events were all stored by this lifetime, so their system time is
+  # their timestamp plus today's offset; a caller's time range and prune
+  # cutoff (monotonic, in its own clock) are converted the same way.
+
+  require Logger
+
+  alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Services.EventStore.Support
+
+  @mb 1024 * 1024
+  @default_fsync_ms 1000
+
+  @zero_stats %{
+    warm_enabled: false,
+    warm_events: 0,
+    warm_bytes: 0,
+    warm_evicted: 0,
+    warm_corrupt_records: 0
+  }
+
+  @doc """
+  Opens the tier a new store of `namespace` uses, or `nil` (hot only). A
+  `{:test, ref}` store uses one only when started with `warm: [path: ...]`;
+  `:production` reads `storage.warm` of the running config (else of the
+  application env). Failures are logged and give `nil`.
+  """
+  def open(namespace, opts) do
+    case settings(namespace, opts) do
+      nil -> nil
+      settings -> open_settings(namespace, settings)
+    end
+  end
+
+  defp open_settings(namespace, settings) do
+    path = settings |> Map.get(:path, "./elixir_scope_data") |> to_string() |> Path.expand()
+    max_bytes = non_neg(Map.get(settings, :max_size_mb, 100)) * @mb
+    compression = Map.get(settings, :compression, :zstd)
+    fsync_ms = fsync_ms()
+
+    case Native.warm_open(path, max_bytes, compression, fsync_ms) do
+      {:ok, {handle, notes}} ->
+        Enum.each(notes, &Logger.error/1)
+        handle
+
+      {:error, {_kind, message}} ->
+        Logger.error(
+          "ElixirScope event store #{inspect(namespace)}: warm storage disabled, " <>
+            "running hot-only: #{message}"
+        )
+
+        nil
+    end
+  end
+
+  defp settings({:test, _}, opts) do
+    case Keyword.get(opts, :warm) do
+      nil -> nil
+      warm -> Map.new(warm)
+    end
+  end
+
+  defp settings(:production, opts) do
+    case Keyword.get(opts, :warm) do
+      nil -> production_settings()
+      warm -> Map.new(warm)
+    end
+  end
+
+  defp settings(_namespace, _opts), do: nil
+
+  defp production_settings do
+    warm =
+      case live_config() do
+        {:ok, %{} = warm} -> warm
+        _ -> env_config()
+      end
+
+    if Map.get(warm, :enable, false), do: warm, else: nil
+  end
+
+  defp live_config do
+    ElixirScope.Foundation.Config.get([:storage, :warm])
+  catch
+    _, _ -> :error
+  end
+
+  defp env_config do
+    case ElixirScope.Foundation.Logic.ConfigLogic.build_config([]) do
+      {:ok, config} -> config.storage.warm
+      {:error, _} -> %{}
+    end
+  end
+
+  @doc "The fsync interval (`config :elixir_scope_foundation, :warm_storage, fsync_interval_ms:`)."
+  def fsync_ms do
+    :elixir_scope_foundation
+    |> Application.get_env(:warm_storage, [])
+    |> Keyword.get(:fsync_interval_ms, @default_fsync_ms)
+    |> non_neg()
+    |> min(65_535)
+  end
+
+  defp non_neg(n) when is_integer(n) and n > 0, do: n
+  defp non_neg(_), do: 0
+
+  defp offset, do: System.time_offset(:millisecond)
+
+  @doc "Stores `event` on disk, then in the hot tier: `{:ok, id}` or a native error."
+  def put(handle, warm, event), do: Native.warm_put(handle, warm, event, offset())
+
+  @doc "Stores `events` on disk (one write), then in the hot tier."
+  def put_batch(handle, warm, events), do: Native.warm_put_batch(handle, warm, events, offset())
+
+  @doc "The event with `id` from disk, or `nil`."
+  def get(warm, id) do
+    case Native.warm_get(warm, id) do
+      nil -> nil
+      {:error, _} = error -> Support.native(error)
+      {_sys_ts, event} -> {:ok, event}
+    end
+  end
+
+  @doc """
+  The merged answer of a normalized query: `hot_query.(offset, limit)` runs
+  the hot tier's query; both tiers give their first `offset + limit`
+  matches, the union (by event id) is ordered, then offset and limit apply.
+  """
+  def query(warm, {type, range, order, offset, limit}, hot_query) do
+    want = if limit > 0, do: offset + limit, else: 0
+    off = offset()
+    sys_range = range && {sat(elem(range, 0) + off), sat(elem(range, 1) + off)}
+
+    with {:ok, hot} <- hot_query.(0, want),
+         {:ok, disk} <- Support.native(Native.warm_query(warm, type, sys_range, order, want)) do
+      merged = merge(hot, disk, off, order)
+      merged = Enum.drop(merged, offset)
+      {:ok, if(limit > 0, do: Enum.take(merged, limit), else: merged)}
+    end
+  end
+
+  @doc "The merged correlation group, by ascending (system time, id)."
+  def get_by_correlation(warm, cid, {:ok, hot}) do
+    with {:ok, disk} <- Support.native(Native.warm_get_by_correlation(warm, cid)) do
+      {:ok, merge(hot, disk, offset(), :timestamp)}
+    end
+  end
+
+  def get_by_correlation(_warm, _cid, error), do: error
+
+  @doc "Prunes the disk tier below `ts` (caller's monotonic clock); combines with the hot count."
+  def prune_before(warm, ts, {:ok, hot_n}) do
+    with {:ok, n} <- Support.native(Native.warm_prune_before(warm, sat(ts + offset()))) do
+      {:ok, max(n, hot_n)}
+    end
+  end
+
+  def prune_before(_warm, _ts, error), do: error
+
+  @doc "Adds the warm keys to (and, with a tier, the durable counts into) `stats`."
+  def stats(nil, stats), do: Map.merge(stats, @zero_stats)
+
+  def stats(warm, stats) do
+    w = Map.new(Native.warm_stats(warm))
+
+    Map.merge(stats, %{
+      warm_enabled: true,
+      warm_events: w.warm_events,
+      warm_bytes: w.warm_disk_bytes,
+      warm_evicted: w.warm_evicted,
+      warm_corrupt_records: w.warm_corrupt_records,
+      events_stored: max(w.warm_stored, stats.events_stored),
+      events_pruned: max(w.warm_pruned, stats.events_pruned),
+      current_event_count: max(w.warm_events, stats.current_event_count)
+    })
+  end
+
+  @doc "Logs the damaged records the tier found since the last call."
+  def log_corrupt(nil, _namespace), do: :ok
+
+  def log_corrupt(warm, namespace) do
+    case Native.warm_take_corrupt(warm) do
+      [] ->
+        :ok
+
+      ids ->
+        Logger.error(
+          "ElixirScope event store #{inspect(namespace)}: warm storage skipped " <>
+            "#{length(ids)} damaged record(s) (checksum), event ids #{inspect(Enum.take(ids, 20))}"
+        )
+    end
+  end
+
+  @doc "Empties the tier (test-mode `reset_state`)."
+  def clear(nil), do: {:ok, :ok}
+  def clear(warm), do: Support.native(Native.warm_clear(warm))
+
+  @doc "Syncs and closes the tier (normal stop)."
+  def close(nil), do: :ok
+  def close(warm), do: Native.warm_close(warm)
+
+  # Union by event id (hot first), in the query's order. Hot events carry
+  # this lifetime's offset; disk events their stored system time.
+  defp merge(hot, disk, off, order) do
+    hot
+    |> Enum.map(&{&1.timestamp + off, &1})
+    |> Enum.concat(disk)
+    |> Enum.uniq_by(fn {_ts, event} -> event.event_id end)
+    |> sort(order)
+    |> Enum.map(&elem(&1, 1))
+  end
+
+  defp sort(pairs, :timestamp), do: Enum.sort_by(pairs, fn {ts, e} -> {ts, e.event_id} end)
+
+  defp sort(pairs, :timestamp_desc),
+    do: Enum.sort_by(pairs, fn {ts, e} -> {ts, e.event_id} end, :desc)
+
+  defp sort(pairs, _by_id), do: Enum.sort_by(pairs, fn {_ts, e} -> e.event_id end)
+
+  defp sat(n), do: Support.clamp(n)
+end

@@ -1,0 +1,896 @@
+//! The warm tier: events on disk that outlive the VM.
+//!
+//! One [`fjall`] keyspace (an LSM tree with a write-ahead journal) in
+//! `<path>/data`, owned through an exclusive `flock` on `<path>/LOCK`.
+//! Partitions:
+//!
+//! * `events`: event id -> record (see [`codec`]: checksum, arrival sequence,
+//!   system timestamp, type, correlation id, compressed body);
+//! * `by_time`: (system timestamp, id);
+//! * `by_type`: (type, system timestamp, id);
+//! * `by_cid`: (correlation id, system timestamp, id);
+//! * `meta`: the counters, written in the same atomic batch as the events.
+//!
+//! Every read goes through one of these ordered indexes, and every index
+//! hit is checked against the record it names (checksum, timestamp), so a
+//! stale or damaged entry is skipped, never returned.
+//!
+//! Writes: callers queue their events and one of them (the leader) writes
+//! everything queued as one batch (group commit): one journal write for all
+//! concurrent writers. `fjall` hands each batch to the OS before `commit`
+//! returns; its own thread fsyncs every `fsync_ms` (or each batch is
+//! synced when `fsync_ms` is 0). Past `max_bytes` of records, the oldest
+//! events by system time are evicted (down to 90 % of it).
+//!
+//! Threads: fjall's flush, compaction, fsync and monitor threads belong
+//! to the keyspace; `close` drops it, which stops and waits for them.
+
+mod codec;
+
+pub use codec::Compression;
+use codec::{Header, Parsed};
+
+use super::query::{Order, Query};
+use crate::error::{CoreError, CoreResult};
+use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+/// Settings of a warm tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmConfig {
+    /// Directory of the tier (created if missing).
+    pub path: PathBuf,
+    /// Record bytes kept before the oldest events are evicted (0: no bound).
+    pub max_bytes: u64,
+    /// Body compression.
+    pub compression: Compression,
+    /// Milliseconds between background fsyncs; 0 syncs every write batch.
+    pub fsync_ms: u16,
+}
+
+/// An event to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmEvent {
+    /// Event id.
+    pub id: u64,
+    /// Event type name.
+    pub event_type: Vec<u8>,
+    /// `timestamp + time offset` of the storing VM lifetime.
+    pub sys_ts: i64,
+    /// Correlation id bytes, if any.
+    pub correlation_id: Option<Vec<u8>>,
+    /// The event in external term format.
+    pub body: Vec<u8>,
+}
+
+/// A stored event read back: its system timestamp, id and body (ETF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// `timestamp + time offset` of the lifetime that stored it.
+    pub sys_ts: i64,
+    /// Event id.
+    pub id: u64,
+    /// The event in external term format, as stored.
+    pub body: Vec<u8>,
+}
+
+/// Counters of a warm tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WarmStats {
+    /// Events held.
+    pub events: u64,
+    /// Record and index bytes held (what `max_bytes` bounds).
+    pub bytes: u64,
+    /// Bytes the directory's files take on disk.
+    pub disk_bytes: u64,
+    /// Events evicted by the size bound.
+    pub evicted: u64,
+    /// Damaged records seen (each id counted once).
+    pub corrupt_records: u64,
+    /// Events stored over the directory's life (overwrites included).
+    pub stored: u64,
+    /// Events removed by `prune_before`.
+    pub pruned: u64,
+}
+
+/// Persisted counters (the `meta` partition), changed only by the writer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    seq: u64,
+    events: u64,
+    bytes: u64,
+    evicted: u64,
+    stored: u64,
+    pruned: u64,
+}
+
+impl Counters {
+    fn encode(&self) -> Vec<u8> {
+        [
+            self.seq,
+            self.events,
+            self.bytes,
+            self.evicted,
+            self.stored,
+            self.pruned,
+        ]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Counters> {
+        let mut v = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()));
+        Some(Counters {
+            seq: v.next()?,
+            events: v.next()?,
+            bytes: v.next()?,
+            evicted: v.next()?,
+            stored: v.next()?,
+            pruned: v.next()?,
+        })
+    }
+}
+
+const COUNTERS: &[u8] = b"counters";
+
+/// Memtables (all partitions) kept before writes wait for flushes. Below
+/// 90 % of it fjall never stalls a writer; 16 MiB stalled 100 ms per write.
+const WRITE_BUFFER: u64 = 128 * 1024 * 1024;
+/// Journal bytes kept before writes wait for flushes; also what a reopen
+/// may have to replay (the recovery time bound).
+const JOURNALS: u64 = 128 * 1024 * 1024;
+/// Memtable size per partition: a flush (and the end of a journal's life)
+/// comes every few MiB of writes.
+const MEMTABLE: u32 = 4 * 1024 * 1024;
+
+struct Engine {
+    keyspace: Keyspace,
+    events: PartitionHandle,
+    by_time: PartitionHandle,
+    by_type: PartitionHandle,
+    by_cid: PartitionHandle,
+    meta: PartitionHandle,
+    /// Holds the directory's `flock` until the engine is dropped.
+    _lock: File,
+}
+
+/// Group commit: queued events and how far the leader has written.
+#[derive(Default)]
+struct Group {
+    queue: Vec<WarmEvent>,
+    /// Tickets handed out (one per queued event).
+    next: u64,
+    /// Tickets below this are written (or failed).
+    done: u64,
+    leader: bool,
+    /// Recent failed ticket ranges and their error.
+    failures: Vec<(u64, u64, String)>,
+}
+
+/// The warm tier. All methods take `&self`; share it behind an `Arc`.
+pub struct Warm {
+    engine: RwLock<Option<Arc<Engine>>>,
+    writer: Mutex<Counters>,
+    group: Mutex<Group>,
+    written: Condvar,
+    corrupt: Mutex<HashSet<u64>>,
+    /// Damaged ids not yet handed to `take_new_corrupt`.
+    fresh_corrupt: Mutex<Vec<u64>>,
+    /// Copies of the counters for lock-free `stats`.
+    mirror: [AtomicU64; 6],
+    max_bytes: u64,
+    compression: Compression,
+    sync_each: bool,
+    /// The engine's directory (`<path>/data`).
+    data: PathBuf,
+    /// The directory's `flock` (each engine holds a duplicate); released
+    /// by `close`.
+    lock: Mutex<Option<File>>,
+    config: WarmConfig,
+    /// A write failed: the engine refuses writes until it is reopened.
+    broken: AtomicBool,
+}
+
+impl std::fmt::Debug for Warm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warm")
+            .field("max_bytes", &self.max_bytes)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> CoreError {
+    CoreError::Internal(format!("warm storage: {what} {}: {e}", path.display()))
+}
+
+fn engine_error(e: fjall::Error) -> CoreError {
+    CoreError::Internal(format!("warm storage write failed: {e}"))
+}
+
+fn read_error(e: fjall::Error) -> CoreError {
+    CoreError::Internal(format!("warm storage read failed: {e}"))
+}
+
+/// Order-preserving bytes of a signed timestamp.
+fn ts_key(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn ts_from_key(bytes: &[u8]) -> i64 {
+    let raw = u64::from_be_bytes(bytes.try_into().unwrap_or_default());
+    (raw ^ (1 << 63)) as i64
+}
+
+fn id_from(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or_default())
+}
+
+fn type_prefix(t: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(t.len() + 18);
+    k.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    k.extend_from_slice(t);
+    k
+}
+
+fn cid_prefix(c: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(c.len() + 20);
+    k.extend_from_slice(&(c.len() as u32).to_be_bytes());
+    k.extend_from_slice(c);
+    k
+}
+
+fn with_ts_id(mut prefix: Vec<u8>, ts: i64, id: u64) -> Vec<u8> {
+    prefix.extend_from_slice(&ts_key(ts));
+    prefix.extend_from_slice(&id.to_be_bytes());
+    prefix
+}
+
+/// The index keys of an event: (by_time, by_type, by_cid).
+fn index_keys(h: &Header, id: u64) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
+    let time = with_ts_id(Vec::with_capacity(16), h.sys_ts, id);
+    let typ = with_ts_id(type_prefix(&h.event_type), h.sys_ts, id);
+    let cid = h
+        .correlation_id
+        .as_ref()
+        .map(|c| with_ts_id(cid_prefix(c), h.sys_ts, id));
+    (time, typ, cid)
+}
+
+/// Bytes an event takes in all partitions (record plus index keys).
+fn entry_size(h: &Header, record_len: usize) -> u64 {
+    let cid = h.correlation_id.as_ref().map_or(0, |c| c.len() + 20);
+    (8 + record_len + 16 + h.event_type.len() + 18 + cid) as u64
+}
+
+/// The key bounds of `prefix ++ (ts, id)` for ts in `range` (inclusive).
+fn bounds(prefix: &[u8], range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
+    let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
+    (
+        with_ts_id(prefix.to_vec(), lo, 0),
+        with_ts_id(prefix.to_vec(), hi, u64::MAX),
+    )
+}
+
+impl Engine {
+    fn open(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
+        let mut cfg = fjall::Config::new(data)
+            .flush_workers(2)
+            .compaction_workers(1)
+            .cache_size(8 * 1024 * 1024)
+            .max_write_buffer_size(WRITE_BUFFER)
+            .max_journaling_size(JOURNALS);
+        if config.fsync_ms > 0 {
+            cfg = cfg.fsync_ms(Some(config.fsync_ms));
+        }
+        let keyspace = cfg.open()?;
+        let plain = || PartitionCreateOptions::default().max_memtable_size(MEMTABLE);
+        // Bodies are compressed by the codec (or stored raw for `:none`).
+        let events =
+            keyspace.open_partition("events", plain().compression(fjall::CompressionType::None))?;
+        let by_time = keyspace.open_partition("by_time", plain())?;
+        let by_type = keyspace.open_partition("by_type", plain())?;
+        let by_cid = keyspace.open_partition("by_cid", plain())?;
+        let meta = keyspace.open_partition("meta", plain())?;
+        Ok(Engine {
+            keyspace,
+            events,
+            by_time,
+            by_type,
+            by_cid,
+            meta,
+            _lock: lock,
+        })
+    }
+
+    fn counters(&self) -> fjall::Result<Counters> {
+        Ok(self
+            .meta
+            .get(COUNTERS)?
+            .and_then(|v| Counters::decode(&v))
+            .unwrap_or_default())
+    }
+}
+
+impl Warm {
+    /// Opens (or creates) the tier at `config.path`. Returns the tier and
+    /// notes to log (e.g. a damaged directory moved aside). Errors: the
+    /// path cannot be created or written, or another process owns it.
+    pub fn open(config: &WarmConfig) -> CoreResult<(Warm, Vec<String>)> {
+        let path = &config.path;
+        std::fs::create_dir_all(path).map_err(|e| io_error("cannot create", path, e))?;
+        let lock_path = path.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error("cannot write", path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(CoreError::Internal(format!(
+                    "warm storage: {} is in use by another process (lock {})",
+                    path.display(),
+                    lock_path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error("cannot lock", path, e)),
+        }
+        let data = path.join("data");
+        let mut notes = Vec::new();
+        let engine = match Engine::open(&data, config, clone_lock(&lock, path)?) {
+            Ok(engine) => engine,
+            Err(e) => {
+                let aside = path.join(format!("data.damaged-{}", unix_ms()));
+                std::fs::rename(&data, &aside)
+                    .map_err(|e| io_error("cannot move aside", path, e))?;
+                notes.push(format!(
+                    "warm storage: the engine refused {} ({e}); moved it to {} and started empty",
+                    data.display(),
+                    aside.display()
+                ));
+                Engine::open(&data, config, clone_lock(&lock, path)?)
+                    .map_err(|e| io_error("cannot open", &data, e))?
+            }
+        };
+        let counters = engine.counters().map_err(read_error)?;
+        let warm = Warm {
+            engine: RwLock::new(Some(Arc::new(engine))),
+            writer: Mutex::new(counters),
+            group: Mutex::new(Group::default()),
+            written: Condvar::new(),
+            corrupt: Mutex::new(HashSet::new()),
+            fresh_corrupt: Mutex::new(Vec::new()),
+            mirror: Default::default(),
+            max_bytes: config.max_bytes,
+            compression: config.compression,
+            sync_each: config.fsync_ms == 0,
+            data,
+            lock: Mutex::new(Some(lock)),
+            config: config.clone(),
+            broken: AtomicBool::new(false),
+        };
+        warm.publish(&counters);
+        Ok((warm, notes))
+    }
+
+    fn engine(&self) -> CoreResult<Arc<Engine>> {
+        self.engine
+            .read()
+            .map_err(CoreError::poisoned)?
+            .clone()
+            .ok_or(CoreError::Closed)
+    }
+
+    fn publish(&self, c: &Counters) {
+        let values = [c.seq, c.events, c.bytes, c.evicted, c.stored, c.pruned];
+        for (slot, v) in self.mirror.iter().zip(values) {
+            slot.store(v, Relaxed);
+        }
+    }
+
+    /// Persists `events` in order (later ones overwrite earlier ones with
+    /// the same id). Returns once they are handed to the OS (or synced,
+    /// with `fsync_ms` 0). Concurrent callers share one write.
+    pub fn append(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut g = self.group.lock().map_err(CoreError::poisoned)?;
+        let start = g.next;
+        g.next += events.len() as u64;
+        let end = g.next;
+        g.queue.extend(events);
+        loop {
+            if g.done >= end {
+                return match g
+                    .failures
+                    .iter()
+                    .find(|(a, b, _)| *a <= start && start < *b)
+                {
+                    Some((_, _, msg)) => Err(CoreError::Internal(msg.clone())),
+                    None => Ok(()),
+                };
+            }
+            if !g.leader {
+                g.leader = true;
+                let batch = std::mem::take(&mut g.queue);
+                let (from, to) = (g.done, g.next);
+                drop(g);
+                let result = self.commit(batch);
+                g = self.group.lock().map_err(CoreError::poisoned)?;
+                g.done = to;
+                g.leader = false;
+                if let Err(e) = result {
+                    if g.failures.len() >= 64 {
+                        g.failures.remove(0);
+                    }
+                    g.failures.push((from, to, e.to_string()));
+                }
+                self.written.notify_all();
+                continue;
+            }
+            g = self.written.wait(g).map_err(CoreError::poisoned)?;
+        }
+    }
+
+    fn parse_header(&self, id: u64, record: &[u8]) -> Option<Header> {
+        match codec::parse(record) {
+            Some(p) => Some(p.header),
+            None => {
+                self.mark_corrupt(id);
+                None
+            }
+        }
+    }
+
+    fn mark_corrupt(&self, id: u64) {
+        if let Ok(mut set) = self.corrupt.lock() {
+            if set.insert(id) {
+                if let Ok(mut fresh) = self.fresh_corrupt.lock() {
+                    fresh.push(id);
+                }
+            }
+        }
+    }
+
+    /// Ids of damaged records found since the last call (for the caller
+    /// to log), each reported once.
+    pub fn take_new_corrupt(&self) -> Vec<u64> {
+        self.fresh_corrupt
+            .lock()
+            .map(|mut fresh| std::mem::take(&mut *fresh))
+            .unwrap_or_default()
+    }
+
+    /// A failed write leaves fjall refusing every later one (it marks the
+    /// keyspace poisoned); the next write reopens the engine, which
+    /// recovers from its journal like after a crash.
+    fn failed(&self, e: fjall::Error) -> CoreError {
+        self.broken.store(true, Relaxed);
+        engine_error(e)
+    }
+
+    fn reopen(&self, counters: &mut Counters) -> CoreResult<()> {
+        let mut slot = self.engine.write().map_err(CoreError::poisoned)?;
+        if let Some(old) = slot.take() {
+            // Readers hold the engine for one call; wait for them so two
+            // engines never share the directory.
+            let mut old = old;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(engine) => break drop(engine),
+                    Err(shared) => old = shared,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let lock = match self.lock.lock().map_err(CoreError::poisoned)?.as_ref() {
+            Some(lock) => clone_lock(lock, &self.data)?,
+            None => return Err(CoreError::Closed),
+        };
+        let engine = Engine::open(&self.data, &self.config, lock)
+            .map_err(|e| io_error("cannot reopen", &self.data, e))?;
+        *counters = engine.counters().map_err(read_error)?;
+        *slot = Some(Arc::new(engine));
+        self.broken.store(false, Relaxed);
+        self.publish(counters);
+        Ok(())
+    }
+
+    fn commit(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+        let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
+        if self.broken.load(Relaxed) {
+            self.reopen(&mut counters)?;
+        }
+        let engine = self.engine()?;
+        let mut next = *counters;
+        let mut batch = engine.keyspace.batch();
+        if self.sync_each {
+            batch = batch.durability(Some(PersistMode::SyncData));
+        }
+        // Versions written earlier in this batch (not yet readable).
+        let mut staged: HashMap<u64, (Header, usize)> = HashMap::new();
+        for ev in events {
+            let key = ev.id.to_be_bytes();
+            let old = match staged.remove(&ev.id) {
+                Some(old) => Some(old),
+                None => engine
+                    .events
+                    .get(key)
+                    .map_err(read_error)?
+                    .and_then(|r| self.parse_header(ev.id, &r).map(|h| (h, r.len()))),
+            };
+            if let Some((h, len)) = old {
+                let (time, typ, cid) = index_keys(&h, ev.id);
+                batch.remove(&engine.by_time, time);
+                batch.remove(&engine.by_type, typ);
+                if let Some(cid) = cid {
+                    batch.remove(&engine.by_cid, cid);
+                }
+                next.events = next.events.saturating_sub(1);
+                next.bytes = next.bytes.saturating_sub(entry_size(&h, len));
+            }
+            let header = Header {
+                seq: next.seq,
+                sys_ts: ev.sys_ts,
+                event_type: ev.event_type,
+                correlation_id: ev.correlation_id,
+            };
+            next.seq += 1;
+            let record = codec::encode(self.compression, &header, &ev.body)
+                .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+            let (time, typ, cid) = index_keys(&header, ev.id);
+            batch.insert(&engine.by_time, time, []);
+            batch.insert(&engine.by_type, typ, []);
+            if let Some(cid) = cid {
+                batch.insert(&engine.by_cid, cid, []);
+            }
+            next.events += 1;
+            next.bytes += entry_size(&header, record.len());
+            next.stored += 1;
+            staged.insert(ev.id, (header, record.len()));
+            batch.insert(&engine.events, key, record);
+        }
+        batch.insert(&engine.meta, COUNTERS, next.encode());
+        batch.commit().map_err(|e| self.failed(e))?;
+        *counters = next;
+        if self.max_bytes > 0 && counters.bytes > self.max_bytes {
+            self.evict(&engine, &mut counters)?;
+        }
+        self.publish(&counters);
+        Ok(())
+    }
+
+    /// Removes an event and its index entries in `batch`; returns its size.
+    fn remove(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::Batch,
+        id: u64,
+        h: &Header,
+        len: usize,
+    ) -> u64 {
+        let (time, typ, cid) = index_keys(h, id);
+        batch.remove(&engine.by_time, time);
+        batch.remove(&engine.by_type, typ);
+        if let Some(cid) = cid {
+            batch.remove(&engine.by_cid, cid);
+        }
+        batch.remove(&engine.events, id.to_be_bytes());
+        entry_size(h, len)
+    }
+
+    /// Evicts the oldest events (by system time) until the records take
+    /// 90 % of the bound.
+    fn evict(&self, engine: &Engine, counters: &mut Counters) -> CoreResult<()> {
+        let target = self.max_bytes / 10 * 9;
+        while counters.bytes > target {
+            let mut next = *counters;
+            let mut batch = engine.keyspace.batch();
+            let mut n = 0;
+            for kv in engine.by_time.iter() {
+                let (key, _) = kv.map_err(read_error)?;
+                let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
+                let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
+                match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
+                    Some((h, len)) if h.sys_ts == ts => {
+                        let size = self.remove(engine, &mut batch, id, &h, len);
+                        next.bytes = next.bytes.saturating_sub(size);
+                        next.events = next.events.saturating_sub(1);
+                        next.evicted += 1;
+                    }
+                    // A stale or damaged entry: drop it alone.
+                    _ => batch.remove(&engine.by_time, key),
+                }
+                n += 1;
+                if next.bytes <= target || n >= 1024 {
+                    break;
+                }
+            }
+            if n == 0 {
+                next.bytes = 0;
+            }
+            batch.insert(&engine.meta, COUNTERS, next.encode());
+            batch.commit().map_err(|e| self.failed(e))?;
+            *counters = next;
+        }
+        Ok(())
+    }
+
+    /// Removes the events with a system timestamp below `sys_ts`.
+    pub fn prune_before(&self, sys_ts: i64) -> CoreResult<usize> {
+        let engine = self.engine()?;
+        let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
+        let end = with_ts_id(Vec::new(), sys_ts, 0);
+        let mut total = 0;
+        loop {
+            let mut next = *counters;
+            let mut batch = engine.keyspace.batch();
+            let mut n = 0;
+            for kv in engine.by_time.range(..end.clone()) {
+                let (key, _) = kv.map_err(read_error)?;
+                let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
+                let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
+                match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
+                    Some((h, len)) if h.sys_ts == ts => {
+                        let size = self.remove(&engine, &mut batch, id, &h, len);
+                        next.bytes = next.bytes.saturating_sub(size);
+                        next.events = next.events.saturating_sub(1);
+                        next.pruned += 1;
+                        total += 1;
+                    }
+                    _ => batch.remove(&engine.by_time, key),
+                }
+                n += 1;
+                if n >= 4096 {
+                    break;
+                }
+            }
+            batch.insert(&engine.meta, COUNTERS, next.encode());
+            batch.commit().map_err(|e| self.failed(e))?;
+            *counters = next;
+            if n < 4096 {
+                break;
+            }
+        }
+        self.publish(&counters);
+        Ok(total)
+    }
+
+    /// Removes every event and resets the counters.
+    pub fn clear(&self) -> CoreResult<()> {
+        let engine = self.engine()?;
+        let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
+        let parts = [
+            &engine.events,
+            &engine.by_time,
+            &engine.by_type,
+            &engine.by_cid,
+            &engine.meta,
+        ];
+        for part in parts {
+            loop {
+                let keys: Vec<_> = part
+                    .keys()
+                    .take(4096)
+                    .collect::<Result<_, _>>()
+                    .map_err(read_error)?;
+                if keys.is_empty() {
+                    break;
+                }
+                let mut batch = engine.keyspace.batch();
+                for k in keys {
+                    batch.remove(part, k);
+                }
+                batch.commit().map_err(|e| self.failed(e))?;
+            }
+        }
+        *counters = Counters::default();
+        if let Ok(mut set) = self.corrupt.lock() {
+            set.clear();
+        }
+        self.publish(&counters);
+        Ok(())
+    }
+
+    /// Syncs the journal to disk and closes the engine (its threads are
+    /// stopped and joined once no reader holds it). Later calls fail with
+    /// `Closed`.
+    pub fn close(&self) -> CoreResult<()> {
+        let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
+        let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
+        let _lock = self.lock.lock().map_err(CoreError::poisoned)?.take();
+        if let Some(engine) = engine {
+            // Flushing the memtables retires the journals, so the next open
+            // has nothing to replay.
+            let parts = [
+                &engine.events,
+                &engine.by_time,
+                &engine.by_type,
+                &engine.by_cid,
+            ];
+            for part in parts.into_iter().chain([&engine.meta]) {
+                part.rotate_memtable_and_wait().map_err(engine_error)?;
+            }
+            engine
+                .keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(engine_error)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a record and checks it; `expect_ts` rejects stale index hits.
+    fn fetch(&self, engine: &Engine, id: u64, expect_ts: Option<i64>) -> CoreResult<Option<Hit>> {
+        let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
+            return Ok(None);
+        };
+        Ok(self.hit(id, &record, expect_ts))
+    }
+
+    fn hit(&self, id: u64, record: &[u8], expect_ts: Option<i64>) -> Option<Hit> {
+        let parsed: Parsed = match codec::parse(record) {
+            Some(p) => p,
+            None => {
+                self.mark_corrupt(id);
+                return None;
+            }
+        };
+        if expect_ts.is_some_and(|ts| ts != parsed.header.sys_ts) {
+            return None;
+        }
+        match parsed.body() {
+            Some(body) => Some(Hit {
+                sys_ts: parsed.header.sys_ts,
+                id,
+                body,
+            }),
+            None => {
+                self.mark_corrupt(id);
+                None
+            }
+        }
+    }
+
+    /// The event with `id`.
+    pub fn get(&self, id: u64) -> CoreResult<Option<Hit>> {
+        self.fetch(&*self.engine()?, id, None)
+    }
+
+    /// Events matching `q` (its time range in system time), at most
+    /// `q.offset + q.limit` of them in `q.order`; the caller applies the
+    /// offset after merging with the hot tier.
+    pub fn query(&self, q: &Query) -> CoreResult<Vec<Hit>> {
+        let engine = self.engine()?;
+        let want = q.limit.map_or(usize::MAX, |l| l.saturating_add(q.offset));
+        let mut out = Vec::new();
+        if want == 0 {
+            return Ok(out);
+        }
+        let (index, prefix) = match &q.event_type {
+            Some(t) => (&engine.by_type, type_prefix(t)),
+            None => (&engine.by_time, Vec::new()),
+        };
+        let plen = prefix.len();
+        let (lo, hi) = bounds(&prefix, q.time_range);
+        let decode = |key: &[u8]| (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+        match q.order {
+            Order::Id | Order::Unordered if q.event_type.is_none() && q.time_range.is_none() => {
+                for kv in engine.events.iter() {
+                    let (key, record) = kv.map_err(read_error)?;
+                    if let Some(hit) = self.hit(id_from(&key), &record, None) {
+                        out.push(hit);
+                        if out.len() >= want {
+                            break;
+                        }
+                    }
+                }
+            }
+            Order::Id | Order::Unordered => {
+                let mut keys = Vec::new();
+                for kv in index.range(lo..=hi) {
+                    let (key, _) = kv.map_err(read_error)?;
+                    let (ts, id) = decode(&key);
+                    keys.push((id, ts));
+                }
+                keys.sort_unstable();
+                for (id, ts) in keys {
+                    if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
+                        out.push(hit);
+                        if out.len() >= want {
+                            break;
+                        }
+                    }
+                }
+            }
+            Order::Timestamp | Order::TimestampDesc => {
+                let range = index.range(lo..=hi);
+                let iter: Box<dyn Iterator<Item = _>> = match q.order {
+                    Order::TimestampDesc => Box::new(range.rev()),
+                    _ => Box::new(range),
+                };
+                for kv in iter {
+                    let (key, _) = kv.map_err(read_error)?;
+                    let (ts, id) = decode(&key);
+                    if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
+                        out.push(hit);
+                        if out.len() >= want {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The events of a correlation group by ascending (system time, id).
+    pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Hit>> {
+        let engine = self.engine()?;
+        let prefix = cid_prefix(cid);
+        let plen = prefix.len();
+        let (lo, hi) = bounds(&prefix, None);
+        let mut out = Vec::new();
+        for kv in engine.by_cid.range(lo..=hi) {
+            let (key, _) = kv.map_err(read_error)?;
+            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+            if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
+                out.push(hit);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Current counters, and the size of the files in the directory.
+    pub fn stats(&self) -> WarmStats {
+        let m = |i: usize| self.mirror[i].load(Relaxed);
+        let disk_bytes = dir_size(&self.data);
+        WarmStats {
+            events: m(1),
+            bytes: m(2),
+            disk_bytes,
+            evicted: m(3),
+            corrupt_records: self.corrupt.lock().map_or(0, |s| s.len() as u64),
+            stored: m(4),
+            pruned: m(5),
+        }
+    }
+}
+
+/// Bytes of the files under `path` (the engine keeps a few dozen).
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn clone_lock(lock: &File, path: &Path) -> CoreResult<File> {
+    lock.try_clone()
+        .map_err(|e| io_error("cannot lock", path, e))
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+use super::*;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warm-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(path: &Path, compression: Compression, max_bytes: u64) -> WarmConfig {
+    WarmConfig {
+        path: path.to_path_buf(),
+        max_bytes,
+        compression,
+        fsync_ms: 1000,
+    }
+}
+
+fn event(id: u64, ts: i64, t: &str, cid: Option<&str>) -> WarmEvent {
+    WarmEvent {
+        id,
+        event_type: t.as_bytes().to_vec(),
+        sys_ts: ts,
+        correlation_id: cid.map(|c| c.as_bytes().to_vec()),
+        body: format!("body-{id}-{ts}").into_bytes(),
+    }
+}
+
+fn ids(hits: &[Hit]) -> Vec<u64> {
+    hits.iter().map(|h| h.id).collect()
+}
+
+fn q(t: Option<&str>, range: Option<(i64, i64)>, order: Order, limit: Option<usize>) -> Query {
+    Query {
+        event_type: t.map(|t| Arc::from(t.as_bytes())),
+        time_range: range,
+        order,
+        offset: 0,
+        limit,
+    }
+}
+
+#[test]
+fn reads_go_through_the_indexes_and_survive_reopen() {
+    let d = dir("reopen");
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let _ = std::fs::remove_dir_all(&d);
+        {
+            let (w, notes) = Warm::open(&config(&d, compression, 0)).unwrap();
+            assert!(notes.is_empty());
+            w.append(vec![
+                event(3, 30, "a", Some("c")),
+                event(1, 50, "b", None),
+                event(2, 10, "a", Some("c")),
+                event(4, -5, "a", None),
+            ])
+            .unwrap();
+            // Overwrite: new time and type, old index entries gone.
+            w.append(vec![event(1, 20, "a", Some("c"))]).unwrap();
+            w.close().unwrap();
+        }
+        let (w, _) = Warm::open(&config(&d, compression, 0)).unwrap();
+        let s = w.stats();
+        assert_eq!((s.events, s.stored), (4, 5));
+        assert_eq!(w.get(1).unwrap().unwrap().body, b"body-1-20");
+        assert_eq!(w.get(9).unwrap(), None);
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+            [4, 2, 1, 3]
+        );
+        assert_eq!(
+            ids(&w
+                .query(&q(None, None, Order::TimestampDesc, Some(2)))
+                .unwrap()),
+            [3, 1]
+        );
+        assert_eq!(
+            ids(&w.query(&q(Some("b"), None, Order::Id, None)).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            ids(&w
+                .query(&q(Some("a"), Some((0, 25)), Order::Id, None))
+                .unwrap()),
+            [1, 2]
+        );
+        assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()), [2, 1, 3]);
+        assert_eq!(w.prune_before(20).unwrap(), 2);
+        assert_eq!(
+            ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+            [1, 3]
+        );
+        assert_eq!(w.stats().pruned, 2);
+        w.close().unwrap();
+        assert_eq!(w.get(1), Err(CoreError::Closed));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_second_owner_is_refused() {
+    let d = dir("owner");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    let err = Warm::open(&config(&d, Compression::None, 0)).unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    w.close().unwrap();
+    drop(w);
+    let (again, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    again.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn the_size_bound_evicts_oldest_first() {
+    let d = dir("bound");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 20_000)).unwrap();
+    for id in 1..=1000 {
+        w.append(vec![event(id, id as i64, "t", None)]).unwrap();
+    }
+    let s = w.stats();
+    assert!(s.bytes <= 20_000, "{s:?}");
+    assert!(s.evicted > 0 && s.events + s.evicted == 1000, "{s:?}");
+    let kept = ids(&w.query(&q(None, None, Order::Id, None)).unwrap());
+    assert_eq!(kept.len() as u64, s.events);
+    assert_eq!(*kept.last().unwrap(), 1000);
+    assert_eq!(kept[0], 1001 - s.events);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn concurrent_writers_all_land() {
+    let d = dir("group");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    let w = Arc::new(w);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let id = t * 1000 + i + 1;
+                    w.append(vec![event(id, id as i64, "t", None)]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(w.stats().events, 2000);
+    assert_eq!(
+        w.query(&q(None, None, Order::Timestamp, None))
+            .unwrap()
+            .len(),
+        2000
+    );
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_damaged_record_is_skipped_and_counted() {
+    let d = dir("damage");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    w.append(vec![event(1, 1, "t", None), event(2, 2, "t", None)])
+        .unwrap();
+    // Damage record 1 behind the codec's back.
+    let engine = w.engine().unwrap();
+    let mut rec = engine
+        .events
+        .get(1u64.to_be_bytes())
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let last = rec.len() - 1;
+    rec[last] ^= 1;
+    engine.events.insert(1u64.to_be_bytes(), rec).unwrap();
+    drop(engine);
+    assert_eq!(w.get(1).unwrap(), None);
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
+        [2]
+    );
+    assert_eq!(w.stats().corrupt_records, 1);
+    assert_eq!(w.take_new_corrupt(), [1]);
+    assert_eq!(w.get(1).unwrap(), None);
+    assert_eq!(w.take_new_corrupt(), Vec::<u64>::new());
+    w.append(vec![event(3, 3, "t", None)]).unwrap();
+    assert_eq!(w.get(3).unwrap().unwrap().id, 3);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_unwritable_path_is_an_error() {
+    let err = Warm::open(&config(Path::new("/proc/warm-nope"), Compression::None, 0)).unwrap_err();
+    assert!(err.to_string().contains("warm storage"), "{err}");
+}
+
+#[test]
+fn open_append_close_cycles_from_many_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for round in 0..10 {
+                    let d = dir(&format!("cycle-{t}-{round}"));
+                    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 50 << 20)).unwrap();
+                    for id in 1..=30 {
+                        w.append(vec![event(id, id as i64, "t", Some("c"))])
+                            .unwrap();
+                    }
+                    w.close().unwrap();
+                    drop(w);
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Disk full: needs root (mounts a 40 MiB tmpfs), so it runs on demand:
+/// `cargo test -p foundation_core --lib a_full_disk -- --ignored`.
+#[test]
+#[ignore]
+fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
+    let mnt = dir("full");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "needs root to mount a tmpfs");
+    let filler = mnt.join("filler");
+    let (w, _) = Warm::open(&config(&mnt.join("warm"), Compression::None, 0)).unwrap();
+    // Fill the rest of the disk, leaving a little room for the journal.
+    std::fs::write(&filler, vec![0u8; 36 << 20]).unwrap();
+    let mut acked = Vec::new();
+    let mut failed = None;
+    for id in 1..=200_000u64 {
+        let mut e = event(id, id as i64, "t", None);
+        e.body = vec![7u8; 1000];
+        match w.append(vec![e]) {
+            Ok(()) => acked.push(id),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    let err = failed.expect("the disk never filled up");
+    assert!(
+        err.to_string().contains("warm storage write failed"),
+        "{err}"
+    );
+    // Still failing while the disk is full; resumes once space returns.
+    std::fs::remove_file(&filler).unwrap();
+    w.append(vec![event(900_000, 1, "t", None)]).unwrap();
+    for id in &acked {
+        assert!(w.get(*id).unwrap().is_some(), "acknowledged {id} lost");
+    }
+    w.close().unwrap();
+    drop(w);
+    let (again, _) = Warm::open(&config(&mnt.join("warm"), Compression::None, 0)).unwrap();
+    assert!(again.get(900_000).unwrap().is_some());
+    assert!(again.get(*acked.last().unwrap()).unwrap().is_some());
+    again.close().unwrap();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    let _ = std::fs::remove_dir_all(&mnt);
+}
