@@ -8,35 +8,10 @@ defmodule ElixirScope.Foundation.Error do
   `ElixirScope.Foundation.Types.Error` instead; `from_native/2` is the one
   place that turns a native `{kind, detail}` error into that struct.
 
-  | error_type | code | category/subcategory | severity |
-  |---|---|---|---|
-  | `:invalid_config_structure` | 1101 | config/structure | high |
-  | `:missing_required_field` | 1102 | config/structure | high |
-  | `:invalid_config_value` | 1201 | config/validation | medium |
-  | `:constraint_violation` | 1202 | config/validation | medium |
-  | `:range_error` | 1203 | config/validation | low |
-  | `:config_not_found` | 1301 | config/access | high |
-  | `:config_update_forbidden` | 1401 | config/runtime | medium |
-  | `:initialization_failed` | 2101 | system/initialization | critical |
-  | `:service_unavailable` | 2102 | system/initialization | high |
-  | `:resource_exhausted` | 2201 | system/resources | high |
-  | `:dependency_failed` | 2301 | system/dependencies | high |
-  | `:internal_error` | 2401 | system/runtime | critical |
-  | `:serialization_failed` | 3101 | data/serialization | medium |
-  | `:deserialization_failed` | 3102 | data/serialization | medium |
-  | `:type_mismatch` | 3201 | data/validation | low |
-  | `:format_error` | 3202 | data/validation | low |
-  | `:validation_failed` | 3203 | data/validation | medium |
-  | `:invalid_input` | 3204 | data/validation | low |
-  | `:data_corruption` | 3301 | data/corruption | critical |
-  | `:data_not_found` | 3401 | data/not_found | low |
-  | `:network_error` | 4101 | external/network | medium |
-  | `:external_service_error` | 4201 | external/service | medium |
-  | `:timeout` | 4301 | external/timeout | medium |
-  | `:authentication_failed` | 4401 | external/auth | high |
+  #{ElixirScope.Foundation.ErrorTable.structured_markdown()}
   """
 
-  alias ElixirScope.Foundation.Types
+  alias ElixirScope.Foundation.{ErrorTable, Types}
 
   @enforce_keys [:code, :error_type, :message, :severity]
   defstruct [
@@ -79,42 +54,6 @@ defmodule ElixirScope.Foundation.Error do
           retry_strategy: retry_strategy(),
           recovery_actions: [String.t()]
         }
-
-  # error_type => {code, category, subcategory, severity, default message}
-  @table %{
-    invalid_config_structure:
-      {1101, :config, :structure, :high, "Configuration structure is invalid"},
-    missing_required_field:
-      {1102, :config, :structure, :high, "Required configuration field missing"},
-    invalid_config_value:
-      {1201, :config, :validation, :medium, "Configuration value failed validation"},
-    constraint_violation:
-      {1202, :config, :validation, :medium, "Configuration constraint violated"},
-    range_error: {1203, :config, :validation, :low, "Value outside acceptable range"},
-    config_not_found: {1301, :config, :access, :high, "Configuration not found"},
-    config_update_forbidden:
-      {1401, :config, :runtime, :medium, "Configuration update not allowed"},
-    initialization_failed:
-      {2101, :system, :initialization, :critical, "System initialization failed"},
-    service_unavailable: {2102, :system, :initialization, :high, "Required service unavailable"},
-    resource_exhausted: {2201, :system, :resources, :high, "System resources exhausted"},
-    dependency_failed: {2301, :system, :dependencies, :high, "Required dependency failed"},
-    internal_error: {2401, :system, :runtime, :critical, "Internal system error"},
-    serialization_failed: {3101, :data, :serialization, :medium, "Data serialization failed"},
-    deserialization_failed: {3102, :data, :serialization, :medium, "Data deserialization failed"},
-    type_mismatch: {3201, :data, :validation, :low, "Data type mismatch"},
-    format_error: {3202, :data, :validation, :low, "Data format error"},
-    validation_failed: {3203, :data, :validation, :medium, "Data validation failed"},
-    invalid_input: {3204, :data, :validation, :low, "Invalid input provided"},
-    data_corruption: {3301, :data, :corruption, :critical, "Data corruption detected"},
-    data_not_found: {3401, :data, :not_found, :low, "Requested data not found"},
-    network_error: {4101, :external, :network, :medium, "Network communication error"},
-    external_service_error: {4201, :external, :service, :medium, "External service error"},
-    timeout: {4301, :external, :timeout, :medium, "Operation timeout"},
-    authentication_failed: {4401, :external, :auth, :high, "Authentication failed"}
-  }
-
-  @unknown {9999, :unknown, :unknown, :medium, "Unknown error"}
 
   @recovery_actions %{
     config_not_found: ["Check configuration file", "Verify configuration path"],
@@ -166,8 +105,7 @@ defmodule ElixirScope.Foundation.Error do
   """
   @spec new(error_type(), String.t() | nil, keyword()) :: t()
   def new(error_type, message \\ nil, opts \\ []) do
-    {code, category, subcategory, severity, default_message} =
-      Map.get(@table, error_type, @unknown)
+    {code, category, subcategory, severity, default_message} = ErrorTable.structured(error_type)
 
     %__MODULE__{
       code: code,
@@ -271,24 +209,6 @@ defmodule ElixirScope.Foundation.Error do
     ElixirScope.Foundation.Telemetry.emit_counter(name, metadata)
   end
 
-  # native error kinds => {error_type, code, severity, category, subcategory}
-  @native_kinds %{
-    config_validation_failed: {:validation_failed, 1001, :medium, :config, :validation},
-    invalid_config_value: {:invalid_config_value, 1002, :medium, :config, :validation},
-    invalid_ai_provider: {:invalid_config_value, 1002, :medium, :config, :validation},
-    constraint_violation: {:constraint_violation, 1003, :high, :config, :validation},
-    range_error: {:range_error, 1004, :high, :config, :validation},
-    validation_failed: {:validation_failed, 2001, :high, :data, :validation},
-    type_mismatch: {:type_mismatch, 2002, :medium, :data, :validation},
-    data_too_large: {:data_too_large, 2003, :high, :data, :validation},
-    invalid_event_type: {:invalid_event_type, 2004, :medium, :data, :validation},
-    invalid_input: {:invalid_input, 3204, :low, :data, :validation},
-    internal_error: {:internal_error, 2401, :critical, :system, :runtime},
-    queue_full: {:resource_exhausted, 2201, :high, :system, :resources},
-    # A store closed by its service's normal stop: EventStore's unavailable error.
-    store_closed: {:service_unavailable, 3000, :high, :system, :availability}
-  }
-
   @doc """
   Turns a native `{kind, detail}` error into `%Types.Error{}` with the code,
   severity and category the contract gives that kind; `detail` becomes the
@@ -296,18 +216,7 @@ defmodule ElixirScope.Foundation.Error do
   """
   @spec from_native({atom(), String.t()}, map()) :: Types.Error.t()
   def from_native({kind, detail}, context \\ %{}) do
-    {error_type, code, severity, category, subcategory} =
-      Map.get(@native_kinds, kind, @native_kinds.internal_error)
-
-    Types.Error.new(
-      code: code,
-      error_type: error_type,
-      message: detail,
-      severity: severity,
-      context: context,
-      category: category,
-      subcategory: subcategory
-    )
+    Types.Error.new(ErrorTable.native(kind) ++ [message: detail, context: context])
   end
 
   # Retry strategy by error type, then severity; the first matching clause wins.

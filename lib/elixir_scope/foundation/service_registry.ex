@@ -24,7 +24,7 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
 
   require Logger
 
-  alias ElixirScope.Foundation.ProcessRegistry
+  alias ElixirScope.Foundation.{ErrorTable, ProcessRegistry}
   alias ElixirScope.Foundation.ProcessRegistry.Owner
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
@@ -83,15 +83,12 @@ defmodule ElixirScope.Foundation.ServiceRegistry do
   end
 
   defp not_found_error(namespace, service) do
-    Error.new(
-      code: 5001,
-      error_type: :service_not_found,
+    ErrorTable.named(:service_not_found)
+    |> Keyword.merge(
       message: "Service #{inspect(service)} not found in namespace #{inspect(namespace)}",
-      severity: :medium,
-      category: :system,
-      subcategory: :discovery,
       context: %{namespace: namespace, service: service}
     )
+    |> Error.new()
   end
 
   @doc "Unregisters `service` (see `ProcessRegistry.unregister/2`); always `:ok`."

@@ -4,7 +4,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   # retention settings, errors and telemetry. Kept out of the service module
   # so each stays small.
 
-  alias ElixirScope.Foundation.{Error, Types}
+  alias ElixirScope.Foundation.{Error, ErrorTable, Types}
   alias ElixirScope.Foundation.Services.{Errors, TelemetryService}
 
   @i64_min -0x8000_0000_0000_0000
@@ -30,15 +30,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   @doc false
   def not_found(id) do
-    Types.Error.new(
-      code: 3001,
-      error_type: :not_found,
-      message: "Event not found",
-      severity: :low,
-      context: %{event_id: id},
-      category: :data,
-      subcategory: :retrieval
-    )
+    Types.Error.new(ErrorTable.named(:event_not_found) ++ [context: %{event_id: id}])
   end
 
   @doc false
