@@ -8,7 +8,13 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
   # Default run: a short version (~3 s). `mix test --only chaos`: the long one.
   use ExUnit.Case, async: false
 
-  alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry, TestSupport.Chaos}
+  alias ElixirScope.Foundation.{
+    ProcessRegistry,
+    ServiceRegistry,
+    TestSupport.Chaos,
+    TestSupport.Eventually
+  }
+
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.Event
 
@@ -224,7 +230,10 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
 
   defp assert_recovered(ns) do
     for name <- Chaos.services() ++ Chaos.workers() do
-      assert Chaos.eventually(fn -> match?({:ok, _}, ServiceRegistry.health_check(ns, name)) end),
+      assert Eventually.eventually(
+               fn -> match?({:ok, _}, ServiceRegistry.health_check(ns, name)) end,
+               5_000
+             ),
              "#{name} not healthy again: #{inspect(ServiceRegistry.health_check(ns, name))}"
     end
 
@@ -274,7 +283,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     # A normally stopped store closes at once (worker thread joined), so the
     # counts come back within ms; the wait is for the last exits.
     t0 = System.monotonic_time(:millisecond)
-    settled = Chaos.eventually(back?, 30_000)
+    settled = Eventually.eventually(back?, 30_000)
     after_ = Map.put(Chaos.snapshot(), :settle_ms, System.monotonic_time(:millisecond) - t0)
     assert settled, "leak: before #{inspect(before)}, after #{inspect(after_)}"
 
@@ -282,7 +291,7 @@ defmodule ElixirScope.Foundation.Reliability.ChaosTest do
     # services) comes back only once the VM has released their
     # literal areas: wait for it, then check the bound.
     memory_back? = fn -> Chaos.snapshot().memory - before.memory < 8 * 1_048_576 end
-    memory_settled? = Chaos.eventually(memory_back?, 30_000)
+    memory_settled? = Eventually.eventually(memory_back?, 30_000)
 
     after_ =
       Map.merge(Chaos.snapshot(), %{

@@ -20,6 +20,7 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
   alias ElixirScope.Foundation.{Config, Events, ProcessRegistry, ServiceRegistry, Telemetry}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Error, Event}
+  alias ElixirScope.Foundation.TestSupport.Eventually
 
   # Exceptions the original raised (and the docs list) for arguments of the
   # wrong type. Anything else is reported.
@@ -499,15 +500,15 @@ defmodule ElixirScope.Foundation.Reliability.HostileInputTest do
     end
   end
 
-  defp wait_threads(limit, tries \\ 50) do
-    n = os_threads()
-
-    if n <= limit or tries == 0 do
-      n
-    else
-      Process.sleep(20)
-      wait_threads(limit, tries - 1)
-    end
+  # The thread count once it is at most `limit`, or after 1 s.
+  defp wait_threads(limit) do
+    Eventually.eventually(
+      fn ->
+        n = os_threads()
+        if n <= limit, do: n
+      end,
+      1_000
+    ) || os_threads()
   end
 
   defp services_problem(%{pids: pids}) do

@@ -8,7 +8,7 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
   use ExUnit.Case, async: false
   @moduletag :capture_log
 
-  alias ElixirScope.Foundation.{ProcessRegistry, TestSupport.Chaos}
+  alias ElixirScope.Foundation.{ProcessRegistry, TestSupport.Chaos, TestSupport.Eventually}
   alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.Event
 
@@ -99,9 +99,10 @@ defmodule ElixirScope.Foundation.Reliability.OverloadTest do
     results = [Task.await(probe, 10_000) | results]
     peak = stop_sampler(sampler)
 
-    assert Chaos.eventually(fn ->
-             match?({:ok, %{async_queue_len: 0}}, EventStore.stats(namespace: ns))
-           end)
+    assert Eventually.eventually(
+             fn -> match?({:ok, %{async_queue_len: 0}}, EventStore.stats(namespace: ns)) end,
+             5_000
+           )
 
     report = check_flood(ns, stats0, results, peak, before)
     IO.puts("\nflood #{n}/flooder: #{inspect(report, limit: :infinity)}")

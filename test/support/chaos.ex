@@ -129,23 +129,6 @@ defmodule ElixirScope.Foundation.TestSupport.Chaos do
   end
 
   @doc """
-  Polls `check.()` (every 50 ms) until it returns true or `timeout_ms` has
-  passed; returns the last result.
-  """
-  def eventually(check, timeout_ms \\ 5_000) do
-    deadline = System.monotonic_time(:millisecond) + timeout_ms
-    poll(check, deadline)
-  end
-
-  defp poll(check, deadline) do
-    cond do
-      check.() -> true
-      System.monotonic_time(:millisecond) > deadline -> false
-      true -> Process.sleep(50) && poll(check, deadline)
-    end
-  end
-
-  @doc """
   Kills, with `:kill`, a random process among `targets` (registered names
   in `ns`) every `pause` ms (random in `0..pause`) until `deadline`
   (monotonic ms). Seeds `:rand` with `seed`. Returns `%{name => kills}`.

@@ -7,6 +7,7 @@ defmodule ElixirScope.Foundation.TestSupport.ClusterPeers do
   # module is compiled into the test build, so peers load it from -pa).
 
   alias ElixirScope.Foundation.{Config, Utils}
+  alias ElixirScope.Foundation.TestSupport.Eventually
 
   @doc """
   Starts epmd and makes this VM distributed unless it is; returns whether
@@ -68,16 +69,11 @@ defmodule ElixirScope.Foundation.TestSupport.ClusterPeers do
   """
   def signal(os_pid, signal) do
     {_, _} = System.cmd("kill", ["-#{signal}", os_pid], stderr_to_stdout: true)
-    if signal == "STOP", do: true = await_stopped(os_pid, 1_000)
-    :ok
-  end
 
-  defp await_stopped(os_pid, tries) do
-    cond do
-      all_threads_stopped?(os_pid) -> true
-      tries == 0 -> false
-      true -> Process.sleep(5) && await_stopped(os_pid, tries - 1)
-    end
+    if signal == "STOP",
+      do: true = Eventually.eventually(fn -> all_threads_stopped?(os_pid) end, 5_000)
+
+    :ok
   end
 
   # The state field of /proc/<pid>/task/<tid>/stat follows the ")" that

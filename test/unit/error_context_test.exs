@@ -3,6 +3,7 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
 
   alias ElixirScope.Foundation.{Error, ErrorContext}
   alias ElixirScope.Foundation.TestSupport.RandomTerms
+  import ElixirScope.Foundation.TestSupport.Eventually
   alias ElixirScope.Foundation.Types
 
   doctest ErrorContext
@@ -396,7 +397,7 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
       before = gauge_count()
       assert ErrorContext.with_context(ErrorContext.new(M, :f), fn -> :ok end) == :ok
       assert ErrorContext.run(ErrorContext.new(M, :f), fn _ -> :ok end) == :ok
-      assert eventually(fn -> gauge_count() >= before + 2 end)
+      assert eventually(fn -> gauge_count() >= before + 2 end, 1_000)
     end
   end
 
@@ -412,14 +413,6 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
     end
   rescue
     _ -> 0
-  end
-
-  defp eventually(fun, tries \\ 50) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
   end
 
   describe "random and hostile input (seeded)" do

@@ -5,6 +5,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
   alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
+  import ElixirScope.Foundation.TestSupport.Eventually
 
   defp start(opts \\ []) do
     ns = {:test, make_ref()}
@@ -21,14 +22,6 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
   defp status(ns) do
     {:ok, status} = TelemetryService.status(namespace: ns)
     status
-  end
-
-  defp wait_until(fun, timeout \\ 2_000) do
-    cond do
-      fun.() -> :ok
-      timeout <= 0 -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(fun, timeout - 10)
-    end
   end
 
   describe "get_metrics/1 nested shape" do
@@ -342,6 +335,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
   alias ElixirScope.Foundation.ProcessRegistry
   alias ElixirScope.Foundation.Services.TelemetryService
   alias ElixirScope.Foundation.Types.Error
+  import ElixirScope.Foundation.TestSupport.Eventually
 
   defp start(opts \\ []) do
     ns = {:test, make_ref()}
@@ -370,12 +364,11 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
     :code.purge(:telemetry)
   end
 
-  defp wait_for_restart(via, old, tries) do
-    case GenServer.whereis(via) do
-      pid when pid not in [nil, old] -> pid
-      _ when tries > 0 -> Process.sleep(10) && wait_for_restart(via, old, tries - 1)
-      _ -> flunk("not restarted")
-    end
+  defp wait_for_restart(via, old) do
+    wait_until(fn ->
+      pid = GenServer.whereis(via)
+      pid not in [nil, old] && pid
+    end)
   end
 
   describe "reset_state/1" do
@@ -487,7 +480,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceGlobalTest do
       via = ProcessRegistry.via_tuple(:production, :telemetry_service)
       old = GenServer.whereis(via)
       Process.exit(old, :kill)
-      wait_for_restart(via, old, 200)
+      wait_for_restart(via, old)
       assert {:ok, _} = TelemetryService.status()
       {:ok, metrics} = TelemetryService.get_metrics()
       assert %{count: 1, measurements: %{counter: 7}} = metrics.h5_prod.kept

@@ -41,14 +41,6 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
         do: tid
   end
 
-  defp wait_until(fun, tries \\ 200) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(fun, tries - 1)
-    end
-  end
-
   describe "store/1 and get/1" do
     test "returns the event's own id and round-trips every field" do
       e =
@@ -355,15 +347,15 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       {before, workers} = {os_threads(), worker_threads()}
       opts = start_isolated()
       # The new thread names itself once it runs.
-      assert eventually(fn -> worker_threads() -- workers != [] end, 50)
+      assert eventually(fn -> worker_threads() -- workers != [] end, 1_000)
       [tid] = worker_threads() -- workers
       # Hold the handle, like a caller that read it just before the stop:
       # the store is not garbage collected, yet its thread must go.
       Process.put(:held, :persistent_term.get({EventStore, Keyword.fetch!(opts, :namespace)}))
       :ok = EventStore.stop(opts)
       # Joined before stop/1 returns; polled only for the kernel's bookkeeping.
-      assert eventually(fn -> not File.exists?("/proc/self/task/#{tid}") end, 5)
-      assert eventually(fn -> os_threads() <= before end, 5)
+      assert eventually(fn -> not File.exists?("/proc/self/task/#{tid}") end, 100)
+      assert eventually(fn -> os_threads() <= before end, 100)
     end
 
     test "calls after a stop return the unavailable error" do

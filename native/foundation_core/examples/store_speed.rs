@@ -1,12 +1,12 @@
-//! Rough timing of the core alone (run with `--release -- --ignored`).
+//! Rough timing of the core store alone, without the BEAM: 100 000 puts and
+//! gets of 300-byte events and 1 000 type + time-range queries, one round each.
+//! `cargo run --release -p foundation_core --example store_speed`.
 
 use foundation_core::store::{NewEvent, Query, Store, StoreConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
-#[test]
-#[ignore]
-fn core_put_get_timing() {
+fn main() {
     let store = Store::new(StoreConfig::default()).unwrap();
     let payload: Arc<[u8]> = Arc::from(vec![0u8; 300]);
     let types: Vec<Arc<[u8]>> = (0..10)
