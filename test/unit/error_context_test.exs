@@ -388,11 +388,6 @@ defmodule ElixirScope.Foundation.ErrorContextTest do
   end
 
   describe "duration gauge" do
-    # ElixirScope.Foundation.Telemetry is h5's facade: this runs once it is merged.
-    unless Code.ensure_loaded?(ElixirScope.Foundation.Telemetry) do
-      @describetag skip: "ElixirScope.Foundation.Telemetry is not available on this branch"
-    end
-
     test "with_context/2 and run/2 record [:foundation, :operations, :duration]" do
       before = gauge_count()
       assert ErrorContext.with_context(ErrorContext.new(M, :f), fn -> :ok end) == :ok
