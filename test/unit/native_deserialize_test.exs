@@ -2,6 +2,22 @@ defmodule ElixirScope.Foundation.NativeDeserializeTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Native.Route
+
+  describe "native_constants/0" do
+    test "the normal-scheduler byte budget comes from the NIF, as Route reads it" do
+      assert %{normal_bytes: bytes} = Native.native_constants()
+      assert bytes == 64 * 1024
+      assert Route.normal_bytes() == bytes
+    end
+
+    test "Route.dirty/2 calls the twin only on :dirty; Route.fits/3 picks by the check" do
+      assert Route.dirty(:dirty, fn -> :twin end) == :twin
+      assert Route.dirty({:ok, 1}, fn -> flunk("twin called") end) == {:ok, 1}
+      assert Route.fits(true, fn -> :normal end, fn -> :twin end) == :normal
+      assert Route.fits(false, fn -> :normal end, fn -> :twin end) == :twin
+    end
+  end
 
   describe "deserialize_dirty/1" do
     test "happy path: the term of binary_to_term(_, [:safe]), compressed or plain" do

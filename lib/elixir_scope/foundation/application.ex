@@ -1,5 +1,6 @@
 defmodule ElixirScope.Foundation.Application do
   @moduledoc false
+  # Before the children: the NIFs' scheduling constants (Native.Route).
   # Children, in order, under ElixirScope.Foundation.Supervisor (one_for_one):
   #   ProcessRegistry.Owner        owns the registry's backup/waiter ETS tables
   #   ProcessRegistry (Registry)   via-tuple names
@@ -24,6 +25,7 @@ defmodule ElixirScope.Foundation.Application do
   def start(_type, _args) do
     case Env.check_config() do
       :ok ->
+        :ok = ElixirScope.Foundation.Native.Route.load()
         start_supervisor()
 
       {:error, message} ->

@@ -60,6 +60,8 @@ defmodule ElixirScope.Foundation.Native do
   def event_validate_data_size(_data_size), do: :erlang.nif_error(:not_loaded)
   def event_validate_type(_event_type), do: :erlang.nif_error(:not_loaded)
   def validation_constants, do: :erlang.nif_error(:not_loaded)
+  # scheduling (Native.Route)
+  def native_constants, do: :erlang.nif_error(:not_loaded)
 
   # store
   def store_new(_shards, _max_events, _max_age_ms, _async_capacity),

@@ -71,4 +71,5 @@ rustler::atoms! {
     valid_providers,
     allowed_event_types,
     max_data_size,
+    normal_bytes,
 }

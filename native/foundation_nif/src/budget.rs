@@ -30,6 +30,15 @@ use std::time::{Duration, Instant};
 /// normal-scheduler NIF call may encode or decode.
 pub const NORMAL_BYTES: usize = 64 * 1024;
 
+/// The scheduling constants Elixir code shares with the NIFs, so each has
+/// one definition: `%{normal_bytes: NORMAL_BYTES}` (the Elixir side decodes
+/// event binaries up to that size with the BIF, bigger ones on a dirty
+/// scheduler).
+#[rustler::nif]
+fn native_constants(env: Env) -> NifResult<Term> {
+    Term::map_from_pairs(env, &[(atoms::normal_bytes(), NORMAL_BYTES)])
+}
+
 /// Normal calls below this size are not timed (see `Sched::run`).
 const TIMED_BYTES: usize = 4 * 1024;
 

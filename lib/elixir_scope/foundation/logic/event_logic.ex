@@ -26,6 +26,7 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   """
 
   alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Utils
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -148,9 +149,13 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   # Same bytes either way: the BIF for small terms, the dirty NIF (which
   # keeps the normal schedulers free) for big ones.
   defp encode(event, compressed?) do
-    if Native.serialize_fits(event),
-      do: {:ok, :erlang.term_to_binary(event, if(compressed?, do: [:compressed], else: []))},
-      else: Native.serialize_dirty(event, compressed?)
+    Route.fits(
+      Native.serialize_fits(event),
+      fn ->
+        {:ok, :erlang.term_to_binary(event, if(compressed?, do: [:compressed], else: []))}
+      end,
+      fn -> Native.serialize_dirty(event, compressed?) end
+    )
   end
 
   defp serialization_failed(exception, event) do
@@ -183,32 +188,33 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
       })
   end
 
-  # Decoded size (bytes after the version byte; for the compressed form
-  # the size its header announces, which bounds the BIF's inflating) up to
-  # which `binary_to_term/2` runs on the caller's normal scheduler: its
-  # cost grows with the decoded size, and at this bound it stays within the
-  # ~1 ms a normal-scheduler call may take (docs/benchmarks.md); bigger
-  # binaries are decoded by a dirty CPU NIF (docs/architecture.md,
-  # "Scheduler safety").
-  @inline_decode_bytes 64 * 1024
-
   # `:erlang.binary_to_term(binary, [:safe])`, same result and same
   # exception: the NIF's failure is raised as the BIF's `badarg` with the
   # BIF's stack entry, so `rescue` normalizes it to the same ArgumentError.
+  #
+  # The BIF's cost grows with the decoded size (bytes after the version
+  # byte; for the compressed form the size its header announces, which
+  # bounds the BIF's inflating), so it runs on the caller's normal scheduler
+  # up to the NIFs' normal-scheduler byte budget (`Route.normal_bytes/0`),
+  # the same bound the store's NIFs decode within; bigger binaries are
+  # decoded by a dirty CPU NIF (docs/architecture.md, "Scheduler safety").
   defp decode(binary) do
-    if decoded_size(binary) <= @inline_decode_bytes do
-      :erlang.binary_to_term(binary, [:safe])
-    else
-      case Native.deserialize_dirty(binary) do
-        {:ok, term} ->
-          term
+    Route.fits(
+      decoded_size(binary) <= Route.normal_bytes(),
+      fn -> :erlang.binary_to_term(binary, [:safe]) end,
+      fn -> decode_dirty(binary) end
+    )
+  end
 
-        {:error, _native} ->
-          :erlang.raise(:error, :badarg, [
-            {:erlang, :binary_to_term, [binary, [:safe]],
-             [error_info: %{module: :erl_erts_errors}]}
-          ])
-      end
+  defp decode_dirty(binary) do
+    case Native.deserialize_dirty(binary) do
+      {:ok, term} ->
+        term
+
+      {:error, _native} ->
+        :erlang.raise(:error, :badarg, [
+          {:erlang, :binary_to_term, [binary, [:safe]], [error_info: %{module: :erl_erts_errors}]}
+        ])
     end
   end
 

@@ -82,6 +82,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @behaviour ElixirScope.Foundation.Contracts.EventStore
 
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
+  alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.EventStore.{Support, Warm}
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -90,7 +91,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # memory figure of stats/1; bench/event_store.exs measures the real value.
   @bytes_per_event 540
   # Results up to this many events (and 64 KiB of stored bytes, see
-  # routed/2) are decoded on a normal scheduler.
+  # Native.Route) are decoded on a normal scheduler.
   @bounded 256
   # Events per store_put_batch NIF call (bounded work per call: ~1-2 µs an
   # event; chunks over the byte budget go to store_put_batch_dirty).
@@ -165,7 +166,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def get(id, opts \\ []) when is_integer(id) and id > 0 do
     with {:ok, handle} <- handle(opts) do
       case id <= Support.u64_max() and
-             routed(Native.store_get(handle, id), fn -> Native.store_get_dirty(handle, id) end) do
+             Route.dirty(Native.store_get(handle, id), fn ->
+               Native.store_get_dirty(handle, id)
+             end) do
         %{} = event -> {:ok, event}
         {:error, _} = error -> Support.native(error)
         _ -> get_warm(warm(opts), id)
@@ -192,7 +195,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         when limit in 1..@bounded and offset <= @bounded ->
           handle
           |> Native.store_query(type, range, order, offset, limit)
-          |> routed(fn -> Native.store_query_dirty(handle, type, range, order, offset, limit) end)
+          |> Route.dirty(fn ->
+            Native.store_query_dirty(handle, type, range, order, offset, limit)
+          end)
           |> Support.native()
 
         # Id order over a time window sorts the window: one dirty call.
@@ -221,7 +226,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle} <- handle(opts) do
       handle
       |> Native.store_get_by_correlation(correlation_id, @bounded)
-      |> routed(fn -> correlation_slices(handle, correlation_id, nil, []) end)
+      |> Route.dirty(fn -> correlation_slices(handle, correlation_id, nil, []) end)
       |> Support.native()
       |> warm_correlation(warm(opts), correlation_id)
     end
@@ -450,7 +455,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # other processes run between slices. A slice too big to decode on a
   # normal scheduler answers :dirty; its dirty twin returns the rest.
   defp query_slices({handle, type, range, order} = q, cursor, skip, take, acc) do
-    case Native.store_query_slice(handle, type, range, order, cursor, skip, take) do
+    handle
+    |> Native.store_query_slice(type, range, order, cursor, skip, take)
+    |> Route.dirty(fn ->
+      last_slice(Native.store_query_slice_dirty(handle, type, range, order, cursor, skip, take))
+    end)
+    |> case do
       {:ok, {true, _order, _cursor, _skipped, events}} ->
         {:ok, concat(acc, events)}
 
@@ -458,35 +468,33 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         take = if take == 0, do: 0, else: take - length(events)
         query_slices(put_elem(q, 3, order), cursor, skip - skipped, take, [events | acc])
 
-      :dirty ->
-        case Native.store_query_slice_dirty(handle, type, range, order, cursor, skip, take) do
-          {:ok, {_done, _order, _cursor, _skipped, events}} -> {:ok, concat(acc, events)}
-          error -> Support.native(error)
-        end
-
       error ->
         Support.native(error)
     end
   end
 
   defp correlation_slices(handle, cid, cursor, acc) do
-    case Native.store_correlation_slice(handle, cid, cursor) do
+    handle
+    |> Native.store_correlation_slice(cid, cursor)
+    |> Route.dirty(fn -> last_slice(Native.store_correlation_slice_dirty(handle, cid, cursor)) end)
+    |> case do
       {:ok, {true, _cursor, events}} ->
         {:ok, concat(acc, events)}
 
       {:ok, {false, cursor, events}} ->
         correlation_slices(handle, cid, cursor, [events | acc])
 
-      :dirty ->
-        case Native.store_correlation_slice_dirty(handle, cid, cursor) do
-          {:ok, {_done, _cursor, events}} -> {:ok, concat(acc, events)}
-          error -> error
-        end
-
       error ->
         error
     end
   end
+
+  # A dirty twin's slice ends the walk: it holds the rest of the answer.
+  defp last_slice({:ok, {_done, order, cursor, skipped, events}}),
+    do: {:ok, {true, order, cursor, skipped, events}}
+
+  defp last_slice({:ok, {_done, cursor, events}}), do: {:ok, {true, cursor, events}}
+  defp last_slice(error), do: error
 
   # Warm storage hooks: with a disk tier (`Warm`), writes go through it
   # first and reads merge both tiers; without one, the hot paths as they are.
@@ -628,16 +636,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # input fails validation (or its data is too close to the size limit to
   # tell cheaply), having done nothing; then the exact validation runs here,
   # for its error, and the DirtyCpu twin stores what passed.
-  defp checked(result, events, dirty) when result in [:dirty, :invalid] do
-    with :ok <- validate_all(events), do: Support.native(dirty.())
+  defp checked(:invalid, events, dirty), do: checked(:dirty, events, dirty)
+
+  defp checked(result, events, dirty) do
+    result
+    |> Route.dirty(fn -> with :ok <- validate_all(events), do: dirty.() end)
+    |> Support.native()
   end
-
-  defp checked(result, _events, _dirty), do: Support.native(result)
-
-  # Reads: a normal-scheduler NIF answers `:dirty` over its byte budget;
-  # then its DirtyCpu twin does the call.
-  defp routed(:dirty, dirty), do: dirty.()
-  defp routed(result, _dirty), do: result
 
   defp validate_all(events) do
     Enum.reduce_while(events, :ok, fn event, :ok ->

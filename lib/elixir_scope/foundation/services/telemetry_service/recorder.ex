@@ -14,6 +14,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   require Logger
 
   alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.TelemetryService
 
   @doc "The namespace of `opts`; no `Keyword.validate!/2` cost for the common `[]`."
@@ -106,25 +107,24 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   # scheduler (native/foundation_nif/src/budget.rs); the dirty twin then
   # records it.
   defp native_record(handle, name, measurements, metadata, now) do
-    case Native.metrics_record(handle, name, measurements, metadata, now) do
-      :dirty -> Native.metrics_record_dirty(handle, name, measurements, metadata, now)
-      result -> result
-    end
+    handle
+    |> Native.metrics_record(name, measurements, metadata, now)
+    |> Route.dirty(fn ->
+      Native.metrics_record_dirty(handle, name, measurements, metadata, now)
+    end)
   end
 
   defp native_counter(handle, name, value, metadata) do
-    case Native.metrics_emit_counter_now(handle, name, value, metadata) do
-      :dirty ->
-        now = System.monotonic_time()
+    handle
+    |> Native.metrics_emit_counter_now(name, value, metadata)
+    |> Route.dirty(fn ->
+      now = System.monotonic_time()
 
-        case Native.metrics_emit_counter_dirty(handle, name, value, metadata, now) do
-          {:ok, true} -> :handler
-          other -> other
-        end
-
-      result ->
-        result
-    end
+      case Native.metrics_emit_counter_dirty(handle, name, value, metadata, now) do
+        {:ok, true} -> :handler
+        other -> other
+      end
+    end)
   end
 
   # The default handler of attach_handlers/2.
