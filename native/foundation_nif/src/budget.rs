@@ -91,8 +91,9 @@ impl Sched {
     /// (the bytes `f` would encode or decode; not computed on a dirty one)
     /// is `None` (over the budget): then returns `Dirty` without running it.
     /// A normal call of at least `TIMED_BYTES` charges the time it took to
-    /// the process's timeslice; smaller ones (a few µs) skip the two clock
-    /// reads, as their callers' own reductions preempt a loop of them.
+    /// the process's timeslice; smaller ones are so short that the two
+    /// clock reads would be a noticeable share of them, and their callers'
+    /// own reductions preempt a loop of them.
     pub fn run<T>(
         self,
         env: Env,

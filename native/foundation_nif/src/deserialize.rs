@@ -1,8 +1,9 @@
 //! Event deserialization off the normal schedulers (`EventLogic.deserialize_event/1`).
 //!
 //! `:erlang.binary_to_term(binary, [:safe])` inflates a compressed binary
-//! (`<<131, 80, Size::32, ZlibStream>>`) in slices of several ms on the
-//! calling normal scheduler (several ms for a 1 MB event). Binaries whose
+//! (`<<131, 80, Size::32, ZlibStream>>`) in large slices on the calling
+//! normal scheduler, each holding it well past the ~1 ms budget for a
+//! large event (figures in docs/benchmarks.md). Binaries whose
 //! decoded size is small keep that BIF; the Elixir side reads the size
 //! from the header in O(1) and sends bigger ones to `deserialize_dirty/1`,
 //! which inflates like erts (`foundation_core::etf::decompress`, the same

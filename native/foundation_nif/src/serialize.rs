@@ -1,8 +1,9 @@
 //! Event serialization off the normal schedulers (`EventLogic.serialize_event/2`).
 //!
 //! `:erlang.term_to_binary(term, [:compressed])` yields while it encodes,
-//! but compresses in large slices (several ms each for a 1 MB event) on
-//! the calling normal scheduler. Small events keep that BIF (the fastest
+//! but compresses in large slices on the calling normal scheduler: for a
+//! large event each slice holds the scheduler well past the ~1 ms budget
+//! (figures in docs/benchmarks.md). Small events keep that BIF (the fastest
 //! path); `serialize_fits/1` decides cheaply which path a term takes, and
 //! `serialize_dirty/2` produces the same bytes on a dirty CPU scheduler:
 //! the VM's own encoder (`enif_term_to_binary`) and, for the compressed

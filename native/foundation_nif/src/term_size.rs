@@ -20,8 +20,8 @@ use std::mem::MaybeUninit;
 /// Work units `term_size_small` spends at most: one per term, plus
 /// `MAP_ENTRY` per map entry (a map entry costs the walk several times a
 /// list cell, through the map iterator). At this bound a `true` answer
-/// costs tens of µs of walking plus the BIF, far below the ~1 ms budget
-/// (docs/benchmarks.md). Bigger terms pay the dirty hop and an encoding
+/// costs a short bounded walk plus the BIF, far below the ~1 ms budget
+/// (figures in docs/benchmarks.md). Bigger terms pay the dirty hop and an encoding
 /// instead.
 const SMALL_UNITS: usize = 2048;
 

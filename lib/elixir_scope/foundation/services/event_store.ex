@@ -93,8 +93,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # Results up to this many events (and 64 KiB of stored bytes, see
   # Native.Route) are decoded on a normal scheduler.
   @bounded 256
-  # Events per store_put_batch NIF call (bounded work per call: ~1-2 µs an
-  # event; chunks over the byte budget go to store_put_batch_dirty).
+  # Events per store_put_batch NIF call: a chunk of small events stays well
+  # within a normal scheduler's time slice, and few enough calls are made
+  # that the per-call overhead does not dominate (figures in
+  # docs/benchmarks.md); chunks over the byte budget go to
+  # store_put_batch_dirty.
   @chunk 128
 
   @typedoc "Options every public function accepts."

@@ -55,8 +55,8 @@ pub(crate) struct Shard {
     /// Insertion order: live records only, by sequence number. Removing a
     /// record removes its entry (O(log n)), so no insert ever pays for a
     /// compaction pass (a queue that kept stale entries would need an O(n)
-    /// `retain` now and then, tens of ms at 100k+ records, on the caller's
-    /// scheduler).
+    /// `retain` now and then: a pause on the caller's scheduler that grows
+    /// with the store, far over the ~1 ms budget for large stores).
     arrivals: BTreeMap<u64, Arrival>,
 }
 

@@ -10,7 +10,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
   # at once. Exceptions, throws and exits from `:telemetry` or its handlers
   # are swallowed: forwarding never breaks the caller.
 
-  # An atom key: persistent_term hashes it several times faster than a tuple.
+  # An atom key: persistent_term hashes an atom in one step, a tuple element
+  # by element.
   @tried :elixir_scope_foundation_telemetry_forward_tried
 
   @doc false

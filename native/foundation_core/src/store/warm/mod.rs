@@ -141,7 +141,9 @@ impl Counters {
 const COUNTERS: &[u8] = b"counters";
 
 /// Memtables (all partitions) kept before writes wait for flushes. Below
-/// 90 % of it fjall never stalls a writer; 16 MiB stalled 100 ms per write.
+/// 90 % of it fjall never stalls a writer; a buffer much smaller than the
+/// writes in flight made every write wait for flushes (figures in
+/// docs/benchmarks.md).
 const WRITE_BUFFER: u64 = 128 * 1024 * 1024;
 /// Journal bytes kept before writes wait for flushes; also what a reopen
 /// may have to replay (the recovery time bound).
