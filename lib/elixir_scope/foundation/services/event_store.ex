@@ -132,9 +132,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   end
 
   @doc """
-  Validates `event` and queues it; a worker thread stores it shortly after
-  (the non-blocking audit path). A full queue returns a `:resource_exhausted`
-  error and is counted in `stats/1` as `async_dropped`.
+  Validates `event` and queues it; a worker thread stores it shortly after,
+  so the caller never waits for the store. A full queue returns a
+  `:resource_exhausted` error and is counted in `stats/1` as
+  `async_dropped`. With a warm tier the event is stored before the call
+  returns (a queued event would not be durable).
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
   def store_async(event, opts \\ []) do
