@@ -4,8 +4,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   `native/foundation_core/src/store`.
 
   The GenServer owns the store's lifecycle: it creates the store (a NIF
-  resource) on start, publishes its handle in `:persistent_term` under
-  `{#{inspect(__MODULE__)}, namespace}`, registers as
+  resource) on start, publishes its handle (in `:persistent_term` under
+  `{#{inspect(__MODULE__)}, :production}` for `:production`, in an ETS table
+  owned by the registry's owner process for `{:test, ref}` namespaces, so
+  creating or dropping a test namespace never touches `:persistent_term`),
+  registers as
   `ProcessRegistry.via_tuple(namespace, :event_store)`, and expires old
   events every `prune_interval` ms. Reads and writes do **not** go through
   the process: `store/2`, `get/2`, `query/2`, ... look the handle up and call
@@ -17,8 +20,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   worker thread is joined, its events freed), so a later start begins
   empty, as in the original.
 
-  Every public function also takes `opts` with `namespace:`
-  (`:production` by default) to address an isolated instance. The process
+  Every public function also takes `opts` with `namespace:` to address an
+  isolated instance; without it, the namespace is the caller's sandbox
+  (`ElixirScope.Foundation.Sandbox`), else `:production`. The process
   still answers the messages of API.md section 17.2, acting on its own
   namespace's store.
 
@@ -88,11 +92,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store(%Event{} = event, opts \\ []) do
-    with {:ok, handle} <- handle(opts),
+    namespace = Support.namespace(opts)
+
+    with {:ok, handle} <- handle(namespace),
          :ok <- EventValidator.validate(event),
          put = Native.store_put(handle, event),
          {:ok, id} <- Support.native(routed(put, fn -> Native.store_put_dirty(handle, event) end)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, namespace)
       {:ok, id}
     end
   end
@@ -104,11 +110,13 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
   def store_batch(events, opts \\ []) when is_list(events) do
-    with {:ok, handle} <- handle(opts),
+    namespace = Support.namespace(opts)
+
+    with {:ok, handle} <- handle(namespace),
          :ok <- validate_all(events),
          {:ok, ids} <- put_chunks(handle, events) do
       n = length(ids)
-      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
+      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, namespace)
       {:ok, ids}
     end
   end
@@ -120,12 +128,15 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
   def store_async(%Event{} = event, opts \\ []) do
-    with {:ok, handle} <- handle(opts),
+    namespace = Support.namespace(opts)
+
+    with {:ok, handle} <- handle(namespace),
          :ok <- EventValidator.validate(event),
          put = Native.store_put_async(handle, event),
          dirty = fn -> Native.store_put_async_dirty(handle, event) end,
          {:ok, :ok} <- Support.native(routed(put, dirty)) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
+      meta = %{event_type: event.event_type, event_id: event.event_id}
+      Support.emit_stored(1, meta, namespace)
       :ok
     end
   end
@@ -246,6 +257,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec initialize(keyword()) :: :ok | {:error, Error.t()}
   def initialize(opts \\ []) do
+    opts = Keyword.put(opts, :namespace, Support.namespace(opts))
+
     if available?(opts) do
       :ok
     else
@@ -284,7 +297,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
-    namespace = Support.namespace(opts)
+    # A process start names its namespace (default `:production`); only
+    # calls resolve the caller's sandbox.
+    namespace = Keyword.get(opts, :namespace, :production)
     opts = Keyword.put(opts, :namespace, namespace)
 
     if ProcessRegistry.namespace?(namespace) do
@@ -314,7 +329,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     {max_events, max_age_ms, interval} = Support.limits(opts)
 
     handle =
-      case :persistent_term.get(Support.key(namespace), nil) do
+      case Support.lookup(namespace) do
         %{handle: handle} ->
           Native.store_set_limits(handle, max_events, max_age_ms)
           handle
@@ -349,7 +364,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl GenServer
   def terminate(reason, %{namespace: namespace, handle: handle}) do
     if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) do
-      :persistent_term.erase(Support.key(namespace))
+      Support.unpublish(namespace)
       Native.store_close(handle)
     end
 
@@ -373,7 +388,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
     entry = %{handle: handle, start_time: System.monotonic_time(:millisecond)}
-    :persistent_term.put(Support.key(namespace), entry)
+    Support.publish(namespace, entry)
     handle
   end
 
@@ -384,8 +399,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
-  defp handle(opts) do
-    case Support.entry(opts) do
+  defp handle(opts) when is_list(opts), do: handle(Support.namespace(opts))
+
+  defp handle(namespace) do
+    case Support.lookup(namespace) do
       %{handle: handle} -> {:ok, handle}
       nil -> {:error, Support.unavailable()}
     end
