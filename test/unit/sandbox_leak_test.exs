@@ -1,0 +1,72 @@
+defmodule ElixirScope.Foundation.SandboxLeakTest do
+  # Not async: it counts VM-wide resources before and after.
+  use ExUnit.Case, async: false
+
+  import ElixirScope.Foundation.TestSupport.Eventually
+
+  alias ElixirScope.Foundation.{Events, ProcessRegistry, Sandbox, Telemetry}
+  alias ElixirScope.Foundation.Services.Handles
+
+  @moduletag timeout: 300_000
+
+  defp snapshot do
+    %{
+      processes: length(Process.list()),
+      sandbox_rows: :ets.info(Sandbox.table(), :size),
+      handle_rows: :ets.info(Handles.table(), :size),
+      backup_rows: :ets.info(:process_registry_backup, :size),
+      waiter_rows: :ets.info(:process_registry_waiters, :size),
+      registry_entries: Registry.count(ProcessRegistry),
+      ets_tables: length(:ets.all()),
+      persistent_terms: :persistent_term.info().count,
+      os_threads: os_threads()
+    }
+  end
+
+  defp os_threads do
+    case File.ls("/proc/self/task") do
+      {:ok, tasks} -> length(tasks)
+      {:error, _} -> :unknown
+    end
+  end
+
+  # Some work in the sandbox, so its store, metrics and audit path are used.
+  defp use_sandbox do
+    {:ok, e} = Events.new_event(:leak_test, %{})
+    {:ok, _} = Events.store(e)
+    :ok = ElixirScope.Foundation.Config.update([:dev, :debug_mode], true)
+    :ok = Telemetry.emit_counter([:leak_test], %{})
+  end
+
+  test "1 000 checkouts (half checked in, half ended by the owner's exit) leave nothing" do
+    # The first checkout of the VM sets a flag in :persistent_term, once.
+    _ = Sandbox.checkout()
+    :ok = Sandbox.checkin()
+    # Sandboxes of earlier tests end asynchronously when their owners exit.
+    assert eventually(fn -> :ets.info(Sandbox.table(), :size) == 0 end)
+    before = snapshot()
+
+    for _ <- 1..500 do
+      ns = Sandbox.checkout()
+      use_sandbox()
+      assert Sandbox.current() == ns
+      :ok = Sandbox.checkin()
+    end
+
+    for _batch <- 1..10 do
+      1..50
+      |> Enum.map(fn _ ->
+        spawn_monitor(fn ->
+          _ns = Sandbox.checkout()
+          use_sandbox()
+        end)
+      end)
+      |> Enum.each(fn {pid, ref} ->
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 10_000
+      end)
+    end
+
+    assert eventually(fn -> snapshot() == before end, 250),
+           "before: #{inspect(before)}\nafter:  #{inspect(snapshot())}"
+  end
+end
