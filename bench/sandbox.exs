@@ -88,7 +88,11 @@ Harness.table(
   end
 )
 
-Harness.table("Checkout / checkin, µs (median of 500, min, max)", ["op", "median", "min", "max"], [
-  ["checkout", median.(outs), Enum.min(outs), Enum.max(outs)],
-  ["checkin", median.(ins), Enum.min(ins), Enum.max(ins)]
-])
+Harness.table(
+  "Checkout / checkin, µs (median of 500, min, max)",
+  ["op", "median", "min", "max"],
+  [
+    ["checkout", median.(outs), Enum.min(outs), Enum.max(outs)],
+    ["checkin", median.(ins), Enum.min(ins), Enum.max(ins)]
+  ]
+)

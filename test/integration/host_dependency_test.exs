@@ -6,16 +6,11 @@ defmodule ElixirScope.Foundation.HostDependencyTest do
   @moduletag :host_dependency
   @moduletag timeout: 900_000
 
-  @project_root Path.expand("../..", __DIR__)
-  @uuid ~r/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
-  # seconds, per command (a cold cargo build of the NIF takes a few minutes)
-  @command_timeout 600
+  alias ElixirScope.Foundation.TestSupport.HostProject
 
+  @uuid ~r/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
   setup do
-    dir = Path.join(System.tmp_dir!(), "es_host_#{System.unique_integer([:positive])}")
-    File.mkdir_p!(Path.join(dir, "config"))
-    on_exit(fn -> File.rm_rf!(dir) end)
-    {:ok, dir: dir}
+    {:ok, dir: HostProject.tmp_dir("es_host")}
   end
 
   test "a host project with a path dependency compiles and runs the library", %{dir: dir} do
@@ -41,22 +36,7 @@ defmodule ElixirScope.Foundation.HostDependencyTest do
   end
 
   defp write_host_project(dir) do
-    File.write!(Path.join(dir, "mix.exs"), """
-    defmodule HostApp.MixProject do
-      use Mix.Project
-
-      def project do
-        [
-          app: :host_app,
-          version: "0.1.0",
-          elixir: "~> 1.14",
-          deps: [{:elixir_scope_foundation, path: #{inspect(@project_root)}}]
-        ]
-      end
-
-      def application, do: [extra_applications: [:logger]]
-    end
-    """)
+    HostProject.write_mix_project(dir)
 
     File.write!(Path.join(dir, "config/config.exs"), """
     import Config
@@ -65,16 +45,5 @@ defmodule ElixirScope.Foundation.HostDependencyTest do
     """)
   end
 
-  # Runs mix in the host directory with MIX_ENV=dev, under coreutils'
-  # `timeout` when available so a hung build cannot outlive the test.
-  defp mix(dir, args) do
-    mix = System.find_executable("mix") || flunk("mix is not on the PATH")
-    env = [{"MIX_ENV", "dev"}, {"MIX_EXS", nil}, {"MIX_BUILD_PATH", nil}, {"MIX_DEPS_PATH", nil}]
-    opts = [cd: dir, env: env, stderr_to_stdout: true]
-
-    case System.find_executable("timeout") do
-      nil -> System.cmd(mix, args, opts)
-      timeout -> System.cmd(timeout, [to_string(@command_timeout), mix | args], opts)
-    end
-  end
+  defp mix(dir, args), do: HostProject.mix(dir, args)
 end

@@ -22,9 +22,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
-  cost for the common `[]`.
+  cost for the common `[]` and `[namespace: ns]`.
   """
   def namespace([]), do: Sandbox.namespace([])
+  def namespace([namespace: namespace]), do: namespace
   def namespace(opts), do: Sandbox.namespace(Keyword.validate!(opts, [:namespace]))
 
   # An atom for the common namespace: persistent_term hashes an atom key
