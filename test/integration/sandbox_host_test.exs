@@ -70,7 +70,7 @@ defmodule ElixirScope.Foundation.SandboxHostTest do
       defp charges(n) do
         :ok = Config.subscribe()
         Enum.each(1..n, &HostApp.charge/1)
-        for i <- 1..n, do: assert_receive({:config_notification, {:config_updated, _, v}} when v == i / 1000)
+        for i <- 1..n, do: assert_receive({:config_notification, {:config_updated, _, v}} when v == i / 1000, 5_000)
         refute_receive {:config_notification, _}, 20
 
         {:ok, charges} = Events.query(%{event_type: :charge})
@@ -109,7 +109,7 @@ defmodule ElixirScope.Foundation.SandboxHostTest do
       test "a plain process charges in the shared sandbox" do
         test = self()
         spawn(fn -> send(test, {:charged, HostApp.charge(3)}) end)
-        assert_receive {:charged, :ok}
+        assert_receive {:charged, :ok}, 5_000
         assert {:ok, [%{data: %{amount: 3}}]} = Events.query(%{event_type: :charge})
       end
 
@@ -118,7 +118,7 @@ defmodule ElixirScope.Foundation.SandboxHostTest do
         pid = spawn(fn -> receive do: (:go -> send(test, {:charged, HostApp.charge(4)})) end)
         :ok = Sandbox.allow(self(), pid)
         send(pid, :go)
-        assert_receive {:charged, :ok}
+        assert_receive {:charged, :ok}, 5_000
         assert {:ok, [%{data: %{amount: 4}}]} = Events.query(%{event_type: :charge})
       end
     end

@@ -27,7 +27,8 @@ defmodule ElixirScope.Foundation.SandboxTest.Counts do
       value = i / 100
 
       assert_receive {:config_notification,
-                      {:config_updated, [:ai, :planning, :sampling_rate], ^value}}
+                      {:config_updated, [:ai, :planning, :sampling_rate], ^value}},
+                     5_000
     end
 
     refute_receive {:config_notification, _}, 50
@@ -98,7 +99,7 @@ defmodule ElixirScope.Foundation.SandboxTest do
         receive do: (:stop -> :ok)
       end)
 
-    assert_receive {:checked_out, ns}
+    assert_receive {:checked_out, ns}, 5_000
     on_exit(fn -> send(pid, :stop) end)
     {pid, ns}
   end
@@ -224,7 +225,7 @@ defmodule ElixirScope.Foundation.SandboxTest do
       end)
 
     on_exit(fn -> send(pid, :stop) end)
-    assert_receive {:ns, ns, :ok, :production, :ok}
+    assert_receive {:ns, ns, :ok, :production, :ok}, 5_000
     for s <- @services, do: assert(ProcessRegistry.lookup(ns, s) == :error)
     assert EventStore.Support.lookup(ns) == nil
     assert Handles.get({TelemetryService, ns}) == nil
@@ -241,15 +242,86 @@ defmodule ElixirScope.Foundation.SandboxTest do
         send(test, {:ns, ns, pids})
       end)
 
-    assert_receive {:ns, ns, pids}
+    assert_receive {:ns, ns, pids}, 5_000
     ref = Process.monitor(pid)
-    assert_receive {:DOWN, ^ref, :process, ^pid, _}
+    assert_receive {:DOWN, ^ref, :process, ^pid, _}, 5_000
     assert eventually(fn -> not Enum.any?(pids, &Process.alive?/1) end)
     assert eventually(fn -> :ets.match_object(Sandbox.table(), {:_, ns, :_}) == [] end)
     for s <- @services, do: assert(ProcessRegistry.lookup(ns, s) == :error)
     assert EventStore.Support.lookup(ns) == nil
     assert Handles.get({TelemetryService, ns}) == nil
   end
+
+  test "every facade takes namespace: as its last option", %{foundation_namespace: own} do
+    {_pid, ns} = other_owner()
+    opts = [namespace: ns]
+    alias ElixirScope.Foundation
+
+    # Foundation
+    assert :ok = Foundation.initialize(opts)
+    assert {:ok, %{config: _, events: _, telemetry: _}} = Foundation.status(opts)
+    assert Foundation.available?(opts)
+    assert {:ok, %{status: :healthy}} = Foundation.health(opts)
+
+    # Config
+    assert :ok = Config.initialize(opts)
+    assert Config.available?(opts)
+    assert :ok = Config.subscribe(opts)
+    assert :ok = Config.update([:dev, :debug_mode], true, opts)
+    assert_receive {:config_notification, {:config_updated, [:dev, :debug_mode], true}}, 5_000
+    assert :ok = Config.safe_update([:dev, :verbose_logging], true, opts)
+    assert {:error, %ElixirScope.Foundation.Error{}} = Config.safe_update([:security], 1, opts)
+    assert Config.get_with_default([:dev, :debug_mode], :none, opts) == true
+    assert Config.get_with_default([:no, :such], :none, opts) == :none
+    assert {:ok, %{updates_count: 2}} = Config.status(opts)
+    assert :ok = Config.reset(opts)
+    assert_receive {:config_notification, {:config_reset, _}}, 5_000
+    assert :ok = Config.unsubscribe(opts)
+    assert {:ok, %{updates_count: 0}} = Config.status()
+    assert {:ok, false} = Config.get([:dev, :debug_mode])
+
+    # Events
+    assert :ok = Events.initialize(opts)
+    assert Events.available?(opts)
+    assert {:ok, %{status: :running}} = Events.status(opts)
+    {:ok, id} = Events.store(event(%{n: 1}), opts)
+    assert {:ok, %{event_id: ^id}} = Events.get(id, opts)
+    assert {:ok, [_]} = Events.query(%{event_type: :sandbox_test}, opts)
+    assert {:ok, [_]} = Events.get_recent(10, opts) |> then(&filter_type/1)
+    assert {:ok, []} = Events.query(%{event_type: :sandbox_test})
+
+    # Telemetry
+    assert :ok = Telemetry.initialize(opts)
+    assert Telemetry.available?(opts)
+    assert {:ok, %{status: :running}} = Telemetry.status(opts)
+    :ok = Telemetry.execute([:sb, :exec], %{v: 1}, %{}, opts)
+    :ok = Telemetry.emit_counter([:sb, :counter], %{}, opts)
+    :ok = Telemetry.emit_gauge([:sb, :gauge], 3, %{}, opts)
+    :measured = Telemetry.measure([:sb, :measure], %{}, fn -> :measured end, opts)
+    :timed = Telemetry.time_function(__MODULE__, :timed, fn -> :timed end, opts)
+    :ok = Telemetry.emit_performance(:perf, 1.5, %{}, opts)
+    :ok = Telemetry.emit_system_event(:boot, %{}, opts)
+    assert :ok = Telemetry.attach_handlers([[:sb, :counter]], opts)
+    assert :ok = Telemetry.detach_handlers([[:sb, :counter]], opts)
+
+    assert {:ok, %{sb: sb}} = Telemetry.get_metrics(opts)
+    assert Map.keys(sb) |> Enum.sort() == [:counter, :exec, :gauge, :measure]
+
+    assert {:ok, %{elixir_scope: %{performance: %{perf: %{count: 1}}}}} =
+             Telemetry.get_metrics_for([:elixir_scope, :performance], opts)
+
+    assert {:ok, %{elixir_scope: %{system: %{boot: %{count: 1}}}}} =
+             Telemetry.get_metrics_for([:elixir_scope, :system], opts)
+
+    # Nothing of it reached the test's own sandbox.
+    assert {:ok, mine} = Telemetry.get_metrics(namespace: own)
+    refute Map.has_key?(mine, :sb)
+    refute get_in(mine, [:elixir_scope, :performance])
+    refute get_in(mine, [:elixir_scope, :system])
+  end
+
+  defp filter_type({:ok, events}),
+    do: {:ok, Enum.filter(events, &(&1.event_type == :sandbox_test))}
 
   test "test-namespace handles are never in :persistent_term", %{foundation_namespace: ns} do
     keys = for {key, _} <- :persistent_term.get(), do: key
@@ -274,7 +346,7 @@ defmodule ElixirScope.Foundation.SandboxSharedTest do
       send(test, {:ran, Sandbox.current(), Events.store(e)})
     end)
 
-    assert_receive {:ran, ^ns, {:ok, _}}
+    assert_receive {:ran, ^ns, {:ok, _}}, 5_000
     assert {:ok, [_]} = Events.query(%{event_type: :shared_test})
 
     # A process with its own sandbox keeps it.
@@ -283,7 +355,7 @@ defmodule ElixirScope.Foundation.SandboxSharedTest do
       send(test, {:own, own, Sandbox.current()})
     end)
 
-    assert_receive {:own, own, own}
+    assert_receive {:own, own, own}, 5_000
     assert own != ns
   end
 
@@ -297,11 +369,11 @@ defmodule ElixirScope.Foundation.SandboxSharedTest do
       send(test, :checked_in)
     end)
 
-    assert_receive {:ns, other}
-    assert_receive :checked_in
+    assert_receive {:ns, other}, 5_000
+    assert_receive :checked_in, 5_000
     # The last shared checkout won; its checkin ended shared mode.
     assert :ets.match_object(Sandbox.table(), {:_, other, :_}) == []
     spawn(fn -> send(test, {:current, Sandbox.current()}) end)
-    assert_receive {:current, :production}
+    assert_receive {:current, :production}, 5_000
   end
 end

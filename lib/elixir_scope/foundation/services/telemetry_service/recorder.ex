@@ -25,7 +25,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   cost for the common `[]` and `[namespace: ns]`.
   """
   def namespace([]), do: Sandbox.namespace([])
-  def namespace([namespace: namespace]), do: namespace
+  def namespace(namespace: namespace), do: namespace
   def namespace(opts), do: Sandbox.namespace(Keyword.validate!(opts, [:namespace]))
 
   # An atom for the common namespace: persistent_term hashes an atom key
