@@ -323,6 +323,30 @@ defmodule ElixirScope.Foundation.SandboxTest do
   defp filter_type({:ok, events}),
     do: {:ok, Enum.filter(events, &(&1.event_type == :sandbox_test))}
 
+  test "a killed service restarts in the sandbox with its events and metrics",
+       %{foundation_namespace: ns} do
+    {:ok, id} = Events.store(event(%{kept: true}))
+    :ok = Telemetry.emit_counter([:sandbox_test, :kept], %{})
+
+    for service <- [:event_store, :telemetry_service] do
+      {:ok, pid} = ProcessRegistry.lookup(ns, service)
+      Process.exit(pid, :kill)
+
+      assert eventually(fn ->
+               match?({:ok, new} when new != pid, ProcessRegistry.lookup(ns, service))
+             end)
+    end
+
+    assert {:ok, %{data: %{kept: true}}} = Events.get(id)
+
+    assert eventually(fn ->
+             match?({:ok, %{sandbox_test: %{kept: %{count: 1}}}}, Telemetry.get_metrics())
+           end)
+
+    :ok = Telemetry.emit_counter([:sandbox_test, :kept], %{})
+    assert {:ok, %{sandbox_test: %{kept: %{count: 2}}}} = Telemetry.get_metrics()
+  end
+
   test "test-namespace handles are never in :persistent_term", %{foundation_namespace: ns} do
     keys = for {key, _} <- :persistent_term.get(), do: key
     refute {EventStore, ns} in keys

@@ -30,9 +30,10 @@ defmodule ElixirScope.Foundation.Sandbox do
 
   Before the first checkout in the VM, a call pays one `:persistent_term`
   read (a flag set once per VM, never erased). After it, the owner pays one
-  process-dictionary read; other processes one ETS lookup for themselves and
-  one per `$callers` entry (plus one for the shared sandbox when none
-  matches). Checkout and checkin never write or erase `:persistent_term`.
+  process-dictionary read more; other processes two (their own entry and
+  `$callers`), one ETS lookup for themselves, one per `$callers` entry up
+  to the first that has a sandbox, and one for the shared sandbox when none
+  matched. Checkout and checkin never write or erase `:persistent_term`.
 
   ## Shared mode
 
@@ -259,12 +260,12 @@ defmodule ElixirScope.Foundation.Sandbox do
   # Child of each sandbox's supervisor, started first and stopped last: it
   # binds the owner in the ownership table and, when the sandbox stops,
   # removes every row of the namespace (owner, allowances, shared).
-  def start_guard(namespace, owner) do
-    :proc_lib.start_link(__MODULE__, :guard_init, [self(), namespace, owner])
+  def start_guard({:test, ref} = namespace, owner) when is_reference(ref) and is_pid(owner) do
+    parent = self()
+    :proc_lib.start_link(:erlang, :apply, [fn -> guard(parent, namespace, owner) end, []])
   end
 
-  @doc false
-  def guard_init(parent, namespace, owner) do
+  defp guard(parent, namespace, owner) do
     Process.flag(:trap_exit, true)
     :ets.insert(@table, {owner, namespace, owner})
     :proc_lib.init_ack(parent, {:ok, self()})
