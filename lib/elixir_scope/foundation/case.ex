@@ -20,7 +20,8 @@ if Code.ensure_loaded?(ExUnit.CaseTemplate) do
     process and puts the namespace in the context as
     `:foundation_namespace`. In a module that is not async the sandbox is
     checked out in shared mode, so every process that belongs to no other
-    sandbox uses it. The sandbox ends with the test process. See
+    sandbox uses it. The sandbox ends with the test process, and the test
+    (its `on_exit` callbacks) waits until it is gone. See
     `ElixirScope.Foundation.Sandbox` for `allow/2` and the resolution rules.
     """
     use ExUnit.CaseTemplate
@@ -35,7 +36,24 @@ if Code.ensure_loaded?(ExUnit.CaseTemplate) do
 
     setup tags do
       namespace = Sandbox.checkout(shared: not Map.get(tags, :async, false))
+      sup = Sandbox.supervisor()
+      # The sandbox ends with the test process; the test is over once it is
+      # gone, so nothing of it overlaps the next test.
+      on_exit(fn -> await_down(sup) end)
       {:ok, foundation_namespace: namespace}
+    end
+
+    @doc false
+    def await_down(pid) do
+      ref = Process.monitor(pid)
+
+      receive do
+        {:DOWN, ^ref, :process, ^pid, _reason} -> :ok
+      after
+        30_000 -> Process.demonitor(ref, [:flush])
+      end
+
+      :ok
     end
   end
 end

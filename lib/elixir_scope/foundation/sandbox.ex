@@ -184,6 +184,13 @@ defmodule ElixirScope.Foundation.Sandbox do
   end
 
   @doc """
+  The supervisor of the calling process's sandbox (linked to it), or nil.
+  Monitor it to learn when a sandbox ended by its owner's exit is gone.
+  """
+  @spec supervisor() :: pid() | nil
+  def supervisor, do: Process.get(@supervisor)
+
+  @doc """
   Lets `other_pid` use the sandbox of `owner_pid` (its owner, or a process
   already allowed into it). `:ok` (also when `other_pid` is already in that
   sandbox); `{:error, :already_allowed}` when `other_pid` belongs to another
