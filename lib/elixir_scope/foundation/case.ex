@@ -43,8 +43,9 @@ if Code.ensure_loaded?(ExUnit.CaseTemplate) do
       {:ok, foundation_namespace: namespace}
     end
 
-    @doc false
-    def await_down(pid) do
+    defp await_down(nil), do: :ok
+
+    defp await_down(pid) when is_pid(pid) do
       ref = Process.monitor(pid)
 
       receive do
