@@ -23,8 +23,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   Every public function also takes `opts` with `namespace:` to address an
   isolated instance; without it, the namespace is the caller's sandbox
   (`ElixirScope.Foundation.Sandbox`), else `:production`. The process
-  still answers the messages of API.md section 17.2, acting on its own
-  namespace's store.
+  still answers the original server messages (`{:store_event, e}`, ...),
+  acting on its own namespace's store.
 
   ## Storage format
 
