@@ -376,11 +376,14 @@ defmodule ElixirScope.Foundation.SandboxSharedTest do
     # A process with its own sandbox keeps it.
     spawn(fn ->
       own = Sandbox.checkout()
-      send(test, {:own, own, Sandbox.current()})
+      send(test, {:own, own, Sandbox.current(), Sandbox.supervisor()})
     end)
 
-    assert_receive {:own, own, own}, 5_000
+    assert_receive {:own, own, own, sup}, 5_000
     assert own != ns
+    # Its sandbox ends with it (waited for: this module is not async).
+    ref = Process.monitor(sup)
+    assert_receive {:DOWN, ^ref, :process, ^sup, _}, 5_000
   end
 
   test "the shared sandbox ends with its owner" do
