@@ -209,7 +209,7 @@ defmodule Bench.EventStoreBench do
         |> Enum.chunk_every(1000)
         |> Enum.each(&({:ok, _} = EventStore.store_batch(&1, opts)))
 
-        %{handle: h} = :persistent_term.get({EventStore, ns})
+        %{handle: h} = EventStore.Support.lookup(ns)
 
         put =
           Harness.concurrent_ops_per_sec(8, 5_000, fn w, i ->

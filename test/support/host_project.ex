@@ -13,6 +13,15 @@ defmodule ElixirScope.Foundation.Test.HostProject do
   @spec project_root() :: Path.t()
   def project_root, do: @project_root
 
+  @doc "A fresh empty directory (with `config/`), removed when the test exits."
+  @spec tmp_dir(String.t()) :: Path.t()
+  def tmp_dir(prefix) do
+    dir = Path.join(System.tmp_dir!(), "#{prefix}_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(Path.join(dir, "config"))
+    ExUnit.Callbacks.on_exit(fn -> File.rm_rf!(dir) end)
+    dir
+  end
+
   @doc """
   Writes `mix.exs` and config into `dir`. The host configures the library
   under `:elixir_scope_foundation` (no Mix warning); `config/runtime.exs`
@@ -56,7 +65,7 @@ defmodule ElixirScope.Foundation.Test.HostProject do
   end
 
   @doc """
-  Runs `mix args` in `dir` (MIX_ENV=dev) with `env` added, under coreutils'
+  Runs `mix args` in `dir` (MIX_ENV=dev unless `env` sets it) with `env` added, under coreutils'
   `timeout` when available so a hung build cannot outlive the test.
   """
   @spec mix(Path.t(), [String.t()], [{String.t(), String.t() | nil}]) ::
@@ -77,6 +86,7 @@ defmodule ElixirScope.Foundation.Test.HostProject do
       {"RUSTC", nil}
     ]
 
+    base = Enum.reject(base, fn {key, _} -> List.keymember?(env, key, 0) end)
     run(dir, [mix | args], Enum.concat(base, env))
   end
 

@@ -272,7 +272,7 @@ defmodule ElixirScope.Foundation.Cluster do
   ## Private
 
   defp check(opts) do
-    case Keyword.get(opts, :namespace, :production) do
+    case ElixirScope.Foundation.Sandbox.namespace(opts) do
       :production -> timeout(Keyword.get(opts, :timeout))
       other -> invalid(:namespace, other, "scope: :cluster needs the :production namespace")
     end

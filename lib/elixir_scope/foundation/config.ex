@@ -3,10 +3,15 @@ defmodule ElixirScope.Foundation.Config do
   Public facade of the configuration service
   (`ElixirScope.Foundation.Services.ConfigServer`).
 
-  Reads (`get/0,1`, `get_with_default/2`) are served from the published config
-  in the caller's process; updates go through the server. Every function
-  targets the `:production` instance; `ConfigServer` takes a `namespace:`
-  option for isolated instances.
+  Reads (`get/0,1,2`, `get_with_default/2,3`) are served from the published
+  config in the caller's process; updates go through the server.
+
+  ## Namespaces
+
+  Every function that reaches the service also takes a trailing `opts`
+  keyword list with `namespace:` (`get(path, opts)`, `update(path, value,
+  opts)`, `status(opts)`, ...). Without it, the namespace is the caller's
+  sandbox (`ElixirScope.Foundation.Sandbox`), else `:production`.
   """
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
@@ -21,13 +26,19 @@ defmodule ElixirScope.Foundation.Config do
     [:system, :node_name]
   ]
 
-  @doc "Ensures the configuration service runs (see `ConfigServer.initialize/1`)."
+  @typedoc "Options: `namespace:` (see the moduledoc)."
+  @type opts :: [namespace: ElixirScope.Foundation.ProcessRegistry.namespace()]
+
+  @doc """
+  Ensures the configuration service runs (see `ConfigServer.initialize/1`);
+  `opts` may name the `namespace:`.
+  """
   @spec initialize(keyword()) :: :ok | {:error, Types.Error.t()}
   def initialize(opts \\ []), do: ConfigServer.initialize(opts)
 
-  @doc "The configuration service's status map."
-  @spec status() :: {:ok, map()} | {:error, Types.Error.t()}
-  def status, do: ConfigServer.status()
+  @doc "The configuration service's status map (`status(namespace: ns)` for another namespace)."
+  @spec status(opts()) :: {:ok, map()} | {:error, Types.Error.t()}
+  def status(opts \\ []), do: ConfigServer.status(opts)
 
   @impl true
   @doc "The whole configuration."
@@ -35,14 +46,18 @@ defmodule ElixirScope.Foundation.Config do
   def get, do: ConfigServer.get([], [])
 
   @impl true
-  @doc "The value at `path`."
+  @doc "The value at `path` (`[]` for the whole configuration)."
   @spec get([atom()]) :: {:ok, term()} | {:error, Types.Error.t()}
   def get(path) when is_list(path), do: ConfigServer.get(path, [])
 
-  @doc "The value at `path`, or `default` on any error."
-  @spec get_with_default([atom()], term()) :: term()
-  def get_with_default(path, default) do
-    case get(path) do
+  @doc "`get/1` with options: `get(path, namespace: ns)`."
+  @spec get([atom()], opts()) :: {:ok, term()} | {:error, Types.Error.t()}
+  def get(path, opts) when is_list(path) and is_list(opts), do: ConfigServer.get(path, opts)
+
+  @doc "The value at `path`, or `default` on any error; `opts` may name the `namespace:`."
+  @spec get_with_default([atom()], term(), opts()) :: term()
+  def get_with_default(path, default, opts \\ []) do
+    case ConfigServer.get(path, opts) do
       {:ok, value} -> value
       {:error, _} -> default
     end
@@ -51,10 +66,11 @@ defmodule ElixirScope.Foundation.Config do
   @impl true
   @doc "Updates `path` (see `ConfigServer.update/3`)."
   @spec update([atom()], term()) :: :ok | {:error, Types.Error.t()}
-  def update(path, value), do: ConfigServer.update(path, value)
+  def update(path, value), do: ConfigServer.update(path, value, [])
 
   @doc """
-  `update/2` with options. `scope: :cluster` (and `timeout: ms`) validates
+  `update/2` with options: `namespace: ns` names the instance; `scope:
+  :cluster` (and `timeout: ms`) validates
   the update locally, then applies it on every node of the cluster: `:ok`,
   `{:partial, failed}` or the validation error (see
   `ElixirScope.Foundation.Cluster` for ordering and the absence of
@@ -75,16 +91,19 @@ defmodule ElixirScope.Foundation.Config do
   `{:error, %ElixirScope.Foundation.Error{error_type: :invalid_path}}`; the
   sensitive paths `#{inspect(@forbidden_paths)}` give
   `{:error, %ElixirScope.Foundation.Error{error_type: :config_update_forbidden}}`.
+  `opts` may name the `namespace:`.
   """
-  @spec safe_update(term(), term()) ::
+  @spec safe_update(term(), term(), opts()) ::
           :ok | {:error, Types.Error.t()} | {:error, Error.t()}
-  def safe_update(path, _value) when not is_list(path),
+  def safe_update(path, value, opts \\ [])
+
+  def safe_update(path, _value, _opts) when not is_list(path),
     do: {:error, Error.new(:invalid_path, "Invalid configuration path")}
 
-  def safe_update(path, _value) when path in @forbidden_paths,
+  def safe_update(path, _value, _opts) when path in @forbidden_paths,
     do: {:error, Error.new(:config_update_forbidden, "Configuration path update forbidden")}
 
-  def safe_update(path, value), do: update(path, value)
+  def safe_update(path, value, opts), do: update(path, value, opts)
 
   @impl true
   @doc "Validates a config struct."
@@ -97,20 +116,26 @@ defmodule ElixirScope.Foundation.Config do
   def updatable_paths, do: ConfigServer.updatable_paths()
 
   @impl true
-  @doc "Resets the configuration to the defaults (see `ConfigServer.reset/1`)."
-  @spec reset() :: :ok | {:error, Types.Error.t()}
-  def reset, do: ConfigServer.reset()
+  @doc """
+  Resets the configuration to the defaults (see `ConfigServer.reset/1`);
+  `opts` may name the `namespace:`.
+  """
+  @spec reset(opts()) :: :ok | {:error, Types.Error.t()}
+  def reset(opts \\ []), do: ConfigServer.reset(opts)
 
   @impl true
-  @doc "Whether the configuration service is registered."
-  @spec available?() :: boolean()
-  def available?, do: ConfigServer.available?()
+  @doc "Whether the configuration service is registered; `opts` may name the `namespace:`."
+  @spec available?(opts()) :: boolean()
+  def available?(opts \\ []), do: ConfigServer.available?(opts)
 
-  @doc "Subscribes the caller to `{:config_notification, _}` messages."
-  @spec subscribe() :: :ok | {:error, Types.Error.t()}
-  def subscribe, do: ConfigServer.subscribe(self())
+  @doc """
+  Subscribes the caller to `{:config_notification, _}` messages of its
+  namespace (or of `opts[:namespace]`).
+  """
+  @spec subscribe(opts()) :: :ok | {:error, Types.Error.t()}
+  def subscribe(opts \\ []), do: ConfigServer.subscribe(self(), opts)
 
-  @doc "Unsubscribes the caller."
-  @spec unsubscribe() :: :ok | {:error, Types.Error.t()}
-  def unsubscribe, do: ConfigServer.unsubscribe(self())
+  @doc "Unsubscribes the caller; `opts` may name the `namespace:`."
+  @spec unsubscribe(opts()) :: :ok | {:error, Types.Error.t()}
+  def unsubscribe(opts \\ []), do: ConfigServer.unsubscribe(self(), opts)
 end

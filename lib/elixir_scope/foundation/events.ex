@@ -10,8 +10,14 @@ defmodule ElixirScope.Foundation.Events do
   `%ElixirScope.Foundation.Types.Error{}` with codes 3000 (unavailable),
   3001 (not found) and 3002 (reset forbidden).
 
-  The store functions also take a trailing `opts` with `namespace:` to
-  address an isolated store.
+  ## Namespaces
+
+  Every function that reaches the store also takes a trailing `opts`
+  keyword list with `namespace:` (`store(event, opts)`, `query(query,
+  opts)`, `status(opts)`, ...). Without it, the namespace is the caller's
+  sandbox (`ElixirScope.Foundation.Sandbox`), else `:production`. The
+  event-building functions (`new_event/3`, `serialize/1`, ...) touch no
+  service and take no namespace.
 
   ## Differences from the original
 
@@ -32,20 +38,20 @@ defmodule ElixirScope.Foundation.Events do
   @typedoc "Options of the store functions (`namespace:`)."
   @type opts :: EventStore.opts()
 
-  @doc "Starts the event store if it is not running."
+  @doc "Starts the event store if it is not running; `opts` may name the `namespace:`."
   @impl true
-  @spec initialize() :: :ok | {:error, Error.t()}
-  def initialize, do: EventStore.initialize()
+  @spec initialize(opts()) :: :ok | {:error, Error.t()}
+  def initialize(opts \\ []), do: EventStore.initialize(opts)
 
-  @doc "Status of the event store: `{:ok, %{status: :running, ...}}`."
+  @doc "Status of the event store: `{:ok, %{status: :running, ...}}`; `opts` may name the `namespace:`."
   @impl true
-  @spec status() :: {:ok, map()} | {:error, Error.t()}
-  def status, do: EventStore.status()
+  @spec status(opts()) :: {:ok, map()} | {:error, Error.t()}
+  def status(opts \\ []), do: EventStore.status(opts)
 
-  @doc "True when the event store service runs."
+  @doc "True when the event store service runs; `opts` may name the `namespace:`."
   @impl true
-  @spec available?() :: boolean()
-  def available?, do: EventStore.available?()
+  @spec available?(opts()) :: boolean()
+  def available?(opts \\ []), do: EventStore.available?(opts)
 
   @doc """
   Builds a validated event (`EventLogic.create_event/3`): options

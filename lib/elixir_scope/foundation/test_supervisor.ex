@@ -10,6 +10,12 @@ defmodule ElixirScope.Foundation.TestSupervisor do
       {:ok, _pids} = TestSupervisor.start_isolated_services(ref)
       {:ok, pid} = ServiceRegistry.health_check({:test, ref}, :config_server)
       :ok = TestSupervisor.cleanup_namespace(ref)
+
+  Services started here are reached by passing `namespace: {:test, ref}` to
+  every call. For tests of code that calls the plain facades,
+  `ElixirScope.Foundation.Sandbox` (or `use ElixirScope.Foundation.Case`) is
+  simpler: it binds a fresh namespace to the test process, needs no
+  `:test_mode`, and does not use this supervisor.
   """
   use DynamicSupervisor
 

@@ -57,7 +57,7 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
 // of input (measured by a bounded walk) or of stored payloads, and its
 // `*_dirty` twin runs the same inner function on a dirty CPU scheduler.
 
-// The normal-scheduler writes also validate (`validation::passes`), so a
+// The normal-scheduler writes also validate (`validation::fast`), so a
 // valid event is checked and stored in one call; anything else answers
 // `:invalid` having done nothing, and the caller validates exactly (for the
 // error) before its dirty twin, which does not validate again.

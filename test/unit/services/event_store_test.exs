@@ -351,7 +351,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       [tid] = worker_threads() -- workers
       # Hold the handle, like a caller that read it just before the stop:
       # the store is not garbage collected, yet its thread must go.
-      Process.put(:held, :persistent_term.get({EventStore, Keyword.fetch!(opts, :namespace)}))
+      Process.put(:held, EventStore.Support.entry(opts))
       :ok = EventStore.stop(opts)
       # Joined before stop/1 returns; polled only for the kernel's bookkeeping.
       assert eventually(fn -> not File.exists?("/proc/self/task/#{tid}") end, 100)
@@ -396,12 +396,12 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
     test "a caller holding the closed store's handle gets clean results" do
       opts = start_isolated()
       {:ok, 1} = EventStore.store(event(1, correlation_id: "c"), opts)
-      key = {EventStore, Keyword.fetch!(opts, :namespace)}
-      entry = :persistent_term.get(key)
+      namespace = Keyword.fetch!(opts, :namespace)
+      entry = EventStore.Support.lookup(namespace)
       :ok = EventStore.stop(opts)
       # Republish the closed handle, as a caller that read it just before.
-      :persistent_term.put(key, entry)
-      on_exit(fn -> :persistent_term.erase(key) end)
+      EventStore.Support.publish(namespace, entry)
+      on_exit(fn -> EventStore.Support.unpublish(namespace) end)
 
       assert {:error, %Error{code: 3000, error_type: :service_unavailable}} =
                EventStore.store(event(2), opts)

@@ -36,9 +36,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     previous_value: {:ok, old}, timestamp: mono_ms}`; `:config_reset` →
     `%{timestamp, reset_from_updates_count}`.
 
-  Every public function targets the `:production` instance and takes a
-  trailing `opts` keyword with `namespace: :production | {:test, ref}` to
-  address an isolated instance.
+  Every public function takes a trailing `opts` keyword with
+  `namespace: :production | {:test, ref}` to address an instance; without
+  it, the namespace is the caller's sandbox
+  (`ElixirScope.Foundation.Sandbox`), else `:production`.
 
   ## Telemetry
 
@@ -51,7 +52,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
-  alias ElixirScope.Foundation.{ProcessRegistry, ServiceRegistry}
+  alias ElixirScope.Foundation.{ProcessRegistry, Sandbox, ServiceRegistry}
   alias ElixirScope.Foundation.Logic.ConfigLogic
   alias ElixirScope.Foundation.Services.ConfigServer.{Audit, Table, Update}
   alias ElixirScope.Foundation.Services.Errors
@@ -105,7 +106,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   `{:error, %Types.Error{error_type: :config_path_not_found}}` for a missing path.
   """
   @spec get([atom()], opts()) :: {:ok, term()} | {:error, Error.t()}
-  def get(path, []) when is_list(path), do: read(path, :production, [])
+  def get(path, []) when is_list(path), do: read(path, Sandbox.namespace([]), [])
   def get(path, opts) when is_list(path), do: read(path, namespace(opts), opts)
 
   defp read(path, namespace, opts) do
@@ -227,7 +228,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   # -- helpers (client side) -------------------------------------------------
 
-  defp namespace(opts), do: Keyword.get(opts, :namespace, :production)
+  # Explicit `namespace:`, else the caller's sandbox, else `:production`.
+  defp namespace(opts), do: Sandbox.namespace(opts)
 
   defp call(opts, message) do
     case ProcessRegistry.lookup(namespace(opts), :config_server) do

@@ -1,11 +1,14 @@
 defmodule ElixirScope.Foundation.Services.EventStore do
   @moduledoc """
-  The event store service, backed by the Rust store in
+  The event store service (API.md section 16), backed by the Rust store in
   `native/foundation_core/src/store`.
 
   The GenServer owns the store's lifecycle: it creates the store (a NIF
-  resource) on start, publishes its handle in `:persistent_term` under
-  `{#{inspect(__MODULE__)}, namespace}`, registers as
+  resource) on start, publishes its handle (in `:persistent_term` under
+  `{#{inspect(__MODULE__)}, :production}` for `:production`, in an ETS table
+  owned by the registry's owner process for `{:test, ref}` namespaces, so
+  creating or dropping a test namespace never touches `:persistent_term`),
+  registers as
   `ProcessRegistry.via_tuple(namespace, :event_store)`, and expires old
   events every `prune_interval` ms. Reads and writes do **not** go through
   the process: `store/2`, `get/2`, `query/2`, ... look the handle up and call
@@ -17,8 +20,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   worker thread is joined, its events freed), so a later start begins
   empty, as in the original.
 
-  Every public function also takes `opts` with `namespace:`
-  (`:production` by default) to address an isolated instance. The process
+  Every public function also takes `opts` with `namespace:` to address an
+  isolated instance; without it, the namespace is the caller's sandbox
+  (`ElixirScope.Foundation.Sandbox`), else `:production`. The process
   still answers the original server messages (`{:store_event, event}`,
   `{:store_batch, events}`, `{:get_event, id}`, `{:query_events, query}`,
   `{:get_by_correlation, id}`, `{:prune_before, ts}`, `:get_stats`,
@@ -110,10 +114,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec store(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store(event, opts \\ []) do
     _ = EventArg.check!(event)
+    namespace = Support.namespace(opts)
 
-    with {:ok, handle} <- handle(opts),
-         {:ok, id} <- put_one(handle, warm(opts), event) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, opts)
+    with {:ok, handle, warm} <- tiers(namespace),
+         {:ok, id} <- put_one(handle, warm, event) do
+      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, namespace)
       {:ok, id}
     end
   end
@@ -126,27 +131,32 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec store_batch([Event.t()], opts()) :: {:ok, [pos_integer()]} | {:error, Error.t()}
   def store_batch(events, opts \\ []) do
     _ = EventArg.check_list!(events)
+    namespace = Support.namespace(opts)
 
-    with {:ok, handle} <- handle(opts),
-         {:ok, ids} <- put_batch(handle, warm(opts), events) do
+    with {:ok, handle, warm} <- tiers(namespace),
+         {:ok, ids} <- put_batch(handle, warm, events) do
       n = length(ids)
-      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, opts)
+      if n > 0, do: Support.emit_stored(n, %{batch_size: n}, namespace)
       {:ok, ids}
     end
   end
 
   @doc """
-  Validates `event` and queues it; a worker thread stores it shortly after
-  (the non-blocking audit path). A full queue returns a `:resource_exhausted`
-  error and is counted in `stats/1` as `async_dropped`.
+  Validates `event` and queues it; a worker thread stores it shortly after,
+  so the caller never waits for the store. A full queue returns a
+  `:resource_exhausted` error and is counted in `stats/1` as
+  `async_dropped`. With a warm tier the event is stored before the call
+  returns (a queued event would not be durable).
   """
   @spec store_async(Event.t(), opts()) :: :ok | {:error, Error.t()}
   def store_async(event, opts \\ []) do
     _ = EventArg.check!(event)
+    namespace = Support.namespace(opts)
 
-    with {:ok, handle} <- handle(opts),
-         :ok <- put_async(handle, warm(opts), event) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: event.event_id}, opts)
+    with {:ok, handle, warm} <- tiers(namespace),
+         :ok <- put_async(handle, warm, event) do
+      meta = %{event_type: event.event_type, event_id: event.event_id}
+      Support.emit_stored(1, meta, namespace)
       :ok
     end
   end
@@ -160,7 +170,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # The caller records the `events_stored` counter itself.
   @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store_direct(%Event{} = event, opts) do
-    with {:ok, handle} <- handle(opts), do: put_one(handle, warm(opts), event)
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)), do: put_one(handle, warm, event)
   end
 
   @doc "The event with `id`, or a `:not_found` error (code 3001)."
@@ -368,7 +378,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     {max_events, max_age_ms, interval} = Support.limits(opts)
 
     handle =
-      case :persistent_term.get(Support.key(namespace), nil) do
+      case Support.lookup(namespace) do
         %{handle: handle} ->
           Native.store_set_limits(handle, max_events, max_age_ms)
           handle
@@ -411,7 +421,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       # the VM (OTP 25.2), so this process calls no NIF after it.
       Native.store_close(handle)
       Warm.close(warm(namespace: namespace))
-      :persistent_term.erase(Support.key(namespace))
+      Support.unpublish(namespace)
     end
 
     :ok
@@ -435,7 +445,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
     warm = Warm.open(namespace, opts)
     entry = %{handle: handle, start_time: System.monotonic_time(:millisecond), warm: warm}
-    :persistent_term.put(Support.key(namespace), entry)
+    Support.publish(namespace, entry)
     handle
   end
 
@@ -449,6 +459,15 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp handle(opts) do
     case Support.entry(opts) do
       %{handle: handle} -> {:ok, handle}
+      nil -> {:error, Support.unavailable()}
+    end
+  end
+
+  # The hot store and the warm tier (or nil) of a resolved namespace, from
+  # one lookup.
+  defp tiers(namespace) do
+    case Support.lookup(namespace) do
+      %{handle: handle} = entry -> {:ok, handle, Map.get(entry, :warm)}
       nil -> {:error, Support.unavailable()}
     end
   end

@@ -4,8 +4,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   Rust.
 
   `execute/4`, `measure/4`, `emit_counter/2..4` and `emit_gauge/4` run in the
-  **caller's process**: they find the namespace's metrics handle in
-  `:persistent_term` and record with one NIF call (integer counters are
+  **caller's process**: they find the namespace's metrics handle (in
+  `:persistent_term` for `:production`, in an ETS table owned by the
+  registry's owner process for `{:test, ref}` namespaces) and record with one NIF call (integer counters are
   atomic additions), never through this GenServer's mailbox and never through
   `ServiceRegistry`/`ProcessRegistry`. They never raise (except `measure/4`,
   which reraises the exception of the measured function) and always return
@@ -71,14 +72,15 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
       the namespace's handle is first created)
 
   Every public function takes a trailing `opts` keyword list with
-  `:namespace` (default `:production`) to address an instance.
+  `:namespace` to address an instance; without it, the namespace is the
+  caller's sandbox (`ElixirScope.Foundation.Sandbox`), else `:production`.
   """
   use GenServer
   require Logger
 
   @behaviour ElixirScope.Foundation.Contracts.Telemetry
 
-  alias ElixirScope.Foundation.{Native, ProcessRegistry}
+  alias ElixirScope.Foundation.{Native, ProcessRegistry, Sandbox}
   alias ElixirScope.Foundation.Services.Errors
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested, Recorder}
   alias ElixirScope.Foundation.Types.Error
@@ -276,7 +278,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec initialize(keyword()) :: :ok | {:error, Error.t()}
   def initialize(opts \\ []) do
-    namespace = Keyword.get(opts, :namespace, :production)
+    namespace = Sandbox.namespace(opts)
 
     with false <- available?(namespace: namespace),
          :ok <- validate_config(Map.merge(@default_config, Map.new(opts))) do

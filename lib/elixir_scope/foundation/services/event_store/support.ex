@@ -4,8 +4,8 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   # retention settings, errors and telemetry. Kept out of the service module
   # so each stays small.
 
-  alias ElixirScope.Foundation.{Error, ErrorTable, Types}
-  alias ElixirScope.Foundation.Services.{Errors, TelemetryService}
+  alias ElixirScope.Foundation.{Error, ErrorTable, Sandbox, Types}
+  alias ElixirScope.Foundation.Services.{Errors, Handles, TelemetryService}
 
   @i64_min -0x8000_0000_0000_0000
   @i64_max 0x7FFF_FFFF_FFFF_FFFF
@@ -16,11 +16,27 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   @doc false
   def key(namespace), do: {ElixirScope.Foundation.Services.EventStore, namespace}
 
-  @doc false
-  def namespace(opts), do: Keyword.get(opts, :namespace, :production)
+  @doc "The namespace of a call: `opts[:namespace]`, else the caller's sandbox, else `:production`."
+  def namespace(opts), do: Sandbox.namespace(opts)
 
   @doc false
-  def entry(opts), do: :persistent_term.get(key(namespace(opts)), nil)
+  def entry(opts) when is_list(opts), do: lookup(namespace(opts))
+
+  @doc """
+  The published `%{handle, start_time}` of `namespace`, or nil: in
+  `:persistent_term` for `:production`, in the handle table
+  (`Services.Handles`) for `{:test, ref}` namespaces.
+  """
+  def lookup(:production), do: :persistent_term.get(key(:production), nil)
+  def lookup(namespace), do: Handles.get(key(namespace))
+
+  @doc "Publishes the store entry of `namespace` (see `lookup/1`)."
+  def publish(:production, entry), do: :persistent_term.put(key(:production), entry)
+  def publish(namespace, entry), do: Handles.put(key(namespace), entry)
+
+  @doc "Unpublishes the store entry of `namespace`."
+  def unpublish(:production), do: :persistent_term.erase(key(:production))
+  def unpublish(namespace), do: Handles.delete(key(namespace))
 
   @doc false
   def u64_max, do: @u64_max
@@ -100,7 +116,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   `Types.Config` defaults merged with the application env.
   """
   def limits(opts) do
-    hot = hot_config()
+    hot = hot_config(Keyword.get(opts, :namespace, :production))
     max_events = Keyword.get(opts, :max_events, Map.get(hot, :max_events, 100_000))
     max_age_s = Keyword.get(opts, :max_age_seconds, Map.get(hot, :max_age_seconds, 3600))
     interval = Keyword.get(opts, :prune_interval, Map.get(hot, :prune_interval, 60_000))
@@ -110,15 +126,15 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   defp non_neg(n) when is_integer(n) and n > 0, do: n
   defp non_neg(_other), do: 0
 
-  defp hot_config do
-    case live_config() do
+  defp hot_config(namespace) do
+    case live_config(namespace) do
       {:ok, %{} = hot} -> hot
       _ -> env_config()
     end
   end
 
-  defp live_config do
-    ElixirScope.Foundation.Config.get([:storage, :hot])
+  defp live_config(namespace) do
+    ElixirScope.Foundation.Config.get([:storage, :hot], namespace: namespace)
   catch
     _, _ -> :error
   end
@@ -133,17 +149,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   @doc """
   Emits `[:foundation, :event_store, :events_stored]` through
   `TelemetryService.emit_counter/4` in the caller (never raises), to the
-  TelemetryService of the store's own namespace (`opts[:namespace]`): a
-  `{:test, ref}` store never counts into `:production`.
+  TelemetryService of the store's own (already resolved) namespace: a
+  `{:test, ref}` store never counts into `:production`, and a `:production`
+  store called from a sandboxed process counts into `:production`.
   """
-  def emit_stored(value, metadata, opts \\ []) do
-    telemetry_opts =
-      case namespace(opts) do
-        :production -> []
-        namespace -> [namespace: namespace]
-      end
-
-    TelemetryService.emit_counter(@events_stored, value, metadata, telemetry_opts)
+  def emit_stored(value, metadata, namespace) do
+    TelemetryService.emit_counter(@events_stored, value, metadata, namespace: namespace)
   end
 
   @doc "True when the service process of `namespace` is registered and alive."

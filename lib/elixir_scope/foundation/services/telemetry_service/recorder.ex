@@ -1,11 +1,15 @@
 defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   @moduledoc false
   # The caller-side half of TelemetryService: finds a namespace's metrics
-  # handle in `:persistent_term` and records an event into it with one NIF
+  # handle (in `:persistent_term` for `:production`, in the handle table of
+  # `Services.Handles` for `{:test, ref}` namespaces) and records an event into it with one NIF
   # call, then runs the default handler when one is attached to the name.
   # Runs in whichever process emits: never through the service's mailbox,
   # never through ServiceRegistry/ProcessRegistry (ServiceRegistry itself
   # emits through here). The record functions never raise and return `:ok`.
+  #
+  # The namespace of a call without `namespace:` is the caller's sandbox, else
+  # `:production` (`Sandbox.namespace/1`).
   #
   # A namespace's entry is `{handle, owner_pid}`, written only by the
   # service process (`attach/2`, `release/1`); the handle is live while the
@@ -13,22 +17,30 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
 
   require Logger
 
-  alias ElixirScope.Foundation.Native
+  alias ElixirScope.Foundation.{Native, Sandbox}
   alias ElixirScope.Foundation.Native.Route
-  alias ElixirScope.Foundation.Services.TelemetryService
+  alias ElixirScope.Foundation.Services.{Handles, TelemetryService}
 
-  @doc "The namespace of `opts`; no `Keyword.validate!/2` cost for the common `[]`."
-  def namespace([]), do: :production
-  def namespace(opts), do: Keyword.validate!(opts, namespace: :production)[:namespace]
+  @doc """
+  The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
+  cost for the common `[]` and `[namespace: ns]`.
+  """
+  def namespace([]), do: Sandbox.namespace([])
+  def namespace(namespace: namespace), do: namespace
+  def namespace(opts), do: Sandbox.namespace(Keyword.validate!(opts, [:namespace]))
 
-  # An atom for the common namespace: persistent_term hashes an atom key
-  # several times faster than a tuple (this lookup is on every emit).
+  # An atom for the common namespace: persistent_term hashes an atom key in
+  # one step, a tuple element by element (this lookup is on every emit).
   @doc false
   def key(:production), do: :elixir_scope_foundation_telemetry_production
   def key(namespace), do: {TelemetryService, namespace}
 
   @doc "`{handle, owner_pid}` or nil."
-  def entry(namespace), do: :persistent_term.get(key(namespace), nil)
+  def entry(:production), do: :persistent_term.get(key(:production), nil)
+  def entry(namespace), do: Handles.get(key(namespace))
+
+  defp publish(:production, entry), do: :persistent_term.put(key(:production), entry)
+  defp publish(namespace, entry), do: Handles.put(key(namespace), entry)
 
   @doc "`{:ok, handle}` while the owning service process lives, else `:error`."
   def live_handle(namespace) do
@@ -50,17 +62,20 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
         nil -> Native.metrics_new(max_metrics)
       end
 
-    :persistent_term.put(key(namespace), {handle, self()})
+    publish(namespace, {handle, self()})
     handle
   end
 
   @doc "Drops the namespace's entry if the calling process owns it."
   def release(namespace) do
     case entry(namespace) do
-      {_handle, pid} when pid == self() -> :persistent_term.erase(key(namespace))
+      {_handle, pid} = entry when pid == self() -> unpublish(namespace, entry)
       _ -> false
     end
   end
+
+  defp unpublish(:production, _entry), do: :persistent_term.erase(key(:production))
+  defp unpublish(namespace, entry), do: Handles.delete(key(namespace), entry)
 
   @doc "Records an event in the namespace of `opts` (nothing when no service runs there)."
   def record(opts, name, measurements, metadata) do
