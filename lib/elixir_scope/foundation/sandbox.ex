@@ -176,11 +176,14 @@ defmodule ElixirScope.Foundation.Sandbox do
   end
 
   defp ensure_started do
-    if Process.whereis(ProcessRegistry.Owner) == nil do
-      {:ok, _} = Application.ensure_all_started(:elixir_scope_foundation)
-    end
+    case Process.whereis(ProcessRegistry.Owner) do
+      nil ->
+        {:ok, _} = Application.ensure_all_started(:elixir_scope_foundation)
+        :ok
 
-    :ok
+      _pid ->
+        :ok
+    end
   end
 
   @doc """
