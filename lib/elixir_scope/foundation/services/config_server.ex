@@ -52,10 +52,10 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @behaviour ElixirScope.Foundation.Contracts.Configurable
 
-  alias ElixirScope.Foundation.{ProcessRegistry, Sandbox, ServiceRegistry}
+  alias ElixirScope.Foundation.{ProcessRegistry, Sandbox}
   alias ElixirScope.Foundation.Logic.ConfigLogic
   alias ElixirScope.Foundation.Services.ConfigServer.{Audit, Table, Update}
-  alias ElixirScope.Foundation.Services.Errors
+  alias ElixirScope.Foundation.Services.{Errors, Lifecycle}
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
 
@@ -64,23 +64,12 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   # -- client API ------------------------------------------------------------
 
-  @doc """
-  Starts the server. `opts[:namespace]` defaults to `:production`; the other
-  options are merged into the config (as the original's `build_config/1`).
-  """
-  @spec start_link(keyword()) :: GenServer.on_start()
-  def start_link(opts \\ []) do
-    namespace = Keyword.get(opts, :namespace, :production)
-    opts = Keyword.put(opts, :namespace, namespace)
-
-    if ProcessRegistry.namespace?(namespace) do
-      GenServer.start_link(__MODULE__, opts,
-        name: ProcessRegistry.via_tuple(namespace, :config_server)
-      )
-    else
-      {:error, {:invalid_namespace, namespace}}
-    end
-  end
+  use Lifecycle,
+    service: :config_server,
+    doc: """
+    Starts the server. `opts[:namespace]` defaults to `:production`; the other
+    options are merged into the config (as the original's `build_config/1`).
+    """
 
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
@@ -167,8 +156,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc "Whether the instance of the namespace is registered."
   @spec available?(opts()) :: boolean()
-  def available?(opts \\ []),
-    do: match?({:ok, _}, ServiceRegistry.lookup(namespace(opts), :config_server))
+  def available?(opts \\ []), do: Lifecycle.registered?(namespace(opts), :config_server)
 
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc "Validates a config with `Validation.ConfigValidator`."
@@ -188,7 +176,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   """
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
-    if ElixirScope.Foundation.Env.get(:test_mode, false),
+    if Lifecycle.test_mode?(),
       do: call(opts, :reset_state),
       else: {:error, forbidden()}
   end
@@ -217,14 +205,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   @doc "Stops the instance (a supervised one is restarted by its supervisor); `:ok`."
   @spec stop(opts()) :: :ok
-  def stop(opts \\ []) do
-    case ProcessRegistry.lookup(namespace(opts), :config_server) do
-      {:ok, pid} -> GenServer.stop(pid)
-      :error -> :ok
-    end
-  catch
-    :exit, _ -> :ok
-  end
+  def stop(opts \\ []), do: Lifecycle.stop(namespace(opts), :config_server)
 
   # -- helpers (client side) -------------------------------------------------
 

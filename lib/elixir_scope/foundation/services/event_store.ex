@@ -88,6 +88,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.EventStore.{Support, Warm}
+  alias ElixirScope.Foundation.Services.Lifecycle
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
@@ -324,7 +325,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
     with true <-
-           ElixirScope.Foundation.Env.get(:test_mode, false) || {:error, Support.forbidden()},
+           Lifecycle.test_mode?() || {:error, Support.forbidden()},
          {:ok, handle} <- handle(opts),
          {:ok, :ok} <- Support.native(Native.store_clear(handle)),
          {:ok, :ok} <- Warm.clear(warm(opts)) do
@@ -332,42 +333,27 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     end
   end
 
-  @doc """
-  Starts the service. Options (unknown ones are ignored, as in the original):
+  use Lifecycle,
+    service: :event_store,
+    default_namespace: :sandbox,
+    doc: """
+    Starts the service. Options (unknown ones are ignored, as in the original):
 
-    * `:namespace` - `:production` (default) or `{:test, ref}`
-    * `:max_events` - retention count (default `storage.hot.max_events`; 0 = none)
-    * `:max_age_seconds` - retention age (default `storage.hot.max_age_seconds`; 0 = none)
-    * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
-    * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
-    * `:shards` - shard count of a new store (default twice the schedulers,
-      rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
-    * `:warm` - `[path: dir, max_size_mb: n, compression: :none | :gzip | :zstd]`:
-      a warm (disk) tier for this store; `:production` otherwise reads
-      `storage.warm` of the config (used when `enable` is true)
-  """
-  @spec start_link(keyword()) :: GenServer.on_start()
-  def start_link(opts \\ []) do
-    namespace = Support.namespace(opts)
-    opts = Keyword.put(opts, :namespace, namespace)
-
-    if ProcessRegistry.namespace?(namespace) do
-      GenServer.start_link(__MODULE__, opts,
-        name: ProcessRegistry.via_tuple(namespace, :event_store)
-      )
-    else
-      {:error, {:invalid_namespace, namespace}}
-    end
-  end
+      * `:namespace` - `:production` (default) or `{:test, ref}`
+      * `:max_events` - retention count (default `storage.hot.max_events`; 0 = none)
+      * `:max_age_seconds` - retention age (default `storage.hot.max_age_seconds`; 0 = none)
+      * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
+      * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
+      * `:shards` - shard count of a new store (default twice the schedulers,
+        rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
+      * `:warm` - `[path: dir, max_size_mb: n, compression: :none | :gzip | :zstd]`:
+        a warm (disk) tier for this store; `:production` otherwise reads
+        `storage.warm` of the config (used when `enable` is true)
+    """
 
   @doc "Stops the service of the namespace (releasing its store); `:ok` if not running."
   @spec stop(opts()) :: :ok
-  def stop(opts \\ []) do
-    case GenServer.whereis(ProcessRegistry.via_tuple(Support.namespace(opts), :event_store)) do
-      nil -> :ok
-      pid -> GenServer.stop(pid)
-    end
-  end
+  def stop(opts \\ []), do: Lifecycle.stop(Support.namespace(opts), :event_store)
 
   ## Server
 

@@ -81,7 +81,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @behaviour ElixirScope.Foundation.Contracts.Telemetry
 
   alias ElixirScope.Foundation.{Native, ProcessRegistry, Sandbox}
-  alias ElixirScope.Foundation.Services.Errors
+  alias ElixirScope.Foundation.Services.{Errors, Lifecycle}
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested, Recorder}
   alias ElixirScope.Foundation.Types.Error
 
@@ -102,18 +102,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   ## Client API
 
-  @doc "Starts the service for `opts[:namespace]` (default `:production`). See the options above."
-  @spec start_link(keyword()) :: GenServer.on_start()
-  def start_link(opts \\ []) do
-    namespace = Keyword.get(opts, :namespace, :production)
-    opts = Keyword.put(opts, :namespace, namespace)
-
-    if ProcessRegistry.namespace?(namespace) do
-      GenServer.start_link(__MODULE__, opts, name: via(namespace))
-    else
-      {:error, {:invalid_namespace, namespace}}
-    end
-  end
+  use Lifecycle,
+    service: :telemetry_service,
+    doc:
+      "Starts the service for `opts[:namespace]` (default `:production`). See the options above."
 
   @doc """
   Records an event (in the caller, see the moduledoc) and forwards it to
@@ -259,7 +251,10 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @spec reset_state(opts()) :: :ok | {:error, Error.t()}
   def reset_state(opts \\ []) do
     namespace = namespace!(opts)
-    if test_mode?(), do: call(namespace, :reset_state), else: {:error, reset_forbidden_error()}
+
+    if Lifecycle.test_mode?(),
+      do: call(namespace, :reset_state),
+      else: {:error, reset_forbidden_error()}
   end
 
   @doc "True when a service is registered in the namespace."
@@ -333,7 +328,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   def handle_call(:reset_state, _from, state) do
-    if test_mode?() do
+    if Lifecycle.test_mode?() do
       _removed = Native.metrics_clear(state.handle)
       :ok = Native.metrics_clear_handlers(state.handle)
       {:reply, :ok, %{state | config: @default_config}}
@@ -423,8 +418,6 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   end
 
   defp namespace!(opts), do: Recorder.namespace(opts)
-
-  defp test_mode?, do: ElixirScope.Foundation.Env.get(:test_mode, false)
 
   ## Start-up
 

@@ -159,6 +159,6 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
 
   @doc "True when the service process of `namespace` is registered and alive."
   def registered?(namespace) do
-    match?({:ok, _}, ElixirScope.Foundation.ServiceRegistry.lookup(namespace, :event_store))
+    ElixirScope.Foundation.Services.Lifecycle.registered?(namespace, :event_store)
   end
 end

@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.EventArgumentTest do
+defmodule ElixirScope.Foundation.EventArgTest do
   # Functions that take events raise an ArgumentError naming the expected
   # struct and showing (truncated) what they got; valid calls are unchanged.
   use ExUnit.Case, async: true

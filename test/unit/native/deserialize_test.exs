@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeDeserializeTest do
+defmodule ElixirScope.Foundation.Native.DeserializeTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Native

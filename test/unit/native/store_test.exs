@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeStoreTest do
+defmodule ElixirScope.Foundation.Native.StoreTest do
   use ExUnit.Case, async: true
 
   import Bitwise

@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.Services.EventStoreWarmTest do
+defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
   # Warm storage inside one VM: tiers, restart of the store on the same
   # directory, the disk bound, compression, damage, a second owner.
   # (Restarts of the whole VM are in test/integration/warm_restart_test.exs.)

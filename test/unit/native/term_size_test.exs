@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeTermSizeTest do
+defmodule ElixirScope.Foundation.Native.TermSizeTest do
   # Call tracing of Native is global per function: not async.
   use ExUnit.Case, async: false
 

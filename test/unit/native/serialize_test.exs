@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeSerializeTest do
+defmodule ElixirScope.Foundation.Native.SerializeTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Native

@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeMetricsTest do
+defmodule ElixirScope.Foundation.Native.MetricsTest do
   # The metrics_* and json_* NIFs: happy path, error shapes, ArgumentError on
   # wrong argument types, exact round trips of hostile terms, no :nif_panicked.
   use ExUnit.Case, async: true

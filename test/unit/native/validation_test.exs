@@ -1,4 +1,4 @@
-defmodule ElixirScope.Foundation.NativeValidationTest do
+defmodule ElixirScope.Foundation.Native.ValidationTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Native
