@@ -1,4 +1,4 @@
-Code.require_file("reference_validation.exs", __DIR__)
+Code.require_file("../../test/support/validation_reference.ex", __DIR__)
 
 defmodule Bench.Reference do
   @moduledoc """
@@ -12,7 +12,7 @@ defmodule Bench.Reference do
     * config reads are served by the config server from its state;
     * an update runs `put_in/3` on the config (the `Access` implementation of
       `Types.Config`) and validates the whole config in pure Elixir
-      (`Bench.ReferenceValidation`), then checks the store is available,
+      (`test/support/validation_reference.ex`), then checks the store is available,
       builds the audit event (fresh id, timestamps, pure-Elixir event
       validation) and stores it with a synchronous `GenServer.call` into a
       map-based store process (which validates it again, stores it in its
@@ -24,7 +24,7 @@ defmodule Bench.Reference do
   `Bench.Reference.Registry` (started on first use).
   """
 
-  alias Bench.ReferenceValidation, as: Validation
+  alias ElixirScope.Foundation.Test.ValidationReference, as: Validation
 
   @registry Bench.Reference.Registry
   @handlers :bench_reference_telemetry_handlers
@@ -121,7 +121,7 @@ defmodule Bench.Reference do
     end
 
     def handle_call({:store_event, event}, _from, state) do
-      case Bench.ReferenceValidation.validate_event(event) do
+      case Validation.validate_event(event) do
         :ok ->
           id = event.event_id
 
@@ -177,7 +177,7 @@ defmodule Bench.Reference do
     def handle_call({:update_config, path, value}, _from, state) do
       with true <- path in @updatable,
            new_config = put_in(state.config, path, value),
-           :ok <- Bench.ReferenceValidation.validate_config(new_config) do
+           :ok <- Validation.validate_config(new_config) do
         previous = ConfigLogic.get_config_value(state.config, path)
 
         for pid <- state.subscribers,

@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Services.EventStore do
   @moduledoc """
-  The event store service (API.md section 16), backed by the Rust store in
+  The event store service, backed by the Rust store in
   `native/foundation_core/src/store`.
 
   The GenServer owns the store's lifecycle: it creates the store (a NIF
