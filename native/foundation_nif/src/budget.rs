@@ -17,13 +17,10 @@
 
 use crate::atoms;
 use crate::store_term::{immediate, Immediate};
-use crate::term_size::Stack;
+use crate::walk::{walk, Cost};
 use foundation_core::CoreError;
-use rustler::sys::{
-    c_int, c_uint, enif_get_atom_length, enif_get_tuple, ErlNifCharEncoding, ErlNifTerm,
-};
-use rustler::{Binary, Encoder, Env, MapIterator, NifResult, Term, TermType};
-use std::mem::MaybeUninit;
+use rustler::sys::{c_int, c_uint, enif_get_atom_length, ErlNifCharEncoding};
+use rustler::{Binary, Encoder, Env, NifResult, Term, TermType};
 use std::time::{Duration, Instant};
 
 /// Bytes of event data (stored payload bytes, or `measure`d input) one
@@ -169,9 +166,30 @@ pub enum Atoms {
 /// (its node atom may be long), and every list cell, tuple and map a
 /// 5-byte header.
 pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usize, usize)> {
-    let (mut left, mut etf) = (budget, 1usize);
-    let mut stack = Stack::new(term);
-    while let Some(t) = stack.pop() {
+    let mut model = DataBound {
+        etf: 1,
+        limit: etf_limit,
+    };
+    let bytes = walk(term, budget, &mut model)?;
+    Some((bytes, model.etf))
+}
+
+/// `measure_data`'s model: `Bytes` with `Atoms::Word`, plus the external
+/// size bound accumulated in `etf` (at most `limit`).
+struct DataBound {
+    etf: usize,
+    limit: usize,
+}
+
+impl DataBound {
+    fn add(&mut self, bound: usize) -> Option<()> {
+        self.etf = self.etf.checked_add(bound).filter(|&e| e <= self.limit)?;
+        Some(())
+    }
+}
+
+impl Cost for DataBound {
+    fn leaf(&mut self, t: Term) -> Option<usize> {
         let (cost, bound) = match immediate(t) {
             Some(Immediate::Small(_)) => (WORD, 11),
             Some(Immediate::Pid(_)) => (4 * WORD, REMOTE_ID_BOUND),
@@ -188,16 +206,32 @@ pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usiz
                 TermType::Float => (WORD, 31),
                 TermType::Atom => (WORD, 2 * spelled_atom(t)),
                 TermType::Pid | TermType::Port | TermType::Ref => (4 * WORD, REMOTE_ID_BOUND),
-                TermType::List => (list_cell(t, &mut stack)?, 5),
-                TermType::Tuple => (tuple_items(t, left, &mut stack)?, 5),
-                TermType::Map => (map_items(t, left, &mut stack)?, 5),
+                TermType::List => (WORD, 5),
                 _ => return None,
             },
         };
-        left = left.checked_sub(cost)?;
-        etf = etf.checked_add(bound).filter(|&e| e <= etf_limit)?;
+        self.add(bound)?;
+        Some(cost)
     }
-    Some((budget - left, etf))
+
+    fn cell(&mut self) -> usize {
+        // Bounds never fail here by themselves for long: the next leaf
+        // checks the limit.
+        self.etf = self.etf.saturating_add(5);
+        WORD
+    }
+
+    fn tuple(&mut self, arity: usize, left: usize) -> Option<usize> {
+        self.add(5)?;
+        let mut words = Bytes::WORDS;
+        words.tuple(arity, left)
+    }
+
+    fn map(&mut self, size: usize, left: usize) -> Option<usize> {
+        self.add(5)?;
+        let mut words = Bytes::WORDS;
+        words.map(size, left)
+    }
 }
 
 /// The largest external form of a pid, port or reference: a tag, a node
@@ -206,28 +240,50 @@ const REMOTE_ID_BOUND: usize = 1 + 3 + 255 * 4 + 4 + 5 * 4;
 
 /// `measure`, with atoms counted as `atoms` says.
 pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
-    let mut left = budget;
-    let mut stack = Stack::new(term);
-    while let Some(t) = stack.pop() {
-        let cost = match immediate(t) {
-            Some(Immediate::Small(_)) => WORD,
-            Some(Immediate::Pid(_)) => 4 * WORD,
-            Some(Immediate::Atom(_)) if atoms == Atoms::Word => WORD,
+    walk(term, budget, &mut Bytes { atoms })
+}
+
+/// `measure`'s model: binaries by length, integers by words, pids, ports
+/// and references four words, atoms as `atoms` says, anything else one
+/// word; funs, bitstrings and bignums beyond 128 bits give up.
+#[derive(Clone, Copy)]
+struct Bytes {
+    atoms: Atoms,
+}
+
+impl Bytes {
+    const WORDS: Bytes = Bytes { atoms: Atoms::Word };
+}
+
+impl Cost for Bytes {
+    fn leaf(&mut self, t: Term) -> Option<usize> {
+        match immediate(t) {
+            Some(Immediate::Small(_)) => Some(WORD),
+            Some(Immediate::Pid(_)) => Some(4 * WORD),
+            Some(Immediate::Atom(_)) if self.atoms == Atoms::Word => Some(WORD),
             _ => match t.get_type() {
-                TermType::Binary => t.decode::<Binary>().ok()?.len().saturating_add(WORD),
-                TermType::Integer => integer(t)?,
-                TermType::Atom if atoms == Atoms::Spelled => spelled_atom(t),
-                TermType::Atom | TermType::Float => WORD,
-                TermType::Pid | TermType::Port | TermType::Ref => 4 * WORD,
-                TermType::List => list_cell(t, &mut stack)?,
-                TermType::Tuple => tuple_items(t, left, &mut stack)?,
-                TermType::Map => map_items(t, left, &mut stack)?,
-                _ => return None,
+                TermType::Binary => Some(t.decode::<Binary>().ok()?.len().saturating_add(WORD)),
+                TermType::Integer => integer(t),
+                TermType::Atom if self.atoms == Atoms::Spelled => Some(spelled_atom(t)),
+                TermType::Atom | TermType::Float | TermType::List => Some(WORD),
+                TermType::Pid | TermType::Port | TermType::Ref => Some(4 * WORD),
+                _ => None,
             },
-        };
-        left = left.checked_sub(cost)?;
+        }
     }
-    Some(budget - left)
+
+    fn cell(&mut self) -> usize {
+        WORD
+    }
+
+    /// Gives up when the elements alone would exceed what is left.
+    fn tuple(&mut self, arity: usize, left: usize) -> Option<usize> {
+        (arity.saturating_mul(WORD) <= left).then_some(WORD)
+    }
+
+    fn map(&mut self, size: usize, left: usize) -> Option<usize> {
+        (size.saturating_mul(2 * WORD) <= left).then_some(WORD)
+    }
 }
 
 /// The external-format bytes of atom `t`: its Latin-1 length plus a
@@ -271,55 +327,4 @@ pub(crate) fn integer(t: Term) -> Option<usize> {
     }
     let env = t.get_env();
     (t >= i128::MIN.encode(env) && t <= i128::MAX.encode(env)).then_some(2 * WORD)
-}
-
-fn list_cell<'a>(t: Term<'a>, stack: &mut Stack<'a>) -> Option<usize> {
-    if !t.is_empty_list() {
-        let (head, tail) = t.list_get_cell().ok()?;
-        stack.push(tail);
-        stack.push(head);
-    }
-    Some(WORD)
-}
-
-/// Pushes the elements unless they alone would exceed what is left.
-fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
-    let items = tuple_elements(t)?;
-    if items.len().saturating_mul(WORD) > left {
-        return None;
-    }
-    items.for_each(|item| stack.push(item));
-    Some(WORD)
-}
-
-/// The elements of tuple `t` (`None` if `t` is not a tuple), without
-/// copying the tuple.
-pub fn tuple_elements<'a>(t: Term<'a>) -> Option<impl ExactSizeIterator<Item = Term<'a>>> {
-    let env = t.get_env();
-    let mut arity: c_int = 0;
-    let mut array = MaybeUninit::<*const ErlNifTerm>::uninit();
-    // SAFETY: `t` is a live term of `env`; on success the VM fills `array`
-    // with `arity` terms owned by the tuple, valid as long as `t` is.
-    let raw: &'a [ErlNifTerm] = unsafe {
-        if enif_get_tuple(env.as_c_arg(), t.as_c_arg(), &mut arity, array.as_mut_ptr()) != 1 {
-            return None;
-        }
-        match usize::try_from(arity).ok()? {
-            0 => &[],
-            len => std::slice::from_raw_parts(array.assume_init(), len),
-        }
-    };
-    // SAFETY: each element is a term of the same env.
-    Some(raw.iter().map(move |item| unsafe { Term::new(env, *item) }))
-}
-
-fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
-    if t.map_size().ok()?.saturating_mul(2 * WORD) > left {
-        return None;
-    }
-    for (key, value) in MapIterator::new(t)? {
-        stack.push(key);
-        stack.push(value);
-    }
-    Some(WORD)
 }

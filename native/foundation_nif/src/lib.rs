@@ -25,6 +25,7 @@ mod store_term;
 mod store_term_read;
 mod term_size;
 mod validation;
+mod walk;
 mod warm;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);

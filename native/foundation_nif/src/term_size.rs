@@ -12,6 +12,8 @@
 //! bytes `external_size/1` reserves but the encoder does not write
 //! (`foundation_core::etf`: 3 per local fun).
 
+use crate::store_term::immediate;
+use crate::walk::{walk, Cost};
 use foundation_core::etf;
 use rustler::sys::{enif_release_binary, enif_term_to_binary, ErlNifBinary};
 use rustler::{Error, NifResult, Term, TermType};
@@ -44,113 +46,40 @@ fn term_size_exact(term: Term) -> NifResult<usize> {
     encoded_size(term).ok_or(Error::BadArg)
 }
 
-/// Walks `term` with an explicit stack (no recursion on deep nesting),
-/// giving up as soon as it would cost more than `budget` units.
+/// Walks `term`, giving up as soon as it would cost more than `budget`
+/// units (`Units`).
 fn fits(term: Term, budget: usize) -> bool {
-    let mut left = budget;
-    let mut stack = Stack::new(term);
-    while let Some(t) = stack.pop() {
-        let cost = match primary_tag(t) {
-            TAG_IMMEDIATE => Some(1),
-            TAG_LIST => list_cell(t, &mut stack),
-            _ => match t.get_type() {
-                TermType::Tuple => tuple_items(t, left, &mut stack),
-                TermType::Map => map_items(t, left, &mut stack),
-                TermType::Fun | TermType::Unknown => None,
-                _ => Some(1),
-            },
-        };
-        match cost.and_then(|c| left.checked_sub(c)) {
-            Some(rest) => left = rest,
-            None => return false,
+    walk(term, budget, &mut Units).is_some()
+}
+
+/// `fits`'s model: one unit a term, `MAP_ENTRY` more per map entry; a fun
+/// (whose environment a NIF cannot see) gives up.
+struct Units;
+
+impl Cost for Units {
+    fn leaf(&mut self, t: Term) -> Option<usize> {
+        if immediate(t).is_some() {
+            return Some(1);
         }
-    }
-    true
-}
-
-/// Primary tags of a term word (erts `erl_term.h`, unchanged since the
-/// 1990s): a non-empty list cell, or an immediate (small integer, atom,
-/// local pid or port, `[]`). Reading the tag saves an `enif_term_type`
-/// call per leaf and cell (a large share of a small map's walk); a wrong answer
-/// could only change which of the two exact paths sizes the term.
-const TAG_LIST: usize = 1;
-const TAG_IMMEDIATE: usize = 3;
-
-fn primary_tag(t: Term) -> usize {
-    // SAFETY: `ErlNifTerm` is `repr(transparent)` over the word `size_t`.
-    let word: usize = unsafe { std::mem::transmute(t.as_c_arg()) };
-    word & 3
-}
-
-/// Terms still to visit, in any order: the first `INLINE` in an array on
-/// the native stack, the rest in a `Vec`, so the common small term costs
-/// no allocation (an allocation would be a large share of a small map's walk).
-pub(crate) struct Stack<'a> {
-    inline: [Term<'a>; INLINE],
-    len: usize,
-    spill: Vec<Term<'a>>,
-}
-
-const INLINE: usize = 32;
-
-impl<'a> Stack<'a> {
-    pub(crate) fn new(root: Term<'a>) -> Self {
-        Stack {
-            inline: [root; INLINE],
-            len: 1,
-            spill: Vec::new(),
+        match t.get_type() {
+            TermType::Fun | TermType::Unknown => None,
+            _ => Some(1),
         }
     }
 
-    pub(crate) fn push(&mut self, t: Term<'a>) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = t;
-                self.len += 1;
-            }
-            None => self.spill.push(t),
-        }
+    fn cell(&mut self) -> usize {
+        1
     }
 
-    pub(crate) fn pop(&mut self) -> Option<Term<'a>> {
-        if let Some(t) = self.spill.pop() {
-            return Some(t);
-        }
-        self.len = self.len.checked_sub(1)?;
-        self.inline.get(self.len).copied()
+    /// Gives up when there are more elements than units left.
+    fn tuple(&mut self, arity: usize, left: usize) -> Option<usize> {
+        (arity <= left).then_some(1)
     }
-}
 
-/// A non-empty list cell: pushes its head and tail.
-fn list_cell<'a>(t: Term<'a>, stack: &mut Stack<'a>) -> Option<usize> {
-    let (head, tail) = t.list_get_cell().ok()?;
-    stack.push(tail);
-    stack.push(head);
-    Some(1)
-}
-
-/// Pushes the elements unless there are more than `left`.
-fn tuple_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
-    let items = crate::budget::tuple_elements(t)?;
-    if items.len() > left {
-        return None;
+    /// Gives up when the keys, values and iteration would cost `left` or more.
+    fn map(&mut self, size: usize, left: usize) -> Option<usize> {
+        (size.checked_mul(MAP_ENTRY + 2)? < left).then_some(size * MAP_ENTRY + 1)
     }
-    items.for_each(|item| stack.push(item));
-    Some(1)
-}
-
-/// Pushes keys and values unless they and the iteration cost more than
-/// `left`; returns the iteration's cost.
-fn map_items<'a>(t: Term<'a>, left: usize, stack: &mut Stack<'a>) -> Option<usize> {
-    let size = t.map_size().ok()?;
-    if size.checked_mul(MAP_ENTRY + 2)? >= left {
-        return None;
-    }
-    for (key, value) in rustler::MapIterator::new(t)? {
-        stack.push(key);
-        stack.push(value);
-    }
-    Some(size * MAP_ENTRY + 1)
 }
 
 /// `external_size/1` from `term_to_binary(term)` (see `foundation_core::etf`);
