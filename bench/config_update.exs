@@ -5,9 +5,11 @@
 # config (whole-config row vs section row) and memory after an update flood.
 # Run: MIX_ENV=prod mix run bench/config_update.exs   (about 1 min)
 Code.require_file("support/harness.exs", __DIR__)
-Code.require_file("support/reference_services.exs", __DIR__)
+Code.require_file("../test/support/validation_reference.ex", __DIR__)
+Code.require_file("support/reference_event_store.exs", __DIR__)
+Code.require_file("support/original.exs", __DIR__)
 
-alias Bench.{Harness, Reference}
+alias Bench.{Harness, Original}
 alias ElixirScope.Foundation.Config
 
 workers = 8
@@ -16,9 +18,8 @@ read_path = [:ai, :provider]
 updates = 4_000
 reads = 10_000
 
-{:ok, _store} = Reference.Store.start()
-{:ok, _telemetry} = Reference.Telemetry.start()
-{:ok, ref} = Reference.ConfigServer.start()
+original = Original.start()
+{:ok, ref} = Original.lookup(original, :config_server)
 
 value = fn i -> if rem(i, 2) == 0, do: 0.5, else: 1.0 end
 
@@ -100,7 +101,7 @@ read = fn get ->
 end
 
 ours_update = fn i -> Config.update(path, value.(i)) end
-ref_update = fn i -> Reference.ConfigServer.update(ref, path, value.(i)) end
+ref_update = fn i -> Original.config_update(original, path, value.(i)) end
 
 # Warm-up of both.
 for i <- 1..2_000, do: :ok = ours_update.(i)
@@ -121,7 +122,7 @@ cases = [
   ours_8: many.(ours_update),
   ref_8: many.(ref_update),
   ours_get: read.(fn -> Config.get(read_path) end),
-  ref_get: read.(fn -> Reference.ConfigServer.get(ref, read_path) end),
+  ref_get: read.(fn -> Original.config_get(original, read_path) end),
   ours_get_all: read.(fn -> Config.get() end)
 ]
 

@@ -2,18 +2,19 @@
 # each against a reference with the original's design (bench/support) and the
 # BEAM's own limits. Run: MIX_ENV=test mix run bench/services.exs
 Code.require_file("support/harness.exs", __DIR__)
-Code.require_file("support/reference_services.exs", __DIR__)
+Code.require_file("../test/support/validation_reference.ex", __DIR__)
+Code.require_file("support/reference_event_store.exs", __DIR__)
+Code.require_file("support/original.exs", __DIR__)
 
-alias Bench.{Harness, Reference}
+alias Bench.{Harness, Original}
 alias ElixirScope.Foundation.{Config, ServiceRegistry}
 
 workers = 8
 reads = 20_000
 path = [:ai, :planning, :sampling_rate]
 
-{:ok, store} = Reference.Store.start()
-{:ok, ref_config} = Reference.ConfigServer.start(store)
-{:ok, ref_telemetry} = Reference.Telemetry.start()
+original = Original.start()
+{:ok, ref_telemetry} = Original.lookup(original, :telemetry_service)
 :persistent_term.put(:bench_config, %{ai: %{planning: %{sampling_rate: 1.0}}})
 counters = :counters.new(1, [:write_concurrency])
 
@@ -26,7 +27,7 @@ end
 
 # 1. Config reads from 8 processes.
 ours_get = par.(fn -> {:ok, _} = Config.get(path) end, 5 * reads)
-ref_get = par.(fn -> {:ok, _} = Reference.ConfigServer.get(ref_config, path) end, reads)
+ref_get = par.(fn -> {:ok, _} = Original.config_get(original, path) end, reads)
 raw_get = par.(fn -> get_in(:persistent_term.get(:bench_config), path) end, 5 * reads)
 
 # 2. Config updates (serialized by design), one caller.
@@ -40,7 +41,7 @@ update_n = 2_000
   Harness.time(fn ->
     Enum.each(
       Enum.take(values, update_n),
-      &(:ok = Reference.ConfigServer.update(ref_config, path, &1))
+      &(:ok = Original.config_update(original, path, &1))
     )
   end)
 
@@ -56,7 +57,7 @@ ours_update_x8 =
 
 ref_update_x8 =
   Harness.concurrent_ops_per_sec(workers, per_updater, fn _w, i ->
-    :ok = Reference.ConfigServer.update(ref_config, path, update_value.(i))
+    :ok = Original.config_update(original, path, update_value.(i))
   end)
 
 # 3. Counters from 8 processes, then read back.
@@ -84,9 +85,9 @@ ours_runs =
 
 ref_runs =
   flood_runs.(
-    fn -> Reference.Telemetry.emit_counter(ref_telemetry, [:bench, :counter], %{}) end,
+    fn -> Original.emit_counter(original, [:bench, :counter], %{}) end,
     ref_telemetry,
-    fn -> Reference.Telemetry.get_metrics(ref_telemetry) end
+    fn -> Original.get_metrics(original) end
   )
 
 # Effective rate of the reference: its casts are recorded only once the
