@@ -153,6 +153,17 @@ defmodule ElixirScope.Foundation.Events do
   end
 
   @doc """
+  A lazy `Enumerable` of the events `query/2` would return, read page by
+  page (see `ElixirScope.Foundation.Services.EventStore.stream/2`).
+  `query` is a map or a keyword list, as for `query/2`; options:
+  `namespace:` and `page_size:`.
+  """
+  @spec stream(map() | keyword(), keyword()) :: Enumerable.t()
+  def stream(query \\ %{}, opts \\ [])
+  def stream(query, opts) when is_list(query), do: stream(Map.new(query), opts)
+  def stream(query, opts) when is_map(query), do: EventStore.stream(query, opts)
+
+  @doc """
   Events with `correlation_id`, timestamp ascending. With
   `scope: :cluster` (and `timeout: ms`), those of every node, merged by
   system time (see `ElixirScope.Foundation.Cluster`).

@@ -560,6 +560,56 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert got === bigs
     end
 
+    test "stream/2 yields what query/2 returns, page by page, lazily" do
+      opts = start_isolated(max_events: 0)
+      types = [:type_a, :type_b, :test]
+
+      events =
+        for i <- 1..700 do
+          event(i, event_type: Enum.at(types, rem(i, 3)), timestamp: rem(i * 7919, 997))
+        end
+
+      {:ok, _} = EventStore.store_batch(events, opts)
+
+      queries = [
+        %{},
+        %{order_by: :event_id, offset: 250, limit: 300},
+        %{event_type: :type_b, order_by: :timestamp_desc},
+        %{time_range: {100, 800}, order_by: :timestamp, offset: 17, limit: 129},
+        %{event_type: :type_a, time_range: {0, 500}, order_by: :event_id},
+        %{limit: 1},
+        %{event_type: :nope}
+      ]
+
+      for q <- queries, page <- [1, 7, 128, 1000] do
+        {:ok, want} = EventStore.query(q, opts)
+        got = q |> EventStore.stream(opts ++ [page_size: page]) |> Enum.to_list()
+        assert got == want, "#{inspect(q)} page #{page}"
+      end
+
+      # Lazy: taking 3 events of 700 reads one page.
+      assert {[_, _, _], [:store_query_slice]} =
+               store_calls(fn ->
+                 %{} |> EventStore.stream(opts ++ [page_size: 10]) |> Enum.take(3)
+               end)
+
+      # Pages of 50: 700 events in 14 full pages and one empty one.
+      assert {700, calls} =
+               store_calls(fn ->
+                 %{} |> EventStore.stream(opts ++ [page_size: 50]) |> Enum.count()
+               end)
+
+      assert calls == List.duplicate(:store_query_slice, 15)
+
+      assert_raise ArgumentError, ~r/time_range/, fn ->
+        EventStore.stream(%{time_range: :x}, opts)
+      end
+
+      assert_raise ArgumentError, ~r/page_size/, fn ->
+        EventStore.stream(%{}, opts ++ [page_size: 0])
+      end
+    end
+
     test "long answers are read in slices on normal schedulers, equal to one read" do
       opts = start_isolated(max_events: 0)
       # Timestamps run against ids, and repeat.

@@ -98,6 +98,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # Results up to this many events (and 64 KiB of stored bytes, see
   # Native.Route) are decoded on a normal scheduler.
   @bounded 256
+  # Events one query slice NIF call returns at most (`SLICE_ITEMS` in
+  # native/foundation_nif/src/store_slice.rs).
+  @slice_items 128
   # Events per store_put_batch NIF call: a chunk of small events stays well
   # within a normal scheduler's time slice, and few enough calls are made
   # that the per-call overhead does not dominate (figures in
@@ -231,6 +234,102 @@ defmodule ElixirScope.Foundation.Services.EventStore do
           error
       end
     end
+  end
+
+  @doc """
+  A lazy stream of the events `query/2` would return (same keys, order,
+  `:offset` and `:limit`), read page by page from a cursor, so at most one
+  page is held at a time whatever the store holds. Options: `namespace:`,
+  and `page_size:` (default `interface.max_results` of the config; at most
+  128 events are read per NIF call). Every event present when the stream
+  starts and not removed meanwhile appears exactly once; events stored
+  meanwhile may or may not appear. With a warm tier, and for `order_by:
+  :event_id` over a `:time_range`, the answer is read whole on first use.
+  A malformed query raises `ArgumentError`.
+  """
+  @spec stream(map(), opts() | [page_size: pos_integer()]) :: Enumerable.t()
+  def stream(query, opts \\ []) when is_map(query) do
+    namespace = Support.namespace(opts)
+
+    case {Support.normalize_query(query), tiers(namespace)} do
+      {{:error, error}, _} ->
+        raise ArgumentError, error.message
+
+      {:empty, _} ->
+        []
+
+      {_, {:error, error}} ->
+        raise ArgumentError, error.message
+
+      {{:ok, {_type, range, :event_id, _offset, _limit}}, _} when range != nil ->
+        whole(query, namespace)
+
+      {{:ok, _}, {:ok, _handle, warm}} when warm != nil ->
+        whole(query, namespace)
+
+      {{:ok, {type, range, order, offset, limit}}, {:ok, handle, nil}} ->
+        page = page_size(opts, namespace)
+        left = if limit == 0, do: :infinity, else: limit
+        start = {handle, {type, range, order}, nil, offset, left}
+        Stream.resource(fn -> start end, &next_page(&1, page), fn _ -> :ok end)
+    end
+  end
+
+  defp whole(query, namespace) do
+    Stream.flat_map([query], fn q ->
+      {:ok, events} = query(q, namespace: namespace)
+      events
+    end)
+  end
+
+  # `left` is what remains of the limit. A page asks for at most `page`
+  # events; the NIF reports `done` once it returned what was asked, so a
+  # full page continues from its cursor.
+  defp next_page(:halt, _page), do: {:halt, :halt}
+
+  defp next_page({handle, {type, range, order} = q, cursor, skip, left}, page) do
+    take = if left == :infinity, do: page, else: min(left, page)
+    normal = Native.store_query_slice(handle, type, range, order, cursor, skip, take)
+
+    reply =
+      Route.dirty(normal, fn ->
+        Native.store_query_slice_dirty(handle, type, range, order, cursor, skip, take)
+      end)
+
+    case reply do
+      {:ok, {done, order, cursor, skipped, events}} ->
+        n = length(events)
+        left = if left == :infinity, do: :infinity, else: left - n
+
+        next =
+          if not done or (n == take and left != 0),
+            do: {handle, put_elem(q, 2, order), cursor, skip - skipped, left},
+            else: :halt
+
+        {events, next}
+
+      error ->
+        raise ArgumentError, "event stream failed: #{inspect(Support.native(error))}"
+    end
+  end
+
+  defp page_size(opts, namespace) do
+    size =
+      case Keyword.fetch(opts, :page_size) do
+        {:ok, n} when is_integer(n) and n > 0 ->
+          n
+
+        {:ok, other} ->
+          raise ArgumentError, "page_size must be a positive integer, got: #{inspect(other)}"
+
+        :error ->
+          case ElixirScope.Foundation.Config.get([:interface, :max_results], namespace: namespace) do
+            {:ok, n} when is_integer(n) and n > 0 -> n
+            _ -> 1000
+          end
+      end
+
+    min(size, @slice_items)
   end
 
   @doc "Events with `correlation_id`, by ascending timestamp (ties by id)."
