@@ -181,14 +181,14 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}
   def get(id, opts \\ []) when is_integer(id) and id > 0 do
-    with {:ok, handle} <- handle(opts) do
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
       case id <= Support.u64_max() and
              Route.dirty(Native.store_get(handle, id), fn ->
                Native.store_get_dirty(handle, id)
              end) do
         %{} = event -> {:ok, event}
         {:error, _} = error -> Support.native(error)
-        _ -> get_warm(warm(opts), id)
+        _ -> get_warm(warm, id)
       end
     end
   end
@@ -204,8 +204,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec query(map(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def query(query, opts \\ []) when is_map(query) do
-    with {:ok, handle} <- handle(opts) do
-      case Support.normalize_query(query) |> warm_query(warm(opts), handle) do
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
+      case Support.normalize_query(query) |> warm_query(warm, handle) do
         # A small limit bounds the count: normal scheduler (unless over the
         # byte budget); else dirty.
         {:ok, {type, range, order, offset, limit}}
@@ -336,12 +336,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get_by_correlation(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
   def get_by_correlation(correlation_id, opts \\ []) when is_binary(correlation_id) do
-    with {:ok, handle} <- handle(opts) do
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
       handle
       |> Native.store_get_by_correlation(correlation_id, @bounded)
       |> Route.dirty(fn -> correlation_slices(handle, correlation_id, nil, []) end)
       |> Support.native()
-      |> warm_correlation(warm(opts), correlation_id)
+      |> warm_correlation(warm, correlation_id)
     end
   end
 
@@ -349,9 +349,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec prune_before(integer(), opts()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def prune_before(ts, opts \\ []) when is_integer(ts) do
-    with {:ok, handle} <- handle(opts) do
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
       Support.native(Native.store_prune_before(handle, Support.clamp(ts)))
-      |> warm_prune(warm(opts), ts)
+      |> warm_prune(warm, ts)
     end
   end
 

@@ -245,12 +245,7 @@ impl Store {
         }
         // All shards are read-locked (in index order) for a lazy k-way merge,
         // so only the slice's matches are visited.
-        let guards = self
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.read().map_err(CoreError::poisoned))
-            .collect::<CoreResult<Vec<_>>>()?;
+        let guards = self.inner.read_all()?;
         let streams = guards
             .iter()
             .map(|g| g.query_keys(q, slice.after))
@@ -262,12 +257,7 @@ impl Store {
     /// One slice of a correlation group, by ascending (timestamp, id); the
     /// cursor is a time-order rank (`Slice::skip` and `take` are ignored).
     pub fn correlation_page(&self, cid: &[u8], slice: &Slice) -> CoreResult<Page> {
-        let guards = self
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.read().map_err(CoreError::poisoned))
-            .collect::<CoreResult<Vec<_>>>()?;
+        let guards = self.inner.read_all()?;
         let streams = guards
             .iter()
             .map(|g| g.correlation_keys_after(cid, slice.after))
@@ -355,6 +345,15 @@ impl Inner {
         let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let index = h.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
         index % self.shards.len()
+    }
+
+    /// Every shard read-locked, in index order (the lock order of reads
+    /// that merge across shards).
+    fn read_all(&self) -> CoreResult<Vec<std::sync::RwLockReadGuard<'_, Shard>>> {
+        self.shards
+            .iter()
+            .map(|s| s.read().map_err(CoreError::poisoned))
+            .collect()
     }
 
     fn each_shard<T>(&self, f: impl Fn(&Shard) -> T) -> CoreResult<Vec<T>> {
