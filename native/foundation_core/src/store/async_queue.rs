@@ -44,6 +44,7 @@ impl Store {
                 .join()
                 .map_err(|_| CoreError::Internal("event store worker panicked".into()))?;
         }
+        self.close_subscriptions()?;
         // Set before the shards are emptied under their locks: a `put` that
         // locks a shard afterwards sees it and stores nothing.
         self.inner.closed.store(true, Release);

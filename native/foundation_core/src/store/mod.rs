@@ -26,11 +26,13 @@
 mod async_queue;
 pub mod query;
 mod shard;
+pub mod subs;
 pub mod warm;
 
 use crate::error::{CoreError, CoreResult};
 use crossbeam_channel::Sender;
 pub use query::{Order, Page, Query, Slice};
+pub use subs::{Delivery, Filter, Sink, SubOptions, Target};
 use shard::Shard;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -129,6 +131,8 @@ struct Inner {
     counters: Counters,
     /// Set by `Store::close`; read by `put` under the shard lock.
     closed: AtomicBool,
+    /// Live subscriptions (see `subs`).
+    subs: subs::Subscriptions,
 }
 
 /// The event store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -155,6 +159,7 @@ impl Store {
             max_age_ms: AtomicU64::new(config.max_age_ms),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            subs: subs::Subscriptions::default(),
         });
         let (queue, worker) =
             async_queue::start(&inner, config.async_capacity.clamp(1, 1_000_000))?;
@@ -356,6 +361,15 @@ impl Inner {
             .collect()
     }
 
+    /// Every shard write-locked, in index order (`subscribe` registers
+    /// under them).
+    fn write_all(&self) -> CoreResult<Vec<std::sync::RwLockWriteGuard<'_, Shard>>> {
+        self.shards
+            .iter()
+            .map(|s| s.write().map_err(CoreError::poisoned))
+            .collect()
+    }
+
     fn each_shard<T>(&self, f: impl Fn(&Shard) -> T) -> CoreResult<Vec<T>> {
         self.shards
             .iter()
@@ -388,19 +402,29 @@ impl Inner {
         let id = event.id;
         let now = self.now_ms();
         let max_age = self.max_age_ms.load(Relaxed);
-        let seq = self.seq.fetch_add(1, Relaxed);
-        let (new, expired) = {
+        let (new, expired, wake) = {
             let mut shard = self.shard(id).write().map_err(CoreError::poisoned)?;
             if self.closed.load(Acquire) {
                 return Err(CoreError::Closed);
             }
+            // Numbered under the shard lock: `subscribe` (which holds every
+            // shard lock) splits the arrivals into stored and live by it.
+            let seq = self.seq.fetch_add(1, Relaxed);
+            let wake = self.subs.publisher().publish(
+                &event.event_type,
+                event.correlation_id.as_ref(),
+                &event.payload,
+            );
             let new = shard.insert(event, seq, now);
             let expired = match max_age {
                 0 => 0,
                 age => shard.expire(now.saturating_sub(age)),
             };
-            (new, expired)
+            (new, expired, wake)
         };
+        if wake {
+            self.subs.notify();
+        }
         if new {
             self.count.fetch_add(1, Relaxed);
         }
@@ -414,6 +438,8 @@ impl Inner {
 
     fn put_batch(&self, events: Vec<NewEvent>) -> CoreResult<Vec<u64>> {
         let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+        // Held for the whole batch: its numbers are reserved up front.
+        let _gate = self.subs.gate.read().map_err(CoreError::poisoned)?;
         let now = self.now_ms();
         let max_age = self.max_age_ms.load(Relaxed);
         let first_seq = self.seq.fetch_add(events.len() as u64, Relaxed);
@@ -422,7 +448,7 @@ impl Inner {
         for (seq, event) in (first_seq..).zip(events) {
             by_shard[self.shard_index(event.id)].push((seq, event));
         }
-        let (mut added, mut expired) = (0, 0);
+        let (mut added, mut expired, mut wake) = (0, 0, false);
         for (index, batch) in by_shard.into_iter().enumerate() {
             if batch.is_empty() {
                 continue;
@@ -431,12 +457,18 @@ impl Inner {
             if self.closed.load(Acquire) {
                 return Err(CoreError::Closed);
             }
+            let publisher = self.subs.publisher();
             for (seq, event) in batch {
+                let (t, c, p) = (&event.event_type, event.correlation_id.as_ref(), &event.payload);
+                wake |= publisher.publish(t, c, p);
                 added += usize::from(shard.insert(event, seq, now));
             }
             if max_age > 0 {
                 expired += shard.expire(now.saturating_sub(max_age));
             }
+        }
+        if wake {
+            self.subs.notify();
         }
         self.count.fetch_add(added, Relaxed);
         self.count.fetch_sub(expired, Relaxed);

@@ -156,6 +156,17 @@ impl Shard {
         Some(record)
     }
 
+    /// Records with arrival numbers in `start..end`, in arrival order.
+    pub(crate) fn arrivals_between(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, &Record)> + '_ {
+        self.arrivals
+            .range(start..end.max(start))
+            .filter_map(|(&seq, &(_, id))| self.by_id.get(&id).map(|r| (seq, r)))
+    }
+
     /// The oldest arrival (sequence number).
     pub(crate) fn oldest_seq(&self) -> Option<u64> {
         self.arrivals.first_key_value().map(|(&seq, _)| seq)
