@@ -68,7 +68,10 @@ defmodule ElixirScope.Foundation.ErrorTable do
        "State reset only allowed in test mode"},
     :service_not_found =>
       {5001, :service_not_found, :system, :discovery, :medium, "Service not found"},
-    :event_not_found => {3001, :not_found, :data, :retrieval, :low, "Event not found"}
+    :event_not_found => {3001, :not_found, :data, :retrieval, :low, "Event not found"},
+    :streaming_disabled =>
+      {3003, :operation_forbidden, :security, :authorization, :medium,
+       "Subscriptions are disabled (interface.enable_streaming is false)"}
   }
 
   # Native error kinds ({kind, detail} from the NIF) =>

@@ -164,6 +164,25 @@ defmodule ElixirScope.Foundation.Events do
   def stream(query, opts) when is_map(query), do: EventStore.stream(query, opts)
 
   @doc """
+  Subscribes the calling process to newly stored events matching `filter`
+  (`:event_type`, `:correlation_id`; `%{}` matches all). Events arrive as
+  `{:foundation_events, ref, events}`; acknowledge them with `ack/2`.
+  Options: `from: :now | :start`, `max_in_flight:`, `buffer:`,
+  `namespace:`. See `ElixirScope.Foundation.Services.EventStore.subscribe/2`.
+  """
+  @spec subscribe(EventStore.filter() | keyword(), EventStore.subscribe_opts()) ::
+          {:ok, reference()} | {:error, Error.t()}
+  def subscribe(filter \\ %{}, opts \\ []), do: EventStore.subscribe(filter, opts)
+
+  @doc "Acknowledges `count` delivered events of subscription `ref`."
+  @spec ack(reference(), non_neg_integer()) :: :ok
+  def ack(ref, count), do: EventStore.ack(ref, count)
+
+  @doc "Ends subscription `ref`; idempotent."
+  @spec unsubscribe(reference()) :: :ok
+  def unsubscribe(ref), do: EventStore.unsubscribe(ref)
+
+  @doc """
   Events with `correlation_id`, timestamp ascending. With
   `scope: :cluster` (and `timeout: ms`), those of every node, merged by
   system time (see `ElixirScope.Foundation.Cluster`).

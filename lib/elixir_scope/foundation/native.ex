@@ -92,6 +92,14 @@ defmodule ElixirScope.Foundation.Native do
   def store_correlation_slice(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
   def store_correlation_slice_dirty(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
 
+  def store_subscribe(_store, _pid, _ref, _type, _cid, _max_in_flight, _buffer, _from_start),
+    do: :erlang.nif_error(:not_loaded)
+
+  def store_unsubscribe(_store, _id), do: :erlang.nif_error(:not_loaded)
+  def store_ack(_store, _id, _count), do: :erlang.nif_error(:not_loaded)
+  def store_subscriptions(_store), do: :erlang.nif_error(:not_loaded)
+  def store_subscription_owner(_store, _pid), do: :erlang.nif_error(:not_loaded)
+
   # store: dirty twins of the calls above, used when those answer :dirty
   def store_put_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_batch_dirty(_store, _events), do: :erlang.nif_error(:not_loaded)

@@ -4,6 +4,12 @@ rustler::atoms! {
     ok,
     error,
     nil,
+    // subscriptions: messages to subscribers and to the store's process
+    foundation_events,
+    foundation_events_dropped,
+    foundation_subscription_ended,
+    foundation_subscription_dropped,
+    store_stopped,
     // metrics: measurement keys with merge rules of their own
     gauge,
     counter,

@@ -21,6 +21,7 @@ mod serialize;
 mod store;
 mod store_codec;
 mod store_slice;
+mod store_subs;
 mod store_term;
 mod store_term_read;
 mod term_size;

@@ -47,6 +47,14 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   payload decoder also reads whole-event ETF payloads, tag 0), so a disk log
   would persist `:erlang.term_to_binary/1` of the decoded event.
 
+  ## Subscriptions
+
+  `subscribe/2` pushes each newly stored event that matches a filter to the
+  subscribing process, with flow control (`ack/2`) and an optional catch-up
+  over what is already stored. Matching and queueing run inside the store's
+  write call (a filter index, a bounded buffer per subscription); a thread
+  of the store sends the batches, so writers never wait for a subscriber.
+
   ## Warm storage
 
   With `storage.warm.enable` (the `:production` store) or a `warm:` start
@@ -87,7 +95,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Native.Route
-  alias ElixirScope.Foundation.Services.EventStore.{Support, Warm}
+  alias ElixirScope.Foundation.Services.EventStore.{Subscriptions, Support, Warm}
   alias ElixirScope.Foundation.Services.Lifecycle
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -332,6 +340,54 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     min(size, @slice_items)
   end
 
+  @typedoc "A subscription filter: every given key must equal the event's."
+  @type filter :: %{optional(:event_type) => atom(), optional(:correlation_id) => String.t()}
+
+  @typedoc "Options of `subscribe/2`."
+  @type subscribe_opts :: [
+          from: :now | :start,
+          max_in_flight: pos_integer(),
+          buffer: pos_integer(),
+          namespace: ProcessRegistry.namespace()
+        ]
+
+  @doc """
+  Subscribes the calling process to the events stored from now on that
+  match `filter` (`%{}` matches every event; a keyword list works too).
+
+  The subscriber receives `{:foundation_events, ref, events}` (one or more
+  events, in the order the store accepted them), must `ack/2` what it has
+  handled, and gets `{:foundation_events_dropped, ref, count}` before its
+  next batch when its buffer overflowed. Options:
+
+    * `:from` - `:now` (default) or `:start`: first every matching event
+      already stored (in arrival order, read page by page), then the live
+      ones, with no gap and no duplicate between the two
+    * `:max_in_flight` - delivered events not yet acknowledged, at most
+      (default 1000)
+    * `:buffer` - matching events waiting beyond that, at most (default
+      10 000); when full, the oldest are dropped and counted
+    * `:namespace` - the store to subscribe to
+
+  Writers never wait for a subscriber. The subscription ends when the
+  subscriber exits, on `unsubscribe/1`, or when the store stops normally
+  (`{:foundation_subscription_ended, ref, :store_stopped}`); it survives a
+  crash of this process. With `interface.enable_streaming` set to false it
+  returns an `:operation_forbidden` error (code 3003).
+  """
+  @spec subscribe(filter() | keyword(), subscribe_opts()) ::
+          {:ok, reference()} | {:error, Error.t()}
+  def subscribe(filter \\ %{}, opts \\ []), do: Subscriptions.subscribe(filter, opts)
+
+  @doc "Acknowledges `count` delivered events of subscription `ref`, freeing as many slots."
+  @spec ack(reference(), non_neg_integer()) :: :ok
+  def ack(ref, count) when is_reference(ref) and is_integer(count) and count >= 0,
+    do: Subscriptions.ack(ref, count)
+
+  @doc "Ends subscription `ref` (`:ok` if it has already ended)."
+  @spec unsubscribe(reference()) :: :ok
+  def unsubscribe(ref) when is_reference(ref), do: Subscriptions.unsubscribe(ref)
+
   @doc "Events with `correlation_id`, by ascending timestamp (ties by id)."
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get_by_correlation(String.t(), opts()) :: {:ok, [Event.t()]} | {:error, Error.t()}
@@ -474,7 +530,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
     Process.send_after(self(), :expire, interval)
     ElixirScope.Foundation.Cluster.join(namespace, :event_store)
-    {:ok, %{namespace: namespace, handle: handle, interval: interval}}
+    state = %{namespace: namespace, handle: handle, interval: interval}
+    {:ok, Subscriptions.init(state)}
   end
 
   @impl GenServer
@@ -490,7 +547,28 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     {:noreply, state}
   end
 
+  def handle_info({:DOWN, mon, :process, _pid, _reason} = message, state) do
+    case Subscriptions.down(state, mon) do
+      nil -> handle_info({:other, message}, state)
+      state -> {:noreply, state}
+    end
+  end
+
+  def handle_info({:foundation_subscription_dropped, ref, count}, state) do
+    Subscriptions.dropped(state, ref, count)
+    {:noreply, state}
+  end
+
   def handle_info(_message, state), do: {:noreply, state}
+
+  @impl GenServer
+  def handle_cast({:monitor_subscriber, pid, ref, id}, state),
+    do: {:noreply, Subscriptions.monitor(state, pid, ref, id)}
+
+  def handle_cast({:demonitor_subscriber, ref}, state),
+    do: {:noreply, Subscriptions.demonitor(state, ref)}
+
+  def handle_cast(_message, state), do: {:noreply, state}
 
   # A normal stop closes the store, then unpublishes the handle: its worker
   # thread is joined and its events freed now, not when the resource is
@@ -504,6 +582,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       # Closed before the entry is erased: after an erase, a dirty NIF
       # called with a term read from `:persistent_term` (a literal) crashed
       # the VM (OTP 25.2), so this process calls no NIF after it.
+      Subscriptions.stopped(handle, namespace)
       Native.store_close(handle)
       Warm.close(warm(namespace: namespace))
       Support.unpublish(namespace)

@@ -32,12 +32,12 @@ pub mod warm;
 use crate::error::{CoreError, CoreResult};
 use crossbeam_channel::Sender;
 pub use query::{Order, Page, Query, Slice};
-pub use subs::{Delivery, Filter, Sink, SubOptions, Target};
 use shard::Shard;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
+pub use subs::{Delivery, Filter, Sink, SubOptions, Target};
 
 /// A prune removing at least this many events frees them on another thread.
 const FREE_IN_BACKGROUND: usize = 10_000;
@@ -459,7 +459,11 @@ impl Inner {
             }
             let publisher = self.subs.publisher();
             for (seq, event) in batch {
-                let (t, c, p) = (&event.event_type, event.correlation_id.as_ref(), &event.payload);
+                let (t, c, p) = (
+                    &event.event_type,
+                    event.correlation_id.as_ref(),
+                    &event.payload,
+                );
                 wake |= publisher.publish(t, c, p);
                 added += usize::from(shard.insert(event, seq, now));
             }

@@ -138,7 +138,11 @@ impl Index {
         let mut index = Index::default();
         for sub in subs {
             match (&sub.filter.event_type, &sub.filter.correlation_id) {
-                (Some(t), _) => index.by_type.entry(t.clone()).or_default().push(sub.clone()),
+                (Some(t), _) => index
+                    .by_type
+                    .entry(t.clone())
+                    .or_default()
+                    .push(sub.clone()),
                 (None, Some(c)) => index.by_cid.entry(c.clone()).or_default().push(sub.clone()),
                 (None, None) => index.any.push(sub.clone()),
             }
@@ -483,12 +487,7 @@ fn round(inner: &Inner, sink: &mut Sink) -> bool {
     more
 }
 
-fn deliver(
-    inner: &Inner,
-    sub: &Sub,
-    owner: Option<&Target>,
-    sink: &mut Sink,
-) -> CoreResult<bool> {
+fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) -> CoreResult<bool> {
     let (room, catch_up) = {
         let st = sub.state.lock().map_err(CoreError::poisoned)?;
         if st.ended {

@@ -190,7 +190,10 @@ fn unsubscribe_and_close_end_subscriptions() {
         rx_b.recv_timeout(Duration::from_secs(2)).unwrap(),
         Got::Events(0, vec![1])
     );
-    assert_eq!(rx_b.recv_timeout(Duration::from_secs(2)).unwrap(), Got::Ended);
+    assert_eq!(
+        rx_b.recv_timeout(Duration::from_secs(2)).unwrap(),
+        Got::Ended
+    );
     let sink = || -> Sink { Box::new(|_| {}) };
     let again = s.subscribe(Filter::default(), opts(1, 1, false), Box::new(()), sink);
     assert_eq!(again, Err(CoreError::Closed));
