@@ -84,44 +84,44 @@ defmodule ElixirScope.Foundation.Services.EventStore.Subscriptions do
   end
 
   @doc false
-  def monitor(state, pid, ref, id) do
-    if Map.has_key?(state.subs, ref) do
+  def monitor(%{subs: subs} = state, pid, ref, id) when is_pid(pid) and is_reference(ref) do
+    if Map.has_key?(subs, ref) do
       state
     else
       mon = Process.monitor(pid)
-      subs = state.subs |> Map.put(ref, mon) |> Map.put(mon, {ref, id})
+      subs = subs |> Map.put(ref, mon) |> Map.put(mon, {ref, id})
       %{state | subs: subs}
     end
   end
 
   @doc false
-  def demonitor(state, ref) do
-    case Map.pop(state.subs, ref) do
-      {nil, _} ->
-        state
-
-      {mon, subs} ->
+  def demonitor(%{subs: subs} = state, ref) do
+    case Map.pop(subs, ref) do
+      {mon, subs} when is_reference(mon) ->
         Process.demonitor(mon, [:flush])
         %{state | subs: Map.delete(subs, mon)}
+
+      _ ->
+        state
     end
   end
 
   @doc false
   # A subscriber died: its subscriptions end. Returns nil for another monitor.
-  def down(state, mon) do
-    case Map.pop(state.subs, mon) do
+  def down(%{subs: subs} = state, mon) do
+    case Map.pop(subs, mon) do
       {{ref, id}, subs} ->
         end_subscription(state.namespace, state.handle, ref, id, :subscriber_down)
         %{state | subs: Map.delete(subs, ref)}
 
-      {nil, _} ->
+      _ ->
         nil
     end
   end
 
   @doc false
-  def dropped(state, ref, count) do
-    emit(:dropped, %{count: count}, %{ref: ref, namespace: state.namespace}, state.namespace)
+  def dropped(%{namespace: namespace}, ref, count) do
+    emit(:dropped, %{count: count}, %{ref: ref, namespace: namespace}, namespace)
   end
 
   @doc false
