@@ -36,6 +36,9 @@ use std::thread::JoinHandle;
 /// Most events handed to the sink in one delivery.
 pub const DELIVERY_BATCH: usize = 256;
 
+/// Delivery rounds run after the store is closed, at most.
+const FINAL_ROUNDS: usize = 16;
+
 /// Arrival entries a catch-up page visits at most (the shard read locks are
 /// held while it runs, so writers wait at most that long).
 const CATCH_UP_SCAN: usize = 4096;
@@ -458,11 +461,16 @@ fn deliver_loop(wake: &Wake, inner: &Weak<Inner>, mut sink: Sink) {
             wake.pending.store(true, Relaxed);
         }
     }
-    // Stopped: a last round, then every subscriber is told.
+    // Stopped: what can be delivered is (a few rounds at most: writers
+    // may still be storing), then every subscriber is told.
     let Some(inner) = inner.upgrade() else {
         return;
     };
-    while round(&inner, &mut sink) {}
+    for _ in 0..FINAL_ROUNDS {
+        if !round(&inner, &mut sink) {
+            break;
+        }
+    }
     if let Ok(index) = inner.subs.snapshot() {
         for sub in index.by_id.values() {
             sink(Delivery::Ended {
