@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, O
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
-pub use subs::{Delivery, Filter, Sink, SubOptions, Target};
+pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target};
 
 /// A prune removing at least this many events frees them on another thread.
 const FREE_IN_BACKGROUND: usize = 10_000;

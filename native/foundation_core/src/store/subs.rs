@@ -117,12 +117,51 @@ struct SubState {
     ended: bool,
 }
 
-/// The part of the store still to read: arrival sequence numbers in
-/// `(after, boundary)`.
-#[derive(Debug, Clone, Copy)]
-struct CatchUp {
-    after: Option<u64>,
-    boundary: u64,
+/// What a `from_start` subscription still has to read before its live
+/// events.
+#[derive(Debug, Clone)]
+enum CatchUp {
+    /// The memory tier: arrival sequence numbers in `(after, boundary)`.
+    Hot { after: Option<u64>, boundary: u64 },
+    /// A cold source: its sequence numbers up to `boundary`, resuming after
+    /// `cursor` (the source's own position).
+    Cold {
+        cursor: Option<Vec<u8>>,
+        boundary: u64,
+    },
+}
+
+/// The events that are no longer only in memory: a disk tier that every
+/// stored event passes through before it reaches the memory tier. With one
+/// set, a `from_start` catch-up reads it instead of the memory tier.
+pub trait ColdSource: Send + Sync {
+    /// Runs `register` while no event is between the source and the memory
+    /// tier, with the source's last sequence number: every event at or
+    /// below it is already in the memory tier, every later one reaches it
+    /// after `register` returns.
+    fn quiesced(&self, register: &mut dyn FnMut(u64)) -> CoreResult<()>;
+
+    /// Up to `max` events matching `filter` with sequence numbers at or
+    /// below `boundary`, after `cursor` (`None`: from the start), in the
+    /// source's order, as payloads the memory tier's reader understands.
+    fn page(
+        &self,
+        filter: &Filter,
+        cursor: Option<&[u8]>,
+        boundary: u64,
+        max: usize,
+    ) -> CoreResult<ColdPage>;
+}
+
+/// A page of a cold source.
+#[derive(Debug, Default)]
+pub struct ColdPage {
+    /// The events, in the source's order.
+    pub events: Vec<Bytes>,
+    /// Where the next page starts.
+    pub cursor: Option<Vec<u8>>,
+    /// Nothing is left up to the boundary.
+    pub done: bool,
 }
 
 /// Subscriptions by filter, rebuilt (copy on write) on every change so
@@ -248,6 +287,7 @@ pub(crate) struct Subscriptions {
     wake: Arc<Wake>,
     thread: Mutex<Option<JoinHandle<()>>>,
     owner: Mutex<Option<Target>>,
+    cold: RwLock<Option<Arc<dyn ColdSource>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -317,36 +357,78 @@ impl Store {
         let subs = &self.inner.subs;
         self.start_delivery(sink)?;
         let id = subs.next_id.fetch_add(1, Relaxed) + 1;
-        let _gate = subs.gate.write().map_err(CoreError::poisoned)?;
-        let _shards = self.inner.write_all()?;
-        if subs.closed.load(Relaxed) {
-            return Err(CoreError::Closed);
-        }
-        let boundary = self.inner.seq.load(Relaxed);
-        let state = SubState {
-            catch_up: (options.from_start && boundary > 0).then_some(CatchUp {
-                after: None,
-                boundary,
-            }),
-            ..SubState::default()
-        };
-        let sub = Arc::new(Sub {
+        let sub = Sub {
             id,
             filter,
             target,
             max_in_flight: options.max_in_flight.max(1),
             capacity: options.buffer.max(1),
-            state: Mutex::new(state),
-        });
-        subs.rebuild(|index| {
-            let mut all: Vec<_> = index.by_id.values().cloned().collect();
-            all.push(sub);
-            all
-        })?;
+            state: Mutex::new(SubState::default()),
+        };
+        let cold = subs.cold.read().map_err(CoreError::poisoned)?.clone();
+        match cold {
+            Some(cold) if options.from_start => {
+                let mut sub = Some(sub);
+                let mut result = Err(CoreError::Internal("cold source skipped".into()));
+                cold.quiesced(&mut |boundary| {
+                    let catch_up = CatchUp::Cold {
+                        cursor: None,
+                        boundary,
+                    };
+                    if let Some(sub) = sub.take() {
+                        result = self.register(sub, Some(catch_up));
+                    }
+                })?;
+                result?;
+            }
+            _ => {
+                // The hot boundary is read under the locks `register` holds.
+                let hot = options.from_start.then_some(CatchUp::Hot {
+                    after: None,
+                    boundary: 0,
+                });
+                self.register(sub, hot)?;
+            }
+        }
         if options.from_start {
             subs.notify();
         }
         Ok(id)
+    }
+
+    /// Adds `sub` to the index under the gate and every shard lock, so each
+    /// arrival is either before it (read by the catch-up) or after it
+    /// (queued live).
+    fn register(&self, sub: Sub, catch_up: Option<CatchUp>) -> CoreResult<()> {
+        let subs = &self.inner.subs;
+        let _gate = subs.gate.write().map_err(CoreError::poisoned)?;
+        let _shards = self.inner.write_all()?;
+        if subs.closed.load(Relaxed) {
+            return Err(CoreError::Closed);
+        }
+        let catch_up = match catch_up {
+            Some(CatchUp::Hot { .. }) => {
+                let boundary = self.inner.seq.load(Relaxed);
+                (boundary > 0).then_some(CatchUp::Hot {
+                    after: None,
+                    boundary,
+                })
+            }
+            other => other,
+        };
+        sub.state.lock().map_err(CoreError::poisoned)?.catch_up = catch_up;
+        let sub = Arc::new(sub);
+        subs.rebuild(|index| {
+            let mut all: Vec<_> = index.by_id.values().cloned().collect();
+            all.push(sub);
+            all
+        })
+    }
+
+    /// Sets (or removes) the cold source a `from_start` catch-up reads.
+    pub fn set_cold_source(&self, cold: Option<Arc<dyn ColdSource>>) -> CoreResult<()> {
+        *self.inner.subs.cold.write().map_err(CoreError::poisoned)? = cold;
+        Ok(())
     }
 
     /// Ends a subscription; false when there was none with this id.
@@ -502,21 +584,18 @@ fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) ->
             return Ok(false);
         }
         let room = sub.max_in_flight.saturating_sub(st.in_flight);
-        (room.min(DELIVERY_BATCH), st.catch_up)
+        (room.min(DELIVERY_BATCH), st.catch_up.clone())
     };
     if room == 0 {
         return Ok(false);
     }
     let (events, dropped, more) = match catch_up {
-        Some(cu) => {
-            let page = inner.catch_up_page(&sub.filter, cu.after, cu.boundary, room)?;
+        Some(catch_up) => {
+            let (events, next) = read_catch_up(inner, &sub.filter, catch_up, room)?;
             let mut st = sub.state.lock().map_err(CoreError::poisoned)?;
-            st.in_flight += page.events.len();
-            st.catch_up = (!page.done).then_some(CatchUp {
-                after: page.after,
-                ..cu
-            });
-            (page.events, std::mem::take(&mut st.dropped), true)
+            st.in_flight += events.len();
+            st.catch_up = next;
+            (events, std::mem::take(&mut st.dropped), true)
         }
         None => {
             let mut st = sub.state.lock().map_err(CoreError::poisoned)?;
@@ -536,6 +615,37 @@ fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) ->
         });
     }
     Ok(more)
+}
+
+/// One page of a catch-up and what is left after it (`None`: done).
+fn read_catch_up(
+    inner: &Inner,
+    filter: &Filter,
+    catch_up: CatchUp,
+    max: usize,
+) -> CoreResult<(Vec<Bytes>, Option<CatchUp>)> {
+    match catch_up {
+        CatchUp::Hot { after, boundary } => {
+            let page = inner.catch_up_page(filter, after, boundary, max)?;
+            let next = (!page.done).then_some(CatchUp::Hot {
+                after: page.after,
+                boundary,
+            });
+            Ok((page.events, next))
+        }
+        CatchUp::Cold { cursor, boundary } => {
+            let cold = inner.subs.cold.read().map_err(CoreError::poisoned)?.clone();
+            let Some(cold) = cold else {
+                return Ok((Vec::new(), None));
+            };
+            let page = cold.page(filter, cursor.as_deref(), boundary, max)?;
+            let next = (!page.done).then_some(CatchUp::Cold {
+                cursor: page.cursor,
+                boundary,
+            });
+            Ok((page.events, next))
+        }
+    }
 }
 
 /// A page of catch-up events.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::store::{NewEvent, StoreConfig};
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::sync::Mutex;
 use std::time::Duration;
 
 fn ev(id: u64, ty: &str, cid: Option<&str>) -> NewEvent {
@@ -197,4 +198,98 @@ fn unsubscribe_and_close_end_subscriptions() {
     let sink = || -> Sink { Box::new(|_| {}) };
     let again = s.subscribe(Filter::default(), opts(1, 1, false), Box::new(()), sink);
     assert_eq!(again, Err(CoreError::Closed));
+}
+
+/// A disk tier stand-in: every write goes to its log, then to the store,
+/// under one lock (as the warm tier's writer thread does).
+struct FakeCold {
+    log: Mutex<Vec<NewEvent>>,
+    commit: Mutex<()>,
+}
+
+impl FakeCold {
+    fn write(&self, store: &Store, event: NewEvent) {
+        let _commit = self.commit.lock().unwrap();
+        self.log.lock().unwrap().push(event.clone());
+        store.put(event).unwrap();
+    }
+}
+
+impl ColdSource for FakeCold {
+    fn quiesced(&self, register: &mut dyn FnMut(u64)) -> CoreResult<()> {
+        let _commit = self.commit.lock().unwrap();
+        register(self.log.lock().unwrap().len() as u64);
+        Ok(())
+    }
+
+    fn page(
+        &self,
+        filter: &Filter,
+        cursor: Option<&[u8]>,
+        boundary: u64,
+        max: usize,
+    ) -> CoreResult<ColdPage> {
+        let log = self.log.lock().unwrap();
+        let mut at = cursor.map_or(0, |c| u64::from_be_bytes(c.try_into().unwrap())) as usize;
+        let mut events = Vec::new();
+        while at < boundary as usize && events.len() < max {
+            let e = &log[at];
+            if filter.matches(&e.event_type, e.correlation_id.as_ref()) {
+                events.push(e.payload.clone());
+            }
+            at += 1;
+        }
+        Ok(ColdPage {
+            events,
+            cursor: Some((at as u64).to_be_bytes().to_vec()),
+            done: at >= boundary as usize,
+        })
+    }
+}
+
+#[test]
+fn catch_up_from_a_cold_source_covers_evicted_events_and_meets_live_writes() {
+    // The memory tier keeps 500 events: most stored ones are only "on disk".
+    let s = Arc::new(
+        Store::new(StoreConfig {
+            max_events: 500,
+            ..StoreConfig::default()
+        })
+        .unwrap(),
+    );
+    let cold = Arc::new(FakeCold {
+        log: Mutex::new(Vec::new()),
+        commit: Mutex::new(()),
+    });
+    s.set_cold_source(Some(cold.clone())).unwrap();
+    for id in 1..=3000 {
+        cold.write(&s, ev(id, if id % 2 == 0 { "even" } else { "odd" }, None));
+    }
+    let writers: Vec<_> = (0..3u64)
+        .map(|w| {
+            let (s, cold) = (s.clone(), cold.clone());
+            std::thread::spawn(move || {
+                for i in 0..1000u64 {
+                    cold.write(&s, ev(10_000 + w * 10_000 + i, "even", None));
+                }
+            })
+        })
+        .collect();
+    let even = Filter {
+        event_type: Some(Arc::from(b"even".as_slice())),
+        correlation_id: None,
+    };
+    let (sub, rx) = subscribe(&s, even, opts(300, 1_000_000, true));
+    for w in writers {
+        w.join().unwrap();
+    }
+    let (ids, dropped) = collect(&s, sub, &rx, 1500 + 3000);
+    assert_eq!(dropped, 0);
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "duplicates");
+    assert_eq!(ids.len(), 1500 + 3000, "gap");
+    let stored: Vec<u64> = (1..=3000).filter(|i| i % 2 == 0).collect();
+    assert_eq!(ids[..1500], stored[..]);
 }
