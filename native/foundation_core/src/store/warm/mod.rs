@@ -67,6 +67,17 @@ pub struct WarmEvent {
     pub body: Vec<u8>,
 }
 
+/// An event ready to append: its body compressed by [`Warm::pack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    id: u64,
+    event_type: Vec<u8>,
+    sys_ts: i64,
+    correlation_id: Option<Vec<u8>>,
+    raw_len: u32,
+    body: Vec<u8>,
+}
+
 /// A stored event read back: its system timestamp, id and body (ETF).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -166,7 +177,7 @@ struct Engine {
 /// Group commit: queued events and how far the leader has written.
 #[derive(Default)]
 struct Group {
-    queue: Vec<WarmEvent>,
+    queue: Vec<Packed>,
     /// Tickets handed out (one per queued event).
     next: u64,
     /// Tickets below this are written (or failed).
@@ -198,6 +209,13 @@ pub struct Warm {
     config: WarmConfig,
     /// A write failed: the engine refuses writes until it is reopened.
     broken: AtomicBool,
+    /// The highest id on disk (changed under `writer`): a write of a
+    /// higher id cannot overwrite anything, so it skips the lookup of an
+    /// older version.
+    top_id: AtomicU64,
+    /// Test support: writes still to fail as a full disk would.
+    #[cfg(any(test, feature = "test-support"))]
+    fail_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for Warm {
@@ -312,6 +330,13 @@ impl Engine {
         })
     }
 
+    fn top_id(&self) -> fjall::Result<u64> {
+        Ok(self
+            .events
+            .last_key_value()?
+            .map_or(0, |(k, _)| id_from(&k)))
+    }
+
     fn counters(&self) -> fjall::Result<Counters> {
         Ok(self
             .meta
@@ -364,6 +389,7 @@ impl Warm {
             }
         };
         let counters = engine.counters().map_err(read_error)?;
+        let top_id = engine.top_id().map_err(read_error)?;
         let warm = Warm {
             engine: RwLock::new(Some(Arc::new(engine))),
             writer: Mutex::new(counters),
@@ -379,6 +405,9 @@ impl Warm {
             lock: Mutex::new(Some(lock)),
             config: config.clone(),
             broken: AtomicBool::new(false),
+            top_id: AtomicU64::new(top_id),
+            #[cfg(any(test, feature = "test-support"))]
+            fail_writes: AtomicU64::new(0),
         };
         warm.publish(&counters);
         Ok((warm, notes))
@@ -399,10 +428,34 @@ impl Warm {
         }
     }
 
+    /// Compresses an event's body for [`Warm::append_packed`], so writers
+    /// can compress in parallel before the shared write.
+    pub fn pack(&self, ev: WarmEvent) -> CoreResult<Packed> {
+        let (raw_len, body) = codec::pack(self.compression, &ev.body)
+            .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+        Ok(Packed {
+            id: ev.id,
+            event_type: ev.event_type,
+            sys_ts: ev.sys_ts,
+            correlation_id: ev.correlation_id,
+            raw_len,
+            body,
+        })
+    }
+
     /// Persists `events` in order (later ones overwrite earlier ones with
     /// the same id). Returns once they are handed to the OS (or synced,
     /// with `fsync_ms` 0). Concurrent callers share one write.
     pub fn append(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+        let packed = events
+            .into_iter()
+            .map(|ev| self.pack(ev))
+            .collect::<CoreResult<Vec<_>>>()?;
+        self.append_packed(packed)
+    }
+
+    /// [`Warm::append`] of events packed already.
+    pub fn append_packed(&self, events: Vec<Packed>) -> CoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -502,13 +555,32 @@ impl Warm {
         let engine = Engine::open(&self.data, &self.config, lock)
             .map_err(|e| io_error("cannot reopen", &self.data, e))?;
         *counters = engine.counters().map_err(read_error)?;
+        self.top_id
+            .store(engine.top_id().map_err(read_error)?, Relaxed);
         *slot = Some(Arc::new(engine));
         self.broken.store(false, Relaxed);
         self.publish(counters);
         Ok(())
     }
 
-    fn commit(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+    /// Test support: the next `n` writes fail (nothing written), as they
+    /// would on a full disk.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn fail_next_writes(&self, n: u64) {
+        self.fail_writes.store(n, Relaxed);
+    }
+
+    fn commit(&self, events: Vec<Packed>) -> CoreResult<()> {
+        #[cfg(any(test, feature = "test-support"))]
+        if self
+            .fail_writes
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CoreError::Internal(
+                "warm storage write failed: injected failure".into(),
+            ));
+        }
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
         if self.broken.load(Relaxed) {
             self.reopen(&mut counters)?;
@@ -521,10 +593,12 @@ impl Warm {
         }
         // Versions written earlier in this batch (not yet readable).
         let mut staged: HashMap<u64, (Header, usize)> = HashMap::new();
+        let mut top = self.top_id.load(Relaxed);
         for ev in events {
             let key = ev.id.to_be_bytes();
             let old = match staged.remove(&ev.id) {
                 Some(old) => Some(old),
+                None if ev.id > top => None,
                 None => engine
                     .events
                     .get(key)
@@ -548,7 +622,7 @@ impl Warm {
                 correlation_id: ev.correlation_id,
             };
             next.seq += 1;
-            let record = codec::encode(self.compression, &header, &ev.body)
+            let record = codec::encode_packed(self.compression, &header, ev.raw_len, &ev.body)
                 .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
             let (time, typ, cid) = index_keys(&header, ev.id);
             batch.insert(&engine.by_time, time, []);
@@ -560,11 +634,13 @@ impl Warm {
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
             staged.insert(ev.id, (header, record.len()));
+            top = top.max(ev.id);
             batch.insert(&engine.events, key, record);
         }
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
         *counters = next;
+        self.top_id.store(top, Relaxed);
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
         }
@@ -697,6 +773,7 @@ impl Warm {
             }
         }
         *counters = Counters::default();
+        self.top_id.store(0, Relaxed);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
         }
