@@ -187,7 +187,8 @@ fn decompress(codec: u8, body: &[u8], raw_len: usize) -> Option<Vec<u8>> {
     }
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 (IEEE) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = Crc::new();
     crc.update(bytes);
     crc.sum()

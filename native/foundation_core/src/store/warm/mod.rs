@@ -117,6 +117,8 @@ struct Counters {
     evicted: u64,
     stored: u64,
     pruned: u64,
+    /// Acknowledged events the engine no longer had on open (see `Acked`).
+    lost: u64,
 }
 
 impl Counters {
@@ -128,6 +130,7 @@ impl Counters {
             self.evicted,
             self.stored,
             self.pruned,
+            self.lost,
         ]
         .iter()
         .flat_map(|v| v.to_be_bytes())
@@ -145,6 +148,7 @@ impl Counters {
             evicted: v.next()?,
             stored: v.next()?,
             pruned: v.next()?,
+            lost: v.next().unwrap_or(0),
         })
     }
 }
@@ -197,7 +201,9 @@ pub struct Warm {
     /// Damaged ids not yet handed to `take_new_corrupt`.
     fresh_corrupt: Mutex<Vec<u64>>,
     /// Copies of the counters for lock-free `stats`.
-    mirror: [AtomicU64; 6],
+    mirror: [AtomicU64; 7],
+    /// `<path>/ACKED`: what the last acknowledged write left on disk.
+    acked: Acked,
     max_bytes: u64,
     compression: Compression,
     sync_each: bool,
@@ -299,6 +305,56 @@ fn bounds(prefix: &[u8], range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// `<path>/ACKED`: the arrival sequence and live event count after the last
+/// acknowledged write, rewritten in place (not synced) after each one.
+///
+/// The engine's journal recovery ends at the first batch it cannot decode
+/// and cuts the journal there, so damage in the middle of a journal would
+/// silently drop every later batch; a directory it refuses to open is moved
+/// aside. Comparing this file with the counters the engine recovered tells
+/// how many acknowledged events were lost either way; they are logged and
+/// counted in `warm_corrupt_records`. (After a power loss within the fsync
+/// window the lost events are counted the same way.)
+struct Acked(Mutex<Option<File>>);
+
+impl Acked {
+    fn open(path: &Path) -> Acked {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path.join("ACKED"))
+            .ok();
+        Acked(Mutex::new(file))
+    }
+
+    /// The recorded `(seq, events)`, if the file holds a valid record.
+    fn read(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::FileExt;
+        let guard = self.0.lock().ok()?;
+        let mut buf = [0u8; 20];
+        guard.as_ref()?.read_exact_at(&mut buf, 0).ok()?;
+        let crc = u32::from_be_bytes(buf[16..].try_into().ok()?);
+        (codec::crc32(&buf[..16]) == crc).then(|| (id_from(&buf[..8]), id_from(&buf[8..16])))
+    }
+
+    /// Records `c` (a failed write only weakens the check on next open).
+    fn write(&self, c: &Counters) {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 20];
+        buf[..8].copy_from_slice(&c.seq.to_be_bytes());
+        buf[8..16].copy_from_slice(&c.events.to_be_bytes());
+        let crc = codec::crc32(&buf[..16]);
+        buf[16..].copy_from_slice(&crc.to_be_bytes());
+        if let Ok(guard) = self.0.lock() {
+            if let Some(file) = guard.as_ref() {
+                let _ = file.write_all_at(&buf, 0);
+            }
+        }
+    }
+}
+
 impl Engine {
     fn open(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
         let mut cfg = fjall::Config::new(data)
@@ -373,9 +429,13 @@ impl Warm {
         }
         let data = path.join("data");
         let mut notes = Vec::new();
+        let acked = Acked::open(path);
+        let recorded = acked.read();
+        let mut moved = false;
         let engine = match Engine::open(&data, config, clone_lock(&lock, path)?) {
             Ok(engine) => engine,
             Err(e) => {
+                moved = true;
                 let aside = path.join(format!("data.damaged-{}", unix_ms()));
                 std::fs::rename(&data, &aside)
                     .map_err(|e| io_error("cannot move aside", path, e))?;
@@ -388,8 +448,27 @@ impl Warm {
                     .map_err(|e| io_error("cannot open", &data, e))?
             }
         };
-        let counters = engine.counters().map_err(read_error)?;
+        let mut counters = engine.counters().map_err(read_error)?;
         let top_id = engine.top_id().map_err(read_error)?;
+        // Acknowledged events the engine did not give back (see `Acked`).
+        let lost = match recorded {
+            Some((_, events)) if moved => events,
+            Some((seq, _)) => seq.saturating_sub(counters.seq),
+            None => 0,
+        };
+        if lost > 0 {
+            notes.push(format!(
+                "warm storage: {lost} acknowledged event(s) in {} could not be recovered \
+                 (damaged journal or data); counted in warm_corrupt_records",
+                data.display()
+            ));
+            counters.lost += lost;
+            engine
+                .meta
+                .insert(COUNTERS, counters.encode())
+                .map_err(engine_error)?;
+        }
+        acked.write(&counters);
         let warm = Warm {
             engine: RwLock::new(Some(Arc::new(engine))),
             writer: Mutex::new(counters),
@@ -405,6 +484,7 @@ impl Warm {
             lock: Mutex::new(Some(lock)),
             config: config.clone(),
             broken: AtomicBool::new(false),
+            acked,
             top_id: AtomicU64::new(top_id),
             #[cfg(any(test, feature = "test-support"))]
             fail_writes: AtomicU64::new(0),
@@ -422,7 +502,9 @@ impl Warm {
     }
 
     fn publish(&self, c: &Counters) {
-        let values = [c.seq, c.events, c.bytes, c.evicted, c.stored, c.pruned];
+        let values = [
+            c.seq, c.events, c.bytes, c.evicted, c.stored, c.pruned, c.lost,
+        ];
         for (slot, v) in self.mirror.iter().zip(values) {
             slot.store(v, Relaxed);
         }
@@ -644,6 +726,7 @@ impl Warm {
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
         }
+        self.acked.write(&counters);
         self.publish(&counters);
         Ok(())
     }
@@ -773,6 +856,7 @@ impl Warm {
             }
         }
         *counters = Counters::default();
+        self.acked.write(&counters);
         self.top_id.store(0, Relaxed);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
@@ -938,7 +1022,7 @@ impl Warm {
             bytes: m(2),
             disk_bytes,
             evicted: m(3),
-            corrupt_records: self.corrupt.lock().map_or(0, |s| s.len() as u64),
+            corrupt_records: self.corrupt.lock().map_or(0, |s| s.len() as u64) + m(6),
             stored: m(4),
             pruned: m(5),
         }
