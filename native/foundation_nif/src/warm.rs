@@ -5,7 +5,7 @@
 //! Writes: a normal-scheduler NIF (or its dirty twin, past the byte budget)
 //! validates the event, converts it to the hot tier's form (`to_new_event`)
 //! and the durable form (external term format), and queues both to the
-//! tier's writer thread, then returns `:queued`. The writer takes
+//! tier's writer thread, then returns `{:ok, :queued}`. The writer takes
 //! everything queued (group commit), appends it to disk in one batch, puts
 //! the events in the hot tier, and sends each caller `{ref, result}` with
 //! the result `store/1` returns; the caller waits for it in `receive`, off

@@ -194,6 +194,27 @@ fn a_damaged_record_is_skipped_and_counted() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+#[test]
+fn an_overwrite_after_reopen_replaces_the_old_version() {
+    let d = dir("overwrite");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    w.append(vec![event(5, 5, "a", Some("c")), event(9, 9, "a", None)])
+        .unwrap();
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    // Below the highest id: the old version is found and replaced.
+    w.append(vec![event(5, 7, "b", None)]).unwrap();
+    assert_eq!(w.stats().events, 2);
+    assert_eq!(w.get(5).unwrap().unwrap().sys_ts, 7);
+    let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Timestamp, None)).unwrap());
+    assert_eq!(by_type("a"), [9]);
+    assert_eq!(by_type("b"), [5]);
+    assert!(w.get_by_correlation(b"c").unwrap().is_empty());
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 fn files(path: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(path).unwrap().flatten() {
