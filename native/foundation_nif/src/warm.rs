@@ -8,8 +8,9 @@
 //! tier's writer thread, then returns `{:ok, :queued}`. The writer takes
 //! everything queued (group commit), appends it to disk in one batch, puts
 //! the events in the hot tier, and sends each caller `{ref, result}` with
-//! the result `store/1` returns; the caller waits for it in `receive`, off
-//! every scheduler. So an event is acknowledged, and visible in the hot
+//! the result `store/1` returns (big groups are put and answered by a
+//! second thread while the writer appends the next group); the caller
+//! waits for it in `receive`, off every scheduler. So an event is acknowledged, and visible in the hot
 //! tier, only once the disk tier has handed it to the OS; a failed disk
 //! write leaves the hot tier without it.
 
@@ -24,6 +25,7 @@ use rustler::env::OwnedEnv;
 use rustler::{
     Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term,
 };
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -105,68 +107,108 @@ impl WarmHandle {
     }
 }
 
+/// Groups of at least this many events are answered by the answering
+/// thread, so the writer can append the next group meanwhile; smaller ones
+/// (a few `store/1` callers) are answered by the writer itself, sparing
+/// them a second thread hand-off.
+const PIPELINE_EVENTS: usize = 64;
+
 /// The writer thread: one disk append per group of queued writes, then the
-/// hot tier, then the answers. Ends when the queue's sender is dropped.
+/// hot tier and the answers (here, or on the answering thread it starts).
+/// Ends when the queue's sender is dropped, after answering everything.
 fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
-    let mut env = OwnedEnv::new();
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut n = jobs[0].news.len();
-        while n < GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    n += job.news.len();
-                    jobs.push(job);
+    let (done_tx, done_rx) = channel::<(Vec<Job>, CoreResult<()>)>();
+    // Groups handed to the answering thread and not yet answered: while
+    // any are, later groups go the same way, so hot puts keep their order.
+    let pending = &AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let answering = std::thread::Builder::new()
+            .name("warm-answers".into())
+            .spawn_scoped(scope, move || {
+                let mut env = OwnedEnv::new();
+                while let Ok((mut jobs, written)) = done_rx.recv() {
+                    finish(&mut env, &mut jobs, written);
+                    pending.fetch_sub(1, Relaxed);
                 }
-                Err(_) => break,
+            })
+            .is_ok();
+        let mut env = OwnedEnv::new();
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            let mut n = jobs[0].news.len();
+            while n < GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += job.news.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let written = append(warm, &mut jobs);
+            if answering && (n >= PIPELINE_EVENTS || pending.load(Relaxed) > 0) {
+                pending.fetch_add(1, Relaxed);
+                match done_tx.send((jobs, written)) {
+                    Ok(()) => continue,
+                    Err(back) => {
+                        pending.fetch_sub(1, Relaxed);
+                        let (mut jobs, written) = back.0;
+                        finish(&mut env, &mut jobs, written);
+                    }
+                }
+            } else {
+                finish(&mut env, &mut jobs, written);
             }
         }
-        let results =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(warm, &mut jobs)))
-                .unwrap_or_else(|_| {
-                    let e = CoreError::Internal("warm storage: the write panicked".into());
-                    jobs.iter().map(|_| Err(e.clone())).collect()
-                });
-        for (job, result) in jobs.iter().zip(results) {
-            // A caller that has exited has nobody to answer.
-            let _ = env.send_and_clear(&job.pid, |env| {
-                let tag = env
-                    .binary_to_term(&job.tag)
-                    .map_or_else(|| atoms::nil().encode(env), |(t, _)| t);
-                let answer = match result {
-                    Ok(ids) if job.one => {
-                        (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env)
-                    }
-                    Ok(ids) => (atoms::ok(), ids).encode(env),
-                    Err(e) => Err::<(), _>(NifError(e)).encode(env),
-                };
-                (tag, answer).encode(env)
-            });
-        }
-    }
+        drop(done_tx);
+    });
 }
 
-/// Appends every job's events to disk in one batch, then puts them in
-/// the hot tier; the ids of each job, or its error.
-fn commit(warm: &Warm, jobs: &mut [Job]) -> Vec<CoreResult<Vec<u64>>> {
+/// Appends every job's events to disk in one batch.
+fn append(warm: &Warm, jobs: &mut [Job]) -> CoreResult<()> {
     let durables: Vec<Packed> = jobs
         .iter_mut()
         .flat_map(|j| std::mem::take(&mut j.durables))
         .collect();
-    if let Err(e) = warm.append_packed(durables) {
-        return jobs.iter().map(|_| Err(e.clone())).collect();
-    }
-    jobs.iter_mut()
-        .map(|job| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        warm.append_packed(durables)
+    }))
+    .unwrap_or_else(|_| Err(panicked()))
+}
+
+fn panicked() -> CoreError {
+    CoreError::Internal("warm storage: the write panicked".into())
+}
+
+/// Puts the jobs' events in the hot tier (when `written`) and sends each
+/// caller its answer: its ids, or the error.
+fn finish(env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
+    for job in jobs.iter_mut() {
+        let result = written.clone().and_then(|()| {
             let news = std::mem::take(&mut job.news);
-            if job.one && news.len() == 1 {
-                let new = news.into_iter().next().map(|n| job.hot.0.put(n));
-                new.unwrap_or(Ok(0)).map(|id| vec![id])
-            } else {
-                job.hot.0.put_batch(news)
-            }
-        })
-        .collect()
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if job.one && news.len() == 1 {
+                    let new = news.into_iter().next().map(|n| job.hot.0.put(n));
+                    new.unwrap_or(Ok(0)).map(|id| vec![id])
+                } else {
+                    job.hot.0.put_batch(news)
+                }
+            }))
+            .unwrap_or_else(|_| Err(panicked()))
+        });
+        // A caller that has exited has nobody to answer.
+        let _ = env.send_and_clear(&job.pid, |env| {
+            let tag = env
+                .binary_to_term(&job.tag)
+                .map_or_else(|| atoms::nil().encode(env), |(t, _)| t);
+            let answer = match result {
+                Ok(ids) if job.one => (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env),
+                Ok(ids) => (atoms::ok(), ids).encode(env),
+                Err(e) => Err::<(), _>(NifError(e)).encode(env),
+            };
+            (tag, answer).encode(env)
+        });
+    }
 }
 
 // Warm holds Mutexes/RwLocks (poisoned on panic, reported as errors).

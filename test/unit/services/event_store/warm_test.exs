@@ -232,24 +232,29 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     ns = start(dir)
     {:ok, 1} = EventStore.store(event(1, 1), ns)
     %{warm: warm} = Support.entry(ns)
-    :ok = Native.warm_fail_writes(warm, 2)
+    :ok = Native.warm_fail_writes(warm, 3)
 
     assert {:error, %Error{message: message}} = EventStore.store(event(2, 2), ns)
     assert message =~ "warm storage write failed"
     assert {:error, %Error{}} = EventStore.store_batch([event(3, 3), event(4, 4)], ns)
+    # A big batch is answered by the writer's second thread: same rules.
+    assert {:error, %Error{}} = EventStore.store_batch(for(id <- 100..199, do: event(id, id)), ns)
 
     # Writes resume; only acknowledged events are anywhere.
     {:ok, 5} = EventStore.store(event(5, 5), ns)
     {:ok, [6, 7]} = EventStore.store_batch([event(6, 6), event(7, 7)], ns)
+    big = Enum.to_list(200..299)
+    {:ok, ^big} = EventStore.store_batch(Enum.map(big, &event(&1, &1)), ns)
 
-    for id <- 2..4 do
+    for id <- [2, 3, 4, 100, 199] do
       assert {:error, %Error{code: 3001}} = EventStore.get(id, ns)
     end
 
-    assert [1, 5, 6, 7] = ids(EventStore.query(%{}, ns))
+    stored = [1, 5, 6, 7 | big]
+    assert ^stored = ids(EventStore.query(%{}, ns))
     :ok = EventStore.stop(ns)
     ns = start(dir)
-    assert [1, 5, 6, 7] = ids(EventStore.query(%{}, ns))
+    assert ^stored = ids(EventStore.query(%{}, ns))
   end
 
   test "concurrent writers are all acknowledged and all on disk", %{dir: dir} do
