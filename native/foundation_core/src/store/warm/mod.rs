@@ -11,13 +11,19 @@
 //! * `by_cid`: (correlation id, system timestamp, id);
 //! * `meta`: the counters, written in the same atomic batch as the events.
 //!
+//! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
+//! the last acknowledged write, so acknowledged events the engine cannot
+//! give back on open are counted (see [`Acked`]).
+//!
 //! Every read goes through one of these ordered indexes, and every index
 //! hit is checked against the record it names (checksum, timestamp), so a
 //! stale or damaged entry is skipped, never returned.
 //!
 //! Writes: callers queue their events and one of them (the leader) writes
 //! everything queued as one batch (group commit): one journal write for all
-//! concurrent writers. `fjall` hands each batch to the OS before `commit`
+//! concurrent writers. (The NIF layer calls [`Warm::append_packed`] from
+//! one writer thread that gathers the concurrent callers itself; bodies are
+//! compressed by [`Warm::pack`] before, on the callers' side.) `fjall` hands each batch to the OS before `commit`
 //! returns; its own thread fsyncs every `fsync_ms` (or each batch is
 //! synced when `fsync_ms` is 0). Past `max_bytes` of records, the oldest
 //! events by system time are evicted (down to 90 % of it).
