@@ -13,7 +13,7 @@
 //!
 //! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
 //! the last acknowledged write, so acknowledged events the engine cannot
-//! give back on open are counted (see [`Acked`]).
+//! give back on open are counted (see `Acked`).
 //!
 //! Every read goes through one of these ordered indexes, and every index
 //! hit is checked against the record it names (checksum, timestamp), so a
