@@ -93,6 +93,19 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
       IO.puts("ready")
       Process.sleep(:infinity)
 
+    "thirty" ->
+      for id <- 1..30 do
+        {:ok, ^id} = EventStore.store(Event.new(event_id: id, event_type: :t, timestamp: id))
+      end
+      IO.puts("done")
+      Process.sleep(:infinity)
+
+    "lost" ->
+      {:ok, stats} = EventStore.stats()
+      IO.puts("corrupt #{stats.warm_corrupt_records}")
+      found = Enum.filter(1..30, &match?({:ok, _}, EventStore.get(&1)))
+      IO.puts("found #{Enum.join(found, ",")}")
+
     "second" ->
       {:ok, stats} = EventStore.stats()
       IO.puts("warm_enabled #{stats.warm_enabled} count #{stats.current_event_count}")
@@ -203,6 +216,38 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
       # And again: reading changes nothing.
       assert field(run(s, dir, ["digest", lo, hi]), "digest") == before
     end
+  end
+
+  test "acknowledged events cut off by damage in the middle of the journal are counted",
+       %{script: s, dir: dir} do
+    port = child(s, dir, ["thirty"])
+    lines = collect(port, [], fn line, _ -> line == "done" end)
+    kill(lines)
+    collect(port, [], fn _, _ -> false end)
+
+    # Break the journal marker of event 20's record: the engine's replay
+    # stops there and cuts the journal, so events 20..30 are gone.
+    pattern = <<6, "events", 8::16, 20::64>>
+
+    hits =
+      for file <- Path.wildcard(Path.join(dir, "data/**/*")), File.regular?(file) do
+        bin = File.read!(file)
+
+        case :binary.match(bin, pattern) do
+          {pos, _} ->
+            <<head::binary-size(pos - 2), _tag, rest::binary>> = bin
+            File.write!(file, <<head::binary, 0x7F, rest::binary>>)
+
+          :nomatch ->
+            nil
+        end
+      end
+
+    assert :ok in hits
+    out = run(s, dir, ["lost"])
+    assert field(out, "found") == Enum.join(1..19, ",")
+    assert field(out, "corrupt") == "11"
+    assert Enum.any?(out, &(&1 =~ "11 acknowledged event(s)"))
   end
 
   test "a second VM on the same directory runs hot-only and leaves the data alone",

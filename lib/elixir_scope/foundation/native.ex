@@ -161,8 +161,13 @@ defmodule ElixirScope.Foundation.Native do
 
   # warm storage (the event store's disk tier; dirty I/O schedulers)
   def warm_open(_path, _max_bytes, _compression, _fsync_ms), do: :erlang.nif_error(:not_loaded)
-  def warm_put(_store, _warm, _event, _offset), do: :erlang.nif_error(:not_loaded)
-  def warm_put_batch(_store, _warm, _events, _offset), do: :erlang.nif_error(:not_loaded)
+  def warm_put(_store, _warm, _event, _offset, _tag), do: :erlang.nif_error(:not_loaded)
+  def warm_put_dirty(_store, _warm, _event, _offset, _tag), do: :erlang.nif_error(:not_loaded)
+  def warm_put_batch(_store, _warm, _events, _offset, _tag), do: :erlang.nif_error(:not_loaded)
+
+  def warm_put_batch_dirty(_store, _warm, _events, _offset, _tag),
+    do: :erlang.nif_error(:not_loaded)
+
   def warm_get(_warm, _id), do: :erlang.nif_error(:not_loaded)
 
   def warm_query(_warm, _type, _sys_range, _order, _limit),
@@ -174,4 +179,6 @@ defmodule ElixirScope.Foundation.Native do
   def warm_close(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_stats(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_take_corrupt(_warm), do: :erlang.nif_error(:not_loaded)
+  # test builds only: the next n disk writes of a tier fail
+  def warm_fail_writes(_warm, _n), do: :erlang.nif_error(:not_loaded)
 end

@@ -70,7 +70,7 @@ fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>)
 /// Runs `f` on a normal scheduler when `input` (an event, or a list of
 /// them when `list`) passes validation and fits the byte budget; else
 /// answers `:invalid` or `:dirty` without running it.
-fn checked<'a, T>(
+pub(crate) fn checked<'a, T>(
     env: Env<'a>,
     input: Term<'a>,
     list: bool,

@@ -1,19 +1,34 @@
 //! Warm storage NIFs: the disk tier of the event store
-//! (`foundation_core::store::warm`). Every call that may touch the disk runs
-//! on a dirty I/O scheduler; `warm_stats` only reads counters.
+//! (`foundation_core::store::warm`). Reads, prune, clear and close run on
+//! a dirty I/O scheduler; `warm_stats` only reads counters.
 //!
-//! A write decodes the event once: the hot tier's form (`to_new_event`)
-//! and the durable form (external term format, `term_to_binary`). The warm
-//! append comes first, so an event is acknowledged, and visible in the hot
-//! tier, only once the disk tier has handed it to the OS.
+//! Writes: a normal-scheduler NIF (or its dirty twin, past the byte budget)
+//! validates the event, converts it to the hot tier's form (`to_new_event`)
+//! and the durable form (external term format), and queues both to the
+//! tier's writer thread, then returns `{:ok, :queued}`. The writer takes
+//! everything queued (group commit), appends it to disk in one batch, puts
+//! the events in the hot tier, and sends each caller `{ref, result}` with
+//! the result `store/1` returns (big groups are put and answered by a
+//! second thread while the writer appends the next group); the caller
+//! waits for it in `receive`, off every scheduler. So an event is acknowledged, and visible in the hot
+//! tier, only once the disk tier has handed it to the OS; a failed disk
+//! write leaves the hot tier without it.
 
-use crate::error::NifOutcome;
-use crate::store::StoreHandle;
+use crate::budget::Routed;
+use crate::error::{NifError, NifOutcome};
+use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{Compression, Hit, Warm, WarmConfig, WarmEvent};
+use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig, WarmEvent};
 use foundation_core::store::NewEvent;
-use foundation_core::CoreError;
-use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Resource, ResourceArc, Term};
+use foundation_core::{CoreError, CoreResult};
+use rustler::env::OwnedEnv;
+use rustler::{
+    Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term,
+};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 
 mod atoms {
     rustler::atoms! {
@@ -28,11 +43,173 @@ mod atoms {
         warm_corrupt_records,
         warm_stored,
         warm_pruned,
+        queued,
     }
 }
 
-/// The warm tier resource.
-pub struct WarmHandle(pub Warm);
+/// The warm tier resource: the tier and its writer thread.
+pub struct WarmHandle {
+    warm: Arc<Warm>,
+    /// The writer's queue; `None` once the tier is closed.
+    queue: RwLock<Option<Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// One caller's write: its events in both forms, and where to answer.
+struct Job {
+    hot: ResourceArc<StoreHandle>,
+    news: Vec<NewEvent>,
+    durables: Vec<Packed>,
+    /// One event (`{:ok, id}`) or a batch (`{:ok, ids}`).
+    one: bool,
+    pid: LocalPid,
+    /// The caller's reference, in external term format.
+    tag: Vec<u8>,
+}
+
+/// Events one group commit takes at most (more wait for the next one).
+const GROUP_EVENTS: usize = 4096;
+
+impl WarmHandle {
+    fn start(warm: Warm) -> CoreResult<WarmHandle> {
+        let warm = Arc::new(warm);
+        let (tx, rx) = channel();
+        let thread_warm = Arc::clone(&warm);
+        let writer = std::thread::Builder::new()
+            .name("warm-writer".into())
+            .spawn(move || write_loop(&thread_warm, &rx))
+            .map_err(|e| CoreError::Internal(format!("warm storage: no writer thread: {e}")))?;
+        Ok(WarmHandle {
+            warm,
+            queue: RwLock::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), NifError> {
+        let queue = self.queue.read().map_err(CoreError::poisoned)?;
+        match queue.as_ref().map(|q| q.send(job)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(CoreError::Closed.into()),
+        }
+    }
+
+    /// Stops the writer once it has answered every queued write.
+    fn stop_writer(&self) -> CoreResult<()> {
+        drop(self.queue.write().map_err(CoreError::poisoned)?.take());
+        let writer = self.writer.lock().map_err(CoreError::poisoned)?.take();
+        if let Some(writer) = writer {
+            writer
+                .join()
+                .map_err(|_| CoreError::Internal("warm storage: the writer failed".into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Groups of at least this many events are answered by the answering
+/// thread, so the writer can append the next group meanwhile; smaller ones
+/// (a few `store/1` callers) are answered by the writer itself, sparing
+/// them a second thread hand-off.
+const PIPELINE_EVENTS: usize = 64;
+
+/// The writer thread: one disk append per group of queued writes, then the
+/// hot tier and the answers (here, or on the answering thread it starts).
+/// Ends when the queue's sender is dropped, after answering everything.
+fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
+    let (done_tx, done_rx) = channel::<(Vec<Job>, CoreResult<()>)>();
+    // Groups handed to the answering thread and not yet answered: while
+    // any are, later groups go the same way, so hot puts keep their order.
+    let pending = &AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let answering = std::thread::Builder::new()
+            .name("warm-answers".into())
+            .spawn_scoped(scope, move || {
+                let mut env = OwnedEnv::new();
+                while let Ok((mut jobs, written)) = done_rx.recv() {
+                    finish(&mut env, &mut jobs, written);
+                    pending.fetch_sub(1, Relaxed);
+                }
+            })
+            .is_ok();
+        let mut env = OwnedEnv::new();
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            let mut n = jobs[0].news.len();
+            while n < GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += job.news.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let written = append(warm, &mut jobs);
+            if answering && (n >= PIPELINE_EVENTS || pending.load(Relaxed) > 0) {
+                pending.fetch_add(1, Relaxed);
+                match done_tx.send((jobs, written)) {
+                    Ok(()) => continue,
+                    Err(back) => {
+                        pending.fetch_sub(1, Relaxed);
+                        let (mut jobs, written) = back.0;
+                        finish(&mut env, &mut jobs, written);
+                    }
+                }
+            } else {
+                finish(&mut env, &mut jobs, written);
+            }
+        }
+        drop(done_tx);
+    });
+}
+
+/// Appends every job's events to disk in one batch.
+fn append(warm: &Warm, jobs: &mut [Job]) -> CoreResult<()> {
+    let durables: Vec<Packed> = jobs
+        .iter_mut()
+        .flat_map(|j| std::mem::take(&mut j.durables))
+        .collect();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        warm.append_packed(durables)
+    }))
+    .unwrap_or_else(|_| Err(panicked()))
+}
+
+fn panicked() -> CoreError {
+    CoreError::Internal("warm storage: the write panicked".into())
+}
+
+/// Puts the jobs' events in the hot tier (when `written`) and sends each
+/// caller its answer: its ids, or the error.
+fn finish(env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
+    for job in jobs.iter_mut() {
+        let result = written.clone().and_then(|()| {
+            let news = std::mem::take(&mut job.news);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if job.one && news.len() == 1 {
+                    let new = news.into_iter().next().map(|n| job.hot.0.put(n));
+                    new.unwrap_or(Ok(0)).map(|id| vec![id])
+                } else {
+                    job.hot.0.put_batch(news)
+                }
+            }))
+            .unwrap_or_else(|_| Err(panicked()))
+        });
+        // A caller that has exited has nobody to answer.
+        let _ = env.send_and_clear(&job.pid, |env| {
+            let tag = env
+                .binary_to_term(&job.tag)
+                .map_or_else(|| atoms::nil().encode(env), |(t, _)| t);
+            let answer = match result {
+                Ok(ids) if job.one => (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env),
+                Ok(ids) => (atoms::ok(), ids).encode(env),
+                Err(e) => Err::<(), _>(NifError(e)).encode(env),
+            };
+            (tag, answer).encode(env)
+        });
+    }
+}
 
 // Warm holds Mutexes/RwLocks (poisoned on panic, reported as errors).
 impl std::panic::RefUnwindSafe for WarmHandle {}
@@ -60,7 +237,7 @@ fn warm_open(
         fsync_ms: u16::try_from(fsync_ms).unwrap_or(u16::MAX),
     };
     let (warm, notes) = Warm::open(&config)?;
-    Ok((ResourceArc::new(WarmHandle(warm)), notes))
+    Ok((ResourceArc::new(WarmHandle::start(warm)?), notes))
 }
 
 fn to_warm(event: Term, hot: &NewEvent, offset: i64) -> WarmEvent {
@@ -73,51 +250,99 @@ fn to_warm(event: Term, hot: &NewEvent, offset: i64) -> WarmEvent {
     }
 }
 
-/// Stores one event in the warm tier, then the hot tier.
-#[rustler::nif(schedule = "DirtyIo")]
-fn warm_put(
+/// Converts `events` (checked already) and queues them to the writer.
+fn queue<'a>(
+    env: Env<'a>,
     hot: ResourceArc<StoreHandle>,
-    warm: ResourceArc<WarmHandle>,
-    event: Term,
+    warm: &WarmHandle,
+    terms: Vec<Term<'a>>,
+    one: bool,
     offset: i64,
-) -> NifResult<NifOutcome<u64>> {
-    let new = match to_new_event(event)? {
-        Ok(new) => new,
-        Err(e) => return Ok(Err(e.into())),
-    };
-    let durable = to_warm(event, &new, offset);
-    Ok(warm
-        .0
-        .append(vec![durable])
-        .and_then(|()| hot.0.put(new))
-        .map_err(Into::into))
-}
-
-/// Stores a list of events (one group-commit batch), then in the hot tier.
-#[rustler::nif(schedule = "DirtyIo")]
-fn warm_put_batch(
-    hot: ResourceArc<StoreHandle>,
-    warm: ResourceArc<WarmHandle>,
-    events: Term,
-    offset: i64,
-) -> NifResult<NifOutcome<Vec<u64>>> {
-    let terms = list_terms(events)?;
+    tag: Term<'a>,
+) -> NifResult<NifOutcome<Atom>> {
     let mut news = Vec::with_capacity(terms.len());
     let mut durables = Vec::with_capacity(terms.len());
     for term in terms {
         match to_new_event(term)? {
             Ok(new) => {
-                durables.push(to_warm(term, &new, offset));
+                match warm.warm.pack(to_warm(term, &new, offset)) {
+                    Ok(packed) => durables.push(packed),
+                    Err(e) => return Ok(Err(e.into())),
+                }
                 news.push(new);
             }
             Err(e) => return Ok(Err(e.into())),
         }
     }
-    Ok(warm
-        .0
-        .append(durables)
-        .and_then(|()| hot.0.put_batch(news))
-        .map_err(Into::into))
+    let job = Job {
+        hot,
+        news,
+        durables,
+        one,
+        pid: env.pid(),
+        tag: tag.to_binary().as_slice().to_vec(),
+    };
+    Ok(warm.enqueue(job).map(|()| atoms::queued()))
+}
+
+/// Queues one event for the writer, which answers `{tag, {:ok, id}}` (or
+/// `{tag, {:error, _}}`) once it is on disk and in the hot tier: `:queued`,
+/// `{:error, _}` (tier closed), or `:dirty` / `:invalid` as the store's
+/// normal writes answer (nothing queued).
+#[rustler::nif]
+fn warm_put<'a>(
+    env: Env<'a>,
+    hot: ResourceArc<StoreHandle>,
+    warm: ResourceArc<WarmHandle>,
+    event: Term<'a>,
+    offset: i64,
+    tag: Term<'a>,
+) -> NifResult<Routed<NifOutcome<Atom>>> {
+    checked(env, event, false, || {
+        queue(env, hot, &warm, vec![event], true, offset, tag)
+    })
+}
+
+/// `warm_put` for an event validated by the caller, on a dirty scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn warm_put_dirty<'a>(
+    env: Env<'a>,
+    hot: ResourceArc<StoreHandle>,
+    warm: ResourceArc<WarmHandle>,
+    event: Term<'a>,
+    offset: i64,
+    tag: Term<'a>,
+) -> NifResult<NifOutcome<Atom>> {
+    queue(env, hot, &warm, vec![event], true, offset, tag)
+}
+
+/// Queues a chunk of events as one write (answer `{tag, {:ok, ids}}`);
+/// otherwise as `warm_put`.
+#[rustler::nif]
+fn warm_put_batch<'a>(
+    env: Env<'a>,
+    hot: ResourceArc<StoreHandle>,
+    warm: ResourceArc<WarmHandle>,
+    events: Term<'a>,
+    offset: i64,
+    tag: Term<'a>,
+) -> NifResult<Routed<NifOutcome<Atom>>> {
+    checked(env, events, true, || {
+        queue(env, hot, &warm, list_terms(events)?, false, offset, tag)
+    })
+}
+
+/// `warm_put_batch` for events validated by the caller, on a dirty scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn warm_put_batch_dirty<'a>(
+    env: Env<'a>,
+    hot: ResourceArc<StoreHandle>,
+    warm: ResourceArc<WarmHandle>,
+    events: Term<'a>,
+    offset: i64,
+    tag: Term<'a>,
+) -> NifResult<NifOutcome<Atom>> {
+    queue(env, hot, &warm, list_terms(events)?, false, offset, tag)
 }
 
 fn hit_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
@@ -143,7 +368,7 @@ fn hits<'a>(env: Env<'a>, found: Result<Vec<Hit>, CoreError>) -> NifResult<Term<
 /// `{sys_ts, event}`, `nil`, or `{:error, _}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn warm_get<'a>(env: Env<'a>, warm: ResourceArc<WarmHandle>, id: u64) -> NifResult<Term<'a>> {
-    match warm.0.get(id) {
+    match warm.warm.get(id) {
         Ok(Some(hit)) => hit_term(env, &hit),
         Ok(None) => Ok(atoms::nil().encode(env)),
         Err(e) => Ok(Err::<(), _>(crate::error::NifError(e)).encode(env)),
@@ -162,7 +387,7 @@ fn warm_query<'a>(
     limit: usize,
 ) -> NifResult<Term<'a>> {
     let q = query_from(env, event_type, sys_range, order, 0, limit)?;
-    hits(env, warm.0.query(&q))
+    hits(env, warm.warm.query(&q))
 }
 
 /// `{:ok, [{sys_ts, event}]}` of a correlation group, by (time, id).
@@ -172,31 +397,32 @@ fn warm_get_by_correlation<'a>(
     warm: ResourceArc<WarmHandle>,
     cid: Binary,
 ) -> NifResult<Term<'a>> {
-    hits(env, warm.0.get_by_correlation(cid.as_slice()))
+    hits(env, warm.warm.get_by_correlation(cid.as_slice()))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn warm_prune_before(warm: ResourceArc<WarmHandle>, sys_ts: i64) -> NifOutcome<usize> {
-    Ok(warm.0.prune_before(sys_ts)?)
+    Ok(warm.warm.prune_before(sys_ts)?)
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn warm_clear(warm: ResourceArc<WarmHandle>) -> NifOutcome<Atom> {
-    warm.0.clear()?;
+    warm.warm.clear()?;
     Ok(atoms::ok())
 }
 
 /// Syncs and closes the tier; its engine threads are joined.
 #[rustler::nif(schedule = "DirtyIo")]
 fn warm_close(warm: ResourceArc<WarmHandle>) -> NifOutcome<Atom> {
-    warm.0.close()?;
+    warm.stop_writer()?;
+    warm.warm.close()?;
     Ok(atoms::ok())
 }
 
 /// Counters and sizes (reads the engine's file-size metadata).
 #[rustler::nif(schedule = "DirtyIo")]
 fn warm_stats(warm: ResourceArc<WarmHandle>) -> Vec<(Atom, u64)> {
-    let s = warm.0.stats();
+    let s = warm.warm.stats();
     vec![
         (atoms::warm_events(), s.events),
         (atoms::warm_bytes(), s.bytes),
@@ -211,5 +437,18 @@ fn warm_stats(warm: ResourceArc<WarmHandle>) -> Vec<(Atom, u64)> {
 /// Ids of damaged records found since the last call (each once).
 #[rustler::nif]
 fn warm_take_corrupt(warm: ResourceArc<WarmHandle>) -> Vec<u64> {
-    warm.0.take_new_corrupt()
+    warm.warm.take_new_corrupt()
+}
+
+/// Test support: the tier's next `n` disk writes fail.
+#[cfg(feature = "test-support")]
+mod fail {
+    use super::{atoms, WarmHandle};
+    use rustler::{Atom, ResourceArc};
+
+    #[rustler::nif]
+    fn warm_fail_writes(warm: ResourceArc<WarmHandle>, n: u64) -> Atom {
+        warm.warm.fail_next_writes(n);
+        atoms::ok()
+    }
 }

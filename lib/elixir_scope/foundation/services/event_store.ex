@@ -696,9 +696,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
   end
 
-  defp put_one(handle, warm, event) do
-    with :ok <- EventValidator.validate(event), do: Support.native(Warm.put(handle, warm, event))
-  end
+  defp put_one(handle, warm, event),
+    do: Warm.put(handle, warm, event, fn -> EventValidator.validate(event) end)
 
   defp put_async(handle, nil, event) do
     put = Native.store_put_async(handle, event)
@@ -712,25 +711,6 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # With a disk tier the write is synchronous: queued events would not be durable.
   defp put_async(handle, warm, event) do
     with {:ok, _id} <- put_one(handle, warm, event), do: :ok
-  end
-
-  defp put_warm_chunks(handle, warm, events) do
-    if Enum.all?(events, &Support.storable?/1) do
-      events
-      |> Enum.chunk_every(1024)
-      |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
-        case Support.native(Warm.put_batch(handle, warm, chunk)) do
-          {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
-          error -> {:halt, error}
-        end
-      end)
-      |> then(fn
-        {:ok, parts} -> {:ok, parts |> Enum.reverse() |> Enum.concat()}
-        error -> error
-      end)
-    else
-      {:error, Support.unstorable()}
-    end
   end
 
   defp get_warm(nil, id), do: {:error, Support.not_found(id)}
@@ -776,25 +756,28 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # bits, which only the store rejects, are checked up front too).
   defp put_batch(handle, nil, events), do: put_batch(handle, events)
 
-  defp put_batch(handle, warm, events) do
-    with :ok <- validate_all(events) do
-      put_warm_chunks(handle, warm, events)
-    end
-  end
+  defp put_batch(handle, warm, events) when length(events) <= @chunk,
+    do: Warm.put_batch(handle, warm, events, fn -> validate_all(events) end)
+
+  defp put_batch(handle, warm, events), do: put_chunks(events, &put_batch(handle, warm, &1))
 
   defp put_batch(handle, events) when length(events) <= @chunk do
     put = Native.store_put_batch(handle, events)
     checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
   end
 
-  defp put_batch(handle, events) do
+  defp put_batch(handle, events), do: put_chunks(events, &put_batch(handle, &1))
+
+  # A long batch: every chunk is checked first, then each is stored by
+  # `put_chunk`, in order, until one fails.
+  defp put_chunks(events, put_chunk) do
     chunks = Enum.chunk_every(events, @chunk)
 
     with :ok <- check_chunks(chunks),
          true <- Enum.all?(events, &Support.storable?/1) || {:error, Support.unstorable()} do
       chunks
       |> Enum.reduce_while({:ok, []}, fn chunk, {:ok, acc} ->
-        case put_batch(handle, chunk) do
+        case put_chunk.(chunk) do
           {:ok, ids} -> {:cont, {:ok, [ids | acc]}}
           error -> {:halt, error}
         end

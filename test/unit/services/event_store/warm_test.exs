@@ -8,7 +8,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
 
   import ExUnit.CaptureLog
 
+  alias ElixirScope.Foundation.Native
   alias ElixirScope.Foundation.Services.EventStore
+  alias ElixirScope.Foundation.Services.EventStore.Support
   alias ElixirScope.Foundation.Types.{Error, Event}
 
   setup do
@@ -224,6 +226,58 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     end
 
     assert stats.warm_enabled
+  end
+
+  test "a failed disk write is an error and the event stays out of both tiers", %{dir: dir} do
+    ns = start(dir)
+    {:ok, 1} = EventStore.store(event(1, 1), ns)
+    %{warm: warm} = Support.entry(ns)
+    :ok = Native.warm_fail_writes(warm, 3)
+
+    assert {:error, %Error{message: message}} = EventStore.store(event(2, 2), ns)
+    assert message =~ "warm storage write failed"
+    assert {:error, %Error{}} = EventStore.store_batch([event(3, 3), event(4, 4)], ns)
+    # A big batch is answered by the writer's second thread: same rules.
+    assert {:error, %Error{}} = EventStore.store_batch(for(id <- 100..199, do: event(id, id)), ns)
+
+    # Writes resume; only acknowledged events are anywhere.
+    {:ok, 5} = EventStore.store(event(5, 5), ns)
+    {:ok, [6, 7]} = EventStore.store_batch([event(6, 6), event(7, 7)], ns)
+    big = Enum.to_list(200..299)
+    {:ok, ^big} = EventStore.store_batch(Enum.map(big, &event(&1, &1)), ns)
+
+    for id <- [2, 3, 4, 100, 199] do
+      assert {:error, %Error{code: 3001}} = EventStore.get(id, ns)
+    end
+
+    stored = [1, 5, 6, 7 | big]
+    assert ^stored = ids(EventStore.query(%{}, ns))
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert ^stored = ids(EventStore.query(%{}, ns))
+  end
+
+  test "concurrent writers are all acknowledged and all on disk", %{dir: dir} do
+    ns = start(dir)
+
+    1..8
+    |> Enum.map(fn w ->
+      Task.async(fn ->
+        for i <- 1..50 do
+          id = w * 1000 + i
+
+          if rem(i, 5) == 0,
+            do: {:ok, [^id]} = EventStore.store_batch([event(id, id)], ns),
+            else: {:ok, ^id} = EventStore.store(event(id, id), ns)
+        end
+      end)
+    end)
+    |> Enum.each(&Task.await/1)
+
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert {:ok, %{warm_events: 400}} = EventStore.stats(ns)
+    assert length(ids(EventStore.query(%{}, ns))) == 400
   end
 
   test "reset_state empties the warm tier too", %{dir: dir} do

@@ -2,8 +2,10 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   @moduledoc false
   # The event store's disk tier (`storage.warm`), seen from Elixir: opening
   # it from the config, writes through it, and the merge of its answers with
-  # the hot tier's. The tier itself is `native/foundation_core/src/store/warm`;
-  # every call into it runs on a dirty I/O scheduler.
+  # the hot tier's. The tier itself is `native/foundation_core/src/store/warm`.
+  # Writes are queued by normal-scheduler NIFs to the tier's writer thread,
+  # and the caller waits for its answer in `receive`; every other call that
+  # touches the disk runs on a dirty I/O scheduler.
   #
   # Time: the disk tier orders events by system time, `timestamp +
   # System.time_offset(:millisecond)` of the VM lifetime that stored them.
@@ -114,11 +116,63 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
 
   defp offset, do: System.time_offset(:millisecond)
 
-  @doc "Stores `event` on disk, then in the hot tier: `{:ok, id}` or a native error."
-  def put(handle, warm, event), do: Native.warm_put(handle, warm, event, offset())
+  @doc """
+  Stores `event` on disk, then in the hot tier: `{:ok, id}` or an error.
+  A normal-scheduler NIF validates and queues it to the tier's writer
+  thread; this process then waits in `receive` for the writer's answer,
+  sent once the event is handed to the OS. An event the NIF cannot take on
+  a normal scheduler is checked by `validate` (its error is returned), then
+  queued by the dirty twin.
+  """
+  def put(handle, warm, event, validate) do
+    tag = make_ref()
+    off = offset()
 
-  @doc "Stores `events` on disk (one write), then in the hot tier."
-  def put_batch(handle, warm, events), do: Native.warm_put_batch(handle, warm, events, offset())
+    queued =
+      case Native.warm_put(handle, warm, event, off, tag) do
+        routed when routed in [:dirty, :invalid] ->
+          with :ok <- validate.(), do: Native.warm_put_dirty(handle, warm, event, off, tag)
+
+        other ->
+          other
+      end
+
+    case queued do
+      {:ok, :queued} ->
+        receive do
+          {^tag, result} -> Support.native(result)
+        end
+
+      error ->
+        Support.native(error)
+    end
+  end
+
+  @doc "Stores a chunk of `events` as one disk write, then in the hot tier; as `put/4`."
+  def put_batch(handle, warm, events, validate) do
+    tag = make_ref()
+    off = offset()
+
+    queued =
+      case Native.warm_put_batch(handle, warm, events, off, tag) do
+        routed when routed in [:dirty, :invalid] ->
+          with :ok <- validate.(),
+               do: Native.warm_put_batch_dirty(handle, warm, events, off, tag)
+
+        other ->
+          other
+      end
+
+    case queued do
+      {:ok, :queued} ->
+        receive do
+          {^tag, result} -> Support.native(result)
+        end
+
+      error ->
+        Support.native(error)
+    end
+  end
 
   @doc "The event with `id` from disk, or `nil`."
   def get(warm, id) do

@@ -16,6 +16,7 @@
 
 use flate2::{Compress, Compression as Level, Crc, Decompress, FlushCompress, FlushDecompress};
 use once_cell::sync::Lazy;
+use std::cell::RefCell;
 
 /// Body compression of the warm tier (`storage.warm.compression`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +41,7 @@ impl Compression {
 }
 
 const VERSION: u8 = 1;
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = -1;
 
 /// The decoded fixed fields of a record (the body stays compressed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,21 +108,41 @@ static ZSTD_ENC: Lazy<zstd::dict::EncoderDictionary<'static>> =
 static ZSTD_DEC: Lazy<zstd::dict::DecoderDictionary<'static>> =
     Lazy::new(|| zstd::dict::DecoderDictionary::copy(&DICT));
 
+thread_local! {
+    /// Each thread's compression contexts, made once: creating a zstd
+    /// context (and loading the dictionary into it) costs more than
+    /// compressing one small event.
+    static ZSTD_C: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DEFLATE_C: RefCell<Option<Compress>> = const { RefCell::new(None) };
+}
+
 fn compress(codec: Compression, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     match codec {
         Compression::None => {
             out.extend_from_slice(raw);
             Ok(())
         }
-        Compression::Zstd => {
-            let mut c = zstd::bulk::Compressor::with_prepared_dictionary(&ZSTD_ENC)
+        Compression::Zstd => ZSTD_C.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let c = match &mut *slot {
+                Some(c) => c,
+                None => slot.insert(
+                    zstd::bulk::Compressor::with_prepared_dictionary(&ZSTD_ENC)
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
+            let start = out.len();
+            out.resize(start + zstd::zstd_safe::compress_bound(raw.len()), 0);
+            let n = c
+                .compress_to_buffer(raw, &mut out[start..])
                 .map_err(|e| e.to_string())?;
-            let body = c.compress(raw).map_err(|e| e.to_string())?;
-            out.extend_from_slice(&body);
+            out.truncate(start + n);
             Ok(())
-        }
-        Compression::Gzip => {
-            let mut c = Compress::new(Level::new(6), true);
+        }),
+        Compression::Gzip => DEFLATE_C.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let c = slot.get_or_insert_with(|| Compress::new(Level::new(6), true));
+            c.reset();
             c.set_dictionary(&DICT).map_err(|e| e.to_string())?;
             let start = out.len();
             out.reserve(raw.len() + 64);
@@ -136,7 +157,7 @@ fn compress(codec: Compression, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Str
                 out.reserve((out.len() - start).max(64));
             }
             Ok(())
-        }
+        }),
     }
 }
 
@@ -166,15 +187,38 @@ fn decompress(codec: u8, body: &[u8], raw_len: usize) -> Option<Vec<u8>> {
     }
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 (IEEE) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = Crc::new();
     crc.update(bytes);
     crc.sum()
 }
 
 /// Encodes a record (compressing `body`).
+#[cfg(test)]
 pub fn encode(codec: Compression, header: &Header, body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(body.len() + 64);
+    let (raw_len, packed) = pack(codec, body)?;
+    encode_packed(codec, header, raw_len, &packed)
+}
+
+/// Compresses an event body ahead of `encode_packed` (so callers can
+/// compress in parallel): its raw length and compressed bytes.
+pub fn pack(codec: Compression, body: &[u8]) -> Result<(u32, Vec<u8>), String> {
+    let raw_len = u32::try_from(body.len()).map_err(|_| "event too large")?;
+    let mut out = Vec::with_capacity(body.len() / 2 + 32);
+    compress(codec, body, &mut out)?;
+    Ok((raw_len, out))
+}
+
+/// Encodes a record around a body `pack`ed with `codec`.
+pub fn encode_packed(
+    codec: Compression,
+    header: &Header,
+    raw_len: u32,
+    packed: &[u8],
+) -> Result<Vec<u8>, String> {
+    let cid_len = header.correlation_id.as_ref().map_or(0, |c| c.len() + 4);
+    let mut out = Vec::with_capacity(packed.len() + header.event_type.len() + cid_len + 32);
     out.extend_from_slice(&[0; 4]);
     out.push(VERSION);
     out.push(codec.tag());
@@ -192,9 +236,8 @@ pub fn encode(codec: Compression, header: &Header, body: &[u8]) -> Result<Vec<u8
         }
         None => out.push(0),
     }
-    let raw_len = u32::try_from(body.len()).map_err(|_| "event too large")?;
     out.extend_from_slice(&raw_len.to_be_bytes());
-    compress(codec, body, &mut out)?;
+    out.extend_from_slice(packed);
     let crc = crc32(&out[4..]);
     out[..4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)

@@ -11,13 +11,19 @@
 //! * `by_cid`: (correlation id, system timestamp, id);
 //! * `meta`: the counters, written in the same atomic batch as the events.
 //!
+//! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
+//! the last acknowledged write, so acknowledged events the engine cannot
+//! give back on open are counted (see `Acked`).
+//!
 //! Every read goes through one of these ordered indexes, and every index
 //! hit is checked against the record it names (checksum, timestamp), so a
 //! stale or damaged entry is skipped, never returned.
 //!
 //! Writes: callers queue their events and one of them (the leader) writes
 //! everything queued as one batch (group commit): one journal write for all
-//! concurrent writers. `fjall` hands each batch to the OS before `commit`
+//! concurrent writers. (The NIF layer calls [`Warm::append_packed`] from
+//! one writer thread that gathers the concurrent callers itself; bodies are
+//! compressed by [`Warm::pack`] before, on the callers' side.) `fjall` hands each batch to the OS before `commit`
 //! returns; its own thread fsyncs every `fsync_ms` (or each batch is
 //! synced when `fsync_ms` is 0). Past `max_bytes` of records, the oldest
 //! events by system time are evicted (down to 90 % of it).
@@ -67,6 +73,17 @@ pub struct WarmEvent {
     pub body: Vec<u8>,
 }
 
+/// An event ready to append: its body compressed by [`Warm::pack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    id: u64,
+    event_type: Vec<u8>,
+    sys_ts: i64,
+    correlation_id: Option<Vec<u8>>,
+    raw_len: u32,
+    body: Vec<u8>,
+}
+
 /// A stored event read back: its system timestamp, id and body (ETF).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -106,7 +123,15 @@ struct Counters {
     evicted: u64,
     stored: u64,
     pruned: u64,
+    /// Acknowledged events the engine no longer had on open (see `Acked`).
+    lost: u64,
+    /// The highest id written (at least the highest on disk): a write of a
+    /// higher id cannot overwrite anything, so it skips the lookup of an
+    /// older version. `UNKNOWN_TOP` when the counters predate it.
+    top: u64,
 }
+
+const UNKNOWN_TOP: u64 = u64::MAX;
 
 impl Counters {
     fn encode(&self) -> Vec<u8> {
@@ -117,6 +142,8 @@ impl Counters {
             self.evicted,
             self.stored,
             self.pruned,
+            self.lost,
+            self.top,
         ]
         .iter()
         .flat_map(|v| v.to_be_bytes())
@@ -134,6 +161,8 @@ impl Counters {
             evicted: v.next()?,
             stored: v.next()?,
             pruned: v.next()?,
+            lost: v.next().unwrap_or(0),
+            top: v.next().unwrap_or(UNKNOWN_TOP),
         })
     }
 }
@@ -151,6 +180,15 @@ const JOURNALS: u64 = 128 * 1024 * 1024;
 /// Memtable size per partition: a flush (and the end of a journal's life)
 /// comes every few MiB of writes.
 const MEMTABLE: u32 = 4 * 1024 * 1024;
+/// Memtable size of the `events` partition. Every memtable rotation starts
+/// a new journal, and a journal is retired only once every partition has
+/// flushed what it holds; the index partitions fill several times slower
+/// than `events`, so with its memtable at `MEMTABLE` the journals reached
+/// `JOURNALS` within a few hundred thousand events and writes halted
+/// (100 ms at a time) until the engine's monitor flushed the index trees.
+/// A bigger one keeps the journal count low under sustained ingest
+/// (100 000 events in batches of 1 000: 2.8 s at 4 MiB, 1.5 s at 16 MiB).
+const EVENTS_MEMTABLE: u32 = 16 * 1024 * 1024;
 
 struct Engine {
     keyspace: Keyspace,
@@ -166,7 +204,7 @@ struct Engine {
 /// Group commit: queued events and how far the leader has written.
 #[derive(Default)]
 struct Group {
-    queue: Vec<WarmEvent>,
+    queue: Vec<Packed>,
     /// Tickets handed out (one per queued event).
     next: u64,
     /// Tickets below this are written (or failed).
@@ -186,7 +224,9 @@ pub struct Warm {
     /// Damaged ids not yet handed to `take_new_corrupt`.
     fresh_corrupt: Mutex<Vec<u64>>,
     /// Copies of the counters for lock-free `stats`.
-    mirror: [AtomicU64; 6],
+    mirror: [AtomicU64; 7],
+    /// `<path>/ACKED`: what the last acknowledged write left on disk.
+    acked: Acked,
     max_bytes: u64,
     compression: Compression,
     sync_each: bool,
@@ -198,6 +238,9 @@ pub struct Warm {
     config: WarmConfig,
     /// A write failed: the engine refuses writes until it is reopened.
     broken: AtomicBool,
+    /// Test support: writes still to fail as a full disk would.
+    #[cfg(any(test, feature = "test-support"))]
+    fail_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for Warm {
@@ -281,6 +324,56 @@ fn bounds(prefix: &[u8], range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// `<path>/ACKED`: the arrival sequence and live event count after the last
+/// acknowledged write, rewritten in place (not synced) after each one.
+///
+/// The engine's journal recovery ends at the first batch it cannot decode
+/// and cuts the journal there, so damage in the middle of a journal would
+/// silently drop every later batch; a directory it refuses to open is moved
+/// aside. Comparing this file with the counters the engine recovered tells
+/// how many acknowledged events were lost either way; they are logged and
+/// counted in `warm_corrupt_records`. (After a power loss within the fsync
+/// window the lost events are counted the same way.)
+struct Acked(Mutex<Option<File>>);
+
+impl Acked {
+    fn open(path: &Path) -> Acked {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path.join("ACKED"))
+            .ok();
+        Acked(Mutex::new(file))
+    }
+
+    /// The recorded `(seq, events)`, if the file holds a valid record.
+    fn read(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::FileExt;
+        let guard = self.0.lock().ok()?;
+        let mut buf = [0u8; 20];
+        guard.as_ref()?.read_exact_at(&mut buf, 0).ok()?;
+        let crc = u32::from_be_bytes(buf[16..].try_into().ok()?);
+        (codec::crc32(&buf[..16]) == crc).then(|| (id_from(&buf[..8]), id_from(&buf[8..16])))
+    }
+
+    /// Records `c` (a failed write only weakens the check on next open).
+    fn write(&self, c: &Counters) {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 20];
+        buf[..8].copy_from_slice(&c.seq.to_be_bytes());
+        buf[8..16].copy_from_slice(&c.events.to_be_bytes());
+        let crc = codec::crc32(&buf[..16]);
+        buf[16..].copy_from_slice(&crc.to_be_bytes());
+        if let Ok(guard) = self.0.lock() {
+            if let Some(file) = guard.as_ref() {
+                let _ = file.write_all_at(&buf, 0);
+            }
+        }
+    }
+}
+
 impl Engine {
     fn open(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
         let mut cfg = fjall::Config::new(data)
@@ -295,8 +388,12 @@ impl Engine {
         let keyspace = cfg.open()?;
         let plain = || PartitionCreateOptions::default().max_memtable_size(MEMTABLE);
         // Bodies are compressed by the codec (or stored raw for `:none`).
-        let events =
-            keyspace.open_partition("events", plain().compression(fjall::CompressionType::None))?;
+        let events = keyspace.open_partition(
+            "events",
+            plain()
+                .max_memtable_size(EVENTS_MEMTABLE)
+                .compression(fjall::CompressionType::None),
+        )?;
         let by_time = keyspace.open_partition("by_time", plain())?;
         let by_type = keyspace.open_partition("by_type", plain())?;
         let by_cid = keyspace.open_partition("by_cid", plain())?;
@@ -312,12 +409,26 @@ impl Engine {
         })
     }
 
-    fn counters(&self) -> fjall::Result<Counters> {
+    fn top_id(&self) -> fjall::Result<u64> {
         Ok(self
+            .events
+            .last_key_value()?
+            .map_or(0, |(k, _)| id_from(&k)))
+    }
+
+    fn counters(&self) -> fjall::Result<Counters> {
+        let mut counters = self
             .meta
             .get(COUNTERS)?
             .and_then(|v| Counters::decode(&v))
-            .unwrap_or_default())
+            .unwrap_or(Counters {
+                top: UNKNOWN_TOP,
+                ..Counters::default()
+            });
+        if counters.top == UNKNOWN_TOP {
+            counters.top = self.top_id()?;
+        }
+        Ok(counters)
     }
 }
 
@@ -348,9 +459,13 @@ impl Warm {
         }
         let data = path.join("data");
         let mut notes = Vec::new();
+        let acked = Acked::open(path);
+        let recorded = acked.read();
+        let mut moved = false;
         let engine = match Engine::open(&data, config, clone_lock(&lock, path)?) {
             Ok(engine) => engine,
             Err(e) => {
+                moved = true;
                 let aside = path.join(format!("data.damaged-{}", unix_ms()));
                 std::fs::rename(&data, &aside)
                     .map_err(|e| io_error("cannot move aside", path, e))?;
@@ -363,7 +478,26 @@ impl Warm {
                     .map_err(|e| io_error("cannot open", &data, e))?
             }
         };
-        let counters = engine.counters().map_err(read_error)?;
+        let mut counters = engine.counters().map_err(read_error)?;
+        // Acknowledged events the engine did not give back (see `Acked`).
+        let lost = match recorded {
+            Some((_, events)) if moved => events,
+            Some((seq, _)) => seq.saturating_sub(counters.seq),
+            None => 0,
+        };
+        if lost > 0 {
+            notes.push(format!(
+                "warm storage: {lost} acknowledged event(s) in {} could not be recovered \
+                 (damaged journal or data); counted in warm_corrupt_records",
+                data.display()
+            ));
+            counters.lost += lost;
+            engine
+                .meta
+                .insert(COUNTERS, counters.encode())
+                .map_err(engine_error)?;
+        }
+        acked.write(&counters);
         let warm = Warm {
             engine: RwLock::new(Some(Arc::new(engine))),
             writer: Mutex::new(counters),
@@ -379,6 +513,9 @@ impl Warm {
             lock: Mutex::new(Some(lock)),
             config: config.clone(),
             broken: AtomicBool::new(false),
+            acked,
+            #[cfg(any(test, feature = "test-support"))]
+            fail_writes: AtomicU64::new(0),
         };
         warm.publish(&counters);
         Ok((warm, notes))
@@ -393,16 +530,42 @@ impl Warm {
     }
 
     fn publish(&self, c: &Counters) {
-        let values = [c.seq, c.events, c.bytes, c.evicted, c.stored, c.pruned];
+        let values = [
+            c.seq, c.events, c.bytes, c.evicted, c.stored, c.pruned, c.lost,
+        ];
         for (slot, v) in self.mirror.iter().zip(values) {
             slot.store(v, Relaxed);
         }
+    }
+
+    /// Compresses an event's body for [`Warm::append_packed`], so writers
+    /// can compress in parallel before the shared write.
+    pub fn pack(&self, ev: WarmEvent) -> CoreResult<Packed> {
+        let (raw_len, body) = codec::pack(self.compression, &ev.body)
+            .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+        Ok(Packed {
+            id: ev.id,
+            event_type: ev.event_type,
+            sys_ts: ev.sys_ts,
+            correlation_id: ev.correlation_id,
+            raw_len,
+            body,
+        })
     }
 
     /// Persists `events` in order (later ones overwrite earlier ones with
     /// the same id). Returns once they are handed to the OS (or synced,
     /// with `fsync_ms` 0). Concurrent callers share one write.
     pub fn append(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+        let packed = events
+            .into_iter()
+            .map(|ev| self.pack(ev))
+            .collect::<CoreResult<Vec<_>>>()?;
+        self.append_packed(packed)
+    }
+
+    /// [`Warm::append`] of events packed already.
+    pub fn append_packed(&self, events: Vec<Packed>) -> CoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -508,7 +671,24 @@ impl Warm {
         Ok(())
     }
 
-    fn commit(&self, events: Vec<WarmEvent>) -> CoreResult<()> {
+    /// Test support: the next `n` writes fail (nothing written), as they
+    /// would on a full disk.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn fail_next_writes(&self, n: u64) {
+        self.fail_writes.store(n, Relaxed);
+    }
+
+    fn commit(&self, events: Vec<Packed>) -> CoreResult<()> {
+        #[cfg(any(test, feature = "test-support"))]
+        if self
+            .fail_writes
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CoreError::Internal(
+                "warm storage write failed: injected failure".into(),
+            ));
+        }
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
         if self.broken.load(Relaxed) {
             self.reopen(&mut counters)?;
@@ -521,10 +701,12 @@ impl Warm {
         }
         // Versions written earlier in this batch (not yet readable).
         let mut staged: HashMap<u64, (Header, usize)> = HashMap::new();
+        let mut top = next.top;
         for ev in events {
             let key = ev.id.to_be_bytes();
             let old = match staged.remove(&ev.id) {
                 Some(old) => Some(old),
+                None if ev.id > top => None,
                 None => engine
                     .events
                     .get(key)
@@ -548,7 +730,7 @@ impl Warm {
                 correlation_id: ev.correlation_id,
             };
             next.seq += 1;
-            let record = codec::encode(self.compression, &header, &ev.body)
+            let record = codec::encode_packed(self.compression, &header, ev.raw_len, &ev.body)
                 .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
             let (time, typ, cid) = index_keys(&header, ev.id);
             batch.insert(&engine.by_time, time, []);
@@ -560,14 +742,17 @@ impl Warm {
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
             staged.insert(ev.id, (header, record.len()));
+            top = top.max(ev.id);
             batch.insert(&engine.events, key, record);
         }
+        next.top = top;
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
         }
+        self.acked.write(&counters);
         self.publish(&counters);
         Ok(())
     }
@@ -697,6 +882,7 @@ impl Warm {
             }
         }
         *counters = Counters::default();
+        self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
         }
@@ -861,7 +1047,7 @@ impl Warm {
             bytes: m(2),
             disk_bytes,
             evicted: m(3),
-            corrupt_records: self.corrupt.lock().map_or(0, |s| s.len() as u64),
+            corrupt_records: self.corrupt.lock().map_or(0, |s| s.len() as u64) + m(6),
             stored: m(4),
             pruned: m(5),
         }
