@@ -165,6 +165,46 @@ defmodule ElixirScope.Foundation.Integration.SubscriptionsTest do
     end
   end
 
+  describe "catch-up with a warm (disk) tier" do
+    setup do
+      dir = Path.join(System.tmp_dir!(), "subs-warm-#{System.unique_integer([:positive])}")
+      on_exit(fn -> File.rm_rf!(dir) end)
+      %{dir: dir}
+    end
+
+    defp warm_store(dir) do
+      ns = {:test, make_ref()}
+      opts = [namespace: ns, warm: [path: dir, compression: :zstd], max_events: 100]
+      start_supervised!(Supervisor.child_spec({EventStore, opts}, id: ns, restart: :temporary))
+      [namespace: ns]
+    end
+
+    test "from: :start covers events only on disk, from earlier lifetimes too", %{dir: dir} do
+      first = warm_store(dir)
+      {:ok, _} = EventStore.store_batch(for(id <- 1..600, do: event(id, :w)), first)
+      :ok = EventStore.stop(first)
+
+      opts = warm_store(dir)
+      {:ok, _} = EventStore.store_batch(for(id <- 601..1000, do: event(id, :w)), opts)
+      # The memory tier holds only the newest 100: the rest are on disk only.
+      assert {:ok, %{evicted_max_events: 300}} = EventStore.stats(opts)
+
+      writer =
+        Task.async(fn ->
+          for id <- 1001..1300, do: {:ok, ^id} = EventStore.store(event(id, :w), opts)
+        end)
+
+      {:ok, ref} = Events.subscribe(%{event_type: :w}, opts ++ [from: :start])
+      Task.await(writer, 30_000)
+
+      {ids, 0} = receive_ids(ref, 1300)
+      assert Enum.sort(ids) == Enum.to_list(1..1300)
+      assert length(Enum.uniq(ids)) == 1300
+      # What was on disk when it subscribed comes first, in time order.
+      assert Enum.take(ids, 1000) == Enum.to_list(1..1000)
+    end
+  end
+
   describe "flow control" do
     test "a stalled subscriber gets at most max_in_flight, then the drops, then the newest" do
       opts = isolated()

@@ -99,6 +99,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_ack(_store, _id, _count), do: :erlang.nif_error(:not_loaded)
   def store_subscriptions(_store), do: :erlang.nif_error(:not_loaded)
   def store_subscription_owner(_store, _pid), do: :erlang.nif_error(:not_loaded)
+  def warm_attach(_store, _warm), do: :erlang.nif_error(:not_loaded)
 
   # store: dirty twins of the calls above, used when those answer :dirty
   def store_put_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)

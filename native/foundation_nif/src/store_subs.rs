@@ -29,8 +29,10 @@ impl Subscriber {
 }
 
 /// Registers a subscription of `pid`; its messages carry `reference`.
-/// `event_type` is an atom or nil, `cid` a binary or nil.
-#[rustler::nif]
+/// `event_type` is an atom or nil, `cid` a binary or nil. Dirty I/O: with a
+/// warm tier, a catch-up's registration waits for the writes between the
+/// disk and the hot tier to land.
+#[rustler::nif(schedule = "DirtyIo")]
 #[allow(clippy::too_many_arguments)]
 fn store_subscribe(
     store: ResourceArc<StoreHandle>,

@@ -19,7 +19,7 @@ use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
 use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig, WarmEvent};
-use foundation_core::store::NewEvent;
+use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
 use rustler::{
@@ -27,7 +27,7 @@ use rustler::{
 };
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 mod atoms {
@@ -50,6 +50,7 @@ mod atoms {
 /// The warm tier resource: the tier and its writer thread.
 pub struct WarmHandle {
     warm: Arc<Warm>,
+    quiet: Arc<Quiet>,
     /// The writer's queue; `None` once the tier is closed.
     queue: RwLock<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -73,14 +74,16 @@ const GROUP_EVENTS: usize = 4096;
 impl WarmHandle {
     fn start(warm: Warm) -> CoreResult<WarmHandle> {
         let warm = Arc::new(warm);
+        let quiet = Arc::new(Quiet::default());
         let (tx, rx) = channel();
-        let thread_warm = Arc::clone(&warm);
+        let (thread_warm, thread_quiet) = (Arc::clone(&warm), Arc::clone(&quiet));
         let writer = std::thread::Builder::new()
             .name("warm-writer".into())
-            .spawn(move || write_loop(&thread_warm, &rx))
+            .spawn(move || write_loop(&thread_warm, &thread_quiet, &rx))
             .map_err(|e| CoreError::Internal(format!("warm storage: no writer thread: {e}")))?;
         Ok(WarmHandle {
             warm,
+            quiet,
             queue: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -116,7 +119,7 @@ const PIPELINE_EVENTS: usize = 64;
 /// The writer thread: one disk append per group of queued writes, then the
 /// hot tier and the answers (here, or on the answering thread it starts).
 /// Ends when the queue's sender is dropped, after answering everything.
-fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
+fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
     let (done_tx, done_rx) = channel::<(Vec<Job>, CoreResult<()>)>();
     // Groups handed to the answering thread and not yet answered: while
     // any are, later groups go the same way, so hot puts keep their order.
@@ -128,6 +131,7 @@ fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
                 let mut env = OwnedEnv::new();
                 while let Ok((mut jobs, written)) = done_rx.recv() {
                     finish(&mut env, &mut jobs, written);
+                    quiet.finished();
                     pending.fetch_sub(1, Relaxed);
                 }
             })
@@ -145,7 +149,11 @@ fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
                     Err(_) => break,
                 }
             }
-            let written = append(warm, &mut jobs);
+            let written = {
+                let _gate = quiet.gate.lock();
+                quiet.appended();
+                append(warm, &mut jobs)
+            };
             if answering && (n >= PIPELINE_EVENTS || pending.load(Relaxed) > 0) {
                 pending.fetch_add(1, Relaxed);
                 match done_tx.send((jobs, written)) {
@@ -154,14 +162,112 @@ fn write_loop(warm: &Warm, rx: &Receiver<Job>) {
                         pending.fetch_sub(1, Relaxed);
                         let (mut jobs, written) = back.0;
                         finish(&mut env, &mut jobs, written);
+                        quiet.finished();
                     }
                 }
             } else {
                 finish(&mut env, &mut jobs, written);
+                quiet.finished();
             }
         }
         drop(done_tx);
     });
+}
+
+/// Lets a subscription find a moment when no write is between the disk and
+/// the hot tier: the writer appends under `gate`, and counts each group
+/// until its events are in the hot tier.
+#[derive(Default)]
+struct Quiet {
+    gate: Mutex<()>,
+    /// Groups appended (or failed) and not yet put in the hot tier.
+    in_flight: Mutex<usize>,
+    drained: Condvar,
+}
+
+impl Quiet {
+    fn appended(&self) {
+        if let Ok(mut n) = self.in_flight.lock() {
+            *n += 1;
+        }
+    }
+
+    fn finished(&self) {
+        if let Ok(mut n) = self.in_flight.lock() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.drained.notify_all();
+            }
+        }
+    }
+}
+
+/// The warm tier as the hot store's cold source: a `from: :start`
+/// subscription's catch-up reads every event on disk (also those the hot
+/// tier has evicted), in (system time, id) order.
+struct WarmCold {
+    warm: Arc<Warm>,
+    quiet: Arc<Quiet>,
+}
+
+/// Index entries one catch-up page visits at most.
+const CATCH_UP_SCAN: usize = 4096;
+
+impl ColdSource for WarmCold {
+    fn quiesced(&self, register: &mut dyn FnMut(u64)) -> CoreResult<()> {
+        let _gate = self.quiet.gate.lock().map_err(CoreError::poisoned)?;
+        let mut n = self.quiet.in_flight.lock().map_err(CoreError::poisoned)?;
+        while *n > 0 {
+            n = self.quiet.drained.wait(n).map_err(CoreError::poisoned)?;
+        }
+        drop(n);
+        register(self.warm.next_seq()?);
+        Ok(())
+    }
+
+    fn page(
+        &self,
+        filter: &Filter,
+        cursor: Option<&[u8]>,
+        boundary: u64,
+        max: usize,
+    ) -> CoreResult<ColdPage> {
+        let (hits, cursor, done) = self.warm.scan(
+            filter.event_type.as_deref(),
+            filter.correlation_id.as_deref(),
+            cursor,
+            boundary,
+            max,
+            CATCH_UP_SCAN,
+        )?;
+        // External term format behind tag 0: the hot tier's payload reader
+        // decodes it as such.
+        let events = hits
+            .into_iter()
+            .map(|hit| {
+                let mut payload = Vec::with_capacity(hit.body.len() + 1);
+                payload.push(0);
+                payload.extend_from_slice(&hit.body);
+                Bytes::from(payload)
+            })
+            .collect();
+        Ok(ColdPage {
+            events,
+            cursor,
+            done,
+        })
+    }
+}
+
+/// Makes the warm tier the cold source of the hot store's subscriptions.
+#[rustler::nif]
+fn warm_attach(hot: ResourceArc<StoreHandle>, warm: ResourceArc<WarmHandle>) -> NifOutcome<Atom> {
+    let cold = WarmCold {
+        warm: Arc::clone(&warm.warm),
+        quiet: Arc::clone(&warm.quiet),
+    };
+    hot.0.set_cold_source(Some(Arc::new(cold)))?;
+    Ok(atoms::ok())
 }
 
 /// Appends every job's events to disk in one batch.

@@ -361,7 +361,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   next batch when its buffer overflowed. Options:
 
     * `:from` - `:now` (default) or `:start`: first every matching event
-      already stored (in arrival order, read page by page), then the live
+      already stored (in arrival order, read page by page; with a warm
+      tier, every event on disk, in system-time order), then the live
       ones, with no gap and no duplicate between the two
     * `:max_in_flight` - delivered events not yet acknowledged, at most
       (default 1000)
@@ -608,6 +609,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
     warm = Warm.open(namespace, opts)
+    # A from-start subscription's catch-up then reads the disk tier.
+    if warm, do: Native.warm_attach(handle, warm)
     entry = %{handle: handle, start_time: System.monotonic_time(:millisecond), warm: warm}
     Support.publish(namespace, entry)
     handle

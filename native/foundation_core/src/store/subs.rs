@@ -123,7 +123,7 @@ struct SubState {
 enum CatchUp {
     /// The memory tier: arrival sequence numbers in `(after, boundary)`.
     Hot { after: Option<u64>, boundary: u64 },
-    /// A cold source: its sequence numbers up to `boundary`, resuming after
+    /// A cold source: its sequence numbers below `boundary`, resuming after
     /// `cursor` (the source's own position).
     Cold {
         cursor: Option<Vec<u8>>,
@@ -136,14 +136,14 @@ enum CatchUp {
 /// set, a `from_start` catch-up reads it instead of the memory tier.
 pub trait ColdSource: Send + Sync {
     /// Runs `register` while no event is between the source and the memory
-    /// tier, with the source's last sequence number: every event at or
-    /// below it is already in the memory tier, every later one reaches it
-    /// after `register` returns.
+    /// tier, with the source's next sequence number: every event below it
+    /// is already in the memory tier, every later one reaches it after
+    /// `register` returns.
     fn quiesced(&self, register: &mut dyn FnMut(u64)) -> CoreResult<()>;
 
-    /// Up to `max` events matching `filter` with sequence numbers at or
-    /// below `boundary`, after `cursor` (`None`: from the start), in the
-    /// source's order, as payloads the memory tier's reader understands.
+    /// Up to `max` events matching `filter` with sequence numbers below
+    /// `boundary`, after `cursor` (`None`: from the start), in the source's
+    /// order, as payloads the memory tier's reader understands.
     fn page(
         &self,
         filter: &Filter,
@@ -160,7 +160,7 @@ pub struct ColdPage {
     pub events: Vec<Bytes>,
     /// Where the next page starts.
     pub cursor: Option<Vec<u8>>,
-    /// Nothing is left up to the boundary.
+    /// Nothing is left below the boundary.
     pub done: bool,
 }
 

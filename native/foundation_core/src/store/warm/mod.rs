@@ -1021,6 +1021,62 @@ impl Warm {
         Ok(out)
     }
 
+    /// The arrival sequence number the next stored event gets: every event
+    /// on disk has a smaller one.
+    pub fn next_seq(&self) -> CoreResult<u64> {
+        Ok(self.writer.lock().map_err(CoreError::poisoned)?.seq)
+    }
+
+    /// A page of a subscription's catch-up: events with arrival sequence
+    /// numbers below `before`, of `event_type` and `cid` when given, in
+    /// (system time, id) order after the index key `cursor` (`None`: from
+    /// the first). Returns at most `max` hits after visiting at most `scan`
+    /// index entries, the last key visited, and whether the index is done.
+    pub fn scan(
+        &self,
+        event_type: Option<&[u8]>,
+        cid: Option<&[u8]>,
+        cursor: Option<&[u8]>,
+        before: u64,
+        max: usize,
+        scan: usize,
+    ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
+        use std::ops::Bound;
+        let engine = self.engine()?;
+        let (index, prefix) = match (event_type, cid) {
+            (Some(t), _) => (&engine.by_type, type_prefix(t)),
+            (None, Some(c)) => (&engine.by_cid, cid_prefix(c)),
+            (None, None) => (&engine.by_time, Vec::new()),
+        };
+        let plen = prefix.len();
+        let (lo, hi) = bounds(&prefix, None);
+        let lower = match cursor {
+            Some(c) => Bound::Excluded(c.to_vec()),
+            None => Bound::Included(lo),
+        };
+        let (mut hits, mut last, mut visited) = (Vec::new(), cursor.map(<[u8]>::to_vec), 0);
+        for kv in index.range((lower, Bound::Included(hi))) {
+            let (key, _) = kv.map_err(read_error)?;
+            visited += 1;
+            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+            last = Some(key.to_vec());
+            if let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? {
+                let wanted = codec::parse(&record).is_some_and(|p| {
+                    p.header.seq < before
+                        && p.header.sys_ts == ts
+                        && cid.is_none_or(|c| p.header.correlation_id.as_deref() == Some(c))
+                });
+                if let Some(hit) = wanted.then(|| self.hit(id, &record, Some(ts))).flatten() {
+                    hits.push(hit);
+                }
+            }
+            if hits.len() >= max || visited >= scan {
+                return Ok((hits, last, false));
+            }
+        }
+        Ok((hits, last, true))
+    }
+
     /// The events of a correlation group by ascending (system time, id).
     pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Hit>> {
         let engine = self.engine()?;
