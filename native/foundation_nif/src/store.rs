@@ -10,8 +10,8 @@
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
-use crate::store_codec::{list_terms, prepare, query_from, to_new_event, to_term, to_terms};
 use crate::store_codec::Prepared;
+use crate::store_codec::{list_terms, prepare, query_from, to_new_event, to_term, to_terms};
 use crate::validation::{self, Fast};
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use foundation_core::CoreError;
@@ -20,6 +20,9 @@ use std::time::Instant;
 
 /// A write: `{:ok, t}`, `{:error, {kind, detail}}`, or `:dirty` (see below).
 type Put<T> = NifResult<Routed<NifOutcome<T>>>;
+/// Events read for a write (or why one cannot be stored), and the bytes of
+/// work that took.
+type Ready<T> = (Result<T, CoreError>, usize);
 /// A read's term, or `:dirty`.
 type Read<T> = NifResult<Routed<T>>;
 
@@ -60,13 +63,11 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
 // of input (measured by a bounded walk) or of stored payloads, and its
 // `*_dirty` twin runs the same inner function on a dirty CPU scheduler.
 
-// The normal-scheduler writes also validate (`validation::fast`), so a
-// valid event is checked and stored in one call; anything else answers
-// `:invalid` having done nothing, and the caller validates exactly (for the
-// error) before its dirty twin, which does not validate again.
-
-// The normal-scheduler writes read each event once (`store_codec::prepare`)
-// to check it, to measure it and to encode it.
+// The normal-scheduler writes also validate, so a valid event is checked
+// and stored in one call; anything else answers `:invalid` having done
+// nothing, and the caller validates exactly (for the error) before its
+// dirty twin, which does not validate again. They read each event once
+// (`store_codec::prepare`) to check it, measure it and encode it.
 
 #[rustler::nif]
 fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>) -> Put<u64> {
@@ -85,7 +86,7 @@ fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>)
 /// The events of a list, each `prepare`d within what is left of the byte
 /// budget: `Invalid` or `Dirty` as soon as one is, else the events (or the
 /// first one that cannot be stored) and the bytes of work.
-fn prepare_list(list: Term) -> NifResult<Routed<(Result<Vec<NewEvent>, CoreError>, usize)>> {
+fn prepare_list(list: Term) -> NifResult<Routed<Ready<Vec<NewEvent>>>> {
     let (mut bytes, mut rest) = (0usize, list);
     let mut events = Ok(Vec::new());
     while !rest.is_empty_list() {

@@ -401,13 +401,24 @@ impl Inner {
             };
             (new, expired)
         };
-        if new {
-            self.count.fetch_add(1, Relaxed);
+        // Shared counters are only written when they change: with many
+        // writers, each write moves their cache line between cores.
+        match (new, expired) {
+            (false, 0) => {}
+            (true, 0) => {
+                self.count.fetch_add(1, Relaxed);
+            }
+            (new, n) => {
+                self.count.fetch_sub(n - usize::from(new), Relaxed);
+            }
         }
-        self.count.fetch_sub(expired, Relaxed);
-        self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
+        if expired > 0 {
+            self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
+        }
         self.counters.stored.fetch_add(1, Relaxed);
-        self.counters.max_id.fetch_max(id, Relaxed);
+        if self.counters.max_id.load(Relaxed) < id {
+            self.counters.max_id.fetch_max(id, Relaxed);
+        }
         self.enforce_max_events()?;
         Ok(id)
     }
