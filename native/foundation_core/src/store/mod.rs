@@ -40,6 +40,10 @@ use std::time::Instant;
 /// A prune removing at least this many events frees them on another thread.
 const FREE_IN_BACKGROUND: usize = 10_000;
 
+/// A store holding at least this many events is pruned by several threads
+/// (below it, starting them costs more than they save).
+const PARALLEL_PRUNE: usize = 20_000;
+
 /// Shared immutable bytes (event payloads, type names, correlation ids).
 pub type Bytes = Arc<[u8]>;
 
@@ -273,11 +277,19 @@ impl Store {
     /// Removes events with `timestamp < ts`; returns how many.
     /// The removed events are freed by a short-lived thread when there are
     /// many of them, so the call returns once the indexes are updated.
+    /// A store of at least `PARALLEL_PRUNE` events is pruned by one thread
+    /// per core, each over its own shards (one shard lock at a time, as
+    /// every writer).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let mut garbage = shard::Garbage::default();
-        let n = self
-            .inner
-            .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
+        let (n, garbage) = if self.inner.count.load(Relaxed) >= PARALLEL_PRUNE {
+            self.inner.prune_parallel(ts)?
+        } else {
+            let mut garbage = shard::Garbage::default();
+            let n = self
+                .inner
+                .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
+            (n, vec![garbage])
+        };
         self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
         if n >= FREE_IN_BACKGROUND {
             // If no thread can be started, the garbage is freed right here.
@@ -373,6 +385,59 @@ impl Inner {
             total += n;
         }
         Ok(total)
+    }
+
+    /// `prune_before` over the shards split between up to one thread per
+    /// core (this one included); a thread that cannot be started leaves
+    /// its shards to this one. Returns the removed count and what to free.
+    fn prune_parallel(&self, ts: i64) -> CoreResult<(usize, Vec<shard::Garbage>)> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.clamp(1, 8).min(self.shards.len());
+        let part = self.shards.len().div_ceil(threads);
+        let prune_part = |shards: &[RwLock<Shard>]| -> CoreResult<(usize, shard::Garbage)> {
+            let mut garbage = shard::Garbage::default();
+            let mut total = 0;
+            for shard in shards {
+                let n = shard
+                    .write()
+                    .map_err(CoreError::poisoned)?
+                    .prune_before(ts, &mut garbage);
+                self.count.fetch_sub(n, Relaxed);
+                total += n;
+            }
+            Ok((total, garbage))
+        };
+        std::thread::scope(|scope| {
+            let mut parts = self.shards.chunks(part);
+            let mine = parts.next().unwrap_or(&[]);
+            let mut inline = Vec::new();
+            let mut spawned = Vec::new();
+            for shards in parts {
+                let thread = std::thread::Builder::new()
+                    .name("event_store_prune".into())
+                    .spawn_scoped(scope, move || prune_part(shards));
+                match thread {
+                    Ok(handle) => spawned.push(handle),
+                    Err(_) => inline.push(shards),
+                }
+            }
+            let mut results = vec![prune_part(mine)];
+            results.extend(inline.into_iter().map(prune_part));
+            for handle in spawned {
+                let joined = handle
+                    .join()
+                    .map_err(|_| CoreError::Internal("event store prune thread panicked".into()));
+                results.push(joined.and_then(|r| r));
+            }
+            let mut total = 0;
+            let mut garbage = Vec::with_capacity(results.len());
+            for result in results {
+                let (n, g) = result?;
+                total += n;
+                garbage.push(g);
+            }
+            Ok((total, garbage))
+        })
     }
 
     /// Empties every shard (the events' memory is freed now).
