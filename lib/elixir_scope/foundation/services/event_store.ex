@@ -613,8 +613,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   end
 
   defp put_one(handle, nil, event) do
-    put = Native.store_put(handle, event)
-    checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    case Native.store_put(handle, event) do
+      {:ok, _id} = stored -> stored
+      put -> checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    end
   end
 
   defp put_one(handle, warm, event) do
@@ -704,8 +706,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   end
 
   defp put_batch(handle, events) when length(events) <= @chunk do
-    put = Native.store_put_batch(handle, events)
-    checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+    case Native.store_put_batch(handle, events) do
+      {:ok, _ids} = stored -> stored
+      put -> checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+    end
   end
 
   defp put_batch(handle, events) do
