@@ -4,8 +4,11 @@
 //! nothing here synchronizes. Every index is ordered, which is what makes
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
+mod members;
+
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
+use members::{Member, Members};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +39,7 @@ struct TypeIndex {
 #[derive(Debug)]
 struct Group {
     name: Bytes,
-    events: BTreeMap<(i64, u64), Bytes>,
+    events: Members,
 }
 
 /// Arrival log value, keyed by sequence number: (stored-at milliseconds, id).
@@ -70,6 +73,7 @@ pub(crate) struct Garbage {
     pub(crate) times: Vec<BTreeMap<(i64, u64), Bytes>>,
     pub(crate) ids: Vec<BTreeSet<u64>>,
     pub(crate) arrivals: Vec<BTreeMap<u64, Arrival>>,
+    pub(crate) members: Vec<Member>,
 }
 
 /// A query hit: its sort key and payload.
@@ -130,7 +134,7 @@ impl Shard {
                 group.name.clone()
             }
             None => {
-                let events = BTreeMap::from([(key, event.payload.clone())]);
+                let events = Members::one(key, event.payload.clone());
                 let group = Group {
                     name: cid.clone(),
                     events,
@@ -229,10 +233,8 @@ impl Shard {
         let cut_groups = self.by_corr.len() < old.len();
         if cut_groups {
             for group in self.by_corr.values_mut() {
-                let kept = group.events.split_off(&cut);
-                garbage
-                    .times
-                    .push(std::mem::replace(&mut group.events, kept));
+                let (trees, members) = (&mut garbage.times, &mut garbage.members);
+                group.events.cut_before(cut, trees, members);
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
@@ -282,7 +284,11 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(group) => group.events.iter().map(|(k, p)| (*k, p.clone())).collect(),
+            Some(group) => group
+                .events
+                .after(None)
+                .map(|(k, p)| (*k, p.clone()))
+                .collect(),
         }
     }
 
@@ -298,7 +304,9 @@ impl Shard {
         };
         let low = after.map(|r| time_key(r, false));
         Box::new(
-            time_range_from(&group.events, None, low, None)
+            group
+                .events
+                .after(low)
                 .map(|(&(ts, id), p)| (rank(Order::Timestamp, ts, id), id, Some(p))),
         )
     }
@@ -424,7 +432,7 @@ fn unindex(
 fn remove_corr(by_corr: &mut HashMap<Bytes, Group>, cid: &Bytes, key: (i64, u64)) {
     let empty = match by_corr.get_mut(cid) {
         Some(group) => {
-            group.events.remove(&key);
+            group.events.remove(key);
             group.events.is_empty()
         }
         None => false,

@@ -1,6 +1,7 @@
 //! Unit tests of the store (the property suite is in tests/store_props.rs).
 
 use super::*;
+use std::collections::BTreeMap;
 
 fn ev(id: u64, ty: &str, ts: i64, cid: Option<&str>) -> NewEvent {
     NewEvent {
@@ -412,4 +413,73 @@ fn a_big_prune_on_several_threads_keeps_every_index_consistent() {
         want.push(n + 1);
         assert_eq!(left, want);
     }
+}
+
+/// Correlation groups small and big (a group changes form past a few dozen
+/// members): out-of-order timestamps, overwrites into and out of the group,
+/// eviction and prunes give the same members as a model, whole and paged.
+#[test]
+fn correlation_groups_of_every_size_match_a_model() {
+    let s = Store::new(StoreConfig {
+        shards: 1,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let mut model: BTreeMap<u64, (i64, bool)> = BTreeMap::new();
+    let check = |model: &BTreeMap<u64, (i64, bool)>| {
+        let mut want: Vec<(i64, u64)> = model
+            .iter()
+            .filter(|(_, (_, in_group))| *in_group)
+            .map(|(&id, &(ts, _))| (ts, id))
+            .collect();
+        want.sort_unstable();
+        let want: Vec<u64> = want.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids(s.get_by_correlation(b"g").unwrap()), want);
+        let mut slice = Slice {
+            max_items: 7,
+            ..Slice::all(0, None)
+        };
+        let mut paged = Vec::new();
+        loop {
+            let page = s.correlation_page(b"g", &slice).unwrap();
+            slice.after = page.cursor;
+            paged.extend(ids(page.items));
+            if page.done {
+                break;
+            }
+        }
+        assert_eq!(paged, want);
+    };
+    // Timestamps in a scrambled order, with ties.
+    for id in 1..=200u64 {
+        let ts = ((id * 37) % 101) as i64;
+        s.put(ev(id, "t", ts, Some("g"))).unwrap();
+        model.insert(id, (ts, true));
+        if id % 25 == 0 {
+            check(&model);
+        }
+    }
+    // Overwrites: moved in time, out of the group, back into it.
+    for id in (1..=200u64).step_by(3) {
+        let in_group = id % 2 == 0;
+        let ts = 500 - id as i64;
+        s.put(ev(id, "t", ts, in_group.then_some("g"))).unwrap();
+        model.insert(id, (ts, in_group));
+    }
+    check(&model);
+    s.prune_before(50).unwrap();
+    model.retain(|_, (ts, _)| *ts >= 50);
+    check(&model);
+    // Eviction down to a small group again (oldest arrivals first).
+    s.set_limits(20, 0);
+    s.put(ev(1000, "t", 1000, Some("g"))).unwrap();
+    let kept = ids(s.query(&Query::default()).unwrap());
+    assert_eq!(kept.len(), 20);
+    model.insert(1000, (1000, true));
+    model.retain(|id, _| kept.contains(id));
+    check(&model);
+    for id in 2000..2100u64 {
+        s.put(ev(id, "t", 7, Some("g"))).unwrap();
+    }
+    assert_eq!(s.get_by_correlation(b"g").unwrap().len(), 20);
 }
