@@ -33,6 +33,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `op()` with timestamps growing with ids (as events built one after the
+/// other have), so prunes usually remove the lowest ids and the earliest
+/// arrivals: the prune's split path.
+fn op_in_id_order() -> impl Strategy<Value = Op> {
+    op().prop_map(|op| match op {
+        Op::Put(id, t, _, c) => Op::Put(id, t, id as i64 - 30, c),
+        Op::Prune(ts) => Op::Prune(ts + 5),
+        other => other,
+    })
+}
+
 /// Model row: (type, timestamp, correlation, arrival sequence).
 type Row = (u8, i64, Option<u8>, u64);
 
@@ -160,6 +171,11 @@ proptest! {
     #[test]
     fn indexes_match_naive_model(ops in proptest::collection::vec(op(), 1..120), shards in 1..9usize) {
         run(ops, shards, 0);
+    }
+
+    #[test]
+    fn prunes_in_id_order_match_naive_model(ops in proptest::collection::vec(op_in_id_order(), 1..160), shards in 1..5usize, max in 0..40usize) {
+        run(ops, shards, max);
     }
 
     #[test]

@@ -114,6 +114,15 @@ impl Sched {
     }
 }
 
+/// Charges a normal-scheduler call that did `bytes` of work, started at
+/// `started`, to the process's timeslice, as `Sched::run` does (calls
+/// below `TIMED_BYTES` are not charged).
+pub fn charge(env: Env, started: Instant, bytes: usize) {
+    if bytes >= TIMED_BYTES {
+        consume(env, started.elapsed());
+    }
+}
+
 /// The error a budgeted closure returns to make the core give up (see
 /// `metrics`); `routed` turns it into `Routed::Dirty`.
 pub fn over_budget() -> CoreError {

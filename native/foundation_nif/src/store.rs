@@ -10,13 +10,19 @@
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
-use crate::store_codec::{list_terms, query_from, to_new_event, to_term, to_terms};
+use crate::store_codec::Prepared;
+use crate::store_codec::{list_terms, prepare, query_from, to_new_event, to_term, to_terms};
 use crate::validation::{self, Fast};
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
+use foundation_core::CoreError;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use std::time::Instant;
 
 /// A write: `{:ok, t}`, `{:error, {kind, detail}}`, or `:dirty` (see below).
 type Put<T> = NifResult<Routed<NifOutcome<T>>>;
+/// Events read for a write (or why one cannot be stored), and the bytes of
+/// work that took.
+type Ready<T> = (Result<T, CoreError>, usize);
 /// A read's term, or `:dirty`.
 type Read<T> = NifResult<Routed<T>>;
 
@@ -57,14 +63,49 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
 // of input (measured by a bounded walk) or of stored payloads, and its
 // `*_dirty` twin runs the same inner function on a dirty CPU scheduler.
 
-// The normal-scheduler writes also validate (`validation::fast`), so a
-// valid event is checked and stored in one call; anything else answers
-// `:invalid` having done nothing, and the caller validates exactly (for the
-// error) before its dirty twin, which does not validate again.
+// The normal-scheduler writes also validate, so a valid event is checked
+// and stored in one call; anything else answers `:invalid` having done
+// nothing, and the caller validates exactly (for the error) before its
+// dirty twin, which does not validate again. They read each event once
+// (`store_codec::prepare`) to check it, measure it and encode it.
 
 #[rustler::nif]
 fn store_put<'a>(env: Env<'a>, store: ResourceArc<StoreHandle>, event: Term<'a>) -> Put<u64> {
-    checked(env, event, false, || put(&store, event))
+    let started = Instant::now();
+    Ok(match prepare(event, NORMAL_BYTES)? {
+        Prepared::Ready(event, bytes) => {
+            let put = event.and_then(|e| store.0.put(e)).map_err(Into::into);
+            budget::charge(env, started, bytes);
+            Routed::Done(put)
+        }
+        Prepared::Invalid => Routed::Invalid,
+        Prepared::Undecided => Routed::Dirty,
+    })
+}
+
+/// The events of a list, each `prepare`d within what is left of the byte
+/// budget: `Invalid` or `Dirty` as soon as one is, else the events (or the
+/// first one that cannot be stored) and the bytes of work.
+fn prepare_list(list: Term) -> NifResult<Routed<Ready<Vec<NewEvent>>>> {
+    let (mut bytes, mut rest) = (0usize, list);
+    let mut events = Ok(Vec::new());
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell().map_err(|_| rustler::Error::BadArg)?;
+        rest = tail;
+        match prepare(head, NORMAL_BYTES - bytes)? {
+            Prepared::Ready(event, n) => {
+                bytes += n;
+                match (&mut events, event) {
+                    (Ok(all), Ok(event)) => all.push(event),
+                    (Ok(_), Err(e)) => events = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+            Prepared::Invalid => return Ok(Routed::Invalid),
+            Prepared::Undecided => return Ok(Routed::Dirty),
+        }
+    }
+    Ok(Routed::Done((events, bytes)))
 }
 
 /// Runs `f` on a normal scheduler when `input` (an event, or a list of
@@ -119,7 +160,12 @@ fn store_put_batch<'a>(
     store: ResourceArc<StoreHandle>,
     events: Term<'a>,
 ) -> Put<Vec<u64>> {
-    checked(env, events, true, || put_batch(&store, events))
+    let started = Instant::now();
+    Ok(prepare_list(events)?.map(|(events, bytes)| {
+        let put = events.and_then(|evs| store.0.put_batch(evs));
+        budget::charge(env, started, bytes);
+        put.map_err(Into::into)
+    }))
 }
 
 /// Validates a chunk of a batch without storing it: `:ok`, `:invalid` (run
@@ -151,7 +197,16 @@ fn store_put_async<'a>(
     store: ResourceArc<StoreHandle>,
     event: Term<'a>,
 ) -> Put<Atom> {
-    checked(env, event, false, || put_async(&store, event))
+    let started = Instant::now();
+    Ok(match prepare(event, NORMAL_BYTES)? {
+        Prepared::Ready(event, bytes) => {
+            let queued = event.and_then(|e| store.0.put_async(e));
+            budget::charge(env, started, bytes);
+            Routed::Done(queued.map(|_| atoms::ok()).map_err(Into::into))
+        }
+        Prepared::Invalid => Routed::Invalid,
+        Prepared::Undecided => Routed::Dirty,
+    })
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

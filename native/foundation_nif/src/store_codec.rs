@@ -12,9 +12,13 @@
 //! refs and funs included).
 
 use crate::atoms;
+use crate::store_term::{immediate, Encoded, Immediate};
+use crate::validation::{self, Fast};
 use crate::{store_term, store_term_read};
 use foundation_core::store::{Bytes, NewEvent, Order, Query};
+use foundation_core::validation::{event, EventFields};
 use foundation_core::CoreError;
+use rustler::sys::ErlNifTerm;
 use rustler::{Atom, Binary, Env, Error, NifResult, Term};
 use std::sync::Arc;
 
@@ -36,14 +40,27 @@ pub fn to_new_event(term: Term) -> NifResult<Result<NewEvent, CoreError>> {
 
 fn fields(term: Term) -> Result<NewEvent, CoreError> {
     let get = |k: rustler::Atom| term.map_get(k).map_err(|_| invalid("field"));
-    let id: u64 = get(atoms::event_id())?
-        .decode()
-        .map_err(|_| invalid("id"))?;
-    let event_type = names::atom(get(atoms::event_type())?).ok_or_else(|| invalid("type"))?;
-    let timestamp: i64 = get(atoms::timestamp())?
-        .decode()
-        .map_err(|_| invalid("timestamp"))?;
+    let id = get(atoms::event_id())?;
+    let event_type = get(atoms::event_type())?;
+    let timestamp = get(atoms::timestamp())?;
     let cid = get(atoms::correlation_id())?;
+    new_event([id, event_type, timestamp, cid], || payload(term))
+}
+
+/// A `NewEvent` from the id, type, timestamp and correlation id terms.
+fn new_event(
+    [id, event_type, timestamp, cid]: [Term; 4],
+    payload: impl FnOnce() -> Bytes,
+) -> Result<NewEvent, CoreError> {
+    let id: u64 = match immediate(id) {
+        Some(Immediate::Small(i)) => u64::try_from(i).map_err(|_| invalid("id"))?,
+        _ => id.decode().map_err(|_| invalid("id"))?,
+    };
+    let event_type = names::atom(event_type).ok_or_else(|| invalid("type"))?;
+    let timestamp: i64 = match immediate(timestamp) {
+        Some(Immediate::Small(i)) => i,
+        _ => timestamp.decode().map_err(|_| invalid("timestamp"))?,
+    };
     let correlation_id = match Binary::from_term(cid) {
         Ok(bin) => Some(names::bytes(bin.as_slice())),
         Err(_) if cid.is_atom() => None,
@@ -54,7 +71,89 @@ fn fields(term: Term) -> Result<NewEvent, CoreError> {
         event_type,
         timestamp,
         correlation_id,
-        payload: payload(term),
+        payload: payload(),
+    })
+}
+
+/// What a normal-scheduler write may do with one event (see `prepare`).
+pub enum Prepared {
+    /// Valid: the event to store (or why it cannot be stored), and about
+    /// how many bytes of work it was.
+    Ready(Result<NewEvent, CoreError>, usize),
+    /// Fails `EventValidator.validate/1`'s rules.
+    Invalid,
+    /// Over the byte `budget`, or too unusual to bound cheaply: decide
+    /// with the exact validation.
+    Undecided,
+}
+
+/// `validation::fast` and `to_new_event` in one read of the event: an
+/// `%Event{}` map's pairs are read once (one map iterator) for the checked
+/// fields, the stored fields and the encoding. Other maps take the two
+/// separate steps. A non-map is a BadArg.
+pub fn prepare(term: Term, budget: usize) -> NifResult<Prepared> {
+    if !term.is_map() {
+        return Err(Error::BadArg);
+    }
+    let (mut keys, mut values) = ([ErlNifTerm::default(); 10], [ErlNifTerm::default(); 10]);
+    if term.map_size().ok() != Some(keys.len())
+        || !store_term::map_pairs(term, &mut keys, &mut values)
+        || !store_term::is_event_shape(&keys)
+    {
+        return prepare_slow(term, budget);
+    }
+    let env = term.get_env();
+    // SAFETY: each value is a term of the event's own env.
+    let value = |i: usize| unsafe { Term::new(env, values[i]) };
+    // Iteration order: __struct__, correlation_id, data, event_id,
+    // event_type, node, parent_id, pid, timestamp, wall_time.
+    let (cid, data, id, event_type) = (value(1), value(2), value(3), value(4));
+    let (timestamp, wall_time) = (value(8), value(9));
+    let fields = EventFields {
+        event_id: validation::classify(id),
+        event_type: validation::classify(event_type),
+        timestamp: validation::classify(timestamp),
+        wall_time: validation::classify(wall_time),
+        node: validation::classify(value(5)),
+        pid: validation::classify(value(7)),
+        correlation_id: validation::classify(cid),
+        parent_id: validation::classify(value(6)),
+    };
+    if event::validate_event(&fields, 0).is_err() {
+        return Ok(Prepared::Invalid);
+    }
+    let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
+    if crate::budget::measure_data(data, budget, limit).is_none() {
+        return Ok(Prepared::Undecided);
+    }
+    let mut size = None;
+    let encoded = with_scratch(|out| {
+        out.push(TAG_NATIVE);
+        match store_term::encode_event(env, &keys, &values, out, budget) {
+            Encoded::Native(bytes) if bytes <= budget => {
+                size = Some(bytes);
+                true
+            }
+            _ => false,
+        }
+    });
+    match (size, encoded) {
+        (Some(bytes), Some(payload)) => Ok(Prepared::Ready(
+            new_event([id, event_type, timestamp, cid], || payload),
+            bytes,
+        )),
+        // Over the budget, or too many terms for the native form (the
+        // separate steps measure the rest and store external term format).
+        _ => prepare_slow(term, budget),
+    }
+}
+
+/// `prepare` for maps other than an `%Event{}` and for unusual events.
+fn prepare_slow(term: Term, budget: usize) -> NifResult<Prepared> {
+    Ok(match validation::fast(term, budget)? {
+        Fast::Valid(bytes) => Prepared::Ready(fields(term), bytes),
+        Fast::Invalid => Prepared::Invalid,
+        Fast::Undecided => Prepared::Undecided,
     })
 }
 
@@ -118,30 +217,39 @@ mod names {
 /// Encodes into a per-thread scratch buffer, so the stored payload is the
 /// event's one allocation (an exact-size copy of the buffer).
 fn payload(term: Term) -> Bytes {
+    let encoded = with_scratch(|out| {
+        out.push(TAG_NATIVE);
+        if !store_term::encode(term, out) {
+            out.clear();
+            out.push(TAG_ETF);
+            out.extend_from_slice(term.to_binary().as_slice());
+        }
+        true
+    });
+    encoded.unwrap_or_else(|| Bytes::from([TAG_ETF].as_slice()))
+}
+
+/// Runs `write` on an empty per-thread scratch buffer; when it returns
+/// true, the buffer's bytes (an exact-size copy: the event's one
+/// allocation).
+fn with_scratch(write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<Bytes> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
     }
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut out) => encode_payload(term, &mut out),
-        // Not reachable (encoding never re-enters), but never panic.
-        Err(_) => encode_payload(term, &mut Vec::new()),
-    })
-}
-
-fn encode_payload(term: Term, out: &mut Vec<u8>) -> Bytes {
-    out.clear();
-    out.push(TAG_NATIVE);
-    if !store_term::encode(term, out) {
+    let run = |out: &mut Vec<u8>| {
         out.clear();
-        out.push(TAG_ETF);
-        out.extend_from_slice(term.to_binary().as_slice());
-    }
-    let bytes = Bytes::from(out.as_slice());
-    // Keep the scratch small after an unusually big event.
-    if out.capacity() > SCRATCH_KEEP {
-        *out = Vec::with_capacity(1024);
-    }
-    bytes
+        let bytes = write(out).then(|| Bytes::from(out.as_slice()));
+        // Keep the scratch small after an unusually big event.
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::with_capacity(1024);
+        }
+        bytes
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => run(&mut out),
+        // Not reachable (encoding never re-enters), but never panic.
+        Err(_) => run(&mut Vec::new()),
+    })
 }
 
 /// Scratch capacity kept between events.

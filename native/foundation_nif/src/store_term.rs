@@ -82,14 +82,47 @@ pub const MAX_TERMS: usize = 4096;
 /// Appends the encoding of `term` to `out`; false (with `out` partly
 /// written) when `term` holds more than `MAX_TERMS` terms.
 pub fn encode(term: Term, out: &mut Vec<u8>) -> bool {
-    let mut writer = Writer {
-        env: term.get_env(),
-        out,
-        budget: MAX_TERMS,
-    };
+    let mut writer = Writer::new(term.get_env(), out, usize::MAX);
     writer.write(term, 0);
     writer.budget > 0
 }
+
+/// How `encode_event` ended.
+pub(crate) enum Encoded {
+    /// Written in native form; about this many bytes of work (as
+    /// `budget::measure` counts: a word per term, binaries by length).
+    Native(usize),
+    /// More than `MAX_TERMS` terms (`out` partly written).
+    TooManyTerms,
+    /// Over `limit` bytes of work (`out` partly written).
+    OverBudget,
+}
+
+/// Appends the encoding of an `%Event{}` whose pairs (in iteration order,
+/// keys `event_keys()`) were already read, stopping once the work exceeds
+/// `limit` bytes: the store's write path reads the event's map once for
+/// its fields and its encoding.
+pub(crate) fn encode_event(
+    env: Env,
+    keys: &[ErlNifTerm],
+    values: &[ErlNifTerm],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Encoded {
+    let mut writer = Writer::new(env, out, limit);
+    // The map itself, as `write` would count it.
+    writer.budget -= 1;
+    writer.spent = WORD;
+    writer.map_body(keys, values, 0);
+    match (writer.over, writer.budget) {
+        (true, _) => Encoded::OverBudget,
+        (false, 0) => Encoded::TooManyTerms,
+        (false, _) => Encoded::Native(writer.spent),
+    }
+}
+
+/// Bytes of work each term counts at least (as `budget::measure` does).
+const WORD: usize = 8;
 
 /// Walks terms with raw enif_* calls where rustler would allocate (tuple
 /// element Vecs, collected map pairs): allocation would be most of an encode.
@@ -98,17 +131,48 @@ struct Writer<'a, 'o> {
     out: &'o mut Vec<u8>,
     /// Terms left before giving up (0: gave up, stop writing).
     budget: usize,
+    /// Bytes of work so far: a word per term, binaries by length.
+    spent: usize,
+    /// Past this many bytes of work, give up (`over`).
+    limit: usize,
+    over: bool,
 }
 
-impl<'a> Writer<'a, '_> {
+impl<'a, 'o> Writer<'a, 'o> {
+    fn new(env: Env<'a>, out: &'o mut Vec<u8>, limit: usize) -> Self {
+        Writer {
+            env,
+            out,
+            budget: MAX_TERMS,
+            spent: 0,
+            limit,
+            over: false,
+        }
+    }
+
+    /// Counts `bytes` of work; gives up once over the limit.
+    fn spend(&mut self, bytes: usize) {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > self.limit {
+            self.over = true;
+            self.budget = 0;
+        }
+    }
+
     fn write(&mut self, term: Term<'a>, depth: usize) {
         if self.budget == 0 {
             return;
         }
         self.budget -= 1;
+        self.spend(WORD);
         let start = self.out.len();
         if depth >= MAX_DEPTH || !self.native(term, depth) {
             self.out.truncate(start);
+            if self.limit != usize::MAX && !self.bounded_etf(term, depth) {
+                self.over = true;
+                self.budget = 0;
+                return;
+            }
             let etf = term.to_binary();
             self.out.push(ETF);
             varint(self.out, etf.len() as u64);
@@ -137,6 +201,10 @@ impl<'a> Writer<'a, '_> {
                 true
             }),
             TermType::Binary => Binary::from_term(term).is_ok_and(|b| {
+                self.spend(b.len());
+                if self.over {
+                    return true;
+                }
                 self.word(BIN, b.len() as u64);
                 self.out.extend_from_slice(b.as_slice());
                 true
@@ -147,6 +215,22 @@ impl<'a> Writer<'a, '_> {
             TermType::Map => self.map(term, depth),
             _ => false,
         }
+    }
+
+    /// With a byte limit, only terms whose external form is small are
+    /// embedded (as `budget::measure` bounds them: refs, ports, pids,
+    /// integers up to 128 bits); anything else counts as over the limit.
+    fn bounded_etf(&mut self, term: Term<'a>, depth: usize) -> bool {
+        let cost = match term.get_type() {
+            _ if depth >= MAX_DEPTH => None,
+            TermType::Ref | TermType::Port | TermType::Pid => Some(4 * WORD),
+            TermType::Integer => crate::budget::integer(term),
+            _ => None,
+        };
+        cost.is_some_and(|c| {
+            self.spend(c);
+            !self.over
+        })
     }
 
     /// Stops the whole encoding (the caller stores external term format).
@@ -230,28 +314,8 @@ impl<'a> Writer<'a, '_> {
             && self.map_body(&keys[..n], &values[..n], depth)
     }
 
-    /// Fills `keys`/`values` (sized to the map) in iteration order.
     fn pairs(&self, map: Term<'a>, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> bool {
-        let env = self.env.as_c_arg();
-        let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
-        let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;
-        // SAFETY: `map` is a map of the live `env`; the iterator is used only
-        // after a successful create and destroyed once.
-        unsafe {
-            if sys::enif_map_iterator_create(env, map.as_c_arg(), iter.as_mut_ptr(), head) == 0 {
-                return false;
-            }
-            let mut filled = 0;
-            for (k, v) in keys.iter_mut().zip(values.iter_mut()) {
-                if sys::enif_map_iterator_get_pair(env, iter.as_mut_ptr(), k, v) == 0 {
-                    break;
-                }
-                filled += 1;
-                sys::enif_map_iterator_next(env, iter.as_mut_ptr());
-            }
-            sys::enif_map_iterator_destroy(env, iter.as_mut_ptr());
-            filled == keys.len()
-        }
+        map_pairs(map, keys, values)
     }
 
     fn map_body(&mut self, keys: &[ErlNifTerm], values: &[ErlNifTerm], depth: usize) -> bool {
@@ -269,6 +333,37 @@ impl<'a> Writer<'a, '_> {
         }
         true
     }
+}
+
+/// Fills `keys`/`values` (sized to the map) with the pairs of `map` in
+/// iteration order (callers size them to the map); false if `map` is not
+/// a map or has fewer pairs.
+pub(crate) fn map_pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> bool {
+    let env = map.get_env().as_c_arg();
+    let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
+    let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;
+    // SAFETY: `map` is a term of the live `env`; the iterator is used only
+    // after a successful create and destroyed once.
+    unsafe {
+        if sys::enif_map_iterator_create(env, map.as_c_arg(), iter.as_mut_ptr(), head) == 0 {
+            return false;
+        }
+        let mut filled = 0;
+        for (k, v) in keys.iter_mut().zip(values.iter_mut()) {
+            if sys::enif_map_iterator_get_pair(env, iter.as_mut_ptr(), k, v) == 0 {
+                break;
+            }
+            filled += 1;
+            sys::enif_map_iterator_next(env, iter.as_mut_ptr());
+        }
+        sys::enif_map_iterator_destroy(env, iter.as_mut_ptr());
+        filled == keys.len()
+    }
+}
+
+/// True when `keys` (in iteration order) are exactly an `%Event{}`'s.
+pub(crate) fn is_event_shape(keys: &[ErlNifTerm]) -> bool {
+    shape_of(keys) == Some(0)
 }
 
 /// The known shape (0: Event, 1: DateTime) whose keys are exactly `keys`

@@ -5,6 +5,7 @@
 
 use crate::atoms;
 use crate::error::NifOutcome;
+use crate::store_term::{immediate, Immediate};
 use foundation_core::validation::{config, event, ConfigTree, EventFields, Field, Leaf, Section};
 use foundation_core::CoreError;
 use rustler::types::atom;
@@ -252,8 +253,22 @@ fn event_fields(event: Term) -> NifResult<EventFields> {
     })
 }
 
-/// The term's type as far as the event rules care.
-fn classify(term: Term) -> Field {
+/// The term's type as far as the event rules care. Immediates (most of an
+/// event's fields) are told from their word.
+pub(crate) fn classify(term: Term) -> Field {
+    match immediate(term) {
+        Some(Immediate::Small(i)) if i > 0 => return Field::PosInt,
+        Some(Immediate::Small(_)) => return Field::NonPosInt,
+        Some(Immediate::Pid(_)) => return Field::Pid,
+        Some(Immediate::Atom(_)) if term == atoms::nil().to_term(term.get_env()) => {
+            return Field::Nil
+        }
+        Some(Immediate::Atom(_)) if term == atom::false_().to_term(term.get_env()) => {
+            return Field::False
+        }
+        Some(Immediate::Atom(_)) => return Field::Atom,
+        None => {}
+    }
     match term.get_type() {
         TermType::Atom if term == atom::nil().encode(term.get_env()) => Field::Nil,
         TermType::Atom if term == atom::false_().encode(term.get_env()) => Field::False,

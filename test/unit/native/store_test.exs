@@ -278,6 +278,34 @@ defmodule ElixirScope.Foundation.Native.StoreTest do
     end
   end
 
+  test "normal writes decline what they cannot bound, wherever it is in the event" do
+    s = new_store()
+    big_cid = event(1, correlation_id: :binary.copy("c", 70_000))
+    fun_wall = event(2, wall_time: %{DateTime.utc_now() | time_zone: fn -> :tz end})
+    deep = event(3, data: Enum.reduce(1..100, :leaf, &{&1, &2}))
+    many_terms = event(4, data: List.to_tuple(Enum.to_list(1..5_000)))
+
+    for e <- [big_cid, fun_wall] do
+      assert :dirty = Native.store_put(s, e)
+      assert :dirty = Native.store_put_batch(s, [event(10), e])
+      assert Native.store_get(s, 10) == nil
+      assert {:ok, id} = Native.store_put_dirty(s, e)
+      assert Native.store_get_dirty(s, id) == e
+    end
+
+    # Deeper, or more terms, than the store's own form takes, within the
+    # byte budget: stored on the normal scheduler.
+    assert {:ok, 3} = Native.store_put(s, deep)
+    assert Native.store_get(s, 3) == deep
+    assert {:ok, 4} = Native.store_put(s, many_terms)
+    assert Native.store_get(s, 4) == many_terms
+    # A batch answers :invalid when any event fails validation, even after
+    # one the store would refuse.
+    assert :invalid = Native.store_put_batch(s, [event(1 <<< 64), %{event(5) | pid: 1}])
+    assert {:error, {:invalid_input, _}} = Native.store_put_batch(s, [event(5), event(1 <<< 64)])
+    assert Native.store_get(s, 5) == nil
+  end
+
   test "store_close: drains the queue, frees events, then writes fail with :store_closed" do
     s = new_store(1000)
     {:ok, 1} = Native.store_put(s, event(1))

@@ -695,8 +695,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   end
 
   defp put_one(handle, nil, event) do
-    put = Native.store_put(handle, event)
-    checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    case Native.store_put(handle, event) do
+      {:ok, _id} = stored -> stored
+      put -> checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+    end
   end
 
   defp put_one(handle, warm, event),
@@ -765,8 +767,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp put_batch(handle, warm, events), do: put_chunks(events, &put_batch(handle, warm, &1))
 
   defp put_batch(handle, events) when length(events) <= @chunk do
-    put = Native.store_put_batch(handle, events)
-    checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+    case Native.store_put_batch(handle, events) do
+      {:ok, _ids} = stored -> stored
+      put -> checked(put, events, fn -> Native.store_put_batch_dirty(handle, events) end)
+    end
   end
 
   defp put_batch(handle, events), do: put_chunks(events, &put_batch(handle, &1))

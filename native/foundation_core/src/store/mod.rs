@@ -42,6 +42,10 @@ pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target}
 /// A prune removing at least this many events frees them on another thread.
 const FREE_IN_BACKGROUND: usize = 10_000;
 
+/// A store holding at least this many events is pruned by several threads
+/// (below it, starting them costs more than they save).
+const PARALLEL_PRUNE: usize = 20_000;
+
 /// Shared immutable bytes (event payloads, type names, correlation ids).
 pub type Bytes = Arc<[u8]>;
 
@@ -278,11 +282,19 @@ impl Store {
     /// Removes events with `timestamp < ts`; returns how many.
     /// The removed events are freed by a short-lived thread when there are
     /// many of them, so the call returns once the indexes are updated.
+    /// A store of at least `PARALLEL_PRUNE` events is pruned by one thread
+    /// per core, each over its own shards (one shard lock at a time, as
+    /// every writer).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let mut garbage = shard::Garbage::default();
-        let n = self
-            .inner
-            .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
+        let (n, garbage) = if self.inner.count.load(Relaxed) >= PARALLEL_PRUNE {
+            self.inner.prune_parallel(ts)?
+        } else {
+            let mut garbage = shard::Garbage::default();
+            let n = self
+                .inner
+                .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
+            (n, vec![garbage])
+        };
         self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
         if n >= FREE_IN_BACKGROUND {
             // If no thread can be started, the garbage is freed right here.
@@ -389,6 +401,59 @@ impl Inner {
         Ok(total)
     }
 
+    /// `prune_before` over the shards split between up to one thread per
+    /// core (this one included); a thread that cannot be started leaves
+    /// its shards to this one. Returns the removed count and what to free.
+    fn prune_parallel(&self, ts: i64) -> CoreResult<(usize, Vec<shard::Garbage>)> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.clamp(1, 8).min(self.shards.len());
+        let part = self.shards.len().div_ceil(threads);
+        let prune_part = |shards: &[RwLock<Shard>]| -> CoreResult<(usize, shard::Garbage)> {
+            let mut garbage = shard::Garbage::default();
+            let mut total = 0;
+            for shard in shards {
+                let n = shard
+                    .write()
+                    .map_err(CoreError::poisoned)?
+                    .prune_before(ts, &mut garbage);
+                self.count.fetch_sub(n, Relaxed);
+                total += n;
+            }
+            Ok((total, garbage))
+        };
+        std::thread::scope(|scope| {
+            let mut parts = self.shards.chunks(part);
+            let mine = parts.next().unwrap_or(&[]);
+            let mut inline = Vec::new();
+            let mut spawned = Vec::new();
+            for shards in parts {
+                let thread = std::thread::Builder::new()
+                    .name("event_store_prune".into())
+                    .spawn_scoped(scope, move || prune_part(shards));
+                match thread {
+                    Ok(handle) => spawned.push(handle),
+                    Err(_) => inline.push(shards),
+                }
+            }
+            let mut results = vec![prune_part(mine)];
+            results.extend(inline.into_iter().map(prune_part));
+            for handle in spawned {
+                let joined = handle
+                    .join()
+                    .map_err(|_| CoreError::Internal("event store prune thread panicked".into()));
+                results.push(joined.and_then(|r| r));
+            }
+            let mut total = 0;
+            let mut garbage = Vec::with_capacity(results.len());
+            for result in results {
+                let (n, g) = result?;
+                total += n;
+                garbage.push(g);
+            }
+            Ok((total, garbage))
+        })
+    }
+
     /// Empties every shard (the events' memory is freed now).
     fn drop_events(&self) -> CoreResult<usize> {
         self.each_shard_mut(|s| {
@@ -425,13 +490,24 @@ impl Inner {
         if wake {
             self.subs.notify();
         }
-        if new {
-            self.count.fetch_add(1, Relaxed);
+        // Shared counters are only written when they change: with many
+        // writers, each write moves their cache line between cores.
+        match (new, expired) {
+            (false, 0) => {}
+            (true, 0) => {
+                self.count.fetch_add(1, Relaxed);
+            }
+            (new, n) => {
+                self.count.fetch_sub(n - usize::from(new), Relaxed);
+            }
         }
-        self.count.fetch_sub(expired, Relaxed);
-        self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
+        if expired > 0 {
+            self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
+        }
         self.counters.stored.fetch_add(1, Relaxed);
-        self.counters.max_id.fetch_max(id, Relaxed);
+        if self.counters.max_id.load(Relaxed) < id {
+            self.counters.max_id.fetch_max(id, Relaxed);
+        }
         self.enforce_max_events()?;
         Ok(id)
     }

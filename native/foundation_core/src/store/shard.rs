@@ -4,9 +4,13 @@
 //! nothing here synchronizes. Every index is ordered, which is what makes
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
+mod members;
+
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
+use members::{Member, Members};
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -35,7 +39,7 @@ struct TypeIndex {
 #[derive(Debug)]
 struct Group {
     name: Bytes,
-    events: BTreeMap<(i64, u64), Bytes>,
+    events: Members,
 }
 
 /// Arrival log value, keyed by sequence number: (stored-at milliseconds, id).
@@ -65,7 +69,11 @@ pub(crate) struct Shard {
 #[derive(Debug, Default)]
 pub(crate) struct Garbage {
     pub(crate) records: Vec<Record>,
+    pub(crate) by_id: Vec<BTreeMap<u64, Record>>,
     pub(crate) times: Vec<BTreeMap<(i64, u64), Bytes>>,
+    pub(crate) ids: Vec<BTreeSet<u64>>,
+    pub(crate) arrivals: Vec<BTreeMap<u64, Arrival>>,
+    pub(crate) members: Vec<Member>,
 }
 
 /// A query hit: its sort key and payload.
@@ -81,14 +89,30 @@ impl Shard {
     }
 
     /// Inserts (or overwrites) an event. Returns true when the id was new.
-    /// Each index is looked up once; a type or correlation id seen before
-    /// shares its bytes with the records already holding it.
+    /// Each index is looked up once (an overwrite's old index entries are
+    /// removed first); a type or correlation id seen before shares its
+    /// bytes with the records already holding it. This is the one place
+    /// where an event enters the shard.
     pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
         let id = event.id;
-        let replaced = self.remove(id).is_some();
         let key = (event.timestamp, id);
-        self.by_time.insert(key, event.payload.clone());
-        let event_type = match self.by_type.get_mut(&event.event_type) {
+        let Shard {
+            by_id,
+            by_time,
+            by_type,
+            by_corr,
+            arrivals,
+        } = self;
+        let slot = by_id.entry(id);
+        let replaced = match &slot {
+            Entry::Occupied(old) => {
+                unindex(id, old.get(), by_time, by_type, by_corr, arrivals);
+                true
+            }
+            Entry::Vacant(_) => false,
+        };
+        by_time.insert(key, event.payload.clone());
+        let event_type = match by_type.get_mut(&event.event_type) {
             Some(ti) => {
                 ti.ids.insert(id);
                 ti.times.insert(key, event.payload.clone());
@@ -100,27 +124,25 @@ impl Shard {
                     ids: BTreeSet::from([id]),
                     times: BTreeMap::from([(key, event.payload.clone())]),
                 };
-                self.by_type.insert(event.event_type.clone(), ti);
+                by_type.insert(event.event_type.clone(), ti);
                 event.event_type
             }
         };
-        let correlation_id = event
-            .correlation_id
-            .map(|cid| match self.by_corr.get_mut(&cid) {
-                Some(group) => {
-                    group.events.insert(key, event.payload.clone());
-                    group.name.clone()
-                }
-                None => {
-                    let events = BTreeMap::from([(key, event.payload.clone())]);
-                    let group = Group {
-                        name: cid.clone(),
-                        events,
-                    };
-                    self.by_corr.insert(cid.clone(), group);
-                    cid
-                }
-            });
+        let correlation_id = event.correlation_id.map(|cid| match by_corr.get_mut(&cid) {
+            Some(group) => {
+                group.events.insert(key, event.payload.clone());
+                group.name.clone()
+            }
+            None => {
+                let events = Members::one(key, event.payload.clone());
+                let group = Group {
+                    name: cid.clone(),
+                    events,
+                };
+                by_corr.insert(cid.clone(), group);
+                cid
+            }
+        });
         let record = Record {
             event_type,
             timestamp: event.timestamp,
@@ -128,31 +150,25 @@ impl Shard {
             payload: event.payload,
             seq,
         };
-        self.by_id.insert(id, record);
-        self.arrivals.insert(seq, (now_ms, id));
+        match slot {
+            Entry::Occupied(mut old) => drop(std::mem::replace(old.get_mut(), record)),
+            Entry::Vacant(slot) => drop(slot.insert(record)),
+        }
+        arrivals.insert(seq, (now_ms, id));
         !replaced
     }
 
     /// Removes a record and its index entries.
     pub(crate) fn remove(&mut self, id: u64) -> Option<Record> {
         let record = self.by_id.remove(&id)?;
-        self.arrivals.remove(&record.seq);
-        let key = (record.timestamp, id);
-        self.by_time.remove(&key);
-        let type_empty = match self.by_type.get_mut(&record.event_type) {
-            Some(ti) => {
-                ti.ids.remove(&id);
-                ti.times.remove(&key);
-                ti.ids.is_empty()
-            }
-            None => false,
-        };
-        if type_empty {
-            self.by_type.remove(&record.event_type);
-        }
-        if let Some(cid) = &record.correlation_id {
-            self.remove_corr(cid, key);
-        }
+        let Shard {
+            by_time,
+            by_type,
+            by_corr,
+            arrivals,
+            ..
+        } = self;
+        unindex(id, &record, by_time, by_type, by_corr, arrivals);
         Some(record)
     }
 
@@ -197,57 +213,77 @@ impl Shard {
     }
 
     /// Removes every record with `timestamp < ts`; returns how many.
-    /// The time-ordered sets are cut with `split_off` (O(log n) each); only
-    /// the id-keyed structures are updated per removed event.
+    /// The time-ordered sets are cut with `split_off` (O(log n) each). The
+    /// id- and arrival-keyed sets are cut the same way when the removed
+    /// events are exactly their first keys (ids and arrivals usually grow
+    /// with time), else updated per removed event.
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         let cut = (ts, 0);
         let kept = self.by_time.split_off(&cut);
         let old = std::mem::replace(&mut self.by_time, kept);
+        if old.is_empty() {
+            return 0;
+        }
         for ti in self.by_type.values_mut() {
             let kept = ti.times.split_off(&cut);
-            garbage.times.push(std::mem::replace(&mut ti.times, kept));
+            let gone = std::mem::replace(&mut ti.times, kept);
+            let ids = || gone.keys().map(|&(_, id)| id);
+            match ids().max() {
+                Some(max) if ti.ids.range(..=max).count() == gone.len() => {
+                    let kept = split_after(&mut ti.ids, max);
+                    garbage.ids.push(std::mem::replace(&mut ti.ids, kept));
+                }
+                _ => ids().for_each(|id| {
+                    ti.ids.remove(&id);
+                }),
+            }
+            garbage.times.push(gone);
         }
+        self.by_type.retain(|_, ti| !ti.ids.is_empty());
         // Few groups: cut each group's set; many groups: per-event removal.
         let cut_groups = self.by_corr.len() < old.len();
         if cut_groups {
             for group in self.by_corr.values_mut() {
-                let kept = group.events.split_off(&cut);
-                garbage
-                    .times
-                    .push(std::mem::replace(&mut group.events, kept));
+                let (trees, members) = (&mut garbage.times, &mut garbage.members);
+                group.events.cut_before(cut, trees, members);
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
-        for &(t, id) in old.keys() {
-            let Some(record) = self.by_id.remove(&id) else {
-                continue;
-            };
-            self.arrivals.remove(&record.seq);
-            if let Some(ti) = self.by_type.get_mut(&record.event_type) {
-                ti.ids.remove(&id);
-            }
+        let mut seqs = Vec::with_capacity(old.len());
+        let mut removed = |id: u64, record: &Record| {
+            seqs.push(record.seq);
             if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
-                self.remove_corr(cid, (t, id));
+                remove_corr(&mut self.by_corr, cid, (record.timestamp, id));
             }
-            garbage.records.push(record);
+        };
+        let max_id = old.keys().map(|&(_, id)| id).max().unwrap_or(0);
+        if self.by_id.range(..=max_id).count() == old.len() {
+            let kept = split_after(&mut self.by_id, max_id);
+            let gone = std::mem::replace(&mut self.by_id, kept);
+            gone.iter().for_each(|(&id, record)| removed(id, record));
+            garbage.by_id.push(gone);
+        } else {
+            for &(_, id) in old.keys() {
+                if let Some(record) = self.by_id.remove(&id) {
+                    removed(id, &record);
+                    garbage.records.push(record);
+                }
+            }
         }
-        self.by_type.retain(|_, ti| !ti.ids.is_empty());
+        let max_seq = seqs.iter().copied().max().unwrap_or(0);
+        if self.arrivals.range(..=max_seq).count() == seqs.len() {
+            let kept = split_after(&mut self.arrivals, max_seq);
+            garbage
+                .arrivals
+                .push(std::mem::replace(&mut self.arrivals, kept));
+        } else {
+            for seq in &seqs {
+                self.arrivals.remove(seq);
+            }
+        }
         let removed = old.len();
         garbage.times.push(old);
         removed
-    }
-
-    fn remove_corr(&mut self, cid: &Bytes, key: (i64, u64)) {
-        let empty = match self.by_corr.get_mut(cid) {
-            Some(group) => {
-                group.events.remove(&key);
-                group.events.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            self.by_corr.remove(cid);
-        }
     }
 
     /// The payload of `id`.
@@ -259,7 +295,11 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(group) => group.events.iter().map(|(k, p)| (*k, p.clone())).collect(),
+            Some(group) => group
+                .events
+                .after(None)
+                .map(|(k, p)| (*k, p.clone()))
+                .collect(),
         }
     }
 
@@ -275,7 +315,9 @@ impl Shard {
         };
         let low = after.map(|r| time_key(r, false));
         Box::new(
-            time_range_from(&group.events, None, low, None)
+            group
+                .events
+                .after(low)
                 .map(|(&(ts, id), p)| (rank(Order::Timestamp, ts, id), id, Some(p))),
         )
     }
@@ -341,6 +383,73 @@ impl Shard {
                 ),
             },
         }
+    }
+}
+
+/// The part of `map` after `key` (split off; `map` keeps the rest).
+fn split_after<M: SplitAfter>(map: &mut M, key: u64) -> M {
+    match key.checked_add(1) {
+        Some(next) => map.split_from(next),
+        None => M::default(),
+    }
+}
+
+/// `split_off` of the u64-keyed sets, for `split_after`.
+trait SplitAfter: Default {
+    fn split_from(&mut self, key: u64) -> Self;
+}
+
+impl<V> SplitAfter for BTreeMap<u64, V> {
+    fn split_from(&mut self, key: u64) -> Self {
+        self.split_off(&key)
+    }
+}
+
+impl SplitAfter for BTreeSet<u64> {
+    fn split_from(&mut self, key: u64) -> Self {
+        self.split_off(&key)
+    }
+}
+
+/// Removes the index entries of `record` (stored under `id`), except its
+/// `by_id` entry.
+fn unindex(
+    id: u64,
+    record: &Record,
+    by_time: &mut BTreeMap<(i64, u64), Bytes>,
+    by_type: &mut HashMap<Bytes, TypeIndex>,
+    by_corr: &mut HashMap<Bytes, Group>,
+    arrivals: &mut BTreeMap<u64, Arrival>,
+) {
+    arrivals.remove(&record.seq);
+    let key = (record.timestamp, id);
+    by_time.remove(&key);
+    let type_empty = match by_type.get_mut(&record.event_type) {
+        Some(ti) => {
+            ti.ids.remove(&id);
+            ti.times.remove(&key);
+            ti.ids.is_empty()
+        }
+        None => false,
+    };
+    if type_empty {
+        by_type.remove(&record.event_type);
+    }
+    if let Some(cid) = &record.correlation_id {
+        remove_corr(by_corr, cid, key);
+    }
+}
+
+fn remove_corr(by_corr: &mut HashMap<Bytes, Group>, cid: &Bytes, key: (i64, u64)) {
+    let empty = match by_corr.get_mut(cid) {
+        Some(group) => {
+            group.events.remove(key);
+            group.events.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        by_corr.remove(cid);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the store (the property suite is in tests/store_props.rs).
 
 use super::*;
+use std::collections::BTreeMap;
 
 fn ev(id: u64, ty: &str, ts: i64, cid: Option<&str>) -> NewEvent {
     NewEvent {
@@ -358,4 +359,127 @@ fn correlation_groups_read_in_slices() {
     }
     assert_eq!(got, whole);
     assert_eq!(whole.len(), 100);
+}
+
+/// A store big enough to be pruned by several threads: same answers as
+/// the model, with timestamps that follow the ids (the split path) and
+/// timestamps that do not (per-event removal).
+#[test]
+fn a_big_prune_on_several_threads_keeps_every_index_consistent() {
+    for aligned in [true, false] {
+        let s = store(0);
+        let n = 3 * PARALLEL_PRUNE as u64;
+        let ts_of = |id: u64| match aligned {
+            true => id as i64,
+            false => ((id * 7919) % n) as i64,
+        };
+        let types = ["a", "b", "c"];
+        let events: Vec<_> = (1..=n)
+            .map(|id| {
+                let cid = format!("g{}", id % 50);
+                ev(id, types[(id % 3) as usize], ts_of(id), Some(cid.as_str()))
+            })
+            .collect();
+        for chunk in events.chunks(1000) {
+            s.put_batch(chunk.to_vec()).unwrap();
+        }
+        let cut = (n / 2) as i64;
+        let kept: Vec<u64> = (1..=n).filter(|&id| ts_of(id) >= cut).collect();
+        assert_eq!(s.prune_before(cut).unwrap(), (n as usize) - kept.len());
+        assert_eq!(s.stats().unwrap().current_event_count, kept.len() as u64);
+        let all = Query {
+            order: Order::Id,
+            ..Query::default()
+        };
+        assert_eq!(ids(s.query(&all).unwrap()), kept);
+        let of_b = Query {
+            event_type: Some(Arc::from(b"b".as_slice())),
+            order: Order::Id,
+            ..Query::default()
+        };
+        let kept_b: Vec<u64> = kept.iter().copied().filter(|id| id % 3 == 1).collect();
+        assert_eq!(ids(s.query(&of_b).unwrap()), kept_b);
+        let group: Vec<u64> = ids(s.get_by_correlation(b"g7").unwrap());
+        let mut want: Vec<u64> = kept.iter().copied().filter(|id| id % 50 == 7).collect();
+        want.sort_by_key(|&id| (ts_of(id), id));
+        assert_eq!(group, want);
+        assert!(s.get(kept[0] - 1).unwrap().is_none() || ts_of(kept[0] - 1) >= cut);
+        // Retention still evicts the oldest arrivals among the kept events.
+        s.set_limits(10, 0);
+        s.put(ev(n + 1, "a", cut, None)).unwrap();
+        let mut left = ids(s.query(&all).unwrap());
+        left.sort_unstable();
+        let mut want: Vec<u64> = kept[kept.len() - 9..].to_vec();
+        want.push(n + 1);
+        assert_eq!(left, want);
+    }
+}
+
+/// Correlation groups small and big (a group changes form past a few dozen
+/// members): out-of-order timestamps, overwrites into and out of the group,
+/// eviction and prunes give the same members as a model, whole and paged.
+#[test]
+fn correlation_groups_of_every_size_match_a_model() {
+    let s = Store::new(StoreConfig {
+        shards: 1,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let mut model: BTreeMap<u64, (i64, bool)> = BTreeMap::new();
+    let check = |model: &BTreeMap<u64, (i64, bool)>| {
+        let mut want: Vec<(i64, u64)> = model
+            .iter()
+            .filter(|(_, (_, in_group))| *in_group)
+            .map(|(&id, &(ts, _))| (ts, id))
+            .collect();
+        want.sort_unstable();
+        let want: Vec<u64> = want.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids(s.get_by_correlation(b"g").unwrap()), want);
+        let mut slice = Slice {
+            max_items: 7,
+            ..Slice::all(0, None)
+        };
+        let mut paged = Vec::new();
+        loop {
+            let page = s.correlation_page(b"g", &slice).unwrap();
+            slice.after = page.cursor;
+            paged.extend(ids(page.items));
+            if page.done {
+                break;
+            }
+        }
+        assert_eq!(paged, want);
+    };
+    // Timestamps in a scrambled order, with ties.
+    for id in 1..=200u64 {
+        let ts = ((id * 37) % 101) as i64;
+        s.put(ev(id, "t", ts, Some("g"))).unwrap();
+        model.insert(id, (ts, true));
+        if id % 25 == 0 {
+            check(&model);
+        }
+    }
+    // Overwrites: moved in time, out of the group, back into it.
+    for id in (1..=200u64).step_by(3) {
+        let in_group = id % 2 == 0;
+        let ts = 500 - id as i64;
+        s.put(ev(id, "t", ts, in_group.then_some("g"))).unwrap();
+        model.insert(id, (ts, in_group));
+    }
+    check(&model);
+    s.prune_before(50).unwrap();
+    model.retain(|_, (ts, _)| *ts >= 50);
+    check(&model);
+    // Eviction down to a small group again (oldest arrivals first).
+    s.set_limits(20, 0);
+    s.put(ev(1000, "t", 1000, Some("g"))).unwrap();
+    let kept = ids(s.query(&Query::default()).unwrap());
+    assert_eq!(kept.len(), 20);
+    model.insert(1000, (1000, true));
+    model.retain(|id, _| kept.contains(id));
+    check(&model);
+    for id in 2000..2100u64 {
+        s.put(ev(id, "t", 7, Some("g"))).unwrap();
+    }
+    assert_eq!(s.get_by_correlation(b"g").unwrap().len(), 20);
 }
