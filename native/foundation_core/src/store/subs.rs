@@ -36,6 +36,11 @@ use std::thread::JoinHandle;
 /// Most events handed to the sink in one delivery.
 pub const DELIVERY_BATCH: usize = 256;
 
+/// A round that sent fewer events than this waits `COALESCE` before the
+/// next one.
+const COALESCE_BELOW: usize = 64;
+const COALESCE: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// Delivery rounds run after the store is closed, at most.
 const FINAL_ROUNDS: usize = 16;
 
@@ -536,11 +541,19 @@ impl Drop for Store {
 
 fn deliver_loop(wake: &Wake, inner: &Weak<Inner>, mut sink: Sink) {
     while wake.wait() {
-        let Some(inner) = inner.upgrade() else {
+        let Some(store) = inner.upgrade() else {
             return;
         };
-        if round(&inner, &mut sink) {
+        let (more, sent) = round(&store, &mut sink);
+        drop(store);
+        if more {
             wake.pending.store(true, Relaxed);
+        }
+        // Small deliveries: let the next ones gather for a moment, so a
+        // steady stream of stores makes fewer, larger messages (writers do
+        // not wake the thread meanwhile: the pending flag stays set).
+        if sent > 0 && sent < COALESCE_BELOW {
+            std::thread::sleep(COALESCE);
         }
     }
     // Stopped: what can be delivered is (a few rounds at most: writers
@@ -549,7 +562,7 @@ fn deliver_loop(wake: &Wake, inner: &Weak<Inner>, mut sink: Sink) {
         return;
     };
     for _ in 0..FINAL_ROUNDS {
-        if !round(&inner, &mut sink) {
+        if !round(&inner, &mut sink).0 {
             break;
         }
     }
@@ -562,32 +575,40 @@ fn deliver_loop(wake: &Wake, inner: &Weak<Inner>, mut sink: Sink) {
     }
 }
 
-/// One delivery per subscription that has room and events; true when some
-/// subscription has more to deliver right away.
-fn round(inner: &Inner, sink: &mut Sink) -> bool {
+/// One delivery per subscription that has room and events: whether some
+/// subscription has more to deliver right away, and how many events were
+/// sent.
+fn round(inner: &Inner, sink: &mut Sink) -> (bool, usize) {
     let Ok(index) = inner.subs.snapshot() else {
-        return false;
+        return (false, 0);
     };
     let owner = inner.subs.owner.lock().ok();
     let owner = owner.as_ref().and_then(|o| o.as_ref());
-    let mut more = false;
+    let (mut more, mut sent) = (false, 0);
     for sub in index.by_id.values() {
-        more |= deliver(inner, sub, owner, sink).unwrap_or(false);
+        let (m, n) = deliver(inner, sub, owner, sink).unwrap_or((false, 0));
+        more |= m;
+        sent += n;
     }
-    more
+    (more, sent)
 }
 
-fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) -> CoreResult<bool> {
+fn deliver(
+    inner: &Inner,
+    sub: &Sub,
+    owner: Option<&Target>,
+    sink: &mut Sink,
+) -> CoreResult<(bool, usize)> {
     let (room, catch_up) = {
         let st = sub.state.lock().map_err(CoreError::poisoned)?;
         if st.ended {
-            return Ok(false);
+            return Ok((false, 0));
         }
         let room = sub.max_in_flight.saturating_sub(st.in_flight);
         (room.min(DELIVERY_BATCH), st.catch_up.clone())
     };
     if room == 0 {
-        return Ok(false);
+        return Ok((false, 0));
     }
     let (events, dropped, more) = match catch_up {
         Some(catch_up) => {
@@ -606,7 +627,8 @@ fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) ->
             (events, std::mem::take(&mut st.dropped), more)
         }
     };
-    if !events.is_empty() || dropped > 0 {
+    let sent = events.len();
+    if sent > 0 || dropped > 0 {
         sink(Delivery::Events {
             target: &sub.target,
             owner,
@@ -614,7 +636,7 @@ fn deliver(inner: &Inner, sub: &Sub, owner: Option<&Target>, sink: &mut Sink) ->
             events,
         });
     }
-    Ok(more)
+    Ok((more, sent))
 }
 
 /// One page of a catch-up and what is left after it (`None`: done).
