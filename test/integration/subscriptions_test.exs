@@ -4,8 +4,8 @@ defmodule ElixirScope.Foundation.Integration.SubscriptionsTest do
   # normal stop use :production, so the module is not async.
   use ExUnit.Case, async: false
 
-  alias ElixirScope.Foundation.{Events, ProcessRegistry, Telemetry}
-  alias ElixirScope.Foundation.Services.{ConfigServer, EventStore}
+  alias ElixirScope.Foundation.{Events, ProcessRegistry}
+  alias ElixirScope.Foundation.Services.{ConfigServer, EventStore, TelemetryService}
   alias ElixirScope.Foundation.Types.{Error, Event}
   import ElixirScope.Foundation.TestSupport.Eventually
 
@@ -47,9 +47,25 @@ defmodule ElixirScope.Foundation.Integration.SubscriptionsTest do
     end
   end
 
-  defp metric(name) do
-    {:ok, metrics} = Telemetry.get_metrics()
+  defp metric(name, opts \\ []) do
+    {:ok, metrics} = TelemetryService.get_metrics(opts)
     get_in(metrics, @event ++ [name]) || %{}
+  end
+
+  # Kills the namespace's EventStore process (not `previous`) and returns
+  # the pid killed once its successor is registered.
+  defp kill_store(ns, previous) do
+    pid =
+      wait_until(fn ->
+        case ProcessRegistry.lookup(ns, :event_store) do
+          {:ok, pid} when pid != previous -> pid
+          _ -> nil
+        end
+      end)
+
+    Process.exit(pid, :kill)
+    wait_until(fn -> match?({:ok, p} when p != pid, ProcessRegistry.lookup(ns, :event_store)) end)
+    pid
   end
 
   describe "delivery" do
@@ -277,47 +293,35 @@ defmodule ElixirScope.Foundation.Integration.SubscriptionsTest do
     end
 
     test "a subscription survives a kill of the EventStore process; its new process monitors again" do
-      :ok = EventStore.initialize()
-      {:ok, ref} = Events.subscribe(%{event_type: :sub_kill})
-      {:ok, old} = ProcessRegistry.lookup(:production, :event_store)
-      Process.exit(old, :kill)
+      # Its own namespace, restarted by the test's supervisor (killing the
+      # :production services counts against the application's restart limit).
+      ns = {:test, make_ref()}
+      opts = [namespace: ns]
+      start_supervised!(Supervisor.child_spec({TelemetryService, opts}, id: :telemetry))
+      start_supervised!(Supervisor.child_spec({EventStore, opts}, id: :event_store))
+      stops = fn -> Map.get(metric(:stop, opts), :count, 0) end
 
-      new =
-        wait_until(fn ->
-          case ProcessRegistry.lookup(:production, :event_store) do
-            {:ok, pid} when pid != old -> pid
-            _ -> nil
-          end
-        end)
-
-      assert is_pid(new)
-      {:ok, e} = Events.new_event(:sub_kill, %{n: 1})
-      {:ok, id} = Events.store(e)
+      {:ok, ref} = Events.subscribe(%{event_type: :sub_kill}, opts)
+      old = kill_store(ns, nil)
+      {:ok, id} = EventStore.store(event(1, :sub_kill), opts)
       assert {[^id], 0} = receive_ids(ref, 1)
 
-      # The restarted process monitors the subscriber: a subscriber that
-      # exits ends its subscription.
+      # A subscriber that subscribes now and exits after the next kill:
+      # only the newest process's own monitors can see it go.
       parent = self()
-      before = Map.get(metric(:stop), :count, 0)
 
       pid =
         spawn(fn ->
-          {:ok, r} = Events.subscribe(%{event_type: :sub_kill})
+          {:ok, r} = Events.subscribe(%{event_type: :sub_kill}, opts)
           send(parent, {:sub, r})
           receive do: (:exit -> :ok)
         end)
 
       assert_receive {:sub, _}
-      # Killed again after that subscribe: only the next process's own
-      # monitors can see the subscriber go.
-      Process.exit(new, :kill)
-
-      wait_until(fn ->
-        match?({:ok, p} when p != new, ProcessRegistry.lookup(:production, :event_store))
-      end)
-
+      before = stops.()
+      _ = kill_store(ns, old)
       send(pid, :exit)
-      wait_until(fn -> Map.get(metric(:stop), :count, 0) > before end)
+      wait_until(fn -> stops.() > before end)
       :ok = Events.unsubscribe(ref)
     end
 
