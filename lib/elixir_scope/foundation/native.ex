@@ -117,6 +117,8 @@ defmodule ElixirScope.Foundation.Native do
   def metrics_emit_counter_now(_handle, _name, _value, _metadata),
     do: :erlang.nif_error(:not_loaded)
 
+  def metrics_add_cached(_handle, _name, _value), do: :erlang.nif_error(:not_loaded)
+
   # metrics: dirty twins of the calls above, used when those answer :dirty
   def metrics_record_dirty(_handle, _name, _measurements, _metadata, _now),
     do: :erlang.nif_error(:not_loaded)

@@ -115,6 +115,31 @@ fn metrics_emit_counter_now<'a>(
     Ok(outcome.map(Counted))
 }
 
+/// The common counter call, a repeated integer increment of a name this
+/// scheduler thread counted before (in its cache, see `Metrics::try_add_cached`):
+/// `:ok`, `:handler` (a handler is attached to the name), or `:miss`, having
+/// done nothing (another value, a name not cached, a counter that is no
+/// longer an atomic integer): call `metrics_emit_counter_now/4`. No metadata
+/// argument: a cached name has its metadata already.
+#[rustler::nif]
+fn metrics_add_cached<'a>(handle: &MetricsHandle, name: Term<'a>, value: Term<'a>) -> NifResult<Atom> {
+    let Ok(delta) = value.decode::<i64>() else {
+        return Ok(atoms::miss());
+    };
+    let Some((ids, len)) = segment_ids(name)? else {
+        return Ok(atoms::miss());
+    };
+    let ids = ids.get(..len).ok_or(Error::BadArg)?;
+    let Some(now) = clock::monotonic_native() else {
+        return Ok(atoms::miss());
+    };
+    Ok(match handle.0.try_add_cached(ids, &Measure::Int(delta), now) {
+        Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
+        Ok(Some(_)) => atoms::ok(),
+        Ok(None) | Err(_) => atoms::miss(),
+    })
+}
+
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in
 /// `metrics_emit_counter/5`), `:handler` (a handler is attached to the name)
 /// or `{:error, {kind, detail}}`.

@@ -20,6 +20,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   alias ElixirScope.Foundation.{Native, Sandbox}
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Handles, TelemetryService}
+  alias ElixirScope.Foundation.Services.TelemetryService.Forward
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
@@ -62,6 +63,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
         nil -> Native.metrics_new(max_metrics)
       end
 
+    # A caller that finds the handle may skip the forward's load check.
+    Forward.try_load()
     publish(namespace, {handle, self()})
     handle
   end
@@ -100,22 +103,45 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   end
 
   @doc """
-  Records a counter of `value` in the namespace of `opts`: the hot path, so
-  no closure per call, and the NIF reads the monotonic clock itself and
-  answers with a bare atom.
+  Records a counter of `value` in the namespace of `opts` and forwards it
+  to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
-  def record_counter(opts, name, value, metadata) when is_list(name) do
-    with {:ok, handle} <- live_handle(namespace(opts)),
-         :handler <- native_counter(handle, name, value, metadata) do
-      run_handler(name, %{counter: value}, metadata)
-    end
-
-    :ok
-  catch
-    _kind, _reason -> :ok
+  def count(opts, name, value, metadata) do
+    if record_counter(opts, name, value, metadata),
+      do: Forward.counter_tried(name, value, metadata),
+      else: Forward.execute(name, %{counter: value}, metadata)
   end
 
-  def record_counter(_opts, _name, _value, _metadata), do: :ok
+  # The hot path: no closure per call; a name this scheduler counted before
+  # costs one NIF call that reads the monotonic clock itself and answers
+  # with a bare atom. True when the namespace's live handle was found (its
+  # service tried the `:telemetry` load before publishing it).
+  defp record_counter(opts, name, value, metadata) when is_list(name) do
+    case live_handle(namespace(opts)) do
+      {:ok, handle} ->
+        case Native.metrics_add_cached(handle, name, value) do
+          :ok -> :ok
+          :handler -> run_handler(name, %{counter: value}, metadata)
+          :miss -> counter_miss(handle, name, value, metadata)
+        end
+
+        true
+
+      :error ->
+        false
+    end
+  catch
+    _kind, _reason -> false
+  end
+
+  defp record_counter(_opts, _name, _value, _metadata), do: false
+
+  defp counter_miss(handle, name, value, metadata) do
+    case native_counter(handle, name, value, metadata) do
+      :handler -> run_handler(name, %{counter: value}, metadata)
+      _ -> :ok
+    end
+  end
 
   # The normal-scheduler NIFs answer :dirty, having done nothing, when the
   # measurements/value or a new name's metadata are too big for a normal
