@@ -7,6 +7,7 @@
 
 #[cfg(feature = "test-support")]
 mod alloc;
+mod audit;
 mod atoms;
 mod budget;
 mod clock;
