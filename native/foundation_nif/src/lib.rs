@@ -7,8 +7,8 @@
 
 #[cfg(feature = "test-support")]
 mod alloc;
-mod audit;
 mod atoms;
+mod audit;
 mod budget;
 mod clock;
 mod decode;

@@ -122,7 +122,11 @@ fn metrics_emit_counter_now<'a>(
 /// longer an atomic integer): call `metrics_emit_counter_now/4`. No metadata
 /// argument: a cached name has its metadata already.
 #[rustler::nif]
-fn metrics_add_cached<'a>(handle: &MetricsHandle, name: Term<'a>, value: Term<'a>) -> NifResult<Atom> {
+fn metrics_add_cached<'a>(
+    handle: &MetricsHandle,
+    name: Term<'a>,
+    value: Term<'a>,
+) -> NifResult<Atom> {
     let Ok(delta) = value.decode::<i64>() else {
         return Ok(atoms::miss());
     };
@@ -133,11 +137,13 @@ fn metrics_add_cached<'a>(handle: &MetricsHandle, name: Term<'a>, value: Term<'a
     let Some(now) = clock::monotonic_native() else {
         return Ok(atoms::miss());
     };
-    Ok(match handle.0.try_add_cached(ids, &Measure::Int(delta), now) {
-        Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
-        Ok(Some(_)) => atoms::ok(),
-        Ok(None) | Err(_) => atoms::miss(),
-    })
+    Ok(
+        match handle.0.try_add_cached(ids, &Measure::Int(delta), now) {
+            Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
+            Ok(Some(_)) => atoms::ok(),
+            Ok(None) | Err(_) => atoms::miss(),
+        },
+    )
 }
 
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in

@@ -26,7 +26,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
   cost for the common `[]` and `[namespace: ns]`.
   """
-  def namespace([]), do: Sandbox.namespace([])
+  def namespace([]), do: Sandbox.current()
   def namespace(namespace: namespace), do: namespace
   def namespace(opts), do: Sandbox.namespace(Keyword.validate!(opts, [:namespace]))
 
@@ -107,9 +107,17 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
   def count(opts, name, value, metadata) do
-    if record_counter(opts, name, value, metadata),
-      do: Forward.counter_tried(name, value, metadata),
-      else: Forward.execute(name, %{counter: value}, metadata)
+    cond do
+      not record_counter(opts, name, value, metadata) ->
+        Forward.execute(name, %{counter: value}, metadata)
+
+      # The load was tried: only the export table is read (`Forward`).
+      function_exported?(:telemetry, :execute, 3) ->
+        Forward.counter_tried(name, value, metadata)
+
+      true ->
+        :ok
+    end
   end
 
   # The hot path: no closure per call; a name this scheduler counted before
