@@ -31,8 +31,10 @@ mod warm;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
 
-/// The load info is the VM's native time unit (see `clock`).
-fn on_load(_env: rustler::Env, load_info: rustler::Term) -> bool {
+/// The load info is the VM's native time unit (see `clock`); `metrics`
+/// remembers the word of `[]`.
+fn on_load(env: rustler::Env, load_info: rustler::Term) -> bool {
     clock::set_native_unit(load_info);
+    metrics::set_nil(env);
     true
 }

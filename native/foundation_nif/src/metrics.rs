@@ -22,6 +22,7 @@ use foundation_core::CoreError;
 use rustler::sys::ErlNifTerm;
 use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, ResourceArc, Term, TermType};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Resource wrapper of one namespace's metric store.
 pub struct MetricsHandle(pub Metrics);
@@ -130,7 +131,7 @@ fn metrics_add_cached<'a>(
     let Ok(delta) = value.decode::<i64>() else {
         return Ok(atoms::miss());
     };
-    let Some((ids, len)) = segment_ids(name)? else {
+    let Some((ids, len)) = cached_ids(name) else {
         return Ok(atoms::miss());
     };
     let ids = ids.get(..len).ok_or(Error::BadArg)?;
@@ -294,6 +295,33 @@ fn segment_ids(term: Term) -> NifResult<Option<([u64; MAX_CACHED_SEGMENTS], usiz
         rest = tail;
     }
     Ok(Some((ids, len)))
+}
+
+/// The word of `[]` (an immediate, the same for the VM's life), read at load.
+static NIL_WORD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Remembers the word of `[]` (called by the library's load callback).
+pub fn set_nil(env: Env) {
+    NIL_WORD.store(term_word(Term::list_new_empty(env)), Ordering::Relaxed);
+}
+
+/// `segment_ids` for the cached path, with one NIF API call per segment:
+/// the items' words are not checked to be atoms, since only names that
+/// decoded as lists of atoms are ever cached (an atom's word never equals
+/// another term's word), so any other name simply misses. `None` (a miss)
+/// for a longer name, an improper list or a non-list.
+fn cached_ids(term: Term) -> Option<([u64; MAX_CACHED_SEGMENTS], usize)> {
+    let nil = NIL_WORD.load(Ordering::Relaxed);
+    let mut ids = [0u64; MAX_CACHED_SEGMENTS];
+    let mut len = 0;
+    let mut rest = term;
+    while term_word(rest) != nil {
+        let (head, tail) = rest.list_get_cell().ok()?;
+        *ids.get_mut(len)? = term_word(head);
+        len += 1;
+        rest = tail;
+    }
+    Some((ids, len))
 }
 
 /// The raw word of an immediate term (for an atom: its unique table index
