@@ -18,6 +18,7 @@ mod fallback;
 mod info;
 mod json;
 mod metrics;
+mod metrics_handle;
 mod serialize;
 mod store;
 mod store_codec;
@@ -32,9 +33,9 @@ mod warm;
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
 
 /// The load info is the VM's native time unit (see `clock`); `metrics`
-/// remembers the word of `[]`.
+/// remembers the word of `[]`; the metric store's resource type is opened.
 fn on_load(env: rustler::Env, load_info: rustler::Term) -> bool {
     clock::set_native_unit(load_info);
     metrics::set_nil(env);
-    true
+    metrics_handle::open(env)
 }
