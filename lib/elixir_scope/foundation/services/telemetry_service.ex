@@ -157,7 +157,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   """
   @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_counter(event_name(), map()) :: :ok
-  def emit_counter(name, metadata), do: emit_counter(name, 1, metadata, [])
+  def emit_counter(name, metadata), do: Recorder.count([], name, 1, metadata)
 
   @doc "`emit_counter(name, value, metadata)` or `emit_counter(name, metadata, opts)`."
   @spec emit_counter(event_name(), number() | map(), map() | opts()) :: :ok

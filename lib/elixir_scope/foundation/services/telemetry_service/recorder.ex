@@ -125,18 +125,18 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   # with a bare atom. True when the namespace's live handle was found (its
   # service tried the `:telemetry` load before publishing it).
   defp record_counter(opts, name, value, metadata) when is_list(name) do
-    case live_handle(namespace(opts)) do
-      {:ok, handle} ->
-        case Native.metrics_add_cached(handle, name, value) do
-          :ok -> :ok
-          :handler -> run_handler(name, %{counter: value}, metadata)
-          :miss -> counter_miss(handle, name, value, metadata)
-        end
+    # live_handle/1, inline.
+    with {handle, pid} <- entry(namespace(opts)),
+         true <- Process.alive?(pid) do
+      case Native.metrics_add_cached(handle, name, value) do
+        :ok -> :ok
+        :handler -> run_handler(name, %{counter: value}, metadata)
+        :miss -> counter_miss(handle, name, value, metadata)
+      end
 
-        true
-
-      :error ->
-        false
+      true
+    else
+      _ -> false
     end
   catch
     _kind, _reason -> false
