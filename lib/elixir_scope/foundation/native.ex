@@ -69,6 +69,7 @@ defmodule ElixirScope.Foundation.Native do
 
   def store_set_limits(_store, _max_events, _max_age_ms), do: :erlang.nif_error(:not_loaded)
   def store_put(_store, _event), do: :erlang.nif_error(:not_loaded)
+  def store_put_valid(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
   def store_check_batch(_events), do: :erlang.nif_error(:not_loaded)
   def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)
@@ -125,6 +126,8 @@ defmodule ElixirScope.Foundation.Native do
 
   def metrics_emit_counter_now(_handle, _name, _value, _metadata),
     do: :erlang.nif_error(:not_loaded)
+
+  def metrics_add_cached(_handle, _name, _value), do: :erlang.nif_error(:not_loaded)
 
   # metrics: dirty twins of the calls above, used when those answer :dirty
   def metrics_record_dirty(_handle, _name, _measurements, _metadata, _now),

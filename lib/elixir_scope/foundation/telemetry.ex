@@ -30,6 +30,8 @@ defmodule ElixirScope.Foundation.Telemetry do
 
   alias ElixirScope.Foundation.Cluster
   alias ElixirScope.Foundation.Services.TelemetryService
+  # Counters go straight to the recording half (the hot path).
+  alias ElixirScope.Foundation.Services.TelemetryService.Recorder
   alias ElixirScope.Foundation.Types.Error
 
   @typedoc "An event name: a list of atoms."
@@ -64,7 +66,7 @@ defmodule ElixirScope.Foundation.Telemetry do
   """
   @spec emit_counter(event_name(), map(), opts()) :: :ok
   def emit_counter(name, metadata, opts \\ []) when is_list(opts),
-    do: TelemetryService.emit_counter(name, 1, metadata, opts)
+    do: Recorder.count(opts, name, 1, metadata)
 
   @doc "Gauge event. Always `:ok`. `opts` may name the `namespace:`."
   @spec emit_gauge(event_name(), number(), map(), opts()) :: :ok

@@ -15,6 +15,8 @@ rustler::atoms! {
     counter,
     // metrics: a handler is attached to the counted name
     handler,
+    // metrics: the name is not in this thread's counter cache (nothing done)
+    miss,
     // scheduling (budget.rs): over the normal-scheduler budget, call the dirty twin
     dirty,
     // a store NIF's input fails validation: validate in Elixir for the error

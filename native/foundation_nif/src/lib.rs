@@ -8,6 +8,7 @@
 #[cfg(feature = "test-support")]
 mod alloc;
 mod atoms;
+mod audit;
 mod budget;
 mod clock;
 mod decode;
@@ -17,6 +18,7 @@ mod fallback;
 mod info;
 mod json;
 mod metrics;
+mod metrics_handle;
 mod serialize;
 mod store;
 mod store_codec;
@@ -31,8 +33,10 @@ mod warm;
 
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
 
-/// The load info is the VM's native time unit (see `clock`).
-fn on_load(_env: rustler::Env, load_info: rustler::Term) -> bool {
+/// The load info is the VM's native time unit (see `clock`); `metrics`
+/// remembers the word of `[]`; the metric store's resource type is opened.
+fn on_load(env: rustler::Env, load_info: rustler::Term) -> bool {
     clock::set_native_unit(load_info);
-    true
+    metrics::set_nil(env);
+    metrics_handle::open(env)
 }

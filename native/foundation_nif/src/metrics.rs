@@ -8,51 +8,45 @@
 //! Counter NIFs also pass the core the atoms' term words as segment ids
 //! (atoms are immediates, unique and never freed while the VM runs), so a
 //! repeated increment is served from the core's per-thread cache without
-//! turning atoms into strings. They borrow the handle (`&MetricsHandle`):
+//! turning atoms into strings. They borrow the handle (`metrics_handle`):
 //! no reference-count traffic on the resource per call.
 
 use crate::atoms;
 use crate::budget::{self, Routed, NORMAL_BYTES};
 use crate::clock;
 use crate::error::{NifError, NifOutcome};
+use crate::metrics_handle;
 use foundation_core::metrics::{
     EntrySnapshot, Key, Measure, Metrics, Name, Recorded, MAX_CACHED_SEGMENTS,
 };
 use foundation_core::CoreError;
 use rustler::sys::ErlNifTerm;
-use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, ResourceArc, Term, TermType};
+use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, Term, TermType};
 use std::collections::HashMap;
-
-/// Resource wrapper of one namespace's metric store.
-pub struct MetricsHandle(pub Metrics);
-
-#[rustler::resource_impl]
-impl rustler::Resource for MetricsHandle {}
-
-// DashMaps, mutex-guarded caches of owned data and atomics; no invariant spans a panic point.
-impl std::panic::RefUnwindSafe for MetricsHandle {}
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `{:ok, t}`, `{:error, {kind, detail}}`, or `:dirty` from a normal NIF
 /// over its budget (see `budget`).
 type Outcome<T> = NifResult<Routed<NifOutcome<T>>>;
 
+/// A handle (see `metrics_handle`) on a new, empty store.
 #[rustler::nif]
-fn metrics_new(max_metrics: usize) -> ResourceArc<MetricsHandle> {
-    ResourceArc::new(MetricsHandle(Metrics::new(max_metrics)))
+fn metrics_new(env: Env, max_metrics: usize) -> NifResult<Term> {
+    metrics_handle::make(env, Metrics::new(max_metrics))
 }
 
 /// Normal scheduler: `:dirty` (nothing recorded) when the measurements, or
 /// the metadata of a new name, exceed `budget::NORMAL_BYTES`.
 #[rustler::nif]
 fn metrics_record<'a>(
-    handle: ResourceArc<MetricsHandle>,
+    handle: Term<'a>,
     name: Term<'a>,
     measurements: Term<'a>,
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
     record(
-        &handle.0,
+        metrics_handle::get(handle)?,
         name,
         measurements,
         metadata,
@@ -64,38 +58,53 @@ fn metrics_record<'a>(
 /// `metrics_record/5` on a dirty scheduler, without a budget.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn metrics_record_dirty<'a>(
-    handle: ResourceArc<MetricsHandle>,
+    handle: Term<'a>,
     name: Term<'a>,
     measurements: Term<'a>,
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    record(&handle.0, name, measurements, metadata, now, None)
+    record(
+        metrics_handle::get(handle)?,
+        name,
+        measurements,
+        metadata,
+        now,
+        None,
+    )
 }
 
 /// Normal scheduler: `:dirty` (nothing recorded) when the value, or the
 /// metadata of a new name, exceeds `budget::NORMAL_BYTES`.
 #[rustler::nif]
 fn metrics_emit_counter<'a>(
-    handle: &MetricsHandle,
+    handle: Term<'a>,
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    add_counter(&handle.0, name, value, metadata, now, Some(NORMAL_BYTES))
+    let m = metrics_handle::get(handle)?;
+    add_counter(m, name, value, metadata, now, Some(NORMAL_BYTES))
 }
 
 /// `metrics_emit_counter/5` on a dirty scheduler, without a budget.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn metrics_emit_counter_dirty<'a>(
-    handle: &MetricsHandle,
+    handle: Term<'a>,
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
     now: i64,
 ) -> Outcome<bool> {
-    add_counter(&handle.0, name, value, metadata, now, None)
+    add_counter(
+        metrics_handle::get(handle)?,
+        name,
+        value,
+        metadata,
+        now,
+        None,
+    )
 }
 
 /// `metrics_emit_counter/5` stamped with the VM's monotonic clock (native
@@ -103,16 +112,43 @@ fn metrics_emit_counter_dirty<'a>(
 /// Returns a bare atom (see `Counted`): no tuple to build on the hot path.
 #[rustler::nif]
 fn metrics_emit_counter_now<'a>(
-    handle: &MetricsHandle,
+    handle: Term<'a>,
     name: Term<'a>,
     value: Term<'a>,
     metadata: Term<'a>,
 ) -> NifResult<Routed<Counted>> {
+    let m = metrics_handle::get(handle)?;
     let outcome = match clock::monotonic_native() {
-        Some(now) => add_counter(&handle.0, name, value, metadata, now, Some(NORMAL_BYTES))?,
+        Some(now) => add_counter(m, name, value, metadata, now, Some(NORMAL_BYTES))?,
         None => Routed::Done(Err(NifError(CoreError::Internal("no clock".to_string())))),
     };
     Ok(outcome.map(Counted))
+}
+
+/// The common counter call, a repeated integer increment of a name this
+/// scheduler thread counted before (in its cache, see `Metrics::try_add_cached`):
+/// `:ok`, `:handler` (a handler is attached to the name), or `:miss`, having
+/// done nothing (another value, a name not cached, a counter that is no
+/// longer an atomic integer): call `metrics_emit_counter_now/4`. No metadata
+/// argument: a cached name has its metadata already.
+#[rustler::nif]
+fn metrics_add_cached<'a>(handle: Term<'a>, name: Term<'a>, value: Term<'a>) -> NifResult<Atom> {
+    let m = metrics_handle::get(handle)?;
+    let Ok(delta) = value.decode::<i64>() else {
+        return Ok(atoms::miss());
+    };
+    let Some((ids, len)) = cached_ids(name) else {
+        return Ok(atoms::miss());
+    };
+    let ids = ids.get(..len).ok_or(Error::BadArg)?;
+    let Some(now) = clock::monotonic_native() else {
+        return Ok(atoms::miss());
+    };
+    Ok(match m.try_add_cached(ids, &Measure::Int(delta), now) {
+        Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
+        Ok(Some(_)) => atoms::ok(),
+        Ok(None) | Err(_) => atoms::miss(),
+    })
 }
 
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in
@@ -131,52 +167,60 @@ impl Encoder for Counted {
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn metrics_snapshot(env: Env, handle: ResourceArc<MetricsHandle>) -> Result<Vec<Term>, NifError> {
-    let entries = handle.0.snapshot()?;
+fn metrics_snapshot<'a>(
+    env: Env<'a>,
+    handle: Term<'a>,
+) -> NifResult<Result<Vec<Term<'a>>, NifError>> {
+    let entries = match metrics_handle::get(handle)?.snapshot() {
+        Ok(entries) => entries,
+        Err(e) => return Ok(Err(e.into())),
+    };
     // Names share segments: make each atom once (an atom-table lookup each).
     let mut atoms: HashMap<&str, Atom> = HashMap::new();
     let terms: Result<Vec<Term>, CoreError> = entries
         .iter()
         .map(|(name, entry)| encode_entry(env, &mut atoms, name, entry))
         .collect();
-    Ok(terms?)
+    Ok(terms.map_err(Into::into))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn metrics_cleanup(handle: ResourceArc<MetricsHandle>, cutoff: i64) -> usize {
-    handle.0.cleanup(cutoff)
+fn metrics_cleanup(handle: Term, cutoff: i64) -> NifResult<usize> {
+    Ok(metrics_handle::get(handle)?.cleanup(cutoff))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn metrics_clear(handle: ResourceArc<MetricsHandle>) -> usize {
-    handle.0.clear()
+fn metrics_clear(handle: Term) -> NifResult<usize> {
+    Ok(metrics_handle::get(handle)?.clear())
 }
 
 /// `{metrics_count, metrics_dropped, handlers_count, max_metrics}`.
 #[rustler::nif]
-fn metrics_status(handle: ResourceArc<MetricsHandle>) -> (usize, u64, usize, usize) {
-    let s = handle.0.status();
-    (s.metrics, s.dropped, s.handlers, s.max_metrics)
+fn metrics_status(handle: Term) -> NifResult<(usize, u64, usize, usize)> {
+    let s = metrics_handle::get(handle)?.status();
+    Ok((s.metrics, s.dropped, s.handlers, s.max_metrics))
 }
 
 #[rustler::nif]
-fn metrics_attach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+fn metrics_attach(handle: Term, names: Term) -> NifResult<Atom> {
+    let m = metrics_handle::get(handle)?;
     let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
-    handle.0.attach(names?);
+    m.attach(names?);
     Ok(atoms::ok())
 }
 
 #[rustler::nif]
-fn metrics_detach(handle: ResourceArc<MetricsHandle>, names: Term) -> NifResult<Atom> {
+fn metrics_detach(handle: Term, names: Term) -> NifResult<Atom> {
+    let m = metrics_handle::get(handle)?;
     let names: NifResult<Vec<Name>> = list_items(names)?.into_iter().map(decode_name).collect();
-    handle.0.detach(&names?);
+    m.detach(&names?);
     Ok(atoms::ok())
 }
 
 #[rustler::nif]
-fn metrics_clear_handlers(handle: ResourceArc<MetricsHandle>) -> Atom {
-    handle.0.clear_handlers();
-    atoms::ok()
+fn metrics_clear_handlers(handle: Term) -> NifResult<Atom> {
+    metrics_handle::get(handle)?.clear_handlers();
+    Ok(atoms::ok())
 }
 
 /// Records into `m` (see `metrics_record`); `budget` is `None` on a dirty
@@ -263,6 +307,33 @@ fn segment_ids(term: Term) -> NifResult<Option<([u64; MAX_CACHED_SEGMENTS], usiz
         rest = tail;
     }
     Ok(Some((ids, len)))
+}
+
+/// The word of `[]` (an immediate, the same for the VM's life), read at load.
+static NIL_WORD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Remembers the word of `[]` (called by the library's load callback).
+pub fn set_nil(env: Env) {
+    NIL_WORD.store(term_word(Term::list_new_empty(env)), Ordering::Relaxed);
+}
+
+/// `segment_ids` for the cached path, with one NIF API call per segment:
+/// the items' words are not checked to be atoms, since only names that
+/// decoded as lists of atoms are ever cached (an atom's word never equals
+/// another term's word), so any other name simply misses. `None` (a miss)
+/// for a longer name, an improper list or a non-list.
+fn cached_ids(term: Term) -> Option<([u64; MAX_CACHED_SEGMENTS], usize)> {
+    let nil = NIL_WORD.load(Ordering::Relaxed);
+    let mut ids = [0u64; MAX_CACHED_SEGMENTS];
+    let mut len = 0;
+    let mut rest = term;
+    while term_word(rest) != nil {
+        let (head, tail) = rest.list_get_cell().ok()?;
+        *ids.get_mut(len)? = term_word(head);
+        len += 1;
+        rest = tail;
+    }
+    Some((ids, len))
 }
 
 /// The raw word of an immediate term (for an atom: its unique table index

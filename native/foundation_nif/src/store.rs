@@ -147,7 +147,7 @@ fn store_put_dirty(store: ResourceArc<StoreHandle>, event: Term) -> NifResult<Ni
     put(&store, event)
 }
 
-fn put(store: &StoreHandle, event: Term) -> NifResult<NifOutcome<u64>> {
+pub(crate) fn put(store: &StoreHandle, event: Term) -> NifResult<NifOutcome<u64>> {
     Ok(to_new_event(event)?
         .and_then(|e| store.0.put(e))
         .map_err(Into::into))

@@ -20,7 +20,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     insert, announced to subscribers as
     `{:config_notification, {:config_updated, path, value}}` /
     `{:config_notification, {:config_reset, config}}` and audited, all
-    before the reply; the counters are recorded right after it.
+    before the reply; the counters are recorded before `update/2` or
+    `reset/0` returns (an update's by the caller, from the server's reply).
   * **Crash recovery**: a killed server restarts from the config it had last
     published, so no acknowledged update is lost. A normal stop erases the
     namespace's rows, and the next start builds a fresh config from the env.
@@ -116,8 +117,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   on failure nothing changes.
   """
   @spec update([atom()], term(), opts()) :: :ok | {:error, Error.t()}
-  def update(path, value, opts \\ []) when is_list(path),
-    do: call(opts, {:update_config, path, value})
+  def update(path, value, opts \\ []) when is_list(path) do
+    namespace = namespace(opts)
+
+    # The server answers with the counters for the caller to record (see
+    # handle_call/3), so it is free for the next update meanwhile.
+    case call_in(namespace, {:update_config, path, value, :counters}) do
+      {:ok, counters} -> Audit.count_all(namespace, counters, :caller)
+      other -> other
+    end
+  end
 
   @impl ElixirScope.Foundation.Contracts.Configurable
   @doc """
@@ -212,8 +221,15 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Explicit `namespace:`, else the caller's sandbox, else `:production`.
   defp namespace(opts), do: Sandbox.namespace(opts)
 
-  defp call(opts, message) do
-    case ProcessRegistry.lookup(namespace(opts), :config_server) do
+  defp call(opts, message), do: call_in(namespace(opts), message)
+
+  # The registered pid without a liveness check: `Process.alive?/1` on a
+  # server that still has signals queued (the previous call's demonitor, or
+  # other callers' requests) waits for the server to answer a signal of its
+  # own, a second round trip per call. A dead pid makes the call exit with
+  # `:noproc`, which is the same unavailable error.
+  defp call_in(namespace, message) do
+    case server(namespace) do
       {:ok, pid} -> GenServer.call(pid, message)
       :error -> {:error, unavailable()}
     end
@@ -222,6 +238,16 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     :exit, {:noproc, _} -> {:error, unavailable()}
     :exit, {:normal, _} -> {:error, unavailable()}
     :exit, {:shutdown, _} -> {:error, unavailable()}
+  end
+
+  defp server(namespace) do
+    case Registry.lookup(ProcessRegistry, {namespace, :config_server}) do
+      [{pid, _}] -> {:ok, pid}
+      [] -> ProcessRegistry.lookup(namespace, :config_server)
+    end
+  rescue
+    # No registry (the application is stopped): the backup table may know.
+    ArgumentError -> ProcessRegistry.lookup(namespace, :config_server)
   end
 
   defp start_supervised(:production, opts) do
@@ -329,27 +355,39 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:get_config_path, path}, _from, state),
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
-  # The counters are recorded right after the reply: they were casts in the
-  # original, recorded after its reply too, and the caller need not wait
-  # for them.
-  def handle_call({:update_config, path, value}, from, state) do
+  # `update/3` asks for the counters in the reply and records them in the
+  # caller before returning `:ok`, so the server does not record them and
+  # does no work after its reply (work after a reply leaves the caller
+  # waiting in the run queue, where the other scheduler steals it: every
+  # later message then has to wake a scheduler). A bare `{:update_config,
+  # path, value}` call is answered `:ok` after the server recorded them.
+  def handle_call({:update_config, path, value, :counters}, _from, state) do
     case Update.apply(state.config, path, value) do
       {:ok, new_config, previous, changed} ->
         {state, counters} = apply_update(state, new_config, previous, changed, path, value)
-        GenServer.reply(from, :ok)
-        Audit.count_all(state.namespace, counters)
-        {:noreply, state}
+        {:reply, {:ok, counters}, state}
 
       {:error, _} = error ->
         {:reply, error, state}
     end
   end
 
-  def handle_call(:reset_config, from, state) do
+  def handle_call({:update_config, path, value}, _from, state) do
+    case Update.apply(state.config, path, value) do
+      {:ok, new_config, previous, changed} ->
+        {state, counters} = apply_update(state, new_config, previous, changed, path, value)
+        Audit.count_all(state.namespace, counters)
+        {:reply, :ok, state}
+
+      {:error, _} = error ->
+        {:reply, error, state}
+    end
+  end
+
+  def handle_call(:reset_config, _from, state) do
     {state, counters} = apply_reset(state)
-    GenServer.reply(from, :ok)
     Audit.count_all(state.namespace, counters)
-    {:noreply, state}
+    {:reply, :ok, state}
   end
 
   def handle_call({:subscribe, pid}, _from, state), do: {:reply, :ok, add_subscriber(state, pid)}

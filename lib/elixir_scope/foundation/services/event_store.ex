@@ -175,14 +175,27 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   @doc false
   # ConfigServer's audit path: stores an event straight into the namespace's
-  # native store (validated in the same NIF call, like store/2), in the
-  # caller, never through this GenServer. Works while
+  # native store, in the caller, never through this GenServer. Works while
   # the process is suspended, dead or restarting, as long as the store's
   # handle is published; after a normal stop there is none (unavailable).
-  # The caller records the `events_stored` counter itself.
-  @spec store_direct(Event.t(), opts()) :: {:ok, pos_integer()} | {:error, Error.t()}
+  # The caller records the `events_stored` counter itself. Validated in the
+  # same NIF call, like store/2, unless the caller passes `valid: true` for
+  # an event it built valid and small (a few terms, no big integer or
+  # binary): that one is stored without another walk of its terms.
+  @spec store_direct(Event.t(), keyword()) :: {:ok, pos_integer()} | {:error, Error.t()}
   def store_direct(%Event{} = event, opts) do
-    with {:ok, handle, warm} <- tiers(Support.namespace(opts)), do: put_one(handle, warm, event)
+    case tiers(Support.namespace(opts)) do
+      {:ok, handle, nil} ->
+        if Keyword.get(opts, :valid, false),
+          do: Support.native(Native.store_put_valid(handle, event)),
+          else: put_one(handle, nil, event)
+
+      {:ok, handle, warm} ->
+        put_one(handle, warm, event)
+
+      error ->
+        error
+    end
   end
 
   @doc "The event with `id`, or a `:not_found` error (code 3001)."

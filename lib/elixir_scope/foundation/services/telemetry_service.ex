@@ -157,7 +157,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   """
   @impl ElixirScope.Foundation.Contracts.Telemetry
   @spec emit_counter(event_name(), map()) :: :ok
-  def emit_counter(name, metadata), do: emit_counter(name, 1, metadata, [])
+  def emit_counter(name, metadata), do: Recorder.count([], name, 1, metadata)
 
   @doc "`emit_counter(name, value, metadata)` or `emit_counter(name, metadata, opts)`."
   @spec emit_counter(event_name(), number() | map(), map() | opts()) :: :ok
@@ -171,10 +171,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   @doc "Counter event of `value` in `opts[:namespace]`. Always `:ok`."
   @spec emit_counter(event_name(), number(), map(), opts()) :: :ok
-  def emit_counter(name, value, metadata, opts) when is_number(value) do
-    Recorder.record_counter(opts, name, value, metadata)
-    Forward.execute(name, %{counter: value}, metadata)
-  end
+  def emit_counter(name, value, metadata, opts) when is_number(value),
+    do: Recorder.count(opts, name, value, metadata)
 
   def emit_counter(_name, _value, _metadata, _opts), do: :ok
 

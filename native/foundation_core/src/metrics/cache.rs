@@ -26,6 +26,10 @@ pub const MAX_CACHED_SEGMENTS: usize = 16;
 /// Slots per store: more than the VM's scheduler threads that emit.
 const SLOTS: usize = 16;
 
+/// The first names a slot caches (per generation) are also kept inline,
+/// looked up by comparing words before any hashing.
+const RECENT: usize = 4;
+
 /// Next slot handed to a thread that never used one.
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
@@ -43,7 +47,48 @@ pub(crate) struct Cached {
 #[derive(Debug, Default)]
 struct Slot {
     generation: u64,
+    /// Copies of the first `RECENT` fills of `map`.
+    recent: Vec<Recent>,
     map: HashMap<Box<[u64]>, Cached, BuildHasherDefault<IdHasher>>,
+}
+
+impl Slot {
+    fn clear(&mut self, generation: u64) {
+        self.recent.clear();
+        self.map.clear();
+        self.generation = generation;
+    }
+
+    fn get(&self, ids: &[u64]) -> Option<&Cached> {
+        match self.recent.iter().find(|r| r.is(ids)) {
+            Some(recent) => Some(&recent.cached),
+            None => self.map.get(ids),
+        }
+    }
+}
+
+/// A cached name's ids inline, and its entry.
+#[derive(Debug)]
+struct Recent {
+    len: usize,
+    ids: [u64; MAX_CACHED_SEGMENTS],
+    cached: Cached,
+}
+
+impl Recent {
+    fn new(ids: &[u64], cached: Cached) -> Option<Self> {
+        let mut inline = [0; MAX_CACHED_SEGMENTS];
+        inline.get_mut(..ids.len())?.copy_from_slice(ids);
+        Some(Recent {
+            len: ids.len(),
+            ids: inline,
+            cached,
+        })
+    }
+
+    fn is(&self, ids: &[u64]) -> bool {
+        self.len == ids.len() && self.ids.iter().zip(ids).all(|(a, b)| a == b)
+    }
 }
 
 /// One slot per cache line pair, so two threads never share a line.
@@ -81,10 +126,9 @@ impl IdCache {
         let mut slot = self.slot()?.lock().map_err(CoreError::poisoned)?;
         let current = self.generation();
         if slot.generation != current {
-            slot.map.clear();
-            slot.generation = current;
+            slot.clear(current);
         }
-        slot.map.get(ids).map(hit).transpose()
+        slot.get(ids).map(hit).transpose()
     }
 
     /// Caches `cached` for `ids` unless the generation moved past `seen`
@@ -98,8 +142,16 @@ impl IdCache {
             return Ok(());
         }
         if slot.generation != seen {
-            slot.map.clear();
-            slot.generation = seen;
+            slot.clear(seen);
+        }
+        // A name filled again (its entry was replaced) drops its old copy.
+        slot.recent.retain(|r| !r.is(ids));
+        if slot.recent.len() < RECENT {
+            let copy = Cached {
+                entry: Arc::clone(&cached.entry),
+                handler: cached.handler,
+            };
+            slot.recent.extend(Recent::new(ids, copy));
         }
         slot.map.insert(ids.into(), cached);
         Ok(())
@@ -111,8 +163,7 @@ impl IdCache {
         let next = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         for padded in self.slots.iter() {
             if let Ok(mut slot) = padded.0.lock() {
-                slot.map.clear();
-                slot.generation = next;
+                slot.clear(next);
             }
         }
     }
@@ -196,6 +247,25 @@ mod tests {
         c.invalidate();
         c.fill(&[7], seen, cached()).unwrap();
         assert_eq!(c.with_hit(&[7], |_| Ok(())).unwrap(), None);
+    }
+
+    #[test]
+    fn names_past_the_inline_ones_hit_too_and_a_refill_replaces() {
+        let c = IdCache::new();
+        let seen = c.generation();
+        for i in 0..(RECENT as u64 + 3) {
+            c.fill(&[i, 9], seen, cached()).unwrap();
+        }
+        for i in 0..(RECENT as u64 + 3) {
+            assert_eq!(c.with_hit(&[i, 9], |h| Ok(h.handler)).unwrap(), Some(false));
+        }
+        assert_eq!(c.with_hit(&[0], |_| Ok(())).unwrap(), None);
+        let with_handler = Cached {
+            handler: true,
+            ..cached()
+        };
+        c.fill(&[0, 9], seen, with_handler).unwrap();
+        assert_eq!(c.with_hit(&[0, 9], |h| Ok(h.handler)).unwrap(), Some(true));
     }
 
     #[test]

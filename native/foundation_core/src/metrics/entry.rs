@@ -1,5 +1,6 @@
 //! One metric: its call count, last timestamp, merged measurements and first
-//! metadata. Counter increments take no lock: three atomic operations.
+//! metadata. Counter increments take no lock: three atomic operations, all
+//! on the calling thread's own cache line.
 
 use super::merge::{merge_all, merge_value, Key, Measure};
 use crate::{CoreError, CoreResult};
@@ -11,9 +12,9 @@ use std::sync::RwLock;
 enum CounterSlot {
     /// No `:counter` measurement recorded yet.
     Absent,
-    /// An integer held in `Entry::counter` (the lock-free hot path),
-    /// within `FAST_RANGE`.
-    Atomic,
+    /// An integer: this base plus the stripes' partial sums (the lock-free
+    /// hot path). The base is within `FAST_RANGE`.
+    Atomic(i64),
     /// Any other value (float, opaque term), held here.
     Value(Measure),
 }
@@ -41,12 +42,16 @@ pub struct EntrySnapshot {
 /// Stripes of an entry's count and timestamp.
 const STRIPES: usize = 8;
 
-/// One thread slot's share of an entry's count and its latest timestamp.
+/// One thread slot's share of an entry's count, counter and latest
+/// timestamp.
 #[derive(Debug)]
 #[repr(align(64))]
 struct Stripe {
     count: AtomicU64,
     timestamp: AtomicI64,
+    /// This slot's part of an `Atomic` counter (within `STRIPE_RANGE`), or
+    /// `FROZEN` while the counter is not `Atomic`.
+    counter: AtomicI64,
 }
 
 impl Default for Stripe {
@@ -54,7 +59,16 @@ impl Default for Stripe {
         Stripe {
             count: AtomicU64::new(0),
             timestamp: AtomicI64::new(i64::MIN),
+            counter: AtomicI64::new(FROZEN),
         }
+    }
+}
+
+/// Counts one recording at `now` in `stripe`.
+fn touch_stripe(stripe: &Stripe, now: i64) {
+    stripe.count.fetch_add(1, Ordering::AcqRel);
+    if stripe.timestamp.load(Ordering::Relaxed) < now {
+        stripe.timestamp.fetch_max(now, Ordering::AcqRel);
     }
 }
 
@@ -67,34 +81,37 @@ fn stripe_index() -> usize {
     SLOT.with(|slot| *slot)
 }
 
-/// `Entry::counter` while the slot is not `Atomic`: increments then fail.
+/// A stripe's `counter` while the slot is not `Atomic`: increments then fail.
 const FROZEN: i64 = i64::MIN;
 
-/// Integer counters stay on the atomic path while strictly inside
-/// `±FAST_RANGE` (so `FROZEN` is never a value); larger ones are merged
-/// under the lock, with the same overflow rules.
+/// An integer counter goes (back) to the atomic path when a merge leaves it
+/// strictly inside `±FAST_RANGE`; larger ones are merged under the lock,
+/// with the same overflow rules.
 const FAST_RANGE: i64 = 1 << 62;
+
+/// Each stripe's part stays strictly inside `±STRIPE_RANGE` (an increment
+/// that would leave it merges instead), so the base and the parts never sum
+/// past 64 bits: the atomic path adds exactly as `merge_value` would.
+const STRIPE_RANGE: i64 = FAST_RANGE / STRIPES as i64;
 
 fn fast(i: i64) -> bool {
     -FAST_RANGE < i && i < FAST_RANGE
 }
 
 /// One metric. `body` is the only lock, taken by general merges (write) and
-/// snapshots (read). Increments take no lock: they add to `counter` with a
-/// compare-and-swap that fails on `FROZEN`, and a general merge that touches
-/// the counter first swaps `FROZEN` in (under the write guard), so it owns
-/// the value it read and no increment is lost.
+/// snapshots (read). Increments take no lock: they add to their stripe's
+/// part of the counter with a compare-and-swap that fails on `FROZEN`, and
+/// a general merge that touches the counter first swaps `FROZEN` into every
+/// stripe (under the write guard), so it owns the parts it read and no
+/// increment is lost.
 ///
-/// The call count and last timestamp are striped: each thread adds to the
-/// stripe of its slot (its own cache line), and readers sum the counts and
-/// take the largest timestamp, so concurrent recorders of one metric do not
-/// fight over one cache line for them.
+/// The call count, the counter and the last timestamp are striped: each
+/// thread adds to the stripe of its slot (its own cache line), and readers
+/// sum the counts and the counter's parts and take the largest timestamp,
+/// so concurrent recorders of one metric do not fight over one cache line.
 #[derive(Debug)]
 pub(crate) struct Entry {
     stripes: [Stripe; STRIPES],
-    /// Value of the `:counter` measurement while the slot is `Atomic`,
-    /// otherwise `FROZEN`.
-    counter: AtomicI64,
     /// Metadata of the first recording; never updated.
     metadata: Vec<u8>,
     body: RwLock<Body>,
@@ -105,7 +122,6 @@ impl Entry {
     pub(crate) fn new(incoming: Vec<(Key, Measure)>, metadata: Vec<u8>, now: i64) -> Self {
         let entry = Entry {
             stripes: Default::default(),
-            counter: AtomicI64::new(FROZEN),
             metadata,
             body: RwLock::new(Body {
                 counter: CounterSlot::Absent,
@@ -140,21 +156,23 @@ impl Entry {
     }
 
     /// Adds `delta` to an integer counter without any lock. Returns `false`
-    /// (nothing done) when the counter is not an atomic integer or the sum
-    /// would leave `FAST_RANGE`: the caller then merges.
+    /// (nothing done) when the counter is not an atomic integer or this
+    /// thread's part would leave `STRIPE_RANGE`: the caller then merges.
     pub(crate) fn try_add_counter(&self, delta: i64, now: i64) -> CoreResult<bool> {
-        let added = self
+        let stripe = &self.stripes[stripe_index()];
+        let added = stripe
             .counter
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                 if c == FROZEN {
                     return None;
                 }
-                c.checked_add(delta).filter(|sum| fast(*sum))
+                c.checked_add(delta)
+                    .filter(|sum| -STRIPE_RANGE < *sum && *sum < STRIPE_RANGE)
             });
         if added.is_err() {
             return Ok(false);
         }
-        self.touch(now);
+        touch_stripe(stripe, now);
         Ok(true)
     }
 
@@ -182,20 +200,33 @@ impl Entry {
     }
 
     fn touch(&self, now: i64) {
-        let stripe = &self.stripes[stripe_index()];
-        stripe.count.fetch_add(1, Ordering::AcqRel);
-        if stripe.timestamp.load(Ordering::Relaxed) < now {
-            stripe.timestamp.fetch_max(now, Ordering::AcqRel);
-        }
+        touch_stripe(&self.stripes[stripe_index()], now);
     }
 
-    /// Caller holds a guard, so an `Atomic` slot's value is not `FROZEN`.
+    /// Caller holds a guard, so an `Atomic` slot's parts are not `FROZEN`;
+    /// the base and the parts sum within 64 bits (see `STRIPE_RANGE`).
     fn counter_value(&self, slot: &CounterSlot) -> Option<Measure> {
         match slot {
             CounterSlot::Absent => None,
-            CounterSlot::Atomic => Some(Measure::Int(self.counter.load(Ordering::Acquire))),
+            CounterSlot::Atomic(base) => Some(Measure::Int(
+                self.stripes
+                    .iter()
+                    .map(|s| s.counter.load(Ordering::Acquire))
+                    .fold(*base, i64::wrapping_add),
+            )),
             CounterSlot::Value(m) => Some(m.clone()),
         }
+    }
+
+    /// Swaps `FROZEN` into every stripe's part and returns their sum (0
+    /// when the counter was not `Atomic`: its parts were all `FROZEN`).
+    /// Caller holds the write guard.
+    fn freeze(&self) -> i64 {
+        self.stripes
+            .iter()
+            .map(|s| s.counter.swap(FROZEN, Ordering::AcqRel))
+            .filter(|part| *part != FROZEN)
+            .fold(0, i64::wrapping_add)
     }
 
     /// Caller holds the write guard: no fast-path increment runs meanwhile.
@@ -208,10 +239,10 @@ impl Entry {
             }
             // Freeze first: increments racing this merge fail over to the
             // lock (which we hold) instead of adding to a value we replace.
-            let frozen = self.counter.swap(FROZEN, Ordering::AcqRel);
+            let parts = self.freeze();
             let old = match &body.counter {
                 CounterSlot::Absent => None,
-                CounterSlot::Atomic => Some(Measure::Int(frozen)),
+                CounterSlot::Atomic(base) => Some(Measure::Int(base.wrapping_add(parts))),
                 CounterSlot::Value(m) => Some(m.clone()),
             };
             let merged = match old {
@@ -220,8 +251,10 @@ impl Entry {
             };
             body.counter = match merged {
                 Measure::Int(i) if fast(i) => {
-                    self.counter.store(i, Ordering::Release);
-                    CounterSlot::Atomic
+                    for stripe in &self.stripes {
+                        stripe.counter.store(0, Ordering::Release);
+                    }
+                    CounterSlot::Atomic(i)
                 }
                 other => CounterSlot::Value(other),
             };
@@ -274,15 +307,30 @@ mod tests {
     #[test]
     fn counters_past_the_fast_range_stay_exact_integers() {
         let e = Entry::new(counter(FAST_RANGE - 1), vec![], 1);
-        assert!(!e.try_add_counter(1, 2).unwrap());
+        // The parts carry the counter past the fast range, exactly.
+        assert!(e.try_add_counter(1, 2).unwrap());
         e.merge(counter(1), 2).unwrap();
+        // Now held as a value: merged under the lock.
         assert!(!e.try_add_counter(1, 3).unwrap());
         e.merge(counter(1), 3).unwrap();
         e.merge(counter(-10), 4).unwrap();
         assert!(e.try_add_counter(1, 5).unwrap());
         let s = e.snapshot().unwrap();
-        assert_eq!(s.measurements, counter(FAST_RANGE - 8));
-        assert_eq!(s.count, 5);
+        assert_eq!(s.measurements, counter(FAST_RANGE - 7));
+        assert_eq!(s.count, 6);
+    }
+
+    #[test]
+    fn a_part_leaving_the_stripe_range_merges_exactly() {
+        let e = Entry::new(counter(0), vec![], 1);
+        assert!(e.try_add_counter(STRIPE_RANGE - 1, 2).unwrap());
+        assert!(!e.try_add_counter(1, 3).unwrap());
+        e.merge(counter(1), 3).unwrap();
+        // The merge folded the parts into the base: the part has room again.
+        assert!(e.try_add_counter(STRIPE_RANGE - 1, 4).unwrap());
+        let s = e.snapshot().unwrap();
+        assert_eq!(s.measurements, counter(2 * (STRIPE_RANGE - 1) + 1));
+        assert_eq!(s.count, 4);
     }
 
     #[test]

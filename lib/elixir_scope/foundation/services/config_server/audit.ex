@@ -14,10 +14,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   #     original, counted as skipped.
   #   * the counters (the update's or reset's, and the store's
   #     `events_stored` for the audit event), recorded in the namespace's
-  #     TelemetryService right after the server's reply.
+  #     TelemetryService before `ConfigServer.update/3` or `reset/1`
+  #     returns: by the server, or, for an update through
+  #     `ConfigServer.update/3`, by the caller from the server's reply.
   #
   # Runs inside the ConfigServer process, on its state map, whose `audit`
-  # field (`%{sent, failures, skipped}`) it owns. Never raises.
+  # field (`%{sent, failures, skipped}`) it owns (`count_all/3` also runs in
+  # callers). Never raises.
 
   require Logger
 
@@ -49,9 +52,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
     end
   end
 
-  @doc "Records each `{name, metadata}` counter (value 1) in `namespace`; never raises."
-  def count_all(namespace, counters) do
-    opts = telemetry_opts(namespace)
+  @doc """
+  Records each `{name, metadata}` counter (value 1) in `namespace`; never
+  raises; `:ok`. `:caller` when called outside the namespace's server (by
+  `ConfigServer.update/3`): the namespace is then always named, since the
+  caller may belong to a sandbox.
+  """
+  def count_all(namespace, counters, where \\ :server) do
+    opts = if where == :caller, do: [namespace: namespace], else: telemetry_opts(namespace)
 
     for {name, metadata} <- counters do
       try do
@@ -115,6 +123,22 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
     }
   end
 
+  # The audit data are a path and two config leaves, or two integers: valid
+  # event data, and small unless a leaf is a big integer (a valid
+  # `batch_size`, say), which the validating write measures.
+  defp small?(%{path: path, new_value: new, previous_value: {:ok, old}, timestamp: t}),
+    do: atoms?(path, 8) and leaf?(new) and leaf?(old) and leaf?(t)
+
+  defp small?(%{timestamp: t, reset_from_updates_count: n}), do: leaf?(t) and leaf?(n)
+  defp small?(_data), do: false
+
+  defp leaf?(value) when is_integer(value), do: value in -0x4000000000000000..0x3FFFFFFFFFFFFFFF
+  defp leaf?(value), do: is_float(value) or is_atom(value)
+
+  defp atoms?([], _left), do: true
+  defp atoms?([atom | rest], left) when is_atom(atom) and left > 0, do: atoms?(rest, left - 1)
+  defp atoms?(_other, _left), do: false
+
   # Failures are counted in status/0; the log gets the 1st, 101st, ... only,
   # so a broken store does not flood it.
   defp log_failure(state, type, reason) do
@@ -142,7 +166,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
       data: data
     }
 
-    case EventStore.store_direct(event, namespace: namespace) do
+    case EventStore.store_direct(event, namespace: namespace, valid: small?(data)) do
       {:ok, id} -> {:ok, id}
       {:error, %{error_type: :service_unavailable}} -> :skipped
       other -> {:failed, other}

@@ -24,6 +24,34 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
     _kind, _reason -> :ok
   end
 
+  @doc false
+  # `execute(name, %{counter: value}, metadata)` for a caller that knows the
+  # load was tried (`tried?/0`), so only the export table is read; the
+  # measurements map is built only when it is forwarded.
+  @spec counter_tried(term(), term(), term()) :: :ok
+  def counter_tried(name, value, metadata) do
+    if function_exported?(:telemetry, :execute, 3),
+      do: apply(telemetry(), :execute, [name, %{counter: value}, metadata])
+
+    :ok
+  catch
+    _kind, _reason -> :ok
+  end
+
+  @doc false
+  # Tries the load once per VM (as the first `execute/3` would); true from
+  # then on. The TelemetryService calls it before publishing its handle, so
+  # a caller that found a handle may use `counter_tried/3`.
+  @spec try_load() :: true
+  def try_load do
+    if not :persistent_term.get(@tried, false) do
+      _ = Code.ensure_loaded?(:telemetry)
+      :persistent_term.put(@tried, true)
+    end
+
+    true
+  end
+
   # A runtime module name: neither the compiler nor Dialyzer should expect
   # `:telemetry` to exist when this library is built.
   defp telemetry, do: :telemetry
@@ -32,8 +60,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Forward do
     if :persistent_term.get(@tried, false) do
       function_exported?(:telemetry, :execute, 3)
     else
-      _ = Code.ensure_loaded?(:telemetry)
-      :persistent_term.put(@tried, true)
+      try_load()
       function_exported?(:telemetry, :execute, 3)
     end
   end

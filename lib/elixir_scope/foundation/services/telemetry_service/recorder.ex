@@ -20,12 +20,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   alias ElixirScope.Foundation.{Native, Sandbox}
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Handles, TelemetryService}
+  alias ElixirScope.Foundation.Services.TelemetryService.Forward
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
   cost for the common `[]` and `[namespace: ns]`.
   """
-  def namespace([]), do: Sandbox.namespace([])
+  def namespace([]), do: Sandbox.current()
   def namespace(namespace: namespace), do: namespace
   def namespace(opts), do: Sandbox.namespace(Keyword.validate!(opts, [:namespace]))
 
@@ -62,6 +63,8 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
         nil -> Native.metrics_new(max_metrics)
       end
 
+    # A caller that finds the handle may skip the forward's load check.
+    Forward.try_load()
     publish(namespace, {handle, self()})
     handle
   end
@@ -100,22 +103,53 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   end
 
   @doc """
-  Records a counter of `value` in the namespace of `opts`: the hot path, so
-  no closure per call, and the NIF reads the monotonic clock itself and
-  answers with a bare atom.
+  Records a counter of `value` in the namespace of `opts` and forwards it
+  to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
-  def record_counter(opts, name, value, metadata) when is_list(name) do
-    with {:ok, handle} <- live_handle(namespace(opts)),
-         :handler <- native_counter(handle, name, value, metadata) do
-      run_handler(name, %{counter: value}, metadata)
-    end
+  def count(opts, name, value, metadata) do
+    cond do
+      not record_counter(opts, name, value, metadata) ->
+        Forward.execute(name, %{counter: value}, metadata)
 
-    :ok
-  catch
-    _kind, _reason -> :ok
+      # The load was tried: only the export table is read (`Forward`).
+      function_exported?(:telemetry, :execute, 3) ->
+        Forward.counter_tried(name, value, metadata)
+
+      true ->
+        :ok
+    end
   end
 
-  def record_counter(_opts, _name, _value, _metadata), do: :ok
+  # The hot path: no closure per call; a name this scheduler counted before
+  # costs one NIF call that reads the monotonic clock itself and answers
+  # with a bare atom. True when the namespace's live handle was found (its
+  # service tried the `:telemetry` load before publishing it).
+  defp record_counter(opts, name, value, metadata) when is_list(name) do
+    # live_handle/1, inline.
+    with {handle, pid} <- entry(namespace(opts)),
+         true <- Process.alive?(pid) do
+      case Native.metrics_add_cached(handle, name, value) do
+        :ok -> :ok
+        :handler -> run_handler(name, %{counter: value}, metadata)
+        :miss -> counter_miss(handle, name, value, metadata)
+      end
+
+      true
+    else
+      _ -> false
+    end
+  catch
+    _kind, _reason -> false
+  end
+
+  defp record_counter(_opts, _name, _value, _metadata), do: false
+
+  defp counter_miss(handle, name, value, metadata) do
+    case native_counter(handle, name, value, metadata) do
+      :handler -> run_handler(name, %{counter: value}, metadata)
+      _ -> :ok
+    end
+  end
 
   # The normal-scheduler NIFs answer :dirty, having done nothing, when the
   # measurements/value or a new name's metadata are too big for a normal
