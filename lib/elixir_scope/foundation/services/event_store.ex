@@ -103,6 +103,16 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # Estimated bytes per stored event (Rust heap + stored encoding) for the
   # memory figure of stats/1; bench/event_store.exs measures the real value.
   @bytes_per_event 540
+  # Every key of `stats/1`; a tier-less store keeps the warm keys at zero.
+  @stats_template Map.merge(
+                    Map.new(
+                      ~w(current_event_count events_stored events_pruned evicted_max_events
+                         evicted_max_age async_dropped async_failed async_queue_len start_time
+                         uptime_ms memory_usage_estimate)a,
+                      &{&1, 0}
+                    ),
+                    Warm.zero_stats()
+                  )
   # Results up to this many events (and 64 KiB of stored bytes, see
   # Native.Route) are decoded on a normal scheduler.
   @bounded 256
@@ -435,21 +445,48 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec stats(opts()) :: {:ok, map()} | {:error, Error.t()}
   def stats(opts \\ []) do
-    with {:ok, handle, start_time} <- entry(opts),
-         {:ok, native} <- Support.native(Native.store_stats(handle)) do
-      s = Map.new(native)
-      now = System.monotonic_time(:millisecond)
+    case Support.entry(opts) do
+      %{handle: handle, start_time: start_time} = entry ->
+        with {:ok, native} <- Support.native(Native.store_stats(handle)) do
+          {:ok, stats_map(native, start_time, Map.get(entry, :warm))}
+        end
 
-      {:ok,
-       s
-       |> Map.drop([:max_id])
-       |> Map.merge(%{
-         start_time: start_time,
-         uptime_ms: now - start_time,
-         memory_usage_estimate: s.current_event_count * @bytes_per_event
-       })
-       |> then(&Warm.stats(warm(opts), &1))}
+      nil ->
+        {:error, Support.unavailable()}
     end
+  end
+
+  # The NIF's counters in its fixed order, written into a map of every key
+  # (one update of a literal map, no merges).
+  defp stats_map(native, start_time, warm) do
+    [
+      current_event_count: count,
+      events_stored: stored,
+      events_pruned: pruned,
+      evicted_max_events: evicted_count,
+      evicted_max_age: evicted_age,
+      async_dropped: async_dropped,
+      async_failed: async_failed,
+      async_queue_len: queue_len,
+      max_id: _
+    ] = native
+
+    stats = %{
+      @stats_template
+      | current_event_count: count,
+        events_stored: stored,
+        events_pruned: pruned,
+        evicted_max_events: evicted_count,
+        evicted_max_age: evicted_age,
+        async_dropped: async_dropped,
+        async_failed: async_failed,
+        async_queue_len: queue_len,
+        start_time: start_time,
+        uptime_ms: System.monotonic_time(:millisecond) - start_time,
+        memory_usage_estimate: count * @bytes_per_event
+    }
+
+    if warm, do: Warm.stats(warm, stats), else: stats
   end
 
   @doc "`{:ok, %{status: :running, event_count, next_id}}`."
@@ -627,13 +664,6 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     entry = %{handle: handle, start_time: System.monotonic_time(:millisecond), warm: warm}
     Support.publish(namespace, entry)
     handle
-  end
-
-  defp entry(opts) do
-    case Support.entry(opts) do
-      %{handle: handle, start_time: start_time} -> {:ok, handle, start_time}
-      nil -> {:error, Support.unavailable()}
-    end
   end
 
   defp handle(opts) do

@@ -332,10 +332,10 @@ impl Store {
 
     /// Current counters.
     pub fn stats(&self) -> CoreResult<StoreStats> {
-        let lens = self.inner.each_shard(|s| s.len())?;
+        // The running count, not a sum over the shards: no shard lock taken.
         let c = &self.inner.counters;
         Ok(StoreStats {
-            current_event_count: lens.iter().sum::<usize>() as u64,
+            current_event_count: self.inner.count.load(Relaxed) as u64,
             events_stored: c.stored.load(Relaxed),
             events_pruned: c.pruned.load(Relaxed),
             evicted_max_events: c.evicted_count.load(Relaxed),

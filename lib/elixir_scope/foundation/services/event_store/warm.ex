@@ -219,6 +219,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
 
   def prune_before(_warm, _ts, error), do: error
 
+  @doc false
+  def zero_stats, do: @zero_stats
+
   @doc "Adds the warm keys to (and, with a tier, the durable counts into) `stats`."
   def stats(nil, stats), do: Map.merge(stats, @zero_stats)
 
