@@ -106,6 +106,28 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
       found = Enum.filter(1..30, &match?({:ok, _}, EventStore.get(&1)))
       IO.puts("found #{Enum.join(found, ",")}")
 
+    "novel" ->
+      [name] = args
+      type = String.to_atom(name)
+      for id <- 1..20 do
+        {:ok, ^id} = EventStore.store(Event.new(event_id: id, event_type: type, timestamp: id))
+      end
+      IO.puts("done")
+      Process.sleep(:infinity)
+
+    "catch_up" ->
+      {:ok, ref} = ElixirScope.Foundation.Events.subscribe(%{}, from: :start)
+      got =
+        Enum.flat_map(1..20, fn _ ->
+          receive do
+            {:foundation_events, ^ref, events} -> events
+          after
+            2_000 -> []
+          end
+        end)
+      IO.puts("got #{length(got)}")
+      IO.puts("types #{got |> Enum.map(&Atom.to_string(&1.event_type)) |> Enum.uniq() |> Enum.join(",")}")
+
     "second" ->
       {:ok, stats} = EventStore.stats()
       IO.puts("warm_enabled #{stats.warm_enabled} count #{stats.current_event_count}")
@@ -248,6 +270,18 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
     assert field(out, "found") == Enum.join(1..19, ",")
     assert field(out, "corrupt") == "11"
     assert Enum.any?(out, &(&1 =~ "11 acknowledged event(s)"))
+  end
+
+  test "a from-start subscription in a new VM replays events whose atoms that VM has not seen",
+       %{script: s, dir: dir} do
+    # The type's atom exists only in the writer VM (this VM never makes it).
+    name = "novel_type_#{System.unique_integer([:positive])}"
+    port = child(s, dir, ["novel", name])
+    lines = collect(port, [], fn line, _ -> line == "done" end)
+    kill(lines)
+    out = run(s, dir, ["catch_up"])
+    assert field(out, "got") == "20"
+    assert field(out, "types") == name
   end
 
   test "a second VM on the same directory runs hot-only and leaves the data alone",

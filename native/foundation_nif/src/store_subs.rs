@@ -7,7 +7,7 @@
 use crate::atoms;
 use crate::error::NifOutcome;
 use crate::store::StoreHandle;
-use crate::store_codec::to_terms;
+use crate::store_codec::to_term;
 use foundation_core::store::{Delivery, Filter, Sink, SubOptions, Target};
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, NifResult, OwnedEnv, ResourceArc, Term};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ fn sink() -> Sink {
             }
             if !events.is_empty() {
                 let _ = env.send_and_clear(&sub.pid, |e| {
-                    let events = to_terms(e, &events).unwrap_or_default();
+                    let events: Vec<Term> = events.iter().filter_map(|p| decode(e, p)).collect();
                     (atoms::foundation_events(), sub.reference(e), events).encode(e)
                 });
             }
@@ -137,4 +137,17 @@ fn sink() -> Sink {
 
 fn notice<'a>(env: Env<'a>, tag: Atom, sub: &Subscriber, count: u64) -> Term<'a> {
     (tag, sub.reference(env), count).encode(env)
+}
+
+/// One delivered payload as a term. A payload in external term format (tag
+/// 0) may come from the warm tier, written by an earlier run of the VM: it
+/// passed the tier's checksum and was made by `term_to_binary`, so it is
+/// decoded as trusted data, which also creates the atoms this VM has not
+/// seen yet (safe decoding would refuse them).
+fn decode<'a>(env: Env<'a>, payload: &[u8]) -> Option<Term<'a>> {
+    match payload.split_first() {
+        // SAFETY: see above; the bytes are our own store's or disk tier's.
+        Some((0, etf)) => unsafe { env.binary_to_term_trusted(etf) }.map(|(t, _)| t),
+        _ => to_term(env, payload).ok(),
+    }
 }
