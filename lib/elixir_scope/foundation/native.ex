@@ -102,6 +102,9 @@ defmodule ElixirScope.Foundation.Native do
   def store_subscription_owner(_store, _pid), do: :erlang.nif_error(:not_loaded)
   def warm_attach(_store, _warm), do: :erlang.nif_error(:not_loaded)
 
+  def warm_page(_warm, _type, _sys_range, _order, _cursor, _max),
+    do: :erlang.nif_error(:not_loaded)
+
   # store: dirty twins of the calls above, used when those answer :dirty
   def store_put_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_batch_dirty(_store, _events), do: :erlang.nif_error(:not_loaded)

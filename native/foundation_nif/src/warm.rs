@@ -452,10 +452,14 @@ fn warm_put_batch_dirty<'a>(
 }
 
 fn hit_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
+    Ok((hit.sys_ts, event_term(env, hit)?).encode(env))
+}
+
+fn event_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
     // SAFETY: the body passed its checksum and was written by `term_to_binary`;
     // trusted decoding also recreates atoms a new VM has not seen yet.
     let (term, _) = unsafe { env.binary_to_term_trusted(&hit.body) }.ok_or(Error::BadArg)?;
-    Ok((hit.sys_ts, term).encode(env))
+    Ok(term)
 }
 
 fn hits<'a>(env: Env<'a>, found: Result<Vec<Hit>, CoreError>) -> NifResult<Term<'a>> {
@@ -494,6 +498,48 @@ fn warm_query<'a>(
 ) -> NifResult<Term<'a>> {
     let q = query_from(env, event_type, sys_range, order, 0, limit)?;
     hits(env, warm.warm.query(&q))
+}
+
+/// One page of a stream over the tier: `{:ok, {events, cursor, done}}`
+/// (`cursor` a binary to pass back, or nil), or `{:error, _}`. `order` is
+/// `:timestamp`, `:timestamp_desc` or `:event_id` (no type, no range).
+#[rustler::nif(schedule = "DirtyIo")]
+fn warm_page<'a>(
+    env: Env<'a>,
+    warm: ResourceArc<WarmHandle>,
+    event_type: Atom,
+    sys_range: Option<(i64, i64)>,
+    order: Atom,
+    cursor: Option<Binary>,
+    max: usize,
+) -> NifResult<Term<'a>> {
+    let q = query_from(env, event_type, sys_range, order, 0, 0)?;
+    let cursor = cursor.map(|c| c.as_slice().to_vec());
+    let page = warm.warm.page(
+        q.event_type.as_deref(),
+        q.time_range,
+        q.order,
+        cursor.as_deref(),
+        max.clamp(1, 4096),
+    );
+    match page {
+        Ok((found, cursor, done)) => {
+            let events = found
+                .iter()
+                .map(|h| event_term(env, h))
+                .collect::<NifResult<Vec<_>>>()?;
+            let cursor = match cursor {
+                Some(c) => {
+                    let mut bin = rustler::OwnedBinary::new(c.len());
+                    bin.as_mut_slice().copy_from_slice(&c);
+                    bin.release(env).encode(env)
+                }
+                None => atoms::nil().encode(env),
+            };
+            Ok((atoms::ok(), (events, cursor, done)).encode(env))
+        }
+        Err(e) => Ok(Err::<(), _>(crate::error::NifError(e)).encode(env)),
+    }
 }
 
 /// `{:ok, [{sys_ts, event}]}` of a correlation group, by (time, id).

@@ -274,8 +274,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   and `page_size:` (default `interface.max_results` of the config; at most
   128 events are read per NIF call). Every event present when the stream
   starts and not removed meanwhile appears exactly once; events stored
-  meanwhile may or may not appear. With a warm tier, and for `order_by:
-  :event_id` over a `:time_range`, the answer is read whole on first use.
+  meanwhile may or may not appear. With a warm tier the stream reads the
+  disk tier (every acknowledged event) page by page: in time order, or by
+  id when the query has no type and no range (a filtered query without
+  `:order_by` comes in time order). `order_by: :event_id` with a
+  `:time_range` (and, with a warm tier, with an `:event_type`) is read whole
+  on first use.
   A malformed query raises `ArgumentError`.
   """
   @spec stream(map(), opts() | [page_size: pos_integer()]) :: Enumerable.t()
@@ -295,14 +299,57 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       {{:ok, {_type, range, :event_id, _offset, _limit}}, _} when range != nil ->
         whole(query, namespace)
 
-      {{:ok, _}, {:ok, _handle, warm}} when warm != nil ->
-        whole(query, namespace)
+      {{:ok, {type, range, order, offset, limit}}, {:ok, _handle, warm}} when warm != nil ->
+        case warm_order(type, range, order) do
+          nil ->
+            whole(query, namespace)
+
+          order ->
+            page = page_size(opts, namespace)
+            left = if limit == 0, do: :infinity, else: limit
+            start = {warm, {type, Warm.sys_range(range), order}, nil, offset, left}
+            Stream.resource(fn -> start end, &next_warm_page(&1, page), fn _ -> :ok end)
+        end
 
       {{:ok, {type, range, order, offset, limit}}, {:ok, handle, nil}} ->
         page = page_size(opts, namespace)
         left = if limit == 0, do: :infinity, else: limit
         start = {handle, {type, range, order}, nil, offset, left}
         Stream.resource(fn -> start end, &next_page(&1, page), fn _ -> :ok end)
+    end
+  end
+
+  # With a warm tier, a stream reads the disk tier, which holds every
+  # acknowledged event: in time order, or by id when the query has no type
+  # and no range (the tier has no index of a type's ids: such a query is
+  # read whole). An unordered query promises no order, so a filtered one is
+  # streamed in time order.
+  defp warm_order(nil, nil, order) when order in [:unordered, :event_id], do: :event_id
+  defp warm_order(_type, _range, :unordered), do: :timestamp
+  defp warm_order(_type, _range, :event_id), do: nil
+  defp warm_order(_type, _range, order), do: order
+
+  defp next_warm_page(:halt, _page), do: {:halt, :halt}
+
+  # The offset is read and dropped page by page; then pages of `page`
+  # events until the limit or the end.
+  defp next_warm_page({warm, {type, range, order} = q, cursor, skip, left}, page) do
+    want =
+      cond do
+        skip > 0 -> min(skip, 4096)
+        left == :infinity -> page
+        true -> min(left, page)
+      end
+
+    case Native.warm_page(warm, type, range, order, cursor, want) do
+      {:ok, {events, cursor, done}} ->
+        {events, skip} = if skip > 0, do: {[], skip - length(events)}, else: {events, 0}
+        left = if left == :infinity, do: :infinity, else: left - length(events)
+        next = if done or left == 0, do: :halt, else: {warm, q, cursor, skip, left}
+        {events, next}
+
+      error ->
+        raise ArgumentError, "event stream failed: #{inspect(Support.native(error))}"
     end
   end
 

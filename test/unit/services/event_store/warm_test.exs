@@ -298,4 +298,74 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     assert {:ok, %{warm_enabled: false, warm_events: 0, warm_bytes: 0, warm_evicted: 0}} =
              EventStore.stats(namespace: ns)
   end
+
+  describe "stream/2 with a warm tier" do
+    test "yields what query/2 returns, events only on disk included", %{dir: dir} do
+      opts = start(dir, max_events: 50)
+      types = [:warm_a, :warm_b]
+
+      events =
+        for id <- 1..600,
+            do: event(id, rem(id * 7, 300), event_type: Enum.at(types, rem(id, 2)))
+
+      {:ok, _} = EventStore.store_batch(events, opts)
+      # Memory holds 50 of them; the disk tier all.
+      assert {:ok, %{evicted_max_events: 550}} = EventStore.stats(opts)
+
+      ordered = [
+        %{},
+        %{order_by: :event_id, offset: 17, limit: 100},
+        %{order_by: :timestamp},
+        %{order_by: :timestamp_desc, offset: 5, limit: 333},
+        %{event_type: :warm_a, order_by: :timestamp},
+        %{event_type: :warm_b, order_by: :timestamp_desc, time_range: {20, 200}},
+        %{event_type: :warm_a, order_by: :event_id}
+      ]
+
+      for q <- ordered, page <- [1, 7, 1000] do
+        {:ok, want} = EventStore.query(q, opts)
+        got = q |> EventStore.stream(opts ++ [page_size: page]) |> Enum.to_list()
+        assert Enum.map(got, & &1.event_id) == Enum.map(want, & &1.event_id), inspect({q, page})
+      end
+
+      # No order asked: the same events (a filtered stream comes in time order).
+      q = %{event_type: :warm_b, time_range: {0, 100}}
+      {:ok, want} = EventStore.query(q, opts)
+      got = q |> EventStore.stream(opts ++ [page_size: 9]) |> Enum.map(& &1.event_id)
+      assert Enum.sort(got) == Enum.sort(Enum.map(want, & &1.event_id))
+    end
+
+    test "holds one page at a time", %{dir: dir} do
+      opts = start(dir, max_events: 1000)
+      total = 100_000
+
+      1..total
+      |> Stream.chunk_every(5_000)
+      |> Enum.each(fn ids ->
+        {:ok, _} = EventStore.store_batch(Enum.map(ids, &event(&1, &1)), opts)
+      end)
+
+      consumer =
+        Task.async(fn ->
+          :erlang.garbage_collect()
+
+          %{order_by: :timestamp}
+          |> EventStore.stream(opts ++ [page_size: 500])
+          |> Enum.reduce({0, 0}, fn e, {n, peak} ->
+            peak =
+              if rem(n, 5_000) == 0,
+                do: max(peak, elem(Process.info(self(), :memory), 1)),
+                else: peak
+
+            true = e.event_id == n + 1
+            {n + 1, peak}
+          end)
+        end)
+
+      {count, peak} = Task.await(consumer, 120_000)
+      assert count == total
+      # A hundred thousand events as one list take tens of megabytes.
+      assert peak < 4 * 1024 * 1024, "consumer peaked at #{peak} bytes"
+    end
+  end
 end

@@ -222,6 +222,10 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   @doc false
   def zero_stats, do: @zero_stats
 
+  @doc "A time range of the caller's clock in system time (the tier's)."
+  def sys_range(nil), do: nil
+  def sys_range({lo, hi}), do: {sat(lo + offset()), sat(hi + offset())}
+
   @doc "Adds the warm keys to (and, with a tier, the durable counts into) `stats`."
   def stats(nil, stats), do: Map.merge(stats, @zero_stats)
 

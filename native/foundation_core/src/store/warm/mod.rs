@@ -1077,6 +1077,74 @@ impl Warm {
         Ok((hits, last, true))
     }
 
+    /// One page of a stream: up to `max` events of `event_type` (when
+    /// given) within `range` (system time), in `order`, after `cursor` (the
+    /// key the previous page ended on; `None`: from the first). Time orders
+    /// read the time indexes; `Order::Id` reads the records by id and takes
+    /// no type or range. Returns the hits, the cursor of the next page and
+    /// whether the answer is complete.
+    pub fn page(
+        &self,
+        event_type: Option<&[u8]>,
+        range: Option<(i64, i64)>,
+        order: Order,
+        cursor: Option<&[u8]>,
+        max: usize,
+    ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
+        use std::ops::Bound;
+        let engine = self.engine()?;
+        let (mut hits, mut last) = (Vec::new(), cursor.map(<[u8]>::to_vec));
+        if order == Order::Id {
+            if event_type.is_some() || range.is_some() {
+                return Err(CoreError::InvalidInput(
+                    "a page by id takes no type or time range".into(),
+                ));
+            }
+            let lower = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.to_vec()));
+            for kv in engine.events.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+                let (key, record) = kv.map_err(read_error)?;
+                last = Some(key.to_vec());
+                if let Some(hit) = self.hit(id_from(&key), &record, None) {
+                    hits.push(hit);
+                    if hits.len() >= max {
+                        return Ok((hits, last, false));
+                    }
+                }
+            }
+            return Ok((hits, last, true));
+        }
+        let (index, prefix) = match event_type {
+            Some(t) => (&engine.by_type, type_prefix(t)),
+            None => (&engine.by_time, Vec::new()),
+        };
+        let plen = prefix.len();
+        let (lo, hi) = bounds(&prefix, range);
+        let desc = order == Order::TimestampDesc;
+        let (lower, upper) = match (cursor, desc) {
+            (Some(c), false) => (Bound::Excluded(c.to_vec()), Bound::Included(hi)),
+            (Some(c), true) => (Bound::Included(lo), Bound::Excluded(c.to_vec())),
+            (None, _) => (Bound::Included(lo), Bound::Included(hi)),
+        };
+        let range = index.range((lower, upper));
+        let keys: Box<dyn Iterator<Item = _>> = if desc {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for kv in keys {
+            let (key, _) = kv.map_err(read_error)?;
+            last = Some(key.to_vec());
+            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+            if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
+                hits.push(hit);
+                if hits.len() >= max {
+                    return Ok((hits, last, false));
+                }
+            }
+        }
+        Ok((hits, last, true))
+    }
+
     /// The events of a correlation group by ascending (system time, id).
     pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Hit>> {
         let engine = self.engine()?;
