@@ -54,7 +54,8 @@ defmodule ElixirScope.Foundation.Logic.ConfigLogic do
   """
   @spec update_config(Config.t(), config_path(), term()) ::
           {:ok, Config.t()} | {:error, Error.t()}
-  def update_config(config, path, value) do
+  def update_config(config, path, value)
+      when is_map(config) and (not is_struct(config) or is_struct(config, Config)) do
     if updatable_path?(path) do
       new_config = put_in(config, path, value)
 
