@@ -10,6 +10,7 @@
 # Prints one table of ops/s and the ratio project / original, then the
 # growth of a limit-100 query with the store size.
 Code.require_file("support/harness.exs", __DIR__)
+Code.require_file("support/workload.exs", __DIR__)
 Code.require_file("../test/support/validation_reference.ex", __DIR__)
 Code.require_file("support/reference_event_store.exs", __DIR__)
 Code.require_file("support/original.exs", __DIR__)
@@ -18,29 +19,11 @@ defmodule Bench.Dropin do
   alias Bench.{Harness, Original}
   alias ElixirScope.Foundation.{Config, Events, Telemetry}
   alias ElixirScope.Foundation.Services.EventStore
-  alias ElixirScope.Foundation.Types.Event
 
   @n 50_000
   @groups 1_000
-  @types List.to_tuple(for i <- 0..9, do: :"type_#{i}")
-  @payload :binary.copy(<<7>>, 64)
 
-  def short?, do: System.get_env("SHORT") in ["1", "true"]
-  defp scale(n), do: if(short?(), do: max(div(n, 5), 1), else: n)
-
-  def event(i) do
-    %Event{
-      event_id: i,
-      event_type: elem(@types, rem(i, 10)),
-      timestamp: i,
-      wall_time: ~U[2026-01-01 00:00:00Z],
-      node: node(),
-      pid: self(),
-      correlation_id: "corr-#{rem(i, @groups)}",
-      parent_id: nil,
-      data: %{payload: @payload}
-    }
-  end
+  import Bench.Workload, only: [event: 1, scale: 1, short?: 0]
 
   # Both sides behind the same function table.
   def ours do
@@ -120,7 +103,7 @@ defmodule Bench.Dropin do
     query =
       adaptive(fn ->
         start = :rand.uniform(@n - div(@n, 10))
-        type = elem(@types, :rand.uniform(10) - 1)
+        type = Bench.Workload.type(:rand.uniform(10) - 1)
         q = %{event_type: type, time_range: {start, start + div(@n, 10)}, limit: 100}
         {:ok, [_ | _]} = im.query.(ctx, q)
       end)

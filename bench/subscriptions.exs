@@ -12,6 +12,7 @@
 #    has received (and acknowledged) the last one, live and as a catch-up
 #    (`from: :start`) over events already stored.
 Code.require_file("support/harness.exs", __DIR__)
+Code.require_file("support/workload.exs", __DIR__)
 Code.require_file("../test/support/validation_reference.ex", __DIR__)
 Code.require_file("support/reference_event_store.exs", __DIR__)
 Code.require_file("support/original.exs", __DIR__)
@@ -19,27 +20,8 @@ Code.require_file("support/original.exs", __DIR__)
 defmodule Bench.Subscriptions do
   alias Bench.{Harness, Original}
   alias ElixirScope.Foundation.Events
-  alias ElixirScope.Foundation.Types.Event
 
-  @types List.to_tuple(for i <- 0..9, do: :"type_#{i}")
-  @payload :binary.copy(<<7>>, 64)
-
-  def short?, do: System.get_env("SHORT") in ["1", "true"]
-  defp scale(n), do: if(short?(), do: max(div(n, 5), 1), else: n)
-
-  def event(i) do
-    %Event{
-      event_id: i,
-      event_type: elem(@types, rem(i, 10)),
-      timestamp: i,
-      wall_time: ~U[2026-01-01 00:00:00Z],
-      node: node(),
-      pid: self(),
-      correlation_id: "corr-#{rem(i, 1000)}",
-      parent_id: nil,
-      data: %{payload: @payload}
-    }
-  end
+  import Bench.Workload, only: [event: 1, scale: 1]
 
   defp reset do
     Application.stop(:elixir_scope_foundation)
@@ -93,7 +75,7 @@ defmodule Bench.Subscriptions do
 
   defp filters(10) do
     for(_ <- 1..4, do: %{}) ++
-      for(t <- 0..2, do: %{event_type: elem(@types, t)}) ++
+      for(t <- 0..2, do: %{event_type: Bench.Workload.type(t)}) ++
       for c <- 0..2, do: %{correlation_id: "corr-#{c}"}
   end
 
