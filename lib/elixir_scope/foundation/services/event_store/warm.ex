@@ -125,43 +125,30 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   queued by the dirty twin.
   """
   def put(handle, warm, event, validate) do
-    tag = make_ref()
-    off = offset()
-
-    queued =
-      case Native.warm_put(handle, warm, event, off, tag) do
-        routed when routed in [:dirty, :invalid] ->
-          with :ok <- validate.(), do: Native.warm_put_dirty(handle, warm, event, off, tag)
-
-        other ->
-          other
-      end
-
-    case queued do
-      {:ok, :queued} ->
-        receive do
-          {^tag, result} -> Support.native(result)
-        end
-
-      error ->
-        Support.native(error)
-    end
+    write(validate, fn off, tag ->
+      {Native.warm_put(handle, warm, event, off, tag),
+       fn -> Native.warm_put_dirty(handle, warm, event, off, tag) end}
+    end)
   end
 
   @doc "Stores a chunk of `events` as one disk write, then in the hot tier; as `put/4`."
   def put_batch(handle, warm, events, validate) do
+    write(validate, fn off, tag ->
+      {Native.warm_put_batch(handle, warm, events, off, tag),
+       fn -> Native.warm_put_batch_dirty(handle, warm, events, off, tag) end}
+    end)
+  end
+
+  # Queues a write (`queue.(offset, tag)` gives the normal NIF's answer and
+  # its dirty twin), then waits for the writer thread's `{tag, result}`.
+  defp write(validate, queue) do
     tag = make_ref()
-    off = offset()
+    {normal, dirty} = queue.(offset(), tag)
 
     queued =
-      case Native.warm_put_batch(handle, warm, events, off, tag) do
-        routed when routed in [:dirty, :invalid] ->
-          with :ok <- validate.(),
-               do: Native.warm_put_batch_dirty(handle, warm, events, off, tag)
-
-        other ->
-          other
-      end
+      if normal in [:dirty, :invalid],
+        do: with(:ok <- validate.(), do: dirty.()),
+        else: normal
 
     case queued do
       {:ok, :queued} ->
