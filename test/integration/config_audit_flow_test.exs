@@ -29,8 +29,10 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
   test "update flows to the subscriber, the event store and the metrics" do
     before = counter(:config_updates)
     :ok = Config.subscribe()
+    wall_before = DateTime.utc_now()
 
     assert Config.update([:dev, :debug_mode], true) == :ok
+    wall_after = DateTime.utc_now()
     assert_receive {:config_notification, {:config_updated, [:dev, :debug_mode], true}}, 1_000
 
     assert eventually(fn ->
@@ -44,6 +46,10 @@ defmodule ElixirScope.Foundation.Integration.ConfigAuditFlowTest do
     assert is_integer(event.data.timestamp)
     {:ok, server} = ServiceRegistry.lookup(:production, :config_server)
     assert event.pid == server
+    assert event.node == node() and event.correlation_id == nil and event.parent_id == nil
+    assert %DateTime{time_zone: "Etc/UTC", microsecond: {_, 6}} = event.wall_time
+    assert DateTime.compare(event.wall_time, wall_before) != :lt
+    assert DateTime.compare(event.wall_time, wall_after) != :gt
 
     assert counter_grows?(:config_updates, before)
   end

@@ -70,6 +70,10 @@ defmodule ElixirScope.Foundation.Native do
   def store_set_limits(_store, _max_events, _max_age_ms), do: :erlang.nif_error(:not_loaded)
   def store_put(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_put_valid(_store, _event), do: :erlang.nif_error(:not_loaded)
+
+  def store_put_audit(_store, _id, _type, _timestamp, _wall_us, _node, _pid, _data),
+    do: :erlang.nif_error(:not_loaded)
+
   def store_put_batch(_store, _events), do: :erlang.nif_error(:not_loaded)
   def store_check_batch(_events), do: :erlang.nif_error(:not_loaded)
   def store_put_async(_store, _event), do: :erlang.nif_error(:not_loaded)

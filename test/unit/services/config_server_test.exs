@@ -283,6 +283,27 @@ defmodule ElixirScope.Foundation.Services.ConfigServerTest do
       assert ConfigServer.get([:dev, :debug_mode]) == {:ok, false}
     end
 
+    test "a caller reaches the restarted instance after a kill, and none once it is gone" do
+      {{:test, ref} = ns, pid} = isolated()
+      assert ConfigServer.update([:dev, :debug_mode], true, namespace: ns) == :ok
+      monitor = Process.monitor(pid)
+      Process.exit(pid, :kill)
+      assert_receive {:DOWN, ^monitor, :process, ^pid, :killed}
+      assert {:ok, new} = ServiceRegistry.wait_for_service(ns, :config_server, 1_000)
+      assert new != pid
+
+      # The killed instance's update survives; the next one goes to the new
+      # instance.
+      assert ConfigServer.update([:dev, :verbose_logging], true, namespace: ns) == :ok
+      assert ConfigServer.get([:dev, :debug_mode], namespace: ns) == {:ok, true}
+      assert {:ok, %{updates_count: 1}} = ConfigServer.status(namespace: ns)
+
+      :ok = TestSupervisor.cleanup_namespace(ref)
+
+      assert {:error, %Error{error_type: :service_unavailable}} =
+               ConfigServer.update([:dev, :debug_mode], false, namespace: ns)
+    end
+
     test "the published config is erased when the instance stops" do
       {{:test, ref} = ns, _pid} = isolated()
       assert {:ok, _} = ConfigServer.get(namespace: ns)

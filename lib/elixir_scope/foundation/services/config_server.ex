@@ -60,6 +60,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   alias ElixirScope.Foundation.Types.{Config, Error}
   alias ElixirScope.Foundation.Validation.ConfigValidator
 
+  # The caller's dictionary key of the server it called last.
+  @server_key {__MODULE__, :server}
+
   @typedoc "Options of every public function."
   @type opts :: [namespace: ProcessRegistry.namespace()]
 
@@ -228,16 +231,50 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # other callers' requests) waits for the server to answer a signal of its
   # own, a second round trip per call. A dead pid makes the call exit with
   # `:noproc`, which is the same unavailable error.
+  #
+  # The caller keeps the last pid it found (one namespace, one entry of its
+  # dictionary), so repeated calls skip the registry lookup. A cached pid
+  # that is dead (its server stopped or was restarted) exits with
+  # `:noproc` before the request is handled: the entry is dropped and the
+  # call goes once more to whatever the registry now names.
   defp call_in(namespace, message) do
+    case Process.get(@server_key) do
+      {^namespace, pid} -> call_cached(namespace, pid, message)
+      _ -> call_fresh(namespace, message)
+    end
+  end
+
+  defp call_cached(namespace, pid, message) do
+    GenServer.call(pid, message)
+  catch
+    :exit, {:noproc, _} ->
+      Process.delete(@server_key)
+      call_fresh(namespace, message)
+
+    :exit, {reason, _} when reason in [:normal, :shutdown] ->
+      Process.delete(@server_key)
+      {:error, unavailable()}
+  end
+
+  defp call_fresh(namespace, message) do
     case server(namespace) do
-      {:ok, pid} -> GenServer.call(pid, message)
-      :error -> {:error, unavailable()}
+      {:ok, pid} ->
+        Process.put(@server_key, {namespace, pid})
+        GenServer.call(pid, message)
+
+      :error ->
+        {:error, unavailable()}
     end
   catch
     # The instance stopped between the lookup and the call.
-    :exit, {:noproc, _} -> {:error, unavailable()}
-    :exit, {:normal, _} -> {:error, unavailable()}
-    :exit, {:shutdown, _} -> {:error, unavailable()}
+    :exit, {:noproc, _} -> stale()
+    :exit, {:normal, _} -> stale()
+    :exit, {:shutdown, _} -> stale()
+  end
+
+  defp stale do
+    Process.delete(@server_key)
+    {:error, unavailable()}
   end
 
   defp server(namespace) do

@@ -24,7 +24,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
 
   require Logger
 
+  alias ElixirScope.Foundation.Native
   alias ElixirScope.Foundation.Services.{EventStore, TelemetryService}
+  alias ElixirScope.Foundation.Services.EventStore.Support
   alias ElixirScope.Foundation.Types.Event
   alias ElixirScope.Foundation.Utils
 
@@ -153,7 +155,42 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
     state
   end
 
+  # The usual case (a store without a warm tier, small data) writes the
+  # event in one NIF call that builds its stored form from the fields
+  # (`Native.store_put_audit/8`), so no `%Event{}` or `%DateTime{}` is built
+  # here; anything else builds the event and stores it as before.
   defp store(type, data, namespace) do
+    case Support.lookup(namespace) do
+      %{handle: handle} = entry when not is_map_key(entry, :warm) or entry.warm == nil ->
+        if small?(data),
+          do: put_audit(handle, type, data, namespace),
+          else: put_event(type, data, namespace)
+
+      _ ->
+        put_event(type, data, namespace)
+    end
+  catch
+    kind, reason -> {:failed, {kind, reason}}
+  end
+
+  defp put_audit(handle, type, data, namespace) do
+    Native.store_put_audit(
+      handle,
+      Utils.generate_id(),
+      type,
+      :erlang.monotonic_time(:millisecond),
+      :os.system_time(:microsecond),
+      Node.self(),
+      self(),
+      data
+    )
+    |> outcome()
+  rescue
+    # A field the native form does not take: the usual write.
+    ArgumentError -> put_event(type, data, namespace)
+  end
+
+  defp put_event(type, data, namespace) do
     event = %Event{
       event_id: Utils.generate_id(),
       event_type: type,
@@ -166,12 +203,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
       data: data
     }
 
-    case EventStore.store_direct(event, namespace: namespace, valid: small?(data)) do
-      {:ok, id} -> {:ok, id}
-      {:error, %{error_type: :service_unavailable}} -> :skipped
-      other -> {:failed, other}
-    end
-  catch
-    kind, reason -> {:failed, {kind, reason}}
+    event
+    |> EventStore.store_direct(namespace: namespace, valid: small?(data))
+    |> outcome()
   end
+
+  defp outcome({:ok, id}), do: {:ok, id}
+  defp outcome({:error, %{error_type: :service_unavailable}}), do: :skipped
+  defp outcome({:error, {_kind, _detail}} = native), do: native |> Support.native() |> outcome()
+  defp outcome(other), do: {:failed, other}
 end
