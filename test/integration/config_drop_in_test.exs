@@ -151,6 +151,57 @@ defmodule ElixirScope.Foundation.Integration.ConfigDropInTest do
       on_exit(fn -> stop_store(opts) end)
       assert audits(:config_updated, opts) == []
     end
+
+    test "updates waiting together: each applied in one order, audited, notified and answered" do
+      ns = isolated()
+      opts = [namespace: ns]
+      {:ok, server} = ServiceRegistry.lookup(ns, :config_server)
+      :ok = ConfigServer.subscribe(opts)
+      path = [:interface, :max_results]
+
+      # Queued behind a suspended server, the calls are handled together
+      # once it resumes.
+      :ok = :sys.suspend(server)
+
+      updates =
+        for(i <- 1..8, do: {path, 100 + i}) ++
+          [{[:dev, :debug_mode], true}, {path, -1}, {[:ai, :provider], :nope}]
+
+      tasks = for {p, v} <- updates, do: Task.async(fn -> ConfigServer.update(p, v, opts) end)
+
+      assert eventually(fn ->
+               Process.info(server, :message_queue_len) >= {:message_queue_len, length(tasks)}
+             end)
+
+      :ok = :sys.resume(server)
+      results = Enum.map(tasks, &Task.await/1)
+
+      assert Enum.count(results, &(&1 == :ok)) == 9
+      assert [{:error, %{}}, {:error, %{}}] = Enum.reject(results, &(&1 == :ok))
+
+      notified =
+        for _ <- 1..9 do
+          assert_receive {:config_notification, {:config_updated, p, v}}, 1_000
+          {p, v}
+        end
+
+      refute_receive {:config_notification, _}, 50
+      assert Enum.sort(notified) == Enum.sort(Enum.take(updates, 9))
+
+      # The audit events (by id) and the notifications have one order, and
+      # each event's previous value is what the update before it left.
+      stored = Enum.sort_by(audits(:config_updated, opts), & &1.event_id)
+      assert for(e <- stored, do: {e.data.path, e.data.new_value}) == notified
+
+      max_results = for {^path, v} <- notified, do: v
+      previous = for e <- stored, e.data.path == path, do: e.data.previous_value
+      assert previous == Enum.map([1_000 | Enum.drop(max_results, -1)], &{:ok, &1})
+      assert ConfigServer.get(path, opts) == {:ok, List.last(max_results)}
+      assert ConfigServer.get([:dev, :debug_mode], opts) == {:ok, true}
+
+      assert {:ok, %{updates_count: 9, audit_sent: 9, audit_failures: 0}} =
+               ConfigServer.status(opts)
+    end
   end
 
   describe "published config" do

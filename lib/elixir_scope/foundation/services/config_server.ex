@@ -398,14 +398,23 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # waiting in the run queue, where the other scheduler steals it: every
   # later message then has to wake a scheduler). A bare `{:update_config,
   # path, value}` call is answered `:ok` after the server recorded them.
-  def handle_call({:update_config, path, value, :counters}, _from, state) do
-    case Update.apply(state.config, path, value) do
-      {:ok, new_config, previous, changed} ->
-        {state, counters} = apply_update(state, new_config, previous, changed, path, value)
-        {:reply, {:ok, counters}, state}
+  #
+  # Updates of other callers already waiting in the mailbox are taken
+  # with it and committed together (see `apply_batch/2`).
+  def handle_call({:update_config, path, value, :counters}, from, state) do
+    case queued_updates() do
+      [] ->
+        case Update.apply(state.config, path, value) do
+          {:ok, new_config, previous, changed} ->
+            {state, counters} = apply_update(state, new_config, previous, changed, path, value)
+            {:reply, {:ok, counters}, state}
 
-      {:error, _} = error ->
-        {:reply, error, state}
+          {:error, _} = error ->
+            {:reply, error, state}
+        end
+
+      queued ->
+        {:noreply, apply_batch([{from, path, value} | queued], state)}
     end
   end
 
@@ -485,7 +494,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     state =
       case changed do
         {:key, key} ->
-          Table.publish_key(state.namespace, new_config, key, state.keys, version)
+          Table.publish_keys(state.namespace, new_config, [key], state.keys, version)
           %{state | version: version}
 
         :all ->
@@ -501,6 +510,92 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
 
     {state, [{[:foundation, :config_updates], %{path: path}} | stored]}
+  end
+
+  # Several updates, in mailbox order: each is applied to the config the
+  # previous one left (a rejected one is answered at once and changes
+  # nothing), the result published once, then, per update, its subscribers'
+  # notification, its audit event and its caller's reply (after its own
+  # audit event is stored). All of them are waiting calls none of which has
+  # been answered, so committing them in this order is as if they had
+  # arrived in it.
+  defp apply_batch(items, state) do
+    {config, applied} =
+      Enum.reduce(items, {state.config, []}, fn {from, path, value}, {config, acc} ->
+        case Update.apply(config, path, value) do
+          {:ok, new_config, previous, changed} ->
+            {new_config, [{from, path, value, previous, changed} | acc]}
+
+          {:error, _} = error ->
+            GenServer.reply(from, error)
+            {config, acc}
+        end
+      end)
+
+    case applied do
+      [] -> state
+      _ -> commit_batch(state, config, Enum.reverse(applied))
+    end
+  end
+
+  defp commit_batch(state, config, applied) do
+    now = now_ms()
+    version = state.version + 1
+
+    state =
+      case changed_keys(applied, []) do
+        :all ->
+          Table.publish(state.namespace, config, version, state.config)
+          %{state | config: config, version: version, keys: Map.keys(config)}
+
+        keys ->
+          Table.publish_keys(state.namespace, config, keys, state.keys, version)
+          %{state | config: config, version: version}
+      end
+
+    Enum.reduce(applied, state, fn {from, path, value, previous, _changed}, state ->
+      notify(state.subscribers, {:config_updated, path, value})
+
+      metrics = %{
+        state.metrics
+        | updates_count: state.metrics.updates_count + 1,
+          last_update: now
+      }
+
+      data = %{path: path, new_value: value, previous_value: previous, timestamp: now}
+      {state, stored} = Audit.event(%{state | metrics: metrics}, :config_updated, data)
+      GenServer.reply(from, {:ok, [{[:foundation, :config_updates], %{path: path}} | stored]})
+      state
+    end)
+  end
+
+  defp changed_keys([], keys), do: keys
+  defp changed_keys([{_, _, _, _, :all} | _], _keys), do: :all
+
+  defp changed_keys([{_, _, _, _, {:key, key}} | rest], keys),
+    do: changed_keys(rest, if(key in keys, do: keys, else: [key | keys]))
+
+  # At most this many waiting updates join a batch, and none are looked
+  # for past this many waiting messages (the look scans the mailbox).
+  @batch 32
+  @scan 256
+
+  defp queued_updates do
+    case Process.info(self(), :message_queue_len) do
+      {:message_queue_len, n} when n > 0 and n <= @scan -> take_updates(@batch, [])
+      _ -> []
+    end
+  end
+
+  defp take_updates(0, acc), do: Enum.reverse(acc)
+
+  defp take_updates(n, acc) do
+    receive do
+      {:"$gen_call", from, {:update_config, path, value, :counters}} when is_list(path) ->
+        take_updates(n - 1, [{from, path, value} | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
   end
 
   defp apply_reset(state) do

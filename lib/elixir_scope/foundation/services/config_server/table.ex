@@ -241,13 +241,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
 
   @doc """
   Publishes `config` at `version`: it differs from the config published
-  before only under its top-level `key` (same keys).
+  before only under its top-level `changed` keys (same keys).
   """
-  def publish_key(namespace, %Config{} = config, key, keys, version)
+  def publish_keys(namespace, %Config{} = config, changed, keys, version)
       when namespace?(namespace) and is_integer(version) do
     :ets.insert(@table, [
-      {{namespace}, version, keys},
-      {{namespace, key}, Map.fetch!(config, key), version}
+      {{namespace}, version, keys}
+      | for(key <- changed, do: {{namespace, key}, Map.fetch!(config, key), version})
     ])
 
     bump(namespace, version)
