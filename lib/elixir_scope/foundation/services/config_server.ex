@@ -123,10 +123,11 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def update(path, value, opts \\ []) when is_list(path) do
     namespace = namespace(opts)
 
-    # The server answers with the counters for the caller to record (see
-    # handle_call/3), so it is free for the next update meanwhile.
-    case call_in(namespace, {:update_config, path, value, :counters}) do
-      {:ok, counters} -> Audit.count_all(namespace, counters, :caller)
+    # The server answers with the audit event's id (nil if none was
+    # stored), the caller records the counters (see handle_call/3), so the
+    # server is free for the next update meanwhile.
+    case call_in(namespace, {:update_config, path, value, :audit_id}) do
+      {:ok, id} -> Audit.count_all(namespace, Audit.update_counters(path, id), :caller)
       other -> other
     end
   end
@@ -392,7 +393,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:get_config_path, path}, _from, state),
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
-  # `update/3` asks for the counters in the reply and records them in the
+  # `update/3` asks for the audit event's id in the reply and records the
+  # counters in the
   # caller before returning `:ok`, so the server does not record them and
   # does no work after its reply (work after a reply leaves the caller
   # waiting in the run queue, where the other scheduler steals it: every
@@ -401,13 +403,13 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   #
   # Updates of other callers already waiting in the mailbox are taken
   # with it and committed together (see `apply_batch/2`).
-  def handle_call({:update_config, path, value, :counters}, from, state) do
+  def handle_call({:update_config, path, value, :audit_id}, from, state) do
     case queued_updates() do
       [] ->
         case Update.apply(state.config, path, value) do
           {:ok, new_config, previous, changed} ->
-            {state, counters} = apply_update(state, new_config, previous, changed, path, value)
-            {:reply, {:ok, counters}, state}
+            {state, id} = apply_update(state, new_config, previous, changed, path, value)
+            {:reply, {:ok, id}, state}
 
           {:error, _} = error ->
             {:reply, error, state}
@@ -421,8 +423,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   def handle_call({:update_config, path, value}, _from, state) do
     case Update.apply(state.config, path, value) do
       {:ok, new_config, previous, changed} ->
-        {state, counters} = apply_update(state, new_config, previous, changed, path, value)
-        Audit.count_all(state.namespace, counters)
+        {state, id} = apply_update(state, new_config, previous, changed, path, value)
+        Audit.count_all(state.namespace, Audit.update_counters(path, id))
         {:reply, :ok, state}
 
       {:error, _} = error ->
@@ -486,7 +488,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # In the original's order: state, subscribers, audit event; the reply and
   # the counters follow. The config is published first, so a subscriber
   # reading on notification sees the new value. Returns the state and the
-  # counters to record.
+  # audit event's id (nil if none was stored).
   defp apply_update(state, new_config, previous, changed, path, value) do
     now = now_ms()
     version = state.version + 1
@@ -506,10 +508,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     metrics = %{state.metrics | updates_count: state.metrics.updates_count + 1, last_update: now}
     data = %{path: path, new_value: value, previous_value: previous, timestamp: now}
 
-    {state, stored} =
-      Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
-
-    {state, [{[:foundation, :config_updates], %{path: path}} | stored]}
+    Audit.event(%{state | config: new_config, metrics: metrics}, :config_updated, data)
   end
 
   # Several updates, in mailbox order: each is applied to the config the
@@ -563,8 +562,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       }
 
       data = %{path: path, new_value: value, previous_value: previous, timestamp: now}
-      {state, stored} = Audit.event(%{state | metrics: metrics}, :config_updated, data)
-      GenServer.reply(from, {:ok, [{[:foundation, :config_updates], %{path: path}} | stored]})
+      {state, id} = Audit.event(%{state | metrics: metrics}, :config_updated, data)
+      GenServer.reply(from, {:ok, id})
       state
     end)
   end
@@ -591,7 +590,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
 
   defp take_updates(n, acc) do
     receive do
-      {:"$gen_call", from, {:update_config, path, value, :counters}} when is_list(path) ->
+      {:"$gen_call", from, {:update_config, path, value, :audit_id}} when is_list(path) ->
         take_updates(n - 1, [{from, path, value} | acc])
     after
       0 -> Enum.reverse(acc)
@@ -606,13 +605,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     notify(state.subscribers, {:config_reset, config})
     n = state.metrics.updates_count
 
-    {state, stored} =
+    {state, id} =
       Audit.event(%{state | config: config}, :config_reset, %{
         timestamp: now_ms(),
         reset_from_updates_count: n
       })
 
-    {state, [{[:foundation, :config_resets], %{reset_from_updates_count: n}} | stored]}
+    counters = [{[:foundation, :config_resets], %{reset_from_updates_count: n}}]
+    {state, counters ++ Audit.stored(:config_reset, id)}
   end
 
   defp notify([], _message), do: :ok
@@ -653,5 +653,5 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     }
   end
 
-  defp now_ms, do: System.monotonic_time(:millisecond)
+  defp now_ms, do: :erlang.monotonic_time(:millisecond)
 end

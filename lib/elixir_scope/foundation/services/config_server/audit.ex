@@ -37,22 +37,32 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
 
   @doc """
   Stores the audit event `type` with `data` and counts the outcome in the
-  state. Returns `{state, counters}`: the store's
-  `[:foundation, :event_store, :events_stored]` counter for a stored event
-  (as `EventStore.store/2` records it), to record with `count_all/2`.
+  state. Returns `{state, id}`, `id` nil when no event was stored.
   """
   def event(%{} = state, type, data) do
     case store(type, data, state.namespace) do
       {:ok, id} ->
-        {bump(state, :sent), [{@events_stored, %{event_type: type, event_id: id}}]}
+        {bump(state, :sent), id}
 
       :skipped ->
-        {bump(state, :skipped), []}
+        {bump(state, :skipped), nil}
 
       {:failed, reason} ->
-        {state |> log_failure(type, reason) |> bump(:failures), []}
+        {state |> log_failure(type, reason) |> bump(:failures), nil}
     end
   end
+
+  @doc """
+  The counters of a stored audit event `id` of `type` (none for nil): the
+  store's `[:foundation, :event_store, :events_stored]`, as
+  `EventStore.store/2` records it; to record with `count_all/2`.
+  """
+  def stored(_type, nil), do: []
+  def stored(type, id), do: [{@events_stored, %{event_type: type, event_id: id}}]
+
+  @doc "The counters of an update of `path` whose audit event is `id` (or nil)."
+  def update_counters(path, id),
+    do: [{[:foundation, :config_updates], %{path: path}} | stored(:config_updated, id)]
 
   @doc """
   Records each `{name, metadata}` counter (value 1) in `namespace`; never
