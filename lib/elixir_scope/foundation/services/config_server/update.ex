@@ -33,25 +33,54 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Update do
   `{:key, section}` (only that top-level key differs) or `:all`; or
   `ConfigLogic.update_config/3`'s error.
   """
-  def apply(%Config{} = config, path, value) do
-    with true <- map_size(config) == @plain_size and ConfigLogic.updatable_path?(path),
-         [section | rest] = path,
-         {:ok, old_section} <- Map.fetch(config, section),
-         {:ok, previous} <- fetch(old_section, rest),
-         {:ok, new_section} <- put(old_section, rest, value) do
-      case leaf_ok?(path, value) or validate(section, new_section) do
-        valid when valid in [true, :ok] ->
-          {:ok, %{config | section => new_section}, {:ok, previous}, {:key, section}}
+  def apply(%Config{} = config, path, value) when map_size(config) == @plain_size do
+    case swap(config, path, value) do
+      {new_config, previous} ->
+        [section | _] = path
 
-        {:error, _} = error ->
-          error
-      end
-    else
-      _ -> slow(config, path, value)
+        case leaf_ok?(path, value) or validate(section, Map.fetch!(new_config, section)) do
+          valid when valid in [true, :ok] -> {:ok, new_config, {:ok, previous}, {:key, section}}
+          {:error, _} = error -> error
+        end
+
+      :slow ->
+        slow(config, path, value)
     end
   end
 
   def apply(config, path, value), do: slow(config, path, value)
+
+  # One clause per updatable path: the config with the leaf at `path` set to
+  # `value`, and the leaf it replaced; `:slow` for any other path, or when
+  # a map on the way is missing or a struct (the slow path then decides).
+  for path <- ConfigLogic.updatable_paths() do
+    case path do
+      [section, key] ->
+        defp swap(
+               %{unquote(section) => %{unquote(key) => old} = s} = config,
+               unquote(path),
+               value
+             )
+             when not is_struct(s),
+             do: {%{config | unquote(section) => %{s | unquote(key) => value}}, old}
+
+      [section, middle, key] ->
+        defp swap(
+               %{unquote(section) => %{unquote(middle) => %{unquote(key) => old} = m} = s} =
+                 config,
+               unquote(path),
+               value
+             )
+             when not is_struct(s) and not is_struct(m),
+             do:
+               {%{
+                  config
+                  | unquote(section) => %{s | unquote(middle) => %{m | unquote(key) => value}}
+                }, old}
+    end
+  end
+
+  defp swap(_config, _path, _value), do: :slow
 
   defp slow(config, path, value) do
     case ConfigLogic.update_config(config, path, value) do
@@ -62,25 +91,6 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Update do
         error
     end
   end
-
-  defp fetch(value, []), do: {:ok, value}
-
-  defp fetch(%{} = map, [key | rest]),
-    do: with({:ok, v} <- Map.fetch(map, key), do: fetch(v, rest))
-
-  defp fetch(_value, _path), do: :error
-
-  # Only through existing maps (a valid config has them all); anything else
-  # is left to the slow path.
-  defp put(%{} = map, [key], value) when not is_struct(map), do: {:ok, Map.put(map, key, value)}
-
-  defp put(%{} = map, [key | rest], value) when not is_struct(map) do
-    with {:ok, inner} <- Map.fetch(map, key),
-         {:ok, new_inner} <- put(inner, rest, value),
-         do: {:ok, Map.put(map, key, new_inner)}
-  end
-
-  defp put(_value, _path, _new), do: :error
 
   # The Rust rules of the updatable leaves (numbers in range, positive
   # integers, booleans).
