@@ -3,11 +3,14 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   # ConfigServer's side effects after an update or reset, in the server's
   # own namespace:
   #
-  #   * the audit event, built here (as `Events.new_event/2` would: fresh
-  #     id, millisecond monotonic timestamp, wall time, node, pid of the
-  #     server) and written synchronously into the namespace's native event
-  #     store through its handle (`EventStore.store_direct/2`), never through
-  #     the EventStore process: once the server replies, every process can
+  #   * the audit event (as `Events.new_event/2` would build it: fresh id,
+  #     millisecond monotonic timestamp, wall time, node, pid of the
+  #     server), written synchronously into the namespace's native event
+  #     store through its handle, never through the EventStore process: in
+  #     the usual case its stored form is written from the fields by one
+  #     NIF call (`Native.store_put_audit/8`), else the `%Event{}` is built
+  #     here and stored with `EventStore.store_direct/2`. Once the server
+  #     replies, every process can
   #     query the event, and a suspended, dead or restarting EventStore
   #     process neither delays nor loses it. No handle (the store was
   #     stopped normally, or never started) means no audit, as in the
@@ -19,8 +22,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
   #     `ConfigServer.update/3`, by the caller from the server's reply.
   #
   # Runs inside the ConfigServer process, on its state map, whose `audit`
-  # field (`%{sent, failures, skipped}`) it owns (`count_all/3` also runs in
-  # callers). Never raises.
+  # field (`%{sent, failures, skipped}`) it owns (`count_all/3`,
+  # `stored/2` and `update_counters/2` also run in callers). Never raises.
 
   require Logger
 
@@ -188,7 +191,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
       handle,
       Utils.generate_id(),
       type,
-      :erlang.monotonic_time(:millisecond),
+      # The data's timestamp: the same monotonic millisecond the event
+      # would read.
+      data.timestamp,
       :os.system_time(:microsecond),
       Node.self(),
       self(),
