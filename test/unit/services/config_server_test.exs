@@ -304,6 +304,40 @@ defmodule ElixirScope.Foundation.Services.ConfigServerTest do
                ConfigServer.update([:dev, :debug_mode], false, namespace: ns)
     end
 
+    test "an update whose server dies before replying exits as GenServer.call/2 does" do
+      {ns, pid} = isolated()
+      :ok = :sys.suspend(pid)
+      me = self()
+
+      caller =
+        spawn(fn ->
+          result =
+            try do
+              ConfigServer.update([:dev, :debug_mode], true, namespace: ns)
+            catch
+              :exit, reason -> {:exited, reason}
+            end
+
+          send(me, {:result, result})
+        end)
+
+      # The caller has waited long enough to watch the server.
+      Process.sleep(50)
+      assert Process.alive?(caller)
+      Process.exit(pid, :kill)
+      assert_receive {:result, {:exited, {:killed, {GenServer, :call, [^pid, _, _]}}}}, 1_000
+    end
+
+    test "a suspended server's update is answered once it resumes" do
+      {ns, pid} = isolated()
+      :ok = :sys.suspend(pid)
+      task = Task.async(fn -> ConfigServer.update([:dev, :debug_mode], true, namespace: ns) end)
+      refute Task.yield(task, 100)
+      :ok = :sys.resume(pid)
+      assert Task.await(task) == :ok
+      assert ConfigServer.get([:dev, :debug_mode], namespace: ns) == {:ok, true}
+    end
+
     test "the published config is erased when the instance stops" do
       {{:test, ref} = ns, _pid} = isolated()
       assert {:ok, _} = ConfigServer.get(namespace: ns)

@@ -126,7 +126,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     # The server answers with the audit event's id (nil if none was
     # stored), the caller records the counters (see handle_call/3), so the
     # server is free for the next update meanwhile.
-    case call_in(namespace, {:update_config, path, value, :audit_id}) do
+    case call_in(namespace, {:update_config, path, value, :audit_id}, :request) do
       {:ok, id} -> Audit.count_all(namespace, Audit.update_counters(path, id), :caller)
       other -> other
     end
@@ -225,7 +225,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # Explicit `namespace:`, else the caller's sandbox, else `:production`.
   defp namespace(opts), do: Sandbox.namespace(opts)
 
-  defp call(opts, message), do: call_in(namespace(opts), message)
+  defp call(opts, message), do: call_in(namespace(opts), message, :call)
 
   # The registered pid without a liveness check: `Process.alive?/1` on a
   # server that still has signals queued (the previous call's demonitor, or
@@ -238,30 +238,30 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   # that is dead (its server stopped or was restarted) exits with
   # `:noproc` before the request is handled: the entry is dropped and the
   # call goes once more to whatever the registry now names.
-  defp call_in(namespace, message) do
+  defp call_in(namespace, message, how) do
     case Process.get(@server_key) do
-      {^namespace, pid} -> call_cached(namespace, pid, message)
-      _ -> call_fresh(namespace, message)
+      {^namespace, pid} -> call_cached(namespace, pid, message, how)
+      _ -> call_fresh(namespace, message, how)
     end
   end
 
-  defp call_cached(namespace, pid, message) do
-    GenServer.call(pid, message)
+  defp call_cached(namespace, pid, message, how) do
+    send_call(pid, message, how)
   catch
     :exit, {:noproc, _} ->
       Process.delete(@server_key)
-      call_fresh(namespace, message)
+      call_fresh(namespace, message, how)
 
     :exit, {reason, _} when reason in [:normal, :shutdown] ->
       Process.delete(@server_key)
       {:error, unavailable()}
   end
 
-  defp call_fresh(namespace, message) do
+  defp call_fresh(namespace, message, how) do
     case server(namespace) do
       {:ok, pid} ->
         Process.put(@server_key, {namespace, pid})
-        GenServer.call(pid, message)
+        send_call(pid, message, how)
 
       :error ->
         {:error, unavailable()}
@@ -271,6 +271,62 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     :exit, {:noproc, _} -> stale()
     :exit, {:normal, _} -> stale()
     :exit, {:shutdown, _} -> stale()
+  end
+
+  defp send_call(pid, message, :call), do: GenServer.call(pid, message)
+  defp send_call(pid, message, :request), do: request(pid, message)
+
+  # `GenServer.call/2` for the update, the hot path, without its monitor:
+  # the reply comes back through a reply alias, and the server is
+  # monitored only once the reply is late (`@watch_ms`). A monitor costs
+  # the server two signals per call (the monitor and, after the reply, the
+  # demonitor), and the demonitor wakes it once more after every reply.
+  # The exits are `GenServer.call/3`'s: `{reason, {GenServer, :call, _}}`
+  # when the server is (or goes) down before replying (a dead pid: after
+  # `@watch_ms`, as `:noproc`), `{:timeout, _}` after 5 s. A reply sent
+  # before the server went down always arrives before its `:DOWN`.
+  @watch_ms 10
+  @call_timeout 5_000
+
+  defp request(pid, message) do
+    alias = :erlang.alias([:reply])
+    tag = [:alias | alias]
+    send(pid, {:"$gen_call", {self(), tag}, message})
+
+    receive do
+      {^tag, reply} -> reply
+    after
+      @watch_ms -> watched(pid, message, alias, tag)
+    end
+  end
+
+  defp watched(pid, message, alias, tag) do
+    ref = Process.monitor(pid)
+
+    receive do
+      {^tag, reply} ->
+        Process.demonitor(ref, [:flush])
+        reply
+
+      {:DOWN, ^ref, :process, _, reason} ->
+        last_chance(alias, tag, {reason, {GenServer, :call, [pid, message, @call_timeout]}})
+    after
+      @call_timeout - @watch_ms ->
+        Process.demonitor(ref, [:flush])
+        last_chance(alias, tag, {:timeout, {GenServer, :call, [pid, message, @call_timeout]}})
+    end
+  end
+
+  # The alias is closed, so no later reply can come; one that came in
+  # meanwhile still counts (the update it answers was committed).
+  defp last_chance(alias, tag, reason) do
+    :erlang.unalias(alias)
+
+    receive do
+      {^tag, reply} -> reply
+    after
+      0 -> exit(reason)
+    end
   end
 
   defp stale do
