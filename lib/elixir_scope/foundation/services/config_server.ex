@@ -22,6 +22,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     `{:config_notification, {:config_reset, config}}` and audited, all
     before the reply; the counters are recorded before `update/2` or
     `reset/0` returns (an update's by the caller, from the server's reply).
+    Updates that wait together in the server's mailbox are committed
+    together: applied in turn, published once, then each notified,
+    audited and answered in its turn.
   * **Crash recovery**: a killed server restarts from the config it had last
     published, so no acknowledged update is lost. A normal stop erases the
     namespace's rows, and the next start builds a fresh config from the env.
@@ -450,9 +453,8 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     do: {:reply, ConfigLogic.get_config_value(state.config, path), state}
 
   # `update/3` asks for the audit event's id in the reply and records the
-  # counters in the
-  # caller before returning `:ok`, so the server does not record them and
-  # does no work after its reply (work after a reply leaves the caller
+  # counters in the caller before returning `:ok`, so the server does not
+  # record them and does no work after its reply (work after a reply leaves the caller
   # waiting in the run queue, where the other scheduler steals it: every
   # later message then has to wake a scheduler). A bare `{:update_config,
   # path, value}` call is answered `:ok` after the server recorded them.

@@ -15,7 +15,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Table do
   #
   # A path read (`get([:ai, :provider])`) is one lookup of its section row,
   # so it copies only that section out of the table. An update rewrites the
-  # section it changed and the header with a single `:ets.insert/2` (atomic
+  # sections it changed and the header with a single `:ets.insert/2` (atomic
   # and isolated), copying neither the rest of the config nor the whole of
   # it. A whole-config read (`get/0`) reads the header, then each key's row,
   # and accepts the result only if no row is newer than the header (else an
