@@ -20,7 +20,7 @@ use foundation_core::metrics::{
     EntrySnapshot, Key, Measure, Metrics, Name, Recorded, MAX_CACHED_SEGMENTS,
 };
 use foundation_core::CoreError;
-use rustler::sys::ErlNifTerm;
+use rustler::sys::{c_int, ErlNifEnv, ErlNifTerm};
 use rustler::{Atom, Encoder, Env, Error, MapIterator, NifResult, Term, TermType};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,7 +118,7 @@ fn metrics_emit_counter_now<'a>(
     metadata: Term<'a>,
 ) -> NifResult<Routed<Counted>> {
     let m = metrics_handle::get(handle)?;
-    let outcome = match clock::monotonic_native() {
+    let outcome = match clock::metric_now() {
         Some(now) => add_counter(m, name, value, metadata, now, Some(NORMAL_BYTES))?,
         None => Routed::Done(Err(NifError(CoreError::Internal("no clock".to_string())))),
     };
@@ -129,27 +129,63 @@ fn metrics_emit_counter_now<'a>(
 /// scheduler thread counted before (in its cache, see `Metrics::try_add_cached`):
 /// `:ok`, `:handler` (a handler is attached to the name), or `:miss`, having
 /// done nothing (another value, a name not cached, a counter that is no
-/// longer an atomic integer): call `metrics_emit_counter_now/4`. No metadata
-/// argument: a cached name has its metadata already.
-#[rustler::nif]
-fn metrics_add_cached<'a>(handle: Term<'a>, name: Term<'a>, value: Term<'a>) -> NifResult<Atom> {
-    let m = metrics_handle::get(handle)?;
+/// longer an atomic integer, a handle that is not one): call
+/// `metrics_emit_counter_now/4`. No metadata argument: a cached name has its
+/// metadata already. Never raises.
+///
+/// Registered by hand rather than with `#[rustler::nif]`, whose wrapper
+/// collects the arguments into a `Vec` (an allocation per call) and goes
+/// through a panic guard and result conversion; nothing here can panic.
+fn add_cached(handle: Term, name: Term, value: Term) -> Atom {
+    let Ok(m) = metrics_handle::get(handle) else {
+        return atoms::miss();
+    };
     let Ok(delta) = value.decode::<i64>() else {
-        return Ok(atoms::miss());
+        return atoms::miss();
     };
     let Some((ids, len)) = cached_ids(name) else {
-        return Ok(atoms::miss());
+        return atoms::miss();
     };
-    let ids = ids.get(..len).ok_or(Error::BadArg)?;
-    let Some(now) = clock::monotonic_native() else {
-        return Ok(atoms::miss());
+    let (Some(ids), Some(now)) = (ids.get(..len), clock::metric_now()) else {
+        return atoms::miss();
     };
-    Ok(match m.try_add_cached(ids, &Measure::Int(delta), now) {
+    match m.try_add_cached(ids, &Measure::Int(delta), now) {
         Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
         Ok(Some(_)) => atoms::ok(),
         Ok(None) | Err(_) => atoms::miss(),
-    })
+    }
 }
+
+/// `Native.metrics_add_cached/3`: see `add_cached`.
+unsafe extern "C" fn add_cached_nif(
+    env: *mut ErlNifEnv,
+    argc: c_int,
+    argv: *const ErlNifTerm,
+) -> ErlNifTerm {
+    let lifetime = ();
+    // SAFETY: the VM passes the caller's env and `argc` terms at `argv`,
+    // valid for this call; the function is registered with arity 3.
+    unsafe {
+        let env = Env::new(&lifetime, env);
+        let args = std::slice::from_raw_parts(argv, usize::try_from(argc).unwrap_or(0));
+        match args {
+            [handle, name, value] => add_cached(
+                Term::new(env, *handle),
+                Term::new(env, *name),
+                Term::new(env, *value),
+            )
+            .as_c_arg(),
+            _ => atoms::miss().as_c_arg(),
+        }
+    }
+}
+
+rustler::codegen_runtime::inventory::submit!(rustler::Nif {
+    name: c"metrics_add_cached".as_ptr(),
+    arity: 3,
+    flags: 0,
+    raw_func: add_cached_nif,
+});
 
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in
 /// `metrics_emit_counter/5`), `:handler` (a handler is attached to the name)

@@ -107,33 +107,56 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
   def count(opts, name, value, metadata) do
-    cond do
-      not record_counter(opts, name, value, metadata) ->
-        Forward.execute(name, %{counter: value}, metadata)
+    case add_cached(opts, name, value) do
+      :ok ->
+        forward_counter(name, value, metadata)
 
-      # The load was tried: only the export table is read (`Forward`).
-      function_exported?(:telemetry, :execute, 3) ->
-        Forward.counter_tried(name, value, metadata)
+      :handler ->
+        run_handler(name, %{counter: value}, metadata)
+        forward_counter(name, value, metadata)
 
-      true ->
-        :ok
+      _miss ->
+        count_slow(opts, name, value, metadata)
     end
   end
 
-  # The hot path: no closure per call; a name this scheduler counted before
-  # costs one NIF call that reads the monotonic clock itself and answers
-  # with a bare atom. True when the namespace's live handle was found (its
-  # service tried the `:telemetry` load before publishing it).
+  # The hot path: a name this scheduler counted before costs one NIF call
+  # that reads the clock itself and answers with a bare atom; anything else
+  # (no live handle, a name not cached, bad input) is a :miss, taken again
+  # by `count_slow/4`.
+  defp add_cached(opts, name, value) do
+    case entry(namespace(opts)) do
+      {handle, pid} ->
+        if Process.alive?(pid), do: Native.metrics_add_cached(handle, name, value), else: :miss
+
+      nil ->
+        :miss
+    end
+  catch
+    _kind, _reason -> :miss
+  end
+
+  # A live handle was found, so its service tried the `:telemetry` load
+  # before publishing it: only the code tables are read. A module that is
+  # not loaded cannot export `execute/3`; `counter_tried/3` checks the export.
+  defp forward_counter(name, value, metadata) do
+    if :erlang.module_loaded(:telemetry),
+      do: Forward.counter_tried(name, value, metadata),
+      else: :ok
+  end
+
+  defp count_slow(opts, name, value, metadata) do
+    if record_counter(opts, name, value, metadata),
+      do: forward_counter(name, value, metadata),
+      else: Forward.execute(name, %{counter: value}, metadata)
+  end
+
+  # True when the namespace's live handle was found (its service tried the
+  # `:telemetry` load before publishing it).
   defp record_counter(opts, name, value, metadata) when is_list(name) do
-    # live_handle/1, inline.
     with {handle, pid} <- entry(namespace(opts)),
          true <- Process.alive?(pid) do
-      case Native.metrics_add_cached(handle, name, value) do
-        :ok -> :ok
-        :handler -> run_handler(name, %{counter: value}, metadata)
-        :miss -> counter_miss(handle, name, value, metadata)
-      end
-
+      counter_miss(handle, name, value, metadata)
       true
     else
       _ -> false
