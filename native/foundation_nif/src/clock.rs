@@ -23,7 +23,7 @@ const BASELINE_NS: i64 = 10_000_000;
 
 /// A VM clock reading that took more ticks than this anchors nothing (the
 /// thread was likely descheduled in between); a normal one takes a few hundred.
-const MAX_SPREAD_TICKS: u64 = 4_096;
+const MAX_SPREAD_TICKS: u64 = 1_024;
 
 /// The interpolator, made at load on an x86-64 CPU with an invariant
 /// time-stamp counter; unset elsewhere.

@@ -404,6 +404,8 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
   # the atoms; every change that must invalidate that cache is checked.
   use ExUnit.Case, async: true
 
+  import Bitwise
+
   alias ElixirScope.Foundation.Native
 
   defp entry(h, name) do
@@ -465,6 +467,56 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
     |> Enum.each(&Task.await(&1, 30_000))
 
     assert {_, 32_000, _, %{counter: 32_000}, _} = entry(h, [:hot])
+  end
+
+  # The cache is per scheduler thread: a process moved to another thread
+  # misses until metrics_emit_counter_now/4 counts the name there.
+  defp add_cached(h, name, value) do
+    case Native.metrics_add_cached(h, name, value) do
+      :miss -> {:miss, Native.metrics_emit_counter_now(h, name, value, %{})}
+      hit -> hit
+    end
+  end
+
+  test "metrics_add_cached/3 counts cached names; anything else is a :miss that does nothing" do
+    h = Native.metrics_new(10)
+    :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    results = for _ <- 1..100, do: add_cached(h, [:c], 2)
+    assert :ok in results
+    assert Enum.all?(results, &(&1 in [:ok, {:miss, :ok}]))
+    assert {_, 101, _, %{counter: 201}, _} = entry(h, [:c])
+
+    for {handle, name, value} <- [
+          {:nope, [:c], 1},
+          {make_ref(), [:c], 1},
+          {h, [:c], 1.5},
+          {h, [:c], 1 <<< 70},
+          {h, [:other], 1},
+          {h, "c", 1},
+          {h, [:c | :tail], 1},
+          {h, [:c, "seg"], 1}
+        ] do
+      assert Native.metrics_add_cached(handle, name, value) == :miss
+    end
+
+    assert {_, 101, _, %{counter: 201}, _} = entry(h, [:c])
+    :ok = Native.metrics_attach(h, [[:c]])
+    assert Native.metrics_add_cached(h, [:c], 1) == :miss
+    assert :handler = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    assert add_cached(h, [:c], 1) in [:handler, {:miss, :handler}]
+  end
+
+  test "timestamps of the cached path: never after the VM clock, at most 1 µs before it" do
+    h = Native.metrics_new(10)
+    slack = System.convert_time_unit(1, :microsecond, :native)
+
+    for _ <- 1..2_000 do
+      before = System.monotonic_time()
+      add_cached(h, [:t], 1)
+      later = System.monotonic_time()
+      {_, _, ts, _, _} = entry(h, [:t])
+      assert before - slack <= ts and ts <= later
+    end
   end
 
   test "ArgumentError (never :nif_panicked) on wrong argument types" do

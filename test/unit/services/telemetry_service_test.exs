@@ -120,6 +120,26 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
       :ok = :sys.resume(pid)
     end
 
+    test "a counter's timestamp is the VM monotonic clock at its last event" do
+      {ns, _} = start()
+      opts = [namespace: ns]
+      slack = System.convert_time_unit(1, :microsecond, :native)
+
+      for _ <- 1..500 do
+        before = System.monotonic_time()
+        :ok = TelemetryService.emit_counter([:stamped], %{}, opts)
+        later = System.monotonic_time()
+        %{timestamp: ts} = metrics(ns).stamped
+        assert before - slack <= ts and ts <= later
+      end
+
+      %{timestamp: first} = metrics(ns).stamped
+      Process.sleep(5)
+      :ok = TelemetryService.emit_counter([:stamped], %{}, opts)
+      %{count: 501, timestamp: last} = metrics(ns).stamped
+      assert last - first >= System.convert_time_unit(5, :millisecond, :native)
+    end
+
     test "8 processes emitting the same counter give exact totals" do
       {ns, _} = start()
 

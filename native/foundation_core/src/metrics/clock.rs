@@ -98,10 +98,7 @@ impl Interpolator {
         if spread > self.max_spread {
             return None;
         }
-        let anchor = Anchor {
-            ticks: after,
-            time,
-        };
+        let anchor = Anchor { ticks: after, time };
         let base = *self.base.get_or_init(|| anchor);
         self.calibrate(base, anchor);
         Some(anchor)
