@@ -120,6 +120,7 @@ defmodule ElixirScope.Foundation.Native do
 
   # metrics
   def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
+  def metrics_own(_handle), do: :erlang.nif_error(:not_loaded)
 
   def metrics_record(_handle, _name, _measurements, _metadata, _now),
     do: :erlang.nif_error(:not_loaded)

@@ -35,6 +35,13 @@ fn metrics_new(env: Env, max_metrics: usize) -> NifResult<Term> {
     metrics_handle::make(env, Metrics::new(max_metrics))
 }
 
+/// Makes the calling process the handle's owner (see `metrics_handle`):
+/// `metrics_add_cached/3` serves the handle only while its owner lives.
+#[rustler::nif]
+fn metrics_own(env: Env, handle: Term) -> NifResult<bool> {
+    metrics_handle::own(env, handle)
+}
+
 /// Normal scheduler: `:dirty` (nothing recorded) when the measurements, or
 /// the metadata of a new name, exceed `budget::NORMAL_BYTES`.
 #[rustler::nif]
@@ -129,7 +136,7 @@ fn metrics_emit_counter_now<'a>(
 /// scheduler thread counted before (in its cache, see `Metrics::try_add_cached`):
 /// `:ok`, `:handler` (a handler is attached to the name), or `:miss`, having
 /// done nothing (another value, a name not cached, a counter that is no
-/// longer an atomic integer, a handle that is not one): call
+/// longer an atomic integer, a handle that is not one or has no live owner): call
 /// `metrics_emit_counter_now/4`. No metadata argument: a cached name has its
 /// metadata already. Never raises.
 ///
@@ -137,7 +144,7 @@ fn metrics_emit_counter_now<'a>(
 /// collects the arguments into a `Vec` (an allocation per call) and goes
 /// through a panic guard and result conversion; nothing here can panic.
 fn add_cached(handle: Term, name: Term, value: Term) -> Atom {
-    let Ok(m) = metrics_handle::get(handle) else {
+    let Ok(m) = metrics_handle::get_owned(handle) else {
         return atoms::miss();
     };
     let Ok(delta) = value.decode::<i64>() else {

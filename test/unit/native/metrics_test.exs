@@ -405,6 +405,7 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
   use ExUnit.Case, async: true
 
   import Bitwise
+  import ElixirScope.Foundation.TestSupport.Eventually
 
   alias ElixirScope.Foundation.Native
 
@@ -480,6 +481,7 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
 
   test "metrics_add_cached/3 counts cached names; anything else is a :miss that does nothing" do
     h = Native.metrics_new(10)
+    true = Native.metrics_own(h)
     :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{})
     results = for _ <- 1..100, do: add_cached(h, [:c], 2)
     assert :ok in results
@@ -506,8 +508,34 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
     assert add_cached(h, [:c], 1) in [:handler, {:miss, :handler}]
   end
 
+  test "metrics_add_cached/3 serves a handle only while its owner lives" do
+    h = Native.metrics_new(10)
+    me = self()
+    # Cached on this thread right before each call (the cache is per thread).
+    cached_add = fn ->
+      :ok = Native.metrics_emit_counter_now(h, [:o], 1, %{})
+      Native.metrics_add_cached(h, [:o], 1)
+    end
+
+    for _ <- 1..20, do: assert(cached_add.() == :miss)
+
+    {owner, ref} =
+      spawn_monitor(fn ->
+        send(me, {:owned, Native.metrics_own(h)})
+        receive do: (:stop -> :ok)
+      end)
+
+    assert_receive {:owned, true}
+    assert eventually(fn -> cached_add.() == :ok end)
+    send(owner, :stop)
+    assert_receive {:DOWN, ^ref, :process, ^owner, :normal}
+    assert eventually(fn -> cached_add.() == :miss end)
+    for _ <- 1..20, do: assert(cached_add.() == :miss)
+  end
+
   test "timestamps of the cached path: never after the VM clock, at most 1 µs before it" do
     h = Native.metrics_new(10)
+    true = Native.metrics_own(h)
     slack = System.convert_time_unit(1, :microsecond, :native)
 
     for _ <- 1..2_000 do

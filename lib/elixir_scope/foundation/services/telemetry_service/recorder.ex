@@ -13,7 +13,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   #
   # A namespace's entry is `{handle, owner_pid}`, written only by the
   # service process (`attach/2`, `release/1`); the handle is live while the
-  # owner is.
+  # owner is. The handle knows it too (`Native.metrics_own/1`: the VM
+  # monitors the owner for it), so the counter hot path asks the NIF instead
+  # of `Process.alive?/1`.
 
   require Logger
 
@@ -21,6 +23,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Handles, TelemetryService}
   alias ElixirScope.Foundation.Services.TelemetryService.Forward
+
+  # The counter hot path is a few calls deep; these are folded into it.
+  @compile {:inline, namespace: 1, key: 1, entry: 1, forward_counter: 3}
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
@@ -65,6 +70,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
 
     # A caller that finds the handle may skip the forward's load check.
     Forward.try_load()
+    Native.metrics_own(handle)
     publish(namespace, {handle, self()})
     handle
   end
@@ -121,16 +127,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   end
 
   # The hot path: a name this scheduler counted before costs one NIF call
-  # that reads the clock itself and answers with a bare atom; anything else
-  # (no live handle, a name not cached, bad input) is a :miss, taken again
-  # by `count_slow/4`.
+  # that checks the handle's owner, reads the clock itself and answers with
+  # a bare atom; anything else (no live handle, a name not cached, bad
+  # input) is a :miss, taken again by `count_slow/4`.
   defp add_cached(opts, name, value) do
     case entry(namespace(opts)) do
-      {handle, pid} ->
-        if Process.alive?(pid), do: Native.metrics_add_cached(handle, name, value), else: :miss
-
-      nil ->
-        :miss
+      {handle, _owner} -> Native.metrics_add_cached(handle, name, value)
+      nil -> :miss
     end
   catch
     _kind, _reason -> :miss
