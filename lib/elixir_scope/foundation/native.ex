@@ -141,6 +141,7 @@ defmodule ElixirScope.Foundation.Native do
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_snapshot_small(_handle), do: :erlang.nif_error(:not_loaded)
   def metrics_cleanup(_handle, _cutoff), do: :erlang.nif_error(:not_loaded)
   def metrics_clear(_handle), do: :erlang.nif_error(:not_loaded)
   def metrics_status(_handle), do: :erlang.nif_error(:not_loaded)

@@ -167,6 +167,35 @@ defmodule ElixirScope.Foundation.Native.MetricsTest do
       assert_raise ArgumentError, fn -> Native.metrics_snapshot(:nope) end
       assert_raise ArgumentError, fn -> Native.metrics_status("x") end
     end
+
+    test "metrics_snapshot_small/1 reads a small store on the normal scheduler, else :dirty" do
+      h = handle(1_000)
+      for i <- 1..64, do: {:ok, _} = Native.metrics_emit_counter(h, [:s, :"n#{i}"], 1, %{i: i}, 5)
+      {:ok, _} = Native.metrics_record(h, [:s, :n1], %{tag: {:a, "b"}}, %{}, 6)
+      {:ok, small} = Native.metrics_snapshot_small(h)
+      {:ok, full} = Native.metrics_snapshot(h)
+      assert length(small) == 64
+      assert Enum.sort(small) == Enum.sort(full)
+      assert {[:s, :n1], 2, 6, %{counter: 1, tag: {:a, "b"}}, %{i: 1}} in small
+
+      {:ok, _} = Native.metrics_emit_counter(h, [:s, :n65], 1, %{}, 7)
+      assert Native.metrics_snapshot_small(h) == :dirty
+
+      big = handle()
+
+      {:ok, _} =
+        Native.metrics_record_dirty(
+          big,
+          [:big],
+          %{gauge: 1},
+          %{blob: :binary.copy("x", 70_000)},
+          1
+        )
+
+      assert Native.metrics_snapshot_small(big) == :dirty
+      assert {:ok, [{[:big], 1, 1, _, _}]} = Native.metrics_snapshot(big)
+      assert_raise ArgumentError, fn -> Native.metrics_snapshot_small(:nope) end
+    end
   end
 
   describe "metrics_cleanup/2 and metrics_clear/1" do

@@ -68,6 +68,22 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
+  describe "get_metrics/1 of small and big stores" do
+    test "a few names and a hundred names come back whole" do
+      {ns, _} = start()
+
+      for n <- [3, 100] do
+        for i <- 1..n,
+            do: :ok = TelemetryService.emit_counter([:size, :"n#{i}"], %{i: i}, namespace: ns)
+
+        size = metrics(ns).size
+        assert map_size(size) == n
+        assert %{count: c, metadata: %{i: 1}} = size.n1
+        assert c == if(n == 3, do: 1, else: 2)
+      end
+    end
+  end
+
   describe "nesting, seeded random names" do
     test "every recorded name is found at its path with its exact count" do
       :rand.seed(:exsss, {1, 2, 3})

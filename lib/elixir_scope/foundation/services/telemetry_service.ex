@@ -87,6 +87,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @behaviour ElixirScope.Foundation.Contracts.Telemetry
 
   alias ElixirScope.Foundation.{Native, ProcessRegistry, Sandbox}
+  alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Errors, Lifecycle}
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested, Recorder}
   alias ElixirScope.Foundation.Types.Error
@@ -392,8 +393,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp suffix(_name, _last), do: nil
 
+  # A small store is read on the caller's scheduler; a big one on a dirty
+  # scheduler (`Native.metrics_snapshot_small/1` answers :dirty).
   defp snapshot(handle) do
-    case Native.metrics_snapshot(handle) do
+    handle
+    |> Native.metrics_snapshot_small()
+    |> Route.dirty(fn -> Native.metrics_snapshot(handle) end)
+    |> case do
       {:ok, entries} -> {:ok, Nested.build(entries, System.monotonic_time())}
       {:error, native} -> {:error, ElixirScope.Foundation.Error.from_native(native)}
     end
