@@ -167,10 +167,7 @@ const NORMAL_SNAPSHOT_ENTRIES: usize = 64;
 /// names or more than `budget::NORMAL_BYTES` of stored terms to decode.
 /// Spares a small read the dirty scheduler hop, which costs more than it.
 #[rustler::nif]
-fn metrics_snapshot_small<'a>(
-    env: Env<'a>,
-    handle: Term<'a>,
-) -> Outcome<Vec<Term<'a>>> {
+fn metrics_snapshot_small<'a>(env: Env<'a>, handle: Term<'a>) -> Outcome<Vec<Term<'a>>> {
     let m = metrics_handle::get(handle)?;
     if m.status().metrics > NORMAL_SNAPSHOT_ENTRIES {
         return Ok(Routed::Dirty);
@@ -198,7 +195,11 @@ fn stored_bytes(entries: &[(Name, EntrySnapshot)]) -> usize {
     entries
         .iter()
         .map(|(_, e)| {
-            let values: usize = e.measurements.iter().map(|(k, v)| key(k) + measure(v)).sum();
+            let values: usize = e
+                .measurements
+                .iter()
+                .map(|(k, v)| key(k) + measure(v))
+                .sum();
             e.metadata.len() + values
         })
         .sum()

@@ -12,9 +12,9 @@
 use foundation_core::metrics::Metrics;
 use rustler::sys::{
     c_char, c_void, enif_alloc_resource, enif_get_resource, enif_make_resource,
-    enif_monitor_process, enif_open_resource_type_x, enif_release_resource, enif_self,
-    ErlNifEnv, ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor,
-    ErlNifResourceFlags, ErlNifResourceType, ErlNifResourceTypeInit,
+    enif_monitor_process, enif_open_resource_type_x, enif_release_resource, enif_self, ErlNifEnv,
+    ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceFlags,
+    ErlNifResourceType, ErlNifResourceTypeInit,
 };
 use rustler::{Env, Error, NifResult, Term};
 use std::mem::{align_of, size_of, MaybeUninit};

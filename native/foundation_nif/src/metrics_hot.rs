@@ -91,4 +91,3 @@ fn cached_ids(term: Term) -> Option<([u64; MAX_CACHED_SEGMENTS], usize)> {
     }
     Some((ids, len))
 }
-
