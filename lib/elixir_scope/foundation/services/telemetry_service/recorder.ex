@@ -25,7 +25,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   alias ElixirScope.Foundation.Services.TelemetryService.Forward
 
   # The counter hot path is a few calls deep; these are folded into it.
-  @compile {:inline, namespace: 1, key: 1, entry: 1, forward_counter: 3}
+  @compile {:inline, namespace: 1, key: 1, entry: 1, lookup: 1, forward_counter: 3}
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
@@ -112,31 +112,38 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   Records a counter of `value` in the namespace of `opts` and forwards it
   to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
-  def count(opts, name, value, metadata) do
-    case add_cached(opts, name, value) do
-      :ok ->
-        forward_counter(name, value, metadata)
+  def count(opts, name, value, metadata) when is_list(name) do
+    case lookup(opts) do
+      {handle, _owner} = entry ->
+        case Native.metrics_add_cached(handle, name, value) do
+          :ok ->
+            forward_counter(name, value, metadata)
 
-      :handler ->
-        run_handler(name, %{counter: value}, metadata)
-        forward_counter(name, value, metadata)
+          :handler ->
+            run_handler(name, %{counter: value}, metadata)
+            forward_counter(name, value, metadata)
 
-      _miss ->
-        count_slow(opts, name, value, metadata)
-    end
-  end
+          :miss ->
+            count_miss(entry, name, value, metadata)
+        end
 
-  # The hot path: a name this scheduler counted before costs one NIF call
-  # that checks the handle's owner, reads the clock itself and answers with
-  # a bare atom; anything else (no live handle, a name not cached, bad
-  # input) is a :miss, taken again by `count_slow/4`.
-  defp add_cached(opts, name, value) do
-    case entry(namespace(opts)) do
-      {handle, _owner} -> Native.metrics_add_cached(handle, name, value)
-      nil -> :miss
+      nil ->
+        Forward.execute(name, %{counter: value}, metadata)
     end
   catch
-    _kind, _reason -> :miss
+    _kind, _reason -> :ok
+  end
+
+  # Not a name: nothing to record, and no namespace to look up (hostile
+  # options may make that lookup costly).
+  def count(_opts, name, value, metadata),
+    do: Forward.execute(name, %{counter: value}, metadata)
+
+  # The namespace's entry, or nil (also for options that are not valid).
+  defp lookup(opts) do
+    entry(namespace(opts))
+  catch
+    _kind, _reason -> nil
   end
 
   # A live handle was found, so its service tried the `:telemetry` load
@@ -148,33 +155,26 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
       else: :ok
   end
 
-  defp count_slow(opts, name, value, metadata) do
-    if record_counter(opts, name, value, metadata),
-      do: forward_counter(name, value, metadata),
-      else: Forward.execute(name, %{counter: value}, metadata)
-  end
-
-  # True when the namespace's live handle was found (its service tried the
-  # `:telemetry` load before publishing it).
-  defp record_counter(opts, name, value, metadata) when is_list(name) do
-    with {handle, pid} <- entry(namespace(opts)),
-         true <- Process.alive?(pid) do
+  # The hot path (`Native.metrics_add_cached/3`: a name this scheduler
+  # counted before, one NIF call that checks the handle's owner and reads
+  # the clock itself) did nothing: a new name, another value, or no live
+  # owner.
+  defp count_miss({handle, pid}, name, value, metadata) do
+    if Process.alive?(pid) do
       counter_miss(handle, name, value, metadata)
-      true
+      forward_counter(name, value, metadata)
     else
-      _ -> false
+      Forward.execute(name, %{counter: value}, metadata)
     end
-  catch
-    _kind, _reason -> false
   end
-
-  defp record_counter(_opts, _name, _value, _metadata), do: false
 
   defp counter_miss(handle, name, value, metadata) do
     case native_counter(handle, name, value, metadata) do
       :handler -> run_handler(name, %{counter: value}, metadata)
       _ -> :ok
     end
+  catch
+    _kind, _reason -> :ok
   end
 
   # The normal-scheduler NIFs answer :dirty, having done nothing, when the
