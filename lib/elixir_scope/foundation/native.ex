@@ -124,6 +124,7 @@ defmodule ElixirScope.Foundation.Native do
 
   # metrics
   def metrics_new(_max_metrics), do: :erlang.nif_error(:not_loaded)
+  def metrics_own(_handle), do: :erlang.nif_error(:not_loaded)
 
   def metrics_record(_handle, _name, _measurements, _metadata, _now),
     do: :erlang.nif_error(:not_loaded)
@@ -144,6 +145,7 @@ defmodule ElixirScope.Foundation.Native do
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_snapshot(_handle), do: :erlang.nif_error(:not_loaded)
+  def metrics_snapshot_small(_handle), do: :erlang.nif_error(:not_loaded)
   def metrics_cleanup(_handle, _cutoff), do: :erlang.nif_error(:not_loaded)
   def metrics_clear(_handle), do: :erlang.nif_error(:not_loaded)
   def metrics_status(_handle), do: :erlang.nif_error(:not_loaded)

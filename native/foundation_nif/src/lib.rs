@@ -19,6 +19,7 @@ mod info;
 mod json;
 mod metrics;
 mod metrics_handle;
+mod metrics_hot;
 mod serialize;
 mod store;
 mod store_codec;

@@ -35,6 +35,13 @@ fn metrics_new(env: Env, max_metrics: usize) -> NifResult<Term> {
     metrics_handle::make(env, Metrics::new(max_metrics))
 }
 
+/// Makes the calling process the handle's owner (see `metrics_handle`):
+/// `metrics_add_cached/3` serves the handle only while its owner lives.
+#[rustler::nif]
+fn metrics_own(env: Env, handle: Term) -> NifResult<bool> {
+    metrics_handle::own(env, handle)
+}
+
 /// Normal scheduler: `:dirty` (nothing recorded) when the measurements, or
 /// the metadata of a new name, exceed `budget::NORMAL_BYTES`.
 #[rustler::nif]
@@ -118,37 +125,11 @@ fn metrics_emit_counter_now<'a>(
     metadata: Term<'a>,
 ) -> NifResult<Routed<Counted>> {
     let m = metrics_handle::get(handle)?;
-    let outcome = match clock::monotonic_native() {
+    let outcome = match clock::metric_now() {
         Some(now) => add_counter(m, name, value, metadata, now, Some(NORMAL_BYTES))?,
         None => Routed::Done(Err(NifError(CoreError::Internal("no clock".to_string())))),
     };
     Ok(outcome.map(Counted))
-}
-
-/// The common counter call, a repeated integer increment of a name this
-/// scheduler thread counted before (in its cache, see `Metrics::try_add_cached`):
-/// `:ok`, `:handler` (a handler is attached to the name), or `:miss`, having
-/// done nothing (another value, a name not cached, a counter that is no
-/// longer an atomic integer): call `metrics_emit_counter_now/4`. No metadata
-/// argument: a cached name has its metadata already.
-#[rustler::nif]
-fn metrics_add_cached<'a>(handle: Term<'a>, name: Term<'a>, value: Term<'a>) -> NifResult<Atom> {
-    let m = metrics_handle::get(handle)?;
-    let Ok(delta) = value.decode::<i64>() else {
-        return Ok(atoms::miss());
-    };
-    let Some((ids, len)) = cached_ids(name) else {
-        return Ok(atoms::miss());
-    };
-    let ids = ids.get(..len).ok_or(Error::BadArg)?;
-    let Some(now) = clock::monotonic_native() else {
-        return Ok(atoms::miss());
-    };
-    Ok(match m.try_add_cached(ids, &Measure::Int(delta), now) {
-        Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
-        Ok(Some(_)) => atoms::ok(),
-        Ok(None) | Err(_) => atoms::miss(),
-    })
 }
 
 /// `:ok` (done; a new name beyond the cap is dropped and counted, as in
@@ -166,22 +147,75 @@ impl Encoder for Counted {
     }
 }
 
+/// Every entry as `{name, count, timestamp, measurements, metadata}`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn metrics_snapshot<'a>(
     env: Env<'a>,
     handle: Term<'a>,
 ) -> NifResult<Result<Vec<Term<'a>>, NifError>> {
-    let entries = match metrics_handle::get(handle)?.snapshot() {
+    Ok(match metrics_handle::get(handle)?.snapshot() {
+        Ok(entries) => encode_entries(env, &entries),
+        Err(e) => Err(e.into()),
+    })
+}
+
+/// Names a normal-scheduler snapshot encodes at most.
+const NORMAL_SNAPSHOT_ENTRIES: usize = 64;
+
+/// `metrics_snapshot/1` on a normal scheduler, for a small store: `:dirty`
+/// (nothing returned) when it holds more than `NORMAL_SNAPSHOT_ENTRIES`
+/// names or more than `budget::NORMAL_BYTES` of stored terms to decode.
+/// Spares a small read the dirty scheduler hop, which costs more than it.
+#[rustler::nif]
+fn metrics_snapshot_small<'a>(env: Env<'a>, handle: Term<'a>) -> Outcome<Vec<Term<'a>>> {
+    let m = metrics_handle::get(handle)?;
+    if m.status().metrics > NORMAL_SNAPSHOT_ENTRIES {
+        return Ok(Routed::Dirty);
+    }
+    let entries = match m.snapshot() {
         Ok(entries) => entries,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => return Ok(Routed::Done(Err(e.into()))),
     };
+    if entries.len() > NORMAL_SNAPSHOT_ENTRIES || stored_bytes(&entries) > NORMAL_BYTES {
+        return Ok(Routed::Dirty);
+    }
+    Ok(Routed::Done(encode_entries(env, &entries)))
+}
+
+/// Bytes of stored terms (metadata, non-numeric measurements) in `entries`.
+fn stored_bytes(entries: &[(Name, EntrySnapshot)]) -> usize {
+    let measure = |m: &Measure| match m {
+        Measure::Term(bytes) => bytes.len(),
+        _ => 0,
+    };
+    let key = |k: &Key| match k {
+        Key::Other(bytes) => bytes.len(),
+        _ => 0,
+    };
+    entries
+        .iter()
+        .map(|(_, e)| {
+            let values: usize = e
+                .measurements
+                .iter()
+                .map(|(k, v)| key(k) + measure(v))
+                .sum();
+            e.metadata.len() + values
+        })
+        .sum()
+}
+
+fn encode_entries<'a>(
+    env: Env<'a>,
+    entries: &[(Name, EntrySnapshot)],
+) -> Result<Vec<Term<'a>>, NifError> {
     // Names share segments: make each atom once (an atom-table lookup each).
     let mut atoms: HashMap<&str, Atom> = HashMap::new();
     let terms: Result<Vec<Term>, CoreError> = entries
         .iter()
         .map(|(name, entry)| encode_entry(env, &mut atoms, name, entry))
         .collect();
-    Ok(terms.map_err(Into::into))
+    terms.map_err(Into::into)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -310,35 +344,16 @@ fn segment_ids(term: Term) -> NifResult<Option<([u64; MAX_CACHED_SEGMENTS], usiz
 }
 
 /// The word of `[]` (an immediate, the same for the VM's life), read at load.
-static NIL_WORD: AtomicU64 = AtomicU64::new(u64::MAX);
+pub(crate) static NIL_WORD: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Remembers the word of `[]` (called by the library's load callback).
 pub fn set_nil(env: Env) {
     NIL_WORD.store(term_word(Term::list_new_empty(env)), Ordering::Relaxed);
 }
 
-/// `segment_ids` for the cached path, with one NIF API call per segment:
-/// the items' words are not checked to be atoms, since only names that
-/// decoded as lists of atoms are ever cached (an atom's word never equals
-/// another term's word), so any other name simply misses. `None` (a miss)
-/// for a longer name, an improper list or a non-list.
-fn cached_ids(term: Term) -> Option<([u64; MAX_CACHED_SEGMENTS], usize)> {
-    let nil = NIL_WORD.load(Ordering::Relaxed);
-    let mut ids = [0u64; MAX_CACHED_SEGMENTS];
-    let mut len = 0;
-    let mut rest = term;
-    while term_word(rest) != nil {
-        let (head, tail) = rest.list_get_cell().ok()?;
-        *ids.get_mut(len)? = term_word(head);
-        len += 1;
-        rest = tail;
-    }
-    Some((ids, len))
-}
-
 /// The raw word of an immediate term (for an atom: its unique table index
 /// and tag), which `ErlNifTerm` keeps in a private field.
-fn term_word(term: Term) -> u64 {
+pub(crate) fn term_word(term: Term) -> u64 {
     // SAFETY: ErlNifTerm is #[repr(transparent)] over usize; transmute checks the sizes.
     let word: usize = unsafe { std::mem::transmute::<ErlNifTerm, usize>(term.as_c_arg()) };
     word as u64

@@ -167,6 +167,35 @@ defmodule ElixirScope.Foundation.Native.MetricsTest do
       assert_raise ArgumentError, fn -> Native.metrics_snapshot(:nope) end
       assert_raise ArgumentError, fn -> Native.metrics_status("x") end
     end
+
+    test "metrics_snapshot_small/1 reads a small store on the normal scheduler, else :dirty" do
+      h = handle(1_000)
+      for i <- 1..64, do: {:ok, _} = Native.metrics_emit_counter(h, [:s, :"n#{i}"], 1, %{i: i}, 5)
+      {:ok, _} = Native.metrics_record(h, [:s, :n1], %{tag: {:a, "b"}}, %{}, 6)
+      {:ok, small} = Native.metrics_snapshot_small(h)
+      {:ok, full} = Native.metrics_snapshot(h)
+      assert length(small) == 64
+      assert Enum.sort(small) == Enum.sort(full)
+      assert {[:s, :n1], 2, 6, %{counter: 1, tag: {:a, "b"}}, %{i: 1}} in small
+
+      {:ok, _} = Native.metrics_emit_counter(h, [:s, :n65], 1, %{}, 7)
+      assert Native.metrics_snapshot_small(h) == :dirty
+
+      big = handle()
+
+      {:ok, _} =
+        Native.metrics_record_dirty(
+          big,
+          [:big],
+          %{gauge: 1},
+          %{blob: :binary.copy("x", 70_000)},
+          1
+        )
+
+      assert Native.metrics_snapshot_small(big) == :dirty
+      assert {:ok, [{[:big], 1, 1, _, _}]} = Native.metrics_snapshot(big)
+      assert_raise ArgumentError, fn -> Native.metrics_snapshot_small(:nope) end
+    end
   end
 
   describe "metrics_cleanup/2 and metrics_clear/1" do
@@ -404,6 +433,9 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
   # the atoms; every change that must invalidate that cache is checked.
   use ExUnit.Case, async: true
 
+  import Bitwise
+  import ElixirScope.Foundation.TestSupport.Eventually
+
   alias ElixirScope.Foundation.Native
 
   defp entry(h, name) do
@@ -465,6 +497,83 @@ defmodule ElixirScope.Foundation.NativeMetricsCounterNowTest do
     |> Enum.each(&Task.await(&1, 30_000))
 
     assert {_, 32_000, _, %{counter: 32_000}, _} = entry(h, [:hot])
+  end
+
+  # The cache is per scheduler thread: a process moved to another thread
+  # misses until metrics_emit_counter_now/4 counts the name there.
+  defp add_cached(h, name, value) do
+    case Native.metrics_add_cached(h, name, value) do
+      :miss -> {:miss, Native.metrics_emit_counter_now(h, name, value, %{})}
+      hit -> hit
+    end
+  end
+
+  test "metrics_add_cached/3 counts cached names; anything else is a :miss that does nothing" do
+    h = Native.metrics_new(10)
+    true = Native.metrics_own(h)
+    :ok = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    results = for _ <- 1..100, do: add_cached(h, [:c], 2)
+    assert :ok in results
+    assert Enum.all?(results, &(&1 in [:ok, {:miss, :ok}]))
+    assert {_, 101, _, %{counter: 201}, _} = entry(h, [:c])
+
+    for {handle, name, value} <- [
+          {:nope, [:c], 1},
+          {make_ref(), [:c], 1},
+          {h, [:c], 1.5},
+          {h, [:c], 1 <<< 70},
+          {h, [:other], 1},
+          {h, "c", 1},
+          {h, [:c | :tail], 1},
+          {h, [:c, "seg"], 1}
+        ] do
+      assert Native.metrics_add_cached(handle, name, value) == :miss
+    end
+
+    assert {_, 101, _, %{counter: 201}, _} = entry(h, [:c])
+    :ok = Native.metrics_attach(h, [[:c]])
+    assert Native.metrics_add_cached(h, [:c], 1) == :miss
+    assert :handler = Native.metrics_emit_counter_now(h, [:c], 1, %{})
+    assert add_cached(h, [:c], 1) in [:handler, {:miss, :handler}]
+  end
+
+  test "metrics_add_cached/3 serves a handle only while its owner lives" do
+    h = Native.metrics_new(10)
+    me = self()
+    # Cached on this thread right before each call (the cache is per thread).
+    cached_add = fn ->
+      :ok = Native.metrics_emit_counter_now(h, [:o], 1, %{})
+      Native.metrics_add_cached(h, [:o], 1)
+    end
+
+    for _ <- 1..20, do: assert(cached_add.() == :miss)
+
+    {owner, ref} =
+      spawn_monitor(fn ->
+        send(me, {:owned, Native.metrics_own(h)})
+        receive do: (:stop -> :ok)
+      end)
+
+    assert_receive {:owned, true}
+    assert eventually(fn -> cached_add.() == :ok end)
+    send(owner, :stop)
+    assert_receive {:DOWN, ^ref, :process, ^owner, :normal}
+    assert eventually(fn -> cached_add.() == :miss end)
+    for _ <- 1..20, do: assert(cached_add.() == :miss)
+  end
+
+  test "timestamps of the cached path: never after the VM clock, at most 1 µs before it" do
+    h = Native.metrics_new(10)
+    true = Native.metrics_own(h)
+    slack = System.convert_time_unit(1, :microsecond, :native)
+
+    for _ <- 1..2_000 do
+      before = System.monotonic_time()
+      add_cached(h, [:t], 1)
+      later = System.monotonic_time()
+      {_, _, ts, _, _} = entry(h, [:t])
+      assert before - slack <= ts and ts <= later
+    end
   end
 
   test "ArgumentError (never :nif_panicked) on wrong argument types" do

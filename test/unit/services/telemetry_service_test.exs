@@ -68,6 +68,22 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
     end
   end
 
+  describe "get_metrics/1 of small and big stores" do
+    test "a few names and a hundred names come back whole" do
+      {ns, _} = start()
+
+      for n <- [3, 100] do
+        for i <- 1..n,
+            do: :ok = TelemetryService.emit_counter([:size, :"n#{i}"], %{i: i}, namespace: ns)
+
+        size = metrics(ns).size
+        assert map_size(size) == n
+        assert %{count: c, metadata: %{i: 1}} = size.n1
+        assert c == if(n == 3, do: 1, else: 2)
+      end
+    end
+  end
+
   describe "nesting, seeded random names" do
     test "every recorded name is found at its path with its exact count" do
       :rand.seed(:exsss, {1, 2, 3})
@@ -118,6 +134,26 @@ defmodule ElixirScope.Foundation.Services.TelemetryServiceTest do
       for _ <- 1..100, do: :ok = TelemetryService.emit_counter([:s], %{}, namespace: ns)
       assert %{count: 100, measurements: %{counter: 100}} = metrics(ns).s
       :ok = :sys.resume(pid)
+    end
+
+    test "a counter's timestamp is the VM monotonic clock at its last event" do
+      {ns, _} = start()
+      opts = [namespace: ns]
+      slack = System.convert_time_unit(1, :microsecond, :native)
+
+      for _ <- 1..500 do
+        before = System.monotonic_time()
+        :ok = TelemetryService.emit_counter([:stamped], %{}, opts)
+        later = System.monotonic_time()
+        %{timestamp: ts} = metrics(ns).stamped
+        assert before - slack <= ts and ts <= later
+      end
+
+      %{timestamp: first} = metrics(ns).stamped
+      Process.sleep(5)
+      :ok = TelemetryService.emit_counter([:stamped], %{}, opts)
+      %{count: 501, timestamp: last} = metrics(ns).stamped
+      assert last - first >= System.convert_time_unit(5, :millisecond, :native)
     end
 
     test "8 processes emitting the same counter give exact totals" do

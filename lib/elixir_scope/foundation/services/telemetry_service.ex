@@ -22,6 +22,12 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   The first event of a name creates an entry
   `%{count: 1, timestamp: native_monotonic, measurements: map, metadata: map}`.
+  `timestamp` is `System.monotonic_time/0` at the name's last event. A
+  counter recorded in the caller reads it cheaply: each scheduler thread
+  reads the VM clock at most every 2 µs and extends that reading with the
+  CPU's time-stamp counter in between (on x86-64 CPUs with an invariant
+  counter), so such a timestamp is never later than the VM clock at the
+  event and at most a fraction of a microsecond earlier.
   Later events bump `count`, refresh `timestamp` and merge measurements per
   key: `:gauge` takes the new value; `:counter` sums two numbers; any other
   two numbers become `(old + new) / 2` (a float); otherwise the new value
@@ -81,6 +87,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
   @behaviour ElixirScope.Foundation.Contracts.Telemetry
 
   alias ElixirScope.Foundation.{Native, ProcessRegistry, Sandbox}
+  alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Errors, Lifecycle}
   alias ElixirScope.Foundation.Services.TelemetryService.{Forward, Nested, Recorder}
   alias ElixirScope.Foundation.Types.Error
@@ -386,8 +393,13 @@ defmodule ElixirScope.Foundation.Services.TelemetryService do
 
   defp suffix(_name, _last), do: nil
 
+  # A small store is read on the caller's scheduler; a big one on a dirty
+  # scheduler (`Native.metrics_snapshot_small/1` answers :dirty).
   defp snapshot(handle) do
-    case Native.metrics_snapshot(handle) do
+    handle
+    |> Native.metrics_snapshot_small()
+    |> Route.dirty(fn -> Native.metrics_snapshot(handle) end)
+    |> case do
       {:ok, entries} -> {:ok, Nested.build(entries, System.monotonic_time())}
       {:error, native} -> {:error, ElixirScope.Foundation.Error.from_native(native)}
     end

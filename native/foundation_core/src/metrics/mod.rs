@@ -8,6 +8,7 @@
 //! calling in and after `snapshot` returns owned copies.
 
 mod cache;
+pub mod clock;
 mod entry;
 pub mod merge;
 

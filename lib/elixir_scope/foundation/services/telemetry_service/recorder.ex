@@ -13,7 +13,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   #
   # A namespace's entry is `{handle, owner_pid}`, written only by the
   # service process (`attach/2`, `release/1`); the handle is live while the
-  # owner is.
+  # owner is. The handle knows it too (`Native.metrics_own/1`: the VM
+  # monitors the owner for it), so the counter hot path asks the NIF instead
+  # of `Process.alive?/1`.
 
   require Logger
 
@@ -21,6 +23,9 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.{Handles, TelemetryService}
   alias ElixirScope.Foundation.Services.TelemetryService.Forward
+
+  # The counter hot path is a few calls deep; these are folded into it.
+  @compile {:inline, namespace: 1, key: 1, entry: 1, lookup: 1, forward_counter: 3}
 
   @doc """
   The namespace of `opts` (`Sandbox.namespace/1`); no `Keyword.validate!/2`
@@ -65,6 +70,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
 
     # A caller that finds the handle may skip the forward's load check.
     Forward.try_load()
+    Native.metrics_own(handle)
     publish(namespace, {handle, self()})
     handle
   end
@@ -106,49 +112,69 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   Records a counter of `value` in the namespace of `opts` and forwards it
   to `:telemetry` (`TelemetryService.emit_counter/4`). Always `:ok`.
   """
-  def count(opts, name, value, metadata) do
-    cond do
-      not record_counter(opts, name, value, metadata) ->
+  def count(opts, name, value, metadata) when is_list(name) do
+    case lookup(opts) do
+      {handle, _owner} = entry ->
+        case Native.metrics_add_cached(handle, name, value) do
+          :ok ->
+            forward_counter(name, value, metadata)
+
+          :handler ->
+            run_handler(name, %{counter: value}, metadata)
+            forward_counter(name, value, metadata)
+
+          :miss ->
+            count_miss(entry, name, value, metadata)
+        end
+
+      nil ->
         Forward.execute(name, %{counter: value}, metadata)
-
-      # The load was tried: only the export table is read (`Forward`).
-      function_exported?(:telemetry, :execute, 3) ->
-        Forward.counter_tried(name, value, metadata)
-
-      true ->
-        :ok
-    end
-  end
-
-  # The hot path: no closure per call; a name this scheduler counted before
-  # costs one NIF call that reads the monotonic clock itself and answers
-  # with a bare atom. True when the namespace's live handle was found (its
-  # service tried the `:telemetry` load before publishing it).
-  defp record_counter(opts, name, value, metadata) when is_list(name) do
-    # live_handle/1, inline.
-    with {handle, pid} <- entry(namespace(opts)),
-         true <- Process.alive?(pid) do
-      case Native.metrics_add_cached(handle, name, value) do
-        :ok -> :ok
-        :handler -> run_handler(name, %{counter: value}, metadata)
-        :miss -> counter_miss(handle, name, value, metadata)
-      end
-
-      true
-    else
-      _ -> false
     end
   catch
-    _kind, _reason -> false
+    _kind, _reason -> :ok
   end
 
-  defp record_counter(_opts, _name, _value, _metadata), do: false
+  # Not a name: nothing to record, and no namespace to look up (hostile
+  # options may make that lookup costly).
+  def count(_opts, name, value, metadata),
+    do: Forward.execute(name, %{counter: value}, metadata)
+
+  # The namespace's entry, or nil (also for options that are not valid).
+  defp lookup(opts) do
+    entry(namespace(opts))
+  catch
+    _kind, _reason -> nil
+  end
+
+  # A live handle was found, so its service tried the `:telemetry` load
+  # before publishing it: only the code tables are read. A module that is
+  # not loaded cannot export `execute/3`; `counter_tried/3` checks the export.
+  defp forward_counter(name, value, metadata) do
+    if :erlang.module_loaded(:telemetry),
+      do: Forward.counter_tried(name, value, metadata),
+      else: :ok
+  end
+
+  # The hot path (`Native.metrics_add_cached/3`: a name this scheduler
+  # counted before, one NIF call that checks the handle's owner and reads
+  # the clock itself) did nothing: a new name, another value, or no live
+  # owner.
+  defp count_miss({handle, pid}, name, value, metadata) do
+    if Process.alive?(pid) do
+      counter_miss(handle, name, value, metadata)
+      forward_counter(name, value, metadata)
+    else
+      Forward.execute(name, %{counter: value}, metadata)
+    end
+  end
 
   defp counter_miss(handle, name, value, metadata) do
     case native_counter(handle, name, value, metadata) do
       :handler -> run_handler(name, %{counter: value}, metadata)
       _ -> :ok
     end
+  catch
+    _kind, _reason -> :ok
   end
 
   # The normal-scheduler NIFs answer :dirty, having done nothing, when the
