@@ -18,7 +18,7 @@ use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig, WarmEvent};
+use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -297,10 +297,8 @@ fn append(warm: &Warm, jobs: &mut [Job]) -> CoreResult<()> {
         .iter_mut()
         .flat_map(|j| std::mem::take(&mut j.durables))
         .collect();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        warm.append_packed(durables)
-    }))
-    .unwrap_or_else(|_| Err(panicked()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warm.append_now(durables)))
+        .unwrap_or_else(|_| Err(panicked()))
 }
 
 fn panicked() -> CoreError {
@@ -367,14 +365,15 @@ fn warm_open(
     Ok((ResourceArc::new(WarmHandle::start(warm)?), notes))
 }
 
-fn to_warm(event: Term, hot: &NewEvent, offset: i64) -> WarmEvent {
-    WarmEvent {
-        id: hot.id,
-        event_type: hot.event_type.to_vec(),
-        sys_ts: hot.timestamp.saturating_add(offset),
-        correlation_id: hot.correlation_id.as_ref().map(|c| c.to_vec()),
-        body: event.to_binary().as_slice().to_vec(),
-    }
+/// The event's disk record: its external term format, compressed.
+fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
+    warm.pack_body(
+        hot.id,
+        hot.event_type.to_vec(),
+        hot.timestamp.saturating_add(offset),
+        hot.correlation_id.as_ref().map(|c| c.to_vec()),
+        event.to_binary().as_slice(),
+    )
 }
 
 /// Converts `events` (checked already) and queues them to the writer.
@@ -392,7 +391,7 @@ fn queue<'a>(
     for term in terms {
         match to_new_event(term)? {
             Ok(new) => {
-                match warm.warm.pack(to_warm(term, &new, offset)) {
+                match pack(&warm.warm, term, &new, offset) {
                     Ok(packed) => durables.push(packed),
                     Err(e) => return Ok(Err(e.into())),
                 }

@@ -77,15 +77,15 @@ pub struct WarmEvent {
     pub body: Vec<u8>,
 }
 
-/// An event ready to append: its body compressed by [`Warm::pack`].
+/// An event ready to append: its record built (body compressed) by
+/// [`Warm::pack`], all but its arrival sequence and checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
     id: u64,
     event_type: Vec<u8>,
     sys_ts: i64,
     correlation_id: Option<Vec<u8>>,
-    raw_len: u32,
-    body: Vec<u8>,
+    record: Vec<u8>,
 }
 
 /// A stored event read back: its system timestamp, id and body (ETF).
@@ -322,6 +322,45 @@ impl Mem {
     }
 }
 
+/// Each name's (system timestamp, id) entries, while the indexes are rebuilt.
+type Lists = FxHashMap<Vec<u8>, Vec<(i64, u64)>>;
+
+fn push(lists: &mut Lists, name: &[u8], key: (i64, u64)) {
+    match lists.get_mut(name) {
+        Some(list) => list.push(key),
+        None => {
+            lists.insert(name.to_vec(), vec![key]);
+        }
+    }
+}
+
+/// The in-memory indexes and their rebuild after open.
+#[derive(Default)]
+struct MemState {
+    mem: Mem,
+    /// The rebuild has installed `mem`; until then reads by type or
+    /// correlation id wait, and writes queue their changes in `pending`.
+    ready: bool,
+    /// Changes committed while the rebuild ran, applied once it is done.
+    pending: Vec<MemOp>,
+    /// Why the rebuild failed: reads by type or correlation id fail.
+    failed: Option<String>,
+}
+
+impl MemState {
+    fn built(built: fjall::Result<Mem>) -> MemState {
+        let mut state = MemState {
+            ready: true,
+            ..MemState::default()
+        };
+        match built {
+            Ok(mem) => state.mem = mem,
+            Err(e) => state.failed = Some(format!("warm storage: index rebuild failed: {e}")),
+        }
+        state
+    }
+}
+
 /// An in-memory index change, applied once its batch is committed:
 /// (added, header, id).
 type MemOp = (bool, Header, u64);
@@ -333,7 +372,9 @@ const MEM_CHUNK: usize = 512;
 /// The warm tier. All methods take `&self`; share it behind an `Arc`.
 pub struct Warm {
     engine: RwLock<Option<Arc<Engine>>>,
-    mem: RwLock<Mem>,
+    mem: Arc<RwLock<MemState>>,
+    /// The thread rebuilding `mem` after open (joined by `close`).
+    rebuild: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer: Mutex<Counters>,
     group: Mutex<Group>,
     written: Condvar,
@@ -358,6 +399,14 @@ pub struct Warm {
     /// Test support: writes still to fail as a full disk would.
     #[cfg(any(test, feature = "test-support"))]
     fail_writes: AtomicU64,
+}
+
+impl Drop for Warm {
+    /// The index rebuild thread holds the engine (and so the directory's
+    /// lock): a dropped tier waits for it, so the directory is free after.
+    fn drop(&mut self) {
+        let _ = self.join_rebuild();
+    }
 }
 
 impl std::fmt::Debug for Warm {
@@ -578,27 +627,100 @@ impl Engine {
 
     /// The in-memory indexes, from the `by_time` values (an entry without
     /// one, from an older layout, is completed from its record's header).
+    /// The time range is read in parts on parallel threads; `by_time` is
+    /// in key order, so each name's entries arrive sorted (part after
+    /// part) and its set is built in bulk.
     fn mem(&self) -> fjall::Result<Mem> {
-        let mut mem = Mem::default();
-        for kv in self.by_time.iter() {
-            let (key, value) = kv?;
-            let Some(tail) = key_tail(&key).filter(|_| key.len() == 16) else {
-                continue;
-            };
-            match parse_time_value(&value) {
-                Some((event_type, cid)) => mem.add(event_type, cid, tail),
-                None => {
-                    let record = self.events.get(tail.1.to_be_bytes())?;
-                    if let Some(p) = record.as_deref().and_then(codec::parse) {
-                        if p.header.sys_ts == tail.0 {
-                            let cid = p.header.correlation_id.as_deref();
-                            mem.add(&p.header.event_type, cid, tail);
+        let (Some((first, _)), Some((last, _))) = (
+            self.by_time.first_key_value()?,
+            self.by_time.last_key_value()?,
+        ) else {
+            return Ok(Mem::default());
+        };
+        let (lo, hi) = (
+            ts_from_key(&first[..8]) as i128,
+            ts_from_key(&last[..8]) as i128,
+        );
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        // Part i covers system times from cuts[i] (inclusive) to cuts[i + 1].
+        let cuts: Vec<Option<Vec<u8>>> = (0..=parts)
+            .map(|i| match i {
+                0 => None,
+                i if i == parts => None,
+                i => {
+                    let ts = lo + (hi - lo) * i as i128 / parts as i128;
+                    Some(with_ts_id(Vec::new(), ts as i64, 0))
+                }
+            })
+            .collect();
+        let read =
+            |from: &Option<Vec<u8>>, to: &Option<Vec<u8>>| -> fjall::Result<(Lists, Lists)> {
+                use std::ops::Bound::{Excluded, Included, Unbounded};
+                let lower = from.clone().map_or(Unbounded, Included);
+                let upper = to.clone().map_or(Unbounded, Excluded);
+                let (mut types, mut cids) = (Lists::default(), Lists::default());
+                for kv in self.by_time.range::<Vec<u8>, _>((lower, upper)) {
+                    let (key, value) = kv?;
+                    let Some(tail) = key_tail(&key).filter(|_| key.len() == 16) else {
+                        continue;
+                    };
+                    match parse_time_value(&value) {
+                        Some((event_type, cid)) => {
+                            push(&mut types, event_type, tail);
+                            if let Some(cid) = cid {
+                                push(&mut cids, cid, tail);
+                            }
+                        }
+                        None => {
+                            let record = self.events.get(tail.1.to_be_bytes())?;
+                            if let Some(p) = record.as_deref().and_then(codec::parse) {
+                                if p.header.sys_ts == tail.0 {
+                                    push(&mut types, &p.header.event_type, tail);
+                                    if let Some(cid) = &p.header.correlation_id {
+                                        push(&mut cids, cid, tail);
+                                    }
+                                }
+                            }
                         }
                     }
                 }
+                Ok((types, cids))
+            };
+        let results: Vec<fjall::Result<(Lists, Lists)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .skip(1)
+                .map(|w| scope.spawn(move || read(&w[0], &w[1])))
+                .collect();
+            let mut results = vec![read(&cuts[0], &cuts[1])];
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|_| {
+                    Err(fjall::Error::Io(std::io::Error::other(
+                        "index rebuild panicked",
+                    )))
+                }));
+            }
+            results
+        });
+        let (mut types, mut cids) = (Lists::default(), Lists::default());
+        for part in results {
+            let (t, c) = part?;
+            for (into, from) in [(&mut types, t), (&mut cids, c)] {
+                for (name, list) in from {
+                    into.entry(name).or_default().extend(list);
+                }
             }
         }
-        Ok(mem)
+        let sets = |lists: Lists| {
+            lists
+                .into_iter()
+                .map(|(name, list)| (name, list.into_iter().collect::<Entries>()))
+                .collect()
+        };
+        Ok(Mem {
+            by_type: sets(types),
+            by_cid: sets(cids),
+        })
     }
 
     fn top_id(&self) -> fjall::Result<u64> {
@@ -690,10 +812,30 @@ impl Warm {
                 .map_err(engine_error)?;
         }
         acked.write(&counters);
-        let mem = engine.mem().map_err(read_error)?;
+        // The type and correlation indexes are rebuilt on a thread of the
+        // tier, so the tier answers (and takes writes) at once; reads that
+        // need those indexes wait for it.
+        let engine = Arc::new(engine);
+        let mem = Arc::new(RwLock::new(MemState::default()));
+        let rebuild = {
+            let (engine, mem) = (Arc::clone(&engine), Arc::clone(&mem));
+            std::thread::Builder::new()
+                .name("warm-index".into())
+                .spawn(move || {
+                    let mut built = MemState::built(engine.mem());
+                    drop(engine);
+                    if let Ok(mut state) = mem.write() {
+                        let pending = std::mem::take(&mut state.pending);
+                        built.mem.apply(pending);
+                        *state = built;
+                    }
+                })
+                .map_err(|e| io_error("cannot start the index thread for", path, e))?
+        };
         let warm = Warm {
-            engine: RwLock::new(Some(Arc::new(engine))),
-            mem: RwLock::new(mem),
+            engine: RwLock::new(Some(engine)),
+            mem,
+            rebuild: Mutex::new(Some(rebuild)),
             writer: Mutex::new(counters),
             group: Mutex::new(Group::default()),
             written: Condvar::new(),
@@ -732,18 +874,37 @@ impl Warm {
         }
     }
 
-    /// Compresses an event's body for [`Warm::append_packed`], so writers
-    /// can compress in parallel before the shared write.
+    /// Builds an event's record (compressing its body) for
+    /// [`Warm::append_packed`], so writers can compress in parallel before
+    /// the shared write.
     pub fn pack(&self, ev: WarmEvent) -> CoreResult<Packed> {
-        let (raw_len, body) = codec::pack(self.compression, &ev.body)
-            .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
-        Ok(Packed {
-            id: ev.id,
-            event_type: ev.event_type,
-            sys_ts: ev.sys_ts,
-            correlation_id: ev.correlation_id,
-            raw_len,
+        self.pack_body(ev.id, ev.event_type, ev.sys_ts, ev.correlation_id, &ev.body)
+    }
+
+    /// [`Warm::pack`] of an event given by its parts (`body`: the event
+    /// in external term format).
+    pub fn pack_body(
+        &self,
+        id: u64,
+        event_type: Vec<u8>,
+        sys_ts: i64,
+        correlation_id: Option<Vec<u8>>,
+        body: &[u8],
+    ) -> CoreResult<Packed> {
+        let record = codec::unsealed(
+            self.compression,
+            sys_ts,
+            &event_type,
+            correlation_id.as_deref(),
             body,
+        )
+        .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+        Ok(Packed {
+            id,
+            event_type,
+            sys_ts,
+            correlation_id,
+            record,
         })
     }
 
@@ -756,6 +917,17 @@ impl Warm {
             .map(|ev| self.pack(ev))
             .collect::<CoreResult<Vec<_>>>()?;
         self.append_packed(packed)
+    }
+
+    /// [`Warm::append_packed`] for a caller that gathers concurrent writers
+    /// itself (one writer thread): writes `events` as one batch now,
+    /// without the group-commit queue. Concurrent calls are still safe
+    /// (they write one after the other).
+    pub fn append_now(&self, events: Vec<Packed>) -> CoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.commit(events)
     }
 
     /// [`Warm::append`] of events packed already.
@@ -838,7 +1010,45 @@ impl Warm {
         engine_error(e)
     }
 
+    /// Applies committed index changes (queued while the rebuild runs).
+    fn mem_apply(&self, ops: Vec<MemOp>) -> CoreResult<()> {
+        let mut state = self.mem.write().map_err(CoreError::poisoned)?;
+        if state.ready {
+            state.mem.apply(ops);
+        } else {
+            state.pending.extend(ops);
+        }
+        Ok(())
+    }
+
+    /// The in-memory indexes, once rebuilt (this waits for the rebuild).
+    fn mem_read(&self) -> CoreResult<std::sync::RwLockReadGuard<'_, MemState>> {
+        loop {
+            let state = self.mem.read().map_err(CoreError::poisoned)?;
+            if let Some(e) = &state.failed {
+                return Err(CoreError::Internal(e.clone()));
+            }
+            if state.ready {
+                return Ok(state);
+            }
+            drop(state);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the index rebuild thread to end.
+    fn join_rebuild(&self) -> CoreResult<()> {
+        let handle = self.rebuild.lock().map_err(CoreError::poisoned)?.take();
+        if let Some(handle) = handle {
+            handle
+                .join()
+                .map_err(|_| CoreError::Internal("warm storage: index rebuild panicked".into()))?;
+        }
+        Ok(())
+    }
+
     fn reopen(&self, counters: &mut Counters) -> CoreResult<()> {
+        self.join_rebuild()?;
         let mut slot = self.engine.write().map_err(CoreError::poisoned)?;
         if let Some(old) = slot.take() {
             // Readers hold the engine for one call; wait for them so two
@@ -859,7 +1069,7 @@ impl Warm {
         let engine = Engine::open(&self.data, &self.config, lock)
             .map_err(|e| io_error("cannot reopen", &self.data, e))?;
         *counters = engine.counters().map_err(read_error)?;
-        *self.mem.write().map_err(CoreError::poisoned)? = engine.mem().map_err(read_error)?;
+        *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(engine.mem());
         *slot = Some(Arc::new(engine));
         self.broken.store(false, Relaxed);
         self.publish(counters);
@@ -923,9 +1133,9 @@ impl Warm {
                 event_type: ev.event_type,
                 correlation_id: ev.correlation_id,
             };
+            let mut record = ev.record;
+            codec::seal(&mut record, next.seq);
             next.seq += 1;
-            let record = codec::encode_packed(self.compression, &header, ev.raw_len, &ev.body)
-                .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
             batch.insert(
                 &engine.by_time,
                 time_key(&header, ev.id),
@@ -942,7 +1152,7 @@ impl Warm {
         next.top = top;
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
-        self.mem.write().map_err(CoreError::poisoned)?.apply(ops);
+        self.mem_apply(ops)?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
@@ -1003,7 +1213,7 @@ impl Warm {
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
             batch.commit().map_err(|e| self.failed(e))?;
-            self.mem.write().map_err(CoreError::poisoned)?.apply(ops);
+            self.mem_apply(ops)?;
             *counters = next;
         }
         Ok(())
@@ -1041,7 +1251,7 @@ impl Warm {
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
             batch.commit().map_err(|e| self.failed(e))?;
-            self.mem.write().map_err(CoreError::poisoned)?.apply(ops);
+            self.mem_apply(ops)?;
             *counters = next;
             if n < 4096 {
                 break;
@@ -1053,6 +1263,7 @@ impl Warm {
 
     /// Removes every event and resets the counters.
     pub fn clear(&self) -> CoreResult<()> {
+        self.join_rebuild()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
         let parts = [&engine.events, &engine.by_time, &engine.meta];
@@ -1074,7 +1285,7 @@ impl Warm {
             }
         }
         *counters = Counters::default();
-        *self.mem.write().map_err(CoreError::poisoned)? = Mem::default();
+        *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(Ok(Mem::default()));
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
@@ -1087,6 +1298,7 @@ impl Warm {
     /// stopped and joined once no reader holds it). Later calls fail with
     /// `Closed`.
     pub fn close(&self) -> CoreResult<()> {
+        self.join_rebuild()?;
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
         let _lock = self.lock.lock().map_err(CoreError::poisoned)?.take();
@@ -1177,9 +1389,8 @@ impl Warm {
         };
         loop {
             let keys = self
+                .mem_read()?
                 .mem
-                .read()
-                .map_err(CoreError::poisoned)?
                 .range(side, name, range, after, desc, MEM_CHUNK);
             let n = keys.len();
             for key in keys {
@@ -1214,14 +1425,10 @@ impl Warm {
             let range = mem_bounds(q.time_range);
             match q.order {
                 Order::Id | Order::Unordered => {
-                    let mut keys = self.mem.read().map_err(CoreError::poisoned)?.range(
-                        Side::Type,
-                        t,
-                        range,
-                        None,
-                        false,
-                        usize::MAX,
-                    );
+                    let mut keys =
+                        self.mem_read()?
+                            .mem
+                            .range(Side::Type, t, range, None, false, usize::MAX);
                     keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
                     for (ts, id) in keys {
                         if let Some(hit) =
