@@ -137,7 +137,9 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
             })
             .is_ok();
         let mut env = OwnedEnv::new();
-        while let Some(first) = next_job(rx) {
+        // Whether the last group was small (callers of `store/1`).
+        let mut small = false;
+        while let Some(first) = next_job(rx, small) {
             let mut jobs = vec![first];
             let mut n = jobs[0].news.len();
             while n < GROUP_EVENTS {
@@ -149,6 +151,7 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
                     Err(_) => break,
                 }
             }
+            small = n < PIPELINE_EVENTS;
             let written = {
                 let _gate = quiet.gate.lock();
                 quiet.appended();
@@ -177,19 +180,21 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
 /// How long the writer polls for the next job before it sleeps.
 const POLL: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// The next job: polled (yielding the CPU between polls) for up to `POLL`,
-/// then waited for. Callers of `store/1` queue their next event within
-/// microseconds of their answer; catching it while polling spares the
-/// writer a sleep and a wake-up per group, and the caller a futex call.
-/// `None` once the queue is closed and empty.
-fn next_job(rx: &Receiver<Job>) -> Option<Job> {
+/// The next job: after a small group, polled (yielding the CPU between
+/// polls) for up to `POLL`, then waited for. Callers of `store/1` queue
+/// their next event within microseconds of their answer; catching it while
+/// polling spares the writer a sleep and a wake-up per group, and the
+/// caller a futex call. After a big group the callers take longer to come
+/// back, and polling would only take CPU time from them. `None` once the
+/// queue is closed and empty.
+fn next_job(rx: &Receiver<Job>, poll: bool) -> Option<Job> {
     use std::sync::mpsc::TryRecvError;
     let start = std::time::Instant::now();
     loop {
         match rx.try_recv() {
             Ok(job) => return Some(job),
             Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) if start.elapsed() < POLL => std::thread::yield_now(),
+            Err(TryRecvError::Empty) if poll && start.elapsed() < POLL => std::thread::yield_now(),
             Err(TryRecvError::Empty) => return rx.recv().ok(),
         }
     }
