@@ -18,7 +18,7 @@ use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig, WarmEvent};
+use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -137,7 +137,9 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
             })
             .is_ok();
         let mut env = OwnedEnv::new();
-        while let Ok(first) = rx.recv() {
+        // Whether the last group was small (callers of `store/1`).
+        let mut small = false;
+        while let Some(first) = next_job(rx, small) {
             let mut jobs = vec![first];
             let mut n = jobs[0].news.len();
             while n < GROUP_EVENTS {
@@ -149,6 +151,7 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
                     Err(_) => break,
                 }
             }
+            small = n < PIPELINE_EVENTS;
             let written = {
                 let _gate = quiet.gate.lock();
                 quiet.appended();
@@ -172,6 +175,29 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
         }
         drop(done_tx);
     });
+}
+
+/// How long the writer polls for the next job before it sleeps.
+const POLL: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The next job: after a small group, polled (yielding the CPU between
+/// polls) for up to `POLL`, then waited for. Callers of `store/1` queue
+/// their next event within microseconds of their answer; catching it while
+/// polling spares the writer a sleep and a wake-up per group, and the
+/// caller a futex call. After a big group the callers take longer to come
+/// back, and polling would only take CPU time from them. `None` once the
+/// queue is closed and empty.
+fn next_job(rx: &Receiver<Job>, poll: bool) -> Option<Job> {
+    use std::sync::mpsc::TryRecvError;
+    let start = std::time::Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if poll && start.elapsed() < POLL => std::thread::yield_now(),
+            Err(TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
 }
 
 /// Lets a subscription find a moment when no write is between the disk and
@@ -276,10 +302,8 @@ fn append(warm: &Warm, jobs: &mut [Job]) -> CoreResult<()> {
         .iter_mut()
         .flat_map(|j| std::mem::take(&mut j.durables))
         .collect();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        warm.append_packed(durables)
-    }))
-    .unwrap_or_else(|_| Err(panicked()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warm.append_now(durables)))
+        .unwrap_or_else(|_| Err(panicked()))
 }
 
 fn panicked() -> CoreError {
@@ -346,14 +370,15 @@ fn warm_open(
     Ok((ResourceArc::new(WarmHandle::start(warm)?), notes))
 }
 
-fn to_warm(event: Term, hot: &NewEvent, offset: i64) -> WarmEvent {
-    WarmEvent {
-        id: hot.id,
-        event_type: hot.event_type.to_vec(),
-        sys_ts: hot.timestamp.saturating_add(offset),
-        correlation_id: hot.correlation_id.as_ref().map(|c| c.to_vec()),
-        body: event.to_binary().as_slice().to_vec(),
-    }
+/// The event's disk record: its external term format, compressed.
+fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
+    warm.pack_body(
+        hot.id,
+        hot.event_type.to_vec(),
+        hot.timestamp.saturating_add(offset),
+        hot.correlation_id.as_ref().map(|c| c.to_vec()),
+        event.to_binary().as_slice(),
+    )
 }
 
 /// Converts `events` (checked already) and queues them to the writer.
@@ -371,7 +396,7 @@ fn queue<'a>(
     for term in terms {
         match to_new_event(term)? {
             Ok(new) => {
-                match warm.warm.pack(to_warm(term, &new, offset)) {
+                match pack(&warm.warm, term, &new, offset) {
                     Ok(packed) => durables.push(packed),
                     Err(e) => return Ok(Err(e.into())),
                 }

@@ -197,37 +197,39 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 /// Encodes a record (compressing `body`).
 #[cfg(test)]
 pub fn encode(codec: Compression, header: &Header, body: &[u8]) -> Result<Vec<u8>, String> {
-    let (raw_len, packed) = pack(codec, body)?;
-    encode_packed(codec, header, raw_len, &packed)
+    let mut record = unsealed(
+        codec,
+        header.sys_ts,
+        &header.event_type,
+        header.correlation_id.as_deref(),
+        body,
+    )?;
+    seal(&mut record, header.seq);
+    Ok(record)
 }
 
-/// Compresses an event body ahead of `encode_packed` (so callers can
-/// compress in parallel): its raw length and compressed bytes.
-pub fn pack(codec: Compression, body: &[u8]) -> Result<(u32, Vec<u8>), String> {
-    let raw_len = u32::try_from(body.len()).map_err(|_| "event too large")?;
-    let mut out = Vec::with_capacity(body.len() / 2 + 32);
-    compress(codec, body, &mut out)?;
-    Ok((raw_len, out))
-}
-
-/// Encodes a record around a body `pack`ed with `codec`.
-pub fn encode_packed(
+/// Builds a record around `body` (compressed with `codec`), without its
+/// arrival sequence and checksum: [`seal`] adds them when the record is
+/// written. Callers build records in parallel; the writer only seals.
+pub fn unsealed(
     codec: Compression,
-    header: &Header,
-    raw_len: u32,
-    packed: &[u8],
+    sys_ts: i64,
+    event_type: &[u8],
+    correlation_id: Option<&[u8]>,
+    body: &[u8],
 ) -> Result<Vec<u8>, String> {
-    let cid_len = header.correlation_id.as_ref().map_or(0, |c| c.len() + 4);
-    let mut out = Vec::with_capacity(packed.len() + header.event_type.len() + cid_len + 32);
+    let raw_len = u32::try_from(body.len()).map_err(|_| "event too large")?;
+    let type_len = u16::try_from(event_type.len()).map_err(|_| "event type too long")?;
+    let cid_len = correlation_id.map_or(0, |c| c.len() + 4);
+    let mut out = Vec::with_capacity(body.len() + event_type.len() + cid_len + 64);
     out.extend_from_slice(&[0; 4]);
     out.push(VERSION);
     out.push(codec.tag());
-    out.extend_from_slice(&header.seq.to_be_bytes());
-    out.extend_from_slice(&header.sys_ts.to_be_bytes());
-    let type_len = u16::try_from(header.event_type.len()).map_err(|_| "event type too long")?;
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&sys_ts.to_be_bytes());
     out.extend_from_slice(&type_len.to_be_bytes());
-    out.extend_from_slice(&header.event_type);
-    match &header.correlation_id {
+    out.extend_from_slice(event_type);
+    match correlation_id {
         Some(cid) => {
             out.push(1);
             let len = u32::try_from(cid.len()).map_err(|_| "correlation id too long")?;
@@ -237,10 +239,15 @@ pub fn encode_packed(
         None => out.push(0),
     }
     out.extend_from_slice(&raw_len.to_be_bytes());
-    out.extend_from_slice(packed);
-    let crc = crc32(&out[4..]);
-    out[..4].copy_from_slice(&crc.to_be_bytes());
+    compress(codec, body, &mut out)?;
     Ok(out)
+}
+
+/// Sets an [`unsealed`] record's arrival sequence and checksum.
+pub fn seal(record: &mut [u8], seq: u64) {
+    record[6..14].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32(&record[4..]);
+    record[..4].copy_from_slice(&crc.to_be_bytes());
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -6,10 +6,13 @@
 //!
 //! * `events`: event id -> record (see [`codec`]: checksum, arrival sequence,
 //!   system timestamp, type, correlation id, compressed body);
-//! * `by_time`: (system timestamp, id);
-//! * `by_type`: (type, system timestamp, id);
-//! * `by_cid`: (correlation id, system timestamp, id);
+//! * `by_time`: (system timestamp, id) -> (type, correlation id);
 //! * `meta`: the counters, written in the same atomic batch as the events.
+//!
+//! The type and correlation indexes, (type, system timestamp, id) and
+//! (correlation id, system timestamp, id), are kept in memory (see `Mem`)
+//! and rebuilt on open from `by_time`, whose values carry what they need:
+//! two engine entries per event instead of four.
 //!
 //! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
 //! the last acknowledged write, so acknowledged events the engine cannot
@@ -39,7 +42,8 @@ use codec::{Header, Parsed};
 use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -73,15 +77,15 @@ pub struct WarmEvent {
     pub body: Vec<u8>,
 }
 
-/// An event ready to append: its body compressed by [`Warm::pack`].
+/// An event ready to append: its record built (body compressed) by
+/// [`Warm::pack`], all but its arrival sequence and checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
     id: u64,
     event_type: Vec<u8>,
     sys_ts: i64,
     correlation_id: Option<Vec<u8>>,
-    raw_len: u32,
-    body: Vec<u8>,
+    record: Vec<u8>,
 }
 
 /// A stored event read back: its system timestamp, id and body (ETF).
@@ -194,8 +198,6 @@ struct Engine {
     keyspace: Keyspace,
     events: PartitionHandle,
     by_time: PartitionHandle,
-    by_type: PartitionHandle,
-    by_cid: PartitionHandle,
     meta: PartitionHandle,
     /// Holds the directory's `flock` until the engine is dropped.
     _lock: File,
@@ -214,9 +216,165 @@ struct Group {
     failures: Vec<(u64, u64, String)>,
 }
 
+/// (system timestamp, id) entries of one type or correlation id.
+type Entries = BTreeSet<(i64, u64)>;
+
+/// The in-memory indexes by type and by correlation id: what the
+/// `by_type` and `by_cid` ranges of a disk layout would hold, without
+/// their engine writes. Changed by the writer after each commit; rebuilt
+/// from `by_time` on open.
+#[derive(Default)]
+struct Mem {
+    by_type: FxHashMap<Vec<u8>, Entries>,
+    by_cid: FxHashMap<Vec<u8>, Entries>,
+}
+
+/// Which in-memory index a read walks.
+#[derive(Clone, Copy)]
+enum Side {
+    Type,
+    Cid,
+}
+
+impl Mem {
+    fn add(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
+        let put = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| match map.get_mut(name) {
+            Some(set) => {
+                set.insert(key);
+            }
+            None => {
+                map.insert(name.to_vec(), BTreeSet::from([key]));
+            }
+        };
+        put(&mut self.by_type, event_type);
+        if let Some(cid) = cid {
+            put(&mut self.by_cid, cid);
+        }
+    }
+
+    fn remove(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
+        let take = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| {
+            if let Some(set) = map.get_mut(name) {
+                set.remove(&key);
+                if set.is_empty() {
+                    map.remove(name);
+                }
+            }
+        };
+        take(&mut self.by_type, event_type);
+        if let Some(cid) = cid {
+            take(&mut self.by_cid, cid);
+        }
+    }
+
+    fn apply(&mut self, ops: Vec<MemOp>) {
+        for (add, h, id) in ops {
+            let cid = h.correlation_id.as_deref();
+            if add {
+                self.add(&h.event_type, cid, (h.sys_ts, id));
+            } else {
+                self.remove(&h.event_type, cid, (h.sys_ts, id));
+            }
+        }
+    }
+
+    /// Up to `max` entries of `name` in `side` within `[lo, hi]`, after
+    /// `after` (exclusive) in the walk's direction.
+    fn range(
+        &self,
+        side: Side,
+        name: &[u8],
+        (lo, hi): ((i64, u64), (i64, u64)),
+        after: Option<(i64, u64)>,
+        desc: bool,
+        max: usize,
+    ) -> Vec<(i64, u64)> {
+        use std::ops::Bound::{Excluded, Included};
+        let map = match side {
+            Side::Type => &self.by_type,
+            Side::Cid => &self.by_cid,
+        };
+        let Some(set) = map.get(name) else {
+            return Vec::new();
+        };
+        let lower = match after {
+            Some(a) if !desc && a >= lo => Excluded(a),
+            _ => Included(lo),
+        };
+        let upper = match after {
+            Some(a) if desc && a <= hi => Excluded(a),
+            _ => Included(hi),
+        };
+        // An empty or inverted range (`BTreeSet::range` panics on those).
+        let empty = match (lower, upper) {
+            (Included(l) | Excluded(l), Included(u) | Excluded(u)) => l > u,
+            _ => false,
+        };
+        if empty {
+            return Vec::new();
+        }
+        let range = set.range((lower, upper));
+        if desc {
+            range.rev().take(max).copied().collect()
+        } else {
+            range.take(max).copied().collect()
+        }
+    }
+}
+
+/// Each name's (system timestamp, id) entries, while the indexes are rebuilt.
+type Lists = FxHashMap<Vec<u8>, Vec<(i64, u64)>>;
+
+fn push(lists: &mut Lists, name: &[u8], key: (i64, u64)) {
+    match lists.get_mut(name) {
+        Some(list) => list.push(key),
+        None => {
+            lists.insert(name.to_vec(), vec![key]);
+        }
+    }
+}
+
+/// The in-memory indexes and their rebuild after open.
+#[derive(Default)]
+struct MemState {
+    mem: Mem,
+    /// The rebuild has installed `mem`; until then reads by type or
+    /// correlation id wait, and writes queue their changes in `pending`.
+    ready: bool,
+    /// Changes committed while the rebuild ran, applied once it is done.
+    pending: Vec<MemOp>,
+    /// Why the rebuild failed: reads by type or correlation id fail.
+    failed: Option<String>,
+}
+
+impl MemState {
+    fn built(built: fjall::Result<Mem>) -> MemState {
+        let mut state = MemState {
+            ready: true,
+            ..MemState::default()
+        };
+        match built {
+            Ok(mem) => state.mem = mem,
+            Err(e) => state.failed = Some(format!("warm storage: index rebuild failed: {e}")),
+        }
+        state
+    }
+}
+
+/// An in-memory index change, applied once its batch is committed:
+/// (added, header, id).
+type MemOp = (bool, Header, u64);
+
+/// Keys one read takes from an in-memory index at a time (the lock is not
+/// held while the records are read).
+const MEM_CHUNK: usize = 512;
+
 /// The warm tier. All methods take `&self`; share it behind an `Arc`.
 pub struct Warm {
     engine: RwLock<Option<Arc<Engine>>>,
+    mem: Arc<RwLock<MemState>>,
+    /// The thread rebuilding `mem` after open (joined by `close`).
+    rebuild: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer: Mutex<Counters>,
     group: Mutex<Group>,
     written: Condvar,
@@ -241,6 +399,14 @@ pub struct Warm {
     /// Test support: writes still to fail as a full disk would.
     #[cfg(any(test, feature = "test-support"))]
     fail_writes: AtomicU64,
+}
+
+impl Drop for Warm {
+    /// The index rebuild thread holds the engine (and so the directory's
+    /// lock): a dropped tier waits for it, so the directory is free after.
+    fn drop(&mut self) {
+        let _ = self.join_rebuild();
+    }
 }
 
 impl std::fmt::Debug for Warm {
@@ -298,15 +464,61 @@ fn with_ts_id(mut prefix: Vec<u8>, ts: i64, id: u64) -> Vec<u8> {
     prefix
 }
 
-/// The index keys of an event: (by_time, by_type, by_cid).
-fn index_keys(h: &Header, id: u64) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
-    let time = with_ts_id(Vec::with_capacity(16), h.sys_ts, id);
-    let typ = with_ts_id(type_prefix(&h.event_type), h.sys_ts, id);
-    let cid = h
-        .correlation_id
-        .as_ref()
-        .map(|c| with_ts_id(cid_prefix(c), h.sys_ts, id));
-    (time, typ, cid)
+/// The `by_time` key of an event.
+fn time_key(h: &Header, id: u64) -> Vec<u8> {
+    with_ts_id(Vec::with_capacity(16), h.sys_ts, id)
+}
+
+/// The `by_time` value of an event: what the in-memory indexes need.
+/// `type_len u16 | type | cid_flag u8 | cid_len u32 | cid`.
+fn time_value(h: &Header) -> Vec<u8> {
+    let cid_len = h.correlation_id.as_ref().map_or(0, |c| c.len() + 4);
+    let mut v = Vec::with_capacity(h.event_type.len() + 3 + cid_len);
+    v.extend_from_slice(&(h.event_type.len() as u16).to_be_bytes());
+    v.extend_from_slice(&h.event_type);
+    match &h.correlation_id {
+        Some(c) => {
+            v.push(1);
+            v.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            v.extend_from_slice(c);
+        }
+        None => v.push(0),
+    }
+    v
+}
+
+/// The type and correlation id of a `by_time` value (`None`: empty, as an
+/// older layout wrote them, or malformed).
+fn parse_time_value(v: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let type_len = u16::from_be_bytes(v.get(..2)?.try_into().ok()?) as usize;
+    let event_type = v.get(2..2 + type_len)?;
+    let rest = &v[2 + type_len..];
+    match rest.first()? {
+        0 if rest.len() == 1 => Some((event_type, None)),
+        1 => {
+            let len = u32::from_be_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
+            let cid = rest.get(5..)?;
+            (cid.len() == len).then_some((event_type, Some(cid)))
+        }
+        _ => None,
+    }
+}
+
+/// The in-memory index bounds of a time range (inclusive).
+fn mem_bounds(range: Option<(i64, i64)>) -> ((i64, u64), (i64, u64)) {
+    let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
+    ((lo, 0), (hi, u64::MAX))
+}
+
+/// The (system timestamp, id) a cursor of an in-memory index ends on.
+fn cursor_tail(cursor: &[u8]) -> CoreResult<(i64, u64)> {
+    key_tail(cursor).ok_or_else(|| CoreError::InvalidInput("warm storage: malformed cursor".into()))
+}
+
+/// (system timestamp, id) of the last 16 bytes of an index key (a cursor).
+fn key_tail(key: &[u8]) -> Option<(i64, u64)> {
+    let n = key.len().checked_sub(16)?;
+    Some((ts_from_key(&key[n..n + 8]), id_from(&key[n + 8..])))
 }
 
 /// Bytes an event takes in all partitions (record plus index keys).
@@ -395,17 +607,119 @@ impl Engine {
                 .compression(fjall::CompressionType::None),
         )?;
         let by_time = keyspace.open_partition("by_time", plain())?;
-        let by_type = keyspace.open_partition("by_type", plain())?;
-        let by_cid = keyspace.open_partition("by_cid", plain())?;
         let meta = keyspace.open_partition("meta", plain())?;
+        // An older layout kept the type and correlation indexes on disk;
+        // they are rebuilt in memory now (see `Engine::mem`).
+        for old in ["by_type", "by_cid"] {
+            if keyspace.partition_exists(old) {
+                let handle = keyspace.open_partition(old, plain())?;
+                keyspace.delete_partition(handle)?;
+            }
+        }
         Ok(Engine {
             keyspace,
             events,
             by_time,
-            by_type,
-            by_cid,
             meta,
             _lock: lock,
+        })
+    }
+
+    /// The in-memory indexes, from the `by_time` values (an entry without
+    /// one, from an older layout, is completed from its record's header).
+    /// The time range is read in parts on parallel threads; `by_time` is
+    /// in key order, so each name's entries arrive sorted (part after
+    /// part) and its set is built in bulk.
+    fn mem(&self) -> fjall::Result<Mem> {
+        let (Some((first, _)), Some((last, _))) = (
+            self.by_time.first_key_value()?,
+            self.by_time.last_key_value()?,
+        ) else {
+            return Ok(Mem::default());
+        };
+        let (lo, hi) = (
+            ts_from_key(&first[..8]) as i128,
+            ts_from_key(&last[..8]) as i128,
+        );
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        // Part i covers system times from cuts[i] (inclusive) to cuts[i + 1].
+        let cuts: Vec<Option<Vec<u8>>> = (0..=parts)
+            .map(|i| match i {
+                0 => None,
+                i if i == parts => None,
+                i => {
+                    let ts = lo + (hi - lo) * i as i128 / parts as i128;
+                    Some(with_ts_id(Vec::new(), ts as i64, 0))
+                }
+            })
+            .collect();
+        let read =
+            |from: &Option<Vec<u8>>, to: &Option<Vec<u8>>| -> fjall::Result<(Lists, Lists)> {
+                use std::ops::Bound::{Excluded, Included, Unbounded};
+                let lower = from.clone().map_or(Unbounded, Included);
+                let upper = to.clone().map_or(Unbounded, Excluded);
+                let (mut types, mut cids) = (Lists::default(), Lists::default());
+                for kv in self.by_time.range::<Vec<u8>, _>((lower, upper)) {
+                    let (key, value) = kv?;
+                    let Some(tail) = key_tail(&key).filter(|_| key.len() == 16) else {
+                        continue;
+                    };
+                    match parse_time_value(&value) {
+                        Some((event_type, cid)) => {
+                            push(&mut types, event_type, tail);
+                            if let Some(cid) = cid {
+                                push(&mut cids, cid, tail);
+                            }
+                        }
+                        None => {
+                            let record = self.events.get(tail.1.to_be_bytes())?;
+                            if let Some(p) = record.as_deref().and_then(codec::parse) {
+                                if p.header.sys_ts == tail.0 {
+                                    push(&mut types, &p.header.event_type, tail);
+                                    if let Some(cid) = &p.header.correlation_id {
+                                        push(&mut cids, cid, tail);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok((types, cids))
+            };
+        let results: Vec<fjall::Result<(Lists, Lists)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .skip(1)
+                .map(|w| scope.spawn(move || read(&w[0], &w[1])))
+                .collect();
+            let mut results = vec![read(&cuts[0], &cuts[1])];
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|_| {
+                    Err(fjall::Error::Io(std::io::Error::other(
+                        "index rebuild panicked",
+                    )))
+                }));
+            }
+            results
+        });
+        let (mut types, mut cids) = (Lists::default(), Lists::default());
+        for part in results {
+            let (t, c) = part?;
+            for (into, from) in [(&mut types, t), (&mut cids, c)] {
+                for (name, list) in from {
+                    into.entry(name).or_default().extend(list);
+                }
+            }
+        }
+        let sets = |lists: Lists| {
+            lists
+                .into_iter()
+                .map(|(name, list)| (name, list.into_iter().collect::<Entries>()))
+                .collect()
+        };
+        Ok(Mem {
+            by_type: sets(types),
+            by_cid: sets(cids),
         })
     }
 
@@ -498,8 +812,30 @@ impl Warm {
                 .map_err(engine_error)?;
         }
         acked.write(&counters);
+        // The type and correlation indexes are rebuilt on a thread of the
+        // tier, so the tier answers (and takes writes) at once; reads that
+        // need those indexes wait for it.
+        let engine = Arc::new(engine);
+        let mem = Arc::new(RwLock::new(MemState::default()));
+        let rebuild = {
+            let (engine, mem) = (Arc::clone(&engine), Arc::clone(&mem));
+            std::thread::Builder::new()
+                .name("warm-index".into())
+                .spawn(move || {
+                    let mut built = MemState::built(engine.mem());
+                    drop(engine);
+                    if let Ok(mut state) = mem.write() {
+                        let pending = std::mem::take(&mut state.pending);
+                        built.mem.apply(pending);
+                        *state = built;
+                    }
+                })
+                .map_err(|e| io_error("cannot start the index thread for", path, e))?
+        };
         let warm = Warm {
-            engine: RwLock::new(Some(Arc::new(engine))),
+            engine: RwLock::new(Some(engine)),
+            mem,
+            rebuild: Mutex::new(Some(rebuild)),
             writer: Mutex::new(counters),
             group: Mutex::new(Group::default()),
             written: Condvar::new(),
@@ -538,18 +874,37 @@ impl Warm {
         }
     }
 
-    /// Compresses an event's body for [`Warm::append_packed`], so writers
-    /// can compress in parallel before the shared write.
+    /// Builds an event's record (compressing its body) for
+    /// [`Warm::append_packed`], so writers can compress in parallel before
+    /// the shared write.
     pub fn pack(&self, ev: WarmEvent) -> CoreResult<Packed> {
-        let (raw_len, body) = codec::pack(self.compression, &ev.body)
-            .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
-        Ok(Packed {
-            id: ev.id,
-            event_type: ev.event_type,
-            sys_ts: ev.sys_ts,
-            correlation_id: ev.correlation_id,
-            raw_len,
+        self.pack_body(ev.id, ev.event_type, ev.sys_ts, ev.correlation_id, &ev.body)
+    }
+
+    /// [`Warm::pack`] of an event given by its parts (`body`: the event
+    /// in external term format).
+    pub fn pack_body(
+        &self,
+        id: u64,
+        event_type: Vec<u8>,
+        sys_ts: i64,
+        correlation_id: Option<Vec<u8>>,
+        body: &[u8],
+    ) -> CoreResult<Packed> {
+        let record = codec::unsealed(
+            self.compression,
+            sys_ts,
+            &event_type,
+            correlation_id.as_deref(),
             body,
+        )
+        .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+        Ok(Packed {
+            id,
+            event_type,
+            sys_ts,
+            correlation_id,
+            record,
         })
     }
 
@@ -562,6 +917,17 @@ impl Warm {
             .map(|ev| self.pack(ev))
             .collect::<CoreResult<Vec<_>>>()?;
         self.append_packed(packed)
+    }
+
+    /// [`Warm::append_packed`] for a caller that gathers concurrent writers
+    /// itself (one writer thread): writes `events` as one batch now,
+    /// without the group-commit queue. Concurrent calls are still safe
+    /// (they write one after the other).
+    pub fn append_now(&self, events: Vec<Packed>) -> CoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.commit(events)
     }
 
     /// [`Warm::append`] of events packed already.
@@ -644,7 +1010,45 @@ impl Warm {
         engine_error(e)
     }
 
+    /// Applies committed index changes (queued while the rebuild runs).
+    fn mem_apply(&self, ops: Vec<MemOp>) -> CoreResult<()> {
+        let mut state = self.mem.write().map_err(CoreError::poisoned)?;
+        if state.ready {
+            state.mem.apply(ops);
+        } else {
+            state.pending.extend(ops);
+        }
+        Ok(())
+    }
+
+    /// The in-memory indexes, once rebuilt (this waits for the rebuild).
+    fn mem_read(&self) -> CoreResult<std::sync::RwLockReadGuard<'_, MemState>> {
+        loop {
+            let state = self.mem.read().map_err(CoreError::poisoned)?;
+            if let Some(e) = &state.failed {
+                return Err(CoreError::Internal(e.clone()));
+            }
+            if state.ready {
+                return Ok(state);
+            }
+            drop(state);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the index rebuild thread to end.
+    fn join_rebuild(&self) -> CoreResult<()> {
+        let handle = self.rebuild.lock().map_err(CoreError::poisoned)?.take();
+        if let Some(handle) = handle {
+            handle
+                .join()
+                .map_err(|_| CoreError::Internal("warm storage: index rebuild panicked".into()))?;
+        }
+        Ok(())
+    }
+
     fn reopen(&self, counters: &mut Counters) -> CoreResult<()> {
+        self.join_rebuild()?;
         let mut slot = self.engine.write().map_err(CoreError::poisoned)?;
         if let Some(old) = slot.take() {
             // Readers hold the engine for one call; wait for them so two
@@ -665,6 +1069,7 @@ impl Warm {
         let engine = Engine::open(&self.data, &self.config, lock)
             .map_err(|e| io_error("cannot reopen", &self.data, e))?;
         *counters = engine.counters().map_err(read_error)?;
+        *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(engine.mem());
         *slot = Some(Arc::new(engine));
         self.broken.store(false, Relaxed);
         self.publish(counters);
@@ -699,13 +1104,16 @@ impl Warm {
         if self.sync_each {
             batch = batch.durability(Some(PersistMode::SyncData));
         }
-        // Versions written earlier in this batch (not yet readable).
-        let mut staged: HashMap<u64, (Header, usize)> = HashMap::new();
+        // In-memory index changes, applied once the batch is committed.
+        let mut ops: Vec<MemOp> = Vec::with_capacity(events.len());
+        // Versions written earlier in this batch (not yet readable): their
+        // place in `ops` and record length.
+        let mut staged: HashMap<u64, (usize, usize)> = HashMap::new();
         let mut top = next.top;
         for ev in events {
             let key = ev.id.to_be_bytes();
             let old = match staged.remove(&ev.id) {
-                Some(old) => Some(old),
+                Some((at, len)) => Some((ops[at].1.clone(), len)),
                 None if ev.id > top => None,
                 None => engine
                     .events
@@ -714,14 +1122,10 @@ impl Warm {
                     .and_then(|r| self.parse_header(ev.id, &r).map(|h| (h, r.len()))),
             };
             if let Some((h, len)) = old {
-                let (time, typ, cid) = index_keys(&h, ev.id);
-                batch.remove(&engine.by_time, time);
-                batch.remove(&engine.by_type, typ);
-                if let Some(cid) = cid {
-                    batch.remove(&engine.by_cid, cid);
-                }
+                batch.remove(&engine.by_time, time_key(&h, ev.id));
                 next.events = next.events.saturating_sub(1);
                 next.bytes = next.bytes.saturating_sub(entry_size(&h, len));
+                ops.push((false, h, ev.id));
             }
             let header = Header {
                 seq: next.seq,
@@ -729,25 +1133,26 @@ impl Warm {
                 event_type: ev.event_type,
                 correlation_id: ev.correlation_id,
             };
+            let mut record = ev.record;
+            codec::seal(&mut record, next.seq);
             next.seq += 1;
-            let record = codec::encode_packed(self.compression, &header, ev.raw_len, &ev.body)
-                .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
-            let (time, typ, cid) = index_keys(&header, ev.id);
-            batch.insert(&engine.by_time, time, []);
-            batch.insert(&engine.by_type, typ, []);
-            if let Some(cid) = cid {
-                batch.insert(&engine.by_cid, cid, []);
-            }
+            batch.insert(
+                &engine.by_time,
+                time_key(&header, ev.id),
+                time_value(&header),
+            );
             next.events += 1;
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
-            staged.insert(ev.id, (header, record.len()));
+            staged.insert(ev.id, (ops.len(), record.len()));
+            ops.push((true, header, ev.id));
             top = top.max(ev.id);
             batch.insert(&engine.events, key, record);
         }
         next.top = top;
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
+        self.mem_apply(ops)?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
@@ -757,23 +1162,22 @@ impl Warm {
         Ok(())
     }
 
-    /// Removes an event and its index entries in `batch`; returns its size.
+    /// Removes an event and its index entries in `batch` (the in-memory
+    /// ones in `ops`, applied after the commit); returns its size.
     fn remove(
         &self,
         engine: &Engine,
         batch: &mut fjall::Batch,
+        ops: &mut Vec<MemOp>,
         id: u64,
-        h: &Header,
+        h: Header,
         len: usize,
     ) -> u64 {
-        let (time, typ, cid) = index_keys(h, id);
-        batch.remove(&engine.by_time, time);
-        batch.remove(&engine.by_type, typ);
-        if let Some(cid) = cid {
-            batch.remove(&engine.by_cid, cid);
-        }
+        batch.remove(&engine.by_time, time_key(&h, id));
         batch.remove(&engine.events, id.to_be_bytes());
-        entry_size(h, len)
+        let size = entry_size(&h, len);
+        ops.push((false, h, id));
+        size
     }
 
     /// Evicts the oldest events (by system time) until the records take
@@ -783,6 +1187,7 @@ impl Warm {
         while counters.bytes > target {
             let mut next = *counters;
             let mut batch = engine.keyspace.batch();
+            let mut ops = Vec::new();
             let mut n = 0;
             for kv in engine.by_time.iter() {
                 let (key, _) = kv.map_err(read_error)?;
@@ -790,7 +1195,7 @@ impl Warm {
                 let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
                 match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
                     Some((h, len)) if h.sys_ts == ts => {
-                        let size = self.remove(engine, &mut batch, id, &h, len);
+                        let size = self.remove(engine, &mut batch, &mut ops, id, h, len);
                         next.bytes = next.bytes.saturating_sub(size);
                         next.events = next.events.saturating_sub(1);
                         next.evicted += 1;
@@ -808,6 +1213,7 @@ impl Warm {
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
             batch.commit().map_err(|e| self.failed(e))?;
+            self.mem_apply(ops)?;
             *counters = next;
         }
         Ok(())
@@ -822,6 +1228,7 @@ impl Warm {
         loop {
             let mut next = *counters;
             let mut batch = engine.keyspace.batch();
+            let mut ops = Vec::new();
             let mut n = 0;
             for kv in engine.by_time.range(..end.clone()) {
                 let (key, _) = kv.map_err(read_error)?;
@@ -829,7 +1236,7 @@ impl Warm {
                 let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
                 match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
                     Some((h, len)) if h.sys_ts == ts => {
-                        let size = self.remove(&engine, &mut batch, id, &h, len);
+                        let size = self.remove(&engine, &mut batch, &mut ops, id, h, len);
                         next.bytes = next.bytes.saturating_sub(size);
                         next.events = next.events.saturating_sub(1);
                         next.pruned += 1;
@@ -844,6 +1251,7 @@ impl Warm {
             }
             batch.insert(&engine.meta, COUNTERS, next.encode());
             batch.commit().map_err(|e| self.failed(e))?;
+            self.mem_apply(ops)?;
             *counters = next;
             if n < 4096 {
                 break;
@@ -855,15 +1263,10 @@ impl Warm {
 
     /// Removes every event and resets the counters.
     pub fn clear(&self) -> CoreResult<()> {
+        self.join_rebuild()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
-        let parts = [
-            &engine.events,
-            &engine.by_time,
-            &engine.by_type,
-            &engine.by_cid,
-            &engine.meta,
-        ];
+        let parts = [&engine.events, &engine.by_time, &engine.meta];
         for part in parts {
             loop {
                 let keys: Vec<_> = part
@@ -882,6 +1285,7 @@ impl Warm {
             }
         }
         *counters = Counters::default();
+        *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(Ok(Mem::default()));
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
@@ -894,19 +1298,14 @@ impl Warm {
     /// stopped and joined once no reader holds it). Later calls fail with
     /// `Closed`.
     pub fn close(&self) -> CoreResult<()> {
+        self.join_rebuild()?;
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
         let _lock = self.lock.lock().map_err(CoreError::poisoned)?.take();
         if let Some(engine) = engine {
             // Flushing the memtables retires the journals, so the next open
             // has nothing to replay.
-            let parts = [
-                &engine.events,
-                &engine.by_time,
-                &engine.by_type,
-                &engine.by_cid,
-            ];
-            for part in parts.into_iter().chain([&engine.meta]) {
+            for part in [&engine.events, &engine.by_time, &engine.meta] {
                 part.rotate_memtable_and_wait().map_err(engine_error)?;
             }
             engine
@@ -919,13 +1318,30 @@ impl Warm {
 
     /// Reads a record and checks it; `expect_ts` rejects stale index hits.
     fn fetch(&self, engine: &Engine, id: u64, expect_ts: Option<i64>) -> CoreResult<Option<Hit>> {
+        self.fetch_if(engine, id, expect_ts, |_| true)
+    }
+
+    /// [`Warm::fetch`] of a record whose header also passes `keep`.
+    fn fetch_if(
+        &self,
+        engine: &Engine,
+        id: u64,
+        expect_ts: Option<i64>,
+        keep: impl Fn(&Header) -> bool,
+    ) -> CoreResult<Option<Hit>> {
         let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
             return Ok(None);
         };
-        Ok(self.hit(id, &record, expect_ts))
+        Ok(self.hit(id, &record, expect_ts, keep))
     }
 
-    fn hit(&self, id: u64, record: &[u8], expect_ts: Option<i64>) -> Option<Hit> {
+    fn hit(
+        &self,
+        id: u64,
+        record: &[u8],
+        expect_ts: Option<i64>,
+        keep: impl Fn(&Header) -> bool,
+    ) -> Option<Hit> {
         let parsed: Parsed = match codec::parse(record) {
             Some(p) => p,
             None => {
@@ -933,7 +1349,7 @@ impl Warm {
                 return None;
             }
         };
-        if expect_ts.is_some_and(|ts| ts != parsed.header.sys_ts) {
+        if expect_ts.is_some_and(|ts| ts != parsed.header.sys_ts) || !keep(&parsed.header) {
             return None;
         }
         match parsed.body() {
@@ -945,6 +1361,47 @@ impl Warm {
             None => {
                 self.mark_corrupt(id);
                 None
+            }
+        }
+    }
+
+    /// Walks the entries of `name` in an in-memory index within `range`,
+    /// after `after`, by ascending (or, `desc`, descending) (system time,
+    /// id), reading each record (a hit only when it is still that entry's
+    /// event and passes `keep`). `visit` takes each entry and its hit and
+    /// says whether to go on. Returns whether the range was walked to its
+    /// end. The index lock is held only while a chunk of keys is copied.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_mem(
+        &self,
+        engine: &Engine,
+        side: Side,
+        name: &[u8],
+        range: ((i64, u64), (i64, u64)),
+        mut after: Option<(i64, u64)>,
+        desc: bool,
+        keep: &dyn Fn(&Header) -> bool,
+        mut visit: impl FnMut((i64, u64), Option<Hit>) -> bool,
+    ) -> CoreResult<bool> {
+        let matches = |h: &Header| match side {
+            Side::Type => h.event_type == name,
+            Side::Cid => h.correlation_id.as_deref() == Some(name),
+        };
+        loop {
+            let keys = self
+                .mem_read()?
+                .mem
+                .range(side, name, range, after, desc, MEM_CHUNK);
+            let n = keys.len();
+            for key in keys {
+                let hit = self.fetch_if(engine, key.1, Some(key.0), |h| matches(h) && keep(h))?;
+                if !visit(key, hit) {
+                    return Ok(false);
+                }
+                after = Some(key);
+            }
+            if n < MEM_CHUNK {
+                return Ok(true);
             }
         }
     }
@@ -964,18 +1421,52 @@ impl Warm {
         if want == 0 {
             return Ok(out);
         }
-        let (index, prefix) = match &q.event_type {
-            Some(t) => (&engine.by_type, type_prefix(t)),
-            None => (&engine.by_time, Vec::new()),
-        };
-        let plen = prefix.len();
-        let (lo, hi) = bounds(&prefix, q.time_range);
-        let decode = |key: &[u8]| (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+        if let Some(t) = &q.event_type {
+            let range = mem_bounds(q.time_range);
+            match q.order {
+                Order::Id | Order::Unordered => {
+                    let mut keys =
+                        self.mem_read()?
+                            .mem
+                            .range(Side::Type, t, range, None, false, usize::MAX);
+                    keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
+                    for (ts, id) in keys {
+                        if let Some(hit) =
+                            self.fetch_if(&engine, id, Some(ts), |h| h.event_type == **t)?
+                        {
+                            out.push(hit);
+                            if out.len() >= want {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Order::Timestamp | Order::TimestampDesc => {
+                    let desc = q.order == Order::TimestampDesc;
+                    self.walk_mem(
+                        &engine,
+                        Side::Type,
+                        t,
+                        range,
+                        None,
+                        desc,
+                        &|_| true,
+                        |_, hit| {
+                            out.extend(hit);
+                            out.len() < want
+                        },
+                    )?;
+                }
+            }
+            return Ok(out);
+        }
+        let (lo, hi) = bounds(&[], q.time_range);
+        let decode = |key: &[u8]| (ts_from_key(&key[..8]), id_from(&key[8..]));
         match q.order {
-            Order::Id | Order::Unordered if q.event_type.is_none() && q.time_range.is_none() => {
+            Order::Id | Order::Unordered if q.time_range.is_none() => {
                 for kv in engine.events.iter() {
                     let (key, record) = kv.map_err(read_error)?;
-                    if let Some(hit) = self.hit(id_from(&key), &record, None) {
+                    if let Some(hit) = self.hit(id_from(&key), &record, None, |_| true) {
                         out.push(hit);
                         if out.len() >= want {
                             break;
@@ -985,7 +1476,7 @@ impl Warm {
             }
             Order::Id | Order::Unordered => {
                 let mut keys = Vec::new();
-                for kv in index.range(lo..=hi) {
+                for kv in engine.by_time.range(lo..=hi) {
                     let (key, _) = kv.map_err(read_error)?;
                     let (ts, id) = decode(&key);
                     keys.push((id, ts));
@@ -1001,7 +1492,7 @@ impl Warm {
                 }
             }
             Order::Timestamp | Order::TimestampDesc => {
-                let range = index.range(lo..=hi);
+                let range = engine.by_time.range(lo..=hi);
                 let iter: Box<dyn Iterator<Item = _>> = match q.order {
                     Order::TimestampDesc => Box::new(range.rev()),
                     _ => Box::new(range),
@@ -1043,33 +1534,46 @@ impl Warm {
     ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
         use std::ops::Bound;
         let engine = self.engine()?;
-        let (index, prefix) = match (event_type, cid) {
-            (Some(t), _) => (&engine.by_type, type_prefix(t)),
-            (None, Some(c)) => (&engine.by_cid, cid_prefix(c)),
-            (None, None) => (&engine.by_time, Vec::new()),
+        let wanted = |h: &Header| {
+            h.seq < before && cid.is_none_or(|c| h.correlation_id.as_deref() == Some(c))
         };
-        let plen = prefix.len();
-        let (lo, hi) = bounds(&prefix, None);
+        let (mut hits, mut last, mut visited) = (Vec::new(), cursor.map(<[u8]>::to_vec), 0);
+        let in_mem = match (event_type, cid) {
+            (Some(t), _) => Some((Side::Type, t, type_prefix(t))),
+            (None, Some(c)) => Some((Side::Cid, c, cid_prefix(c))),
+            (None, None) => None,
+        };
+        if let Some((side, name, prefix)) = in_mem {
+            let after = cursor.map(cursor_tail).transpose()?;
+            let range = mem_bounds(None);
+            let done = self.walk_mem(
+                &engine,
+                side,
+                name,
+                range,
+                after,
+                false,
+                &wanted,
+                |key, hit| {
+                    visited += 1;
+                    last = Some(with_ts_id(prefix.clone(), key.0, key.1));
+                    hits.extend(hit);
+                    hits.len() < max && visited < scan
+                },
+            )?;
+            return Ok((hits, last, done));
+        }
+        let (lo, hi) = bounds(&[], None);
         let lower = match cursor {
             Some(c) => Bound::Excluded(c.to_vec()),
             None => Bound::Included(lo),
         };
-        let (mut hits, mut last, mut visited) = (Vec::new(), cursor.map(<[u8]>::to_vec), 0);
-        for kv in index.range((lower, Bound::Included(hi))) {
+        for kv in engine.by_time.range((lower, Bound::Included(hi))) {
             let (key, _) = kv.map_err(read_error)?;
             visited += 1;
-            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+            let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
             last = Some(key.to_vec());
-            if let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? {
-                let wanted = codec::parse(&record).is_some_and(|p| {
-                    p.header.seq < before
-                        && p.header.sys_ts == ts
-                        && cid.is_none_or(|c| p.header.correlation_id.as_deref() == Some(c))
-                });
-                if let Some(hit) = wanted.then(|| self.hit(id, &record, Some(ts))).flatten() {
-                    hits.push(hit);
-                }
-            }
+            hits.extend(self.fetch_if(&engine, id, Some(ts), wanted)?);
             if hits.len() >= max || visited >= scan {
                 return Ok((hits, last, false));
             }
@@ -1104,7 +1608,7 @@ impl Warm {
             for kv in engine.events.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
                 let (key, record) = kv.map_err(read_error)?;
                 last = Some(key.to_vec());
-                if let Some(hit) = self.hit(id_from(&key), &record, None) {
+                if let Some(hit) = self.hit(id_from(&key), &record, None, |_| true) {
                     hits.push(hit);
                     if hits.len() >= max {
                         return Ok((hits, last, false));
@@ -1113,19 +1617,34 @@ impl Warm {
             }
             return Ok((hits, last, true));
         }
-        let (index, prefix) = match event_type {
-            Some(t) => (&engine.by_type, type_prefix(t)),
-            None => (&engine.by_time, Vec::new()),
-        };
-        let plen = prefix.len();
-        let (lo, hi) = bounds(&prefix, range);
         let desc = order == Order::TimestampDesc;
+        if let Some(t) = event_type {
+            let prefix = type_prefix(t);
+            let after = cursor.map(cursor_tail).transpose()?;
+            let bounds = mem_bounds(range);
+            let done = self.walk_mem(
+                &engine,
+                Side::Type,
+                t,
+                bounds,
+                after,
+                desc,
+                &|_| true,
+                |key, hit| {
+                    last = Some(with_ts_id(prefix.clone(), key.0, key.1));
+                    hits.extend(hit);
+                    hits.len() < max
+                },
+            )?;
+            return Ok((hits, last, done));
+        }
+        let (lo, hi) = bounds(&[], range);
         let (lower, upper) = match (cursor, desc) {
             (Some(c), false) => (Bound::Excluded(c.to_vec()), Bound::Included(hi)),
             (Some(c), true) => (Bound::Included(lo), Bound::Excluded(c.to_vec())),
             (None, _) => (Bound::Included(lo), Bound::Included(hi)),
         };
-        let range = index.range((lower, upper));
+        let range = engine.by_time.range((lower, upper));
         let keys: Box<dyn Iterator<Item = _>> = if desc {
             Box::new(range.rev())
         } else {
@@ -1134,7 +1653,7 @@ impl Warm {
         for kv in keys {
             let (key, _) = kv.map_err(read_error)?;
             last = Some(key.to_vec());
-            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
+            let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
             if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
                 hits.push(hit);
                 if hits.len() >= max {
@@ -1148,17 +1667,21 @@ impl Warm {
     /// The events of a correlation group by ascending (system time, id).
     pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Hit>> {
         let engine = self.engine()?;
-        let prefix = cid_prefix(cid);
-        let plen = prefix.len();
-        let (lo, hi) = bounds(&prefix, None);
         let mut out = Vec::new();
-        for kv in engine.by_cid.range(lo..=hi) {
-            let (key, _) = kv.map_err(read_error)?;
-            let (ts, id) = (ts_from_key(&key[plen..plen + 8]), id_from(&key[plen + 8..]));
-            if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
-                out.push(hit);
-            }
-        }
+        let range = mem_bounds(None);
+        self.walk_mem(
+            &engine,
+            Side::Cid,
+            cid,
+            range,
+            None,
+            false,
+            &|_| true,
+            |_, hit| {
+                out.extend(hit);
+                true
+            },
+        )?;
         Ok(out)
     }
 

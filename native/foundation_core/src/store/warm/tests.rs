@@ -356,3 +356,87 @@ fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     let _ = std::fs::remove_dir_all(&mnt);
 }
+
+#[test]
+fn time_entries_without_index_values_are_completed_from_the_records() {
+    // A directory whose `by_time` values are empty (an older layout): the
+    // type and correlation indexes come from the records' headers.
+    let d = dir("old-layout");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    w.append(vec![
+        event(1, 10, "a", Some("c1")),
+        event(2, 20, "b", Some("c1")),
+        event(3, 30, "a", None),
+    ])
+    .unwrap();
+    let engine = w.engine().unwrap();
+    for (ts, id) in [(10, 1), (20, 2), (30, 3)] {
+        engine
+            .by_time
+            .insert(with_ts_id(Vec::new(), ts, id), [])
+            .unwrap();
+    }
+    drop(engine);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Timestamp, None)).unwrap());
+    assert_eq!(by_type("a"), [1, 3]);
+    assert_eq!(by_type("b"), [2]);
+    assert_eq!(ids(&w.get_by_correlation(b"c1").unwrap()), [1, 2]);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn the_memory_indexes_follow_overwrites_evictions_prunes_and_clear() {
+    let d = dir("mem-follow");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    // Written right after open: while the rebuild may still run.
+    w.append(
+        (1..=20)
+            .map(|i| event(i, i as i64, "t", Some("c")))
+            .collect(),
+    )
+    .unwrap();
+    // Overwrite 5 with another type and correlation id, prune below 10.
+    w.append(vec![event(5, 50, "u", Some("d"))]).unwrap();
+    assert_eq!(w.prune_before(10).unwrap(), 8);
+    let by_type = |w: &Warm, t| ids(&w.query(&q(Some(t), None, Order::Timestamp, None)).unwrap());
+    let expect_t: Vec<u64> = (10..=20).collect();
+    assert_eq!(by_type(&w, "t"), expect_t);
+    assert_eq!(by_type(&w, "u"), [5]);
+    assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()), expect_t);
+    assert_eq!(ids(&w.get_by_correlation(b"d").unwrap()), [5]);
+    let in_mem = |w: &Warm| {
+        let state = w.mem_read().unwrap();
+        let count = |m: &FxHashMap<Vec<u8>, Entries>| m.values().map(|s| s.len()).sum::<usize>();
+        (count(&state.mem.by_type), count(&state.mem.by_cid))
+    };
+    assert_eq!(in_mem(&w), (12, 12));
+    w.close().unwrap();
+    drop(w);
+
+    // Rebuilt on open: the same entries.
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    assert_eq!(in_mem(&w), (12, 12));
+    assert_eq!(by_type(&w, "u"), [5]);
+    w.clear().unwrap();
+    assert_eq!(in_mem(&w), (0, 0));
+    assert!(by_type(&w, "t").is_empty());
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+
+    // Evictions leave the indexes too.
+    let d = dir("mem-evict");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 4096)).unwrap();
+    for i in 1..=200u64 {
+        w.append(vec![event(i, i as i64, "t", Some("c"))]).unwrap();
+    }
+    let live = w.stats().events as usize;
+    assert!(live < 200, "{live}");
+    assert_eq!(in_mem(&w), (live, live));
+    assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()).len(), live);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
