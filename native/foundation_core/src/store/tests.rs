@@ -91,6 +91,74 @@ fn max_events_evicts_oldest_stored() {
     assert_eq!(s.stats().unwrap().evicted_max_events, 7);
 }
 
+/// Retention evicts in arrival order across shards whatever the writes:
+/// single puts, batches, overwrites (a new arrival) and prunes, checked
+/// against a model after every step; the stored count and largest id
+/// follow too.
+#[test]
+fn eviction_follows_arrivals_across_shards_and_writes() {
+    let max = 40;
+    let s = Store::new(StoreConfig {
+        shards: 8,
+        max_events: max,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let mut model: std::collections::VecDeque<u64> = Default::default();
+    let mut arrive = |model: &mut std::collections::VecDeque<u64>, id: u64| {
+        model.retain(|&m| m != id);
+        model.push_back(id);
+        while model.len() > max {
+            model.pop_front();
+        }
+    };
+    let (mut stored, mut max_id) = (0u64, 0u64);
+    for step in 0..300u64 {
+        match step % 5 {
+            0..=1 => {
+                let id = 1 + (step * 7919) % 120;
+                s.put(ev(id, "t", id as i64, Some("g"))).unwrap();
+                arrive(&mut model, id);
+                (stored, max_id) = (stored + 1, max_id.max(id));
+            }
+            2..=3 => {
+                let batch: Vec<u64> = (0..7).map(|i| 1 + (step * 31 + i * 17) % 120).collect();
+                s.put_batch(
+                    batch
+                        .iter()
+                        .map(|&id| ev(id, "t", id as i64, None))
+                        .collect(),
+                )
+                .unwrap();
+                for &id in &batch {
+                    arrive(&mut model, id);
+                }
+                stored += batch.len() as u64;
+                max_id = max_id.max(batch.iter().copied().max().unwrap_or(0));
+            }
+            _ => {
+                let cut = (step % 13) as i64;
+                s.prune_before(cut).unwrap();
+                model.retain(|&id| id as i64 >= cut);
+            }
+        }
+        let mut want: Vec<u64> = model.iter().copied().collect();
+        want.sort_unstable();
+        let all = Query {
+            order: Order::Id,
+            ..Query::default()
+        };
+        assert_eq!(ids(s.query(&all).unwrap()), want, "step {step}");
+        let stats = s.stats().unwrap();
+        assert_eq!(stats.current_event_count, want.len() as u64);
+        assert_eq!((stats.events_stored, stats.max_id), (stored, max_id));
+    }
+    s.clear().unwrap();
+    assert_eq!(s.stats().unwrap().max_id, 0);
+    s.put(ev(5, "t", 5, None)).unwrap();
+    assert_eq!(ids(s.query(&Query::default()).unwrap()), vec![5]);
+}
+
 #[test]
 fn max_age_expires() {
     let s = store(0);
