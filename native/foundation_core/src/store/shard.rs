@@ -217,9 +217,10 @@ impl Shard {
     /// id- and arrival-keyed sets are cut the same way at the largest
     /// removed id (or arrival): when the part cut off holds exactly as many
     /// entries as were removed, it holds exactly the removed ones (ids and
-    /// arrivals usually grow with time), so no entry is visited twice.
-    /// Otherwise the cut is undone and the removed entries are taken out
-    /// one by one.
+    /// arrivals usually grow with time). The records are cut first at the
+    /// id of the newest removed event and the cut checked on their
+    /// timestamps, so no pass looks for the largest id. Otherwise a cut is
+    /// undone and the removed entries are taken out one by one.
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         let cut = (ts, 0);
         let kept = self.by_time.split_off(&cut);
@@ -228,7 +229,45 @@ impl Shard {
             return 0;
         }
         let removed = old.len();
-        let max_id = old.keys().map(|&(_, id)| id).max().unwrap_or(0);
+        // Few groups: cut each group's set; many groups: per-event removal.
+        let cut_groups = self.by_corr.len() < removed;
+        let by_corr = &mut self.by_corr;
+        let unlink = |by_corr: &mut HashMap<Bytes, Group>, id: u64, record: &Record| {
+            if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
+                remove_corr(by_corr, cid, (record.timestamp, id));
+            }
+        };
+        let newest = old.last_key_value().map_or(0, |(&(_, id), _)| id);
+        let mut max_seq = 0;
+        let first_record = garbage.records.len();
+        // The largest removed id, once the records are out.
+        let max_id = match cut_prefix(&mut self.by_id, newest, removed) {
+            Some(gone) if gone.values().all(|r| r.timestamp < ts) => {
+                for (&id, record) in &gone {
+                    max_seq = max_seq.max(record.seq);
+                    unlink(by_corr, id, record);
+                }
+                garbage.by_id.push(gone);
+                newest
+            }
+            cut => {
+                if let Some(mut gone) = cut {
+                    // Every key cut off is below every key kept.
+                    gone.append(&mut self.by_id);
+                    self.by_id = gone;
+                }
+                let mut max_id = 0;
+                for &(_, id) in old.keys() {
+                    if let Some(record) = self.by_id.remove(&id) {
+                        max_seq = max_seq.max(record.seq);
+                        max_id = max_id.max(id);
+                        unlink(by_corr, id, &record);
+                        garbage.records.push(record);
+                    }
+                }
+                max_id
+            }
+        };
         for ti in self.by_type.values_mut() {
             let kept = ti.times.split_off(&cut);
             let gone = std::mem::replace(&mut ti.times, kept);
@@ -244,8 +283,6 @@ impl Shard {
             garbage.times.push(gone);
         }
         self.by_type.retain(|_, ti| !ti.ids.is_empty());
-        // Few groups: cut each group's set; many groups: per-event removal.
-        let cut_groups = self.by_corr.len() < removed;
         if cut_groups {
             garbage.members.reserve(removed);
             for group in self.by_corr.values_mut() {
@@ -254,41 +291,19 @@ impl Shard {
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
-        let by_corr = &mut self.by_corr;
-        let mut max_seq = 0;
-        let mut removed_one = |id: u64, record: &Record| {
-            max_seq = max_seq.max(record.seq);
-            if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
-                remove_corr(by_corr, cid, (record.timestamp, id));
-            }
-        };
-        let first_record = garbage.records.len();
-        let records = match cut_prefix(&mut self.by_id, max_id, removed) {
-            Some(gone) => {
-                gone.iter()
-                    .for_each(|(&id, record)| removed_one(id, record));
-                garbage.by_id.push(gone);
-                garbage.by_id.last().map(|gone| gone.values())
-            }
-            None => {
-                for &(_, id) in old.keys() {
-                    if let Some(record) = self.by_id.remove(&id) {
-                        removed_one(id, &record);
-                        garbage.records.push(record);
-                    }
-                }
-                None
-            }
-        };
         if let Some(arrivals) = cut_prefix(&mut self.arrivals, max_seq, removed) {
             garbage.arrivals.push(arrivals);
         } else {
-            let seqs: Vec<u64> = match records {
-                Some(records) => records.map(|r| r.seq).collect(),
-                None => garbage.records[first_record..]
+            let seqs: Vec<u64> = match garbage.records.len() > first_record {
+                true => garbage.records[first_record..]
                     .iter()
                     .map(|r| r.seq)
                     .collect(),
+                false => garbage
+                    .by_id
+                    .last()
+                    .map(|gone| gone.values().map(|r| r.seq).collect())
+                    .unwrap_or_default(),
             };
             for seq in &seqs {
                 self.arrivals.remove(seq);

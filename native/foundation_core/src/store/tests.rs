@@ -159,6 +159,39 @@ fn eviction_follows_arrivals_across_shards_and_writes() {
     assert_eq!(ids(s.query(&Query::default()).unwrap()), vec![5]);
 }
 
+/// A prune whose removed events are as many as the ids up to the newest
+/// removed one, but not the same events: nothing else is removed, and
+/// every index still agrees.
+#[test]
+fn prune_with_ids_out_of_time_order_removes_only_old_events() {
+    let s = Store::new(StoreConfig {
+        shards: 1,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    // Removed: 5 (t=0) and 2 (t=1); kept: 1 (t=9) and 7 (t=8).
+    for (id, ts) in [(1, 9), (5, 0), (2, 1), (7, 8)] {
+        s.put(ev(id, "t", ts, Some("g"))).unwrap();
+    }
+    assert_eq!(s.prune_before(5).unwrap(), 2);
+    let by_id = Query {
+        order: Order::Id,
+        ..Query::default()
+    };
+    let typed = Query {
+        event_type: Some(Arc::from(b"t".as_slice())),
+        ..by_id.clone()
+    };
+    assert_eq!(ids(s.query(&by_id).unwrap()), vec![1, 7]);
+    assert_eq!(ids(s.query(&typed).unwrap()), vec![1, 7]);
+    assert_eq!(ids(s.get_by_correlation(b"g").unwrap()), vec![7, 1]);
+    assert!(s.get(5).unwrap().is_none() && s.get(1).unwrap().is_some());
+    // Arrival order is intact: the oldest kept arrival (1) goes first.
+    s.set_limits(2, 0);
+    s.put(ev(9, "t", 9, None)).unwrap();
+    assert_eq!(ids(s.query(&by_id).unwrap()), vec![7, 9]);
+}
+
 #[test]
 fn max_age_expires() {
     let s = store(0);
