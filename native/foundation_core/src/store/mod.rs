@@ -176,6 +176,18 @@ impl Tally {
     }
 }
 
+/// The store-wide counters every write updates, on cache lines of their
+/// own: the fields every write only reads (shard table, limits, flags) then
+/// stay shared between cores instead of moving with each write.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Hot {
+    /// Events held.
+    count: AtomicUsize,
+    /// Next arrival number.
+    seq: AtomicU64,
+}
+
 /// Shared state behind a `Store` (the async worker holds a weak reference).
 #[derive(Debug)]
 struct Inner {
@@ -183,8 +195,8 @@ struct Inner {
     /// Per-shard write counters (same index as `shards`).
     tallies: Box<[Tally]>,
     shard_bits: u32,
-    count: AtomicUsize,
-    seq: AtomicU64,
+    /// The event count and arrival numbers, written by every write.
+    hot: Hot,
     origin: Instant,
     max_events: AtomicUsize,
     max_age_ms: AtomicU64,
@@ -213,8 +225,7 @@ impl Store {
             shards: (0..shard_count).map(|_| RwLock::default()).collect(),
             tallies: (0..shard_count).map(|_| Tally::default()).collect(),
             shard_bits: shard_count.trailing_zeros(),
-            count: AtomicUsize::new(0),
-            seq: AtomicU64::new(0),
+            hot: Hot::default(),
             origin: Instant::now(),
             max_events: AtomicUsize::new(config.max_events),
             max_age_ms: AtomicU64::new(config.max_age_ms),
@@ -293,7 +304,9 @@ impl Store {
     /// answer uses the same order.
     pub fn resolved(&self, q: &Query) -> Query {
         let order = match q.order {
-            Order::Unordered if self.inner.count.load(Relaxed) <= query::SMALL_STORE => Order::Id,
+            Order::Unordered if self.inner.hot.count.load(Relaxed) <= query::SMALL_STORE => {
+                Order::Id
+            }
             Order::Unordered => Order::Timestamp,
             order => order,
         };
@@ -343,7 +356,7 @@ impl Store {
     /// per core, each over its own shards (one shard lock at a time, as
     /// every writer).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let (n, garbage) = if self.inner.count.load(Relaxed) >= PARALLEL_PRUNE {
+        let (n, garbage) = if self.inner.hot.count.load(Relaxed) >= PARALLEL_PRUNE {
             self.inner.prune_parallel(ts)?
         } else {
             let mut garbage = shard::Garbage::default();
@@ -399,7 +412,7 @@ impl Store {
         let stored = tallies.clone().map(|t| t.stored.load(Relaxed)).sum();
         let max_id = tallies.map(|t| t.max_id.load(Relaxed)).max();
         Ok(StoreStats {
-            current_event_count: self.inner.count.load(Relaxed) as u64,
+            current_event_count: self.inner.hot.count.load(Relaxed) as u64,
             events_stored: stored,
             events_pruned: c.pruned.load(Relaxed),
             evicted_max_events: c.evicted_count.load(Relaxed),
@@ -461,7 +474,7 @@ impl Inner {
             let mut shard = shard.write().map_err(CoreError::poisoned)?;
             let n = f(&mut shard);
             tally.note_oldest(&shard);
-            self.count.fetch_sub(n, Relaxed);
+            self.hot.count.fetch_sub(n, Relaxed);
             total += n;
         }
         Ok(total)
@@ -482,7 +495,7 @@ impl Inner {
                 let mut shard = shard.write().map_err(CoreError::poisoned)?;
                 let n = shard.prune_before(ts, &mut garbage);
                 tally.note_oldest(&shard);
-                self.count.fetch_sub(n, Relaxed);
+                self.hot.count.fetch_sub(n, Relaxed);
                 total += n;
             }
             Ok((total, garbage))
@@ -541,7 +554,7 @@ impl Inner {
             }
             // Numbered under the shard lock: `subscribe` (which holds every
             // shard lock) splits the arrivals into stored and live by it.
-            let seq = self.seq.fetch_add(1, Relaxed);
+            let seq = self.hot.seq.fetch_add(1, Relaxed);
             let wake = self.subs.publisher().publish(
                 &event.event_type,
                 event.correlation_id.as_ref(),
@@ -569,10 +582,10 @@ impl Inner {
         match (new, expired) {
             (false, 0) => {}
             (true, 0) => {
-                self.count.fetch_add(1, Relaxed);
+                self.hot.count.fetch_add(1, Relaxed);
             }
             (new, n) => {
-                self.count.fetch_sub(n - usize::from(new), Relaxed);
+                self.hot.count.fetch_sub(n - usize::from(new), Relaxed);
             }
         }
         if expired > 0 {
@@ -588,7 +601,7 @@ impl Inner {
         let _gate = self.subs.gate.read().map_err(CoreError::poisoned)?;
         let now = self.now_ms();
         let max_age = self.max_age_ms.load(Relaxed);
-        let first_seq = self.seq.fetch_add(events.len() as u64, Relaxed);
+        let first_seq = self.hot.seq.fetch_add(events.len() as u64, Relaxed);
         let mut by_shard: Vec<Vec<(u64, NewEvent)>> = Vec::new();
         by_shard.resize_with(self.shards.len(), Vec::new);
         for (seq, event) in (first_seq..).zip(events) {
@@ -626,8 +639,8 @@ impl Inner {
         if wake {
             self.subs.notify();
         }
-        self.count.fetch_add(added, Relaxed);
-        self.count.fetch_sub(expired, Relaxed);
+        self.hot.count.fetch_add(added, Relaxed);
+        self.hot.count.fetch_sub(expired, Relaxed);
         let c = &self.counters;
         c.evicted_age.fetch_add(expired as u64, Relaxed);
         self.enforce_max_events()?;
@@ -640,7 +653,7 @@ impl Inner {
     /// writer got there first, corrects its tally for the next round.
     fn enforce_max_events(&self) -> CoreResult<()> {
         let max = self.max_events.load(Relaxed);
-        while max > 0 && self.count.load(Relaxed) > max {
+        while max > 0 && self.hot.count.load(Relaxed) > max {
             let oldest = self
                 .tallies
                 .iter()
@@ -660,7 +673,7 @@ impl Inner {
             tally.note_oldest(&shard);
             drop(shard);
             if evicted {
-                self.count.fetch_sub(1, Relaxed);
+                self.hot.count.fetch_sub(1, Relaxed);
                 self.counters.evicted_count.fetch_add(1, Relaxed);
             }
         }
