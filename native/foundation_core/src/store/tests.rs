@@ -105,7 +105,7 @@ fn eviction_follows_arrivals_across_shards_and_writes() {
     })
     .unwrap();
     let mut model: std::collections::VecDeque<u64> = Default::default();
-    let mut arrive = |model: &mut std::collections::VecDeque<u64>, id: u64| {
+    let arrive = |model: &mut std::collections::VecDeque<u64>, id: u64| {
         model.retain(|&m| m != id);
         model.push_back(id);
         while model.len() > max {
