@@ -113,22 +113,90 @@ pub struct StoreStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    stored: AtomicU64,
     pruned: AtomicU64,
     evicted_count: AtomicU64,
     evicted_age: AtomicU64,
     async_dropped: AtomicU64,
     async_failed: AtomicU64,
+}
+
+/// The counters every write updates, one set per shard, each on its own
+/// cache lines and written under its shard's lock: writers of different
+/// shards never write the same line (`stats` sums them).
+#[derive(Debug)]
+#[repr(align(128))]
+struct Tally {
+    /// Events stored into the shard (overwrites included).
+    stored: AtomicU64,
+    /// Largest id stored into the shard.
     max_id: AtomicU64,
+    /// The shard's oldest arrival (`NO_ARRIVAL` when empty), kept in step
+    /// under its lock, so retention finds the globally oldest event
+    /// without locking every shard.
+    oldest: AtomicU64,
+}
+
+/// `Tally::oldest` of an empty shard.
+const NO_ARRIVAL: u64 = u64::MAX;
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            stored: AtomicU64::new(0),
+            max_id: AtomicU64::new(0),
+            oldest: AtomicU64::new(NO_ARRIVAL),
+        }
+    }
+}
+
+impl Tally {
+    /// Counts `stored` writes, the largest of ids `max_id` (called under
+    /// the shard lock, so a plain store keeps the maximum).
+    fn add(&self, stored: u64, max_id: u64) {
+        self.stored.fetch_add(stored, Relaxed);
+        if self.max_id.load(Relaxed) < max_id {
+            self.max_id.store(max_id, Relaxed);
+        }
+    }
+
+    /// Records the oldest arrival of `shard` (called under its lock).
+    fn note_oldest(&self, shard: &Shard) {
+        let oldest = shard.oldest_seq().unwrap_or(NO_ARRIVAL);
+        if self.oldest.load(Relaxed) != oldest {
+            self.oldest.store(oldest, Relaxed);
+        }
+    }
+
+    /// Records a new arrival `seq` (called under the shard lock, after
+    /// inserting a new id: the oldest arrival can then only get older).
+    fn note_arrival(&self, seq: u64) {
+        if seq < self.oldest.load(Relaxed) {
+            self.oldest.store(seq, Relaxed);
+        }
+    }
+}
+
+/// The store-wide counters every write updates, on cache lines of their
+/// own: the fields every write only reads (shard table, limits, flags) then
+/// stay shared between cores instead of moving with each write.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Hot {
+    /// Events held.
+    count: AtomicUsize,
+    /// Next arrival number.
+    seq: AtomicU64,
 }
 
 /// Shared state behind a `Store` (the async worker holds a weak reference).
 #[derive(Debug)]
 struct Inner {
     shards: Box<[RwLock<Shard>]>,
+    /// Per-shard write counters (same index as `shards`).
+    tallies: Box<[Tally]>,
     shard_bits: u32,
-    count: AtomicUsize,
-    seq: AtomicU64,
+    /// The event count and arrival numbers, written by every write.
+    hot: Hot,
     origin: Instant,
     max_events: AtomicUsize,
     max_age_ms: AtomicU64,
@@ -155,9 +223,9 @@ impl Store {
         let shard_count = config.shards.clamp(1, 1024).next_power_of_two();
         let inner = Arc::new(Inner {
             shards: (0..shard_count).map(|_| RwLock::default()).collect(),
+            tallies: (0..shard_count).map(|_| Tally::default()).collect(),
             shard_bits: shard_count.trailing_zeros(),
-            count: AtomicUsize::new(0),
-            seq: AtomicU64::new(0),
+            hot: Hot::default(),
             origin: Instant::now(),
             max_events: AtomicUsize::new(config.max_events),
             max_age_ms: AtomicU64::new(config.max_age_ms),
@@ -236,7 +304,9 @@ impl Store {
     /// answer uses the same order.
     pub fn resolved(&self, q: &Query) -> Query {
         let order = match q.order {
-            Order::Unordered if self.inner.count.load(Relaxed) <= query::SMALL_STORE => Order::Id,
+            Order::Unordered if self.inner.hot.count.load(Relaxed) <= query::SMALL_STORE => {
+                Order::Id
+            }
             Order::Unordered => Order::Timestamp,
             order => order,
         };
@@ -286,7 +356,7 @@ impl Store {
     /// per core, each over its own shards (one shard lock at a time, as
     /// every writer).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let (n, garbage) = if self.inner.count.load(Relaxed) >= PARALLEL_PRUNE {
+        let (n, garbage) = if self.inner.hot.count.load(Relaxed) >= PARALLEL_PRUNE {
             self.inner.prune_parallel(ts)?
         } else {
             let mut garbage = shard::Garbage::default();
@@ -321,11 +391,15 @@ impl Store {
     pub fn clear(&self) -> CoreResult<()> {
         self.inner.drop_events()?;
         let c = &self.inner.counters;
-        for counter in [&c.stored, &c.pruned, &c.evicted_count, &c.evicted_age] {
+        for counter in [&c.pruned, &c.evicted_count, &c.evicted_age] {
             counter.store(0, Relaxed);
         }
-        for counter in [&c.async_dropped, &c.async_failed, &c.max_id] {
+        for counter in [&c.async_dropped, &c.async_failed] {
             counter.store(0, Relaxed);
+        }
+        for tally in self.inner.tallies.iter() {
+            tally.stored.store(0, Relaxed);
+            tally.max_id.store(0, Relaxed);
         }
         Ok(())
     }
@@ -334,16 +408,19 @@ impl Store {
     pub fn stats(&self) -> CoreResult<StoreStats> {
         // The running count, not a sum over the shards: no shard lock taken.
         let c = &self.inner.counters;
+        let tallies = self.inner.tallies.iter();
+        let stored = tallies.clone().map(|t| t.stored.load(Relaxed)).sum();
+        let max_id = tallies.map(|t| t.max_id.load(Relaxed)).max();
         Ok(StoreStats {
-            current_event_count: self.inner.count.load(Relaxed) as u64,
-            events_stored: c.stored.load(Relaxed),
+            current_event_count: self.inner.hot.count.load(Relaxed) as u64,
+            events_stored: stored,
             events_pruned: c.pruned.load(Relaxed),
             evicted_max_events: c.evicted_count.load(Relaxed),
             evicted_max_age: c.evicted_age.load(Relaxed),
             async_dropped: c.async_dropped.load(Relaxed),
             async_failed: c.async_failed.load(Relaxed),
             async_queue_len: self.queue_len()?,
-            max_id: c.max_id.load(Relaxed),
+            max_id: max_id.unwrap_or(0),
         })
     }
 }
@@ -393,9 +470,11 @@ impl Inner {
     /// it returns and keeps `count` in step.
     fn each_shard_mut(&self, mut f: impl FnMut(&mut Shard) -> usize) -> CoreResult<usize> {
         let mut total = 0;
-        for shard in self.shards.iter() {
-            let n = f(&mut *shard.write().map_err(CoreError::poisoned)?);
-            self.count.fetch_sub(n, Relaxed);
+        for (shard, tally) in self.shards.iter().zip(self.tallies.iter()) {
+            let mut shard = shard.write().map_err(CoreError::poisoned)?;
+            let n = f(&mut shard);
+            tally.note_oldest(&shard);
+            self.hot.count.fetch_sub(n, Relaxed);
             total += n;
         }
         Ok(total)
@@ -408,22 +487,22 @@ impl Inner {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = cores.clamp(1, 8).min(self.shards.len());
         let part = self.shards.len().div_ceil(threads);
-        let prune_part = |shards: &[RwLock<Shard>]| -> CoreResult<(usize, shard::Garbage)> {
+        type Part<'s> = (&'s [RwLock<Shard>], &'s [Tally]);
+        let prune_part = |(shards, tallies): Part| -> CoreResult<(usize, shard::Garbage)> {
             let mut garbage = shard::Garbage::default();
             let mut total = 0;
-            for shard in shards {
-                let n = shard
-                    .write()
-                    .map_err(CoreError::poisoned)?
-                    .prune_before(ts, &mut garbage);
-                self.count.fetch_sub(n, Relaxed);
+            for (shard, tally) in shards.iter().zip(tallies) {
+                let mut shard = shard.write().map_err(CoreError::poisoned)?;
+                let n = shard.prune_before(ts, &mut garbage);
+                tally.note_oldest(&shard);
+                self.hot.count.fetch_sub(n, Relaxed);
                 total += n;
             }
             Ok((total, garbage))
         };
         std::thread::scope(|scope| {
-            let mut parts = self.shards.chunks(part);
-            let mine = parts.next().unwrap_or(&[]);
+            let mut parts = self.shards.chunks(part).zip(self.tallies.chunks(part));
+            let mine = parts.next().unwrap_or((&[], &[]));
             let mut inline = Vec::new();
             let mut spawned = Vec::new();
             for shards in parts {
@@ -467,14 +546,15 @@ impl Inner {
         let id = event.id;
         let now = self.now_ms();
         let max_age = self.max_age_ms.load(Relaxed);
+        let index = self.shard_index(id);
         let (new, expired, wake) = {
-            let mut shard = self.shard(id).write().map_err(CoreError::poisoned)?;
+            let mut shard = self.shards[index].write().map_err(CoreError::poisoned)?;
             if self.closed.load(Acquire) {
                 return Err(CoreError::Closed);
             }
             // Numbered under the shard lock: `subscribe` (which holds every
             // shard lock) splits the arrivals into stored and live by it.
-            let seq = self.seq.fetch_add(1, Relaxed);
+            let seq = self.hot.seq.fetch_add(1, Relaxed);
             let wake = self.subs.publisher().publish(
                 &event.event_type,
                 event.correlation_id.as_ref(),
@@ -485,6 +565,13 @@ impl Inner {
                 0 => 0,
                 age => shard.expire(now.saturating_sub(age)),
             };
+            if let Some(tally) = self.tallies.get(index) {
+                tally.add(1, id);
+                match (new, expired) {
+                    (true, 0) => tally.note_arrival(seq),
+                    _ => tally.note_oldest(&shard),
+                }
+            }
             (new, expired, wake)
         };
         if wake {
@@ -495,18 +582,14 @@ impl Inner {
         match (new, expired) {
             (false, 0) => {}
             (true, 0) => {
-                self.count.fetch_add(1, Relaxed);
+                self.hot.count.fetch_add(1, Relaxed);
             }
             (new, n) => {
-                self.count.fetch_sub(n - usize::from(new), Relaxed);
+                self.hot.count.fetch_sub(n - usize::from(new), Relaxed);
             }
         }
         if expired > 0 {
             self.counters.evicted_age.fetch_add(expired as u64, Relaxed);
-        }
-        self.counters.stored.fetch_add(1, Relaxed);
-        if self.counters.max_id.load(Relaxed) < id {
-            self.counters.max_id.fetch_max(id, Relaxed);
         }
         self.enforce_max_events()?;
         Ok(id)
@@ -518,7 +601,7 @@ impl Inner {
         let _gate = self.subs.gate.read().map_err(CoreError::poisoned)?;
         let now = self.now_ms();
         let max_age = self.max_age_ms.load(Relaxed);
-        let first_seq = self.seq.fetch_add(events.len() as u64, Relaxed);
+        let first_seq = self.hot.seq.fetch_add(events.len() as u64, Relaxed);
         let mut by_shard: Vec<Vec<(u64, NewEvent)>> = Vec::new();
         by_shard.resize_with(self.shards.len(), Vec::new);
         for (seq, event) in (first_seq..).zip(events) {
@@ -534,6 +617,8 @@ impl Inner {
                 return Err(CoreError::Closed);
             }
             let publisher = self.subs.publisher();
+            let stored = batch.len() as u64;
+            let max_id = batch.iter().map(|(_, e)| e.id).max().unwrap_or(0);
             for (seq, event) in batch {
                 let (t, c, p) = (
                     &event.event_type,
@@ -546,43 +631,49 @@ impl Inner {
             if max_age > 0 {
                 expired += shard.expire(now.saturating_sub(max_age));
             }
+            if let Some(tally) = self.tallies.get(index) {
+                tally.add(stored, max_id);
+                tally.note_oldest(&shard);
+            }
         }
         if wake {
             self.subs.notify();
         }
-        self.count.fetch_add(added, Relaxed);
-        self.count.fetch_sub(expired, Relaxed);
+        self.hot.count.fetch_add(added, Relaxed);
+        self.hot.count.fetch_sub(expired, Relaxed);
         let c = &self.counters;
         c.evicted_age.fetch_add(expired as u64, Relaxed);
-        c.stored.fetch_add(ids.len() as u64, Relaxed);
-        c.max_id
-            .fetch_max(ids.iter().copied().max().unwrap_or(0), Relaxed);
         self.enforce_max_events()?;
         Ok(ids)
     }
 
-    /// Evicts the globally oldest arrivals while the count exceeds the limit.
+    /// Evicts the globally oldest arrivals while the count exceeds the
+    /// limit. Each shard's oldest arrival is read from its tally (no shard
+    /// lock); the chosen shard checks it under its lock and, if another
+    /// writer got there first, corrects its tally for the next round.
     fn enforce_max_events(&self) -> CoreResult<()> {
         let max = self.max_events.load(Relaxed);
-        while max > 0 && self.count.load(Relaxed) > max {
-            let oldest = self.each_shard(|s| s.oldest_seq())?;
-            let Some((index, seq)) = oldest
+        while max > 0 && self.hot.count.load(Relaxed) > max {
+            let oldest = self
+                .tallies
                 .iter()
+                .map(|t| t.oldest.load(Relaxed))
                 .enumerate()
-                .filter_map(|(i, s)| s.map(|s| (i, s)))
-                .min_by_key(|&(_, s)| s)
+                .filter(|&(_, seq)| seq != NO_ARRIVAL)
+                .min_by_key(|&(_, seq)| seq);
+            let Some((index, seq)) = oldest else {
+                break;
+            };
+            let (Some(shard), Some(tally)) = (self.shards.get(index), self.tallies.get(index))
             else {
                 break;
             };
-            let Some(shard) = self.shards.get(index) else {
-                break;
-            };
-            if shard
-                .write()
-                .map_err(CoreError::poisoned)?
-                .evict_oldest(seq)
-            {
-                self.count.fetch_sub(1, Relaxed);
+            let mut shard = shard.write().map_err(CoreError::poisoned)?;
+            let evicted = shard.evict_oldest(seq);
+            tally.note_oldest(&shard);
+            drop(shard);
+            if evicted {
+                self.hot.count.fetch_sub(1, Relaxed);
                 self.counters.evicted_count.fetch_add(1, Relaxed);
             }
         }

@@ -214,9 +214,13 @@ impl Shard {
 
     /// Removes every record with `timestamp < ts`; returns how many.
     /// The time-ordered sets are cut with `split_off` (O(log n) each). The
-    /// id- and arrival-keyed sets are cut the same way when the removed
-    /// events are exactly their first keys (ids and arrivals usually grow
-    /// with time), else updated per removed event.
+    /// id- and arrival-keyed sets are cut the same way at the largest
+    /// removed id (or arrival): when the part cut off holds exactly as many
+    /// entries as were removed, it holds exactly the removed ones (ids and
+    /// arrivals usually grow with time). The records are cut first at the
+    /// id of the newest removed event and the cut checked on their
+    /// timestamps, so no pass looks for the largest id. Otherwise a cut is
+    /// undone and the removed entries are taken out one by one.
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         let cut = (ts, 0);
         let kept = self.by_time.split_off(&cut);
@@ -224,64 +228,87 @@ impl Shard {
         if old.is_empty() {
             return 0;
         }
+        let removed = old.len();
+        // Few groups: cut each group's set; many groups: per-event removal.
+        let cut_groups = self.by_corr.len() < removed;
+        let by_corr = &mut self.by_corr;
+        let unlink = |by_corr: &mut HashMap<Bytes, Group>, id: u64, record: &Record| {
+            if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
+                remove_corr(by_corr, cid, (record.timestamp, id));
+            }
+        };
+        let newest = old.last_key_value().map_or(0, |(&(_, id), _)| id);
+        let mut max_seq = 0;
+        let first_record = garbage.records.len();
+        // The largest removed id, once the records are out.
+        let max_id = match cut_prefix(&mut self.by_id, newest, removed) {
+            Some(gone) if gone.values().all(|r| r.timestamp < ts) => {
+                for (&id, record) in &gone {
+                    max_seq = max_seq.max(record.seq);
+                    unlink(by_corr, id, record);
+                }
+                garbage.by_id.push(gone);
+                newest
+            }
+            cut => {
+                if let Some(mut gone) = cut {
+                    // Every key cut off is below every key kept.
+                    gone.append(&mut self.by_id);
+                    self.by_id = gone;
+                }
+                let mut max_id = 0;
+                for &(_, id) in old.keys() {
+                    if let Some(record) = self.by_id.remove(&id) {
+                        max_seq = max_seq.max(record.seq);
+                        max_id = max_id.max(id);
+                        unlink(by_corr, id, &record);
+                        garbage.records.push(record);
+                    }
+                }
+                max_id
+            }
+        };
         for ti in self.by_type.values_mut() {
             let kept = ti.times.split_off(&cut);
             let gone = std::mem::replace(&mut ti.times, kept);
-            let ids = || gone.keys().map(|&(_, id)| id);
-            match ids().max() {
-                Some(max) if ti.ids.range(..=max).count() == gone.len() => {
-                    let kept = split_after(&mut ti.ids, max);
-                    garbage.ids.push(std::mem::replace(&mut ti.ids, kept));
-                }
-                _ => ids().for_each(|id| {
-                    ti.ids.remove(&id);
+            if gone.is_empty() {
+                continue;
+            }
+            match cut_prefix(&mut ti.ids, max_id, gone.len()) {
+                Some(ids) => garbage.ids.push(ids),
+                None => gone.keys().for_each(|(_, id)| {
+                    ti.ids.remove(id);
                 }),
             }
             garbage.times.push(gone);
         }
         self.by_type.retain(|_, ti| !ti.ids.is_empty());
-        // Few groups: cut each group's set; many groups: per-event removal.
-        let cut_groups = self.by_corr.len() < old.len();
         if cut_groups {
+            garbage.members.reserve(removed);
             for group in self.by_corr.values_mut() {
                 let (trees, members) = (&mut garbage.times, &mut garbage.members);
                 group.events.cut_before(cut, trees, members);
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
-        let mut seqs = Vec::with_capacity(old.len());
-        let mut removed = |id: u64, record: &Record| {
-            seqs.push(record.seq);
-            if let (false, Some(cid)) = (cut_groups, &record.correlation_id) {
-                remove_corr(&mut self.by_corr, cid, (record.timestamp, id));
-            }
-        };
-        let max_id = old.keys().map(|&(_, id)| id).max().unwrap_or(0);
-        if self.by_id.range(..=max_id).count() == old.len() {
-            let kept = split_after(&mut self.by_id, max_id);
-            let gone = std::mem::replace(&mut self.by_id, kept);
-            gone.iter().for_each(|(&id, record)| removed(id, record));
-            garbage.by_id.push(gone);
+        if let Some(arrivals) = cut_prefix(&mut self.arrivals, max_seq, removed) {
+            garbage.arrivals.push(arrivals);
         } else {
-            for &(_, id) in old.keys() {
-                if let Some(record) = self.by_id.remove(&id) {
-                    removed(id, &record);
-                    garbage.records.push(record);
-                }
-            }
-        }
-        let max_seq = seqs.iter().copied().max().unwrap_or(0);
-        if self.arrivals.range(..=max_seq).count() == seqs.len() {
-            let kept = split_after(&mut self.arrivals, max_seq);
-            garbage
-                .arrivals
-                .push(std::mem::replace(&mut self.arrivals, kept));
-        } else {
+            let seqs: Vec<u64> = match garbage.records.len() > first_record {
+                true => garbage.records[first_record..]
+                    .iter()
+                    .map(|r| r.seq)
+                    .collect(),
+                false => garbage
+                    .by_id
+                    .last()
+                    .map(|gone| gone.values().map(|r| r.seq).collect())
+                    .unwrap_or_default(),
+            };
             for seq in &seqs {
                 self.arrivals.remove(seq);
             }
         }
-        let removed = old.len();
         garbage.times.push(old);
         removed
     }
@@ -394,20 +421,51 @@ fn split_after<M: SplitAfter>(map: &mut M, key: u64) -> M {
     }
 }
 
-/// `split_off` of the u64-keyed sets, for `split_after`.
+/// The entries of `map` with keys up to `last`, cut off (O(log n)) when
+/// there are exactly `count` of them; else `None`, with `map` as it was.
+/// The caller knows `count` of its keys are at most `last`, so an equal
+/// count means the cut-off part is exactly those.
+fn cut_prefix<M: SplitAfter>(map: &mut M, last: u64, count: usize) -> Option<M> {
+    let kept = split_after(map, last);
+    let gone = std::mem::replace(map, kept);
+    if gone.len() == count {
+        return Some(gone);
+    }
+    // Every key cut off is below every key kept: `append` puts them back.
+    let mut kept = std::mem::replace(map, gone);
+    map.append(&mut kept);
+    None
+}
+
+/// `split_off`, `len` and `append` of the u64-keyed sets, for `split_after`
+/// and `cut_prefix`.
 trait SplitAfter: Default {
     fn split_from(&mut self, key: u64) -> Self;
+    fn len(&self) -> usize;
+    fn append(&mut self, other: &mut Self);
 }
 
 impl<V> SplitAfter for BTreeMap<u64, V> {
     fn split_from(&mut self, key: u64) -> Self {
         self.split_off(&key)
     }
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn append(&mut self, other: &mut Self) {
+        self.append(other)
+    }
 }
 
 impl SplitAfter for BTreeSet<u64> {
     fn split_from(&mut self, key: u64) -> Self {
         self.split_off(&key)
+    }
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn append(&mut self, other: &mut Self) {
+        self.append(other)
     }
 }
 

@@ -413,7 +413,7 @@ impl Store {
         }
         let catch_up = match catch_up {
             Some(CatchUp::Hot { .. }) => {
-                let boundary = self.inner.seq.load(Relaxed);
+                let boundary = self.inner.hot.seq.load(Relaxed);
                 (boundary > 0).then_some(CatchUp::Hot {
                     after: None,
                     boundary,

@@ -66,6 +66,10 @@ impl Members {
     /// Removes the member with `key`, if any.
     pub(crate) fn remove(&mut self, key: (i64, u64)) {
         match self {
+            // Retention removes the oldest member: no search for it.
+            Members::Few(few) if few.front().is_some_and(|(k, _)| *k == key) => {
+                few.pop_front();
+            }
             Members::Few(few) => {
                 let at = few.partition_point(|(k, _)| *k < key);
                 if few.get(at).is_some_and(|(k, _)| *k == key) {
