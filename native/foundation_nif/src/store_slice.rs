@@ -13,6 +13,8 @@
 //! Replies: `{done, order, cursor, skipped, events}` for queries (`order`
 //! is the query's order with `:unordered` resolved, to pass back; `cursor`
 //! a 16-byte binary or `nil`) and `{done, cursor, events}` for groups.
+//! `store_match_count` and `store_correlation_len` tell how long an answer
+//! will be, so the caller can make room for it before reading on.
 
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
@@ -141,6 +143,26 @@ fn correlation_slice<'a>(
         }),
         Err(e) => Ok(Routed::Done(Err(e.into()))),
     }
+}
+
+/// `{count, exact}`: how many events the filters of a query match, exact
+/// unless a time range makes it an upper bound (`Store::match_count`). The
+/// caller sizes its heap for a long answer with it. O(shards).
+#[rustler::nif]
+fn store_match_count(
+    env: Env,
+    store: ResourceArc<StoreHandle>,
+    event_type: Atom,
+    time_range: Option<(i64, i64)>,
+) -> NifResult<NifOutcome<(usize, bool)>> {
+    let q = query_from(env, event_type, time_range, atoms::nil(), 0, 0)?;
+    Ok(store.0.match_count(&q).map_err(Into::into))
+}
+
+/// How many events correlation group `cid` holds. O(shards).
+#[rustler::nif]
+fn store_correlation_len(store: ResourceArc<StoreHandle>, cid: Binary) -> NifOutcome<usize> {
+    store.0.correlation_len(cid.as_slice()).map_err(Into::into)
 }
 
 /// A normal slice's bounds, or none (the rest of the answer) on a dirty one.
