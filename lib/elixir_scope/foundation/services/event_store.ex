@@ -744,25 +744,52 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # other processes run between slices. A slice too big to decode on a
   # normal scheduler answers :dirty; its dirty twin returns the rest.
   # `read.(state)` reads one slice: `{:ok, {done, events, next_state}}`.
-  # Once the answer is known to be long (a first slice with events, and
-  # more to come), `left.(read)` tells how many events are left after the
-  # `read` ones (`{count, exact}`), and the caller's heap is given room
-  # for them before the rest is read (see `Heap`).
+  # An answer of more than one slice is read at low priority (see
+  # `at_low_priority/1`). Once the first events of a long answer are in,
+  # `left.(read)` tells how many events are left after the `read` ones
+  # (`{count, exact}`), and the caller's heap is given room for them
+  # before the rest is read (see `Heap`).
   defp read_slices(read, state, left) do
     case read.(state) do
-      {:ok, {true, events, _state}} ->
-        {:ok, events}
+      {:ok, {true, events, _state}} -> {:ok, events}
+      {:ok, {false, events, state}} -> at_low_priority(fn -> long(read, state, left, events) end)
+      error -> error
+    end
+  end
 
-      # Skipping matches for an offset.
-      {:ok, {false, [], state}} ->
-        read_slices(read, state, left)
+  # Skipping matches for an offset: no events yet.
+  defp long(read, state, left, []) do
+    case read.(state) do
+      {:ok, {true, events, _state}} -> {:ok, events}
+      {:ok, {false, events, state}} -> long(read, state, left, events)
+      error -> error
+    end
+  end
 
-      {:ok, {false, events, state}} ->
-        size = fn -> with {:error, _} <- left.(length(events)), do: {0, false} end
-        Heap.with_room(events, size, &more_slices(read, state, &1, [events]))
+  defp long(read, state, left, events) do
+    size = fn -> with {:error, _} <- left.(length(events)), do: {0, false} end
+    Heap.with_room(events, size, &more_slices(read, state, &1, [events]))
+  end
 
-      error ->
-        error
+  # A process at normal priority reads a long answer at low priority:
+  # between two slices, every runnable process of normal priority runs
+  # first, so a long read delays them by at most the slice under way, not
+  # by its own turns in the run queue. (Low-priority processes still get
+  # their turns: the read is not starved, only ordered after the others.)
+  # Other priorities are left alone.
+  defp at_low_priority(fun) do
+    case Process.info(self(), :priority) do
+      {:priority, :normal} ->
+        Process.flag(:priority, :low)
+
+        try do
+          fun.()
+        after
+          Process.flag(:priority, :normal)
+        end
+
+      _ ->
+        fun.()
     end
   end
 

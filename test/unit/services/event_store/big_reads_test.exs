@@ -1,7 +1,8 @@
 defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
-  # Long answers are decoded into room made in the reader's heap before the
-  # rest of the answer is read: the reader's garbage collections and its
-  # changes of its minimum heap size are traced. Call tracing of
+  # Long answers are read at low priority, and decoded into room made in
+  # the reader's heap before the rest of the answer is read: the reader's
+  # garbage collections and its changes of its priority and minimum heap
+  # size are traced. Call tracing of
   # `:erlang.process_flag/2` is global: not async.
   use ExUnit.Case, async: false
 
@@ -41,8 +42,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
   end
 
   # Runs `read` in a fresh process with `spawn_opts`; returns its answer,
-  # how many collections it went through, the minimum heap sizes it set
-  # (in order), and its minimum heap size before and after the read.
+  # how many collections it went through, the minimum heap sizes and the
+  # priorities it set (in order), and its minimum heap size before and
+  # after the read.
   defp traced_read(read, spawn_opts \\ []) do
     parent = self()
 
@@ -70,23 +72,34 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
         delivered = :erlang.trace_delivered(pid)
         receive(do: ({:trace_delivered, ^pid, ^delivered} -> :ok))
         :erlang.trace_pattern({:erlang, :process_flag, 2}, false, [:global])
-        {gcs, mins} = traces(pid, 0, [])
-        %{answer: answer, gcs: gcs, mins: mins, before: before, after: after_read}
+        {gcs, mins, prios} = traces(pid, 0, [], [])
+
+        %{
+          answer: answer,
+          gcs: gcs,
+          mins: mins,
+          prios: prios,
+          before: before,
+          after: after_read
+        }
     end
   end
 
-  defp traces(pid, gcs, mins) do
+  defp traces(pid, gcs, mins, prios) do
     receive do
       {:trace, ^pid, kind, _info} when kind in [:gc_minor_start, :gc_major_start] ->
-        traces(pid, gcs + 1, mins)
+        traces(pid, gcs + 1, mins, prios)
 
       {:trace, ^pid, :call, {:erlang, :process_flag, [:min_heap_size, words]}} ->
-        traces(pid, gcs, [words | mins])
+        traces(pid, gcs, [words | mins], prios)
+
+      {:trace, ^pid, :call, {:erlang, :process_flag, [:priority, priority]}} ->
+        traces(pid, gcs, mins, [priority | prios])
 
       {:trace, ^pid, _kind, _info} ->
-        traces(pid, gcs, mins)
+        traces(pid, gcs, mins, prios)
     after
-      0 -> {gcs, Enum.reverse(mins)}
+      0 -> {gcs, Enum.reverse(mins), Enum.reverse(prios)}
     end
   end
 
@@ -113,6 +126,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
       assert [room, restored] = r.mins
       assert room >= words and room < 1.5 * words
       assert restored == r.before and r.after == r.before
+      assert r.prios == [:low, :normal]
       # One collection may make room for the first slice (the process
       # starts with a tiny heap), one makes room for the rest. Left to the
       # VM, a 10 000-event answer takes a dozen or more.
@@ -131,6 +145,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
     assert restored == r.before and r.after == r.before
     # Room for 8 slices first, then twice as much each time half is used,
     # up to the bound (20 000 events: the store's count).
+    assert r.prios == [:low, :normal]
     assert length(rooms) >= 4
     assert rooms == Enum.sort(rooms)
     [first | _] = rooms
@@ -151,6 +166,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
     assert r.before >= 1_000_000
     assert r.mins == [r.before] and r.after == r.before
 
+    # A caller at high priority keeps it.
+    r = traced_read(read, priority: :high)
+    assert {:ok, got} = r.answer
+    assert length(got) == div(@n, 2)
+    assert r.prios == []
+
     # The limit here only reports; room is made within half of it.
     limit = %{size: 200_000, kill: false, error_logger: false}
     r = traced_read(read, max_heap_size: limit)
@@ -160,12 +181,20 @@ defmodule ElixirScope.Foundation.Services.EventStore.BigReadsTest do
     assert restored == r.before and r.after == r.before
   end
 
-  test "short answers make no room", %{opts: opts} do
+  test "short answers make no room; one-slice answers keep their priority", %{opts: opts} do
     # 300 events: more than one slice, below the room threshold.
     read = fn -> EventStore.query(%{order_by: :event_id, limit: 300, offset: 300}, opts) end
     r = traced_read(read)
     assert {:ok, got} = r.answer
     assert Enum.map(got, & &1.event_id) == Enum.to_list(301..600)
     assert r.mins == []
+    assert r.prios == [:low, :normal]
+
+    # 100 events of a time window: one slice.
+    read = fn -> EventStore.query(%{time_range: {19_901, 20_000}}, opts) end
+    r = traced_read(read)
+    assert {:ok, got} = r.answer
+    assert Enum.map(got, & &1.event_id) == Enum.to_list(19_901..20_000)
+    assert r.mins == [] and r.prios == []
   end
 end
