@@ -96,6 +96,8 @@ defmodule ElixirScope.Foundation.Native do
 
   def store_correlation_slice(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
   def store_correlation_slice_dirty(_store, _cid, _after), do: :erlang.nif_error(:not_loaded)
+  def store_match_count(_store, _type, _range), do: :erlang.nif_error(:not_loaded)
+  def store_correlation_len(_store, _cid), do: :erlang.nif_error(:not_loaded)
 
   def store_subscribe(_store, _pid, _ref, _type, _cid, _max_in_flight, _buffer, _from_start),
     do: :erlang.nif_error(:not_loaded)

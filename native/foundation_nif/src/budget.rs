@@ -123,6 +123,14 @@ pub fn charge(env: Env, started: Instant, bytes: usize) {
     }
 }
 
+/// Charges a normal-scheduler call's whole running time since `started`
+/// to the process's timeslice, whatever its size: for calls whose cost is
+/// not in the bytes they return (a query slice that only skips matches
+/// for an offset returns none).
+pub fn charge_time(env: Env, started: Instant) {
+    consume(env, started.elapsed());
+}
+
 /// The error a budgeted closure returns to make the core give up (see
 /// `metrics`); `routed` turns it into `Routed::Dirty`.
 pub fn over_budget() -> CoreError {

@@ -13,6 +13,8 @@
 //! Replies: `{done, order, cursor, skipped, events}` for queries (`order`
 //! is the query's order with `:unordered` resolved, to pass back; `cursor`
 //! a 16-byte binary or `nil`) and `{done, cursor, events}` for groups.
+//! `store_match_count` and `store_correlation_len` tell how long an answer
+//! will be, so the caller can make room for it before reading on.
 
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
@@ -21,6 +23,7 @@ use crate::store::StoreHandle;
 use crate::store_codec::{query_from, to_terms};
 use foundation_core::store::{Order, Page, Slice};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, ResourceArc, Term};
+use std::time::Instant;
 
 /// Events one normal slice returns at most.
 const SLICE_ITEMS: usize = 128;
@@ -85,6 +88,7 @@ fn query_slice<'a>(
     take: usize,
     sched: Sched,
 ) -> Reply<'a> {
+    let started = Instant::now();
     let q = store
         .0
         .resolved(&query_from(env, event_type, time_range, order, 0, 0)?);
@@ -99,9 +103,12 @@ fn query_slice<'a>(
         Err(e) => return Ok(Routed::Done(Err(e.into()))),
     };
     let order = order_atom(q.order);
-    reply(env, page, sched, |done, cursor, skipped, events| {
-        (done, order, cursor, skipped, events).encode(env)
-    })
+    reply(
+        env,
+        page,
+        (sched, started),
+        |done, cursor, skipped, events| (done, order, cursor, skipped, events).encode(env),
+    )
 }
 
 #[rustler::nif]
@@ -131,16 +138,40 @@ fn correlation_slice<'a>(
     after: Term<'a>,
     sched: Sched,
 ) -> Reply<'a> {
+    let started = Instant::now();
     let slice = Slice {
         after: cursor_from(after)?,
         ..bounds(sched)
     };
     match store.0.correlation_page(cid.as_slice(), &slice) {
-        Ok(page) => reply(env, page, sched, |done, cursor, _skipped, events| {
-            (done, cursor, events).encode(env)
-        }),
+        Ok(page) => reply(
+            env,
+            page,
+            (sched, started),
+            |done, cursor, _skipped, events| (done, cursor, events).encode(env),
+        ),
         Err(e) => Ok(Routed::Done(Err(e.into()))),
     }
+}
+
+/// `{count, exact}`: how many events the filters of a query match, exact
+/// unless a time range makes it an upper bound (`Store::match_count`). The
+/// caller sizes its heap for a long answer with it. O(shards).
+#[rustler::nif]
+fn store_match_count(
+    env: Env,
+    store: ResourceArc<StoreHandle>,
+    event_type: Atom,
+    time_range: Option<(i64, i64)>,
+) -> NifResult<NifOutcome<(usize, bool)>> {
+    let q = query_from(env, event_type, time_range, atoms::nil(), 0, 0)?;
+    Ok(store.0.match_count(&q).map_err(Into::into))
+}
+
+/// How many events correlation group `cid` holds. O(shards).
+#[rustler::nif]
+fn store_correlation_len(store: ResourceArc<StoreHandle>, cid: Binary) -> NifOutcome<usize> {
+    store.0.correlation_len(cid.as_slice()).map_err(Into::into)
 }
 
 /// A normal slice's bounds, or none (the rest of the answer) on a dirty one.
@@ -157,19 +188,28 @@ fn bounds(sched: Sched) -> Slice {
 }
 
 /// Decodes the page's events (or answers `:dirty` when they exceed the
-/// normal budget) and builds the reply with `build`.
+/// normal budget) and builds the reply with `build`. A normal call charges
+/// its whole time since `started` (the merge and skips as well as the
+/// decoding) to the process's timeslice, so a reader looping over slices is
+/// preempted as often as its work warrants: slices that only skip matches
+/// for an offset return no events but take a few hundred microseconds each.
 fn reply<'a>(
     env: Env<'a>,
     page: Page,
-    sched: Sched,
+    (sched, started): (Sched, Instant),
     build: impl FnOnce(bool, Term<'a>, usize, Vec<Term<'a>>) -> Term<'a>,
 ) -> Reply<'a> {
-    let size = || budget::stored_size(&page.items);
+    if sched == Sched::Normal && budget::stored_size(&page.items).is_none() {
+        // The dirty twin runs next, off this scheduler.
+        return Ok(Routed::Dirty);
+    }
     let cursor = cursor_term(env, page.cursor)?;
-    sched.run(env, size, || {
-        let events = to_terms(env, &page.items)?;
-        Ok(Ok(build(page.done, cursor, page.skipped, events)))
-    })
+    let events = to_terms(env, &page.items)?;
+    let reply = build(page.done, cursor, page.skipped, events);
+    if sched == Sched::Normal {
+        budget::charge_time(env, started);
+    }
+    Ok(Routed::Done(Ok(reply)))
 }
 
 fn cursor_from(term: Term) -> NifResult<Option<u128>> {

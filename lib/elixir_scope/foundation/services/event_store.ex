@@ -95,7 +95,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Native.Route
-  alias ElixirScope.Foundation.Services.EventStore.{Subscriptions, Support, Warm}
+  alias ElixirScope.Foundation.Services.EventStore.{Heap, Subscriptions, Support, Warm}
   alias ElixirScope.Foundation.Services.Lifecycle
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
@@ -253,7 +253,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
           Support.native(Native.store_query_dirty(handle, type, range, :event_id, offset, limit))
 
         {:ok, {type, range, order, offset, limit}} ->
-          query_slices({handle, type, range, order}, nil, offset, limit, [])
+          read_slices(
+            &query_slice/1,
+            {{handle, type, range, order}, nil, offset, limit},
+            fn read -> query_left(handle, type, range, offset, limit, read) end
+          )
+          |> Support.native()
 
         :empty ->
           {:ok, []}
@@ -466,7 +471,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
       handle
       |> Native.store_get_by_correlation(correlation_id, @bounded)
-      |> Route.dirty(fn -> correlation_slices(handle, correlation_id, nil, []) end)
+      |> Route.dirty(fn ->
+        read_slices(&correlation_slice/1, {handle, correlation_id, nil}, fn read ->
+          with {:ok, len} <- Native.store_correlation_len(handle, correlation_id),
+               do: {max(len - read, 0), true}
+        end)
+      end)
       |> Support.native()
       |> warm_correlation(warm, correlation_id)
     end
@@ -733,38 +743,101 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # well under 1 ms, resuming after the cursor of the previous one), so
   # other processes run between slices. A slice too big to decode on a
   # normal scheduler answers :dirty; its dirty twin returns the rest.
-  defp query_slices({handle, type, range, order} = q, cursor, skip, take, acc) do
+  # `read.(state)` reads one slice: `{:ok, {done, events, next_state}}`.
+  # An answer of more than one slice is read at low priority (see
+  # `at_low_priority/1`). Once the first events of a long answer are in,
+  # `left.(read)` tells how many events are left after the `read` ones
+  # (`{count, exact}`), and the caller's heap is given room for them
+  # before the rest is read (see `Heap`).
+  defp read_slices(read, state, left) do
+    case read.(state) do
+      {:ok, {true, events, _state}} -> {:ok, events}
+      {:ok, {false, events, state}} -> at_low_priority(fn -> long(read, state, left, events) end)
+      error -> error
+    end
+  end
+
+  # Skipping matches for an offset: no events yet.
+  defp long(read, state, left, []) do
+    case read.(state) do
+      {:ok, {true, events, _state}} -> {:ok, events}
+      {:ok, {false, events, state}} -> long(read, state, left, events)
+      error -> error
+    end
+  end
+
+  defp long(read, state, left, events) do
+    size = fn -> with {:error, _} <- left.(length(events)), do: {0, false} end
+    Heap.with_room(events, size, &more_slices(read, state, &1, [events]))
+  end
+
+  # A process at normal priority reads a long answer at low priority:
+  # between two slices, every runnable process of normal priority runs
+  # first, so a long read delays them by at most the slice under way, not
+  # by its own turns in the run queue. (Low-priority processes still get
+  # their turns: the read is not starved, only ordered after the others.)
+  # Other priorities are left alone.
+  defp at_low_priority(fun) do
+    case Process.info(self(), :priority) do
+      {:priority, :normal} ->
+        Process.flag(:priority, :low)
+
+        try do
+          fun.()
+        after
+          Process.flag(:priority, :normal)
+        end
+
+      _ ->
+        fun.()
+    end
+  end
+
+  defp more_slices(read, state, room, acc) do
+    case read.(state) do
+      {:ok, {true, events, _state}} ->
+        {:ok, concat(acc, events)}
+
+      {:ok, {false, events, state}} ->
+        more_slices(read, state, Heap.read(room, length(events)), [events | acc])
+
+      error ->
+        error
+    end
+  end
+
+  defp query_slice({{handle, type, range, order} = q, cursor, skip, take}) do
     handle
     |> Native.store_query_slice(type, range, order, cursor, skip, take)
     |> Route.dirty(fn ->
       last_slice(Native.store_query_slice_dirty(handle, type, range, order, cursor, skip, take))
     end)
     |> case do
-      {:ok, {true, _order, _cursor, _skipped, events}} ->
-        {:ok, concat(acc, events)}
-
-      {:ok, {false, order, cursor, skipped, events}} ->
+      {:ok, {done, order, cursor, skipped, events}} ->
         take = if take == 0, do: 0, else: take - length(events)
-        query_slices(put_elem(q, 3, order), cursor, skip - skipped, take, [events | acc])
+        {:ok, {done, events, {put_elem(q, 3, order), cursor, skip - skipped, take}}}
 
       error ->
-        Support.native(error)
+        error
     end
   end
 
-  defp correlation_slices(handle, cid, cursor, acc) do
+  # Events a query has left after its first `read` results: what its
+  # filters match past the offset, within the limit.
+  defp query_left(handle, type, range, offset, limit, read) do
+    with {:ok, {count, exact}} <- Native.store_match_count(handle, type, range) do
+      left = max(count - offset - read, 0)
+      if limit > 0, do: {min(left, limit - read), exact}, else: {left, exact}
+    end
+  end
+
+  defp correlation_slice({handle, cid, cursor}) do
     handle
     |> Native.store_correlation_slice(cid, cursor)
     |> Route.dirty(fn -> last_slice(Native.store_correlation_slice_dirty(handle, cid, cursor)) end)
     |> case do
-      {:ok, {true, _cursor, events}} ->
-        {:ok, concat(acc, events)}
-
-      {:ok, {false, cursor, events}} ->
-        correlation_slices(handle, cid, cursor, [events | acc])
-
-      error ->
-        error
+      {:ok, {done, cursor, events}} -> {:ok, {done, events, {handle, cid, cursor}}}
+      error -> error
     end
   end
 

@@ -2,8 +2,10 @@
 
 use super::shard::{Hit, Key};
 use super::Bytes;
+use crate::error::CoreResult;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Result order of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,6 +98,31 @@ pub struct Page {
     pub done: bool,
 }
 
+impl super::Store {
+    /// How many events `q`'s type filter matches (all events without one;
+    /// its order, offset and limit aside), and whether that is exactly what
+    /// `q` matches (true unless it has a time range, which is not counted:
+    /// the figure is then an upper bound). O(shards): callers use it to
+    /// size the memory a long answer will take.
+    pub fn match_count(&self, q: &Query) -> CoreResult<(usize, bool)> {
+        let exact = q.time_range.is_none();
+        let n = match &q.event_type {
+            Some(t) => self.inner.each_shard(|s| s.type_len(t))?.iter().sum(),
+            None => self.inner.count.load(Relaxed),
+        };
+        Ok((n, exact))
+    }
+
+    /// Number of events in correlation group `cid`. O(shards).
+    pub fn correlation_len(&self, cid: &[u8]) -> CoreResult<usize> {
+        Ok(self
+            .inner
+            .each_shard(|s| s.correlation_len(cid))?
+            .iter()
+            .sum())
+    }
+}
+
 /// Merges the ranked per-shard streams (k-way, lazily) within the bounds of
 /// `slice`; `fetch(shard, id)` gives a payload the stream did not carry.
 pub(crate) fn merge<'a>(
@@ -147,4 +174,69 @@ pub(crate) fn merge_by_time(parts: Vec<Vec<Hit>>) -> Vec<Bytes> {
     let mut all: Vec<Hit> = parts.into_iter().flatten().collect();
     all.sort_unstable_by_key(|(key, _)| *key);
     all.into_iter().map(|(_, payload)| payload).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewEvent, Store, StoreConfig};
+    use std::sync::Arc;
+
+    fn store_with(events: &[(u64, &str, i64, &str)]) -> Store {
+        let s = Store::new(StoreConfig::default()).unwrap();
+        for &(id, ty, ts, cid) in events {
+            s.put(NewEvent {
+                id,
+                event_type: Arc::from(ty.as_bytes()),
+                timestamp: ts,
+                correlation_id: Some(Arc::from(cid.as_bytes())),
+                payload: Arc::from(id.to_be_bytes().as_slice()),
+            })
+            .unwrap();
+        }
+        s
+    }
+
+    fn typed(ty: Option<&str>, range: Option<(i64, i64)>) -> Query {
+        Query {
+            event_type: ty.map(|t| Arc::from(t.as_bytes())),
+            time_range: range,
+            ..Query::default()
+        }
+    }
+
+    #[test]
+    fn match_count_counts_types_and_bounds_time_ranges() {
+        let s = store_with(&[(1, "a", 1, "x"), (2, "b", 2, "x"), (3, "a", 3, "y")]);
+        assert_eq!(s.match_count(&typed(Some("a"), None)).unwrap(), (2, true));
+        assert_eq!(s.match_count(&typed(Some("c"), None)).unwrap(), (0, true));
+        assert_eq!(s.match_count(&typed(None, None)).unwrap(), (3, true));
+        // A time range is not counted: the type's count bounds it.
+        assert_eq!(
+            s.match_count(&typed(Some("a"), Some((3, 3)))).unwrap(),
+            (2, false)
+        );
+        // An overwrite that changes the type moves the count.
+        s.put(NewEvent {
+            id: 1,
+            event_type: Arc::from(b"b".as_slice()),
+            timestamp: 1,
+            correlation_id: None,
+            payload: Arc::from(1u64.to_be_bytes().as_slice()),
+        })
+        .unwrap();
+        assert_eq!(s.match_count(&typed(Some("a"), None)).unwrap(), (1, true));
+        assert_eq!(s.match_count(&typed(Some("b"), None)).unwrap(), (2, true));
+    }
+
+    #[test]
+    fn correlation_len_sums_the_group_over_shards() {
+        let events: Vec<(u64, &str, i64, &str)> = (1..=100)
+            .map(|i| (i, "t", i as i64, if i % 4 == 0 { "z" } else { "w" }))
+            .collect();
+        let s = store_with(&events);
+        assert_eq!(s.correlation_len(b"z").unwrap(), 25);
+        assert_eq!(s.correlation_len(b"w").unwrap(), 75);
+        assert_eq!(s.correlation_len(b"none").unwrap(), 0);
+    }
 }

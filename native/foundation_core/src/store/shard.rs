@@ -354,6 +354,11 @@ impl Shard {
         self.by_corr.get(cid).map_or(0, |group| group.events.len())
     }
 
+    /// Number of events of one type in this shard.
+    pub(crate) fn type_len(&self, event_type: &[u8]) -> usize {
+        self.by_type.get(event_type).map_or(0, |ti| ti.ids.len())
+    }
+
     /// This shard's matches for `q` (filters only, no offset/limit) as
     /// `(rank, id, payload if at hand)` in ascending rank, lazily: see
     /// `query::rank`.
