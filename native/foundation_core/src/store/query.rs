@@ -108,7 +108,7 @@ impl super::Store {
         let exact = q.time_range.is_none();
         let n = match &q.event_type {
             Some(t) => self.inner.each_shard(|s| s.type_len(t))?.iter().sum(),
-            None => self.inner.count.load(Relaxed),
+            None => self.inner.hot.count.load(Relaxed),
         };
         Ok((n, exact))
     }
