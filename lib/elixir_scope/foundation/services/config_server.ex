@@ -291,6 +291,9 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
   @watch_ms 10
   @call_timeout 5_000
 
+  # `[:alias | alias]` is the reply tag `GenServer.reply/2` sends to an alias
+  # with: an improper list on purpose.
+  @dialyzer {:no_improper_lists, request: 2}
   defp request(pid, message) do
     alias = :erlang.alias([:reply])
     tag = [:alias | alias]

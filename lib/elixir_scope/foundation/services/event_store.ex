@@ -915,7 +915,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp warm_prune(result, nil, _ts), do: result
   defp warm_prune(result, warm, ts), do: Warm.prune_before(warm, ts, result)
 
-  defp concat([], events), do: events
+  # `acc` holds the earlier slices, newest first (never empty here).
   defp concat(acc, events), do: Enum.concat(Enum.reverse([events | acc]))
 
   # A batch of at most @chunk events is validated and stored by one NIF

@@ -98,7 +98,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.Heap do
         _ -> words
       end
 
-    if words > old, do: Process.flag(:min_heap_size, words)
+    _ = if words > old, do: Process.flag(:min_heap_size, words)
     :ok
   end
 end
