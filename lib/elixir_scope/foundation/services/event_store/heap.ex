@@ -44,9 +44,19 @@ defmodule ElixirScope.Foundation.Services.EventStore.Heap do
   @spec with_room([term(), ...], (() -> {non_neg_integer(), boolean()}), (room() -> result)) ::
           result
         when result: term()
-  def with_room([_ | _] = first, size, fun) do
+  def with_room([_ | _] = first, size, fun) when is_function(size, 0) and is_function(fun, 1) do
+    case size.() do
+      {left, exact} when is_integer(left) and left >= 0 and is_boolean(exact) ->
+        make_room(first, left, exact, fun)
+
+      # No usable size: the VM grows the heap as it would anyway.
+      _ ->
+        fun.(:none)
+    end
+  end
+
+  defp make_room(first, left, exact, fun) do
     read = length(first)
-    {left, exact} = size.()
     # Words of one event and its list cell, plus the cell of the final
     # list (the slices are concatenated once at the end).
     per_event = div(:erts_debug.flat_size(first), read) + 3
