@@ -1,26 +1,10 @@
 //! Writer-side cost of the warm tier per event (single thread, no BEAM):
 //! `cargo run --release -p foundation_core --example warm_cost`.
+mod support;
+
 use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
 use std::time::Instant;
-
-fn body(id: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(300);
-    for i in 0..30u64 {
-        b.extend_from_slice(&(id.wrapping_mul(31).wrapping_add(i)).to_be_bytes()[6..]);
-        b.extend_from_slice(b"field-name");
-    }
-    b
-}
-
-fn event(id: u64) -> WarmEvent {
-    WarmEvent {
-        id,
-        event_type: format!("type_{}", id % 10).into_bytes(),
-        sys_ts: id as i64,
-        correlation_id: Some(format!("corr-{}", id % 1000).into_bytes()),
-        body: body(id),
-    }
-}
+use support::event;
 
 fn main() {
     for comp in [Compression::None, Compression::Zstd] {

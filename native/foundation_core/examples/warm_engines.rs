@@ -6,32 +6,16 @@
 //! Workload: 4 writer threads append small events (~300 bytes) one per
 //! call; then reopen time, directory size, and point/indexed read latency.
 
+mod support;
+
 use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
 use foundation_core::store::{Order, Query};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use support::event;
 
 const WRITERS: u64 = 4;
-
-fn body(id: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(300);
-    for i in 0..30u64 {
-        b.extend_from_slice(&(id.wrapping_mul(31).wrapping_add(i)).to_be_bytes()[6..]);
-        b.extend_from_slice(b"field-name");
-    }
-    b
-}
-
-fn event(id: u64) -> WarmEvent {
-    WarmEvent {
-        id,
-        event_type: format!("type_{}", id % 10).into_bytes(),
-        sys_ts: id as i64,
-        correlation_id: Some(format!("corr-{}", id % 1000).into_bytes()),
-        body: body(id),
-    }
-}
 
 fn du(path: &Path) -> u64 {
     let mut total = 0;

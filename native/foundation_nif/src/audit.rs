@@ -19,8 +19,9 @@
 use crate::atoms;
 use crate::error::NifOutcome;
 use crate::store::{put, StoreHandle};
+use crate::store_codec::TAG_NATIVE;
 use crate::store_term::{self, immediate, Immediate};
-use crate::store_term::{ATOM, BIN, INT, PID, SHAPE, TUPLE};
+use crate::store_term::{ATOM, BIN, INT, PID, SHAPE, SHAPE_DATE_TIME, SHAPE_EVENT, TUPLE};
 use foundation_core::store::{Bytes, NewEvent};
 use rustler::{Atom, Error, NifResult, ResourceArc, Term};
 use std::cell::RefCell;
@@ -53,12 +54,6 @@ fn store_put_audit(
     let event = audit_event(id, event_type, timestamp, wall_us, node, pid, data)?;
     Ok(store.0.put(event).map_err(Into::into))
 }
-
-/// Payload tag of the store's native form (see `store_codec`).
-const TAG_NATIVE: u8 = 1;
-/// Known shapes of the native form (see `store_term`).
-const SHAPE_EVENT: u8 = 0;
-const SHAPE_DATE_TIME: u8 = 1;
 
 fn audit_event(
     id: u64,

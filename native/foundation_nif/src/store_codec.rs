@@ -23,7 +23,8 @@ use rustler::{Atom, Binary, Env, Error, NifResult, Term};
 use std::sync::Arc;
 
 const TAG_ETF: u8 = 0;
-const TAG_NATIVE: u8 = 1;
+/// Payload tag of the store's own form (`store_term`).
+pub(crate) const TAG_NATIVE: u8 = 1;
 
 fn invalid(what: &str) -> CoreError {
     CoreError::InvalidInput(format!("event {what} is not storable"))

@@ -363,18 +363,22 @@ pub(crate) fn map_pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNif
 
 /// True when `keys` (in iteration order) are exactly an `%Event{}`'s.
 pub(crate) fn is_event_shape(keys: &[ErlNifTerm]) -> bool {
-    shape_of(keys) == Some(0)
+    shape_of(keys) == Some(SHAPE_EVENT)
 }
 
-/// The known shape (0: Event, 1: DateTime) whose keys are exactly `keys`
-/// (atoms compare by word).
+/// Known shape number of `%ElixirScope.Foundation.Types.Event{}`.
+pub(crate) const SHAPE_EVENT: u8 = 0;
+/// Known shape number of `%DateTime{}`.
+pub(crate) const SHAPE_DATE_TIME: u8 = 1;
+
+/// The known shape whose keys are exactly `keys` (atoms compare by word).
 fn shape_of(keys: &[ErlNifTerm]) -> Option<u8> {
     let same = |shape: &[Atom]| {
         shape.len() == keys.len() && shape.iter().zip(keys).all(|(a, k)| a.as_c_arg() == *k)
     };
     match keys.len() {
-        10 if same(&event_keys()) => Some(0),
-        13 if same(&date_time_keys()) => Some(1),
+        10 if same(&event_keys()) => Some(SHAPE_EVENT),
+        13 if same(&date_time_keys()) => Some(SHAPE_DATE_TIME),
         _ => None,
     }
 }
