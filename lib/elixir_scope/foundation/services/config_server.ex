@@ -256,8 +256,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
       call_fresh(namespace, message, how)
 
     :exit, {reason, _} when reason in [:normal, :shutdown] ->
-      Process.delete(@server_key)
-      {:error, unavailable()}
+      stale()
   end
 
   defp call_fresh(namespace, message, how) do
