@@ -5,7 +5,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-#[cfg(feature = "test-support")]
 mod alloc;
 mod atoms;
 mod audit;

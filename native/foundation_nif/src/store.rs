@@ -337,7 +337,7 @@ fn store_expire(store: ResourceArc<StoreHandle>) -> NifOutcome<usize> {
 #[rustler::nif(schedule = "DirtyCpu")]
 fn store_clear(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
     store.0.clear()?;
-    trim();
+    crate::alloc::trim();
     Ok(atoms::ok())
 }
 
@@ -346,20 +346,8 @@ fn store_clear(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
 #[rustler::nif(schedule = "DirtyIo")]
 fn store_close(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
     store.0.close()?;
-    trim();
+    crate::alloc::trim();
     Ok(atoms::ok())
-}
-
-/// glibc's allocator keeps the pages of freed blocks for reuse, so a closed
-/// store's events would stay in the VM's resident memory; `malloc_trim`
-/// returns the free pages to the system. It walks the heap: dirty
-/// schedulers only.
-fn trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[rustler::nif]
