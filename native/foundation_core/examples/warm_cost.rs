@@ -16,6 +16,7 @@ fn main() {
                 max_bytes: 0,
                 compression: comp,
                 fsync_ms: 1000,
+                journal: false,
             })
             .unwrap();
             let n = 100_000u64;

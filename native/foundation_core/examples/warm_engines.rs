@@ -50,6 +50,7 @@ fn fjall_run(n: u64) {
         max_bytes: 0,
         compression: Compression::None,
         fsync_ms: 1000,
+        journal: false,
     };
     let (warm, _) = Warm::open(&config).unwrap();
     let warm = Arc::new(warm);

@@ -18,7 +18,7 @@ use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{Compression, Hit, Packed, Warm, WarmConfig};
+use foundation_core::store::warm::{Blocked, Compression, Hit, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -44,10 +44,12 @@ mod atoms {
         warm_stored,
         warm_pruned,
         queued,
+        dirty,
     }
 }
 
-/// The warm tier resource: the tier and its writer thread.
+/// The warm tier resource: the tier and its writer thread (or, with the
+/// journal, the tier's own apply threads).
 pub struct WarmHandle {
     warm: Arc<Warm>,
     quiet: Arc<Quiet>,
@@ -75,6 +77,15 @@ impl WarmHandle {
     fn start(warm: Warm) -> CoreResult<WarmHandle> {
         let warm = Arc::new(warm);
         let quiet = Arc::new(Quiet::default());
+        if warm.journaled() {
+            warm.start_threads()?;
+            return Ok(WarmHandle {
+                warm,
+                quiet,
+                queue: RwLock::new(None),
+                writer: Mutex::new(None),
+            });
+        }
         let (tx, rx) = channel();
         let (thread_warm, thread_quiet) = (Arc::clone(&warm), Arc::clone(&quiet));
         let writer = std::thread::Builder::new()
@@ -153,7 +164,7 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
             }
             small = n < PIPELINE_EVENTS;
             let written = {
-                let _gate = quiet.gate.lock();
+                let _gate = quiet.gate.read();
                 quiet.appended();
                 append(warm, &mut jobs)
             };
@@ -205,7 +216,8 @@ fn next_job(rx: &Receiver<Job>, poll: bool) -> Option<Job> {
 /// until its events are in the hot tier.
 #[derive(Default)]
 struct Quiet {
-    gate: Mutex<()>,
+    /// Held shared by each write between the disk and the hot tier.
+    gate: RwLock<()>,
     /// Groups appended (or failed) and not yet put in the hot tier.
     in_flight: Mutex<usize>,
     drained: Condvar,
@@ -241,12 +253,14 @@ const CATCH_UP_SCAN: usize = 4096;
 
 impl ColdSource for WarmCold {
     fn quiesced(&self, register: &mut dyn FnMut(u64)) -> CoreResult<()> {
-        let _gate = self.quiet.gate.lock().map_err(CoreError::poisoned)?;
+        let _gate = self.quiet.gate.write().map_err(CoreError::poisoned)?;
         let mut n = self.quiet.in_flight.lock().map_err(CoreError::poisoned)?;
         while *n > 0 {
             n = self.quiet.drained.wait(n).map_err(CoreError::poisoned)?;
         }
         drop(n);
+        // Journal writes: every one so far is in the engine.
+        self.warm.caught_up()?;
         register(self.warm.next_seq()?);
         Ok(())
     }
@@ -344,6 +358,14 @@ fn finish(env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
 // Warm holds Mutexes/RwLocks (poisoned on panic, reported as errors).
 impl std::panic::RefUnwindSafe for WarmHandle {}
 
+impl Drop for WarmHandle {
+    /// A tier dropped without `warm_close`: the journal's threads apply
+    /// what is left and end, then release the tier.
+    fn drop(&mut self) {
+        self.warm.detach();
+    }
+}
+
 #[rustler::resource_impl]
 impl Resource for WarmHandle {}
 
@@ -365,6 +387,7 @@ fn warm_open(
         max_bytes,
         compression,
         fsync_ms: u16::try_from(fsync_ms).unwrap_or(u16::MAX),
+        journal: fsync_ms > 0,
     };
     let (warm, notes) = Warm::open(&config)?;
     Ok((ResourceArc::new(WarmHandle::start(warm)?), notes))
@@ -416,10 +439,88 @@ fn queue<'a>(
     Ok(warm.enqueue(job).map(|()| atoms::queued()))
 }
 
+/// Converts `terms` (checked already) and writes them to the journal, then
+/// the hot tier (in journal order): `{:ok, id}` / `{:ok, ids}`, `{:error,
+/// _}`, or `:dirty` when `wait` is false and the write would have to wait
+/// (the apply thread is behind, a segment has to be made, or a
+/// subscription is catching up): the dirty twin then waits.
+#[allow(clippy::too_many_arguments)]
+fn put_now<'a>(
+    env: Env<'a>,
+    hot: &StoreHandle,
+    warm: &WarmHandle,
+    terms: Vec<Term<'a>>,
+    one: bool,
+    offset: i64,
+    wait: bool,
+) -> NifResult<Term<'a>> {
+    let _gate = if wait {
+        warm.quiet.gate.read().map_err(|_| Error::BadArg)?
+    } else {
+        match warm.quiet.gate.try_read() {
+            Ok(gate) => gate,
+            Err(_) => return Ok(atoms::dirty().encode(env)),
+        }
+    };
+    let mut news = Vec::with_capacity(terms.len());
+    let mut durables = Vec::with_capacity(terms.len());
+    for term in terms {
+        match to_new_event(term)? {
+            Ok(new) => {
+                match pack(&warm.warm, term, &new, offset) {
+                    Ok(packed) => durables.push(packed),
+                    Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+                }
+                news.push(new);
+            }
+            Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+        }
+    }
+    let written = warm.warm.write_journal(&durables, wait, || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if one && news.len() == 1 {
+                news.into_iter()
+                    .next()
+                    .map_or(Ok(vec![0]), |n| hot.0.put(n).map(|id| vec![id]))
+            } else {
+                hot.0.put_batch(news)
+            }
+        }))
+        .unwrap_or_else(|_| Err(panicked()))
+    });
+    Ok(match written {
+        Ok(Ok(ids)) if one => (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env),
+        Ok(Ok(ids)) => (atoms::ok(), ids).encode(env),
+        Ok(Err(e)) | Err(Blocked::Failed(e)) => Err::<(), _>(NifError(e)).encode(env),
+        Err(Blocked::Wait) => atoms::dirty().encode(env),
+    })
+}
+
+/// A write through the journal or the writer thread (see `put_now`,
+/// `queue`).
+#[allow(clippy::too_many_arguments)]
+fn write<'a>(
+    env: Env<'a>,
+    hot: ResourceArc<StoreHandle>,
+    warm: &WarmHandle,
+    terms: Vec<Term<'a>>,
+    one: bool,
+    offset: i64,
+    tag: Term<'a>,
+    wait: bool,
+) -> NifResult<Term<'a>> {
+    if warm.warm.journaled() {
+        put_now(env, &hot, warm, terms, one, offset, wait)
+    } else {
+        Ok(queue(env, hot, warm, terms, one, offset, tag)?.encode(env))
+    }
+}
+
 /// Queues one event for the writer, which answers `{tag, {:ok, id}}` (or
 /// `{tag, {:error, _}}`) once it is on disk and in the hot tier: `:queued`,
 /// `{:error, _}` (tier closed), or `:dirty` / `:invalid` as the store's
-/// normal writes answer (nothing queued).
+/// normal writes answer (nothing queued). With the journal the write is
+/// done here: `{:ok, id}` (see `put_now`).
 #[rustler::nif]
 fn warm_put<'a>(
     env: Env<'a>,
@@ -428,14 +529,15 @@ fn warm_put<'a>(
     event: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<Routed<NifOutcome<Atom>>> {
+) -> NifResult<Routed<Term<'a>>> {
     checked(env, event, false, || {
-        queue(env, hot, &warm, vec![event], true, offset, tag)
+        write(env, hot, &warm, vec![event], true, offset, tag, false)
     })
 }
 
-/// `warm_put` for an event validated by the caller, on a dirty scheduler.
-#[rustler::nif(schedule = "DirtyCpu")]
+/// `warm_put` for an event validated by the caller, on a dirty scheduler
+/// (where a journal write may wait).
+#[rustler::nif(schedule = "DirtyIo")]
 fn warm_put_dirty<'a>(
     env: Env<'a>,
     hot: ResourceArc<StoreHandle>,
@@ -443,12 +545,12 @@ fn warm_put_dirty<'a>(
     event: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<NifOutcome<Atom>> {
-    queue(env, hot, &warm, vec![event], true, offset, tag)
+) -> NifResult<Term<'a>> {
+    write(env, hot, &warm, vec![event], true, offset, tag, true)
 }
 
-/// Queues a chunk of events as one write (answer `{tag, {:ok, ids}}`);
-/// otherwise as `warm_put`.
+/// Writes a chunk of events as one write (answer `{:ok, ids}`, or with
+/// the writer thread `{tag, {:ok, ids}}`); otherwise as `warm_put`.
 #[rustler::nif]
 fn warm_put_batch<'a>(
     env: Env<'a>,
@@ -457,14 +559,14 @@ fn warm_put_batch<'a>(
     events: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<Routed<NifOutcome<Atom>>> {
+) -> NifResult<Routed<Term<'a>>> {
     checked(env, events, true, || {
-        queue(env, hot, &warm, list_terms(events)?, false, offset, tag)
+        write(env, hot, &warm, list_terms(events)?, false, offset, tag, false)
     })
 }
 
 /// `warm_put_batch` for events validated by the caller, on a dirty scheduler.
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif(schedule = "DirtyIo")]
 fn warm_put_batch_dirty<'a>(
     env: Env<'a>,
     hot: ResourceArc<StoreHandle>,
@@ -472,8 +574,8 @@ fn warm_put_batch_dirty<'a>(
     events: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<NifOutcome<Atom>> {
-    queue(env, hot, &warm, list_terms(events)?, false, offset, tag)
+) -> NifResult<Term<'a>> {
+    write(env, hot, &warm, list_terms(events)?, false, offset, tag, true)
 }
 
 fn hit_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {

@@ -35,8 +35,11 @@
 //! to the keyspace; `close` drops it, which stops and waits for them.
 
 mod codec;
+mod journal;
 
 pub use codec::Compression;
+pub use journal::Blocked;
+use journal::Journal;
 use codec::{Header, Parsed};
 
 use super::query::{Order, Query};
@@ -60,6 +63,10 @@ pub struct WarmConfig {
     pub compression: Compression,
     /// Milliseconds between background fsyncs; 0 syncs every write batch.
     pub fsync_ms: u16,
+    /// Writes go through the memory-mapped journal ([`Warm::write_journal`];
+    /// only with `fsync_ms` above 0), applied to the engine by a thread of
+    /// the tier ([`Warm::start_threads`]).
+    pub journal: bool,
 }
 
 /// An event to persist.
@@ -133,6 +140,8 @@ struct Counters {
     /// higher id cannot overwrite anything, so it skips the lookup of an
     /// older version. `UNKNOWN_TOP` when the counters predate it.
     top: u64,
+    /// The journal position after the last frame applied (see `journal`).
+    jpos: u64,
 }
 
 const UNKNOWN_TOP: u64 = u64::MAX;
@@ -148,6 +157,7 @@ impl Counters {
             self.pruned,
             self.lost,
             self.top,
+            self.jpos,
         ]
         .iter()
         .flat_map(|v| v.to_be_bytes())
@@ -167,6 +177,7 @@ impl Counters {
             pruned: v.next()?,
             lost: v.next().unwrap_or(0),
             top: v.next().unwrap_or(UNKNOWN_TOP),
+            jpos: v.next().unwrap_or(0),
         })
     }
 }
@@ -399,6 +410,10 @@ pub struct Warm {
     /// Test support: writes still to fail as a full disk would.
     #[cfg(any(test, feature = "test-support"))]
     fail_writes: AtomicU64,
+    /// The ingest journal, when writes go through it.
+    journal: Option<Journal>,
+    /// The journal's apply and segment threads (joined by `close`).
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Warm {
@@ -792,26 +807,14 @@ impl Warm {
                     .map_err(|e| io_error("cannot open", &data, e))?
             }
         };
-        let mut counters = engine.counters().map_err(read_error)?;
-        // Acknowledged events the engine did not give back (see `Acked`).
-        let lost = match recorded {
-            Some((_, events)) if moved => events,
-            Some((seq, _)) => seq.saturating_sub(counters.seq),
-            None => 0,
+        let counters = engine.counters().map_err(read_error)?;
+        let (journal, frames) = if config.journal && config.fsync_ms > 0 {
+            let (journal, frames, jnotes) = Journal::open(&path.join("journal"), counters.jpos)?;
+            notes.extend(jnotes);
+            (Some(journal), frames)
+        } else {
+            (None, Vec::new())
         };
-        if lost > 0 {
-            notes.push(format!(
-                "warm storage: {lost} acknowledged event(s) in {} could not be recovered \
-                 (damaged journal or data); counted in warm_corrupt_records",
-                data.display()
-            ));
-            counters.lost += lost;
-            engine
-                .meta
-                .insert(COUNTERS, counters.encode())
-                .map_err(engine_error)?;
-        }
-        acked.write(&counters);
         // The type and correlation indexes are rebuilt on a thread of the
         // tier, so the tier answers (and takes writes) at once; reads that
         // need those indexes wait for it.
@@ -852,9 +855,171 @@ impl Warm {
             acked,
             #[cfg(any(test, feature = "test-support"))]
             fail_writes: AtomicU64::new(0),
+            journal,
+            threads: Mutex::new(Vec::new()),
         };
+        // Frames the engine had not got when the last lifetime ended.
+        warm.replay(frames)?;
+        let mut counters = warm.writer.lock().map_err(CoreError::poisoned)?;
+        // Acknowledged events the engine did not give back (see `Acked`).
+        let lost = match recorded {
+            Some((_, events)) if moved => events,
+            Some((seq, _)) => seq.saturating_sub(counters.seq),
+            None => 0,
+        };
+        if lost > 0 {
+            notes.push(format!(
+                "warm storage: {lost} acknowledged event(s) in {} could not be recovered \
+                 (damaged journal or data); counted in warm_corrupt_records",
+                warm.data.display()
+            ));
+            counters.lost += lost;
+            warm.engine()?
+                .meta
+                .insert(COUNTERS, counters.encode())
+                .map_err(engine_error)?;
+        }
+        warm.acked.write(&counters);
         warm.publish(&counters);
+        drop(counters);
         Ok((warm, notes))
+    }
+
+    /// Applies replayed journal frames in order, syncs the engine, and
+    /// deletes the segments they came from.
+    fn replay(&self, frames: journal::Replayed) -> CoreResult<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if frames.is_empty() {
+            return journal.retire_replayed();
+        }
+        let mut chunk: Vec<&[u8]> = Vec::new();
+        let mut bytes = 0;
+        for (i, (payload, next)) in frames.iter().enumerate() {
+            chunk.push(payload);
+            bytes += payload.len();
+            if bytes >= APPLY_BYTES || i + 1 == frames.len() {
+                self.apply_frames(&chunk, *next)?;
+                chunk.clear();
+                bytes = 0;
+            }
+        }
+        self.engine()?
+            .keyspace
+            .persist(PersistMode::SyncAll)
+            .map_err(engine_error)?;
+        journal.retire_replayed()
+    }
+
+    /// Writes journal frames to the engine as one batch (with `next`, the
+    /// journal position after them).
+    fn apply_frames(&self, frames: &[&[u8]], next: u64) -> CoreResult<()> {
+        let mut events = Vec::new();
+        for frame in frames {
+            if !decode_frame(frame, &mut events) {
+                return Err(CoreError::Internal(
+                    "warm storage: a journal frame does not decode".into(),
+                ));
+            }
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.commit(events, Some(next))
+        }))
+        .unwrap_or_else(|_| Err(CoreError::Internal("warm storage: the apply panicked".into())))
+    }
+
+    /// Whether writes go through the journal.
+    pub fn journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Appends `events` to the journal (one frame) and runs `then` right
+    /// after, in journal order; the events reach the engine on the tier's
+    /// apply thread. With `wait` false this never blocks for long (see
+    /// [`Blocked::Wait`]). Once it returns `Ok` the events survive a
+    /// killed VM.
+    pub fn write_journal<T>(
+        &self,
+        events: &[Packed],
+        wait: bool,
+        then: impl FnOnce() -> T,
+    ) -> Result<T, Blocked> {
+        let Some(journal) = &self.journal else {
+            return Err(Blocked::Failed(CoreError::Internal(
+                "warm storage: no journal".into(),
+            )));
+        };
+        let mut payload = Vec::with_capacity(events.iter().map(|e| e.record.len() + 40).sum());
+        encode_frame(events, &mut payload);
+        journal.append_then(&payload, wait, then)
+    }
+
+    /// Starts the journal's apply and segment threads (no journal: none).
+    /// They hold the tier until [`Warm::close`] (or [`Warm::detach`]).
+    pub fn start_threads(self: &Arc<Self>) -> CoreResult<()> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| CoreError::Internal(format!("warm storage: no {name} thread: {e}")))
+        };
+        let w = Arc::clone(self);
+        let applier = spawn(
+            "warm-apply",
+            Box::new(move || {
+                if let Some(j) = &w.journal {
+                    j.run_applier(
+                        |frames, next| w.apply_frames(frames, next),
+                        || w.persist(),
+                        APPLY_BYTES,
+                    );
+                }
+            }),
+        )?;
+        let w = Arc::clone(self);
+        let sync = std::time::Duration::from_millis(u64::from(self.config.fsync_ms));
+        let preparer = spawn(
+            "warm-segments",
+            Box::new(move || {
+                if let Some(j) = &w.journal {
+                    j.run_preparer(Some(sync));
+                }
+            }),
+        )?;
+        self.threads
+            .lock()
+            .map_err(CoreError::poisoned)?
+            .extend([applier, preparer]);
+        Ok(())
+    }
+
+    /// Lets the journal's threads end on their own once everything is
+    /// applied (a tier dropped without `close`).
+    pub fn detach(&self) {
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+    }
+
+    /// Syncs the engine's journal to disk.
+    fn persist(&self) -> CoreResult<()> {
+        self.engine()?
+            .keyspace
+            .persist(PersistMode::SyncData)
+            .map_err(engine_error)
+    }
+
+    /// Waits until every journal frame written before the call is in the
+    /// engine (reads see every acknowledged write).
+    pub fn caught_up(&self) -> CoreResult<()> {
+        match &self.journal {
+            Some(j) => j.barrier(),
+            None => Ok(()),
+        }
     }
 
     fn engine(&self) -> CoreResult<Arc<Engine>> {
@@ -927,7 +1092,7 @@ impl Warm {
         if events.is_empty() {
             return Ok(());
         }
-        self.commit(events)
+        self.commit(events, None)
     }
 
     /// [`Warm::append`] of events packed already.
@@ -956,7 +1121,7 @@ impl Warm {
                 let batch = std::mem::take(&mut g.queue);
                 let (from, to) = (g.done, g.next);
                 drop(g);
-                let result = self.commit(batch);
+                let result = self.commit(batch, None);
                 g = self.group.lock().map_err(CoreError::poisoned)?;
                 g.done = to;
                 g.leader = false;
@@ -1080,10 +1245,13 @@ impl Warm {
     /// would on a full disk.
     #[cfg(any(test, feature = "test-support"))]
     pub fn fail_next_writes(&self, n: u64) {
-        self.fail_writes.store(n, Relaxed);
+        match &self.journal {
+            Some(j) => j.fail_appends.store(n, Relaxed),
+            None => self.fail_writes.store(n, Relaxed),
+        }
     }
 
-    fn commit(&self, events: Vec<Packed>) -> CoreResult<()> {
+    fn commit(&self, events: Vec<Packed>, jpos: Option<u64>) -> CoreResult<()> {
         #[cfg(any(test, feature = "test-support"))]
         if self
             .fail_writes
@@ -1150,6 +1318,9 @@ impl Warm {
             batch.insert(&engine.events, key, record);
         }
         next.top = top;
+        if let Some(jpos) = jpos {
+            next.jpos = jpos;
+        }
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
         self.mem_apply(ops)?;
@@ -1221,6 +1392,7 @@ impl Warm {
 
     /// Removes the events with a system timestamp below `sys_ts`.
     pub fn prune_before(&self, sys_ts: i64) -> CoreResult<usize> {
+        self.caught_up()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
         let end = with_ts_id(Vec::new(), sys_ts, 0);
@@ -1263,6 +1435,7 @@ impl Warm {
 
     /// Removes every event and resets the counters.
     pub fn clear(&self) -> CoreResult<()> {
+        self.caught_up()?;
         self.join_rebuild()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
@@ -1284,7 +1457,11 @@ impl Warm {
                 batch.commit().map_err(|e| self.failed(e))?;
             }
         }
-        *counters = Counters::default();
+        // The journal position stays: its applied frames must not return.
+        *counters = Counters {
+            jpos: counters.jpos,
+            ..Counters::default()
+        };
         *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(Ok(Mem::default()));
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
@@ -1298,6 +1475,15 @@ impl Warm {
     /// stopped and joined once no reader holds it). Later calls fail with
     /// `Closed`.
     pub fn close(&self) -> CoreResult<()> {
+        if let Some(j) = &self.journal {
+            // Apply what is left, then stop the journal's threads.
+            let _ = j.barrier();
+            j.close();
+            let threads = std::mem::take(&mut *self.threads.lock().map_err(CoreError::poisoned)?);
+            for t in threads {
+                let _ = t.join();
+            }
+        }
         self.join_rebuild()?;
         let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
@@ -1312,6 +1498,11 @@ impl Warm {
                 .keyspace
                 .persist(PersistMode::SyncAll)
                 .map_err(engine_error)?;
+            // Everything applied is synced in the engine: the segments can go
+            // (unapplied ones stay for the next open to replay).
+            if let Some(j) = self.journal.as_ref().filter(|j| j.idle()) {
+                j.remove_all()?;
+            }
         }
         Ok(())
     }
@@ -1408,6 +1599,7 @@ impl Warm {
 
     /// The event with `id`.
     pub fn get(&self, id: u64) -> CoreResult<Option<Hit>> {
+        self.caught_up()?;
         self.fetch(&*self.engine()?, id, None)
     }
 
@@ -1415,6 +1607,7 @@ impl Warm {
     /// `q.offset + q.limit` of them in `q.order`; the caller applies the
     /// offset after merging with the hot tier.
     pub fn query(&self, q: &Query) -> CoreResult<Vec<Hit>> {
+        self.caught_up()?;
         let engine = self.engine()?;
         let want = q.limit.map_or(usize::MAX, |l| l.saturating_add(q.offset));
         let mut out = Vec::new();
@@ -1596,6 +1789,7 @@ impl Warm {
         max: usize,
     ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
         use std::ops::Bound;
+        self.caught_up()?;
         let engine = self.engine()?;
         let (mut hits, mut last) = (Vec::new(), cursor.map(<[u8]>::to_vec));
         if order == Order::Id {
@@ -1666,6 +1860,7 @@ impl Warm {
 
     /// The events of a correlation group by ascending (system time, id).
     pub fn get_by_correlation(&self, cid: &[u8]) -> CoreResult<Vec<Hit>> {
+        self.caught_up()?;
         let engine = self.engine()?;
         let mut out = Vec::new();
         let range = mem_bounds(None);
@@ -1687,8 +1882,10 @@ impl Warm {
 
     /// Current counters, and the size of the files in the directory.
     pub fn stats(&self) -> WarmStats {
+        let _ = self.caught_up();
         let m = |i: usize| self.mirror[i].load(Relaxed);
-        let disk_bytes = dir_size(&self.data);
+        let disk_bytes =
+            dir_size(&self.data) + self.journal.as_ref().map_or(0, Journal::disk_bytes);
         WarmStats {
             events: m(1),
             bytes: m(2),
@@ -1699,6 +1896,75 @@ impl Warm {
             pruned: m(5),
         }
     }
+}
+
+/// Journal bytes one engine batch of the apply thread takes at most.
+const APPLY_BYTES: usize = 4 << 20;
+
+/// A journal frame of `events`: `count u32`, then per event `id u64 |
+/// sys_ts i64 | type_len u16 | type | cid_len u32 (u32::MAX: none) | cid |
+/// record_len u32 | record` (little endian).
+fn encode_frame(events: &[Packed], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+    for e in events {
+        out.extend_from_slice(&e.id.to_le_bytes());
+        out.extend_from_slice(&e.sys_ts.to_le_bytes());
+        out.extend_from_slice(&(e.event_type.len() as u16).to_le_bytes());
+        out.extend_from_slice(&e.event_type);
+        match &e.correlation_id {
+            Some(c) => {
+                out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+                out.extend_from_slice(c);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        out.extend_from_slice(&(e.record.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.record);
+    }
+}
+
+/// The events of a journal frame (false: malformed).
+fn decode_frame(mut b: &[u8], out: &mut Vec<Packed>) -> bool {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    fn u32_of(b: &mut &[u8]) -> Option<u32> {
+        Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?))
+    }
+    fn u64_of(b: &mut &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(take(b, 8)?.try_into().ok()?))
+    }
+    let one = |b: &mut &[u8]| -> Option<Packed> {
+        let id = u64_of(b)?;
+        let sys_ts = u64_of(b)? as i64;
+        let type_len = u16::from_le_bytes(take(b, 2)?.try_into().ok()?) as usize;
+        let event_type = take(b, type_len)?.to_vec();
+        let correlation_id = match u32_of(b)? {
+            u32::MAX => None,
+            n => Some(take(b, n as usize)?.to_vec()),
+        };
+        let n = u32_of(b)? as usize;
+        let record = take(b, n)?.to_vec();
+        Some(Packed {
+            id,
+            event_type,
+            sys_ts,
+            correlation_id,
+            record,
+        })
+    };
+    let Some(count) = u32_of(&mut b) else {
+        return false;
+    };
+    for _ in 0..count {
+        match one(&mut b) {
+            Some(p) => out.push(p),
+            None => return false,
+        }
+    }
+    b.is_empty()
 }
 
 /// Bytes of the files under `path` (the engine keeps a few dozen).

@@ -12,6 +12,7 @@ fn config(path: &Path, compression: Compression, max_bytes: u64) -> WarmConfig {
         max_bytes,
         compression,
         fsync_ms: 1000,
+        journal: false,
     }
 }
 

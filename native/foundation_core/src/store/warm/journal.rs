@@ -1,0 +1,759 @@
+//! The warm tier's ingest journal: segment files mapped into memory
+//! (`MAP_SHARED`), appended to by the writing callers themselves.
+//!
+//! A write copies its framed events into the mapping of the current
+//! segment under a short lock: once the copy is done the bytes are in the
+//! OS page cache, so a killed VM cannot lose them (the fsync policy covers
+//! a power loss: the active segment is `msync`ed every `fsync_ms`). No
+//! system call, no thread hand-off. Segments are created and their blocks
+//! reserved with `fallocate` ahead of need by a background thread, so a
+//! full disk shows up as an error of the write that needs a new segment,
+//! never as a fault on a mapped page.
+//!
+//! The tier's apply thread follows the journal and writes its frames to
+//! the engine in order (many callers' events in one engine batch); the
+//! position after the last applied frame is stored in the same engine
+//! batch, so a reopen replays exactly the frames the engine has not got.
+//! Fully applied segments are deleted once the engine has synced them.
+//!
+//! Segment file `<dir>/<no:016x>.wj`: a `HEADER`-byte header (magic,
+//! number, length), then frames `len u32 | crc32 u32 | payload` (little
+//! endian). The unused rest of a segment is zeros: a zero length ends it.
+//! A position is `segment number << 32 | offset`.
+
+use crate::error::{CoreError, CoreResult};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes before the first frame of a segment.
+pub(super) const HEADER: usize = 64;
+const MAGIC: &[u8; 8] = b"ESWJRNL1";
+/// Size of a segment (a frame bigger than this gets a segment of its own).
+pub const SEGMENT: usize = 16 << 20;
+const FRAME_HEAD: usize = 8;
+
+/// A position in the journal.
+pub(super) fn pos(seg: u64, off: usize) -> u64 {
+    (seg << 32) | off as u64
+}
+
+fn seg_of(p: u64) -> u64 {
+    p >> 32
+}
+
+fn off_of(p: u64) -> usize {
+    (p & 0xffff_ffff) as usize
+}
+
+/// One mapped segment file.
+pub(super) struct Segment {
+    no: u64,
+    ptr: *mut u8,
+    len: usize,
+    path: PathBuf,
+    _file: File,
+}
+
+// SAFETY: the mapping lives as long as the `Segment`; writers copy into
+// disjoint ranges under the journal's tail lock, and readers read only
+// ranges published through `Journal::committed` (acquire/release).
+unsafe impl Send for Segment {}
+unsafe impl Sync for Segment {}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are the mapping made in `map`.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+fn errno(what: &str, path: &Path) -> CoreError {
+    CoreError::Internal(format!(
+        "warm storage: {what} {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    ))
+}
+
+fn seg_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join(format!("{no:016x}.wj"))
+}
+
+impl Segment {
+    fn map(file: File, path: PathBuf, no: u64, len: usize) -> CoreResult<Segment> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh shared read/write mapping of `len` bytes of `file`.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(errno("cannot map the journal segment", &path));
+        }
+        Ok(Segment {
+            no,
+            ptr: ptr.cast(),
+            len,
+            path,
+            _file: file,
+        })
+    }
+
+    /// Creates segment `no` of `len` bytes with its blocks reserved.
+    fn create(dir: &Path, no: u64, len: usize) -> CoreResult<Segment> {
+        use std::os::fd::AsRawFd;
+        let path = seg_path(dir, no);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| CoreError::Internal(format!("warm storage: cannot create {}: {e}", path.display())))?;
+        // SAFETY: plain system calls on an owned descriptor.
+        let reserved = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+        if reserved != 0 {
+            let e = std::io::Error::from_raw_os_error(reserved);
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(CoreError::Internal(format!(
+                "warm storage write failed: cannot reserve {} bytes for the journal segment {}: {e}",
+                len,
+                path.display()
+            )));
+        }
+        let seg = Segment::map(file, path, no, len)?;
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..16].copy_from_slice(&no.to_le_bytes());
+        head[16..24].copy_from_slice(&(len as u64).to_le_bytes());
+        seg.write(0, &head);
+        Ok(seg)
+    }
+
+    /// Maps an existing segment (for replay); `None` if it is not one.
+    fn open(path: &Path) -> CoreResult<Option<Segment>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| CoreError::Internal(format!("warm storage: cannot open {}: {e}", path.display())))?;
+        let len = file
+            .metadata()
+            .map_err(|e| CoreError::Internal(format!("warm storage: cannot read {}: {e}", path.display())))?
+            .len() as usize;
+        if len < HEADER || len > u32::MAX as usize {
+            return Ok(None);
+        }
+        let mut seg = Segment::map(file, path.to_path_buf(), 0, len)?;
+        let head = seg.slice(0, 24);
+        if &head[..8] != MAGIC || u64::from_le_bytes(head[16..24].try_into().unwrap_or_default()) != len as u64 {
+            return Ok(None);
+        }
+        seg.no = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
+        Ok(Some(seg))
+    }
+
+    fn write(&self, off: usize, bytes: &[u8]) {
+        debug_assert!(off + bytes.len() <= self.len);
+        // SAFETY: in bounds (checked by the callers) and not read by anyone
+        // before it is published.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(off), bytes.len()) }
+    }
+
+    fn slice(&self, off: usize, len: usize) -> &[u8] {
+        let len = len.min(self.len.saturating_sub(off));
+        // SAFETY: in bounds; published bytes only (see `Journal`).
+        unsafe { std::slice::from_raw_parts(self.ptr.add(off), len) }
+    }
+
+    /// The frame at `off`: its payload and the offset after it, if a valid
+    /// one starts there.
+    fn frame(&self, off: usize) -> Option<(&[u8], usize)> {
+        if off + FRAME_HEAD > self.len {
+            return None;
+        }
+        let head = self.slice(off, FRAME_HEAD);
+        let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+        let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
+        if len == 0 || off + FRAME_HEAD + len > self.len {
+            return None;
+        }
+        let payload = self.slice(off + FRAME_HEAD, len);
+        (super::codec::crc32(payload) == crc).then_some((payload, off + FRAME_HEAD + len))
+    }
+
+    /// Syncs `[from, to)` of the mapping to disk.
+    fn sync(&self, from: usize, to: usize) {
+        let page = 4096;
+        let start = from / page * page;
+        let end = to.min(self.len);
+        if end > start {
+            // SAFETY: a page-aligned range inside the mapping.
+            unsafe {
+                libc::msync(self.ptr.add(start).cast(), end - start, libc::MS_SYNC);
+            }
+        }
+    }
+}
+
+/// The writers' end of the journal.
+struct Tail {
+    seg: Arc<Segment>,
+    off: usize,
+    /// Bytes of `seg` synced so far.
+    synced: usize,
+}
+
+/// What stops a write from being appended on the calling thread now.
+#[derive(Debug)]
+pub enum Blocked {
+    /// It would have to wait (the apply thread is behind, or a segment has
+    /// to be made): retry where waiting is allowed.
+    Wait,
+    /// It failed.
+    Failed(CoreError),
+}
+
+impl From<CoreError> for Blocked {
+    fn from(e: CoreError) -> Blocked {
+        Blocked::Failed(e)
+    }
+}
+
+/// The apply thread's progress, for barriers and backpressure.
+#[derive(Default)]
+struct Progress {
+    applied: u64,
+    /// The last apply failure (cleared by the next success).
+    error: Option<String>,
+}
+
+/// The journal of one warm tier.
+pub struct Journal {
+    dir: PathBuf,
+    tail: Mutex<Option<Tail>>,
+    /// Segments not yet retired, by number.
+    segs: Mutex<BTreeMap<u64, Arc<Segment>>>,
+    /// The next segment, made ahead of need.
+    spare: Mutex<Option<Segment>>,
+    need_spare: Condvar,
+    /// Ranges of former tail segments still to sync.
+    to_sync: Mutex<Vec<(Arc<Segment>, usize, usize)>>,
+    next_no: AtomicU64,
+    /// Position after the last complete frame.
+    committed: AtomicU64,
+    /// Bytes appended and applied (the lag is their difference).
+    appended: AtomicU64,
+    applied_bytes: AtomicU64,
+    progress: Mutex<Progress>,
+    advanced: Condvar,
+    /// Wakes the apply thread.
+    work: Mutex<bool>,
+    has_work: Condvar,
+    closed: AtomicBool,
+    max_lag: u64,
+    /// Test support: appends still to fail as a full disk would.
+    #[cfg(any(test, feature = "test-support"))]
+    pub(super) fail_appends: AtomicU64,
+}
+
+/// Unapplied bytes past which writers wait for the apply thread.
+pub const MAX_LAG: u64 = 32 << 20;
+/// How long a write waits for the apply thread before it fails.
+const LAG_WAIT: Duration = Duration::from_secs(10);
+
+/// Frames found by a replay: `(payload, position after it)`.
+pub(super) type Replayed = Vec<(Vec<u8>, u64)>;
+
+impl Journal {
+    /// Opens the journal in `dir`: returns it, the frames after `applied`
+    /// (to replay before writes start), and notes to log. Segments older
+    /// than `applied` are deleted.
+    pub(super) fn open(dir: &Path, applied: u64) -> CoreResult<(Journal, Replayed, Vec<String>)> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::Internal(format!("warm storage: cannot create {}: {e}", dir.display())))?;
+        let mut notes = Vec::new();
+        let mut found = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| CoreError::Internal(format!("warm storage: cannot read {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "wj") {
+                match Segment::open(&path)? {
+                    Some(seg) => found.push(seg),
+                    None => {
+                        notes.push(format!(
+                            "warm storage: {} is not a journal segment; removed",
+                            path.display()
+                        ));
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|s| s.no);
+        let mut frames = Vec::new();
+        let mut last_no = seg_of(applied);
+        for seg in &found {
+            last_no = last_no.max(seg.no);
+            if seg.no < seg_of(applied) {
+                continue;
+            }
+            let mut off = if seg.no == seg_of(applied) {
+                off_of(applied).max(HEADER)
+            } else {
+                HEADER
+            };
+            while let Some((payload, next)) = seg.frame(off) {
+                frames.push((payload.to_vec(), pos(seg.no, next)));
+                off = next;
+            }
+            // Past the end: zeros (the unused rest) or a frame that fails
+            // its checksum. Only the last frame of the journal can have
+            // been cut by a crash (it was never acknowledged).
+            let rest = seg.slice(off, FRAME_HEAD.min(seg.len.saturating_sub(off)));
+            if rest.iter().any(|&b| b != 0) && seg.no != found.last().map_or(0, |s| s.no) {
+                notes.push(format!(
+                    "warm storage: journal segment {} is damaged at byte {off}; its later frames are skipped",
+                    seg.path.display()
+                ));
+            }
+        }
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            tail: Mutex::new(None),
+            segs: Mutex::new(BTreeMap::new()),
+            spare: Mutex::new(None),
+            need_spare: Condvar::new(),
+            to_sync: Mutex::new(Vec::new()),
+            next_no: AtomicU64::new(last_no + 1),
+            committed: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+            applied_bytes: AtomicU64::new(0),
+            progress: Mutex::new(Progress::default()),
+            advanced: Condvar::new(),
+            work: Mutex::new(false),
+            has_work: Condvar::new(),
+            closed: AtomicBool::new(false),
+            max_lag: MAX_LAG,
+            #[cfg(any(test, feature = "test-support"))]
+            fail_appends: AtomicU64::new(0),
+        };
+        // The replayed segments stay until the replay is in the engine
+        // (`retire_replayed`); writes go to a new segment.
+        journal.segs.lock().map_err(CoreError::poisoned)?.extend(
+            found.into_iter().map(|s| (s.no, Arc::new(s))),
+        );
+        let first = journal.make_segment(FRAME_HEAD)?;
+        let start = pos(first.no, HEADER);
+        journal.committed.store(start, Ordering::Release);
+        journal.progress.lock().map_err(CoreError::poisoned)?.applied = start;
+        let first = Arc::new(first);
+        journal
+            .segs
+            .lock()
+            .map_err(CoreError::poisoned)?
+            .insert(first.no, Arc::clone(&first));
+        *journal.tail.lock().map_err(CoreError::poisoned)? = Some(Tail {
+            seg: first,
+            off: HEADER,
+            synced: 0,
+        });
+        Ok((journal, frames, notes))
+    }
+
+    /// Deletes the segments older than the current one (after a replay
+    /// the engine has synced).
+    pub(super) fn retire_replayed(&self) -> CoreResult<()> {
+        let current = seg_of(self.committed.load(Ordering::Acquire));
+        self.retire_below(current)
+    }
+
+    fn retire_below(&self, no: u64) -> CoreResult<()> {
+        let old: Vec<Arc<Segment>> = {
+            let mut segs = self.segs.lock().map_err(CoreError::poisoned)?;
+            let keep = segs.split_off(&no);
+            std::mem::replace(&mut *segs, keep).into_values().collect()
+        };
+        for seg in old {
+            let _ = std::fs::remove_file(&seg.path);
+        }
+        Ok(())
+    }
+
+    /// A new segment with room for a frame of `frame` bytes.
+    fn make_segment(&self, frame: usize) -> CoreResult<Segment> {
+        let len = SEGMENT.max(HEADER + frame + FRAME_HEAD);
+        if len > u32::MAX as usize {
+            return Err(CoreError::InvalidInput(
+                "warm storage: a write of more than 4 GiB".into(),
+            ));
+        }
+        let no = self.next_no.fetch_add(1, Ordering::Relaxed);
+        Segment::create(&self.dir, no, len)
+    }
+
+    /// Appends one frame of `payload` and runs `then` under the journal's
+    /// lock right after the copy (so its effects happen in journal order).
+    /// With `wait` false (a normal scheduler) it never blocks for long: a
+    /// lagging apply thread or a missing segment gives `Blocked::Wait`.
+    pub fn append_then<T>(
+        &self,
+        payload: &[u8],
+        wait: bool,
+        then: impl FnOnce() -> T,
+    ) -> Result<T, Blocked> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Blocked::Failed(CoreError::Closed));
+        }
+        #[cfg(any(test, feature = "test-support"))]
+        if self
+            .fail_appends
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Blocked::Failed(CoreError::Internal(
+                "warm storage write failed: injected failure".into(),
+            )));
+        }
+        if self.lag() > self.max_lag {
+            if !wait {
+                return Err(Blocked::Wait);
+            }
+            self.wait_lag()?;
+        }
+        let frame = FRAME_HEAD + payload.len();
+        let mut tail = self.tail.lock().map_err(CoreError::poisoned)?;
+        let t = tail.as_mut().ok_or(CoreError::Closed)?;
+        if t.off + frame > t.seg.len {
+            let next = self.next_segment(frame, wait)?;
+            let next = Arc::new(next);
+            self.segs
+                .lock()
+                .map_err(CoreError::poisoned)?
+                .insert(next.no, Arc::clone(&next));
+            // The old segment's unsynced frames: synced by the preparer.
+            if let Ok(mut later) = self.to_sync.lock() {
+                later.push((Arc::clone(&t.seg), t.synced, t.off));
+            }
+            *t = Tail {
+                seg: next,
+                off: HEADER,
+                synced: 0,
+            };
+        }
+        let mut head = [0u8; FRAME_HEAD];
+        head[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        head[4..].copy_from_slice(&super::codec::crc32(payload).to_le_bytes());
+        t.seg.write(t.off + FRAME_HEAD, payload);
+        t.seg.write(t.off, &head);
+        t.off += frame;
+        self.committed
+            .store(pos(t.seg.no, t.off), Ordering::Release);
+        let out = then();
+        drop(tail);
+        self.appended.fetch_add(frame as u64, Ordering::Relaxed);
+        self.wake_applier();
+        Ok(out)
+    }
+
+    /// The prepared spare (a new one is asked for), or, when waiting is
+    /// allowed, a segment made now.
+    fn next_segment(&self, frame: usize, wait: bool) -> Result<Segment, Blocked> {
+        if frame + HEADER <= SEGMENT {
+            let spare = match self.spare.try_lock() {
+                Ok(mut spare) => spare.take(),
+                Err(_) if wait => self.spare.lock().map_err(CoreError::poisoned)?.take(),
+                Err(_) => return Err(Blocked::Wait),
+            };
+            self.need_spare.notify_one();
+            if let Some(seg) = spare {
+                return Ok(seg);
+            }
+        }
+        if !wait {
+            return Err(Blocked::Wait);
+        }
+        Ok(self.make_segment(frame)?)
+    }
+
+    fn wake_applier(&self) {
+        if let Ok(mut work) = self.work.lock() {
+            if !*work {
+                *work = true;
+                self.has_work.notify_one();
+            }
+        }
+    }
+
+    /// Unapplied bytes.
+    pub fn lag(&self) -> u64 {
+        self.appended
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.applied_bytes.load(Ordering::Relaxed))
+    }
+
+    fn wait_lag(&self) -> Result<(), Blocked> {
+        let deadline = Instant::now() + LAG_WAIT;
+        let mut p = self.progress.lock().map_err(CoreError::poisoned)?;
+        while self.lag() > self.max_lag {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Blocked::Failed(self.behind(&p)));
+            }
+            p = self
+                .advanced
+                .wait_timeout(p, (deadline - now).min(Duration::from_millis(50)))
+                .map_err(CoreError::poisoned)?
+                .0;
+        }
+        Ok(())
+    }
+
+    fn behind(&self, p: &Progress) -> CoreError {
+        CoreError::Internal(format!(
+            "warm storage write failed: the disk tier is {} bytes behind{}",
+            self.lag(),
+            p.error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})"))
+        ))
+    }
+
+    /// Waits until every frame appended before the call is applied.
+    pub fn barrier(&self) -> CoreResult<()> {
+        let target = self.committed.load(Ordering::Acquire);
+        let deadline = Instant::now() + LAG_WAIT;
+        let mut p = self.progress.lock().map_err(CoreError::poisoned)?;
+        while p.applied < target {
+            drop(p);
+            self.wake_applier();
+            p = self.progress.lock().map_err(CoreError::poisoned)?;
+            if p.applied >= target {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.behind(&p));
+            }
+            p = self
+                .advanced
+                .wait_timeout(p, Duration::from_millis(20))
+                .map_err(CoreError::poisoned)?
+                .0;
+        }
+        Ok(())
+    }
+
+    /// The apply thread: hands the frames after `from` to `apply` (at most
+    /// about `max` bytes at a time, with the position after them), retires
+    /// applied segments once `persist` has synced the engine, and ends when
+    /// the journal is closed and everything is applied (or cannot be).
+    pub(super) fn run_applier(
+        &self,
+        mut apply: impl FnMut(&[&[u8]], u64) -> CoreResult<()>,
+        persist: impl Fn() -> CoreResult<()>,
+        max: usize,
+    ) {
+        let mut at = match self.progress.lock() {
+            Ok(p) => p.applied,
+            Err(_) => return,
+        };
+        loop {
+            let end = self.committed.load(Ordering::Acquire);
+            if at >= end {
+                if self.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut work) = self.work.lock() else {
+                    return;
+                };
+                if !*work && self.committed.load(Ordering::Acquire) <= at {
+                    work = match self.has_work.wait_timeout(work, Duration::from_millis(100)) {
+                        Ok((w, _)) => w,
+                        Err(_) => return,
+                    };
+                }
+                *work = false;
+                continue;
+            }
+            let (frames, next, bytes) = match self.collect(at, end, max) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.record(at, 0, Err(e));
+                    return;
+                }
+            };
+            let views: Vec<&[u8]> = frames.iter().map(|(seg, off, len)| seg.slice(*off, *len)).collect();
+            let result = apply(&views, next);
+            drop(views);
+            let failed = result.is_err();
+            if seg_of(next) > seg_of(at) && !failed {
+                // Every frame of the older segments is in the engine: sync it,
+                // then they can go.
+                if persist().is_ok() {
+                    let _ = self.retire_below(seg_of(next));
+                }
+            }
+            self.record(next, bytes, result);
+            if failed {
+                if self.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            } else {
+                at = next;
+            }
+        }
+    }
+
+    fn record(&self, next: u64, bytes: u64, result: CoreResult<()>) {
+        if let Ok(mut p) = self.progress.lock() {
+            match result {
+                Ok(()) => {
+                    p.applied = next;
+                    p.error = None;
+                    self.applied_bytes.fetch_add(bytes, Ordering::Relaxed);
+                }
+                Err(e) => p.error = Some(e.to_string()),
+            }
+        }
+        self.advanced.notify_all();
+    }
+
+    /// Frames from `at` up to `end` (about `max` bytes): (segment, payload
+    /// offset, length), the position after them, and their framed bytes.
+    #[allow(clippy::type_complexity)]
+    fn collect(
+        &self,
+        at: u64,
+        end: u64,
+        max: usize,
+    ) -> CoreResult<(Vec<(Arc<Segment>, usize, usize)>, u64, u64)> {
+        let segs = self.segs.lock().map_err(CoreError::poisoned)?;
+        let mut out = Vec::new();
+        let (mut seg_no, mut off) = (seg_of(at), off_of(at));
+        let mut bytes = 0u64;
+        let mut seg = segs
+            .get(&seg_no)
+            .cloned()
+            .ok_or_else(|| CoreError::Internal(format!("warm storage: journal segment {seg_no} is missing")))?;
+        while pos(seg_no, off) < end && (bytes as usize) < max {
+            match seg.frame(off) {
+                Some((payload, next)) if pos(seg_no, off) < end => {
+                    out.push((Arc::clone(&seg), off + FRAME_HEAD, payload.len()));
+                    bytes += (next - off) as u64;
+                    off = next;
+                }
+                _ => {
+                    // The end of this segment: the next one follows.
+                    let Some((&no, next)) = segs.range(seg_no + 1..).next() else {
+                        return Err(CoreError::Internal(
+                            "warm storage: journal frame damaged in memory".into(),
+                        ));
+                    };
+                    seg = Arc::clone(next);
+                    seg_no = no;
+                    off = HEADER;
+                }
+            }
+        }
+        Ok((out, pos(seg_no, off), bytes))
+    }
+
+    /// The segment-making and sync thread: keeps a spare segment ready and
+    /// syncs the active one every `sync` (none: never). Ends when closed.
+    pub(super) fn run_preparer(&self, sync: Option<Duration>) {
+        let tick = sync.unwrap_or(Duration::from_millis(500));
+        loop {
+            if self.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let ready = self.spare.lock().map(|s| s.is_some()).unwrap_or(true);
+            if !ready {
+                let made = self.make_segment(FRAME_HEAD);
+                if let Ok(mut spare) = self.spare.lock() {
+                    match made {
+                        Ok(seg) if spare.is_none() => *spare = Some(seg),
+                        Ok(seg) => {
+                            let _ = std::fs::remove_file(&seg.path);
+                        }
+                        // A full disk: the write that needs the segment
+                        // makes it itself and reports the error.
+                        Err(_) => {}
+                    }
+                }
+            }
+            if sync.is_some() {
+                let later = self.to_sync.lock().map(|mut l| std::mem::take(&mut *l));
+                for (seg, from, to) in later.unwrap_or_default() {
+                    seg.sync(from, to);
+                }
+                if let Ok(mut tail) = self.tail.lock() {
+                    if let Some(t) = tail.as_mut() {
+                        let (seg, from, to) = (Arc::clone(&t.seg), t.synced, t.off);
+                        t.synced = to;
+                        drop(tail);
+                        seg.sync(from, to);
+                    }
+                }
+            }
+            if let Ok(spare) = self.spare.lock() {
+                let _ = self.need_spare.wait_timeout(spare, tick);
+            }
+        }
+    }
+
+    /// Refuses new writes and wakes the threads (they end once idle).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.wake_applier();
+        self.need_spare.notify_all();
+    }
+
+    /// Deletes every segment (after a clean close, all applied and synced).
+    pub(super) fn remove_all(&self) -> CoreResult<()> {
+        if let Ok(mut tail) = self.tail.lock() {
+            *tail = None;
+        }
+        if let Ok(mut spare) = self.spare.lock() {
+            if let Some(seg) = spare.take() {
+                let _ = std::fs::remove_file(&seg.path);
+            }
+        }
+        self.retire_below(u64::MAX)
+    }
+
+    /// Whether the apply thread has applied everything appended.
+    pub fn idle(&self) -> bool {
+        self.progress
+            .lock()
+            .is_ok_and(|p| p.applied >= self.committed.load(Ordering::Acquire))
+    }
+
+    /// Bytes of the segment files.
+    pub fn disk_bytes(&self) -> u64 {
+        let live: u64 = self
+            .segs
+            .lock()
+            .map_or(0, |s| s.values().map(|s| s.len as u64).sum());
+        let spare = self
+            .spare
+            .lock()
+            .map_or(0, |s| s.as_ref().map_or(0, |s| s.len as u64));
+        live + spare
+    }
+}
