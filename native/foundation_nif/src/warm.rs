@@ -18,7 +18,9 @@ use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{Blocked, Compression, Hit, Packed, Warm, WarmConfig};
+use foundation_core::store::warm::{
+    Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig,
+};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -463,20 +465,31 @@ fn put_now<'a>(
         }
     };
     let mut news = Vec::with_capacity(terms.len());
-    let mut durables = Vec::with_capacity(terms.len());
+    let mut bodies = Vec::with_capacity(terms.len());
     for term in terms {
         match to_new_event(term)? {
             Ok(new) => {
-                match pack(&warm.warm, term, &new, offset) {
-                    Ok(packed) => durables.push(packed),
-                    Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
-                }
+                bodies.push(term.to_binary());
                 news.push(new);
             }
             Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
         }
     }
-    let written = warm.warm.write_journal(&durables, wait, || {
+    let incoming: Vec<Incoming> = news
+        .iter()
+        .zip(&bodies)
+        .map(|(new, body)| Incoming {
+            id: new.id,
+            event_type: &new.event_type,
+            sys_ts: new.timestamp.saturating_add(offset),
+            correlation_id: new.correlation_id.as_deref(),
+            body: body.as_slice(),
+        })
+        .collect();
+    let frame = Warm::journal_frame(&incoming);
+    drop(incoming);
+    drop(bodies);
+    let written = warm.warm.write_journal(&frame, wait, || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if one && news.len() == 1 {
                 news.into_iter()

@@ -40,12 +40,12 @@ mod journal;
 pub use codec::Compression;
 pub use journal::Blocked;
 use journal::Journal;
-use codec::{Header, Parsed};
+use codec::{Header, Parsed, Trained};
 
 use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -93,6 +93,22 @@ pub struct Packed {
     sys_ts: i64,
     correlation_id: Option<Vec<u8>>,
     record: Vec<u8>,
+}
+
+/// An event as a writer hands it to the journal (borrowed: it is copied
+/// into the journal as is; the apply thread compresses its body).
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// Event id.
+    pub id: u64,
+    /// Event type name.
+    pub event_type: &'a [u8],
+    /// `timestamp + time offset` of the storing VM lifetime.
+    pub sys_ts: i64,
+    /// Correlation id bytes, if any.
+    pub correlation_id: Option<&'a [u8]>,
+    /// The event in external term format.
+    pub body: &'a [u8],
 }
 
 /// A stored event read back: its system timestamp, id and body (ETF).
@@ -238,6 +254,9 @@ type Entries = BTreeSet<(i64, u64)>;
 struct Mem {
     by_type: FxHashMap<Vec<u8>, Entries>,
     by_cid: FxHashMap<Vec<u8>, Entries>,
+    /// Every id on disk: a write of an id not here overwrites nothing, so
+    /// it skips the engine lookup of an older version.
+    ids: FxHashSet<u64>,
 }
 
 /// Which in-memory index a read walks.
@@ -261,6 +280,7 @@ impl Mem {
         if let Some(cid) = cid {
             put(&mut self.by_cid, cid);
         }
+        self.ids.insert(key.1);
     }
 
     fn remove(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
@@ -276,6 +296,7 @@ impl Mem {
         if let Some(cid) = cid {
             take(&mut self.by_cid, cid);
         }
+        self.ids.remove(&key.1);
     }
 
     fn apply(&mut self, ops: Vec<MemOp>) {
@@ -414,7 +435,27 @@ pub struct Warm {
     journal: Option<Journal>,
     /// The journal's apply and segment threads (joined by `close`).
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Trained zstd dictionaries of the directory, by id (see `codec`).
+    dicts: RwLock<FxHashMap<u32, Arc<Trained>>>,
+    /// The dictionary new bodies are compressed with (`:zstd` only).
+    trained: RwLock<Option<Arc<Trained>>>,
+    /// Bodies gathered to train the first dictionary.
+    samples: Mutex<Samples>,
 }
+
+/// Bodies kept to train a dictionary from.
+#[derive(Default)]
+struct Samples {
+    bodies: Vec<Vec<u8>>,
+    attempts: u32,
+}
+
+/// Bodies a dictionary is trained from, its size, and the attempts made.
+const SAMPLES: usize = 1024;
+const DICT_BYTES: usize = 8 * 1024;
+const TRAIN_ATTEMPTS: u32 = 3;
+/// `meta` keys of trained dictionaries: this prefix and the id.
+const DICT_PREFIX: &[u8] = b"dict/";
 
 impl Drop for Warm {
     /// The index rebuild thread holds the engine (and so the directory's
@@ -601,7 +642,42 @@ impl Acked {
     }
 }
 
+/// The nice value of the tier's background threads (apply, segments, and
+/// the engine's flush, compaction and sync threads): callers' writes and
+/// reads on the schedulers come first; the journal's lag bound makes
+/// writers wait when the background falls too far behind.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU priority to `BACKGROUND_NICE` (threads
+/// it starts inherit it). Best effort.
+fn background_priority() {
+    // SAFETY: plain system calls about the calling thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+    }
+}
+
 impl Engine {
+    /// [`Engine::open`] on a short-lived thread of background priority, so
+    /// the engine's threads (started by the open) inherit it.
+    fn open_background(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
+        let (data, config) = (data.to_path_buf(), config.clone());
+        std::thread::Builder::new()
+            .name("warm-open".into())
+            .spawn(move || {
+                background_priority();
+                Engine::open(&data, &config, lock)
+            })
+            .map_err(fjall::Error::Io)?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(fjall::Error::Io(std::io::Error::other(
+                    "the engine's open panicked",
+                )))
+            })
+    }
+
     fn open(data: &Path, config: &WarmConfig, lock: File) -> fjall::Result<Engine> {
         let mut cfg = fjall::Config::new(data)
             .flush_workers(2)
@@ -732,9 +808,14 @@ impl Engine {
                 .map(|(name, list)| (name, list.into_iter().collect::<Entries>()))
                 .collect()
         };
+        let ids = types
+            .values()
+            .flat_map(|list| list.iter().map(|k| k.1))
+            .collect();
         Ok(Mem {
             by_type: sets(types),
             by_cid: sets(cids),
+            ids,
         })
     }
 
@@ -791,7 +872,7 @@ impl Warm {
         let acked = Acked::open(path);
         let recorded = acked.read();
         let mut moved = false;
-        let engine = match Engine::open(&data, config, clone_lock(&lock, path)?) {
+        let engine = match Engine::open_background(&data, config, clone_lock(&lock, path)?) {
             Ok(engine) => engine,
             Err(e) => {
                 moved = true;
@@ -803,7 +884,7 @@ impl Warm {
                     data.display(),
                     aside.display()
                 ));
-                Engine::open(&data, config, clone_lock(&lock, path)?)
+                Engine::open_background(&data, config, clone_lock(&lock, path)?)
                     .map_err(|e| io_error("cannot open", &data, e))?
             }
         };
@@ -857,7 +938,11 @@ impl Warm {
             fail_writes: AtomicU64::new(0),
             journal,
             threads: Mutex::new(Vec::new()),
+            dicts: RwLock::new(FxHashMap::default()),
+            trained: RwLock::new(None),
+            samples: Mutex::new(Samples::default()),
         };
+        warm.load_dicts()?;
         // Frames the engine had not got when the last lifetime ended.
         warm.replay(frames)?;
         let mut counters = warm.writer.lock().map_err(CoreError::poisoned)?;
@@ -883,6 +968,78 @@ impl Warm {
         warm.publish(&counters);
         drop(counters);
         Ok((warm, notes))
+    }
+
+    /// Reads the directory's trained dictionaries; the newest compresses.
+    fn load_dicts(&self) -> CoreResult<()> {
+        let engine = self.engine()?;
+        let mut dicts = self.dicts.write().map_err(CoreError::poisoned)?;
+        for kv in engine.meta.prefix(DICT_PREFIX) {
+            let (key, value) = kv.map_err(read_error)?;
+            let Some(id) = key
+                .get(DICT_PREFIX.len()..)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+            else {
+                continue;
+            };
+            dicts.insert(id, Arc::new(Trained::new(id, value.to_vec())));
+        }
+        let newest = dicts.iter().max_by_key(|(id, _)| **id).map(|(_, d)| Arc::clone(d));
+        if self.compression == Compression::Zstd {
+            *self.trained.write().map_err(CoreError::poisoned)? = newest;
+        }
+        Ok(())
+    }
+
+    /// The trained dictionary `id`.
+    fn dict(&self, id: u32) -> Option<Arc<Trained>> {
+        self.dicts.read().ok()?.get(&id).cloned()
+    }
+
+    /// With `:zstd` and no trained dictionary yet: keeps `body` as a
+    /// sample, and once there are enough trains a dictionary from them,
+    /// stores it, and compresses later bodies with it.
+    fn sample(&self, body: &[u8]) -> CoreResult<()> {
+        if self.compression != Compression::Zstd
+            || self.trained.read().map_err(CoreError::poisoned)?.is_some()
+        {
+            return Ok(());
+        }
+        let mut samples = self.samples.lock().map_err(CoreError::poisoned)?;
+        if samples.attempts >= TRAIN_ATTEMPTS {
+            return Ok(());
+        }
+        samples.bodies.push(body.to_vec());
+        if samples.bodies.len() < SAMPLES {
+            return Ok(());
+        }
+        samples.attempts += 1;
+        let bodies = std::mem::take(&mut samples.bodies);
+        let id = self
+            .dicts
+            .read()
+            .map_err(CoreError::poisoned)?
+            .keys()
+            .max()
+            .map_or(1, |id| id + 1);
+        let Some(trained) = Trained::train(id, &bodies, DICT_BYTES) else {
+            return Ok(());
+        };
+        // Stored before any record uses it (the engine keeps writes in order).
+        let mut key = DICT_PREFIX.to_vec();
+        key.extend_from_slice(&id.to_be_bytes());
+        self.engine()?
+            .meta
+            .insert(key, trained.bytes.as_slice())
+            .map_err(|e| self.failed(e))?;
+        let trained = Arc::new(trained);
+        self.dicts
+            .write()
+            .map_err(CoreError::poisoned)?
+            .insert(id, Arc::clone(&trained));
+        *self.trained.write().map_err(CoreError::poisoned)? = Some(trained);
+        Ok(())
     }
 
     /// Applies replayed journal frames in order, syncs the engine, and
@@ -917,7 +1074,17 @@ impl Warm {
     fn apply_frames(&self, frames: &[&[u8]], next: u64) -> CoreResult<()> {
         let mut events = Vec::new();
         for frame in frames {
-            if !decode_frame(frame, &mut events) {
+            if !decode_frame(frame, &mut |e: Incoming<'_>| {
+                self.sample(e.body)?;
+                events.push(self.pack_body(
+                    e.id,
+                    e.event_type.to_vec(),
+                    e.sys_ts,
+                    e.correlation_id.map(<[u8]>::to_vec),
+                    e.body,
+                )?);
+                Ok(())
+            })? {
                 return Err(CoreError::Internal(
                     "warm storage: a journal frame does not decode".into(),
                 ));
@@ -934,14 +1101,26 @@ impl Warm {
         self.journal.is_some()
     }
 
-    /// Appends `events` to the journal (one frame) and runs `then` right
-    /// after, in journal order; the events reach the engine on the tier's
-    /// apply thread. With `wait` false this never blocks for long (see
-    /// [`Blocked::Wait`]). Once it returns `Ok` the events survive a
-    /// killed VM.
+    /// The journal frame of `events` (for [`Warm::write_journal`]).
+    pub fn journal_frame(events: &[Incoming<'_>]) -> Vec<u8> {
+        let size = events
+            .iter()
+            .map(|e| e.body.len() + e.event_type.len() + e.correlation_id.map_or(0, <[u8]>::len) + 30)
+            .sum::<usize>()
+            + 4;
+        let mut payload = Vec::with_capacity(size);
+        encode_frame(events, &mut payload);
+        payload
+    }
+
+    /// Appends a frame made by [`Warm::journal_frame`] to the journal and
+    /// runs `then` right after, in journal order; the events reach the
+    /// engine on the tier's apply thread. With `wait` false this never
+    /// blocks for long (see [`Blocked::Wait`]). Once it returns `Ok` the
+    /// events survive a killed VM.
     pub fn write_journal<T>(
         &self,
-        events: &[Packed],
+        frame: &[u8],
         wait: bool,
         then: impl FnOnce() -> T,
     ) -> Result<T, Blocked> {
@@ -950,9 +1129,7 @@ impl Warm {
                 "warm storage: no journal".into(),
             )));
         };
-        let mut payload = Vec::with_capacity(events.iter().map(|e| e.record.len() + 40).sum());
-        encode_frame(events, &mut payload);
-        journal.append_then(&payload, wait, then)
+        journal.append_then(frame, wait, then)
     }
 
     /// Starts the journal's apply and segment threads (no journal: none).
@@ -971,6 +1148,7 @@ impl Warm {
         let applier = spawn(
             "warm-apply",
             Box::new(move || {
+                background_priority();
                 if let Some(j) = &w.journal {
                     j.run_applier(
                         |frames, next| w.apply_frames(frames, next),
@@ -985,6 +1163,7 @@ impl Warm {
         let preparer = spawn(
             "warm-segments",
             Box::new(move || {
+                background_priority();
                 if let Some(j) = &w.journal {
                     j.run_preparer(Some(sync));
                 }
@@ -1056,13 +1235,15 @@ impl Warm {
         correlation_id: Option<Vec<u8>>,
         body: &[u8],
     ) -> CoreResult<Packed> {
-        let record = codec::unsealed(
-            self.compression,
-            sys_ts,
-            &event_type,
-            correlation_id.as_deref(),
-            body,
-        )
+        let trained = match self.compression {
+            Compression::Zstd => self.trained.read().map_err(CoreError::poisoned)?.clone(),
+            _ => None,
+        };
+        let cid = correlation_id.as_deref();
+        let record = match trained {
+            Some(t) => codec::unsealed_trained(&t, sys_ts, &event_type, cid, body),
+            None => codec::unsealed(self.compression, sys_ts, &event_type, cid, body),
+        }
         .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
         Ok(Packed {
             id,
@@ -1186,6 +1367,14 @@ impl Warm {
         Ok(())
     }
 
+    /// Whether `id` is surely not on disk (the in-memory indexes are built
+    /// and do not hold it); false when they cannot tell now.
+    fn absent(&self, id: u64) -> bool {
+        self.mem
+            .try_read()
+            .is_ok_and(|s| s.ready && s.failed.is_none() && !s.mem.ids.contains(&id))
+    }
+
     /// The in-memory indexes, once rebuilt (this waits for the rebuild).
     fn mem_read(&self) -> CoreResult<std::sync::RwLockReadGuard<'_, MemState>> {
         loop {
@@ -1231,7 +1420,7 @@ impl Warm {
             Some(lock) => clone_lock(lock, &self.data)?,
             None => return Err(CoreError::Closed),
         };
-        let engine = Engine::open(&self.data, &self.config, lock)
+        let engine = Engine::open_background(&self.data, &self.config, lock)
             .map_err(|e| io_error("cannot reopen", &self.data, e))?;
         *counters = engine.counters().map_err(read_error)?;
         *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(engine.mem());
@@ -1282,7 +1471,7 @@ impl Warm {
             let key = ev.id.to_be_bytes();
             let old = match staged.remove(&ev.id) {
                 Some((at, len)) => Some((ops[at].1.clone(), len)),
-                None if ev.id > top => None,
+                None if ev.id > top || self.absent(ev.id) => None,
                 None => engine
                     .events
                     .get(key)
@@ -1463,6 +1652,10 @@ impl Warm {
             ..Counters::default()
         };
         *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(Ok(Mem::default()));
+        // The dictionaries went with `meta`: start over.
+        self.dicts.write().map_err(CoreError::poisoned)?.clear();
+        *self.trained.write().map_err(CoreError::poisoned)? = None;
+        *self.samples.lock().map_err(CoreError::poisoned)? = Samples::default();
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
@@ -1543,7 +1736,7 @@ impl Warm {
         if expect_ts.is_some_and(|ts| ts != parsed.header.sys_ts) || !keep(&parsed.header) {
             return None;
         }
-        match parsed.body() {
+        match parsed.body_with(&|id| self.dict(id)) {
             Some(body) => Some(Hit {
                 sys_ts: parsed.header.sys_ts,
                 id,
@@ -1903,28 +2096,31 @@ const APPLY_BYTES: usize = 4 << 20;
 
 /// A journal frame of `events`: `count u32`, then per event `id u64 |
 /// sys_ts i64 | type_len u16 | type | cid_len u32 (u32::MAX: none) | cid |
-/// record_len u32 | record` (little endian).
-fn encode_frame(events: &[Packed], out: &mut Vec<u8>) {
+/// body_len u32 | body` (little endian; the body uncompressed).
+fn encode_frame(events: &[Incoming<'_>], out: &mut Vec<u8>) {
     out.extend_from_slice(&(events.len() as u32).to_le_bytes());
     for e in events {
         out.extend_from_slice(&e.id.to_le_bytes());
         out.extend_from_slice(&e.sys_ts.to_le_bytes());
         out.extend_from_slice(&(e.event_type.len() as u16).to_le_bytes());
-        out.extend_from_slice(&e.event_type);
-        match &e.correlation_id {
+        out.extend_from_slice(e.event_type);
+        match e.correlation_id {
             Some(c) => {
                 out.extend_from_slice(&(c.len() as u32).to_le_bytes());
                 out.extend_from_slice(c);
             }
             None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
         }
-        out.extend_from_slice(&(e.record.len() as u32).to_le_bytes());
-        out.extend_from_slice(&e.record);
+        out.extend_from_slice(&(e.body.len() as u32).to_le_bytes());
+        out.extend_from_slice(e.body);
     }
 }
 
-/// The events of a journal frame (false: malformed).
-fn decode_frame(mut b: &[u8], out: &mut Vec<Packed>) -> bool {
+/// Hands each event of a journal frame to `each`; `Ok(false)`: malformed.
+fn decode_frame(
+    mut b: &[u8],
+    each: &mut dyn FnMut(Incoming<'_>) -> CoreResult<()>,
+) -> CoreResult<bool> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = (b.get(..n)?, b.get(n..)?);
         *b = rest;
@@ -1936,35 +2132,35 @@ fn decode_frame(mut b: &[u8], out: &mut Vec<Packed>) -> bool {
     fn u64_of(b: &mut &[u8]) -> Option<u64> {
         Some(u64::from_le_bytes(take(b, 8)?.try_into().ok()?))
     }
-    let one = |b: &mut &[u8]| -> Option<Packed> {
+    fn one<'a>(b: &mut &'a [u8]) -> Option<Incoming<'a>> {
         let id = u64_of(b)?;
         let sys_ts = u64_of(b)? as i64;
         let type_len = u16::from_le_bytes(take(b, 2)?.try_into().ok()?) as usize;
-        let event_type = take(b, type_len)?.to_vec();
+        let event_type = take(b, type_len)?;
         let correlation_id = match u32_of(b)? {
             u32::MAX => None,
-            n => Some(take(b, n as usize)?.to_vec()),
+            n => Some(take(b, n as usize)?),
         };
         let n = u32_of(b)? as usize;
-        let record = take(b, n)?.to_vec();
-        Some(Packed {
+        let body = take(b, n)?;
+        Some(Incoming {
             id,
             event_type,
             sys_ts,
             correlation_id,
-            record,
+            body,
         })
-    };
+    }
     let Some(count) = u32_of(&mut b) else {
-        return false;
+        return Ok(false);
     };
     for _ in 0..count {
         match one(&mut b) {
-            Some(p) => out.push(p),
-            None => return false,
+            Some(e) => each(e)?,
+            None => return Ok(false),
         }
     }
-    b.is_empty()
+    Ok(b.is_empty())
 }
 
 /// Bytes of the files under `path` (the engine keeps a few dozen).
