@@ -196,4 +196,6 @@ defmodule ElixirScope.Foundation.Native do
   def warm_take_corrupt(_warm), do: :erlang.nif_error(:not_loaded)
   # test builds only: the next n disk writes of a tier fail
   def warm_fail_writes(_warm, _n), do: :erlang.nif_error(:not_loaded)
+  # test builds only: the tier's journal apply thread applies nothing while held
+  def warm_hold_apply(_warm, _held), do: :erlang.nif_error(:not_loaded)
 end

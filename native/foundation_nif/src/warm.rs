@@ -18,9 +18,7 @@ use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
 use crate::store_codec::{list_terms, query_from, to_new_event};
-use foundation_core::store::warm::{
-    Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig,
-};
+use foundation_core::store::warm::{Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -574,7 +572,16 @@ fn warm_put_batch<'a>(
     tag: Term<'a>,
 ) -> NifResult<Routed<Term<'a>>> {
     checked(env, events, true, || {
-        write(env, hot, &warm, list_terms(events)?, false, offset, tag, false)
+        write(
+            env,
+            hot,
+            &warm,
+            list_terms(events)?,
+            false,
+            offset,
+            tag,
+            false,
+        )
     })
 }
 
@@ -588,7 +595,16 @@ fn warm_put_batch_dirty<'a>(
     offset: i64,
     tag: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    write(env, hot, &warm, list_terms(events)?, false, offset, tag, true)
+    write(
+        env,
+        hot,
+        &warm,
+        list_terms(events)?,
+        false,
+        offset,
+        tag,
+        true,
+    )
 }
 
 fn hit_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
@@ -741,6 +757,13 @@ mod fail {
     #[rustler::nif]
     fn warm_fail_writes(warm: ResourceArc<WarmHandle>, n: u64) -> Atom {
         warm.warm.fail_next_writes(n);
+        atoms::ok()
+    }
+
+    /// The journal's apply thread applies nothing while `held`.
+    #[rustler::nif]
+    fn warm_hold_apply(warm: ResourceArc<WarmHandle>, held: bool) -> Atom {
+        warm.warm.hold_apply(held);
         atoms::ok()
     }
 }

@@ -121,7 +121,12 @@ impl Segment {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| CoreError::Internal(format!("warm storage: cannot create {}: {e}", path.display())))?;
+            .map_err(|e| {
+                CoreError::Internal(format!(
+                    "warm storage: cannot create {}: {e}",
+                    path.display()
+                ))
+            })?;
         // SAFETY: plain system calls on an owned descriptor.
         let reserved = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
         if reserved != 0 {
@@ -157,17 +162,23 @@ impl Segment {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| CoreError::Internal(format!("warm storage: cannot open {}: {e}", path.display())))?;
+            .map_err(|e| {
+                CoreError::Internal(format!("warm storage: cannot open {}: {e}", path.display()))
+            })?;
         let len = file
             .metadata()
-            .map_err(|e| CoreError::Internal(format!("warm storage: cannot read {}: {e}", path.display())))?
+            .map_err(|e| {
+                CoreError::Internal(format!("warm storage: cannot read {}: {e}", path.display()))
+            })?
             .len() as usize;
         if len < HEADER || len > u32::MAX as usize {
             return Ok(None);
         }
         let mut seg = Segment::map(file, path.to_path_buf(), 0, len)?;
         let head = seg.slice(0, 24);
-        if &head[..8] != MAGIC || u64::from_le_bytes(head[16..24].try_into().unwrap_or_default()) != len as u64 {
+        if &head[..8] != MAGIC
+            || u64::from_le_bytes(head[16..24].try_into().unwrap_or_default()) != len as u64
+        {
             return Ok(None);
         }
         seg.no = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
@@ -276,6 +287,9 @@ pub struct Journal {
     /// Test support: appends still to fail as a full disk would.
     #[cfg(any(test, feature = "test-support"))]
     pub(super) fail_appends: AtomicU64,
+    /// Test support: the apply thread applies nothing while set.
+    #[cfg(any(test, feature = "test-support"))]
+    pub(super) hold: AtomicBool,
 }
 
 /// How often the apply thread looks for new frames when nobody wakes it.
@@ -295,12 +309,17 @@ impl Journal {
     /// (to replay before writes start), and notes to log. Segments older
     /// than `applied` are deleted.
     pub(super) fn open(dir: &Path, applied: u64) -> CoreResult<(Journal, Replayed, Vec<String>)> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CoreError::Internal(format!("warm storage: cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CoreError::Internal(format!(
+                "warm storage: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
         let mut notes = Vec::new();
         let mut found = Vec::new();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| CoreError::Internal(format!("warm storage: cannot read {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            CoreError::Internal(format!("warm storage: cannot read {}: {e}", dir.display()))
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "wj") {
@@ -363,16 +382,24 @@ impl Journal {
             max_lag: MAX_LAG,
             #[cfg(any(test, feature = "test-support"))]
             fail_appends: AtomicU64::new(0),
+            #[cfg(any(test, feature = "test-support"))]
+            hold: AtomicBool::new(false),
         };
         // The replayed segments stay until the replay is in the engine
         // (`retire_replayed`); writes go to a new segment.
-        journal.segs.lock().map_err(CoreError::poisoned)?.extend(
-            found.into_iter().map(|s| (s.no, Arc::new(s))),
-        );
+        journal
+            .segs
+            .lock()
+            .map_err(CoreError::poisoned)?
+            .extend(found.into_iter().map(|s| (s.no, Arc::new(s))));
         let first = journal.make_segment(FRAME_HEAD)?;
         let start = pos(first.no, HEADER);
         journal.committed.store(start, Ordering::Release);
-        journal.progress.lock().map_err(CoreError::poisoned)?.applied = start;
+        journal
+            .progress
+            .lock()
+            .map_err(CoreError::poisoned)?
+            .applied = start;
         let first = Arc::new(first);
         journal
             .segs
@@ -605,6 +632,14 @@ impl Journal {
                 *work = false;
             }
             let end = self.committed.load(Ordering::Acquire);
+            #[cfg(any(test, feature = "test-support"))]
+            if self.hold.load(Ordering::Relaxed) {
+                if self.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(APPLY_TICK);
+                continue;
+            }
             if at >= end {
                 if self.closed.load(Ordering::Relaxed) {
                     return;
@@ -618,7 +653,10 @@ impl Journal {
                     return;
                 }
             };
-            let views: Vec<&[u8]> = frames.iter().map(|(seg, off, len)| seg.slice(*off, *len)).collect();
+            let views: Vec<&[u8]> = frames
+                .iter()
+                .map(|(seg, off, len)| seg.slice(*off, *len))
+                .collect();
             let result = apply(&views, next);
             drop(views);
             let failed = result.is_err();
@@ -671,10 +709,9 @@ impl Journal {
         let mut out = Vec::new();
         let (mut seg_no, mut off) = (seg_of(at), off_of(at));
         let mut bytes = 0u64;
-        let mut seg = segs
-            .get(&seg_no)
-            .cloned()
-            .ok_or_else(|| CoreError::Internal(format!("warm storage: journal segment {seg_no} is missing")))?;
+        let mut seg = segs.get(&seg_no).cloned().ok_or_else(|| {
+            CoreError::Internal(format!("warm storage: journal segment {seg_no} is missing"))
+        })?;
         while pos(seg_no, off) < end && (bytes as usize) < max {
             match seg.frame(off) {
                 Some((payload, next)) if pos(seg_no, off) < end => {

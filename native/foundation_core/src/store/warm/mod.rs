@@ -38,9 +38,9 @@ mod codec;
 mod journal;
 
 pub use codec::Compression;
+use codec::{Header, Parsed, Trained};
 pub use journal::Blocked;
 use journal::Journal;
-use codec::{Header, Parsed, Trained};
 
 use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
@@ -985,7 +985,10 @@ impl Warm {
             };
             dicts.insert(id, Arc::new(Trained::new(id, value.to_vec())));
         }
-        let newest = dicts.iter().max_by_key(|(id, _)| **id).map(|(_, d)| Arc::clone(d));
+        let newest = dicts
+            .iter()
+            .max_by_key(|(id, _)| **id)
+            .map(|(_, d)| Arc::clone(d));
         if self.compression == Compression::Zstd {
             *self.trained.write().map_err(CoreError::poisoned)? = newest;
         }
@@ -1093,7 +1096,11 @@ impl Warm {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.commit(events, Some(next))
         }))
-        .unwrap_or_else(|_| Err(CoreError::Internal("warm storage: the apply panicked".into())))
+        .unwrap_or_else(|_| {
+            Err(CoreError::Internal(
+                "warm storage: the apply panicked".into(),
+            ))
+        })
     }
 
     /// Whether writes go through the journal.
@@ -1105,7 +1112,9 @@ impl Warm {
     pub fn journal_frame(events: &[Incoming<'_>]) -> Vec<u8> {
         let size = events
             .iter()
-            .map(|e| e.body.len() + e.event_type.len() + e.correlation_id.map_or(0, <[u8]>::len) + 30)
+            .map(|e| {
+                e.body.len() + e.event_type.len() + e.correlation_id.map_or(0, <[u8]>::len) + 30
+            })
             .sum::<usize>()
             + 4;
         let mut payload = Vec::with_capacity(size);
@@ -1430,6 +1439,15 @@ impl Warm {
         Ok(())
     }
 
+    /// Test support: while `held`, the journal's apply thread applies
+    /// nothing (frames stay in the journal only, as right after a write).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn hold_apply(&self, held: bool) {
+        if let Some(j) = &self.journal {
+            j.hold.store(held, Relaxed);
+        }
+    }
+
     /// Test support: the next `n` writes fail (nothing written), as they
     /// would on a full disk.
     #[cfg(any(test, feature = "test-support"))]
@@ -1670,15 +1688,21 @@ impl Warm {
     pub fn close(&self) -> CoreResult<()> {
         if let Some(j) = &self.journal {
             // Apply what is left, then stop the journal's threads.
-            let _ = j.barrier();
-            j.close();
             let threads = std::mem::take(&mut *self.threads.lock().map_err(CoreError::poisoned)?);
+            if !threads.is_empty() {
+                let _ = j.barrier();
+            }
+            j.close();
             for t in threads {
                 let _ = t.join();
             }
         }
         self.join_rebuild()?;
-        let _writer = self.writer.lock().map_err(CoreError::poisoned)?;
+        let mut writer = self.writer.lock().map_err(CoreError::poisoned)?;
+        if self.broken.load(Relaxed) {
+            // A failed write left the engine refusing all: reopen to close.
+            self.reopen(&mut writer)?;
+        }
         let engine = self.engine.write().map_err(CoreError::poisoned)?.take();
         let _lock = self.lock.lock().map_err(CoreError::poisoned)?.take();
         if let Some(engine) = engine {
