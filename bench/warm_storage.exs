@@ -122,6 +122,7 @@ defmodule Bench.WarmStorage do
       {wb, ab} = ingest(ns, 100)
       EventStore.stop(ns)
       File.rm_rf!(dir)
+
       row([
         "warm",
         mode,
