@@ -5,7 +5,9 @@
 #   ONLY=crash_fill mix run bench/warm_storage.exs && ONLY=crash_open mix run bench/warm_storage.exs
 #
 # Tables: ingest (4 concurrent writers of small events, single stores and
-# batches of 100) hot-only vs warm per compression mode; reopen time with
+# batches of 100) hot-only vs warm per compression mode, best of three
+# interleaved rounds, as the rate at the return of the last store and once
+# the tier has applied its journal to its engine; reopen time with
 # 100k and 1M events on disk; read latency from the hot and the warm tier;
 # bytes on disk per event per compression mode; the disk bound.
 
@@ -15,6 +17,7 @@ defmodule Bench.WarmStorage do
 
   @writers 4
   @per_writer 10_000
+  @rounds 3
   @types List.to_tuple(for i <- 0..9, do: :"type_#{i}")
 
   def event(i) do
@@ -104,24 +107,44 @@ defmodule Bench.WarmStorage do
       "applied batch"
     ])
 
-    hot = start([])
-    {hot1, _} = ingest(hot, 1)
-    EventStore.stop(hot)
-    hot = start([])
-    {hotb, _} = ingest(hot, 100)
-    EventStore.stop(hot)
+    # Three rounds, hot and warm interleaved; each cell keeps its best
+    # round (the 2 cores are shared: a single round is mostly noise).
+    modes = [:none, :gzip, :zstd]
+
+    best =
+      Enum.reduce(1..@rounds, %{}, fn _, best ->
+        hot = start([])
+        hot1 = ingest(hot, 1)
+        EventStore.stop(hot)
+        hot = start([])
+        hotb = ingest(hot, 100)
+        EventStore.stop(hot)
+
+        cells =
+          for mode <- modes, batch <- [1, 100], into: %{hot: {hot1, hotb}} do
+            dir = tmp("ingest-#{mode}")
+            ns = start(warm(dir, mode))
+            rates = ingest(ns, batch)
+            EventStore.stop(ns)
+            File.rm_rf!(dir)
+            {{mode, batch}, rates}
+          end
+
+        Map.merge(best, cells, fn
+          :hot, {{a1, _}, {ab, _}}, {{b1, _}, {bb, _}} ->
+            {{max(a1, b1), 0}, {max(ab, bb), 0}}
+
+          _, {a, b}, {c, d} ->
+            {max(a, c), max(b, d)}
+        end)
+      end)
+
+    {{hot1, _}, {hotb, _}} = best.hot
     row(["hot only", "-", hot1, hotb, "1.00", "1.00", "1.00", "1.00"])
 
-    for mode <- [:none, :gzip, :zstd] do
-      dir = tmp("ingest-#{mode}")
-      ns = start(warm(dir, mode))
-      {w1, a1} = ingest(ns, 1)
-      EventStore.stop(ns)
-      File.rm_rf!(dir)
-      ns = start(warm(dir, mode))
-      {wb, ab} = ingest(ns, 100)
-      EventStore.stop(ns)
-      File.rm_rf!(dir)
+    for mode <- modes do
+      {w1, a1} = best[{mode, 1}]
+      {wb, ab} = best[{mode, 100}]
 
       row([
         "warm",

@@ -3,9 +3,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   # The event store's disk tier (`storage.warm`), seen from Elixir: opening
   # it from the config, writes through it, and the merge of its answers with
   # the hot tier's. The tier itself is `native/foundation_core/src/store/warm`.
-  # Writes are queued by normal-scheduler NIFs to the tier's writer thread,
-  # and the caller waits for its answer in `receive`; every other call that
-  # touches the disk runs on a dirty I/O scheduler.
+  # Writes: with a background fsync (the default) a normal-scheduler NIF
+  # copies the event into the tier's memory-mapped journal and puts it in
+  # the hot tier, and answers at once; a thread of the tier writes the
+  # journal to the engine. With `fsync_interval_ms: 0` the NIF queues the
+  # write to the tier's writer thread (which fsyncs before answering) and
+  # the caller waits for the answer in `receive`. A write that would have to
+  # wait goes to its dirty twin. Every other call that touches the disk runs
+  # on a dirty I/O scheduler.
   #
   # Time: the disk tier orders events by system time, `timestamp +
   # System.time_offset(:millisecond)` of the VM lifetime that stored them.
@@ -118,11 +123,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
 
   @doc """
   Stores `event` on disk, then in the hot tier: `{:ok, id}` or an error.
-  A normal-scheduler NIF validates and queues it to the tier's writer
-  thread; this process then waits in `receive` for the writer's answer,
-  sent once the event is handed to the OS. An event the NIF cannot take on
-  a normal scheduler is checked by `validate` (its error is returned), then
-  queued by the dirty twin.
+  A normal-scheduler NIF validates it and writes it to the tier's journal
+  (or queues it to the tier's writer thread, whose answer this process
+  then waits for in `receive`); either way `{:ok, id}` means the event is
+  handed to the OS. An event the NIF cannot take on a normal scheduler (too
+  big to check there, or a write that would have to wait) is checked by
+  `validate` (its error is returned), then written by the dirty twin.
   """
   def put(handle, warm, event, validate) do
     write(validate, fn off, tag ->
@@ -139,8 +145,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
     end)
   end
 
-  # Queues a write (`queue.(offset, tag)` gives the normal NIF's answer and
-  # its dirty twin), then waits for the writer thread's `{tag, result}`.
+  # Writes (`queue.(offset, tag)` gives the normal NIF's answer and its
+  # dirty twin); a write queued to the writer thread (`{:ok, :queued}`) is
+  # answered by `{tag, result}`.
   defp write(validate, queue) do
     tag = make_ref()
     {normal, dirty} = queue.(offset(), tag)

@@ -279,9 +279,14 @@ pub struct Journal {
     applied_bytes: AtomicU64,
     progress: Mutex<Progress>,
     advanced: Condvar,
-    /// Wakes the apply thread.
+    /// Wakes the background apply thread.
     work: Mutex<bool>,
     has_work: Condvar,
+    /// Wakes the urgent apply thread.
+    urgent: Mutex<bool>,
+    urgent_cv: Condvar,
+    /// Held by the apply thread applying a batch.
+    applying: Mutex<()>,
     closed: AtomicBool,
     max_lag: u64,
     /// Test support: appends still to fail as a full disk would.
@@ -294,12 +299,23 @@ pub struct Journal {
 
 /// How often the apply thread looks for new frames when nobody wakes it.
 const APPLY_TICK: Duration = Duration::from_millis(2);
-/// Unapplied bytes past which a writer wakes the apply thread.
+/// Unapplied bytes past which a writer wakes the background apply thread.
 const WAKE_LAG: u64 = 1 << 20;
+/// Unapplied bytes past which the urgent apply thread works.
+const URGENT_LAG: u64 = MAX_LAG / 2;
+/// How often the urgent apply thread checks the lag by itself.
+const URGENT_TICK: Duration = Duration::from_millis(20);
 /// Unapplied bytes past which writers wait for the apply thread.
 pub const MAX_LAG: u64 = 32 << 20;
 /// How long a write waits for the apply thread before it fails.
 const LAG_WAIT: Duration = Duration::from_secs(10);
+
+/// What one turn of an apply thread did.
+enum Applied {
+    Nothing,
+    Some,
+    Failed,
+}
 
 /// Frames found by a replay: `(payload, position after it)`.
 pub(super) type Replayed = Vec<(Vec<u8>, u64)>;
@@ -378,6 +394,9 @@ impl Journal {
             advanced: Condvar::new(),
             work: Mutex::new(false),
             has_work: Condvar::new(),
+            urgent: Mutex::new(false),
+            urgent_cv: Condvar::new(),
+            applying: Mutex::new(()),
             closed: AtomicBool::new(false),
             max_lag: MAX_LAG,
             #[cfg(any(test, feature = "test-support"))]
@@ -508,8 +527,11 @@ impl Journal {
         // only when much is waiting, so it writes big engine batches and
         // writers rarely make a system call.
         let appended = self.appended.fetch_add(frame as u64, Ordering::Relaxed) + frame as u64;
-        if appended.saturating_sub(self.applied_bytes.load(Ordering::Relaxed)) > WAKE_LAG {
-            self.wake_applier();
+        let lag = appended.saturating_sub(self.applied_bytes.load(Ordering::Relaxed));
+        if lag > URGENT_LAG {
+            self.wake(true);
+        } else if lag > WAKE_LAG {
+            self.wake(false);
         }
         Ok(out)
     }
@@ -534,13 +556,24 @@ impl Journal {
         Ok(self.make_segment(frame)?)
     }
 
-    fn wake_applier(&self) {
-        if let Ok(mut work) = self.work.lock() {
-            if !*work {
-                *work = true;
-                self.has_work.notify_one();
+    /// Wakes the background apply thread, or the urgent one.
+    fn wake(&self, urgent: bool) {
+        let (flag, cv) = if urgent {
+            (&self.urgent, &self.urgent_cv)
+        } else {
+            (&self.work, &self.has_work)
+        };
+        if let Ok(mut set) = flag.lock() {
+            if !*set {
+                *set = true;
+                cv.notify_one();
             }
         }
+    }
+
+    fn wake_applier(&self) {
+        self.wake(false);
+        self.wake(true);
     }
 
     /// Unapplied bytes.
@@ -602,83 +635,122 @@ impl Journal {
         Ok(())
     }
 
-    /// The apply thread: hands the frames after `from` to `apply` (at most
-    /// about `max` bytes at a time, with the position after them), retires
-    /// applied segments once `persist` has synced the engine, and ends when
-    /// the journal is closed and everything is applied (or cannot be).
+    /// An apply thread: hands the frames after the applied position to
+    /// `apply` (at most about `max` bytes at a time, with the position
+    /// after them), retires applied segments once `persist` has synced the
+    /// engine, and ends when the journal is closed and everything is
+    /// applied (or cannot be). Two run: the background one (low priority)
+    /// looks every `APPLY_TICK`; the `urgent` one (normal priority) only
+    /// when the lag passes `URGENT_LAG` or a read waits, so a burst of
+    /// writes is absorbed by the journal and applied in idle time, while a
+    /// busy machine cannot starve the tier. They take turns on `applying`.
     pub(super) fn run_applier(
         &self,
+        urgent: bool,
         mut apply: impl FnMut(&[&[u8]], u64) -> CoreResult<()>,
         persist: impl Fn() -> CoreResult<()>,
         max: usize,
     ) {
-        let mut at = match self.progress.lock() {
-            Ok(p) => p.applied,
-            Err(_) => return,
+        let (flag, cv, tick) = if urgent {
+            (&self.urgent, &self.urgent_cv, URGENT_TICK)
+        } else {
+            (&self.work, &self.has_work, APPLY_TICK)
         };
         loop {
-            // Sleep a tick unless woken (much waiting, a barrier, close):
-            // frames gather meanwhile and go to the engine together.
-            {
-                let Ok(mut work) = self.work.lock() else {
+            // Sleep a tick unless woken: frames gather meanwhile and go to
+            // the engine together.
+            let woken = {
+                let Ok(mut set) = flag.lock() else {
                     return;
                 };
-                if !*work && !self.closed.load(Ordering::Relaxed) {
-                    work = match self.has_work.wait_timeout(work, APPLY_TICK) {
-                        Ok((w, _)) => w,
+                if !*set && !self.closed.load(Ordering::Relaxed) {
+                    set = match cv.wait_timeout(set, tick) {
+                        Ok((s, _)) => s,
                         Err(_) => return,
                     };
                 }
-                *work = false;
-            }
-            let end = self.committed.load(Ordering::Acquire);
-            #[cfg(any(test, feature = "test-support"))]
-            if self.hold.load(Ordering::Relaxed) {
-                if self.closed.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(APPLY_TICK);
-                continue;
-            }
-            if at >= end {
-                if self.closed.load(Ordering::Relaxed) {
-                    return;
-                }
-                continue;
-            }
-            let (frames, next, bytes) = match self.collect(at, end, max) {
-                Ok(found) => found,
-                Err(e) => {
-                    self.record(at, 0, Err(e));
-                    return;
-                }
+                std::mem::replace(&mut *set, false)
             };
-            let views: Vec<&[u8]> = frames
-                .iter()
-                .map(|(seg, off, len)| seg.slice(*off, *len))
-                .collect();
-            let result = apply(&views, next);
-            drop(views);
-            let failed = result.is_err();
-            if seg_of(next) > seg_of(at) && !failed {
-                // Every frame of the older segments is in the engine: sync it,
-                // then they can go.
-                if persist().is_ok() {
-                    let _ = self.retire_below(seg_of(next));
+            let closed = self.closed.load(Ordering::Relaxed);
+            if urgent && !woken && !closed && self.lag() <= URGENT_LAG {
+                continue;
+            }
+            // The background thread applies one batch per turn; the urgent
+            // one until it has caught up.
+            loop {
+                match self.apply_once(&mut apply, &persist, max) {
+                    Applied::Nothing => {
+                        if self.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        break;
+                    }
+                    Applied::Failed => {
+                        if self.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                        break;
+                    }
+                    Applied::Some if urgent || self.closed.load(Ordering::Relaxed) => {}
+                    Applied::Some => {
+                        if self.lag() > WAKE_LAG {
+                            self.wake(false);
+                        }
+                        break;
+                    }
                 }
             }
-            self.record(next, bytes, result);
-            if failed {
-                if self.closed.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            } else {
-                at = next;
-                if self.lag() > WAKE_LAG {
-                    self.wake_applier();
-                }
+        }
+    }
+
+    /// Applies one batch of frames, if any, under `applying`.
+    fn apply_once(
+        &self,
+        apply: &mut impl FnMut(&[&[u8]], u64) -> CoreResult<()>,
+        persist: &impl Fn() -> CoreResult<()>,
+        max: usize,
+    ) -> Applied {
+        let Ok(_turn) = self.applying.lock() else {
+            return Applied::Failed;
+        };
+        #[cfg(any(test, feature = "test-support"))]
+        if self.hold.load(Ordering::Relaxed) {
+            return Applied::Nothing;
+        }
+        let Ok(at) = self.progress.lock().map(|p| p.applied) else {
+            return Applied::Failed;
+        };
+        let end = self.committed.load(Ordering::Acquire);
+        if at >= end {
+            return Applied::Nothing;
+        }
+        let (frames, next, bytes) = match self.collect(at, end, max) {
+            Ok(found) => found,
+            Err(e) => {
+                self.record(at, 0, Err(e));
+                return Applied::Failed;
             }
+        };
+        let views: Vec<&[u8]> = frames
+            .iter()
+            .map(|(seg, off, len)| seg.slice(*off, *len))
+            .collect();
+        let result = apply(&views, next);
+        drop(views);
+        let failed = result.is_err();
+        if seg_of(next) > seg_of(at) && !failed {
+            // Every frame of the older segments is in the engine: sync it,
+            // then they can go.
+            if persist().is_ok() {
+                let _ = self.retire_below(seg_of(next));
+            }
+        }
+        self.record(next, bytes, result);
+        if failed {
+            Applied::Failed
+        } else {
+            Applied::Some
         }
     }
 

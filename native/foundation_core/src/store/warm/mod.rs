@@ -642,19 +642,22 @@ impl Acked {
     }
 }
 
-/// The nice value of the tier's background threads (apply, segments, and
-/// the engine's flush, compaction and sync threads): callers' writes and
-/// reads on the schedulers come first; the journal's lag bound makes
-/// writers wait when the background falls too far behind.
+/// The nice value of the tier's background threads (segments, and the
+/// engine's flush, compaction and sync threads): callers' writes and reads
+/// on the schedulers come first.
 const BACKGROUND_NICE: libc::c_int = 10;
+/// The nice value of the background apply thread: it applies the journal
+/// when the CPU has time; past half the lag bound (or when a read waits)
+/// the urgent apply thread, at normal priority, takes over.
+const IDLE_NICE: libc::c_int = 19;
 
-/// Lowers the calling thread's CPU priority to `BACKGROUND_NICE` (threads
-/// it starts inherit it). Best effort.
-fn background_priority() {
+/// Lowers the calling thread's CPU priority to `nice` (threads it starts
+/// inherit it). Best effort.
+fn background_priority(nice: libc::c_int) {
     // SAFETY: plain system calls about the calling thread.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
 }
 
@@ -666,7 +669,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("warm-open".into())
             .spawn(move || {
-                background_priority();
+                background_priority(BACKGROUND_NICE);
                 Engine::open(&data, &config, lock)
             })
             .map_err(fjall::Error::Io)?
@@ -1153,26 +1156,30 @@ impl Warm {
                 .spawn(f)
                 .map_err(|e| CoreError::Internal(format!("warm storage: no {name} thread: {e}")))
         };
-        let w = Arc::clone(self);
-        let applier = spawn(
-            "warm-apply",
-            Box::new(move || {
-                background_priority();
+        let applier = |urgent: bool| {
+            let w = Arc::clone(self);
+            move || {
+                if !urgent {
+                    background_priority(IDLE_NICE);
+                }
                 if let Some(j) = &w.journal {
                     j.run_applier(
+                        urgent,
                         |frames, next| w.apply_frames(frames, next),
                         || w.persist(),
                         APPLY_BYTES,
                     );
                 }
-            }),
-        )?;
+            }
+        };
+        let background = spawn("warm-apply", Box::new(applier(false)))?;
+        let urgent = spawn("warm-apply-urgent", Box::new(applier(true)))?;
         let w = Arc::clone(self);
         let sync = std::time::Duration::from_millis(u64::from(self.config.fsync_ms));
         let preparer = spawn(
             "warm-segments",
             Box::new(move || {
-                background_priority();
+                background_priority(BACKGROUND_NICE);
                 if let Some(j) = &w.journal {
                     j.run_preparer(Some(sync));
                 }
@@ -1181,7 +1188,7 @@ impl Warm {
         self.threads
             .lock()
             .map_err(CoreError::poisoned)?
-            .extend([applier, preparer]);
+            .extend([background, urgent, preparer]);
         Ok(())
     }
 
