@@ -518,6 +518,10 @@ impl Journal {
         head[4..].copy_from_slice(&super::codec::crc32(payload).to_le_bytes());
         t.seg.write(t.off + FRAME_HEAD, payload);
         t.seg.write(t.off, &head);
+        let half = t.seg.len / 2;
+        if t.off < half && t.off + frame >= half {
+            self.need_spare.notify_one();
+        }
         t.off += frame;
         self.committed
             .store(pos(t.seg.no, t.off), Ordering::Release);
@@ -815,8 +819,15 @@ impl Journal {
             if self.closed.load(Ordering::Relaxed) {
                 return;
             }
+            // The spare is made once the current segment is half full (a
+            // store that takes few writes never makes one).
             let ready = self.spare.lock().map(|s| s.is_some()).unwrap_or(true);
-            if !ready {
+            let half = self
+                .tail
+                .lock()
+                .map(|t| t.as_ref().is_some_and(|t| t.off >= t.seg.len / 2))
+                .unwrap_or(false);
+            if !ready && half {
                 let made = self.make_segment(FRAME_HEAD);
                 if let Ok(mut spare) = self.spare.lock() {
                     match made {
