@@ -81,6 +81,14 @@ fn errno(what: &str, path: &Path) -> CoreError {
     ))
 }
 
+/// A frame's checksum: CRC-32 of its segment number and payload.
+fn frame_crc(no: u64, payload: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(&no.to_le_bytes());
+    crc.update(payload);
+    crc.sum()
+}
+
 fn seg_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:016x}.wj"))
 }
@@ -211,7 +219,26 @@ impl Segment {
             return None;
         }
         let payload = self.slice(off + FRAME_HEAD, len);
-        (super::codec::crc32(payload) == crc).then_some((payload, off + FRAME_HEAD + len))
+        (frame_crc(self.no, payload) == crc).then_some((payload, off + FRAME_HEAD + len))
+    }
+
+    /// Reuses a retired segment's file (its blocks and cached pages) as
+    /// segment `no`. Its old frames stay behind the new ones, but their
+    /// checksums name the old number, so they end a replay.
+    fn recycle(mut self, dir: &Path, no: u64) -> CoreResult<Segment> {
+        let path = seg_path(dir, no);
+        std::fs::rename(&self.path, &path).map_err(|e| {
+            CoreError::Internal(format!(
+                "warm storage: cannot reuse {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        self.path = path;
+        self.no = no;
+        self.write(8, &no.to_le_bytes());
+        // No frame yet: a zero length ends it.
+        self.write(HEADER, &[0; FRAME_HEAD]);
+        Ok(self)
     }
 
     /// Syncs `[from, to)` of the mapping to disk.
@@ -268,6 +295,8 @@ pub struct Journal {
     segs: Mutex<BTreeMap<u64, Arc<Segment>>>,
     /// The next segment, made ahead of need.
     spare: Mutex<Option<Segment>>,
+    /// Retired segments kept to be reused.
+    free: Mutex<Vec<Segment>>,
     need_spare: Condvar,
     /// Ranges of former tail segments still to sync.
     to_sync: Mutex<Vec<(Arc<Segment>, usize, usize)>>,
@@ -305,6 +334,8 @@ const WAKE_LAG: u64 = 1 << 20;
 const URGENT_LAG: u64 = MAX_LAG / 2;
 /// How often the urgent apply thread checks the lag by itself.
 const URGENT_TICK: Duration = Duration::from_millis(20);
+/// Retired segments kept for reuse.
+const FREE: usize = 1;
 /// Unapplied bytes past which writers wait for the apply thread.
 pub const MAX_LAG: u64 = 32 << 20;
 /// How long a write waits for the apply thread before it fails.
@@ -384,6 +415,7 @@ impl Journal {
             tail: Mutex::new(None),
             segs: Mutex::new(BTreeMap::new()),
             spare: Mutex::new(None),
+            free: Mutex::new(Vec::new()),
             need_spare: Condvar::new(),
             to_sync: Mutex::new(Vec::new()),
             next_no: AtomicU64::new(last_no + 1),
@@ -446,8 +478,23 @@ impl Journal {
             let keep = segs.split_off(&no);
             std::mem::replace(&mut *segs, keep).into_values().collect()
         };
+        let mut free = self.free.lock().map_err(CoreError::poisoned)?;
         for seg in old {
-            let _ = std::fs::remove_file(&seg.path);
+            match Arc::try_unwrap(seg) {
+                Ok(seg)
+                    if seg.len == SEGMENT
+                        && free.len() < FREE
+                        && !self.closed.load(Ordering::Relaxed) =>
+                {
+                    free.push(seg);
+                }
+                Ok(seg) => {
+                    let _ = std::fs::remove_file(&seg.path);
+                }
+                Err(seg) => {
+                    let _ = std::fs::remove_file(&seg.path);
+                }
+            }
         }
         Ok(())
     }
@@ -515,7 +562,7 @@ impl Journal {
         }
         let mut head = [0u8; FRAME_HEAD];
         head[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        head[4..].copy_from_slice(&super::codec::crc32(payload).to_le_bytes());
+        head[4..].copy_from_slice(&frame_crc(t.seg.no, payload).to_le_bytes());
         t.seg.write(t.off + FRAME_HEAD, payload);
         t.seg.write(t.off, &head);
         let half = t.seg.len / 2;
@@ -523,6 +570,11 @@ impl Journal {
             self.need_spare.notify_one();
         }
         t.off += frame;
+        // A zero length after the last frame (a recycled segment holds old
+        // bytes there).
+        if t.off + FRAME_HEAD <= t.seg.len {
+            t.seg.write(t.off, &[0; FRAME_HEAD]);
+        }
         self.committed
             .store(pos(t.seg.no, t.off), Ordering::Release);
         let out = then();
@@ -828,7 +880,14 @@ impl Journal {
                 .map(|t| t.as_ref().is_some_and(|t| t.off >= t.seg.len / 2))
                 .unwrap_or(false);
             if !ready && half {
-                let made = self.make_segment(FRAME_HEAD);
+                let reused = self.free.lock().ok().and_then(|mut f| f.pop());
+                let made = match reused {
+                    Some(seg) => {
+                        let no = self.next_no.fetch_add(1, Ordering::Relaxed);
+                        seg.recycle(&self.dir, no)
+                    }
+                    None => self.make_segment(FRAME_HEAD),
+                };
                 if let Ok(mut spare) = self.spare.lock() {
                     match made {
                         Ok(seg) if spare.is_none() => *spare = Some(seg),
@@ -878,7 +937,13 @@ impl Journal {
                 let _ = std::fs::remove_file(&seg.path);
             }
         }
-        self.retire_below(u64::MAX)
+        self.retire_below(u64::MAX)?;
+        if let Ok(mut free) = self.free.lock() {
+            for seg in free.drain(..) {
+                let _ = std::fs::remove_file(&seg.path);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the apply thread has applied everything appended.
@@ -898,6 +963,10 @@ impl Journal {
             .spare
             .lock()
             .map_or(0, |s| s.as_ref().map_or(0, |s| s.len as u64));
-        live + spare
+        let free: u64 = self
+            .free
+            .lock()
+            .map_or(0, |f| f.iter().map(|s| s.len as u64).sum());
+        live + spare + free
     }
 }

@@ -646,10 +646,6 @@ impl Acked {
 /// engine's flush, compaction and sync threads): callers' writes and reads
 /// on the schedulers come first.
 const BACKGROUND_NICE: libc::c_int = 10;
-/// The nice value of the background apply thread: it applies the journal
-/// when the CPU has time; past half the lag bound (or when a read waits)
-/// the urgent apply thread, at normal priority, takes over.
-const IDLE_NICE: libc::c_int = 19;
 
 /// Lowers the calling thread's CPU priority to `nice` (threads it starts
 /// inherit it). Best effort.
@@ -658,6 +654,21 @@ fn background_priority(nice: libc::c_int) {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
+/// Puts the calling thread in the idle scheduling class (`SCHED_IDLE`): it
+/// runs only on a CPU nothing else wants. The background apply thread
+/// applies the journal so, in idle time; past half the lag bound (or when
+/// a read waits) the urgent apply thread, at normal priority, takes over,
+/// so a busy machine cannot starve the tier. Best effort.
+fn idle_priority() {
+    // SAFETY: plain system calls about the calling thread.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            background_priority(19);
+        }
     }
 }
 
@@ -1160,7 +1171,7 @@ impl Warm {
             let w = Arc::clone(self);
             move || {
                 if !urgent {
-                    background_priority(IDLE_NICE);
+                    idle_priority();
                 }
                 if let Some(j) = &w.journal {
                     j.run_applier(
