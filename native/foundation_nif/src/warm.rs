@@ -2,17 +2,23 @@
 //! (`foundation_core::store::warm`). Reads, prune, clear and close run on
 //! a dirty I/O scheduler; `warm_stats` only reads counters.
 //!
-//! Writes: a normal-scheduler NIF (or its dirty twin, past the byte budget)
-//! validates the event, converts it to the hot tier's form (`to_new_event`)
-//! and the durable form (external term format), and queues both to the
-//! tier's writer thread, then returns `{:ok, :queued}`. The writer takes
+//! Writes with the tier's journal (the default fsync policy): a
+//! normal-scheduler NIF validates the event, converts it to the hot tier's
+//! form (`to_new_event`) and the durable form (external term format),
+//! copies the durable form into the journal and puts the event in the hot
+//! tier under the journal's lock (so both see writes in the same order),
+//! and returns `{:ok, id}`: the event is in the OS page cache. A write that
+//! would have to wait answers `:dirty` and its dirty twin does it.
+//!
+//! With an fsync on every write: the NIF queues both forms to the tier's
+//! writer thread, then returns `{:ok, :queued}`. The writer takes
 //! everything queued (group commit), appends it to disk in one batch, puts
 //! the events in the hot tier, and sends each caller `{ref, result}` with
 //! the result `store/1` returns (big groups are put and answered by a
 //! second thread while the writer appends the next group); the caller
-//! waits for it in `receive`, off every scheduler. So an event is acknowledged, and visible in the hot
-//! tier, only once the disk tier has handed it to the OS; a failed disk
-//! write leaves the hot tier without it.
+//! waits for it in `receive`, off every scheduler. So an event is
+//! acknowledged, and visible in the hot tier, only once the disk tier has
+//! it; a failed disk write leaves the hot tier without it.
 
 use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};

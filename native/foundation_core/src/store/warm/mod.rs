@@ -22,14 +22,22 @@
 //! hit is checked against the record it names (checksum, timestamp), so a
 //! stale or damaged entry is skipped, never returned.
 //!
-//! Writes: callers queue their events and one of them (the leader) writes
-//! everything queued as one batch (group commit): one journal write for all
-//! concurrent writers. (The NIF layer calls [`Warm::append_packed`] from
-//! one writer thread that gathers the concurrent callers itself; bodies are
-//! compressed by [`Warm::pack`] before, on the callers' side.) `fjall` hands each batch to the OS before `commit`
-//! returns; its own thread fsyncs every `fsync_ms` (or each batch is
-//! synced when `fsync_ms` is 0). Past `max_bytes` of records, the oldest
-//! events by system time are evicted (down to 90 % of it).
+//! Writes, with the journal ([`WarmConfig::journal`], see `journal`):
+//! the writing callers copy their events into a memory-mapped segment log
+//! ([`Warm::write_journal`]); the tier's apply threads
+//! ([`Warm::start_threads`]) compress them and write them to the engine in
+//! big batches, recording the journal position reached in the same batch,
+//! so a reopen replays exactly what the engine had not got. Reads wait for
+//! the journal to be applied ([`Warm::caught_up`]). Without it (fsync on
+//! every write): callers queue their events and one of them (the leader)
+//! writes everything queued as one batch (group commit): one engine write
+//! for all concurrent writers. (The NIF layer calls [`Warm::append_now`]
+//! from one writer thread that gathers the concurrent callers itself;
+//! bodies are compressed by [`Warm::pack`] before, on the callers' side.)
+//! `fjall` hands each batch to the OS before `commit` returns; its own
+//! thread fsyncs every `fsync_ms` (or each batch is synced when `fsync_ms`
+//! is 0). Past `max_bytes` of records, the oldest events by system time
+//! are evicted (down to 90 % of it).
 //!
 //! Threads: fjall's flush, compaction, fsync and monitor threads belong
 //! to the keyspace; `close` drops it, which stops and waits for them.
