@@ -91,8 +91,9 @@ impl Shard {
     /// Inserts (or overwrites) an event. Returns true when the id was new.
     /// Each index is looked up once (an overwrite's old index entries are
     /// removed first); a type or correlation id seen before shares its
-    /// bytes with the records already holding it. This is the one place
-    /// where an event enters the shard.
+    /// bytes with the records already holding it. Those shared bytes are
+    /// the shard's own copy (see `private`). This is the one place where
+    /// an event enters the shard.
     pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
         let id = event.id;
         let key = (event.timestamp, id);
@@ -119,13 +120,14 @@ impl Shard {
                 ti.name.clone()
             }
             None => {
+                let name = private(&event.event_type);
                 let ti = TypeIndex {
-                    name: event.event_type.clone(),
+                    name: name.clone(),
                     ids: BTreeSet::from([id]),
                     times: BTreeMap::from([(key, event.payload.clone())]),
                 };
-                by_type.insert(event.event_type.clone(), ti);
-                event.event_type
+                by_type.insert(name.clone(), ti);
+                name
             }
         };
         let correlation_id = event.correlation_id.map(|cid| match by_corr.get_mut(&cid) {
@@ -134,13 +136,14 @@ impl Shard {
                 group.name.clone()
             }
             None => {
+                let name = private(&cid);
                 let events = Members::one(key, event.payload.clone());
                 let group = Group {
-                    name: cid.clone(),
+                    name: name.clone(),
                     events,
                 };
-                by_corr.insert(cid.clone(), group);
-                cid
+                by_corr.insert(name.clone(), group);
+                name
             }
         });
         let record = Record {
@@ -472,6 +475,15 @@ impl SplitAfter for BTreeSet<u64> {
     fn append(&mut self, other: &mut Self) {
         self.append(other)
     }
+}
+
+/// The shard's own copy of a type name or correlation id, made when it is
+/// first indexed. The caller's bytes usually come from a per-thread cache
+/// shared by every shard; reference counts kept on them would be written
+/// by writers on every core for every event (one cache line passed between
+/// cores), while the shard's copy is only touched under the shard's lock.
+fn private(name: &Bytes) -> Bytes {
+    Bytes::from(&name[..])
 }
 
 /// Removes the index entries of `record` (stored under `id`), except its
