@@ -37,11 +37,32 @@ impl Entry {
     }
 }
 
+/// A sorted run of entries and how many of them are live (never 0: a
+/// block whose last live entry goes is dropped).
+#[derive(Debug)]
+struct Block {
+    entries: VecDeque<Entry>,
+    live: usize,
+}
+
+impl Block {
+    fn one(entry: Entry) -> Block {
+        let mut entries = VecDeque::with_capacity(BLOCK);
+        entries.push_back(entry);
+        Block { entries, live: 1 }
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        self.entries.back().map(|e| e.seq)
+    }
+}
+
 /// The arrival log (see the module doc). The first entry, when there is
-/// one, is live; no block is empty.
+/// one, is live; every block holds a live entry, so dropping the dead
+/// entries before the first live one touches one block at most.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
-    blocks: VecDeque<VecDeque<Entry>>,
+    blocks: VecDeque<Block>,
     /// A copy of the first entry: every write checks the oldest arrival
     /// (retention), and the copy is at hand with the shard, where the first
     /// block usually is not.
@@ -68,15 +89,16 @@ impl Arrivals {
     pub(crate) fn push(&mut self, seq: u64, at: u64, id: u64) {
         let entry = Entry { seq, at, id };
         match self.blocks.back_mut() {
-            Some(block) if block.back().is_some_and(|last| last.seq < seq) => {
-                if block.len() < BLOCK {
-                    block.push_back(entry);
+            Some(block) if block.last_seq().is_some_and(|last| last < seq) => {
+                if block.entries.len() < BLOCK {
+                    block.entries.push_back(entry);
+                    block.live += 1;
                 } else {
-                    self.blocks.push_back(new_block(entry));
+                    self.blocks.push_back(Block::one(entry));
                 }
             }
             Some(_) => self.insert_sorted(entry),
-            None => self.blocks.push_back(new_block(entry)),
+            None => self.blocks.push_back(Block::one(entry)),
         }
         if self.front.is_none_or(|front| seq < front.seq) {
             self.front = Some(entry);
@@ -91,11 +113,23 @@ impl Arrivals {
         let Some(block) = self.blocks.get_mut(at) else {
             return;
         };
-        let pos = block.partition_point(|e| e.seq < entry.seq);
-        block.insert(pos, entry);
-        if block.len() > BLOCK {
-            let tail = block.split_off(BLOCK / 2);
-            self.blocks.insert(at + 1, tail);
+        let pos = block.entries.partition_point(|e| e.seq < entry.seq);
+        block.entries.insert(pos, entry);
+        block.live += 1;
+        if block.entries.len() > BLOCK {
+            let entries = block.entries.split_off(BLOCK / 2);
+            let live = entries.iter().filter(|e| e.live()).count();
+            block.live -= live;
+            let tail = Block { entries, live };
+            // Both halves keep a live entry, or the empty one goes.
+            match (block.live, tail.live) {
+                (0, _) => {
+                    self.dead -= block.entries.len();
+                    self.blocks[at] = tail;
+                }
+                (_, 0) => self.dead -= tail.entries.len(),
+                _ => self.blocks.insert(at + 1, tail),
+            }
         }
     }
 
@@ -103,13 +137,15 @@ impl Arrivals {
     /// (`blocks.len()` when none is).
     fn block_of(&self, seq: u64) -> usize {
         self.blocks
-            .partition_point(|b| b.back().is_some_and(|last| last.seq < seq))
+            .partition_point(|b| b.last_seq().is_some_and(|last| last < seq))
     }
 
     /// Removes the oldest entry; returns it.
     pub(crate) fn pop_front(&mut self) -> Option<Entry> {
-        let first = self.blocks.front_mut()?.pop_front();
+        let block = self.blocks.front_mut()?;
+        let first = block.entries.pop_front();
         if first.is_some() {
+            block.live -= 1;
             self.live -= 1;
         }
         self.trim_front();
@@ -125,32 +161,50 @@ impl Arrivals {
         let Some(block) = self.blocks.get_mut(at) else {
             return false;
         };
-        let pos = block.partition_point(|e| e.seq < seq);
-        match block.get_mut(pos) {
+        let pos = block.entries.partition_point(|e| e.seq < seq);
+        match block.entries.get_mut(pos) {
             Some(e) if e.seq == seq && e.live() => {
                 e.at = DEAD;
+                block.live -= 1;
                 self.live -= 1;
                 self.dead += 1;
-                true
             }
-            _ => false,
+            _ => return false,
+        }
+        if block.live == 0 {
+            self.drop_block(at);
+            if at == 0 {
+                self.trim_front();
+            }
+        }
+        true
+    }
+
+    /// Drops block `at` (no live entry left in it).
+    fn drop_block(&mut self, at: usize) {
+        if let Some(block) = self.blocks.remove(at) {
+            self.dead -= block.entries.len();
+            if self.sweep > at {
+                self.sweep -= 1;
+            }
         }
     }
 
-    /// Drops dead entries and empty blocks at the front.
+    /// Drops dead entries and empty blocks at the front (the first block
+    /// holds a live entry, so this stays within it unless it empties).
     fn trim_front(&mut self) {
         while let Some(block) = self.blocks.front_mut() {
-            while block.front().is_some_and(|e| !e.live()) {
-                block.pop_front();
+            if block.live == 0 {
+                self.drop_block(0);
+                continue;
+            }
+            while block.entries.front().is_some_and(|e| !e.live()) {
+                block.entries.pop_front();
                 self.dead -= 1;
             }
-            if !block.is_empty() {
-                break;
-            }
-            self.blocks.pop_front();
-            self.sweep = self.sweep.saturating_sub(1);
+            break;
         }
-        self.front = self.blocks.front().and_then(|b| b.front()).copied();
+        self.front = self.blocks.front().and_then(|b| b.entries.front()).copied();
     }
 
     /// Once dead entries outnumber the live ones (past a block's worth),
@@ -167,20 +221,21 @@ impl Arrivals {
         let Some(block) = self.blocks.get_mut(at) else {
             return;
         };
-        let before = block.len();
-        block.retain(|e| e.live());
-        self.dead -= before - block.len();
-        let len = block.len();
+        let before = block.entries.len();
+        block.entries.retain(|e| e.live());
+        self.dead -= before - block.entries.len();
+        let len = block.entries.len();
         let fits = self
             .blocks
             .get(at + 1)
-            .is_some_and(|next| next.len() + len <= BLOCK);
-        if len == 0 || fits {
+            .is_some_and(|next| next.entries.len() + len <= BLOCK);
+        if fits {
             if let Some(mut block) = self.blocks.remove(at) {
                 if let Some(next) = self.blocks.get_mut(at) {
-                    while let Some(e) = block.pop_back() {
-                        next.push_front(e);
+                    while let Some(e) = block.entries.pop_back() {
+                        next.entries.push_front(e);
                     }
+                    next.live += block.live;
                 }
             }
         } else {
@@ -194,7 +249,7 @@ impl Arrivals {
         let from = self.block_of(start);
         self.blocks
             .range(from..)
-            .flat_map(|b| b.iter().copied())
+            .flat_map(|b| b.entries.iter().copied())
             .skip_while(move |e| e.seq < start)
             .take_while(move |e| e.seq < end)
             .filter(Entry::live)
@@ -206,39 +261,30 @@ impl Arrivals {
     /// count means the cut-off part is exactly those.
     pub(crate) fn cut_prefix(&mut self, last: u64, count: usize) -> bool {
         let full = self.block_of(last.saturating_add(1));
-        let whole: usize = self.blocks.range(..full).map(|b| b.len()).sum();
+        let whole = self.blocks.range(..full);
+        let (whole_len, whole_live) =
+            whole.fold((0, 0), |(n, live), b| (n + b.entries.len(), live + b.live));
         let partial = self
             .blocks
             .get(full)
-            .map_or(0, |b| b.partition_point(|e| e.seq <= last));
-        let live = match self.dead {
-            0 => whole + partial,
-            _ => {
-                let in_whole = self.blocks.range(..full).flatten().filter(|e| e.live());
-                let in_partial = self.blocks.get(full).into_iter().flatten().take(partial);
-                in_whole.count() + in_partial.filter(|e| e.live()).count()
-            }
-        };
-        if live != count {
+            .map_or(0, |b| b.entries.partition_point(|e| e.seq <= last));
+        let partial_live = self.blocks.get(full).map_or(0, |b| {
+            b.entries.range(..partial).filter(|e| e.live()).count()
+        });
+        if whole_live + partial_live != count {
             return false;
         }
-        let gone_dead = whole + partial - live;
         self.blocks.drain(..full);
         if let Some(block) = self.blocks.front_mut() {
-            block.drain(..partial);
+            block.entries.drain(..partial);
+            block.live -= partial_live;
         }
-        self.live -= live;
-        self.dead -= gone_dead;
+        self.live -= count;
+        self.dead -= whole_len + partial - count;
         self.sweep = 0;
         self.trim_front();
         true
     }
-}
-
-fn new_block(entry: Entry) -> VecDeque<Entry> {
-    let mut block = VecDeque::with_capacity(BLOCK);
-    block.push_back(entry);
-    block
 }
 
 #[cfg(test)]
@@ -326,8 +372,16 @@ mod tests {
                     .first_key_value()
                     .map(|(&seq, &(at, id))| Entry { seq, at, id });
                 assert_eq!(log.first(), first);
-                assert_eq!(log.blocks.front().and_then(|b| b.front()).copied(), first);
-                assert!(log.blocks.iter().all(|b| !b.is_empty()));
+                assert_eq!(
+                    log.blocks.front().and_then(|b| b.entries.front()).copied(),
+                    first
+                );
+                for b in &log.blocks {
+                    assert_eq!(b.live, b.entries.iter().filter(|e| e.live()).count());
+                    assert!(b.live > 0);
+                }
+                let dead: usize = log.blocks.iter().map(|b| b.entries.len() - b.live).sum();
+                assert_eq!(dead, log.dead);
             }
         }
     }
@@ -349,7 +403,7 @@ mod tests {
         }
         assert_eq!(log.len(), 4);
         assert_eq!(log.first().map(|e| e.seq), Some(0));
-        let held: usize = log.blocks.iter().map(|b| b.len()).sum();
+        let held: usize = log.blocks.iter().map(|b| b.entries.len()).sum();
         assert!(
             held <= 4 * BLOCK,
             "{held} entries held for {} live",
