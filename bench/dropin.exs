@@ -7,8 +7,9 @@
 #
 # Workload: 50 000 stored events with 64-byte payloads (10 types, 1 000
 # correlation ids, so 50 events per id), 8 processes where concurrent.
-# Prints one table of ops/s and the ratio project / original, then the
-# growth of a limit-100 query with the store size.
+# Prints one table of ops/s and the ratio project / original (medians of
+# ROUNDS rounds, 5 by default, 1 in the short form; each round runs both
+# sides), then the growth of a limit-100 query with the store size.
 Code.require_file("support/harness.exs", __DIR__)
 Code.require_file("support/workload.exs", __DIR__)
 Code.require_file("../test/support/validation_reference.ex", __DIR__)
@@ -224,19 +225,50 @@ defmodule Bench.Dropin do
     )
   end
 
+  # Each round runs both sides back to back (alternating which goes first);
+  # a row shows each side's median and the median of the rounds' ratios,
+  # with their range, so one noisy moment on a shared machine neither
+  # makes nor breaks a row.
   def main do
-    ours = run_side(ours())
-    orig = run_side(original())
+    rounds = String.to_integer(System.get_env("ROUNDS") || if(short?(), do: "1", else: "5"))
 
-    rows = Enum.zip_with(ours, orig, fn {name, a}, {_, b} -> [name, a, b, a / b] end)
+    results =
+      for r <- 1..rounds do
+        sides = if rem(r, 2) == 1, do: [:ours, :original], else: [:original, :ours]
+        by_side = Map.new(sides, &{&1, run_side(apply(__MODULE__, &1, []))})
+        Enum.zip(by_side.ours, by_side.original)
+      end
+
+    rows =
+      results
+      |> Enum.zip()
+      |> Enum.map(fn per_row ->
+        pairs = Tuple.to_list(per_row)
+        [{{name, _}, _} | _] = pairs
+        ours = Enum.map(pairs, fn {{_, a}, _} -> a end)
+        orig = Enum.map(pairs, fn {_, {_, b}} -> b end)
+        ratios = Enum.map(pairs, fn {{_, a}, {_, b}} -> a / b end)
+        range = "#{Harness.format(Enum.min(ratios))}..#{Harness.format(Enum.max(ratios))}"
+        [name, median(ours), median(orig), median(ratios), range]
+      end)
 
     Harness.table(
-      "drop-in: project vs original design (ops/s, #{@n} events, same run)",
-      ["operation", "project", "original", "ratio"],
+      "drop-in: project vs original design (ops/s, #{@n} events, median of #{rounds} rounds)",
+      ["operation", "project", "original", "ratio", "ratio range"],
       rows
     )
 
     growth()
+  end
+
+  defp median(xs) do
+    sorted = Enum.sort(xs)
+    n = length(sorted)
+    mid = div(n, 2)
+
+    if rem(n, 2) == 1,
+      do: Enum.at(sorted, mid),
+      else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
   end
 end
 

@@ -123,10 +123,6 @@ pub fn prepare(term: Term, budget: usize) -> NifResult<Prepared> {
     if event::validate_event(&fields, 0).is_err() {
         return Ok(Prepared::Invalid);
     }
-    let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
-    if crate::budget::measure_data(data, budget, limit).is_none() {
-        return Ok(Prepared::Undecided);
-    }
     let mut size = None;
     let encoded = with_scratch(|out| {
         out.push(TAG_NATIVE);
@@ -138,7 +134,14 @@ pub fn prepare(term: Term, budget: usize) -> NifResult<Prepared> {
             _ => false,
         }
     });
+    // A small encoding bounds the data's external size far below the
+    // limit (see `SURELY_SMALL`); a bigger one is measured as the exact
+    // validation will see it.
+    let limit = usize::try_from(event::MAX_DATA_SIZE).unwrap_or(usize::MAX);
+    let small =
+        |bytes| bytes <= SURELY_SMALL || crate::budget::measure_data(data, budget, limit).is_some();
     match (size, encoded) {
+        (Some(bytes), Some(_)) if !small(bytes) => Ok(Prepared::Undecided),
         (Some(bytes), Some(payload)) => Ok(Prepared::Ready(
             new_event([id, event_type, timestamp, cid], || payload),
             bytes,
@@ -148,6 +151,15 @@ pub fn prepare(term: Term, budget: usize) -> NifResult<Prepared> {
         _ => prepare_slow(term, budget),
     }
 }
+
+/// Bytes of work (as `store_term::encode_event` counts them) up to which an
+/// encoded event's data is known to pass `budget::measure_data`: every term
+/// the encoding writes counts at least a word, and no term's external size
+/// bound is more than 256 words (an atom of 255 four-byte characters, the
+/// worst case), so the data's bound stays under `event::MAX_DATA_SIZE`; and
+/// anything `measure_data` cannot price (funs, bitstrings, improper lists,
+/// bignums beyond 128 bits) is not written natively within a byte limit.
+const SURELY_SMALL: usize = (event::MAX_DATA_SIZE / 512) as usize;
 
 /// `prepare` for maps other than an `%Event{}` and for unusual events.
 fn prepare_slow(term: Term, budget: usize) -> NifResult<Prepared> {

@@ -165,6 +165,19 @@ impl<'a, 'o> Writer<'a, 'o> {
         }
         self.budget -= 1;
         self.spend(WORD);
+        // Immediates (most of an event's terms) are read from their word,
+        // before any other check.
+        if depth < MAX_DEPTH {
+            let written = match immediate(term) {
+                Some(Immediate::Atom(w)) => self.word(ATOM, w),
+                Some(Immediate::Small(i)) => self.word(INT, zigzag(i)),
+                Some(Immediate::Pid(w)) => self.word(PID, w),
+                None => false,
+            };
+            if written {
+                return;
+            }
+        }
         let start = self.out.len();
         if depth >= MAX_DEPTH || !self.native(term, depth) {
             self.out.truncate(start);
@@ -182,14 +195,8 @@ impl<'a, 'o> Writer<'a, 'o> {
 
     /// Writes `term` in native form; false when it cannot (the caller then
     /// truncates and writes external term format).
+    /// Immediates are written by `write` before it gets here.
     fn native(&mut self, term: Term<'a>, depth: usize) -> bool {
-        // Immediates (most of an event's fields) are read from their word.
-        match immediate(term) {
-            Some(Immediate::Atom(w)) => return self.word(ATOM, w),
-            Some(Immediate::Small(i)) => return self.word(INT, zigzag(i)),
-            Some(Immediate::Pid(w)) => return self.word(PID, w),
-            None => {}
-        }
         match term.get_type() {
             TermType::Atom => self.word(ATOM, raw(term)),
             TermType::Integer => term
@@ -239,9 +246,27 @@ impl<'a, 'o> Writer<'a, 'o> {
         true
     }
 
-    fn word(&mut self, tag: u8, w: u64) -> bool {
-        self.out.push(tag);
-        varint(self.out, w);
+    /// Writes `tag` and the varint of `w` (at most 11 bytes) after one
+    /// capacity check: a word is written per term, and a push per byte
+    /// checks the capacity each time.
+    fn word(&mut self, tag: u8, mut w: u64) -> bool {
+        self.out.reserve(11);
+        let len = self.out.len();
+        // SAFETY: 11 bytes of capacity are reserved past `len`; at most 11
+        // are written (a tag and a 64-bit varint of at most 10 bytes), all
+        // initialized before `set_len` covers them.
+        unsafe {
+            let at = self.out.as_mut_ptr().add(len);
+            at.write(tag);
+            let mut n = 1;
+            while w >= 0x80 {
+                at.add(n).write((w as u8) | 0x80);
+                w >>= 7;
+                n += 1;
+            }
+            at.add(n).write(w as u8);
+            self.out.set_len(len + n + 1);
+        }
         true
     }
 

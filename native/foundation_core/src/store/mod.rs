@@ -151,9 +151,11 @@ impl Default for Tally {
 
 impl Tally {
     /// Counts `stored` writes, the largest of ids `max_id` (called under
-    /// the shard lock, so a plain store keeps the maximum).
+    /// the shard lock, so plain loads and stores keep both exact; `clear`
+    /// resets them under it too).
     fn add(&self, stored: u64, max_id: u64) {
-        self.stored.fetch_add(stored, Relaxed);
+        let count = self.stored.load(Relaxed);
+        self.stored.store(count.wrapping_add(stored), Relaxed);
         if self.max_id.load(Relaxed) < max_id {
             self.max_id.store(max_id, Relaxed);
         }
@@ -397,7 +399,9 @@ impl Store {
         for counter in [&c.async_dropped, &c.async_failed] {
             counter.store(0, Relaxed);
         }
-        for tally in self.inner.tallies.iter() {
+        // Under each shard's lock, as writers update their shard's tally.
+        for (shard, tally) in self.inner.shards.iter().zip(self.inner.tallies.iter()) {
+            let _shard = shard.write().map_err(CoreError::poisoned)?;
             tally.stored.store(0, Relaxed);
             tally.max_id.store(0, Relaxed);
         }

@@ -4,10 +4,12 @@
 //! nothing here synchronizes. Every index is ordered, which is what makes
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
+mod arrivals;
 mod members;
 
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
+use arrivals::Arrivals;
 use members::{Member, Members};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::btree_map::Entry;
@@ -42,9 +44,6 @@ struct Group {
     events: Members,
 }
 
-/// Arrival log value, keyed by sequence number: (stored-at milliseconds, id).
-type Arrival = (u64, u64);
-
 /// Records and indexes of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
@@ -56,12 +55,10 @@ pub(crate) struct Shard {
     /// Correlation groups keep the payloads themselves (shared `Arc`s), so
     /// a group is read without one `by_id` lookup per member.
     by_corr: HashMap<Bytes, Group>,
-    /// Insertion order: live records only, by sequence number. Removing a
-    /// record removes its entry (O(log n)), so no insert ever pays for a
-    /// compaction pass (a queue that kept stale entries would need an O(n)
-    /// `retain` now and then: a pause on the caller's scheduler that grows
-    /// with the store, far over the ~1 ms budget for large stores).
-    arrivals: BTreeMap<u64, Arrival>,
+    /// Insertion order: live records by sequence number, with the time
+    /// each was stored (see `arrivals`: appending is a push, and no write
+    /// pays for more than one small block of it).
+    arrivals: Arrivals,
 }
 
 /// What a prune removed, to be freed after the shard locks are released
@@ -72,7 +69,6 @@ pub(crate) struct Garbage {
     pub(crate) by_id: Vec<BTreeMap<u64, Record>>,
     pub(crate) times: Vec<BTreeMap<(i64, u64), Bytes>>,
     pub(crate) ids: Vec<BTreeSet<u64>>,
-    pub(crate) arrivals: Vec<BTreeMap<u64, Arrival>>,
     pub(crate) members: Vec<Member>,
 }
 
@@ -91,8 +87,9 @@ impl Shard {
     /// Inserts (or overwrites) an event. Returns true when the id was new.
     /// Each index is looked up once (an overwrite's old index entries are
     /// removed first); a type or correlation id seen before shares its
-    /// bytes with the records already holding it. This is the one place
-    /// where an event enters the shard.
+    /// bytes with the records already holding it. Those shared bytes are
+    /// the shard's own copy (see `private`). This is the one place where
+    /// an event enters the shard.
     pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
         let id = event.id;
         let key = (event.timestamp, id);
@@ -119,13 +116,14 @@ impl Shard {
                 ti.name.clone()
             }
             None => {
+                let name = private(&event.event_type);
                 let ti = TypeIndex {
-                    name: event.event_type.clone(),
+                    name: name.clone(),
                     ids: BTreeSet::from([id]),
                     times: BTreeMap::from([(key, event.payload.clone())]),
                 };
-                by_type.insert(event.event_type.clone(), ti);
-                event.event_type
+                by_type.insert(name.clone(), ti);
+                name
             }
         };
         let correlation_id = event.correlation_id.map(|cid| match by_corr.get_mut(&cid) {
@@ -134,13 +132,14 @@ impl Shard {
                 group.name.clone()
             }
             None => {
+                let name = private(&cid);
                 let events = Members::one(key, event.payload.clone());
                 let group = Group {
-                    name: cid.clone(),
+                    name: name.clone(),
                     events,
                 };
-                by_corr.insert(cid.clone(), group);
-                cid
+                by_corr.insert(name.clone(), group);
+                name
             }
         });
         let record = Record {
@@ -154,7 +153,7 @@ impl Shard {
             Entry::Occupied(mut old) => drop(std::mem::replace(old.get_mut(), record)),
             Entry::Vacant(slot) => drop(slot.insert(record)),
         }
-        arrivals.insert(seq, (now_ms, id));
+        arrivals.push(seq, now_ms, id);
         !replaced
     }
 
@@ -179,22 +178,19 @@ impl Shard {
         end: u64,
     ) -> impl Iterator<Item = (u64, &Record)> + '_ {
         self.arrivals
-            .range(start..end.max(start))
-            .filter_map(|(&seq, &(_, id))| self.by_id.get(&id).map(|r| (seq, r)))
+            .between(start, end)
+            .filter_map(|e| self.by_id.get(&e.id).map(|r| (e.seq, r)))
     }
 
     /// The oldest arrival (sequence number).
     pub(crate) fn oldest_seq(&self) -> Option<u64> {
-        self.arrivals.first_key_value().map(|(&seq, _)| seq)
+        self.arrivals.first().map(|e| e.seq)
     }
 
     /// Removes the oldest arrival if its sequence number is `seq`.
     pub(crate) fn evict_oldest(&mut self, seq: u64) -> bool {
-        match self.arrivals.first_key_value() {
-            Some((&s, &(_, id))) if s == seq => {
-                self.arrivals.remove(&s);
-                self.remove(id).is_some()
-            }
+        match self.arrivals.first() {
+            Some(e) if e.seq == seq => self.remove_arrival(e.seq, e.id),
             _ => false,
         }
     }
@@ -202,13 +198,20 @@ impl Shard {
     /// Removes records stored before `cutoff_ms`; returns how many.
     pub(crate) fn expire(&mut self, cutoff_ms: u64) -> usize {
         let mut removed = 0;
-        while let Some((&seq, &(at, id))) = self.arrivals.first_key_value() {
-            if at >= cutoff_ms {
+        while let Some(e) = self.arrivals.first() {
+            if e.at >= cutoff_ms {
                 break;
             }
-            self.arrivals.remove(&seq);
-            removed += usize::from(self.remove(id).is_some());
+            removed += usize::from(self.remove_arrival(e.seq, e.id));
         }
+        removed
+    }
+
+    /// Removes the record of arrival `seq` (of `id`) and its arrival, also
+    /// if the record is missing (so retention always makes progress).
+    fn remove_arrival(&mut self, seq: u64, id: u64) -> bool {
+        let removed = self.remove(id).is_some();
+        self.arrivals.remove(seq);
         removed
     }
 
@@ -291,9 +294,7 @@ impl Shard {
             }
             self.by_corr.retain(|_, group| !group.events.is_empty());
         }
-        if let Some(arrivals) = cut_prefix(&mut self.arrivals, max_seq, removed) {
-            garbage.arrivals.push(arrivals);
-        } else {
+        if !self.arrivals.cut_prefix(max_seq, removed) {
             let seqs: Vec<u64> = match garbage.records.len() > first_record {
                 true => garbage.records[first_record..]
                     .iter()
@@ -305,7 +306,7 @@ impl Shard {
                     .map(|gone| gone.values().map(|r| r.seq).collect())
                     .unwrap_or_default(),
             };
-            for seq in &seqs {
+            for &seq in &seqs {
                 self.arrivals.remove(seq);
             }
         }
@@ -474,6 +475,15 @@ impl SplitAfter for BTreeSet<u64> {
     }
 }
 
+/// The shard's own copy of a type name or correlation id, made when it is
+/// first indexed. The caller's bytes usually come from a per-thread cache
+/// shared by every shard; reference counts kept on them would be written
+/// by writers on every core for every event (one cache line passed between
+/// cores), while the shard's copy is only touched under the shard's lock.
+fn private(name: &Bytes) -> Bytes {
+    Bytes::from(&name[..])
+}
+
 /// Removes the index entries of `record` (stored under `id`), except its
 /// `by_id` entry.
 fn unindex(
@@ -482,9 +492,9 @@ fn unindex(
     by_time: &mut BTreeMap<(i64, u64), Bytes>,
     by_type: &mut HashMap<Bytes, TypeIndex>,
     by_corr: &mut HashMap<Bytes, Group>,
-    arrivals: &mut BTreeMap<u64, Arrival>,
+    arrivals: &mut Arrivals,
 ) {
-    arrivals.remove(&record.seq);
+    arrivals.remove(record.seq);
     let key = (record.timestamp, id);
     by_time.remove(&key);
     let type_empty = match by_type.get_mut(&record.event_type) {
