@@ -460,7 +460,7 @@ struct Samples {
 
 /// Bodies a dictionary is trained from, its size, and the attempts made.
 const SAMPLES: usize = 1024;
-const DICT_BYTES: usize = 8 * 1024;
+const DICT_BYTES: usize = 4 * 1024;
 const TRAIN_ATTEMPTS: u32 = 3;
 /// `meta` keys of trained dictionaries: this prefix and the id.
 const DICT_PREFIX: &[u8] = b"dict/";
