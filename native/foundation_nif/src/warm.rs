@@ -23,7 +23,8 @@
 use crate::budget::Routed;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
-use crate::store_codec::{list_terms, query_from, to_new_event};
+use crate::budget::NORMAL_BYTES;
+use crate::store_codec::{list_terms, prepare, query_from, to_new_event, Prepared};
 use foundation_core::store::warm::{Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
@@ -460,6 +461,28 @@ fn put_now<'a>(
     offset: i64,
     wait: bool,
 ) -> NifResult<Term<'a>> {
+    let mut news = Vec::with_capacity(terms.len());
+    for term in &terms {
+        match to_new_event(*term)? {
+            Ok(new) => news.push(new),
+            Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+        }
+    }
+    put_converted(env, hot, warm, &terms, news, one, offset, wait)
+}
+
+/// `put_now` of events converted already (`news`, from `terms`).
+#[allow(clippy::too_many_arguments)]
+fn put_converted<'a>(
+    env: Env<'a>,
+    hot: &StoreHandle,
+    warm: &WarmHandle,
+    terms: &[Term<'a>],
+    news: Vec<NewEvent>,
+    one: bool,
+    offset: i64,
+    wait: bool,
+) -> NifResult<Term<'a>> {
     let _gate = if wait {
         warm.quiet.gate.read().map_err(|_| Error::BadArg)?
     } else {
@@ -468,17 +491,7 @@ fn put_now<'a>(
             Err(_) => return Ok(atoms::dirty().encode(env)),
         }
     };
-    let mut news = Vec::with_capacity(terms.len());
-    let mut bodies = Vec::with_capacity(terms.len());
-    for term in terms {
-        match to_new_event(term)? {
-            Ok(new) => {
-                bodies.push(term.to_binary());
-                news.push(new);
-            }
-            Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
-        }
-    }
+    let bodies: Vec<_> = terms.iter().map(|t| t.to_binary()).collect();
     let incoming: Vec<Incoming> = news
         .iter()
         .zip(&bodies)
@@ -541,15 +554,33 @@ fn write<'a>(
 #[rustler::nif]
 fn warm_put<'a>(
     env: Env<'a>,
-    hot: ResourceArc<StoreHandle>,
-    warm: ResourceArc<WarmHandle>,
+    hot: Term<'a>,
+    warm: &WarmHandle,
     event: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<Routed<Term<'a>>> {
-    checked(env, event, false, || {
-        write(env, hot, &warm, vec![event], true, offset, tag, false)
-    })
+) -> NifResult<Term<'a>> {
+    if warm.warm.journaled() {
+        // As the hot tier's own put: one read of the event checks,
+        // measures and converts it; the handles are borrowed.
+        let started = std::time::Instant::now();
+        let hot: &StoreHandle = hot.decode()?;
+        return Ok(match prepare(event, NORMAL_BYTES)? {
+            Prepared::Ready(Ok(new), bytes) => {
+                let out = put_converted(env, hot, warm, &[event], vec![new], true, offset, false);
+                crate::budget::charge(env, started, bytes);
+                out?
+            }
+            Prepared::Ready(Err(e), _) => Err::<(), _>(NifError(e)).encode(env),
+            Prepared::Invalid => Routed::<()>::Invalid.encode(env),
+            Prepared::Undecided => Routed::<()>::Dirty.encode(env),
+        });
+    }
+    let hot: ResourceArc<StoreHandle> = hot.decode()?;
+    Ok(checked(env, event, false, || {
+        write(env, hot, warm, vec![event], true, offset, tag, false)
+    })?
+    .encode(env))
 }
 
 /// `warm_put` for an event validated by the caller, on a dirty scheduler
