@@ -21,9 +21,9 @@
 //! it; a failed disk write leaves the hot tier without it.
 
 use crate::budget::Routed;
+use crate::budget::NORMAL_BYTES;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, StoreHandle};
-use crate::budget::NORMAL_BYTES;
 use crate::store_codec::{list_terms, prepare, query_from, to_new_event, Prepared};
 use foundation_core::store::warm::{Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
@@ -602,24 +602,51 @@ fn warm_put_dirty<'a>(
 #[rustler::nif]
 fn warm_put_batch<'a>(
     env: Env<'a>,
-    hot: ResourceArc<StoreHandle>,
-    warm: ResourceArc<WarmHandle>,
+    hot: Term<'a>,
+    warm: &WarmHandle,
     events: Term<'a>,
     offset: i64,
     tag: Term<'a>,
-) -> NifResult<Routed<Term<'a>>> {
-    checked(env, events, true, || {
+) -> NifResult<Term<'a>> {
+    if warm.warm.journaled() {
+        let started = std::time::Instant::now();
+        let hot: &StoreHandle = hot.decode()?;
+        // Each event read once (checked, measured, converted) within what
+        // is left of the byte budget.
+        let (mut bytes, mut rest) = (0usize, events);
+        let (mut terms, mut news) = (Vec::new(), Vec::new());
+        while !rest.is_empty_list() {
+            let (head, tail) = rest.list_get_cell().map_err(|_| Error::BadArg)?;
+            rest = tail;
+            match prepare(head, NORMAL_BYTES - bytes)? {
+                Prepared::Ready(Ok(new), n) => {
+                    bytes += n;
+                    terms.push(head);
+                    news.push(new);
+                }
+                Prepared::Ready(Err(e), _) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+                Prepared::Invalid => return Ok(Routed::<()>::Invalid.encode(env)),
+                Prepared::Undecided => return Ok(Routed::<()>::Dirty.encode(env)),
+            }
+        }
+        let out = put_converted(env, hot, warm, &terms, news, false, offset, false);
+        crate::budget::charge(env, started, bytes);
+        return out;
+    }
+    let hot: ResourceArc<StoreHandle> = hot.decode()?;
+    Ok(checked(env, events, true, || {
         write(
             env,
             hot,
-            &warm,
+            warm,
             list_terms(events)?,
             false,
             offset,
             tag,
             false,
         )
-    })
+    })?
+    .encode(env))
 }
 
 /// `warm_put_batch` for events validated by the caller, on a dirty scheduler.
