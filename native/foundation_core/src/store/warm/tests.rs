@@ -354,6 +354,7 @@ fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
     assert!(again.get(900_000).unwrap().is_some());
     assert!(again.get(*acked.last().unwrap()).unwrap().is_some());
     again.close().unwrap();
+    drop(again);
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     let _ = std::fs::remove_dir_all(&mnt);
 }
