@@ -110,6 +110,9 @@ defmodule Bench.Dropin do
       end)
 
     stats = adaptive(fn -> {:ok, %{}} = im.stats.(ctx) end)
+    # The bench process's own heap is collected first, so the one timed
+    # call measures the prune, not a collection of this process.
+    :erlang.garbage_collect()
     {t, {:ok, pruned}} = :timer.tc(fn -> im.prune.(ctx, div(@n, 2)) end)
     true = pruned >= div(@n, 2) - 1
     prune = 1.0e6 / max(t, 1)
