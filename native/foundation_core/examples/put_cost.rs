@@ -5,22 +5,11 @@ use foundation_core::store::{NewEvent, Query, Store, StoreConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "support/hot.rs"]
+mod hot;
+
 fn events(n: u64) -> Vec<NewEvent> {
-    let types: Vec<Arc<[u8]>> = (0..10)
-        .map(|i| Arc::from(format!("type_{i}").as_bytes()))
-        .collect();
-    let corrs: Vec<Arc<[u8]>> = (0..1000)
-        .map(|i| Arc::from(format!("corr-{i}").as_bytes()))
-        .collect();
-    (1..=n)
-        .map(|i| NewEvent {
-            id: i,
-            event_type: types[(i % 10) as usize].clone(),
-            timestamp: i as i64,
-            correlation_id: Some(corrs[(i % 1000) as usize].clone()),
-            payload: Arc::from(vec![7u8; 200]),
-        })
-        .collect()
+    hot::events(1, n, 200)
 }
 
 fn best(rounds: usize, mut f: impl FnMut() -> f64) -> f64 {

@@ -6,25 +6,13 @@
 //! `cargo run --release -p foundation_core --example put_mix`.
 //! Each figure is the median of several rounds (the machine may be busy).
 use foundation_core::store::{NewEvent, Store, StoreConfig};
-use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "support/hot.rs"]
+mod hot;
+
 fn events(from: u64, n: u64) -> Vec<NewEvent> {
-    let types: Vec<Arc<[u8]>> = (0..10)
-        .map(|i| Arc::from(format!("type_{i}").as_bytes()))
-        .collect();
-    let corrs: Vec<Arc<[u8]>> = (0..1000)
-        .map(|i| Arc::from(format!("corr-{i}").as_bytes()))
-        .collect();
-    (from..from + n)
-        .map(|i| NewEvent {
-            id: i,
-            event_type: types[(i % 10) as usize].clone(),
-            timestamp: i as i64,
-            correlation_id: Some(corrs[(i % 1000) as usize].clone()),
-            payload: Arc::from(vec![7u8; 160]),
-        })
-        .collect()
+    hot::events(from, n, 160)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
