@@ -11,7 +11,9 @@ use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
 use crate::store_codec::Prepared;
-use crate::store_codec::{list_terms, prepare, query_from, to_new_event, to_term, to_terms};
+use crate::store_codec::{
+    list_terms, prepare, query_from, to_new_event, to_new_events, to_term, to_terms,
+};
 use crate::validation::{self, Fast};
 use foundation_core::store::{Bytes, NewEvent, Query, Store, StoreConfig};
 use foundation_core::CoreError;
@@ -92,6 +94,14 @@ fn store_put<'a>(env: Env<'a>, store: &StoreHandle, event: Term<'a>) -> Put<u64>
 /// budget: `Invalid` or `Dirty` as soon as one is, else the events (or the
 /// first one that cannot be stored) and the bytes of work.
 fn prepare_list(list: Term) -> NifResult<Routed<Ready<Vec<NewEvent>>>> {
+    prepare_each(list, |_| ())
+}
+
+/// `prepare_list`, handing `keep` the term of each event converted.
+pub(crate) fn prepare_each<'a>(
+    list: Term<'a>,
+    mut keep: impl FnMut(Term<'a>),
+) -> NifResult<Routed<Ready<Vec<NewEvent>>>> {
     let (mut bytes, mut rest) = (0usize, list);
     let mut events = Ok(Vec::new());
     while !rest.is_empty_list() {
@@ -101,7 +111,10 @@ fn prepare_list(list: Term) -> NifResult<Routed<Ready<Vec<NewEvent>>>> {
             Prepared::Ready(event, n) => {
                 bytes += n;
                 match (&mut events, event) {
-                    (Ok(all), Ok(event)) => all.push(event),
+                    (Ok(all), Ok(event)) => {
+                        all.push(event);
+                        keep(head);
+                    }
                     (Ok(_), Err(e)) => events = Err(e),
                     (Err(_), _) => {}
                 }
@@ -185,9 +198,7 @@ fn store_put_batch_dirty(
 }
 
 fn put_batch(store: &StoreHandle, events: Term) -> NifResult<NifOutcome<Vec<u64>>> {
-    let decoded: NifResult<Vec<_>> = list_terms(events)?.into_iter().map(to_new_event).collect();
-    let all: Result<Vec<NewEvent>, _> = decoded?.into_iter().collect();
-    Ok(all
+    Ok(to_new_events(&list_terms(events)?)?
         .and_then(|evs| store.0.put_batch(evs))
         .map_err(Into::into))
 }

@@ -39,6 +39,15 @@ pub fn to_new_event(term: Term) -> NifResult<Result<NewEvent, CoreError>> {
     Ok(fields(term))
 }
 
+/// `to_new_event` of every term: the events, or the first one's error.
+pub fn to_new_events(terms: &[Term]) -> NifResult<Result<Vec<NewEvent>, CoreError>> {
+    let decoded: Vec<_> = terms
+        .iter()
+        .map(|&t| to_new_event(t))
+        .collect::<NifResult<_>>()?;
+    Ok(decoded.into_iter().collect())
+}
+
 fn fields(term: Term) -> Result<NewEvent, CoreError> {
     let get = |k: rustler::Atom| term.map_get(k).map_err(|_| invalid("field"));
     let id = get(atoms::event_id())?;

@@ -23,8 +23,8 @@
 use crate::budget::Routed;
 use crate::budget::NORMAL_BYTES;
 use crate::error::{NifError, NifOutcome};
-use crate::store::{checked, StoreHandle};
-use crate::store_codec::{list_terms, prepare, query_from, to_new_event, Prepared};
+use crate::store::{checked, prepare_each, StoreHandle};
+use crate::store_codec::{list_terms, prepare, query_from, to_new_events, Prepared};
 use foundation_core::store::warm::{Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
@@ -421,20 +421,18 @@ fn queue<'a>(
     offset: i64,
     tag: Term<'a>,
 ) -> NifResult<NifOutcome<Atom>> {
-    let mut news = Vec::with_capacity(terms.len());
-    let mut durables = Vec::with_capacity(terms.len());
-    for term in terms {
-        match to_new_event(term)? {
-            Ok(new) => {
-                match pack(&warm.warm, term, &new, offset) {
-                    Ok(packed) => durables.push(packed),
-                    Err(e) => return Ok(Err(e.into())),
-                }
-                news.push(new);
-            }
-            Err(e) => return Ok(Err(e.into())),
-        }
-    }
+    let news = match to_new_events(&terms)? {
+        Ok(news) => news,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let packed = terms
+        .iter()
+        .zip(&news)
+        .map(|(&t, new)| pack(&warm.warm, t, new, offset));
+    let durables = match packed.collect::<CoreResult<Vec<_>>>() {
+        Ok(durables) => durables,
+        Err(e) => return Ok(Err(e.into())),
+    };
     let job = Job {
         hot,
         news,
@@ -461,13 +459,10 @@ fn put_now<'a>(
     offset: i64,
     wait: bool,
 ) -> NifResult<Term<'a>> {
-    let mut news = Vec::with_capacity(terms.len());
-    for term in &terms {
-        match to_new_event(*term)? {
-            Ok(new) => news.push(new),
-            Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
-        }
-    }
+    let news = match to_new_events(&terms)? {
+        Ok(news) => news,
+        Err(e) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+    };
     put_converted(env, hot, warm, &terms, news, one, offset, wait)
 }
 
@@ -612,23 +607,14 @@ fn warm_put_batch<'a>(
         let started = std::time::Instant::now();
         let hot: &StoreHandle = hot.decode()?;
         // Each event read once (checked, measured, converted) within what
-        // is left of the byte budget.
-        let (mut bytes, mut rest) = (0usize, events);
-        let (mut terms, mut news) = (Vec::new(), Vec::new());
-        while !rest.is_empty_list() {
-            let (head, tail) = rest.list_get_cell().map_err(|_| Error::BadArg)?;
-            rest = tail;
-            match prepare(head, NORMAL_BYTES - bytes)? {
-                Prepared::Ready(Ok(new), n) => {
-                    bytes += n;
-                    terms.push(head);
-                    news.push(new);
-                }
-                Prepared::Ready(Err(e), _) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
-                Prepared::Invalid => return Ok(Routed::<()>::Invalid.encode(env)),
-                Prepared::Undecided => return Ok(Routed::<()>::Dirty.encode(env)),
-            }
-        }
+        // is left of the byte budget, as the hot tier's batch put.
+        let mut terms = Vec::new();
+        let (news, bytes) = match prepare_each(events, |t| terms.push(t))? {
+            Routed::Done((Ok(news), bytes)) => (news, bytes),
+            Routed::Done((Err(e), _)) => return Ok(Err::<(), _>(NifError(e)).encode(env)),
+            Routed::Invalid => return Ok(Routed::<()>::Invalid.encode(env)),
+            Routed::Dirty => return Ok(Routed::<()>::Dirty.encode(env)),
+        };
         let out = put_converted(env, hot, warm, &terms, news, false, offset, false);
         crate::budget::charge(env, started, bytes);
         return out;
