@@ -145,7 +145,7 @@ defmodule Bench.Cluster do
     times = for _ <- 1..runs, do: elem(Harness.time(call), 1) * 1000
     per_call = div(socket_bytes(nodes) - before, runs)
     bytes = wire.() |> Enum.map(&:erlang.external_size/1) |> Enum.sum()
-    [name, length(result), median(times), bytes, per_call]
+    [name, length(result), Harness.median(times), bytes, per_call]
   end
 
   # The naive way: every member ships its whole store; the caller filters,
@@ -209,11 +209,6 @@ defmodule Bench.Cluster do
   end
 
   defp naive_runs(runs), do: max(div(runs, 3), 2)
-
-  defp median(list) do
-    sorted = Enum.sort(list)
-    Enum.at(sorted, div(length(sorted), 2))
-  end
 
   defp env_int(name, default) do
     case System.get_env(name) do

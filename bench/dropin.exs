@@ -252,7 +252,7 @@ defmodule Bench.Dropin do
         orig = Enum.map(pairs, fn {_, {_, b}} -> b end)
         ratios = Enum.map(pairs, fn {{_, a}, {_, b}} -> a / b end)
         range = "#{Harness.format(Enum.min(ratios))}..#{Harness.format(Enum.max(ratios))}"
-        [name, median(ours), median(orig), median(ratios), range]
+        [name, Harness.median(ours), Harness.median(orig), Harness.median(ratios), range]
       end)
 
     Harness.table(
@@ -262,16 +262,6 @@ defmodule Bench.Dropin do
     )
 
     growth()
-  end
-
-  defp median(xs) do
-    sorted = Enum.sort(xs)
-    n = length(sorted)
-    mid = div(n, 2)
-
-    if rem(n, 2) == 1,
-      do: Enum.at(sorted, mid),
-      else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
   end
 end
 

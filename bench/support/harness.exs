@@ -8,6 +8,12 @@ defmodule Bench.Harness do
       Bench.Harness.table("title", ["op", "ops/s"], [["get", 1.0e6]])
   """
 
+  @doc "The middle value of `xs` (the upper one of the two for an even count)."
+  def median(xs) do
+    sorted = Enum.sort(xs)
+    Enum.at(sorted, div(length(sorted), 2))
+  end
+
   @doc "Runs `fun` `iterations` times (after a warm-up) and returns ops/s."
   def ops_per_sec(fun, opts \\ []) do
     iterations = Keyword.get(opts, :iterations, 10_000)
