@@ -208,11 +208,14 @@ impl Shard {
     }
 
     /// Removes the record of arrival `seq` (of `id`) and its arrival, also
-    /// if the record is missing (so retention always makes progress).
+    /// if the record is missing or holds another arrival (so retention
+    /// always makes progress). Removing the record removes its own arrival.
     fn remove_arrival(&mut self, seq: u64, id: u64) -> bool {
-        let removed = self.remove(id).is_some();
-        self.arrivals.remove(seq);
-        removed
+        let removed = self.remove(id);
+        if removed.as_ref().is_none_or(|r| r.seq != seq) {
+            self.arrivals.remove(seq);
+        }
+        removed.is_some()
     }
 
     /// Removes every record with `timestamp < ts`; returns how many.
