@@ -1,7 +1,7 @@
 //! The library's global allocator: mimalloc, whose per-thread heaps keep
 //! writers on different schedulers off one shared allocator arena (with
-//! glibc's allocator, eight writers on two cores spent much of their time
-//! contending there).
+//! glibc's allocator, eight writers on two cores stored 1.6-1.8x fewer
+//! events per second).
 //!
 //! Test builds wrap it in a counting allocator: the live bytes of the Rust
 //! heap, so memory per stored event can be measured rather than estimated.
