@@ -24,6 +24,7 @@
 //! empty store. The `queue` lock is never held together with a shard lock.
 
 mod async_queue;
+pub mod background;
 pub mod query;
 mod shard;
 pub mod subs;
@@ -42,8 +43,9 @@ pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target}
 /// A prune removing at least this many events frees them on another thread.
 const FREE_IN_BACKGROUND: usize = 10_000;
 
-/// A store holding at least this many events is pruned by several threads
-/// (below it, starting them costs more than they save).
+/// A store holding at least this many events is pruned by the caller and
+/// the background thread together (below it, handing work over costs more
+/// than it saves).
 const PARALLEL_PRUNE: usize = 20_000;
 
 /// Shared immutable bytes (event payloads, type names, correlation ids).
@@ -209,6 +211,66 @@ struct Inner {
     subs: subs::Subscriptions,
 }
 
+/// A big prune shared by the caller and the background thread: each takes
+/// the next unclaimed shard until none is left (one shard lock at a time,
+/// as every writer). If the background thread is busy, the caller prunes
+/// every shard itself; it waits only for shards the thread has claimed.
+#[derive(Debug)]
+struct SharedPrune {
+    inner: Arc<Inner>,
+    ts: i64,
+    /// The next shard to claim.
+    next: AtomicUsize,
+}
+
+impl SharedPrune {
+    fn run(inner: &Arc<Inner>, ts: i64) -> CoreResult<(usize, shard::Garbage)> {
+        let job = Arc::new(SharedPrune {
+            inner: Arc::clone(inner),
+            ts,
+            next: AtomicUsize::new(0),
+        });
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let theirs = Arc::clone(&job);
+        background::offer(move || {
+            let mut garbage = shard::Garbage::default();
+            // One message per claimed shard, sent once its lock is released.
+            while let Some(outcome) = theirs.prune_next(&mut garbage) {
+                let _ = done_tx.send(outcome);
+            }
+            // This thread frees what it took out (the caller has returned
+            // once it has every message).
+            drop(done_tx);
+            drop(garbage);
+        });
+        let mut garbage = shard::Garbage::default();
+        let mut removed = 0;
+        let mut claimed = 0;
+        while let Some(outcome) = job.prune_next(&mut garbage) {
+            removed += outcome?;
+            claimed += 1;
+        }
+        for _ in claimed..inner.shards.len() {
+            removed += done
+                .recv()
+                .map_err(|_| CoreError::Internal("event store prune share lost".into()))??;
+        }
+        Ok((removed, garbage))
+    }
+
+    /// Prunes the next unclaimed shard; `None` when every shard is claimed.
+    fn prune_next(&self, garbage: &mut shard::Garbage) -> Option<CoreResult<usize>> {
+        let i = self.next.fetch_add(1, Relaxed);
+        let (shard, tally) = (self.inner.shards.get(i)?, &self.inner.tallies[i]);
+        Some(shard.write().map_err(CoreError::poisoned).map(|mut shard| {
+            let n = shard.prune_before(self.ts, garbage);
+            tally.note_oldest(&shard);
+            self.inner.hot.count.fetch_sub(n, Relaxed);
+            n
+        }))
+    }
+}
+
 /// The event store. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Store {
@@ -352,27 +414,30 @@ impl Store {
     }
 
     /// Removes events with `timestamp < ts`; returns how many.
-    /// The removed events are freed by a short-lived thread when there are
-    /// many of them, so the call returns once the indexes are updated.
-    /// A store of at least `PARALLEL_PRUNE` events is pruned by one thread
-    /// per core, each over its own shards (one shard lock at a time, as
-    /// every writer).
+    /// When many are removed, the call returns once the indexes they can
+    /// be found by are updated: the background threads free the events and
+    /// take them out of their correlation groups (reads skip them until
+    /// then). A store of at least `PARALLEL_PRUNE` events shares the shards
+    /// with the helper thread (see `SharedPrune`).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
         let (n, garbage) = if self.inner.hot.count.load(Relaxed) >= PARALLEL_PRUNE {
-            self.inner.prune_parallel(ts)?
+            SharedPrune::run(&self.inner, ts)?
         } else {
             let mut garbage = shard::Garbage::default();
             let n = self
                 .inner
                 .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
-            (n, vec![garbage])
+            (n, garbage)
         };
         self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
-        if n >= FREE_IN_BACKGROUND {
-            // If no thread can be started, the garbage is freed right here.
-            let _ = std::thread::Builder::new()
-                .name("event_store_free".into())
-                .spawn(move || drop(garbage));
+        if n < FREE_IN_BACKGROUND {
+            drop(garbage);
+            return self.inner.sweep_groups().map(|()| n);
+        }
+        background::free_later(garbage);
+        let inner = Arc::clone(&self.inner);
+        if !background::offer(move || drop(inner.sweep_groups())) {
+            self.inner.sweep_groups()?;
         }
         Ok(n)
     }
@@ -484,57 +549,21 @@ impl Inner {
         Ok(total)
     }
 
-    /// `prune_before` over the shards split between up to one thread per
-    /// core (this one included); a thread that cannot be started leaves
-    /// its shards to this one. Returns the removed count and what to free.
-    fn prune_parallel(&self, ts: i64) -> CoreResult<(usize, Vec<shard::Garbage>)> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores.clamp(1, 8).min(self.shards.len());
-        let part = self.shards.len().div_ceil(threads);
-        type Part<'s> = (&'s [RwLock<Shard>], &'s [Tally]);
-        let prune_part = |(shards, tallies): Part| -> CoreResult<(usize, shard::Garbage)> {
-            let mut garbage = shard::Garbage::default();
-            let mut total = 0;
-            for (shard, tally) in shards.iter().zip(tallies) {
+    /// Applies every shard's deferred group cut (`Shard::sweep_groups`),
+    /// one shard lock at a time; the removed members are freed after.
+    fn sweep_groups(&self) -> CoreResult<()> {
+        for shard in self.shards.iter() {
+            let mut gone = Vec::new();
+            {
                 let mut shard = shard.write().map_err(CoreError::poisoned)?;
-                let n = shard.prune_before(ts, &mut garbage);
-                tally.note_oldest(&shard);
-                self.hot.count.fetch_sub(n, Relaxed);
-                total += n;
-            }
-            Ok((total, garbage))
-        };
-        std::thread::scope(|scope| {
-            let mut parts = self.shards.chunks(part).zip(self.tallies.chunks(part));
-            let mine = parts.next().unwrap_or((&[], &[]));
-            let mut inline = Vec::new();
-            let mut spawned = Vec::new();
-            for shards in parts {
-                let thread = std::thread::Builder::new()
-                    .name("event_store_prune".into())
-                    .spawn_scoped(scope, move || prune_part(shards));
-                match thread {
-                    Ok(handle) => spawned.push(handle),
-                    Err(_) => inline.push(shards),
+                if !shard.unswept() {
+                    continue;
                 }
+                shard.sweep_groups(&mut gone);
             }
-            let mut results = vec![prune_part(mine)];
-            results.extend(inline.into_iter().map(prune_part));
-            for handle in spawned {
-                let joined = handle
-                    .join()
-                    .map_err(|_| CoreError::Internal("event store prune thread panicked".into()));
-                results.push(joined.and_then(|r| r));
-            }
-            let mut total = 0;
-            let mut garbage = Vec::with_capacity(results.len());
-            for result in results {
-                let (n, g) = result?;
-                total += n;
-                garbage.push(g);
-            }
-            Ok((total, garbage))
-        })
+            drop(gone);
+        }
+        Ok(())
     }
 
     /// Empties every shard (the events' memory is freed now).

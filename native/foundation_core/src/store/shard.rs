@@ -59,6 +59,13 @@ pub(crate) struct Shard {
     /// each was stored (see `arrivals`: appending is a push, and no write
     /// pays for more than one small block of it).
     arrivals: Arrivals,
+    /// A prune's cut still to apply to the correlation groups: their
+    /// members older than it whose records are gone (see `sweep_groups`).
+    /// Until then, group reads skip those members.
+    unswept: Option<i64>,
+    /// Whether an event older than `unswept` was stored since that prune
+    /// (the sweep then checks each old member against its record).
+    late: bool,
 }
 
 /// What a prune removed, to be freed after the shard locks are released
@@ -93,12 +100,16 @@ impl Shard {
     pub(crate) fn insert(&mut self, event: NewEvent, seq: u64, now_ms: u64) -> bool {
         let id = event.id;
         let key = (event.timestamp, id);
+        if self.unswept.is_some_and(|cut| event.timestamp < cut) {
+            self.late = true;
+        }
         let Shard {
             by_id,
             by_time,
             by_type,
             by_corr,
             arrivals,
+            ..
         } = self;
         let slot = by_id.entry(id);
         let replaced = match &slot {
@@ -227,7 +238,12 @@ impl Shard {
     /// id of the newest removed event and the cut checked on their
     /// timestamps, so no pass looks for the largest id. Otherwise a cut is
     /// undone and the removed entries are taken out one by one.
+    ///
+    /// Correlation groups are cut later (`sweep_groups`, off the caller's
+    /// path) when there are fewer groups than removed events; otherwise
+    /// each removed event leaves its group now.
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
+        self.sweep_groups(&mut garbage.members);
         let cut = (ts, 0);
         let kept = self.by_time.split_off(&cut);
         let old = std::mem::replace(&mut self.by_time, kept);
@@ -290,12 +306,7 @@ impl Shard {
         }
         self.by_type.retain(|_, ti| !ti.ids.is_empty());
         if cut_groups {
-            garbage.members.reserve(removed);
-            for group in self.by_corr.values_mut() {
-                let (trees, members) = (&mut garbage.times, &mut garbage.members);
-                group.events.cut_before(cut, trees, members);
-            }
-            self.by_corr.retain(|_, group| !group.events.is_empty());
+            (self.unswept, self.late) = (Some(ts), false);
         }
         if !self.arrivals.cut_prefix(max_seq, removed) {
             let seqs: Vec<u64> = match garbage.records.len() > first_record {
@@ -317,6 +328,43 @@ impl Shard {
         removed
     }
 
+    /// Whether a prune left a group cut to sweep.
+    pub(crate) fn unswept(&self) -> bool {
+        self.unswept.is_some()
+    }
+
+    /// Applies a prune's deferred group cut: the members older than the cut
+    /// whose records are gone leave their groups, into `garbage` (to be
+    /// freed once the shard lock is released). With no event stored older
+    /// than the cut since the prune, every such member is gone: the groups
+    /// are cut without looking at the records.
+    pub(crate) fn sweep_groups(&mut self, garbage: &mut Vec<Member>) {
+        let Some(ts) = self.unswept.take() else {
+            return;
+        };
+        let cut = (ts, 0);
+        let by_id = &self.by_id;
+        for (name, group) in self.by_corr.iter_mut() {
+            match self.late {
+                false => group.events.cut_before(cut, garbage),
+                true => group
+                    .events
+                    .retain_before(cut, garbage, |&key| stored_member(by_id, name, key)),
+            }
+        }
+        self.by_corr.retain(|_, group| !group.events.is_empty());
+        self.late = false;
+    }
+
+    /// Whether group `name`'s member `key` is a stored event (only members
+    /// older than an unswept cut can be stale).
+    fn live(&self, name: &Bytes, key: (i64, u64)) -> bool {
+        match self.unswept {
+            Some(cut) if key.0 < cut => stored_member(&self.by_id, name, key),
+            _ => true,
+        }
+    }
+
     /// The payload of `id`.
     pub(crate) fn get(&self, id: u64) -> Option<Bytes> {
         self.by_id.get(&id).map(|r| r.payload.clone())
@@ -329,6 +377,7 @@ impl Shard {
             Some(group) => group
                 .events
                 .after(None)
+                .filter(|(k, _)| self.live(&group.name, **k))
                 .map(|(k, p)| (*k, p.clone()))
                 .collect(),
         }
@@ -349,13 +398,22 @@ impl Shard {
             group
                 .events
                 .after(low)
+                .filter(|(k, _)| self.live(&group.name, **k))
                 .map(|(&(ts, id), p)| (rank(Order::Timestamp, ts, id), id, Some(p))),
         )
     }
 
     /// Size of one correlation group in this shard.
     pub(crate) fn correlation_len(&self, cid: &[u8]) -> usize {
-        self.by_corr.get(cid).map_or(0, |group| group.events.len())
+        match (self.by_corr.get(cid), self.unswept) {
+            (None, _) => 0,
+            (Some(group), None) => group.events.len(),
+            (Some(group), Some(_)) => group
+                .events
+                .after(None)
+                .filter(|(k, _)| self.live(&group.name, **k))
+                .count(),
+        }
     }
 
     /// Number of events of one type in this shard.
@@ -516,6 +574,13 @@ fn unindex(
     }
 }
 
+/// Whether `by_id` holds the event `key` in correlation group `name`.
+fn stored_member(by_id: &BTreeMap<u64, Record>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
+    by_id
+        .get(&id)
+        .is_some_and(|r| r.timestamp == ts && r.correlation_id.as_deref() == Some(&**name))
+}
+
 fn remove_corr(by_corr: &mut HashMap<Bytes, Group>, cid: &Bytes, key: (i64, u64)) {
     let empty = match by_corr.get_mut(cid) {
         Some(group) => {
@@ -576,3 +641,6 @@ fn time_range(
         None => set.range(..),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -83,20 +83,49 @@ impl Members {
     }
 
     /// Removes the members before `cut`, moving them to `garbage`.
-    pub(crate) fn cut_before(
+    pub(crate) fn cut_before(&mut self, cut: (i64, u64), garbage: &mut Vec<Member>) {
+        match self {
+            Members::Few(few) => {
+                let at = few.partition_point(|(k, _)| *k < cut);
+                garbage.extend(few.drain(..at));
+            }
+            Members::Many(many) => {
+                let kept = many.split_off(&cut);
+                garbage.extend(std::mem::replace(many, kept));
+            }
+        }
+    }
+
+    /// Removes the members before `cut` that `keep` refuses, moving them to
+    /// `garbage`; the others stay, in order.
+    pub(crate) fn retain_before(
         &mut self,
         cut: (i64, u64),
-        garbage: &mut Vec<BTreeMap<(i64, u64), Bytes>>,
-        few_garbage: &mut Vec<Member>,
+        garbage: &mut Vec<Member>,
+        keep: impl Fn(&(i64, u64)) -> bool,
     ) {
         match self {
             Members::Few(few) => {
                 let at = few.partition_point(|(k, _)| *k < cut);
-                few_garbage.extend(few.drain(..at));
+                let old: Vec<Member> = few.drain(..at).collect();
+                for member in old.into_iter().rev() {
+                    match keep(&member.0) {
+                        true => few.push_front(member),
+                        false => garbage.push(member),
+                    }
+                }
             }
             Members::Many(many) => {
-                let kept = many.split_off(&cut);
-                garbage.push(std::mem::replace(many, kept));
+                let gone: Vec<(i64, u64)> = many
+                    .range(..cut)
+                    .map(|(k, _)| *k)
+                    .filter(|k| !keep(k))
+                    .collect();
+                for key in gone {
+                    if let Some(payload) = many.remove(&key) {
+                        garbage.push((key, payload));
+                    }
+                }
             }
         }
     }

@@ -655,16 +655,6 @@ impl Acked {
 /// on the schedulers come first.
 const BACKGROUND_NICE: libc::c_int = 10;
 
-/// Lowers the calling thread's CPU priority to `nice` (threads it starts
-/// inherit it). Best effort.
-fn background_priority(nice: libc::c_int) {
-    // SAFETY: plain system calls about the calling thread.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-    }
-}
-
 /// Puts the calling thread in the idle scheduling class (`SCHED_IDLE`): it
 /// runs only on a CPU nothing else wants. The background apply thread
 /// applies the journal so, in idle time; past half the lag bound (or when
@@ -675,7 +665,7 @@ fn idle_priority() {
     unsafe {
         let param = libc::sched_param { sched_priority: 0 };
         if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            background_priority(19);
+            super::background::lower_priority(19);
         }
     }
 }
@@ -688,7 +678,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("warm-open".into())
             .spawn(move || {
-                background_priority(BACKGROUND_NICE);
+                super::background::lower_priority(BACKGROUND_NICE);
                 Engine::open(&data, &config, lock)
             })
             .map_err(fjall::Error::Io)?
@@ -1198,7 +1188,7 @@ impl Warm {
         let preparer = spawn(
             "warm-segments",
             Box::new(move || {
-                background_priority(BACKGROUND_NICE);
+                super::background::lower_priority(BACKGROUND_NICE);
                 if let Some(j) = &w.journal {
                     j.run_preparer(Some(sync));
                 }
