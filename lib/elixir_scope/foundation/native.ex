@@ -117,7 +117,9 @@ defmodule ElixirScope.Foundation.Native do
   def store_put_async_dirty(_store, _event), do: :erlang.nif_error(:not_loaded)
   def store_get_dirty(_store, _id), do: :erlang.nif_error(:not_loaded)
 
-  def store_prune_before(_store, _ts), do: :erlang.nif_error(:not_loaded)
+  def store_shard_count(_store), do: :erlang.nif_error(:not_loaded)
+  def store_prune_shard(_store, _ts, _index), do: :erlang.nif_error(:not_loaded)
+  def store_prune_shard_dirty(_store, _ts, _index), do: :erlang.nif_error(:not_loaded)
   def store_expire(_store), do: :erlang.nif_error(:not_loaded)
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_close(_store), do: :erlang.nif_error(:not_loaded)

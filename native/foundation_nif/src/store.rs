@@ -332,9 +332,42 @@ fn decode_all<'a>(
     sched.run(env, size, || Ok(Ok(to_terms(env, payloads)?)))
 }
 
+/// Shards holding more events than this are pruned on a dirty scheduler
+/// (`store_prune_shard` answers `:dirty`): pruning half of a shard this
+/// size takes well under 1 ms.
+const INLINE_PRUNE: usize = 24_576;
+
+/// Number of shards of the store (`store_prune_shard` indexes).
+#[rustler::nif]
+fn store_shard_count(store: &StoreHandle) -> usize {
+    store.0.shard_count()
+}
+
+/// `prune_before` of shard `index` on a normal scheduler; `:dirty`
+/// (nothing done) when the shard holds more than `INLINE_PRUNE` events.
+/// Pruning shard by shard from the caller's own scheduler costs no
+/// hand-off to a dirty scheduler, and other processes run between shards.
+#[rustler::nif]
+fn store_prune_shard(
+    env: Env,
+    store: &StoreHandle,
+    ts: i64,
+    index: usize,
+) -> NifResult<Routed<NifOutcome<usize>>> {
+    let started = Instant::now();
+    let pruned = match store.0.shard_len(index) {
+        Ok(len) if len > INLINE_PRUNE => return Ok(Routed::Dirty),
+        Ok(_) => store.0.prune_shard(ts, index).map_err(Into::into),
+        Err(e) => Err(e.into()),
+    };
+    budget::charge_time(env, started);
+    Ok(Routed::Done(pruned))
+}
+
+/// `store_prune_shard` on a dirty scheduler, for any shard size.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn store_prune_before(store: ResourceArc<StoreHandle>, ts: i64) -> NifOutcome<usize> {
-    Ok(store.0.prune_before(ts)?)
+fn store_prune_shard_dirty(store: &StoreHandle, ts: i64, index: usize) -> NifOutcome<usize> {
+    Ok(store.0.prune_shard(ts, index)?)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

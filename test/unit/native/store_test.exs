@@ -27,7 +27,11 @@ defmodule ElixirScope.Foundation.Native.StoreTest do
     assert {:ok, [%Event{event_id: 2}]} = Native.store_query(s, :test, {0, 1}, :timestamp, 0, 0)
     assert {:ok, [%Event{event_id: 1}]} = Native.store_query(s, nil, nil, :event_id, 0, 1)
     assert {:ok, [_, _, _]} = Native.store_query_dirty(s, nil, nil, :timestamp_desc, 0, 0)
-    assert {:ok, 1} = Native.store_prune_before(s, 2)
+    shards = Native.store_shard_count(s)
+    pruned = for i <- 0..(shards - 1), do: Native.store_prune_shard(s, 2, i)
+    assert Enum.sum(for {:ok, n} <- pruned, do: n) == 1
+    assert {:ok, 0} = Native.store_prune_shard_dirty(s, 2, 0)
+    assert {:ok, 0} = Native.store_prune_shard(s, 2, shards)
     assert {:ok, 0} = Native.store_expire(s)
     stats = Map.new(elem(Native.store_stats(s), 1))
     assert %{current_event_count: 2, events_stored: 3, events_pruned: 1, max_id: 3} = stats
@@ -230,7 +234,9 @@ defmodule ElixirScope.Foundation.Native.StoreTest do
           fn -> Native.store_query_dirty(s, nil, nil, :event_id, -1, 0) end,
           fn -> Native.store_query(s, "type", nil, :event_id, 0, 0) end,
           fn -> Native.store_query(s, nil, {1, :x}, :event_id, 0, 0) end,
-          fn -> Native.store_prune_before(s, 1 <<< 70) end,
+          fn -> Native.store_prune_shard(s, 1 <<< 70, 0) end,
+          fn -> Native.store_prune_shard(s, 0, -1) end,
+          fn -> Native.store_prune_shard_dirty(s, 0, :x) end,
           fn -> Native.store_new(-1, 0, 0, 1) end
         ] do
       assert_raise ArgumentError, fun

@@ -487,9 +487,26 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @spec prune_before(integer(), opts()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def prune_before(ts, opts \\ []) when is_integer(ts) do
     with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
-      Support.native(Native.store_prune_before(handle, Support.clamp(ts)))
+      handle
+      |> prune_shards(Support.clamp(ts))
       |> warm_prune(warm, ts)
     end
+  end
+
+  # One shard per NIF call, on this process's own scheduler while the shard
+  # is small enough (`:dirty` otherwise): a common prune pays no hand-off to
+  # a dirty scheduler, and other processes run between shards.
+  defp prune_shards(handle, ts) do
+    Enum.reduce_while(0..(Native.store_shard_count(handle) - 1)//1, {:ok, 0}, fn i, {:ok, n} ->
+      handle
+      |> Native.store_prune_shard(ts, i)
+      |> Route.dirty(fn -> Native.store_prune_shard_dirty(handle, ts, i) end)
+      |> Support.native()
+      |> case do
+        {:ok, pruned} -> {:cont, {:ok, n + pruned}}
+        error -> {:halt, error}
+      end
+    end)
   end
 
   @doc """

@@ -3,7 +3,8 @@
 //! - the freeing thread frees what big removals take out of a store, so the
 //!   call that removed them returns before that memory is walked; it runs
 //!   at low priority, behind the schedulers' threads;
-//! - the helper thread takes a share of big prunes (see `SharedPrune`).
+//! - the helper thread takes pruned events out of their correlation
+//!   groups after the prune has returned (see `Store::prune_shard`).
 //!
 //! Long-lived matters: the allocator keeps a heap per thread, and a thread
 //! that exits leaves its heap for the next new threads to adopt. With
@@ -18,8 +19,8 @@ use std::sync::OnceLock;
 /// (this bounds the memory held by removed events not yet freed).
 const FREE_QUEUE: usize = 8;
 
-/// Jobs queued on the helper at most (a prune's share and its group sweep);
-/// a job offered past it is refused, and its caller does the work.
+/// Jobs queued on the helper at most; a job offered past it is refused,
+/// and its caller does the work.
 const HELPER_QUEUE: usize = 2;
 
 /// The nice value of the freeing thread: the schedulers' threads come

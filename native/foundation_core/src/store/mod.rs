@@ -34,19 +34,16 @@ use crate::error::{CoreError, CoreResult};
 use crossbeam_channel::Sender;
 pub use query::{Order, Page, Query, Slice};
 use shard::Shard;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target};
 
-/// A prune removing at least this many events frees them on another thread.
-const FREE_IN_BACKGROUND: usize = 10_000;
-
-/// A store holding at least this many events is pruned by the caller and
-/// the background thread together (below it, handing work over costs more
-/// than it saves).
-const PARALLEL_PRUNE: usize = 20_000;
+/// A shard's prune removing at least this many events frees them on the
+/// freeing thread.
+const FREE_IN_BACKGROUND: usize = 1_000;
 
 /// Shared immutable bytes (event payloads, type names, correlation ids).
 pub type Bytes = Arc<[u8]>;
@@ -207,68 +204,10 @@ struct Inner {
     counters: Counters,
     /// Set by `Store::close`; read by `put` under the shard lock.
     closed: AtomicBool,
+    /// Whether a group sweep is queued on the helper thread.
+    sweep_queued: AtomicBool,
     /// Live subscriptions (see `subs`).
     subs: subs::Subscriptions,
-}
-
-/// A big prune shared by the caller and the background thread: each takes
-/// the next unclaimed shard until none is left (one shard lock at a time,
-/// as every writer). If the background thread is busy, the caller prunes
-/// every shard itself; it waits only for shards the thread has claimed.
-#[derive(Debug)]
-struct SharedPrune {
-    inner: Arc<Inner>,
-    ts: i64,
-    /// The next shard to claim.
-    next: AtomicUsize,
-}
-
-impl SharedPrune {
-    fn run(inner: &Arc<Inner>, ts: i64) -> CoreResult<(usize, shard::Garbage)> {
-        let job = Arc::new(SharedPrune {
-            inner: Arc::clone(inner),
-            ts,
-            next: AtomicUsize::new(0),
-        });
-        let (done_tx, done) = crossbeam_channel::unbounded();
-        let theirs = Arc::clone(&job);
-        background::offer(move || {
-            let mut garbage = shard::Garbage::default();
-            // One message per claimed shard, sent once its lock is released.
-            while let Some(outcome) = theirs.prune_next(&mut garbage) {
-                let _ = done_tx.send(outcome);
-            }
-            // This thread frees what it took out (the caller has returned
-            // once it has every message).
-            drop(done_tx);
-            drop(garbage);
-        });
-        let mut garbage = shard::Garbage::default();
-        let mut removed = 0;
-        let mut claimed = 0;
-        while let Some(outcome) = job.prune_next(&mut garbage) {
-            removed += outcome?;
-            claimed += 1;
-        }
-        for _ in claimed..inner.shards.len() {
-            removed += done
-                .recv()
-                .map_err(|_| CoreError::Internal("event store prune share lost".into()))??;
-        }
-        Ok((removed, garbage))
-    }
-
-    /// Prunes the next unclaimed shard; `None` when every shard is claimed.
-    fn prune_next(&self, garbage: &mut shard::Garbage) -> Option<CoreResult<usize>> {
-        let i = self.next.fetch_add(1, Relaxed);
-        let (shard, tally) = (self.inner.shards.get(i)?, &self.inner.tallies[i]);
-        Some(shard.write().map_err(CoreError::poisoned).map(|mut shard| {
-            let n = shard.prune_before(self.ts, garbage);
-            tally.note_oldest(&shard);
-            self.inner.hot.count.fetch_sub(n, Relaxed);
-            n
-        }))
-    }
 }
 
 /// The event store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -295,6 +234,7 @@ impl Store {
             max_age_ms: AtomicU64::new(config.max_age_ms),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            sweep_queued: AtomicBool::new(false),
             subs: subs::Subscriptions::default(),
         });
         let (queue, worker) =
@@ -413,33 +353,72 @@ impl Store {
         Ok(query::merge(&slice, streams, |_, _| None))
     }
 
-    /// Removes events with `timestamp < ts`; returns how many.
-    /// When many are removed, the call returns once the indexes they can
-    /// be found by are updated: the background threads free the events and
-    /// take them out of their correlation groups (reads skip them until
-    /// then). A store of at least `PARALLEL_PRUNE` events shares the shards
-    /// with the helper thread (see `SharedPrune`).
+    /// Removes events with `timestamp < ts`; returns how many. One shard
+    /// at a time (see `prune_shard`).
     pub fn prune_before(&self, ts: i64) -> CoreResult<usize> {
-        let (n, garbage) = if self.inner.hot.count.load(Relaxed) >= PARALLEL_PRUNE {
-            SharedPrune::run(&self.inner, ts)?
-        } else {
-            let mut garbage = shard::Garbage::default();
-            let n = self
-                .inner
-                .each_shard_mut(|s| s.prune_before(ts, &mut garbage))?;
-            (n, garbage)
-        };
-        self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
-        if n < FREE_IN_BACKGROUND {
-            drop(garbage);
-            return self.inner.sweep_groups().map(|()| n);
+        (0..self.inner.shards.len()).try_fold(0, |n, i| Ok(n + self.prune_shard(ts, i)?))
+    }
+
+    /// Number of shards (`prune_shard` takes an index below it).
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// Events held by shard `index` (0 for an index out of range).
+    pub fn shard_len(&self, index: usize) -> CoreResult<usize> {
+        match self.inner.shards.get(index) {
+            Some(shard) => Ok(shard.read().map_err(CoreError::poisoned)?.len()),
+            None => Ok(0),
         }
-        background::free_later(garbage);
-        let inner = Arc::clone(&self.inner);
-        if !background::offer(move || drop(inner.sweep_groups())) {
-            self.inner.sweep_groups()?;
+    }
+
+    /// `prune_before` of shard `index` alone (nothing for an index out of
+    /// range); returns how many events it removed. The call returns once
+    /// the indexes by id, time and type are cut: when many events are
+    /// removed the freeing thread frees them, and the helper thread takes
+    /// them out of their correlation groups (reads skip them until then).
+    pub fn prune_shard(&self, ts: i64, index: usize) -> CoreResult<usize> {
+        let inner = &self.inner;
+        let (Some(shard), Some(tally)) = (inner.shards.get(index), inner.tallies.get(index)) else {
+            return Ok(0);
+        };
+        let mut garbage = shard::Garbage::default();
+        let (n, unswept) = {
+            let mut shard = shard.write().map_err(CoreError::poisoned)?;
+            let n = shard.prune_before(ts, &mut garbage);
+            tally.note_oldest(&shard);
+            (n, shard.unswept())
+        };
+        inner.hot.count.fetch_sub(n, Relaxed);
+        inner.counters.pruned.fetch_add(n as u64, Relaxed);
+        if n >= FREE_IN_BACKGROUND {
+            background::free_later(garbage);
+        }
+        if unswept {
+            self.sweep_later()?;
         }
         Ok(n)
+    }
+
+    /// Has the helper thread apply the shards' deferred group cuts (one
+    /// job queued at a time: it sweeps every shard); without a helper
+    /// thread, sweeps here.
+    fn sweep_later(&self) -> CoreResult<()> {
+        if self.inner.sweep_queued.swap(true, AcqRel) {
+            return Ok(());
+        }
+        let inner = Arc::clone(&self.inner);
+        let queued = background::offer(move || {
+            // Cleared first: a shard pruned after the sweep has passed it
+            // queues the next sweep.
+            inner.sweep_queued.store(false, Release);
+            drop(inner.sweep_groups());
+        });
+        if queued {
+            return Ok(());
+        }
+        self.inner.sweep_queued.store(false, Release);
+        self.inner.sweep_groups()
     }
 
     /// Expires every event older than `max_age_ms`; returns how many.

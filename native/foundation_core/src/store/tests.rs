@@ -469,7 +469,7 @@ fn correlation_groups_read_in_slices() {
 fn a_big_prune_on_several_threads_keeps_every_index_consistent() {
     for aligned in [true, false] {
         let s = store(0);
-        let n = 3 * PARALLEL_PRUNE as u64;
+        let n = 60_000;
         let ts_of = |id: u64| match aligned {
             true => id as i64,
             false => ((id * 7919) % n) as i64,
