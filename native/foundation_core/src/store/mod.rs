@@ -364,11 +364,16 @@ impl Store {
         self.inner.shards.len()
     }
 
-    /// Events held by shard `index` (0 for an index out of range).
-    pub fn shard_len(&self, index: usize) -> CoreResult<usize> {
+    /// Events held by shard `index` (0 for an index out of range), and
+    /// whether a deferred group cut is pending in it (its next prune then
+    /// applies that cut first).
+    pub fn shard_state(&self, index: usize) -> CoreResult<(usize, bool)> {
         match self.inner.shards.get(index) {
-            Some(shard) => Ok(shard.read().map_err(CoreError::poisoned)?.len()),
-            None => Ok(0),
+            Some(shard) => {
+                let shard = shard.read().map_err(CoreError::poisoned)?;
+                Ok((shard.len(), shard.unswept()))
+            }
+            None => Ok((0, false)),
         }
     }
 
