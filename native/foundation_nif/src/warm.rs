@@ -60,9 +60,43 @@ mod atoms {
 pub struct WarmHandle {
     warm: Arc<Warm>,
     quiet: Arc<Quiet>,
+    /// Journal writes by event id (see `IdLocks`).
+    ids: IdLocks,
     /// The writer's queue; `None` once the tier is closed.
     queue: RwLock<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Lock stripes by event id. A journal write holds the stripes of its
+/// events' ids from before its journal append until its memory-tier insert
+/// is done, so two writes of one id reach the journal and the memory tier
+/// in the same order, while writes of other ids insert into the memory
+/// tier side by side, outside the journal's own lock (held only to copy
+/// the frame).
+struct IdLocks([Mutex<()>; ID_STRIPES]);
+
+/// Stripes of `IdLocks`.
+const ID_STRIPES: usize = 64;
+
+impl Default for IdLocks {
+    fn default() -> Self {
+        IdLocks(std::array::from_fn(|_| Mutex::new(())))
+    }
+}
+
+impl IdLocks {
+    /// Locks the stripes of `ids`, in stripe order (so two batches never
+    /// wait for each other in a cycle). A stripe guards no data: one left
+    /// poisoned by a panic is taken as it is.
+    fn lock(&self, ids: impl Iterator<Item = u64>) -> Vec<std::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids.map(|id| (id % ID_STRIPES as u64) as usize).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .map(|i| self.0[i].lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
 }
 
 /// One caller's write: its events in both forms, and where to answer.
@@ -89,6 +123,7 @@ impl WarmHandle {
             return Ok(WarmHandle {
                 warm,
                 quiet,
+                ids: IdLocks::default(),
                 queue: RwLock::new(None),
                 writer: Mutex::new(None),
             });
@@ -102,6 +137,7 @@ impl WarmHandle {
         Ok(WarmHandle {
             warm,
             quiet,
+            ids: IdLocks::default(),
             queue: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -501,7 +537,8 @@ fn put_converted<'a>(
     let frame = Warm::journal_frame(&incoming);
     drop(incoming);
     drop(bodies);
-    let written = warm.warm.write_journal(&frame, wait, || {
+    let _ids = warm.ids.lock(news.iter().map(|n| n.id));
+    let written = warm.warm.write_journal(&frame, wait, || ()).map(|()| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if one && news.len() == 1 {
                 news.into_iter()

@@ -280,6 +280,30 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     assert length(ids(EventStore.query(%{}, ns))) == 400
   end
 
+  test "concurrent writes of the same ids keep one version in memory and on disk", %{dir: dir} do
+    ns = start(dir)
+
+    1..8
+    |> Enum.map(fn w ->
+      Task.async(fn ->
+        for round <- 1..400, id <- 1..2 do
+          e = event(id, id, data: %{writer: w, round: round})
+
+          if rem(round, 4) == 0,
+            do: {:ok, [^id]} = EventStore.store_batch([e], ns),
+            else: {:ok, ^id} = EventStore.store(e, ns)
+        end
+      end)
+    end)
+    |> Enum.each(&Task.await(&1, 30_000))
+
+    in_memory = for id <- 1..2, do: EventStore.get(id, ns)
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert for(id <- 1..2, do: EventStore.get(id, ns)) == in_memory
+    assert {:ok, %{warm_events: 2}} = EventStore.stats(ns)
+  end
+
   test "reset_state empties the warm tier too", %{dir: dir} do
     ns = start(dir)
     {:ok, 1} = EventStore.store(event(1, 1), ns)
