@@ -201,6 +201,31 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       assert ids(EventStore.query(%{})) == Enum.to_list(5..10)
       assert {:ok, %{events_pruned: 4, current_event_count: 6}} = EventStore.stats()
     end
+
+    test "a big shard is pruned on a dirty scheduler; groups read right before and after" do
+      # One shard of 30 000 events: past the normal-scheduler size, and far
+      # more events than groups (the groups are cut after the call).
+      ns = start_isolated(shards: 1, max_events: 100_000)
+      n = 30_000
+      cid = fn i -> "g#{rem(i, 7)}" end
+
+      for chunk <- Enum.chunk_every(1..n, 1_000) do
+        batch = for i <- chunk, do: event(i, timestamp: i, correlation_id: cid.(i))
+        {:ok, _} = EventStore.store_batch(batch, ns)
+      end
+
+      assert {:ok, 19_999} = EventStore.prune_before(20_000, ns)
+      # Stored after the prune, older than its cut: still read.
+      {:ok, _} = EventStore.store(event(n + 1, timestamp: 5, correlation_id: "g0"), ns)
+      kept = for i <- 20_000..n, rem(i, 7) == 0, do: i
+
+      # Right away (the group cut may still be pending) and once it is done.
+      assert ids(EventStore.get_by_correlation("g0", ns)) == [n + 1 | kept]
+      Process.sleep(50)
+      assert ids(EventStore.get_by_correlation("g0", ns)) == [n + 1 | kept]
+
+      assert {:ok, %{current_event_count: 10_002, events_pruned: 19_999}} = EventStore.stats(ns)
+    end
   end
 
   describe "stats, status, availability, reset" do
