@@ -538,7 +538,7 @@ fn put_converted<'a>(
     drop(incoming);
     drop(bodies);
     let _ids = warm.ids.lock(news.iter().map(|n| n.id));
-    let written = warm.warm.write_journal(&frame, wait, || ()).map(|()| {
+    let written = warm.warm.write_journal(&frame, wait).map(|()| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if one && news.len() == 1 {
                 news.into_iter()

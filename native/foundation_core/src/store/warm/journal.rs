@@ -511,16 +511,10 @@ impl Journal {
         Segment::create(&self.dir, no, len)
     }
 
-    /// Appends one frame of `payload` and runs `then` under the journal's
-    /// lock right after the copy (so its effects happen in journal order).
-    /// With `wait` false (a normal scheduler) it never blocks for long: a
-    /// lagging apply thread or a missing segment gives `Blocked::Wait`.
-    pub fn append_then<T>(
-        &self,
-        payload: &[u8],
-        wait: bool,
-        then: impl FnOnce() -> T,
-    ) -> Result<T, Blocked> {
+    /// Appends one frame of `payload`. With `wait` false (a normal
+    /// scheduler) it never blocks for long: a lagging apply thread or a
+    /// missing segment gives `Blocked::Wait`.
+    pub fn append(&self, payload: &[u8], wait: bool) -> Result<(), Blocked> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Blocked::Failed(CoreError::Closed));
         }
@@ -585,7 +579,6 @@ impl Journal {
         }
         self.committed
             .store(pos(t.seg.no, t.off), Ordering::Release);
-        let out = then();
         drop(tail);
         // The apply thread looks every `APPLY_TICK` by itself; it is woken
         // only when much is waiting, so it writes big engine batches and
@@ -597,7 +590,7 @@ impl Journal {
         } else if lag > WAKE_LAG {
             self.wake(false);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The prepared spare (a new one is asked for), or, when waiting is

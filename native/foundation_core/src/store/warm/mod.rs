@@ -1134,23 +1134,17 @@ impl Warm {
         payload
     }
 
-    /// Appends a frame made by [`Warm::journal_frame`] to the journal and
-    /// runs `then` right after, in journal order; the events reach the
-    /// engine on the tier's apply thread. With `wait` false this never
-    /// blocks for long (see [`Blocked::Wait`]). Once it returns `Ok` the
-    /// events survive a killed VM.
-    pub fn write_journal<T>(
-        &self,
-        frame: &[u8],
-        wait: bool,
-        then: impl FnOnce() -> T,
-    ) -> Result<T, Blocked> {
+    /// Appends a frame made by [`Warm::journal_frame`] to the journal; the
+    /// events reach the engine on the tier's apply thread. With `wait`
+    /// false this never blocks for long (see [`Blocked::Wait`]). Once it
+    /// returns `Ok` the events survive a killed VM.
+    pub fn write_journal(&self, frame: &[u8], wait: bool) -> Result<(), Blocked> {
         let Some(journal) = &self.journal else {
             return Err(Blocked::Failed(CoreError::Internal(
                 "warm storage: no journal".into(),
             )));
         };
-        journal.append_then(frame, wait, then)
+        journal.append(frame, wait)
     }
 
     /// Starts the journal's apply and segment threads (no journal: none).

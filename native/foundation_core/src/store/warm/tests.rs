@@ -471,7 +471,7 @@ fn journal_write(w: &Warm, ids: &[u64]) {
         .zip(&bodies)
         .map(|(id, b)| incoming(*id, *id as i64, b))
         .collect();
-    w.write_journal(&Warm::journal_frame(&events), true, || ())
+    w.write_journal(&Warm::journal_frame(&events), true)
         .unwrap();
 }
 
@@ -581,7 +581,7 @@ fn a_write_that_cannot_wait_says_so_when_the_apply_thread_is_behind() {
     // go where it may wait.
     let mut blocked = false;
     for _ in 0..64 {
-        match w.write_journal(&frame, false, || ()) {
+        match w.write_journal(&frame, false) {
             Ok(()) => {}
             Err(Blocked::Wait) => {
                 blocked = true;
@@ -622,7 +622,7 @@ fn a_full_disk_when_a_journal_segment_is_made_fails_that_write() {
     let mut failed = None;
     for id in 1..=100_000u64 {
         let frame = Warm::journal_frame(&[incoming(id, id as i64, &body)]);
-        match w.write_journal(&frame, true, || ()) {
+        match w.write_journal(&frame, true) {
             Ok(()) => acked.push(id),
             Err(Blocked::Failed(e)) => {
                 failed = Some(e);
@@ -637,7 +637,7 @@ fn a_full_disk_when_a_journal_segment_is_made_fails_that_write() {
     w.hold_apply(false);
     w.caught_up().unwrap();
     let frame = Warm::journal_frame(&[incoming(900_000, 1, &body)]);
-    w.write_journal(&frame, true, || ()).unwrap();
+    w.write_journal(&frame, true).unwrap();
     w.close().unwrap();
     drop(w);
     let (again, _) = Warm::open(&journaled(&path, Compression::None)).unwrap();
