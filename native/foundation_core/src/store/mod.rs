@@ -383,19 +383,14 @@ impl Store {
     /// removed the freeing thread frees them, and the helper thread takes
     /// them out of their correlation groups (reads skip them until then).
     pub fn prune_shard(&self, ts: i64, index: usize) -> CoreResult<usize> {
-        let inner = &self.inner;
-        let (Some(shard), Some(tally)) = (inner.shards.get(index), inner.tallies.get(index)) else {
+        let mut garbage = shard::Garbage::default();
+        let pruned = self.inner.remove_in(index, |shard| {
+            (shard.prune_before(ts, &mut garbage), shard.unswept())
+        })?;
+        let Some((n, unswept)) = pruned else {
             return Ok(0);
         };
-        let mut garbage = shard::Garbage::default();
-        let (n, unswept) = {
-            let mut shard = shard.write().map_err(CoreError::poisoned)?;
-            let n = shard.prune_before(ts, &mut garbage);
-            tally.note_oldest(&shard);
-            (n, shard.unswept())
-        };
-        inner.hot.count.fetch_sub(n, Relaxed);
-        inner.counters.pruned.fetch_add(n as u64, Relaxed);
+        self.inner.counters.pruned.fetch_add(n as u64, Relaxed);
         if n >= FREE_IN_BACKGROUND {
             background::free_later(garbage);
         }
@@ -519,18 +514,31 @@ impl Inner {
             .collect()
     }
 
-    /// Runs `f` on each shard under its write lock; sums the removed counts
-    /// it returns and keeps `count` in step.
+    /// Runs `f` on each shard under its write lock (see `remove_in`); sums
+    /// the removed counts it returns.
     fn each_shard_mut(&self, mut f: impl FnMut(&mut Shard) -> usize) -> CoreResult<usize> {
-        let mut total = 0;
-        for (shard, tally) in self.shards.iter().zip(self.tallies.iter()) {
-            let mut shard = shard.write().map_err(CoreError::poisoned)?;
-            let n = f(&mut shard);
-            tally.note_oldest(&shard);
-            self.hot.count.fetch_sub(n, Relaxed);
-            total += n;
-        }
-        Ok(total)
+        (0..self.shards.len()).try_fold(0, |total, i| {
+            let removed = self.remove_in(i, |s| (f(s), ()))?;
+            Ok(total + removed.map_or(0, |(n, ())| n))
+        })
+    }
+
+    /// Runs `f` on shard `index` under its write lock (`None` for an index
+    /// out of range). `f` returns how many events it removed, and `count`
+    /// and the shard's oldest arrival are kept in step.
+    fn remove_in<R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut Shard) -> (usize, R),
+    ) -> CoreResult<Option<(usize, R)>> {
+        let (Some(shard), Some(tally)) = (self.shards.get(index), self.tallies.get(index)) else {
+            return Ok(None);
+        };
+        let mut shard = shard.write().map_err(CoreError::poisoned)?;
+        let (n, out) = f(&mut shard);
+        tally.note_oldest(&shard);
+        self.hot.count.fetch_sub(n, Relaxed);
+        Ok(Some((n, out)))
     }
 
     /// Applies every shard's deferred group cut (`Shard::sweep_groups`),
