@@ -356,13 +356,22 @@ impl Shard {
         self.late = false;
     }
 
-    /// Whether group `name`'s member `key` is a stored event (only members
-    /// older than an unswept cut can be stale).
-    fn live(&self, name: &Bytes, key: (i64, u64)) -> bool {
-        match self.unswept {
-            Some(cut) if key.0 < cut => stored_member(&self.by_id, name, key),
-            _ => true,
-        }
+    /// The stored members of `group` after `low` (all when `None`), in
+    /// order: every group read goes through here, so it skips the members
+    /// an unswept cut has left (only those older than the cut can be
+    /// stale).
+    fn members_after<'a>(
+        &'a self,
+        group: &'a Group,
+        low: Option<(i64, u64)>,
+    ) -> impl Iterator<Item = (&'a (i64, u64), &'a Bytes)> + 'a {
+        group
+            .events
+            .after(low)
+            .filter(move |(&key, _)| match self.unswept {
+                Some(cut) if key.0 < cut => stored_member(&self.by_id, &group.name, key),
+                _ => true,
+            })
     }
 
     /// The payload of `id`.
@@ -374,10 +383,8 @@ impl Shard {
     pub(crate) fn correlation(&self, cid: &[u8]) -> Vec<Hit> {
         match self.by_corr.get(cid) {
             None => Vec::new(),
-            Some(group) => group
-                .events
-                .after(None)
-                .filter(|(k, _)| self.live(&group.name, **k))
+            Some(group) => self
+                .members_after(group, None)
                 .map(|(k, p)| (*k, p.clone()))
                 .collect(),
         }
@@ -395,10 +402,7 @@ impl Shard {
         };
         let low = after.map(|r| time_key(r, false));
         Box::new(
-            group
-                .events
-                .after(low)
-                .filter(|(k, _)| self.live(&group.name, **k))
+            self.members_after(group, low)
                 .map(|(&(ts, id), p)| (rank(Order::Timestamp, ts, id), id, Some(p))),
         )
     }
@@ -408,11 +412,7 @@ impl Shard {
         match (self.by_corr.get(cid), self.unswept) {
             (None, _) => 0,
             (Some(group), None) => group.events.len(),
-            (Some(group), Some(_)) => group
-                .events
-                .after(None)
-                .filter(|(k, _)| self.live(&group.name, **k))
-                .count(),
+            (Some(group), Some(_)) => self.members_after(group, None).count(),
         }
     }
 
