@@ -3,7 +3,9 @@ defmodule ElixirScope.Foundation.Integration.TelemetryFlowTest do
   # Telemetry facade, the way the original's integration tests read them: not async.
   use ExUnit.Case, async: false
 
-  alias ElixirScope.Foundation.{Events, Telemetry}
+  import ExUnit.CaptureLog
+
+  alias ElixirScope.Foundation.{Config, Events, Telemetry}
 
   defp events_stored do
     {:ok, metrics} = Telemetry.get_metrics()
@@ -42,4 +44,40 @@ defmodule ElixirScope.Foundation.Integration.TelemetryFlowTest do
 
     assert events_stored() == before + 5
   end
+
+  test "a handler attached to the store's and the config's counters runs once per count" do
+    stored = [:foundation, :event_store, :events_stored]
+    updated = [:foundation, :config_updates]
+    path = [:ai, :planning, :sampling_rate]
+    {:ok, original} = Config.get(path)
+    :ok = Telemetry.attach_handlers([stored, updated])
+    level = Logger.level()
+    Logger.configure(level: :debug)
+
+    try do
+      before = events_stored()
+
+      log =
+        capture_log([level: :debug], fn ->
+          for i <- 1..3 do
+            {:ok, event} = Events.new_event(:telemetry_handler_flow, %{i: i})
+            {:ok, _} = Events.store(event)
+          end
+
+          :ok = Config.update(path, 0.25)
+          :ok = Config.update(path, 0.75)
+        end)
+
+      # Three stores and two audit events.
+      assert events_stored() == before + 5
+      assert occurrences(log, "Telemetry event #{inspect(stored)}") == 5
+      assert occurrences(log, "Telemetry event #{inspect(updated)}") == 2
+    after
+      Logger.configure(level: level)
+      :ok = Telemetry.detach_handlers([stored, updated])
+      :ok = Config.update(path, original)
+    end
+  end
+
+  defp occurrences(log, text), do: length(String.split(log, text)) - 1
 end

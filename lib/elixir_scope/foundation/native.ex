@@ -69,6 +69,10 @@ defmodule ElixirScope.Foundation.Native do
 
   def store_set_limits(_store, _max_events, _max_age_ms), do: :erlang.nif_error(:not_loaded)
   def store_put(_store, _event), do: :erlang.nif_error(:not_loaded)
+
+  def store_put_counted(_store, _event, _metrics, _name),
+    do: :erlang.nif_error(:not_loaded)
+
   def store_put_valid(_store, _event), do: :erlang.nif_error(:not_loaded)
 
   def store_put_audit(_store, _id, _type, _timestamp, _wall_us, _node, _pid, _data),
@@ -140,6 +144,7 @@ defmodule ElixirScope.Foundation.Native do
     do: :erlang.nif_error(:not_loaded)
 
   def metrics_add_cached(_handle, _name, _value), do: :erlang.nif_error(:not_loaded)
+  def metrics_add_cached_pair(_handle, _name_a, _name_b), do: :erlang.nif_error(:not_loaded)
 
   # metrics: dirty twins of the calls above, used when those answer :dirty
   def metrics_record_dirty(_handle, _name, _measurements, _metadata, _now),

@@ -114,6 +114,19 @@ impl Sched {
     }
 }
 
+/// Charges a normal-scheduler call that did `bytes` of work by their
+/// count, with no clock read: the whole `NORMAL_BYTES` budget counts as a
+/// whole timeslice (such a call is kept under ~1 ms), less in proportion
+/// (calls below `TIMED_BYTES` are not charged, as in `charge`). For
+/// single-event writes, where two clock reads would be a noticeable share
+/// of the call.
+pub fn charge_bytes(env: Env, bytes: usize) {
+    if bytes >= TIMED_BYTES {
+        let percent = (bytes.saturating_mul(100) / NORMAL_BYTES).clamp(1, 100);
+        let _ = rustler::schedule::consume_timeslice(env, percent as c_int);
+    }
+}
+
 /// Charges a normal-scheduler call that did `bytes` of work, started at
 /// `started`, to the process's timeslice, as `Sched::run` does (calls
 /// below `TIMED_BYTES` are not charged).

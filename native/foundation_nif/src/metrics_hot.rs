@@ -8,7 +8,7 @@ use crate::metrics::{term_word, NIL_WORD};
 use crate::metrics_handle;
 use foundation_core::metrics::{Measure, Recorded, MAX_CACHED_SEGMENTS};
 use rustler::sys::{c_int, ErlNifEnv, ErlNifTerm};
-use rustler::{Atom, Env, Term};
+use rustler::{Atom, Encoder, Env, Term};
 use std::sync::atomic::Ordering;
 
 /// The common counter call, a repeated integer increment of a name this
@@ -23,10 +23,17 @@ use std::sync::atomic::Ordering;
 /// collects the arguments into a `Vec` (an allocation per call) and goes
 /// through a panic guard and result conversion; nothing here can panic.
 fn add_cached(handle: Term, name: Term, value: Term) -> Atom {
+    match value.decode::<i64>() {
+        Ok(delta) => add_cached_int(handle, name, delta),
+        Err(_) => atoms::miss(),
+    }
+}
+
+/// `add_cached` of an integer already decoded; also the counter half of
+/// the writes that count themselves (`store_put_counted/4`) and of
+/// `metrics_add_cached_pair/3`.
+pub(crate) fn add_cached_int(handle: Term, name: Term, delta: i64) -> Atom {
     let Ok(m) = metrics_handle::get_owned(handle) else {
-        return atoms::miss();
-    };
-    let Ok(delta) = value.decode::<i64>() else {
         return atoms::miss();
     };
     let Some((ids, len)) = cached_ids(name) else {
@@ -39,6 +46,26 @@ fn add_cached(handle: Term, name: Term, value: Term) -> Atom {
         Ok(Some(Recorded { handler: true, .. })) => atoms::handler(),
         Ok(Some(_)) => atoms::ok(),
         Ok(None) | Err(_) => atoms::miss(),
+    }
+}
+
+/// `Native.metrics_add_cached_pair/3`: two names counted once each (value
+/// 1) in one call, as two `metrics_add_cached/3` calls would: `:ok` when
+/// both were recorded with no handler to run, else `{outcome_a,
+/// outcome_b}` (each `:ok`, `:handler` or `:miss`) for the caller to
+/// finish. Never raises.
+#[rustler::nif]
+fn metrics_add_cached_pair<'a>(
+    env: Env<'a>,
+    handle: Term<'a>,
+    a: Term<'a>,
+    b: Term<'a>,
+) -> Term<'a> {
+    let (a, b) = (add_cached_int(handle, a, 1), add_cached_int(handle, b, 1));
+    if a == atoms::ok() && b == atoms::ok() {
+        a.encode(env)
+    } else {
+        (a, b).encode(env)
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::atoms;
 use crate::budget::{self, Routed, Sched, NORMAL_BYTES};
 use crate::error::{NifError, NifOutcome};
+use crate::metrics_hot;
 use crate::store_codec::Prepared;
 use crate::store_codec::{
     list_terms, prepare, query_from, to_new_event, to_new_events, to_term, to_terms,
@@ -78,11 +79,39 @@ fn store_set_limits(store: ResourceArc<StoreHandle>, max_events: usize, max_age_
 
 #[rustler::nif]
 fn store_put<'a>(env: Env<'a>, store: &StoreHandle, event: Term<'a>) -> Put<u64> {
-    let started = Instant::now();
+    put_now(env, store, event)
+}
+
+/// `store_put`, then, once the event is stored, the counter `name` (value
+/// 1) in the `metrics` handle, counted as `metrics_add_cached/3` counts:
+/// a write and its `events_stored` count in one call. `{:ok, id}` when
+/// both are done; `{:ok, id, :handler | :miss}` when the event is stored
+/// and the caller finishes the count (runs the handler, or counts the slow
+/// way); otherwise `store_put`'s answer, with nothing stored or counted.
+#[rustler::nif]
+fn store_put_counted<'a>(
+    env: Env<'a>,
+    store: &StoreHandle,
+    event: Term<'a>,
+    metrics: Term<'a>,
+    name: Term<'a>,
+) -> NifResult<Term<'a>> {
+    Ok(match put_now(env, store, event)? {
+        Routed::Done(Ok(id)) => match metrics_hot::add_cached_int(metrics, name, 1) {
+            counted if counted == atoms::ok() => (counted, id).encode(env),
+            counted => (atoms::ok(), id, counted).encode(env),
+        },
+        other => other.encode(env),
+    })
+}
+
+/// One event checked, converted and stored on a normal scheduler (see
+/// `prepare`), charged to the caller's timeslice by its bytes.
+fn put_now(env: Env, store: &StoreHandle, event: Term) -> Put<u64> {
     Ok(match prepare(event, NORMAL_BYTES)? {
         Prepared::Ready(event, bytes) => {
             let put = event.and_then(|e| store.0.put(e)).map_err(Into::into);
-            budget::charge(env, started, bytes);
+            budget::charge_bytes(env, bytes);
             Routed::Done(put)
         }
         Prepared::Invalid => Routed::Invalid,
@@ -205,11 +234,10 @@ fn put_batch(store: &StoreHandle, events: Term) -> NifResult<NifOutcome<Vec<u64>
 
 #[rustler::nif]
 fn store_put_async<'a>(env: Env<'a>, store: &StoreHandle, event: Term<'a>) -> Put<Atom> {
-    let started = Instant::now();
     Ok(match prepare(event, NORMAL_BYTES)? {
         Prepared::Ready(event, bytes) => {
             let queued = event.and_then(|e| store.0.put_async(e));
-            budget::charge(env, started, bytes);
+            budget::charge_bytes(env, bytes);
             Routed::Done(queued.map(|_| atoms::ok()).map_err(Into::into))
         }
         Prepared::Invalid => Routed::Invalid,

@@ -125,7 +125,7 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
       # external form a pid can take, so only the exact size can tell.
       e = event(7, data: List.duplicate(self(), 1000))
 
-      assert {{:ok, 7}, [:store_put, :store_put_dirty]} =
+      assert {{:ok, 7}, [:store_put_counted, :store_put_dirty]} =
                store_calls(fn -> EventStore.store(e) end)
 
       assert {:ok, ^e} = EventStore.get(7)

@@ -130,7 +130,7 @@ defmodule ElixirScope.Foundation.Services.ConfigServer do
     # stored), the caller records the counters (see handle_call/3), so the
     # server is free for the next update meanwhile.
     case call_in(namespace, {:update_config, path, value, :audit_id}, :request) do
-      {:ok, id} -> Audit.count_all(namespace, Audit.update_counters(path, id), :caller)
+      {:ok, id} -> Audit.count_update(namespace, path, id)
       other -> other
     end
   end

@@ -97,6 +97,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   alias ElixirScope.Foundation.Native.Route
   alias ElixirScope.Foundation.Services.EventStore.{Heap, Subscriptions, Support, Warm}
   alias ElixirScope.Foundation.Services.Lifecycle
+  alias ElixirScope.Foundation.Services.TelemetryService.Recorder
   alias ElixirScope.Foundation.Types.{Error, Event}
   alias ElixirScope.Foundation.Validation.EventValidator
 
@@ -138,10 +139,10 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     _ = EventArg.check!(event)
     namespace = Support.namespace(opts)
 
-    with {:ok, handle, warm} <- tiers(namespace),
-         {:ok, id} <- put_one(handle, warm, event) do
-      Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, namespace)
-      {:ok, id}
+    case tiers(namespace) do
+      {:ok, handle, nil} -> put_counted(handle, event, namespace)
+      {:ok, handle, warm} -> handle |> put_one(warm, event) |> emit_stored(event, namespace)
+      error -> error
     end
   end
 
@@ -873,6 +874,40 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       _ -> nil
     end
   end
+
+  # No disk tier: the event and its `events_stored` count in one NIF call
+  # while the namespace's telemetry handle is published; the count is
+  # finished in Elixir when the NIF could not do it all (see
+  # `Recorder.finish_count/5`).
+  defp put_counted(handle, event, namespace) do
+    case Recorder.entry(namespace) do
+      {metrics, _owner} = entry ->
+        case Native.store_put_counted(handle, event, metrics, Support.events_stored()) do
+          {:ok, id} = stored ->
+            Support.finish_stored(entry, :ok, event, id)
+            stored
+
+          {:ok, id, outcome} ->
+            Support.finish_stored(entry, outcome, event, id)
+            {:ok, id}
+
+          put ->
+            put
+            |> checked([event], fn -> Native.store_put_dirty(handle, event) end)
+            |> emit_stored(event, namespace)
+        end
+
+      nil ->
+        handle |> put_one(nil, event) |> emit_stored(event, namespace)
+    end
+  end
+
+  defp emit_stored({:ok, id} = stored, event, namespace) do
+    Support.emit_stored(1, %{event_type: event.event_type, event_id: id}, namespace)
+    stored
+  end
+
+  defp emit_stored(error, _event, _namespace), do: error
 
   defp put_one(handle, nil, event) do
     case Native.store_put(handle, event) do

@@ -68,6 +68,19 @@ defmodule ElixirScope.Foundation.Services.ConfigServer.Audit do
     do: [{[:foundation, :config_updates], %{path: path}} | stored(:config_updated, id)]
 
   @doc """
+  Records the counters of an update of `path` whose audit event is `id`
+  (`update_counters/2`) from the caller of `ConfigServer.update/3`: both
+  in one NIF call when an event was stored. Never raises; `:ok`.
+  """
+  def count_update(namespace, path, nil),
+    do: count_all(namespace, update_counters(path, nil), :caller)
+
+  def count_update(namespace, path, id) do
+    [updated, stored] = update_counters(path, id)
+    TelemetryService.Recorder.count_pair(namespace, updated, stored)
+  end
+
+  @doc """
   Records each `{name, metadata}` counter (value 1) in `namespace`; never
   raises; `:ok`. `:caller` when called outside the namespace's server (by
   `ConfigServer.update/3`): the namespace is then always named, since the

@@ -157,6 +157,19 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
     TelemetryService.emit_counter(@events_stored, value, metadata, namespace: namespace)
   end
 
+  @doc "The name of the store's counter, `[:foundation, :event_store, :events_stored]`."
+  def events_stored, do: @events_stored
+
+  @doc """
+  Finishes the `events_stored` count of event `id`, which a write that
+  counts itself answered with `outcome` in the telemetry handle of
+  `entry` (see `Recorder.finish_count/5`). Never raises.
+  """
+  def finish_stored(entry, outcome, event, id) do
+    metadata = %{event_type: event.event_type, event_id: id}
+    TelemetryService.Recorder.finish_count(entry, outcome, @events_stored, 1, metadata)
+  end
+
   @doc "True when the service process of `namespace` is registered and alive."
   def registered?(namespace) do
     ElixirScope.Foundation.Services.Lifecycle.registered?(namespace, :event_store)

@@ -115,17 +115,7 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   def count(opts, name, value, metadata) when is_list(name) do
     case lookup(opts) do
       {handle, _owner} = entry ->
-        case Native.metrics_add_cached(handle, name, value) do
-          :ok ->
-            forward_counter(name, value, metadata)
-
-          :handler ->
-            run_handler(name, %{counter: value}, metadata)
-            forward_counter(name, value, metadata)
-
-          :miss ->
-            count_miss(entry, name, value, metadata)
-        end
+        finish_count(entry, Native.metrics_add_cached(handle, name, value), name, value, metadata)
 
       nil ->
         Forward.execute(name, %{counter: value}, metadata)
@@ -138,6 +128,57 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   # options may make that lookup costly).
   def count(_opts, name, value, metadata),
     do: Forward.execute(name, %{counter: value}, metadata)
+
+  @doc """
+  Counts two counters of value 1 (`{name, metadata}` each) in `namespace`
+  with one NIF call: as two `count/4` calls, in order. Always `:ok`.
+  """
+  def count_pair(namespace, {name_a, meta_a}, {name_b, meta_b}) do
+    case entry(namespace) do
+      {handle, _owner} = entry ->
+        case Native.metrics_add_cached_pair(handle, name_a, name_b) do
+          :ok ->
+            forward_counter(name_a, 1, meta_a)
+            forward_counter(name_b, 1, meta_b)
+
+          {a, b} ->
+            finish_count(entry, a, name_a, 1, meta_a)
+            finish_count(entry, b, name_b, 1, meta_b)
+        end
+
+      nil ->
+        Forward.execute(name_a, %{counter: 1}, meta_a)
+        Forward.execute(name_b, %{counter: 1}, meta_b)
+    end
+
+    :ok
+  catch
+    _kind, _reason -> :ok
+  end
+
+  @doc """
+  Finishes a counter whose cached NIF count (`Native.metrics_add_cached/3`
+  or a write that counts itself) answered `outcome` in the handle of
+  `entry`: forwards it to `:telemetry`, runs the attached handler
+  (`:handler`), or counts it the slow way (`:miss`). Always `:ok`.
+  """
+  def finish_count(entry, outcome, name, value, metadata) do
+    case outcome do
+      :ok ->
+        forward_counter(name, value, metadata)
+
+      :handler ->
+        run_handler(name, %{counter: value}, metadata)
+        forward_counter(name, value, metadata)
+
+      :miss ->
+        count_miss(entry, name, value, metadata)
+    end
+
+    :ok
+  catch
+    _kind, _reason -> :ok
+  end
 
   # The namespace's entry, or nil (also for options that are not valid).
   defp lookup(opts) do
