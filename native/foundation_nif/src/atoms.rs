@@ -80,4 +80,5 @@ rustler::atoms! {
     allowed_event_types,
     max_data_size,
     normal_bytes,
+    small_map_layout,
 }

@@ -30,10 +30,20 @@ pub const NORMAL_BYTES: usize = 64 * 1024;
 /// The scheduling constants Elixir code shares with the NIFs, so each has
 /// one definition: `%{normal_bytes: NORMAL_BYTES}` (the Elixir side decodes
 /// event binaries up to that size with the BIF, bigger ones on a dirty
-/// scheduler).
+/// scheduler), and `small_map_layout`: whether small maps are read from
+/// their heap words on this VM (see `flatmap`).
 #[rustler::nif]
 fn native_constants(env: Env) -> NifResult<Term> {
-    Term::map_from_pairs(env, &[(atoms::normal_bytes(), NORMAL_BYTES)])
+    Term::map_from_pairs(
+        env,
+        &[
+            (atoms::normal_bytes().encode(env), NORMAL_BYTES.encode(env)),
+            (
+                atoms::small_map_layout().encode(env),
+                crate::flatmap::enabled().encode(env),
+            ),
+        ],
+    )
 }
 
 /// Normal calls below this size are not timed (see `Sched::run`).

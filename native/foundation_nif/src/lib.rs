@@ -14,6 +14,7 @@ mod decode;
 mod deserialize;
 mod error;
 mod fallback;
+mod flatmap;
 mod info;
 mod json;
 mod metrics;
@@ -34,11 +35,13 @@ mod warm;
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
 
 /// The load info is the VM's native time unit (see `clock`); `metrics`
-/// remembers the word of `[]`; the stores' background thread is started
+/// remembers the word of `[]`; the small-map layout is checked (see
+/// `flatmap`); the stores' background thread is started
 /// (before any store exists); the metric store's resource type is opened.
 fn on_load(env: rustler::Env, load_info: rustler::Term) -> bool {
     clock::set_native_unit(load_info);
     foundation_core::store::background::start();
     metrics::set_nil(env);
+    flatmap::calibrate(env);
     metrics_handle::open(env)
 }

@@ -364,6 +364,9 @@ impl<'a, 'o> Writer<'a, 'o> {
 /// iteration order (callers size them to the map); false if `map` is not
 /// a map or has fewer pairs.
 pub(crate) fn map_pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> bool {
+    if crate::flatmap::pairs(map, keys, values).is_some() {
+        return true;
+    }
     let env = map.get_env().as_c_arg();
     let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
     let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;

@@ -335,4 +335,26 @@ defmodule ElixirScope.Foundation.Native.StoreTest do
     :erlang.garbage_collect()
     assert %Event{event_id: 1} = Native.store_get(s, 1)
   end
+
+  describe "small maps read from their heap words" do
+    test "the layout is verified at load on this VM" do
+      assert %{small_map_layout: true} = Native.native_constants()
+    end
+
+    test "maps of every size around the small-map limit round-trip exactly" do
+      s = new_store()
+
+      for n <- 0..34 do
+        data =
+          Map.new(1..n//1, fn i ->
+            key = Enum.at([:"k#{i}", i * 1_000, "k#{i}", {i}], rem(i, 4))
+            {key, %{at: i, bin: "v#{i}", list: [i, -i], wall: ~U[2026-01-01 00:00:00Z]}}
+          end)
+
+        e = event(100 + n, data: data, correlation_id: "m#{n}")
+        assert {:ok, _} = Native.store_put(s, e)
+        assert Native.store_get(s, 100 + n) === e
+      end
+    end
+  end
 end

@@ -165,8 +165,8 @@ defmodule ElixirScope.Foundation.Services.EventStore.Support do
   counts itself answered with `outcome` in the telemetry handle of
   `entry` (see `Recorder.finish_count/5`). Never raises.
   """
-  def finish_stored(entry, outcome, event, id) do
-    metadata = %{event_type: event.event_type, event_id: id}
+  def finish_stored(entry, outcome, %{event_type: type}, id) do
+    metadata = %{event_type: type, event_id: id}
     TelemetryService.Recorder.finish_count(entry, outcome, @events_stored, 1, metadata)
   end
 
