@@ -25,6 +25,7 @@
 
 mod async_queue;
 pub mod background;
+mod clock;
 pub mod query;
 mod shard;
 pub mod subs;
@@ -38,7 +39,6 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
 pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target};
 
 /// A shard's prune removing at least this many events frees them on the
@@ -198,7 +198,8 @@ struct Inner {
     shard_bits: u32,
     /// The event count and arrival numbers, written by every write.
     hot: Hot,
-    origin: Instant,
+    /// `clock::coarse_ms` when the store was made.
+    origin: u64,
     max_events: AtomicUsize,
     max_age_ms: AtomicU64,
     counters: Counters,
@@ -229,7 +230,7 @@ impl Store {
             tallies: (0..shard_count).map(|_| Tally::default()).collect(),
             shard_bits: shard_count.trailing_zeros(),
             hot: Hot::default(),
-            origin: Instant::now(),
+            origin: clock::coarse_ms(),
             max_events: AtomicUsize::new(config.max_events),
             max_age_ms: AtomicU64::new(config.max_age_ms),
             counters: Counters::default(),
@@ -474,8 +475,10 @@ impl Store {
 }
 
 impl Inner {
+    /// Milliseconds since the store was made, for retention by age: the
+    /// coarse clock, a few milliseconds coarse (see `clock::coarse_ms`).
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        clock::coarse_ms().saturating_sub(self.origin)
     }
 
     fn shard(&self, id: u64) -> &RwLock<Shard> {
