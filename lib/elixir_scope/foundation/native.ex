@@ -7,22 +7,26 @@ defmodule ElixirScope.Foundation.Native do
 
   @doc false
   def load_nif do
+    # The Elixir compiler loads every module as it defines it (from memory:
+    # no .beam path yet), and our cargo compiler runs after it. Nothing calls
+    # a NIF at compile time, so that copy loads no library: on a first build
+    # there is none yet, and on a rebuild it would be the previous one, which
+    # the VM then keeps for this module's later loads in the same VM (a
+    # `mix run` or `mix test` after the build would miss new NIFs). The
+    # cargo compiler unloads that copy, so the first use loads the module
+    # from its .beam file, and with it the installed library.
+    if is_list(:code.which(__MODULE__)), do: load_library(), else: :ok
+  end
+
+  defp load_library do
     path = library_path()
 
     # The load info tells the library the VM's native time unit.
     native_unit = System.convert_time_unit(1, :second, :native)
 
     case :erlang.load_nif(String.to_charlist(path), native_unit) do
-      :ok ->
-        :ok
-
-      # The Elixir compiler loads every module as it defines it (from memory:
-      # no .beam path yet), and our cargo compiler runs after it, so on a
-      # first build the library does not exist yet. Nothing calls a NIF at
-      # compile time, and the cargo compiler unloads this module once the
-      # library is installed.
-      {:error, {reason, text}} ->
-        if is_list(:code.which(__MODULE__)), do: report_missing(path, reason, text), else: :ok
+      :ok -> :ok
+      {:error, {reason, text}} -> report_missing(path, reason, text)
     end
   end
 

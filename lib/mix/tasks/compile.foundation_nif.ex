@@ -37,14 +37,18 @@ defmodule Mix.Tasks.Compile.FoundationNif do
 
   @impl Mix.Task.Compiler
   def run(_args) do
-    if System.get_env("FOUNDATION_NIF_SKIP") == "1" do
-      {:noop, []}
-    else
-      case source() do
-        {:prebuilt, dir} -> install_prebuilt(dir)
-        :cargo -> build_from_source()
+    result =
+      if System.get_env("FOUNDATION_NIF_SKIP") == "1" do
+        {:noop, []}
+      else
+        case source() do
+          {:prebuilt, dir} -> install_prebuilt(dir)
+          :cargo -> build_from_source()
+        end
       end
-    end
+
+    unload_compiled_native()
+    result
   end
 
   @impl Mix.Task.Compiler
@@ -172,9 +176,9 @@ defmodule Mix.Tasks.Compile.FoundationNif do
     end
   end
 
-  # The Elixir compiler has already loaded `Native` in this VM (with the old
-  # library, or with bare stubs on a first build), and `mix test` runs the
-  # tests in this same VM: unload it so its next use loads the new library.
+  # A new library was installed: `Native` may be loaded in this VM with the
+  # old one (`mix test` and `mix run` use the VM that compiled): unload it so
+  # its next use loads the new library.
   defp unload_native do
     native = ElixirScope.Foundation.Native
 
@@ -185,6 +189,24 @@ defmodule Mix.Tasks.Compile.FoundationNif do
     end
 
     :ok
+  end
+
+  # The copy of `Native` the Elixir compiler loaded has stubs only (see
+  # `Native.load_nif/0`): unload it whether or not a library was installed,
+  # so its first use loads the module from its .beam file, with the
+  # library. A copy that has its library (a running application, as after
+  # `recompile` in IEx) keeps it.
+  defp unload_compiled_native do
+    native = ElixirScope.Foundation.Native
+    if :code.is_loaded(native) && not library_loaded?(native), do: unload_native()
+    :ok
+  end
+
+  defp library_loaded?(native) do
+    _ = native.native_version()
+    true
+  rescue
+    ErlangError -> false
   end
 
   defp failure(message) do
