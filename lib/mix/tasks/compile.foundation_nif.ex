@@ -177,8 +177,8 @@ defmodule Mix.Tasks.Compile.FoundationNif do
   end
 
   # A new library was installed: `Native` may be loaded in this VM with the
-  # old one (`mix test` and `mix run` use the VM that compiled): unload it so
-  # its next use loads the new library.
+  # old one (a running application, as after `recompile` in IEx): unload it
+  # so its next use loads the new library.
   defp unload_native do
     native = ElixirScope.Foundation.Native
 

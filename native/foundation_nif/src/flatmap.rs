@@ -14,7 +14,8 @@
 //! falls back to the iterator on any difference (a large map, a VM whose
 //! layout differs).
 
-use rustler::sys::{self, ErlNifMapIterator, ErlNifMapIteratorEntry, ErlNifTerm};
+use crate::store_term;
+use rustler::sys::ErlNifTerm;
 use rustler::{Env, Term};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -56,9 +57,16 @@ fn block(t: u64) -> Option<*const u64> {
 /// when the fast path is off or `map` is not a small map of exactly
 /// `keys.len()` pairs in the verified layout.
 pub(crate) fn pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> Option<()> {
-    let header = MAP_HEADER.load(Relaxed);
+    match MAP_HEADER.load(Relaxed) {
+        0 => None,
+        header => read(header, map, keys, values),
+    }
+}
+
+/// `pairs` for small maps whose header word is `header`.
+fn read(header: u64, map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> Option<()> {
     let n = keys.len();
-    if header == 0 || values.len() != n {
+    if values.len() != n {
         return None;
     }
     let at = block(word(map.as_c_arg()))?;
@@ -81,35 +89,6 @@ pub(crate) fn pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm
         }
     }
     Some(())
-}
-
-/// The pairs through the NIF iterator (the reference `calibrate` checks
-/// the layout against).
-fn iterated(env: Env, map: Term) -> Option<Vec<(u64, u64)>> {
-    let mut out = Vec::new();
-    let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
-    let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;
-    // SAFETY: `map` is a term of the live `env`; the iterator is used only
-    // after a successful create and destroyed once.
-    unsafe {
-        if sys::enif_map_iterator_create(env.as_c_arg(), map.as_c_arg(), iter.as_mut_ptr(), head)
-            == 0
-        {
-            return None;
-        }
-        loop {
-            let (mut k, mut v) = (ErlNifTerm::default(), ErlNifTerm::default());
-            if sys::enif_map_iterator_get_pair(env.as_c_arg(), iter.as_mut_ptr(), &mut k, &mut v)
-                == 0
-            {
-                break;
-            }
-            out.push((word(k), word(v)));
-            sys::enif_map_iterator_next(env.as_c_arg(), iter.as_mut_ptr());
-        }
-        sys::enif_map_iterator_destroy(env.as_c_arg(), iter.as_mut_ptr());
-    }
-    Some(out)
 }
 
 /// Turns the fast path on when maps built here of several sizes (up to
@@ -147,20 +126,14 @@ fn verified_header(env: Env) -> Option<u64> {
         if *header.get_or_insert(seen) != seen {
             return None;
         }
-        MAP_HEADER.store(seen, Relaxed);
-        let (mut ks, mut vs) = (
-            vec![ErlNifTerm::default(); n],
-            vec![ErlNifTerm::default(); n],
-        );
-        let read = pairs(map, &mut ks, &mut vs);
-        MAP_HEADER.store(0, Relaxed);
-        read?;
-        let fast: Vec<(u64, u64)> = ks
-            .iter()
-            .zip(&vs)
-            .map(|(k, v)| (word(*k), word(*v)))
-            .collect();
-        if iterated(env, map)? != fast {
+        let blank = || vec![ErlNifTerm::default(); n];
+        let (mut ks, mut vs, mut iks, mut ivs) = (blank(), blank(), blank(), blank());
+        read(seen, map, &mut ks, &mut vs)?;
+        if !store_term::iterated_pairs(map, &mut iks, &mut ivs) {
+            return None;
+        }
+        let words = |terms: &[ErlNifTerm]| terms.iter().map(|t| word(*t)).collect::<Vec<_>>();
+        if words(&ks) != words(&iks) || words(&vs) != words(&ivs) {
             return None;
         }
     }

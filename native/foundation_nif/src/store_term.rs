@@ -362,11 +362,18 @@ impl<'a, 'o> Writer<'a, 'o> {
 
 /// Fills `keys`/`values` (sized to the map) with the pairs of `map` in
 /// iteration order (callers size them to the map); false if `map` is not
-/// a map or has fewer pairs.
+/// a map or has fewer pairs. A small map is read from its heap words when
+/// the layout was verified (see `flatmap`), else through the iterator.
 pub(crate) fn map_pairs(map: Term, keys: &mut [ErlNifTerm], values: &mut [ErlNifTerm]) -> bool {
-    if crate::flatmap::pairs(map, keys, values).is_some() {
-        return true;
-    }
+    crate::flatmap::pairs(map, keys, values).is_some() || iterated_pairs(map, keys, values)
+}
+
+/// `map_pairs` through the NIF map iterator only.
+pub(crate) fn iterated_pairs(
+    map: Term,
+    keys: &mut [ErlNifTerm],
+    values: &mut [ErlNifTerm],
+) -> bool {
     let env = map.get_env().as_c_arg();
     let mut iter = std::mem::MaybeUninit::<ErlNifMapIterator>::uninit();
     let head = ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD;

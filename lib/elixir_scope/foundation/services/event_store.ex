@@ -892,9 +892,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
             {:ok, id}
 
           put ->
-            put
-            |> checked([event], fn -> Native.store_put_dirty(handle, event) end)
-            |> emit_stored(event, namespace)
+            put |> put_declined(handle, event) |> emit_stored(event, namespace)
         end
 
       nil ->
@@ -912,12 +910,17 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp put_one(handle, nil, event) do
     case Native.store_put(handle, event) do
       {:ok, _id} = stored -> stored
-      put -> checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
+      put -> put_declined(put, handle, event)
     end
   end
 
   defp put_one(handle, warm, event),
     do: Warm.put(handle, warm, event, fn -> EventValidator.validate(event) end)
+
+  # A normal-scheduler put that stored nothing (`:invalid`, `:dirty` or an
+  # error): exact validation, then the dirty twin.
+  defp put_declined(put, handle, event),
+    do: checked(put, [event], fn -> Native.store_put_dirty(handle, event) end)
 
   defp put_async(handle, nil, event) do
     put = Native.store_put_async(handle, event)

@@ -136,15 +136,14 @@ defmodule ElixirScope.Foundation.Services.TelemetryService.Recorder do
   def count_pair(namespace, {name_a, meta_a}, {name_b, meta_b}) do
     case entry(namespace) do
       {handle, _owner} = entry ->
-        case Native.metrics_add_cached_pair(handle, name_a, name_b) do
-          :ok ->
-            forward_counter(name_a, 1, meta_a)
-            forward_counter(name_b, 1, meta_b)
+        {a, b} =
+          case Native.metrics_add_cached_pair(handle, name_a, name_b) do
+            :ok -> {:ok, :ok}
+            outcomes -> outcomes
+          end
 
-          {a, b} ->
-            finish_count(entry, a, name_a, 1, meta_a)
-            finish_count(entry, b, name_b, 1, meta_b)
-        end
+        finish_count(entry, a, name_a, 1, meta_a)
+        finish_count(entry, b, name_b, 1, meta_b)
 
       nil ->
         Forward.execute(name_a, %{counter: 1}, meta_a)
