@@ -148,20 +148,24 @@ impl Segment {
             )));
         }
         let seg = Segment::map(file, path, no, len)?;
-        // Fault the pages in now (on the thread making the segment), not on
-        // the writers' first touch of each page. Older kernels lack it:
-        // then the writers fault them in.
-        const MADV_POPULATE_WRITE: libc::c_int = 23;
-        // SAFETY: advice on our own mapping.
-        unsafe {
-            libc::madvise(seg.ptr.cast(), len, MADV_POPULATE_WRITE);
-        }
+        seg.populate();
         let mut head = [0u8; 24];
         head[..8].copy_from_slice(MAGIC);
         head[8..16].copy_from_slice(&no.to_le_bytes());
         head[16..24].copy_from_slice(&(len as u64).to_le_bytes());
         seg.write(0, &head);
         Ok(seg)
+    }
+
+    /// Faults the pages in now (on the thread making the segment ready),
+    /// not on the writers' first touch of each page. Older kernels lack
+    /// it: then the writers fault them in.
+    fn populate(&self) {
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        // SAFETY: advice on our own mapping.
+        unsafe {
+            libc::madvise(self.ptr.cast(), self.len, MADV_POPULATE_WRITE);
+        }
     }
 
     /// Maps an existing segment (for replay); `None` if it is not one.
@@ -238,17 +242,36 @@ impl Segment {
         self.write(8, &no.to_le_bytes());
         // No frame yet: a zero length ends it.
         self.write(HEADER, &[0; FRAME_HEAD]);
+        // Its synced pages were unmapped (see `sync`).
+        self.populate();
         Ok(self)
     }
 
     /// Syncs `[from, to)` of the mapping to disk.
+    ///
+    /// The whole pages of the range are unmapped first (their contents stay
+    /// in the page cache, marked dirty). Writing back a page that is still
+    /// mapped writable makes the kernel write-protect it with a TLB flush
+    /// of its own, one interrupt to every other core per 4 KiB page (a VM
+    /// exit each under a hypervisor); unmapping the range costs one flush
+    /// for all of it. A later read of those pages maps them again
+    /// read-only, from the cache.
     fn sync(&self, from: usize, to: usize) {
         let page = 4096;
         let start = from / page * page;
         let end = to.min(self.len);
         if end > start {
-            // SAFETY: a page-aligned range inside the mapping.
+            let whole = end / page * page;
+            // SAFETY: page-aligned ranges inside the mapping; the pages of
+            // a shared file mapping keep their data when unmapped.
             unsafe {
+                if whole > start {
+                    libc::madvise(
+                        self.ptr.add(start).cast(),
+                        whole - start,
+                        libc::MADV_DONTNEED,
+                    );
+                }
                 libc::msync(self.ptr.add(start).cast(), end - start, libc::MS_SYNC);
             }
         }
