@@ -6,13 +6,12 @@
 //!
 //! * `events`: event id -> record (see [`codec`]: checksum, arrival sequence,
 //!   system timestamp, type, correlation id, compressed body);
-//! * `by_time`: (system timestamp, id) -> (type, correlation id);
 //! * `meta`: the counters, written in the same atomic batch as the events.
 //!
-//! The type and correlation indexes, (type, system timestamp, id) and
-//! (correlation id, system timestamp, id), are kept in memory (see `Mem`)
-//! and rebuilt on open from `by_time`, whose values carry what they need:
-//! two engine entries per event instead of four.
+//! The time, type and correlation indexes, (system timestamp, id),
+//! (type, system timestamp, id) and (correlation id, system timestamp, id),
+//! are kept in memory (see `Mem`) and rebuilt on open from the records'
+//! headers: one engine entry per event instead of four.
 //!
 //! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
 //! the last acknowledged write, so acknowledged events the engine cannot
@@ -54,7 +53,7 @@ use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -232,7 +231,6 @@ const EVENTS_MEMTABLE: u32 = 16 * 1024 * 1024;
 struct Engine {
     keyspace: Keyspace,
     events: PartitionHandle,
-    by_time: PartitionHandle,
     meta: PartitionHandle,
     /// Holds the directory's `flock` until the engine is dropped.
     _lock: File,
@@ -254,12 +252,13 @@ struct Group {
 /// (system timestamp, id) entries of one type or correlation id.
 type Entries = BTreeSet<(i64, u64)>;
 
-/// The in-memory indexes by type and by correlation id: what the
-/// `by_type` and `by_cid` ranges of a disk layout would hold, without
-/// their engine writes. Changed by the writer after each commit; rebuilt
-/// from `by_time` on open.
+/// The in-memory indexes by time, by type and by correlation id: what
+/// index ranges of a disk layout would hold, without their engine writes.
+/// Changed by the writer after each commit; rebuilt from the records on
+/// open.
 #[derive(Default)]
 struct Mem {
+    by_time: Entries,
     by_type: FxHashMap<Vec<u8>, Entries>,
     by_cid: FxHashMap<Vec<u8>, Entries>,
     /// Every id on disk: a write of an id not here overwrites nothing, so
@@ -267,9 +266,10 @@ struct Mem {
     ids: FxHashSet<u64>,
 }
 
-/// Which in-memory index a read walks.
+/// Which in-memory index a read walks (`Time`: all events).
 #[derive(Clone, Copy)]
 enum Side {
+    Time,
     Type,
     Cid,
 }
@@ -284,6 +284,7 @@ impl Mem {
                 map.insert(name.to_vec(), BTreeSet::from([key]));
             }
         };
+        self.by_time.insert(key);
         put(&mut self.by_type, event_type);
         if let Some(cid) = cid {
             put(&mut self.by_cid, cid);
@@ -300,6 +301,7 @@ impl Mem {
                 }
             }
         };
+        self.by_time.remove(&key);
         take(&mut self.by_type, event_type);
         if let Some(cid) = cid {
             take(&mut self.by_cid, cid);
@@ -308,18 +310,28 @@ impl Mem {
     }
 
     fn apply(&mut self, ops: Vec<MemOp>) {
-        for (add, h, id) in ops {
-            let cid = h.correlation_id.as_deref();
-            if add {
-                self.add(&h.event_type, cid, (h.sys_ts, id));
-            } else {
-                self.remove(&h.event_type, cid, (h.sys_ts, id));
+        for op in ops {
+            match op {
+                MemOp::Add(h, id) => {
+                    self.add(&h.event_type, h.correlation_id.as_deref(), (h.sys_ts, id))
+                }
+                MemOp::Remove(h, id) => {
+                    self.remove(&h.event_type, h.correlation_id.as_deref(), (h.sys_ts, id))
+                }
+                MemOp::Forget(key) => self.forget(key),
             }
         }
     }
 
+    /// Removes a time entry whose record is damaged or gone (its type and
+    /// correlation id are unknown; reads skip what is left of it there).
+    fn forget(&mut self, key: (i64, u64)) {
+        self.by_time.remove(&key);
+    }
+
     /// Up to `max` entries of `name` in `side` within `[lo, hi]`, after
-    /// `after` (exclusive) in the walk's direction.
+    /// `after` (exclusive) in the walk's direction (`Side::Time` ignores
+    /// `name`).
     fn range(
         &self,
         side: Side,
@@ -330,11 +342,12 @@ impl Mem {
         max: usize,
     ) -> Vec<(i64, u64)> {
         use std::ops::Bound::{Excluded, Included};
-        let map = match side {
-            Side::Type => &self.by_type,
-            Side::Cid => &self.by_cid,
+        let set = match side {
+            Side::Time => Some(&self.by_time),
+            Side::Type => self.by_type.get(name),
+            Side::Cid => self.by_cid.get(name),
         };
-        let Some(set) = map.get(name) else {
+        let Some(set) = set else {
             return Vec::new();
         };
         let lower = match after {
@@ -365,6 +378,16 @@ impl Mem {
 /// Each name's (system timestamp, id) entries, while the indexes are rebuilt.
 type Lists = FxHashMap<Vec<u8>, Vec<(i64, u64)>>;
 
+/// What one part of the index rebuild read: the time entries, the type and
+/// correlation lists, and the ids of damaged records.
+#[derive(Default)]
+struct Part {
+    times: Vec<(i64, u64)>,
+    types: Lists,
+    cids: Lists,
+    corrupt: Vec<u64>,
+}
+
 fn push(lists: &mut Lists, name: &[u8], key: (i64, u64)) {
     match lists.get_mut(name) {
         Some(list) => list.push(key),
@@ -383,27 +406,35 @@ struct MemState {
     ready: bool,
     /// Changes committed while the rebuild ran, applied once it is done.
     pending: Vec<MemOp>,
-    /// Why the rebuild failed: reads by type or correlation id fail.
+    /// Why the rebuild failed: reads through these indexes fail.
     failed: Option<String>,
+    /// Damaged records the rebuild found, not yet counted by the tier.
+    corrupt: Vec<u64>,
 }
 
 impl MemState {
-    fn built(built: fjall::Result<Mem>) -> MemState {
+    fn built(built: fjall::Result<(Mem, Vec<u64>)>) -> MemState {
         let mut state = MemState {
             ready: true,
             ..MemState::default()
         };
         match built {
-            Ok(mem) => state.mem = mem,
+            Ok((mem, corrupt)) => (state.mem, state.corrupt) = (mem, corrupt),
             Err(e) => state.failed = Some(format!("warm storage: index rebuild failed: {e}")),
         }
         state
     }
 }
 
-/// An in-memory index change, applied once its batch is committed:
-/// (added, header, id).
-type MemOp = (bool, Header, u64);
+/// An in-memory index change, applied once its batch is committed.
+enum MemOp {
+    /// An event written (its header and id).
+    Add(Header, u64),
+    /// An event removed.
+    Remove(Header, u64),
+    /// A time entry whose record is damaged or gone.
+    Forget((i64, u64)),
+}
 
 /// Keys one read takes from an in-memory index at a time (the lock is not
 /// held while the records are read).
@@ -528,46 +559,6 @@ fn with_ts_id(mut prefix: Vec<u8>, ts: i64, id: u64) -> Vec<u8> {
     prefix
 }
 
-/// The `by_time` key of an event.
-fn time_key(h: &Header, id: u64) -> Vec<u8> {
-    with_ts_id(Vec::with_capacity(16), h.sys_ts, id)
-}
-
-/// The `by_time` value of an event: what the in-memory indexes need.
-/// `type_len u16 | type | cid_flag u8 | cid_len u32 | cid`.
-fn time_value(h: &Header) -> Vec<u8> {
-    let cid_len = h.correlation_id.as_ref().map_or(0, |c| c.len() + 4);
-    let mut v = Vec::with_capacity(h.event_type.len() + 3 + cid_len);
-    v.extend_from_slice(&(h.event_type.len() as u16).to_be_bytes());
-    v.extend_from_slice(&h.event_type);
-    match &h.correlation_id {
-        Some(c) => {
-            v.push(1);
-            v.extend_from_slice(&(c.len() as u32).to_be_bytes());
-            v.extend_from_slice(c);
-        }
-        None => v.push(0),
-    }
-    v
-}
-
-/// The type and correlation id of a `by_time` value (`None`: empty, as an
-/// older layout wrote them, or malformed).
-fn parse_time_value(v: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
-    let type_len = u16::from_be_bytes(v.get(..2)?.try_into().ok()?) as usize;
-    let event_type = v.get(2..2 + type_len)?;
-    let rest = &v[2 + type_len..];
-    match rest.first()? {
-        0 if rest.len() == 1 => Some((event_type, None)),
-        1 => {
-            let len = u32::from_be_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
-            let cid = rest.get(5..)?;
-            (cid.len() == len).then_some((event_type, Some(cid)))
-        }
-        _ => None,
-    }
-}
-
 /// The in-memory index bounds of a time range (inclusive).
 fn mem_bounds(range: Option<(i64, i64)>) -> ((i64, u64), (i64, u64)) {
     let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
@@ -589,15 +580,6 @@ fn key_tail(key: &[u8]) -> Option<(i64, u64)> {
 fn entry_size(h: &Header, record_len: usize) -> u64 {
     let cid = h.correlation_id.as_ref().map_or(0, |c| c.len() + 20);
     (8 + record_len + 16 + h.event_type.len() + 18 + cid) as u64
-}
-
-/// The key bounds of `prefix ++ (ts, id)` for ts in `range` (inclusive).
-fn bounds(prefix: &[u8], range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
-    let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
-    (
-        with_ts_id(prefix.to_vec(), lo, 0),
-        with_ts_id(prefix.to_vec(), hi, u64::MAX),
-    )
 }
 
 /// `<path>/ACKED`: the arrival sequence and live event count after the last
@@ -709,87 +691,75 @@ impl Engine {
                 .max_memtable_size(EVENTS_MEMTABLE)
                 .compression(fjall::CompressionType::None),
         )?;
-        let by_time = keyspace.open_partition("by_time", plain())?;
         let meta = keyspace.open_partition("meta", plain())?;
-        // An older layout kept the type and correlation indexes on disk;
-        // they are rebuilt in memory now (see `Engine::mem`).
-        for old in ["by_type", "by_cid"] {
+        // Older layouts kept the time, type and correlation indexes on
+        // disk; they are rebuilt in memory now (see `Engine::mem`).
+        for old in ["by_time", "by_type", "by_cid"] {
             if keyspace.partition_exists(old) {
                 let handle = keyspace.open_partition(old, plain())?;
+                // Deleted only once the engine is flushing nothing: a
+                // write of its own makes the rotation below happen, and it
+                // returns when every queued flush is done (a flush of a
+                // deleted partition would bring the engine down).
+                handle.insert(b"\0", b"")?;
+                handle.rotate_memtable_and_wait()?;
                 keyspace.delete_partition(handle)?;
             }
         }
         Ok(Engine {
             keyspace,
             events,
-            by_time,
             meta,
             _lock: lock,
         })
     }
 
-    /// The in-memory indexes, from the `by_time` values (an entry without
-    /// one, from an older layout, is completed from its record's header).
-    /// The time range is read in parts on parallel threads; `by_time` is
-    /// in key order, so each name's entries arrive sorted (part after
-    /// part) and its set is built in bulk.
-    fn mem(&self) -> fjall::Result<Mem> {
+    /// The in-memory indexes, from the records' headers, and the ids of
+    /// the records that fail their checksum. The id range is read in
+    /// parts on parallel threads; each name's entries are sorted once all
+    /// are read, and its set is built in bulk.
+    fn mem(&self) -> fjall::Result<(Mem, Vec<u64>)> {
         let (Some((first, _)), Some((last, _))) = (
-            self.by_time.first_key_value()?,
-            self.by_time.last_key_value()?,
+            self.events.first_key_value()?,
+            self.events.last_key_value()?,
         ) else {
-            return Ok(Mem::default());
+            return Ok((Mem::default(), Vec::new()));
         };
-        let (lo, hi) = (
-            ts_from_key(&first[..8]) as i128,
-            ts_from_key(&last[..8]) as i128,
-        );
+        let (lo, hi) = (u128::from(id_from(&first)), u128::from(id_from(&last)));
         let parts = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
-        // Part i covers system times from cuts[i] (inclusive) to cuts[i + 1].
-        let cuts: Vec<Option<Vec<u8>>> = (0..=parts)
+        // Part i covers ids from cuts[i] (inclusive) to cuts[i + 1].
+        let cuts: Vec<Option<[u8; 8]>> = (0..=parts)
             .map(|i| match i {
                 0 => None,
                 i if i == parts => None,
                 i => {
-                    let ts = lo + (hi - lo) * i as i128 / parts as i128;
-                    Some(with_ts_id(Vec::new(), ts as i64, 0))
+                    let id = lo + (hi - lo) * i as u128 / parts as u128;
+                    Some((id as u64).to_be_bytes())
                 }
             })
             .collect();
-        let read =
-            |from: &Option<Vec<u8>>, to: &Option<Vec<u8>>| -> fjall::Result<(Lists, Lists)> {
-                use std::ops::Bound::{Excluded, Included, Unbounded};
-                let lower = from.clone().map_or(Unbounded, Included);
-                let upper = to.clone().map_or(Unbounded, Excluded);
-                let (mut types, mut cids) = (Lists::default(), Lists::default());
-                for kv in self.by_time.range::<Vec<u8>, _>((lower, upper)) {
-                    let (key, value) = kv?;
-                    let Some(tail) = key_tail(&key).filter(|_| key.len() == 16) else {
-                        continue;
-                    };
-                    match parse_time_value(&value) {
-                        Some((event_type, cid)) => {
-                            push(&mut types, event_type, tail);
-                            if let Some(cid) = cid {
-                                push(&mut cids, cid, tail);
-                            }
-                        }
-                        None => {
-                            let record = self.events.get(tail.1.to_be_bytes())?;
-                            if let Some(p) = record.as_deref().and_then(codec::parse) {
-                                if p.header.sys_ts == tail.0 {
-                                    push(&mut types, &p.header.event_type, tail);
-                                    if let Some(cid) = &p.header.correlation_id {
-                                        push(&mut cids, cid, tail);
-                                    }
-                                }
-                            }
-                        }
-                    }
+        let read = |from: &Option<[u8; 8]>, to: &Option<[u8; 8]>| -> fjall::Result<Part> {
+            use std::ops::Bound::{Excluded, Included, Unbounded};
+            let lower = from.map_or(Unbounded, Included);
+            let upper = to.map_or(Unbounded, Excluded);
+            let mut part = Part::default();
+            for kv in self.events.range::<[u8; 8], _>((lower, upper)) {
+                let (key, record) = kv?;
+                let id = id_from(&key);
+                let Some(p) = codec::parse(&record) else {
+                    part.corrupt.push(id);
+                    continue;
+                };
+                let tail = (p.header.sys_ts, id);
+                part.times.push(tail);
+                push(&mut part.types, &p.header.event_type, tail);
+                if let Some(cid) = &p.header.correlation_id {
+                    push(&mut part.cids, cid, tail);
                 }
-                Ok((types, cids))
-            };
-        let results: Vec<fjall::Result<(Lists, Lists)>> = std::thread::scope(|scope| {
+            }
+            Ok(part)
+        };
+        let results: Vec<fjall::Result<Part>> = std::thread::scope(|scope| {
             let handles: Vec<_> = cuts
                 .windows(2)
                 .skip(1)
@@ -805,10 +775,12 @@ impl Engine {
             }
             results
         });
-        let (mut types, mut cids) = (Lists::default(), Lists::default());
+        let mut all = Part::default();
         for part in results {
-            let (t, c) = part?;
-            for (into, from) in [(&mut types, t), (&mut cids, c)] {
+            let part = part?;
+            all.times.extend(part.times);
+            all.corrupt.extend(part.corrupt);
+            for (into, from) in [(&mut all.types, part.types), (&mut all.cids, part.cids)] {
                 for (name, list) in from {
                     into.entry(name).or_default().extend(list);
                 }
@@ -820,15 +792,14 @@ impl Engine {
                 .map(|(name, list)| (name, list.into_iter().collect::<Entries>()))
                 .collect()
         };
-        let ids = types
-            .values()
-            .flat_map(|list| list.iter().map(|k| k.1))
-            .collect();
-        Ok(Mem {
-            by_type: sets(types),
-            by_cid: sets(cids),
+        let ids = all.times.iter().map(|k| k.1).collect();
+        let mem = Mem {
+            by_time: all.times.into_iter().collect(),
+            by_type: sets(all.types),
+            by_cid: sets(all.cids),
             ids,
-        })
+        };
+        Ok((mem, all.corrupt))
     }
 
     fn top_id(&self) -> fjall::Result<u64> {
@@ -1358,9 +1329,21 @@ impl Warm {
         }
     }
 
+    /// Counts the damaged records the index rebuild found.
+    fn count_rebuild_corrupt(&self) {
+        let found = match self.mem.try_write() {
+            Ok(mut state) => std::mem::take(&mut state.corrupt),
+            Err(_) => return,
+        };
+        for id in found {
+            self.mark_corrupt(id);
+        }
+    }
+
     /// Ids of damaged records found since the last call (for the caller
     /// to log), each reported once.
     pub fn take_new_corrupt(&self) -> Vec<u64> {
+        self.count_rebuild_corrupt();
         self.fresh_corrupt
             .lock()
             .map(|mut fresh| std::mem::take(&mut *fresh))
@@ -1493,12 +1476,15 @@ impl Warm {
         let mut ops: Vec<MemOp> = Vec::with_capacity(events.len());
         // Versions written earlier in this batch (not yet readable): their
         // place in `ops` and record length.
-        let mut staged: HashMap<u64, (usize, usize)> = HashMap::new();
+        let mut staged: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
         let mut top = next.top;
         for ev in events {
             let key = ev.id.to_be_bytes();
             let old = match staged.remove(&ev.id) {
-                Some((at, len)) => Some((ops[at].1.clone(), len)),
+                Some((at, len)) => match &ops[at] {
+                    MemOp::Add(h, _) => Some((h.clone(), len)),
+                    _ => None,
+                },
                 None if ev.id > top || self.absent(ev.id) => None,
                 None => engine
                     .events
@@ -1507,10 +1493,9 @@ impl Warm {
                     .and_then(|r| self.parse_header(ev.id, &r).map(|h| (h, r.len()))),
             };
             if let Some((h, len)) = old {
-                batch.remove(&engine.by_time, time_key(&h, ev.id));
                 next.events = next.events.saturating_sub(1);
                 next.bytes = next.bytes.saturating_sub(entry_size(&h, len));
-                ops.push((false, h, ev.id));
+                ops.push(MemOp::Remove(h, ev.id));
             }
             let header = Header {
                 seq: next.seq,
@@ -1521,16 +1506,11 @@ impl Warm {
             let mut record = ev.record;
             codec::seal(&mut record, next.seq);
             next.seq += 1;
-            batch.insert(
-                &engine.by_time,
-                time_key(&header, ev.id),
-                time_value(&header),
-            );
             next.events += 1;
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
             staged.insert(ev.id, (ops.len(), record.len()));
-            ops.push((true, header, ev.id));
+            ops.push(MemOp::Add(header, ev.id));
             top = top.max(ev.id);
             batch.insert(&engine.events, key, record);
         }
@@ -1561,11 +1541,58 @@ impl Warm {
         h: Header,
         len: usize,
     ) -> u64 {
-        batch.remove(&engine.by_time, time_key(&h, id));
         batch.remove(&engine.events, id.to_be_bytes());
         let size = entry_size(&h, len);
-        ops.push((false, h, id));
+        ops.push(MemOp::Remove(h, id));
         size
+    }
+
+    /// The oldest `max` entries of the time index up to `end` (this waits
+    /// for the index rebuild after open).
+    fn oldest(&self, end: (i64, u64), max: usize) -> CoreResult<Vec<(i64, u64)>> {
+        let range = ((i64::MIN, 0), end);
+        Ok(self
+            .mem_read()?
+            .mem
+            .range(Side::Time, &[], range, None, false, max))
+    }
+
+    /// Removes the events of `keys` (time index entries) in one batch,
+    /// each counted by `count`; an entry whose record is damaged or gone
+    /// is dropped alone. Returns the events removed.
+    fn remove_keys(
+        &self,
+        engine: &Engine,
+        keys: &[(i64, u64)],
+        counters: &mut Counters,
+        count: impl Fn(&mut Counters),
+        mut enough: impl FnMut(&Counters) -> bool,
+    ) -> CoreResult<usize> {
+        let mut next = *counters;
+        let mut batch = engine.keyspace.batch();
+        let mut ops = Vec::new();
+        let mut removed = 0;
+        for &(ts, id) in keys {
+            let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
+            match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
+                Some((h, len)) if h.sys_ts == ts => {
+                    let size = self.remove(engine, &mut batch, &mut ops, id, h, len);
+                    next.bytes = next.bytes.saturating_sub(size);
+                    next.events = next.events.saturating_sub(1);
+                    count(&mut next);
+                    removed += 1;
+                }
+                _ => ops.push(MemOp::Forget((ts, id))),
+            }
+            if enough(&next) {
+                break;
+            }
+        }
+        batch.insert(&engine.meta, COUNTERS, next.encode());
+        batch.commit().map_err(|e| self.failed(e))?;
+        self.mem_apply(ops)?;
+        *counters = next;
+        Ok(removed)
     }
 
     /// Evicts the oldest events (by system time) until the records take
@@ -1573,76 +1600,38 @@ impl Warm {
     fn evict(&self, engine: &Engine, counters: &mut Counters) -> CoreResult<()> {
         let target = self.max_bytes / 10 * 9;
         while counters.bytes > target {
-            let mut next = *counters;
-            let mut batch = engine.keyspace.batch();
-            let mut ops = Vec::new();
-            let mut n = 0;
-            for kv in engine.by_time.iter() {
-                let (key, _) = kv.map_err(read_error)?;
-                let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
-                let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
-                match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
-                    Some((h, len)) if h.sys_ts == ts => {
-                        let size = self.remove(engine, &mut batch, &mut ops, id, h, len);
-                        next.bytes = next.bytes.saturating_sub(size);
-                        next.events = next.events.saturating_sub(1);
-                        next.evicted += 1;
-                    }
-                    // A stale or damaged entry: drop it alone.
-                    _ => batch.remove(&engine.by_time, key),
-                }
-                n += 1;
-                if next.bytes <= target || n >= 1024 {
-                    break;
-                }
+            let keys = self.oldest((i64::MAX, u64::MAX), 1024)?;
+            if keys.is_empty() {
+                // Nothing left to evict: the count was off.
+                counters.bytes = 0;
+                return Ok(());
             }
-            if n == 0 {
-                next.bytes = 0;
-            }
-            batch.insert(&engine.meta, COUNTERS, next.encode());
-            batch.commit().map_err(|e| self.failed(e))?;
-            self.mem_apply(ops)?;
-            *counters = next;
+            let evicted = |c: &mut Counters| c.evicted += 1;
+            self.remove_keys(engine, &keys, counters, evicted, |c| c.bytes <= target)?;
         }
         Ok(())
     }
 
     /// Removes the events with a system timestamp below `sys_ts`.
     pub fn prune_before(&self, sys_ts: i64) -> CoreResult<usize> {
+        const CHUNK: usize = 4096;
         self.caught_up()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
-        let end = with_ts_id(Vec::new(), sys_ts, 0);
+        // Keys below (sys_ts, 0): every id of an earlier time.
+        let end = (sys_ts.saturating_sub(1), u64::MAX);
         let mut total = 0;
         loop {
-            let mut next = *counters;
-            let mut batch = engine.keyspace.batch();
-            let mut ops = Vec::new();
-            let mut n = 0;
-            for kv in engine.by_time.range(..end.clone()) {
-                let (key, _) = kv.map_err(read_error)?;
-                let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
-                let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
-                match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
-                    Some((h, len)) if h.sys_ts == ts => {
-                        let size = self.remove(&engine, &mut batch, &mut ops, id, h, len);
-                        next.bytes = next.bytes.saturating_sub(size);
-                        next.events = next.events.saturating_sub(1);
-                        next.pruned += 1;
-                        total += 1;
-                    }
-                    _ => batch.remove(&engine.by_time, key),
-                }
-                n += 1;
-                if n >= 4096 {
-                    break;
-                }
+            let keys = match sys_ts {
+                i64::MIN => Vec::new(),
+                _ => self.oldest(end, CHUNK)?,
+            };
+            if keys.is_empty() {
+                break;
             }
-            batch.insert(&engine.meta, COUNTERS, next.encode());
-            batch.commit().map_err(|e| self.failed(e))?;
-            self.mem_apply(ops)?;
-            *counters = next;
-            if n < 4096 {
+            let pruned = |c: &mut Counters| c.pruned += 1;
+            total += self.remove_keys(&engine, &keys, &mut counters, pruned, |_| false)?;
+            if keys.len() < CHUNK {
                 break;
             }
         }
@@ -1656,7 +1645,7 @@ impl Warm {
         self.join_rebuild()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
-        let parts = [&engine.events, &engine.by_time, &engine.meta];
+        let parts = [&engine.events, &engine.meta];
         for part in parts {
             loop {
                 let keys: Vec<_> = part
@@ -1679,7 +1668,8 @@ impl Warm {
             jpos: counters.jpos,
             ..Counters::default()
         };
-        *self.mem.write().map_err(CoreError::poisoned)? = MemState::built(Ok(Mem::default()));
+        *self.mem.write().map_err(CoreError::poisoned)? =
+            MemState::built(Ok((Mem::default(), Vec::new())));
         // The dictionaries went with `meta`: start over.
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
         *self.trained.write().map_err(CoreError::poisoned)? = None;
@@ -1718,7 +1708,7 @@ impl Warm {
         if let Some(engine) = engine {
             // Flushing the memtables retires the journals, so the next open
             // has nothing to replay.
-            for part in [&engine.events, &engine.by_time, &engine.meta] {
+            for part in [&engine.events, &engine.meta] {
                 part.rotate_memtable_and_wait().map_err(engine_error)?;
             }
             engine
@@ -1802,6 +1792,7 @@ impl Warm {
         mut visit: impl FnMut((i64, u64), Option<Hit>) -> bool,
     ) -> CoreResult<bool> {
         let matches = |h: &Header| match side {
+            Side::Time => true,
             Side::Type => h.event_type == name,
             Side::Cid => h.correlation_id.as_deref() == Some(name),
         };
@@ -1880,8 +1871,7 @@ impl Warm {
             }
             return Ok(out);
         }
-        let (lo, hi) = bounds(&[], q.time_range);
-        let decode = |key: &[u8]| (ts_from_key(&key[..8]), id_from(&key[8..]));
+        let range = mem_bounds(q.time_range);
         match q.order {
             Order::Id | Order::Unordered if q.time_range.is_none() => {
                 for kv in engine.events.iter() {
@@ -1895,14 +1885,12 @@ impl Warm {
                 }
             }
             Order::Id | Order::Unordered => {
-                let mut keys = Vec::new();
-                for kv in engine.by_time.range(lo..=hi) {
-                    let (key, _) = kv.map_err(read_error)?;
-                    let (ts, id) = decode(&key);
-                    keys.push((id, ts));
-                }
-                keys.sort_unstable();
-                for (id, ts) in keys {
+                let mut keys =
+                    self.mem_read()?
+                        .mem
+                        .range(Side::Time, &[], range, None, false, usize::MAX);
+                keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
+                for (ts, id) in keys {
                     if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
                         out.push(hit);
                         if out.len() >= want {
@@ -1912,21 +1900,20 @@ impl Warm {
                 }
             }
             Order::Timestamp | Order::TimestampDesc => {
-                let range = engine.by_time.range(lo..=hi);
-                let iter: Box<dyn Iterator<Item = _>> = match q.order {
-                    Order::TimestampDesc => Box::new(range.rev()),
-                    _ => Box::new(range),
-                };
-                for kv in iter {
-                    let (key, _) = kv.map_err(read_error)?;
-                    let (ts, id) = decode(&key);
-                    if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
-                        out.push(hit);
-                        if out.len() >= want {
-                            break;
-                        }
-                    }
-                }
+                let desc = q.order == Order::TimestampDesc;
+                self.walk_mem(
+                    &engine,
+                    Side::Time,
+                    &[],
+                    range,
+                    None,
+                    desc,
+                    &|_| true,
+                    |_, hit| {
+                        out.extend(hit);
+                        out.len() < want
+                    },
+                )?;
             }
         }
         Ok(out)
@@ -1952,53 +1939,34 @@ impl Warm {
         max: usize,
         scan: usize,
     ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
-        use std::ops::Bound;
         let engine = self.engine()?;
         let wanted = |h: &Header| {
             h.seq < before && cid.is_none_or(|c| h.correlation_id.as_deref() == Some(c))
         };
         let (mut hits, mut last, mut visited) = (Vec::new(), cursor.map(<[u8]>::to_vec), 0);
-        let in_mem = match (event_type, cid) {
-            (Some(t), _) => Some((Side::Type, t, type_prefix(t))),
-            (None, Some(c)) => Some((Side::Cid, c, cid_prefix(c))),
-            (None, None) => None,
+        let (side, name, prefix) = match (event_type, cid) {
+            (Some(t), _) => (Side::Type, t, type_prefix(t)),
+            (None, Some(c)) => (Side::Cid, c, cid_prefix(c)),
+            (None, None) => (Side::Time, &[][..], Vec::new()),
         };
-        if let Some((side, name, prefix)) = in_mem {
-            let after = cursor.map(cursor_tail).transpose()?;
-            let range = mem_bounds(None);
-            let done = self.walk_mem(
-                &engine,
-                side,
-                name,
-                range,
-                after,
-                false,
-                &wanted,
-                |key, hit| {
-                    visited += 1;
-                    last = Some(with_ts_id(prefix.clone(), key.0, key.1));
-                    hits.extend(hit);
-                    hits.len() < max && visited < scan
-                },
-            )?;
-            return Ok((hits, last, done));
-        }
-        let (lo, hi) = bounds(&[], None);
-        let lower = match cursor {
-            Some(c) => Bound::Excluded(c.to_vec()),
-            None => Bound::Included(lo),
-        };
-        for kv in engine.by_time.range((lower, Bound::Included(hi))) {
-            let (key, _) = kv.map_err(read_error)?;
-            visited += 1;
-            let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
-            last = Some(key.to_vec());
-            hits.extend(self.fetch_if(&engine, id, Some(ts), wanted)?);
-            if hits.len() >= max || visited >= scan {
-                return Ok((hits, last, false));
-            }
-        }
-        Ok((hits, last, true))
+        let after = cursor.map(cursor_tail).transpose()?;
+        let range = mem_bounds(None);
+        let done = self.walk_mem(
+            &engine,
+            side,
+            name,
+            range,
+            after,
+            false,
+            &wanted,
+            |key, hit| {
+                visited += 1;
+                last = Some(with_ts_id(prefix.clone(), key.0, key.1));
+                hits.extend(hit);
+                hits.len() < max && visited < scan
+            },
+        )?;
+        Ok((hits, last, done))
     }
 
     /// One page of a stream: up to `max` events of `event_type` (when
@@ -2039,50 +2007,26 @@ impl Warm {
             return Ok((hits, last, true));
         }
         let desc = order == Order::TimestampDesc;
-        if let Some(t) = event_type {
-            let prefix = type_prefix(t);
-            let after = cursor.map(cursor_tail).transpose()?;
-            let bounds = mem_bounds(range);
-            let done = self.walk_mem(
-                &engine,
-                Side::Type,
-                t,
-                bounds,
-                after,
-                desc,
-                &|_| true,
-                |key, hit| {
-                    last = Some(with_ts_id(prefix.clone(), key.0, key.1));
-                    hits.extend(hit);
-                    hits.len() < max
-                },
-            )?;
-            return Ok((hits, last, done));
-        }
-        let (lo, hi) = bounds(&[], range);
-        let (lower, upper) = match (cursor, desc) {
-            (Some(c), false) => (Bound::Excluded(c.to_vec()), Bound::Included(hi)),
-            (Some(c), true) => (Bound::Included(lo), Bound::Excluded(c.to_vec())),
-            (None, _) => (Bound::Included(lo), Bound::Included(hi)),
+        let (side, name, prefix) = match event_type {
+            Some(t) => (Side::Type, t, type_prefix(t)),
+            None => (Side::Time, &[][..], Vec::new()),
         };
-        let range = engine.by_time.range((lower, upper));
-        let keys: Box<dyn Iterator<Item = _>> = if desc {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
-        for kv in keys {
-            let (key, _) = kv.map_err(read_error)?;
-            last = Some(key.to_vec());
-            let (ts, id) = (ts_from_key(&key[..8]), id_from(&key[8..]));
-            if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
-                hits.push(hit);
-                if hits.len() >= max {
-                    return Ok((hits, last, false));
-                }
-            }
-        }
-        Ok((hits, last, true))
+        let after = cursor.map(cursor_tail).transpose()?;
+        let done = self.walk_mem(
+            &engine,
+            side,
+            name,
+            mem_bounds(range),
+            after,
+            desc,
+            &|_| true,
+            |key, hit| {
+                last = Some(with_ts_id(prefix.clone(), key.0, key.1));
+                hits.extend(hit);
+                hits.len() < max
+            },
+        )?;
+        Ok((hits, last, done))
     }
 
     /// The events of a correlation group by ascending (system time, id).
@@ -2110,6 +2054,7 @@ impl Warm {
     /// Current counters, and the size of the files in the directory.
     pub fn stats(&self) -> WarmStats {
         let _ = self.caught_up();
+        self.count_rebuild_corrupt();
         let m = |i: usize| self.mirror[i].load(Relaxed);
         let disk_bytes =
             dir_size(&self.data) + self.journal.as_ref().map_or(0, Journal::disk_bytes);

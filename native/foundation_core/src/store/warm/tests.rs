@@ -360,9 +360,10 @@ fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
 }
 
 #[test]
-fn time_entries_without_index_values_are_completed_from_the_records() {
-    // A directory whose `by_time` values are empty (an older layout): the
-    // type and correlation indexes come from the records' headers.
+fn an_older_layout_with_index_partitions_opens_and_reads_the_same() {
+    // Older layouts kept time, type and correlation indexes as partitions
+    // of their own: they are dropped on open and every index comes from the
+    // records' headers.
     let d = dir("old-layout");
     let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
     w.append(vec![
@@ -372,21 +373,34 @@ fn time_entries_without_index_values_are_completed_from_the_records() {
     ])
     .unwrap();
     let engine = w.engine().unwrap();
-    for (ts, id) in [(10, 1), (20, 2), (30, 3)] {
-        engine
-            .by_time
-            .insert(with_ts_id(Vec::new(), ts, id), [])
+    for name in ["by_time", "by_type", "by_cid"] {
+        let part = engine
+            .keyspace
+            .open_partition(name, fjall::PartitionCreateOptions::default())
             .unwrap();
+        part.insert(b"stale key", b"stale value").unwrap();
     }
     drop(engine);
     w.close().unwrap();
     drop(w);
-    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
-    let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Timestamp, None)).unwrap());
-    assert_eq!(by_type("a"), [1, 3]);
-    assert_eq!(by_type("b"), [2]);
-    assert_eq!(ids(&w.get_by_correlation(b"c1").unwrap()), [1, 2]);
-    w.close().unwrap();
+    // Their writes were still in the engine's journal (given back to them
+    // on open): the first open deletes them all the same.
+    let exists = |w: &Warm, name| w.engine().unwrap().keyspace.partition_exists(name);
+    for round in 0..2 {
+        let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+        for name in ["by_time", "by_type", "by_cid"] {
+            assert!(!exists(&w, name), "{name} in round {round}");
+        }
+        let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Timestamp, None)).unwrap());
+        assert_eq!(by_type("a"), [1, 3]);
+        assert_eq!(by_type("b"), [2]);
+        assert_eq!(ids(&w.get_by_correlation(b"c1").unwrap()), [1, 2]);
+        let all = |order| ids(&w.query(&q(None, Some((15, 30)), order, None)).unwrap());
+        assert_eq!(all(Order::Timestamp), [2, 3]);
+        assert_eq!(all(Order::TimestampDesc), [3, 2]);
+        assert_eq!(all(Order::Id), [2, 3]);
+        w.close().unwrap();
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 
