@@ -157,6 +157,22 @@ impl Segment {
         Ok(seg)
     }
 
+    /// Gives a segment without frames the number `no` (its name and its
+    /// header).
+    fn renumber(&mut self, dir: &Path, no: u64) -> CoreResult<()> {
+        let path = seg_path(dir, no);
+        std::fs::rename(&self.path, &path).map_err(|e| {
+            CoreError::Internal(format!(
+                "warm storage: cannot rename {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        self.path = path;
+        self.no = no;
+        self.write(8, &no.to_le_bytes());
+        Ok(())
+    }
+
     /// Faults the pages in now (on the thread making the segment ready),
     /// not on the writers' first touch of each page. Older kernels lack
     /// it: then the writers fault them in.
@@ -230,16 +246,7 @@ impl Segment {
     /// segment `no`. Its old frames stay behind the new ones, but their
     /// checksums name the old number, so they end a replay.
     fn recycle(mut self, dir: &Path, no: u64) -> CoreResult<Segment> {
-        let path = seg_path(dir, no);
-        std::fs::rename(&self.path, &path).map_err(|e| {
-            CoreError::Internal(format!(
-                "warm storage: cannot reuse {}: {e}",
-                self.path.display()
-            ))
-        })?;
-        self.path = path;
-        self.no = no;
-        self.write(8, &no.to_le_bytes());
+        self.renumber(dir, no)?;
         // No frame yet: a zero length ends it.
         self.write(HEADER, &[0; FRAME_HEAD]);
         // Its synced pages were unmapped (see `sync`).
@@ -565,7 +572,15 @@ impl Journal {
         let mut tail = self.tail.lock().map_err(CoreError::poisoned)?;
         let t = tail.as_mut().ok_or(CoreError::Closed)?;
         if t.off + frame > t.seg.len {
-            let next = self.next_segment(frame, wait)?;
+            let mut next = self.next_segment(frame, wait)?;
+            // Positions order by segment number, so the next segment must
+            // have a higher one than the tail. A spare numbered while a
+            // writer made a segment of its own has a lower one: it gets a
+            // new number (no frame names the old one yet).
+            if next.no <= t.seg.no {
+                let no = self.next_no.fetch_add(1, Ordering::Relaxed);
+                next.renumber(&self.dir, no)?;
+            }
             let next = Arc::new(next);
             self.segs
                 .lock()
@@ -992,5 +1007,48 @@ impl Journal {
             .lock()
             .map_or(0, |f| f.iter().map(|s| s.len as u64).sum());
         live + spare + free
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_keep_increasing_when_a_spare_is_numbered_before_a_segment_a_writer_made() {
+        let dir = std::env::temp_dir().join(format!("journal-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (j, _, _) = Journal::open(&dir, 0).unwrap();
+        let start = j.committed.load(Ordering::Acquire);
+        // The preparer numbers a spare, and before it is installed a writer
+        // rolls over with no spare ready and makes a segment itself.
+        let early = j.make_segment(FRAME_HEAD).unwrap();
+        let payload = vec![7u8; 1 << 20];
+        // Appends one frame; the committed position must grow.
+        let append = |j: &Journal, last: &mut u64, frames: &mut usize| {
+            j.append(&payload, true).unwrap();
+            let now = j.committed.load(Ordering::Acquire);
+            assert!(now > *last, "{now:x} after {last:x}");
+            *last = now;
+            *frames += 1;
+        };
+        let (mut last, mut frames) = (start, 0);
+        while seg_of(last) == seg_of(start) {
+            append(&j, &mut last, &mut frames);
+        }
+        assert!(seg_of(last) > early.no);
+        *j.spare.lock().unwrap() = Some(early);
+        let made = seg_of(last);
+        while seg_of(last) == made {
+            append(&j, &mut last, &mut frames);
+        }
+        // The apply thread's walk finds every frame, in order.
+        let (found, next, _) = j.collect(start, last, usize::MAX).unwrap();
+        assert_eq!(found.len(), frames);
+        assert_eq!(next, last);
+        j.close();
+        drop(j);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
