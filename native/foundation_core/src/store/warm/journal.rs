@@ -886,6 +886,14 @@ impl Journal {
                     bytes += (next - off) as u64;
                     off = next;
                 }
+                // Every frame before `end` in its segment was committed:
+                // one that does not read back is damage, never an end.
+                _ if seg_of(end) == seg_no => {
+                    return Err(CoreError::Internal(format!(
+                        "warm storage: journal frame at {:x} damaged in memory",
+                        pos(seg_no, off)
+                    )))
+                }
                 _ => {
                     // The end of this segment: the next one follows.
                     let Some((&no, next)) = segs.range(seg_no + 1..).next() else {
