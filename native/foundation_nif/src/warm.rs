@@ -52,6 +52,9 @@ mod atoms {
         warm_pruned,
         queued,
         dirty,
+        // valid events whose journal write would wait: the caller goes to
+        // the dirty twin without validating them again
+        busy,
     }
 }
 
@@ -514,12 +517,14 @@ fn put_converted<'a>(
     offset: i64,
     wait: bool,
 ) -> NifResult<Term<'a>> {
+    // On a normal scheduler, a write that would wait goes to the dirty
+    // twin before its encoding is made (`:busy`: the events are valid).
     let _gate = if wait {
         warm.quiet.gate.read().map_err(|_| Error::BadArg)?
     } else {
         match warm.quiet.gate.try_read() {
-            Ok(gate) => gate,
-            Err(_) => return Ok(atoms::dirty().encode(env)),
+            Ok(gate) if !warm.warm.journal_full() => gate,
+            _ => return Ok(atoms::busy().encode(env)),
         }
     };
     let bodies: Vec<_> = terms.iter().map(|t| t.to_binary()).collect();
@@ -554,7 +559,7 @@ fn put_converted<'a>(
         Ok(Ok(ids)) if one => (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env),
         Ok(Ok(ids)) => (atoms::ok(), ids).encode(env),
         Ok(Err(e)) | Err(Blocked::Failed(e)) => Err::<(), _>(NifError(e)).encode(env),
-        Err(Blocked::Wait) => atoms::dirty().encode(env),
+        Err(Blocked::Wait) => atoms::busy().encode(env),
     })
 }
 

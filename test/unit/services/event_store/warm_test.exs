@@ -257,6 +257,42 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     assert ^stored = ids(EventStore.query(%{}, ns))
   end
 
+  test "writes past the journal's bound wait for the disk tier; invalid ones fail at once",
+       %{dir: dir} do
+    ns = start(dir)
+    %{warm: warm} = Support.entry(ns)
+    :ok = Native.warm_hold_apply(warm, true)
+    on_exit(fn -> Native.warm_hold_apply(warm, false) end)
+    blob = :binary.copy("x", 4000)
+
+    # Small batches until one waits: past 32 MiB of unapplied journal
+    # (about 800 of them here) while nothing is applied.
+    store = fn b ->
+      Task.async(fn ->
+        EventStore.store_batch(for(i <- 1..10, do: event(b * 10 + i, b, data: %{blob: blob})), ns)
+      end)
+    end
+
+    {waiting, batches} =
+      Enum.reduce_while(0..2_000, nil, fn b, nil ->
+        task = store.(b)
+
+        case Task.yield(task, 300) do
+          {:ok, {:ok, [_ | _]}} -> {:cont, nil}
+          nil -> {:halt, {task, b}}
+        end
+      end)
+
+    assert batches in 700..900
+    bad = %{event(20_002, 1) | event_type: "not an atom"}
+    assert {:error, %Error{error_type: :type_mismatch}} = EventStore.store(bad, ns)
+
+    :ok = Native.warm_hold_apply(warm, false)
+    assert {:ok, [_ | _]} = Task.await(waiting, 15_000)
+    events = (batches + 1) * 10
+    assert {:ok, %{warm_events: ^events}} = EventStore.stats(ns)
+  end
+
   test "concurrent writers are all acknowledged and all on disk", %{dir: dir} do
     ns = start(dir)
 

@@ -127,8 +127,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   (or queues it to the tier's writer thread, whose answer this process
   then waits for in `receive`); either way `{:ok, id}` means the event is
   handed to the OS. An event the NIF cannot take on a normal scheduler (too
-  big to check there, or a write that would have to wait) is checked by
-  `validate` (its error is returned), then written by the dirty twin.
+  big to check there) is checked by `validate` (its error is returned),
+  then written by the dirty twin; a valid one whose write would have to
+  wait for the disk tier (`:busy`) goes to the dirty twin at once.
   """
   def put(handle, warm, event, validate) do
     write(validate, fn off, tag ->
@@ -153,9 +154,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
     {normal, dirty} = queue.(offset(), tag)
 
     queued =
-      if normal in [:dirty, :invalid],
-        do: with(:ok <- validate.(), do: dirty.()),
-        else: normal
+      case normal do
+        # Checked already; the journal write would have to wait.
+        :busy -> dirty.()
+        declined when declined in [:dirty, :invalid] -> with(:ok <- validate.(), do: dirty.())
+        answer -> answer
+      end
 
     case queued do
       {:ok, :queued} ->

@@ -558,7 +558,7 @@ impl Journal {
                 "warm storage write failed: injected failure".into(),
             )));
         }
-        if self.lag() > self.max_lag {
+        if self.full() {
             if !wait {
                 return Err(Blocked::Wait);
             }
@@ -671,6 +671,12 @@ impl Journal {
         self.wake(true);
     }
 
+    /// Whether a write now would wait for the apply thread (unapplied
+    /// bytes past the bound).
+    pub fn full(&self) -> bool {
+        self.lag() > self.max_lag
+    }
+
     /// Unapplied bytes.
     pub fn lag(&self) -> u64 {
         self.appended
@@ -681,7 +687,7 @@ impl Journal {
     fn wait_lag(&self) -> Result<(), Blocked> {
         let deadline = Instant::now() + LAG_WAIT;
         let mut p = self.progress.lock().map_err(CoreError::poisoned)?;
-        while self.lag() > self.max_lag {
+        while self.full() {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Blocked::Failed(self.behind(&p)));

@@ -1091,6 +1091,13 @@ impl Warm {
         self.journal.is_some()
     }
 
+    /// Whether a journal write now would wait for the apply thread (a
+    /// caller on a normal scheduler then goes to a dirty one before doing
+    /// any of the write's work).
+    pub fn journal_full(&self) -> bool {
+        self.journal.as_ref().is_some_and(Journal::full)
+    }
+
     /// The journal frame of `events` (for [`Warm::write_journal`]).
     pub fn journal_frame(events: &[Incoming<'_>]) -> Vec<u8> {
         let size = events
