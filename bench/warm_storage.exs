@@ -3,13 +3,16 @@
 #   MIX_ENV=prod mix run bench/warm_storage.exs
 #   RECOVERY=100000 mix run bench/warm_storage.exs      # smaller recovery sizes
 #   ONLY=crash_fill mix run bench/warm_storage.exs && ONLY=crash_open mix run bench/warm_storage.exs
+#   ONLY=sustained SUSTAINED=200000 mix run bench/warm_storage.exs   # a long ingest
 #
 # Tables: ingest (4 concurrent writers of small events, single stores and
 # batches of 100) hot-only vs warm per compression mode, best of three
 # interleaved rounds, as the rate at the return of the last store and once
 # the tier has applied its journal to its engine; reopen time with
 # 100k and 1M events on disk; read latency from the hot and the warm tier;
-# bytes on disk per event per compression mode; the disk bound.
+# bytes on disk per event per compression mode; the disk bound. On
+# request (`ONLY=sustained`): a long ingest, past what the journal absorbs,
+# with the CPU time it takes per event.
 
 defmodule Bench.WarmStorage do
   alias ElixirScope.Foundation.Services.EventStore
@@ -89,6 +92,70 @@ defmodule Bench.WarmStorage do
     applied_us = System.monotonic_time(:microsecond) - t0
     rate = fn us -> round(@writers * @per_writer / (us / 1_000_000)) end
     {rate.(us), rate.(applied_us)}
+  end
+
+  # CPU time of this OS process so far, in microseconds (utime + stime of
+  # /proc/self/stat, in clock ticks of 10 ms).
+  defp cpu_us do
+    [_, rest] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
+    fields = String.split(rest)
+    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+    ticks * 10_000
+  end
+
+  # A long ingest: @writers processes store `n` small events in batches of
+  # 100, hot-only and warm interleaved, two rounds. The warm rates are the
+  # acknowledged one and the applied one (until `stats/1`, which waits for
+  # the tier to have written everything); CPU is the whole process's time
+  # per event, all threads (schedulers, the tier's and the engine's).
+  def sustained_table(n) do
+    IO.puts("\n## Long ingest: #{n} events, #{@writers} writers, batches of 100\n")
+    row(["round", "store", "events/s", "applied/s", "vs hot", "applied vs hot", "CPU us/event"])
+
+    run = fn opts ->
+      ns = start(opts)
+      {c0, t0} = {cpu_us(), System.monotonic_time(:microsecond)}
+
+      1..@writers
+      |> Enum.map(fn w ->
+        Task.async(fn ->
+          (w * 10_000_000 + 1)..(w * 10_000_000 + div(n, @writers))
+          |> Stream.chunk_every(100)
+          |> Enum.each(
+            &({:ok, _} = EventStore.store_batch(Enum.map(&1, fn i -> event(i) end), ns))
+          )
+        end)
+      end)
+      |> Enum.each(&Task.await(&1, :infinity))
+
+      t1 = System.monotonic_time(:microsecond)
+      {:ok, _} = EventStore.stats(ns)
+      {t2, c1} = {System.monotonic_time(:microsecond), cpu_us()}
+      EventStore.stop(ns)
+      {round(n / ((t1 - t0) / 1.0e6)), round(n / ((t2 - t0) / 1.0e6)), (c1 - c0) / n}
+    end
+
+    for r <- 1..2 do
+      {hot, _, hot_cpu} = run.([])
+      row([r, "hot only", hot, "-", 1.0, 1.0, Float.round(hot_cpu, 2)])
+
+      for mode <- [:none, :zstd] do
+        dir = tmp("sustained")
+        {acked, applied, cpu} = run.(warm(dir, mode))
+        File.rm_rf!(dir)
+        ratio = &Float.round(&1 / hot, 2)
+
+        row([
+          r,
+          "warm #{mode}",
+          acked,
+          applied,
+          ratio.(acked),
+          ratio.(applied),
+          Float.round(cpu, 2)
+        ])
+      end
+    end
   end
 
   def ingest_table do
@@ -339,3 +406,6 @@ if System.get_env("ONLY") in [nil, "bound"], do: Bench.WarmStorage.bound_table()
 if System.get_env("ONLY") in [nil, "recovery"], do: Bench.WarmStorage.recovery_table(sizes)
 if System.get_env("ONLY") == "crash_fill", do: Bench.WarmStorage.crash_fill(List.last(sizes))
 if System.get_env("ONLY") == "crash_open", do: Bench.WarmStorage.crash_open()
+
+if System.get_env("ONLY") == "sustained",
+  do: Bench.WarmStorage.sustained_table(String.to_integer(System.get_env("SUSTAINED", "200000")))
