@@ -274,6 +274,17 @@ enum Side {
     Cid,
 }
 
+impl Side {
+    /// Whether the event of header `h` belongs to this index's `name`.
+    fn holds(self, name: &[u8], h: &Header) -> bool {
+        match self {
+            Side::Time => true,
+            Side::Type => h.event_type == name,
+            Side::Cid => h.correlation_id.as_deref() == Some(name),
+        }
+    }
+}
+
 impl Mem {
     fn add(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
         let put = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| match map.get_mut(name) {
@@ -1798,11 +1809,7 @@ impl Warm {
         keep: &dyn Fn(&Header) -> bool,
         mut visit: impl FnMut((i64, u64), Option<Hit>) -> bool,
     ) -> CoreResult<bool> {
-        let matches = |h: &Header| match side {
-            Side::Time => true,
-            Side::Type => h.event_type == name,
-            Side::Cid => h.correlation_id.as_deref() == Some(name),
-        };
+        let matches = |h: &Header| side.holds(name, h);
         loop {
             let keys = self
                 .mem_read()?
@@ -1839,48 +1846,14 @@ impl Warm {
         if want == 0 {
             return Ok(out);
         }
-        if let Some(t) = &q.event_type {
-            let range = mem_bounds(q.time_range);
-            match q.order {
-                Order::Id | Order::Unordered => {
-                    let mut keys =
-                        self.mem_read()?
-                            .mem
-                            .range(Side::Type, t, range, None, false, usize::MAX);
-                    keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
-                    for (ts, id) in keys {
-                        if let Some(hit) =
-                            self.fetch_if(&engine, id, Some(ts), |h| h.event_type == **t)?
-                        {
-                            out.push(hit);
-                            if out.len() >= want {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Order::Timestamp | Order::TimestampDesc => {
-                    let desc = q.order == Order::TimestampDesc;
-                    self.walk_mem(
-                        &engine,
-                        Side::Type,
-                        t,
-                        range,
-                        None,
-                        desc,
-                        &|_| true,
-                        |_, hit| {
-                            out.extend(hit);
-                            out.len() < want
-                        },
-                    )?;
-                }
-            }
-            return Ok(out);
-        }
+        let (side, name) = match &q.event_type {
+            Some(t) => (Side::Type, &t[..]),
+            None => (Side::Time, &[][..]),
+        };
         let range = mem_bounds(q.time_range);
         match q.order {
-            Order::Id | Order::Unordered if q.time_range.is_none() => {
+            // Every event by id: the engine's own key order.
+            Order::Id | Order::Unordered if q.event_type.is_none() && q.time_range.is_none() => {
                 for kv in engine.events.iter() {
                     let (key, record) = kv.map_err(read_error)?;
                     if let Some(hit) = self.hit(id_from(&key), &record, None, |_| true) {
@@ -1895,10 +1868,12 @@ impl Warm {
                 let mut keys =
                     self.mem_read()?
                         .mem
-                        .range(Side::Time, &[], range, None, false, usize::MAX);
+                        .range(side, name, range, None, false, usize::MAX);
                 keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
                 for (ts, id) in keys {
-                    if let Some(hit) = self.fetch(&engine, id, Some(ts))? {
+                    if let Some(hit) =
+                        self.fetch_if(&engine, id, Some(ts), |h| side.holds(name, h))?
+                    {
                         out.push(hit);
                         if out.len() >= want {
                             break;
@@ -1910,8 +1885,8 @@ impl Warm {
                 let desc = q.order == Order::TimestampDesc;
                 self.walk_mem(
                     &engine,
-                    Side::Time,
-                    &[],
+                    side,
+                    name,
                     range,
                     None,
                     desc,
