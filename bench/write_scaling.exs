@@ -1,8 +1,10 @@
 # How single-event writes scale from 1 to 8 processes on this machine, in
 # one VM: the rate of 8 processes over 1 process for `Events.store/1`, for
 # the store NIF alone, for the original design's `store` (its model in
-# bench/support/original.exs), and for building the event only (what the
-# VM gives to work that shares nothing).
+# bench/support/original.exs), for a raw ETS insert of the event from the
+# caller (a public set with write concurrency: no validation, no index),
+# and for building the event only (what the VM gives to work that shares
+# nothing). A second table gives each case's rate over the original's.
 #
 #   MIX_ENV=prod mix run bench/write_scaling.exs      # ~30 s; ROUNDS=n (12)
 #
@@ -42,6 +44,23 @@ defmodule Bench.WriteScaling do
       ["case", "1 process", "8 processes", "8 / 1"],
       rows
     )
+
+    # Each round's rate over the original's in the same round.
+    vs = fn key, side ->
+      Enum.zip_with(results[key], results[:original], &(elem(&1, side) / elem(&2, side)))
+      |> median.()
+      |> Float.round(2)
+    end
+
+    Harness.table(
+      "over the original design's store (medians of the rounds' ratios)",
+      ["case", "1 process", "8 processes"],
+      for(
+        {label, key} <- cases(),
+        key not in [:original, :build],
+        do: [label, vs.(key, 0), vs.(key, 1)]
+      )
+    )
   end
 
   defp cases do
@@ -49,6 +68,7 @@ defmodule Bench.WriteScaling do
       {"Events.store/1", :api},
       {"Native.store_put/2 (the NIF alone)", :nif},
       {"original design's store", :original},
+      {"raw ETS insert from the caller", :ets},
       {"building the event only", :build}
     ]
   end
@@ -60,11 +80,14 @@ defmodule Bench.WriteScaling do
     %{handle: handle} = Support.lookup(:production)
     ctx = Original.start()
     fill(&Original.store_batch(ctx, &1))
+    table = :ets.new(:write_scaling, [:set, :public, write_concurrency: true])
+    fill(fn events -> {:ok, :ets.insert(table, for(e <- events, do: {e.event_id, e}))} end)
 
     writes = %{
       api: fn e -> {:ok, _} = Events.store(e) end,
       nif: fn e -> {:ok, _} = Native.store_put(handle, e) end,
       original: fn e -> {:ok, _} = Original.store(ctx, e) end,
+      ets: fn e -> true = :ets.insert(table, {e.event_id, e}) end,
       build: fn e -> e end
     }
 
@@ -82,6 +105,7 @@ defmodule Bench.WriteScaling do
       end)
 
     Original.stop(ctx)
+    :ets.delete(table)
     acc
   end
 
