@@ -587,7 +587,10 @@ fn key_tail(key: &[u8]) -> Option<(i64, u64)> {
     Some((ts_from_key(&key[n..n + 8]), id_from(&key[n + 8..])))
 }
 
-/// Bytes an event takes in all partitions (record plus index keys).
+/// The bytes an event counts for against the bound: its record and id key,
+/// and the keys of its time, type and correlation index entries (as if
+/// those indexes were on disk, so the count does not depend on where they
+/// are kept; directories written when they were on disk count the same).
 fn entry_size(h: &Header, record_len: usize) -> u64 {
     let cid = h.correlation_id.as_ref().map_or(0, |c| c.len() + 20);
     (8 + record_len + 16 + h.event_type.len() + 18 + cid) as u64
