@@ -227,6 +227,29 @@ pub fn unsealed_trained(
     Ok(out)
 }
 
+thread_local! {
+    /// Each thread's decompression contexts, made once (making one costs
+    /// more than decompressing a small event).
+    static ZSTD_D: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+    static INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+}
+
+/// A zstd frame of at most `raw_len` bytes decompressed with `ddict`
+/// (`None` if it is damaged, bigger, or made with another dictionary).
+fn zstd_decompress(
+    ddict: &zstd::zstd_safe::DDict<'_>,
+    src: &[u8],
+    raw_len: usize,
+) -> Option<Vec<u8>> {
+    ZSTD_D.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        let mut out = Vec::with_capacity(raw_len);
+        dctx.decompress_using_ddict(&mut out, src, ddict).ok()?;
+        Some(out)
+    })
+}
+
 /// Finds a trained dictionary by id.
 pub type Dicts<'a> = &'a dyn Fn(u32) -> Option<std::sync::Arc<Trained>>;
 
@@ -236,15 +259,13 @@ fn decompress(codec: u8, body: &[u8], raw_len: usize, dicts: Dicts) -> Option<Ve
         3 => {
             let id = u32::from_be_bytes(body.get(..4)?.try_into().ok()?);
             let trained = dicts(id)?;
-            let mut d = zstd::bulk::Decompressor::with_prepared_dictionary(&trained.dec).ok()?;
-            d.decompress(&body[4..], raw_len).ok()
+            zstd_decompress(trained.dec.as_ddict(), &body[4..], raw_len)
         }
-        2 => {
-            let mut d = zstd::bulk::Decompressor::with_prepared_dictionary(&ZSTD_DEC).ok()?;
-            d.decompress(body, raw_len).ok()
-        }
-        1 => {
-            let mut d = Decompress::new(true);
+        2 => zstd_decompress(ZSTD_DEC.as_ddict(), body, raw_len),
+        1 => INFLATE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let d = slot.get_or_insert_with(|| Decompress::new(true));
+            d.reset(true);
             let mut out = Vec::with_capacity(raw_len);
             loop {
                 let consumed = d.total_in() as usize;
@@ -257,7 +278,7 @@ fn decompress(codec: u8, body: &[u8], raw_len: usize, dicts: Dicts) -> Option<Ve
                 };
             }
             Some(out)
-        }
+        }),
         _ => None,
     }
 }
