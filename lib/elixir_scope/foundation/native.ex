@@ -132,6 +132,7 @@ defmodule ElixirScope.Foundation.Native do
   def store_clear(_store), do: :erlang.nif_error(:not_loaded)
   def store_close(_store), do: :erlang.nif_error(:not_loaded)
   def store_stats(_store), do: :erlang.nif_error(:not_loaded)
+  def store_retired_newest(_store), do: :erlang.nif_error(:not_loaded)
   def native_heap_bytes, do: :erlang.nif_error(:not_loaded)
 
   # metrics
@@ -204,6 +205,7 @@ defmodule ElixirScope.Foundation.Native do
   def warm_clear(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_close(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_stats(_warm), do: :erlang.nif_error(:not_loaded)
+  def warm_floor(_warm), do: :erlang.nif_error(:not_loaded)
   def warm_take_corrupt(_warm), do: :erlang.nif_error(:not_loaded)
   # test builds only: the next n disk writes of a tier fail
   def warm_fail_writes(_warm, _n), do: :erlang.nif_error(:not_loaded)

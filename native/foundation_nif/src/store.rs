@@ -420,6 +420,12 @@ fn store_close(store: ResourceArc<StoreHandle>) -> NifOutcome<Atom> {
     Ok(atoms::ok())
 }
 
+/// The newest timestamp of the events retention removed (`nil`: none).
+#[rustler::nif]
+fn store_retired_newest(store: ResourceArc<StoreHandle>) -> NifOutcome<Option<i64>> {
+    Ok(store.0.retired_newest()?)
+}
+
 #[rustler::nif]
 fn store_stats(store: ResourceArc<StoreHandle>) -> NifOutcome<Vec<(Atom, u64)>> {
     let s = store.0.stats()?;

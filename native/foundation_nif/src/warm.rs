@@ -55,6 +55,8 @@ mod atoms {
         // valid events whose journal write would wait: the caller goes to
         // the dirty twin without validating them again
         busy,
+        // the tier's indexes are still being rebuilt
+        unknown,
     }
 }
 
@@ -817,6 +819,17 @@ fn warm_close(warm: ResourceArc<WarmHandle>) -> NifOutcome<Atom> {
     warm.stop_writer()?;
     warm.warm.close()?;
     Ok(atoms::ok())
+}
+
+/// The newest system time on disk when the tier opened (see
+/// `Warm::floor`): an integer, `nil` (nothing), or `:unknown` while the
+/// indexes are rebuilt.
+#[rustler::nif]
+fn warm_floor(env: Env, warm: ResourceArc<WarmHandle>) -> Term {
+    match warm.warm.floor() {
+        Some(floor) => floor.encode(env),
+        None => atoms::unknown().encode(env),
+    }
 }
 
 /// Counters and sizes (reads the engine's file-size metadata).

@@ -238,16 +238,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   def query(query, opts \\ []) when is_map(query) do
     with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
       case Support.normalize_query(query) |> warm_query(warm, handle) do
-        # A small limit bounds the count: normal scheduler (unless over the
-        # byte budget); else dirty.
         {:ok, {type, range, order, offset, limit}}
         when limit in 1..@bounded and offset <= @bounded ->
-          handle
-          |> Native.store_query(type, range, order, offset, limit)
-          |> Route.dirty(fn ->
-            Native.store_query_dirty(handle, type, range, order, offset, limit)
-          end)
-          |> Support.native()
+          bounded_query(handle, type, range, order, offset, limit)
 
         # Id order over a time window sorts the window: one dirty call.
         {:ok, {type, range, :event_id, offset, limit}} when range != nil ->
@@ -479,7 +472,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         end)
       end)
       |> Support.native()
-      |> warm_correlation(warm, correlation_id)
+      |> warm_correlation(warm, handle, correlation_id)
     end
   end
 
@@ -954,18 +947,37 @@ defmodule ElixirScope.Foundation.Services.EventStore do
        do: warm_query({:ok, {type, range, :event_id, offset, limit}}, warm, handle)
 
   defp warm_query({:ok, q}, warm, handle) when warm != nil do
-    hot = fn offset, limit ->
-      {type, range, order, _, _} = q
-      Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
+    hot = fn
+      offset, limit when limit in 1..@bounded and offset <= @bounded ->
+        {type, range, order, _, _} = q
+        bounded_query(handle, type, range, order, offset, limit)
+
+      offset, limit ->
+        {type, range, order, _, _} = q
+        Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
     end
 
-    {:warm, Warm.query(warm, q, hot)}
+    retired = fn -> Support.native(Native.store_retired_newest(handle)) end
+    {:warm, Warm.query(warm, q, hot, retired)}
   end
 
   defp warm_query(normalized, _warm, _handle), do: normalized
 
-  defp warm_correlation(result, nil, _cid), do: result
-  defp warm_correlation(result, warm, cid), do: Warm.get_by_correlation(warm, cid, result)
+  # A small limit bounds the count: normal scheduler (unless over the byte
+  # budget); else dirty.
+  defp bounded_query(handle, type, range, order, offset, limit) do
+    handle
+    |> Native.store_query(type, range, order, offset, limit)
+    |> Route.dirty(fn -> Native.store_query_dirty(handle, type, range, order, offset, limit) end)
+    |> Support.native()
+  end
+
+  defp warm_correlation(result, nil, _handle, _cid), do: result
+
+  defp warm_correlation(result, warm, handle, cid) do
+    retired = fn -> Support.native(Native.store_retired_newest(handle)) end
+    Warm.get_by_correlation(warm, cid, result, retired)
+  end
 
   defp warm_prune(result, nil, _ts), do: result
   defp warm_prune(result, warm, ts), do: Warm.prune_before(warm, ts, result)

@@ -453,6 +453,17 @@ impl Store {
         Ok(())
     }
 
+    /// The newest timestamp of the events retention (`max_events`,
+    /// `max_age_ms`) removed since the store was made or cleared; `None`
+    /// when it removed none. Every event retention removed is at most
+    /// this new, so a tier holding more events than this store (a disk
+    /// tier) holds none newer that this store lacks.
+    pub fn retired_newest(&self) -> CoreResult<Option<i64>> {
+        self.inner.shards.iter().try_fold(None, |newest, shard| {
+            Ok(newest.max(shard.read().map_err(CoreError::poisoned)?.retired()))
+        })
+    }
+
     /// Current counters.
     pub fn stats(&self) -> CoreResult<StoreStats> {
         // The running count, not a sum over the shards: no shard lock taken.

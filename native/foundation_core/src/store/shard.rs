@@ -66,6 +66,9 @@ pub(crate) struct Shard {
     /// Whether an event older than `unswept` was stored since that prune
     /// (the sweep then checks each old member against its record).
     late: bool,
+    /// The newest timestamp of the events retention removed (`None`: none
+    /// yet); what a disk tier may hold that this shard no longer does.
+    retired: Option<i64>,
 }
 
 /// What a prune removed, to be freed after the shard locks are released
@@ -226,7 +229,15 @@ impl Shard {
         if removed.as_ref().is_none_or(|r| r.seq != seq) {
             self.arrivals.remove(seq);
         }
+        if let Some(r) = &removed {
+            self.retired = self.retired.max(Some(r.timestamp));
+        }
         removed.is_some()
+    }
+
+    /// The newest timestamp of the events retention removed, if any.
+    pub(crate) fn retired(&self) -> Option<i64> {
+        self.retired
     }
 
     /// Removes every record with `timestamp < ts`; returns how many.

@@ -81,6 +81,24 @@ fn prune_is_strict() {
 }
 
 #[test]
+fn retention_keeps_the_newest_timestamp_it_removed() {
+    let s = store(2);
+    assert_eq!(s.retired_newest().unwrap(), None);
+    // The oldest arrival goes first, whatever its timestamp.
+    s.put(ev(1, "t", 50, None)).unwrap();
+    s.put(ev(2, "t", 5, None)).unwrap();
+    s.put(ev(3, "t", 7, None)).unwrap();
+    assert_eq!(s.retired_newest().unwrap(), Some(50));
+    s.put(ev(4, "t", 9, None)).unwrap();
+    assert_eq!(s.retired_newest().unwrap(), Some(50));
+    // A prune is not retention: both tiers drop what it removes.
+    s.prune_before(8).unwrap();
+    assert_eq!(s.retired_newest().unwrap(), Some(50));
+    s.clear().unwrap();
+    assert_eq!(s.retired_newest().unwrap(), None);
+}
+
+#[test]
 fn max_events_evicts_oldest_stored() {
     let s = store(5);
     for id in 1..=12 {

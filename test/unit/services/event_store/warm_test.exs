@@ -293,6 +293,64 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     assert {:ok, %{warm_events: ^events}} = EventStore.stats(ns)
   end
 
+  test "a query for the newest events skips the disk only when it can hold nothing newer",
+       %{dir: dir} do
+    ids = fn {:ok, events} -> Enum.map(events, & &1.event_id) end
+    newest = fn ns, n -> EventStore.query(%{order_by: :timestamp_desc, limit: n}, ns) end
+
+    # An event retention removed from memory is newer than what memory holds.
+    ns = start(Path.join(dir, "a"), max_events: 5)
+    {:ok, 100} = EventStore.store(event(100, 1_000), ns)
+    {:ok, _} = EventStore.store_batch(for(i <- 1..10, do: event(i, i)), ns)
+    assert ids.(newest.(ns, 3)) == [100, 10, 9]
+
+    # Nothing on disk is newer than memory's answer: it needs no disk read,
+    # so it answers while the tier applies nothing; a deeper one waits.
+    ns = start(Path.join(dir, "b"), max_events: 5)
+    {:ok, _} = EventStore.store_batch(for(i <- 1..10, do: event(i, i)), ns)
+    {:ok, _} = EventStore.stats(ns)
+    %{warm: warm} = Support.entry(ns)
+    :ok = Native.warm_hold_apply(warm, true)
+    on_exit(fn -> Native.warm_hold_apply(warm, false) end)
+    {:ok, _} = EventStore.store_batch([event(11, 11), event(12, 12)], ns)
+    shallow = Task.async(fn -> newest.(ns, 3) end)
+    assert {:ok, {:ok, _} = answer} = Task.yield(shallow, 2_000)
+    assert ids.(answer) == [12, 11, 10]
+    deep = Task.async(fn -> newest.(ns, 10) end)
+    assert Task.yield(deep, 300) == nil
+    :ok = Native.warm_hold_apply(warm, false)
+    assert ids.(Task.await(deep, 15_000)) == Enum.to_list(12..3//-1)
+
+    # Events of an earlier run on the directory count as on disk only.
+    ns = start(Path.join(dir, "c"))
+    {:ok, 100} = EventStore.store(event(100, 1_000), ns)
+    :ok = EventStore.stop(ns)
+    ns = start(Path.join(dir, "c"))
+    {:ok, _} = EventStore.store_batch(for(i <- 1..3, do: event(i, i)), ns)
+    assert ids.(newest.(ns, 2)) == [100, 3]
+    assert ids.(EventStore.query(%{order_by: :event_id, limit: 2}, ns)) == [1, 2]
+    assert ids.(EventStore.get_by_correlation("c", ns)) == []
+
+    # A first run that memory has kept whole: no read needs the disk.
+    ns = start(Path.join(dir, "d"))
+    {:ok, _} = EventStore.store_batch(for(i <- 1..3, do: event(i, i, correlation_id: "k")), ns)
+    {:ok, _} = EventStore.stats(ns)
+    %{warm: warm} = Support.entry(ns)
+    :ok = Native.warm_hold_apply(warm, true)
+    on_exit(fn -> Native.warm_hold_apply(warm, false) end)
+    {:ok, 4} = EventStore.store(event(4, 4, correlation_id: "k"), ns)
+
+    reads =
+      Task.async(fn ->
+        {EventStore.get_by_correlation("k", ns), EventStore.query(%{order_by: :event_id}, ns)}
+      end)
+
+    assert {:ok, {group, all}} = Task.yield(reads, 2_000)
+    assert ids.(group) == [1, 2, 3, 4]
+    assert ids.(all) == [1, 2, 3, 4]
+    :ok = Native.warm_hold_apply(warm, false)
+  end
+
   test "concurrent writers are all acknowledged and all on disk", %{dir: dir} do
     ns = start(dir)
 

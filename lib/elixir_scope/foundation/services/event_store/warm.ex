@@ -185,28 +185,81 @@ defmodule ElixirScope.Foundation.Services.EventStore.Warm do
   The merged answer of a normalized query: `hot_query.(offset, limit)` runs
   the hot tier's query; both tiers give their first `offset + limit`
   matches, the union (by event id) is ordered, then offset and limit apply.
+  The disk is not read when the hot answer is the whole answer;
+  `retired.()` gives the hot tier's
+  `{:ok, newest timestamp retention removed | nil}`.
   """
-  def query(warm, {type, range, order, offset, limit}, hot_query) do
+  def query(warm, {type, range, order, offset, limit}, hot_query, retired) do
     want = if limit > 0, do: offset + limit, else: 0
     off = offset()
     sys_range = range && {sat(elem(range, 0) + off), sat(elem(range, 1) + off)}
 
     with {:ok, hot} <- hot_query.(0, want),
-         {:ok, disk} <- Support.native(Native.warm_query(warm, type, sys_range, order, want)) do
+         {:ok, disk} <- disk_query(warm, {type, sys_range, order, want}, hot, off, retired) do
       merged = merge(hot, disk, off, order)
       merged = Enum.drop(merged, offset)
       {:ok, if(limit > 0, do: Enum.take(merged, limit), else: merged)}
     end
   end
 
-  @doc "The merged correlation group, by ascending (system time, id)."
-  def get_by_correlation(warm, cid, {:ok, hot}) do
-    with {:ok, disk} <- Support.native(Native.warm_get_by_correlation(warm, cid)) do
-      {:ok, merge(hot, disk, offset(), :timestamp)}
+  defp disk_query(warm, {type, sys_range, order, want}, hot, off, retired) do
+    if hot_answers?(warm, hot, {order, want}, off, retired),
+      do: {:ok, []},
+      else: Support.native(Native.warm_query(warm, type, sys_range, order, want))
+  end
+
+  # Whether the disk can hold no event that ranks in the answer and memory
+  # lacks. The events only the disk holds are those retention removed from
+  # memory (none newer than `retired.()`) and those on disk when the tier
+  # opened (none newer than `Native.warm_floor/1`; unknown while the tier's
+  # indexes are rebuilt). With neither, memory holds everything; else a
+  # query for the newest events is answered by memory when its last hit is
+  # newer than all of those.
+  defp hot_answers?(warm, hot, {order, want}, off, retired) do
+    case disk_floor(warm, off, retired) do
+      nil ->
+        true
+
+      :unknown ->
+        false
+
+      floor ->
+        order == :timestamp_desc and want > 0 and length(hot) >= want and
+          List.last(hot).timestamp + off > floor
     end
   end
 
-  def get_by_correlation(_warm, _cid, error), do: error
+  # The newest system time of the events only the disk may hold: nil when
+  # there are none, `:unknown` when that cannot be told now.
+  defp disk_floor(warm, off, retired) do
+    with opened when opened != :unknown <- Native.warm_floor(warm),
+         {:ok, removed} <- retired.() do
+      newest(opened, removed && sat(removed + off))
+    else
+      _ -> :unknown
+    end
+  end
+
+  defp newest(nil, b), do: b
+  defp newest(a, nil), do: a
+  defp newest(a, b), do: max(a, b)
+
+  @doc """
+  The merged correlation group, by ascending (system time, id); the disk
+  is not read when it holds nothing memory lacks (see `query/4`).
+  """
+  def get_by_correlation(warm, cid, {:ok, hot}, retired) do
+    off = offset()
+
+    disk =
+      if disk_floor(warm, off, retired) == nil,
+        do: {:ok, []},
+        else: Support.native(Native.warm_get_by_correlation(warm, cid))
+
+    with {:ok, disk} <- disk, do: {:ok, merge(hot, disk, off, :timestamp)}
+  end
+
+  def get_by_correlation(_warm, _cid, error, _retired), do: error
 
   @doc "Prunes the disk tier below `ts` (caller's monotonic clock); combines with the hot count."
   def prune_before(warm, ts, {:ok, hot_n}) do

@@ -421,6 +421,10 @@ struct MemState {
     failed: Option<String>,
     /// Damaged records the rebuild found, not yet counted by the tier.
     corrupt: Vec<u64>,
+    /// The newest system time on disk when the indexes were built (with
+    /// the writes made while they were): the lifetimes before this one
+    /// stored nothing newer. `None`: there was nothing.
+    floor: Option<i64>,
 }
 
 impl MemState {
@@ -433,7 +437,12 @@ impl MemState {
             Ok((mem, corrupt)) => (state.mem, state.corrupt) = (mem, corrupt),
             Err(e) => state.failed = Some(format!("warm storage: index rebuild failed: {e}")),
         }
+        state.note_floor();
         state
+    }
+
+    fn note_floor(&mut self) {
+        self.floor = self.mem.by_time.last().map(|&(ts, _)| ts);
     }
 }
 
@@ -908,6 +917,9 @@ impl Warm {
                     if let Ok(mut state) = mem.write() {
                         let pending = std::mem::take(&mut state.pending);
                         built.mem.apply(pending);
+                        // Replayed writes of the last lifetime are among
+                        // them (and this one's first writes: harmless).
+                        built.note_floor();
                         *state = built;
                     }
                 })
@@ -1348,6 +1360,15 @@ impl Warm {
                 }
             }
         }
+    }
+
+    /// The newest system time of the events on disk when the tier opened
+    /// (and of the writes made until its indexes were rebuilt), which no
+    /// event stored by an earlier lifetime passes: `Some(None)` when there
+    /// were none, `None` while the rebuild runs (or when it failed).
+    pub fn floor(&self) -> Option<Option<i64>> {
+        let state = self.mem.try_read().ok()?;
+        (state.ready && state.failed.is_none()).then_some(state.floor)
     }
 
     /// Counts the damaged records the index rebuild found.

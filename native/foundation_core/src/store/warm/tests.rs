@@ -405,6 +405,27 @@ fn an_older_layout_with_index_partitions_opens_and_reads_the_same() {
 }
 
 #[test]
+fn the_floor_is_the_newest_time_on_disk_at_open() {
+    let d = dir("floor");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    drop(w.mem_read().unwrap());
+    assert_eq!(w.floor(), Some(None));
+    w.append(vec![event(1, 20, "t", None), event(2, 10, "t", None)])
+        .unwrap();
+    // Writes of this lifetime after the indexes were built leave it.
+    assert_eq!(w.floor(), Some(None));
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    drop(w.mem_read().unwrap());
+    assert_eq!(w.floor(), Some(Some(20)));
+    w.clear().unwrap();
+    assert_eq!(w.floor(), Some(None));
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn the_memory_indexes_follow_overwrites_evictions_prunes_and_clear() {
     let d = dir("mem-follow");
     let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
