@@ -56,7 +56,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Settings of a warm tier.
@@ -500,6 +500,9 @@ pub struct Warm {
     trained: RwLock<Option<Arc<Trained>>>,
     /// Bodies gathered to train the first dictionary.
     samples: Mutex<Samples>,
+    /// The newest system time of the events the journal replayed on open
+    /// (`i64::MIN`: none); the index rebuild may have ended before them.
+    replayed: AtomicI64,
 }
 
 /// Bodies kept to train a dictionary from.
@@ -950,6 +953,7 @@ impl Warm {
             dicts: RwLock::new(FxHashMap::default()),
             trained: RwLock::new(None),
             samples: Mutex::new(Samples::default()),
+            replayed: AtomicI64::new(i64::MIN),
         };
         warm.load_dicts()?;
         // Frames the engine had not got when the last lifetime ended.
@@ -1062,6 +1066,18 @@ impl Warm {
         };
         if frames.is_empty() {
             return journal.retire_replayed();
+        }
+        // Events of the last lifetime that only the journal had: on disk
+        // now, and in no memory (see `floor`).
+        let mut newest = None;
+        for (payload, _) in frames.iter() {
+            decode_frame(payload, &mut |e| {
+                newest = newest.max(Some(e.sys_ts));
+                Ok(())
+            })?;
+        }
+        if let Some(ts) = newest {
+            self.replayed.fetch_max(ts, Relaxed);
         }
         let mut chunk: Vec<&[u8]> = Vec::new();
         let mut bytes = 0;
@@ -1368,7 +1384,8 @@ impl Warm {
     /// were none, `None` while the rebuild runs (or when it failed).
     pub fn floor(&self) -> Option<Option<i64>> {
         let state = self.mem.try_read().ok()?;
-        (state.ready && state.failed.is_none()).then_some(state.floor)
+        let replayed = Some(self.replayed.load(Relaxed)).filter(|&ts| ts != i64::MIN);
+        (state.ready && state.failed.is_none()).then_some(state.floor.max(replayed))
     }
 
     /// Counts the damaged records the index rebuild found.
@@ -1712,6 +1729,7 @@ impl Warm {
         };
         *self.mem.write().map_err(CoreError::poisoned)? =
             MemState::built(Ok((Mem::default(), Vec::new())));
+        self.replayed.store(i64::MIN, Relaxed);
         // The dictionaries went with `meta`: start over.
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
         *self.trained.write().map_err(CoreError::poisoned)? = None;
