@@ -109,6 +109,8 @@ struct Job {
     hot: ResourceArc<StoreHandle>,
     news: Vec<NewEvent>,
     durables: Vec<Packed>,
+    /// The newest system time among `news` (for `Warm::note_disk_only`).
+    newest: i64,
     /// One event (`{:ok, id}`) or a batch (`{:ok, ids}`).
     one: bool,
     pid: LocalPid,
@@ -189,7 +191,7 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
             .spawn_scoped(scope, move || {
                 let mut env = OwnedEnv::new();
                 while let Ok((mut jobs, written)) = done_rx.recv() {
-                    finish(&mut env, &mut jobs, written);
+                    finish(warm, &mut env, &mut jobs, written);
                     quiet.finished();
                     pending.fetch_sub(1, Relaxed);
                 }
@@ -223,12 +225,12 @@ fn write_loop(warm: &Warm, quiet: &Quiet, rx: &Receiver<Job>) {
                     Err(back) => {
                         pending.fetch_sub(1, Relaxed);
                         let (mut jobs, written) = back.0;
-                        finish(&mut env, &mut jobs, written);
+                        finish(warm, &mut env, &mut jobs, written);
                         quiet.finished();
                     }
                 }
             } else {
-                finish(&mut env, &mut jobs, written);
+                finish(warm, &mut env, &mut jobs, written);
                 quiet.finished();
             }
         }
@@ -368,14 +370,23 @@ fn append(warm: &Warm, jobs: &mut [Job]) -> CoreResult<()> {
         .unwrap_or_else(|_| Err(panicked()))
 }
 
+/// The newest system time among `news` (stored with `offset`).
+fn newest_sys_ts(news: &[NewEvent], offset: i64) -> i64 {
+    news.iter()
+        .map(|n| n.timestamp.saturating_add(offset))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 fn panicked() -> CoreError {
     CoreError::Internal("warm storage: the write panicked".into())
 }
 
 /// Puts the jobs' events in the hot tier (when `written`) and sends each
 /// caller its answer: its ids, or the error.
-fn finish(env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
+fn finish(warm: &Warm, env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
     for job in jobs.iter_mut() {
+        let on_disk = written.is_ok();
         let result = written.clone().and_then(|()| {
             let news = std::mem::take(&mut job.news);
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -388,6 +399,9 @@ fn finish(env: &mut OwnedEnv, jobs: &mut [Job], written: CoreResult<()>) {
             }))
             .unwrap_or_else(|_| Err(panicked()))
         });
+        if on_disk && result.is_err() {
+            warm.note_disk_only(job.newest);
+        }
         // A caller that has exited has nobody to answer.
         let _ = env.send_and_clear(&job.pid, |env| {
             let tag = env
@@ -476,6 +490,7 @@ fn queue<'a>(
     };
     let job = Job {
         hot,
+        newest: newest_sys_ts(&news, offset),
         news,
         durables,
         one,
@@ -545,6 +560,7 @@ fn put_converted<'a>(
     drop(incoming);
     drop(bodies);
     let _ids = warm.ids.lock(news.iter().map(|n| n.id));
+    let newest = newest_sys_ts(&news, offset);
     let written = warm.warm.write_journal(&frame, wait).map(|()| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if one && news.len() == 1 {
@@ -557,6 +573,9 @@ fn put_converted<'a>(
         }))
         .unwrap_or_else(|_| Err(panicked()))
     });
+    if matches!(written, Ok(Err(_))) {
+        warm.warm.note_disk_only(newest);
+    }
     Ok(match written {
         Ok(Ok(ids)) if one => (atoms::ok(), ids.first().copied().unwrap_or(0)).encode(env),
         Ok(Ok(ids)) => (atoms::ok(), ids).encode(env),

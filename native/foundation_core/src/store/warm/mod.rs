@@ -500,9 +500,11 @@ pub struct Warm {
     trained: RwLock<Option<Arc<Trained>>>,
     /// Bodies gathered to train the first dictionary.
     samples: Mutex<Samples>,
-    /// The newest system time of the events the journal replayed on open
-    /// (`i64::MIN`: none); the index rebuild may have ended before them.
-    replayed: AtomicI64,
+    /// The newest system time of the events on disk that no memory tier
+    /// got (`i64::MIN`: none): those the journal replayed on open (the
+    /// index rebuild may have ended before them), and writes whose memory
+    /// insert failed after their disk write (see `note_disk_only`).
+    disk_only: AtomicI64,
 }
 
 /// Bodies kept to train a dictionary from.
@@ -953,7 +955,7 @@ impl Warm {
             dicts: RwLock::new(FxHashMap::default()),
             trained: RwLock::new(None),
             samples: Mutex::new(Samples::default()),
-            replayed: AtomicI64::new(i64::MIN),
+            disk_only: AtomicI64::new(i64::MIN),
         };
         warm.load_dicts()?;
         // Frames the engine had not got when the last lifetime ended.
@@ -1077,7 +1079,7 @@ impl Warm {
             })?;
         }
         if let Some(ts) = newest {
-            self.replayed.fetch_max(ts, Relaxed);
+            self.note_disk_only(ts);
         }
         let mut chunk: Vec<&[u8]> = Vec::new();
         let mut bytes = 0;
@@ -1384,8 +1386,15 @@ impl Warm {
     /// were none, `None` while the rebuild runs (or when it failed).
     pub fn floor(&self) -> Option<Option<i64>> {
         let state = self.mem.try_read().ok()?;
-        let replayed = Some(self.replayed.load(Relaxed)).filter(|&ts| ts != i64::MIN);
-        (state.ready && state.failed.is_none()).then_some(state.floor.max(replayed))
+        let disk_only = Some(self.disk_only.load(Relaxed)).filter(|&ts| ts != i64::MIN);
+        (state.ready && state.failed.is_none()).then_some(state.floor.max(disk_only))
+    }
+
+    /// Records that events up to system time `sys_ts` are on disk and in no
+    /// memory tier (a write whose memory insert failed after its disk
+    /// write), so [`Warm::floor`] covers them.
+    pub fn note_disk_only(&self, sys_ts: i64) {
+        self.disk_only.fetch_max(sys_ts, Relaxed);
     }
 
     /// Counts the damaged records the index rebuild found.
@@ -1729,7 +1738,7 @@ impl Warm {
         };
         *self.mem.write().map_err(CoreError::poisoned)? =
             MemState::built(Ok((Mem::default(), Vec::new())));
-        self.replayed.store(i64::MIN, Relaxed);
+        self.disk_only.store(i64::MIN, Relaxed);
         // The dictionaries went with `meta`: start over.
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
         *self.trained.write().map_err(CoreError::poisoned)? = None;
