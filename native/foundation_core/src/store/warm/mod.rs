@@ -1680,8 +1680,20 @@ impl Warm {
         Ok(())
     }
 
-    /// Removes the events with a system timestamp below `sys_ts`.
+    /// Removes the events with a system timestamp below `sys_ts` (after the
+    /// memory tier did: when this fails, what it left counts as on disk
+    /// only, see [`Warm::floor`]).
     pub fn prune_before(&self, sys_ts: i64) -> CoreResult<usize> {
+        let pruned = self.prune_events_before(sys_ts);
+        if pruned.is_err() {
+            // The memory tier has pruned them: what is left here is on
+            // disk only.
+            self.note_disk_only(sys_ts.saturating_sub(1));
+        }
+        pruned
+    }
+
+    fn prune_events_before(&self, sys_ts: i64) -> CoreResult<usize> {
         const CHUNK: usize = 4096;
         self.caught_up()?;
         let engine = self.engine()?;
