@@ -947,18 +947,17 @@ defmodule ElixirScope.Foundation.Services.EventStore do
        do: warm_query({:ok, {type, range, :event_id, offset, limit}}, warm, handle)
 
   defp warm_query({:ok, q}, warm, handle) when warm != nil do
+    {type, range, order, _, _} = q
+
     hot = fn
       offset, limit when limit in 1..@bounded and offset <= @bounded ->
-        {type, range, order, _, _} = q
         bounded_query(handle, type, range, order, offset, limit)
 
       offset, limit ->
-        {type, range, order, _, _} = q
         Support.native(Native.store_query_dirty(handle, type, range, order, offset, limit))
     end
 
-    retired = fn -> Support.native(Native.store_retired_newest(handle)) end
-    {:warm, Warm.query(warm, q, hot, retired)}
+    {:warm, Warm.query(warm, q, hot, retired(handle))}
   end
 
   defp warm_query(normalized, _warm, _handle), do: normalized
@@ -974,10 +973,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   defp warm_correlation(result, nil, _handle, _cid), do: result
 
-  defp warm_correlation(result, warm, handle, cid) do
-    retired = fn -> Support.native(Native.store_retired_newest(handle)) end
-    Warm.get_by_correlation(warm, cid, result, retired)
-  end
+  defp warm_correlation(result, warm, handle, cid),
+    do: Warm.get_by_correlation(warm, cid, result, retired(handle))
+
+  # What the disk tier asks of the hot one (only when it needs it): the
+  # newest timestamp retention removed from memory.
+  defp retired(handle), do: fn -> Support.native(Native.store_retired_newest(handle)) end
 
   defp warm_prune(result, nil, _ts), do: result
   defp warm_prune(result, warm, ts), do: Warm.prune_before(warm, ts, result)
