@@ -1069,25 +1069,17 @@ impl Warm {
         if frames.is_empty() {
             return journal.retire_replayed();
         }
-        // Events of the last lifetime that only the journal had: on disk
-        // now, and in no memory (see `floor`).
-        let mut newest = None;
-        for (payload, _) in frames.iter() {
-            decode_frame(payload, &mut |e| {
-                newest = newest.max(Some(e.sys_ts));
-                Ok(())
-            })?;
-        }
-        if let Some(ts) = newest {
-            self.note_disk_only(ts);
-        }
         let mut chunk: Vec<&[u8]> = Vec::new();
         let mut bytes = 0;
         for (i, (payload, next)) in frames.iter().enumerate() {
             chunk.push(payload);
             bytes += payload.len();
             if bytes >= APPLY_BYTES || i + 1 == frames.len() {
-                self.apply_frames(&chunk, *next)?;
+                // Events of the last lifetime that only the journal had: on
+                // disk now, and in no memory (see `floor`).
+                if let Some(ts) = self.apply_frames(&chunk, *next)? {
+                    self.note_disk_only(ts);
+                }
                 chunk.clear();
                 bytes = 0;
             }
@@ -1100,11 +1092,14 @@ impl Warm {
     }
 
     /// Writes journal frames to the engine as one batch (with `next`, the
-    /// journal position after them).
-    fn apply_frames(&self, frames: &[&[u8]], next: u64) -> CoreResult<()> {
+    /// journal position after them); returns the newest system time among
+    /// their events.
+    fn apply_frames(&self, frames: &[&[u8]], next: u64) -> CoreResult<Option<i64>> {
         let mut events = Vec::new();
+        let mut newest = None;
         for frame in frames {
             if !decode_frame(frame, &mut |e: Incoming<'_>| {
+                newest = newest.max(Some(e.sys_ts));
                 self.sample(e.body)?;
                 events.push(self.pack_body(
                     e.id,
@@ -1128,6 +1123,7 @@ impl Warm {
                 "warm storage: the apply panicked".into(),
             ))
         })
+        .map(|()| newest)
     }
 
     /// Whether writes go through the journal.
@@ -1190,7 +1186,7 @@ impl Warm {
                 if let Some(j) = &w.journal {
                     j.run_applier(
                         urgent,
-                        |frames, next| w.apply_frames(frames, next),
+                        |frames, next| w.apply_frames(frames, next).map(|_| ()),
                         || w.persist(),
                         APPLY_BYTES,
                     );
