@@ -56,7 +56,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Settings of a warm tier.
@@ -421,10 +424,6 @@ struct MemState {
     failed: Option<String>,
     /// Damaged records the rebuild found, not yet counted by the tier.
     corrupt: Vec<u64>,
-    /// The newest system time on disk when the indexes were built (with
-    /// the writes made while they were): the lifetimes before this one
-    /// stored nothing newer. `None`: there was nothing.
-    floor: Option<i64>,
 }
 
 impl MemState {
@@ -437,12 +436,46 @@ impl MemState {
             Ok((mem, corrupt)) => (state.mem, state.corrupt) = (mem, corrupt),
             Err(e) => state.failed = Some(format!("warm storage: index rebuild failed: {e}")),
         }
-        state.note_floor();
         state
     }
 
-    fn note_floor(&mut self) {
-        self.floor = self.mem.by_time.last().map(|&(ts, _)| ts);
+    /// What [`Opened`] records once this state is installed.
+    fn opened(&self) -> i64 {
+        match (&self.failed, self.mem.by_time.last()) {
+            (Some(_), _) => Opened::UNKNOWN,
+            (None, None) => Opened::NOTHING,
+            (None, Some(&(ts, _))) => ts.max(Opened::NOTHING + 1),
+        }
+    }
+}
+
+/// The newest system time on disk when the indexes were built (with the
+/// writes made while they were): the lifetimes before this one stored
+/// nothing newer. An atomic, so a read on a normal scheduler learns it
+/// without waiting on the index lock.
+struct Opened(AtomicI64);
+
+impl Opened {
+    /// The rebuild has not finished, or it failed.
+    const UNKNOWN: i64 = i64::MIN;
+    /// There was nothing on disk.
+    const NOTHING: i64 = i64::MIN + 1;
+
+    fn unknown() -> Opened {
+        Opened(AtomicI64::new(Opened::UNKNOWN))
+    }
+
+    fn set(&self, state: &MemState) {
+        self.0.store(state.opened(), Release);
+    }
+
+    /// `None` while unknown, else the newest time, if any.
+    fn get(&self) -> Option<Option<i64>> {
+        match self.0.load(Acquire) {
+            Opened::UNKNOWN => None,
+            Opened::NOTHING => Some(None),
+            ts => Some(Some(ts)),
+        }
     }
 }
 
@@ -464,6 +497,8 @@ const MEM_CHUNK: usize = 512;
 pub struct Warm {
     engine: RwLock<Option<Arc<Engine>>>,
     mem: Arc<RwLock<MemState>>,
+    /// What the rebuild found on disk (see [`Warm::floor`]).
+    opened: Arc<Opened>,
     /// The thread rebuilding `mem` after open (joined by `close`).
     rebuild: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer: Mutex<Counters>,
@@ -912,8 +947,10 @@ impl Warm {
         // need those indexes wait for it.
         let engine = Arc::new(engine);
         let mem = Arc::new(RwLock::new(MemState::default()));
+        let opened = Arc::new(Opened::unknown());
         let rebuild = {
-            let (engine, mem) = (Arc::clone(&engine), Arc::clone(&mem));
+            let (engine, mem, opened) =
+                (Arc::clone(&engine), Arc::clone(&mem), Arc::clone(&opened));
             std::thread::Builder::new()
                 .name("warm-index".into())
                 .spawn(move || {
@@ -924,7 +961,7 @@ impl Warm {
                         built.mem.apply(pending);
                         // Replayed writes of the last lifetime are among
                         // them (and this one's first writes: harmless).
-                        built.note_floor();
+                        opened.set(&built);
                         *state = built;
                     }
                 })
@@ -933,6 +970,7 @@ impl Warm {
         let warm = Warm {
             engine: RwLock::new(Some(engine)),
             mem,
+            opened,
             rebuild: Mutex::new(Some(rebuild)),
             writer: Mutex::new(counters),
             group: Mutex::new(Group::default()),
@@ -1381,9 +1419,8 @@ impl Warm {
     /// event stored by an earlier lifetime passes: `Some(None)` when there
     /// were none, `None` while the rebuild runs (or when it failed).
     pub fn floor(&self) -> Option<Option<i64>> {
-        let state = self.mem.try_read().ok()?;
         let disk_only = Some(self.disk_only.load(Relaxed)).filter(|&ts| ts != i64::MIN);
-        (state.ready && state.failed.is_none()).then_some(state.floor.max(disk_only))
+        Some(self.opened.get()?.max(disk_only))
     }
 
     /// Records that events up to system time `sys_ts` are on disk and in no
@@ -1744,8 +1781,9 @@ impl Warm {
             jpos: counters.jpos,
             ..Counters::default()
         };
-        *self.mem.write().map_err(CoreError::poisoned)? =
-            MemState::built(Ok((Mem::default(), Vec::new())));
+        let empty = MemState::built(Ok((Mem::default(), Vec::new())));
+        self.opened.set(&empty);
+        *self.mem.write().map_err(CoreError::poisoned)? = empty;
         self.disk_only.store(i64::MIN, Relaxed);
         // The dictionaries went with `meta`: start over.
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
