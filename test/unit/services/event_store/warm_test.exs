@@ -286,7 +286,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
       Enum.reduce_while(0..2_000, nil, fn b, nil ->
         task = store.(b)
 
-        case Task.yield(task, 300) do
+        # A slow machine may take 300 ms for a batch; a waiting one takes
+        # until the apply is released.
+        case Task.yield(task, 300) || Task.yield(task, 2_000) do
           {:ok, {:ok, [_ | _]}} -> {:cont, nil}
           nil -> {:halt, {task, b}}
         end
