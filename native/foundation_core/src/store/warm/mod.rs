@@ -42,6 +42,7 @@
 //! to the keyspace; `close` drops it, which stops and waits for them.
 
 mod codec;
+mod deflate;
 mod journal;
 
 pub use codec::Compression;
