@@ -13,6 +13,7 @@ mod clock;
 mod decode;
 mod deserialize;
 mod error;
+mod etf_write;
 mod fallback;
 mod flatmap;
 mod info;

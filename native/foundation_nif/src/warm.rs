@@ -457,12 +457,14 @@ fn warm_open(
 
 /// The event's disk record: its external term format, compressed.
 fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
+    let mut body = Vec::new();
+    crate::etf_write::append(event, &mut body);
     warm.pack_body(
         hot.id,
         hot.event_type.to_vec(),
         hot.timestamp.saturating_add(offset),
         hot.correlation_id.as_ref().map(|c| c.to_vec()),
-        event.to_binary().as_slice(),
+        &body,
     )
 }
 
@@ -544,21 +546,31 @@ fn put_converted<'a>(
             _ => return Ok(atoms::busy().encode(env)),
         }
     };
-    let bodies: Vec<_> = terms.iter().map(|t| t.to_binary()).collect();
-    let incoming: Vec<Incoming> = news
-        .iter()
-        .zip(&bodies)
-        .map(|(new, body)| Incoming {
-            id: new.id,
-            event_type: &new.event_type,
-            sys_ts: new.timestamp.saturating_add(offset),
-            correlation_id: new.correlation_id.as_deref(),
-            body: body.as_slice(),
-        })
-        .collect();
-    let frame = Warm::journal_frame(&incoming);
-    drop(incoming);
-    drop(bodies);
+    // The events' external term format, one after another in `etf`.
+    let frame = crate::etf_write::with_buffer(|etf| {
+        let ends: Vec<usize> = terms
+            .iter()
+            .map(|t| {
+                crate::etf_write::append(*t, etf);
+                etf.len()
+            })
+            .collect();
+        let incoming: Vec<Incoming> = news
+            .iter()
+            .zip(
+                ends.iter()
+                    .scan(0, |start, &end| Some(std::mem::replace(start, end)..end)),
+            )
+            .map(|(new, range)| Incoming {
+                id: new.id,
+                event_type: &new.event_type,
+                sys_ts: new.timestamp.saturating_add(offset),
+                correlation_id: new.correlation_id.as_deref(),
+                body: &etf[range],
+            })
+            .collect();
+        Warm::journal_frame(&incoming)
+    });
     let _ids = warm.ids.lock(news.iter().map(|n| n.id));
     let newest = newest_sys_ts(&news, offset);
     let written = warm.warm.write_journal(&frame, wait).map(|()| {

@@ -161,6 +161,45 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     assert sizes[:zstd] < sizes[:none]
   end
 
+  # Terms of every kind the disk form is written for, and some it leaves
+  # to the VM's encoder. (Test builds also compare each event's disk form
+  # with `term_to_binary/1` as it is written.)
+  defp shapes do
+    big_map = Map.new(1..40, &{&1, &1 * 2})
+    long_atom = String.to_atom(String.duplicate("é", 200))
+
+    [
+      %{},
+      %{ints: [0, 1, 255, 256, -1, 2_147_483_647, 2_147_483_648, -2_147_483_648]},
+      %{ints: [-2_147_483_649, 576_460_752_303_423_487, -576_460_752_303_423_488]},
+      %{big: [2 ** 64, -(2 ** 70)], floats: [0.0, -0.0, 1.5, -2.5e-300, 1.0e300]},
+      %{bins: ["", "x", :binary.copy("y", 70_000), <<1, 2, 3>>]},
+      %{bits: <<1::3>>, ref: make_ref(), fun: &Enum.count/1, port: hd(Port.list())},
+      %{lists: [[], ~c"abc", [1, 2, 300], [:a | :b], [1 | 2], Enum.to_list(1..70_000)]},
+      %{chars: Enum.map(1..65_536, &rem(&1, 256)), exact: Enum.map(1..65_535, &rem(&1, 256))},
+      %{tuples: [{}, {1}, {:a, "b", 3.0}, List.to_tuple(Enum.to_list(1..300))]},
+      %{atoms: [true, false, nil, :ok, long_atom, :"émoji 🎉"], pid: self()},
+      %{maps: [big_map, %{"k" => %{nested: %{deeper: [%{}]}}}, %{{1, 2} => [3], 1.0 => 1}]},
+      {:not_a_map, [1, 2], "data"},
+      Enum.reduce(1..70, :leaf, fn i, acc -> %{level: i, inner: acc} end)
+    ]
+  end
+
+  test "events of every kind of data read back the same after a restart", %{dir: dir} do
+    ns = start(dir)
+
+    events =
+      for {data, i} <- Enum.with_index(shapes(), 1),
+          do: event(i, i, data: data, correlation_id: "c#{i}")
+
+    for e <- Enum.take(events, 6), do: {:ok, _} = EventStore.store(e, ns)
+    {:ok, _} = EventStore.store_batch(Enum.drop(events, 6), ns)
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert {:ok, ^events} = EventStore.query(%{order_by: :event_id}, ns)
+    for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
+  end
+
   test "a second owner of the directory runs hot-only and leaves the data alone", %{dir: dir} do
     ns = start(dir)
     {:ok, 1} = EventStore.store(event(1, 1), ns)

@@ -1,0 +1,244 @@
+//! External term format written here, byte for byte as `term_to_binary/1`
+//! writes it, for the terms events usually hold.
+//!
+//! The warm tier stores each event in external term format. The VM's
+//! encoder (`enif_term_to_binary`) looks up every atom's text and makes a
+//! binary per call: for a small event about 0.8 µs, much of a write's cost.
+//! Here an atom's bytes come from a per-thread cache (filled by the VM's
+//! encoder, so they are its bytes), a local pid's from the VM's encoder,
+//! and the rest is written by the rules of the VM's encoder: integers,
+//! floats, binaries, tuples, lists (strings included), and maps of up to 32
+//! keys read from their heap words (see `flatmap`). Anything else (bigger
+//! maps, bignums, bitstrings, refs, funs, ports, remote pids, nesting deeper
+//! than `MAX_DEPTH`) makes `encode` give up, and the caller uses the VM's
+//! encoder for the whole term. Test builds compare every result with the
+//! VM's encoder, so every warm write of the test suite checks it.
+
+use crate::store_term::{immediate, Immediate};
+use crate::walk::tuple_elements;
+use rustc_hash::FxHashMap;
+use rustler::sys::ErlNifTerm;
+use rustler::{Binary, Term, TermType};
+use std::cell::RefCell;
+
+const VERSION: u8 = 131;
+const NEW_FLOAT_EXT: u8 = 70;
+const SMALL_INTEGER_EXT: u8 = 97;
+const INTEGER_EXT: u8 = 98;
+const SMALL_TUPLE_EXT: u8 = 104;
+const LARGE_TUPLE_EXT: u8 = 105;
+const NIL_EXT: u8 = 106;
+const STRING_EXT: u8 = 107;
+const LIST_EXT: u8 = 108;
+const BINARY_EXT: u8 = 109;
+const SMALL_BIG_EXT: u8 = 110;
+const MAP_EXT: u8 = 116;
+
+/// Nesting past this gives up (bounds the recursion).
+const MAX_DEPTH: usize = 64;
+/// The longest list the VM writes as a string.
+const MAX_STRING: usize = 0xFFFF;
+/// Entries a thread's cache holds before it starts over.
+const CACHE: usize = 4096;
+
+thread_local! {
+    /// The encoding (without the version byte) of atoms by term word: an
+    /// atom's word and text never change while the VM runs.
+    static WORDS: RefCell<FxHashMap<u64, Box<[u8]>>> = RefCell::default();
+    /// A buffer kept for `with_buffer`.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most a thread keeps of its buffer between calls.
+const KEEP: usize = 1 << 20;
+
+/// Runs `f` with this thread's buffer, empty, so writes of similar sizes
+/// reuse one allocation instead of growing a new one each time.
+pub(crate) fn with_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = BUFFER
+        .with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
+        .unwrap_or_default();
+    buf.clear();
+    let result = f(&mut buf);
+    if buf.capacity() <= KEEP {
+        BUFFER.with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                *b = buf;
+            }
+        });
+    }
+    result
+}
+
+/// Appends `term_to_binary(term)` to `out`: written here when `encode`
+/// can, else by the VM's encoder.
+pub(crate) fn append(term: Term, out: &mut Vec<u8>) {
+    if !encode(term, out) {
+        out.extend_from_slice(term.to_binary().as_slice());
+    }
+}
+
+/// Appends `term_to_binary(term)` to `out`; false (with `out` as it was)
+/// when `term` holds something this encoder leaves to the VM.
+pub(crate) fn encode(term: Term, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.push(VERSION);
+    let done = write(term, out, 0).is_some();
+    if !done {
+        out.truncate(start);
+    }
+    #[cfg(feature = "test-support")]
+    if done {
+        let vm = term.to_binary();
+        assert!(
+            out[start..] == *vm.as_slice(),
+            "etf_write: {:?} differs from term_to_binary",
+            term
+        );
+    }
+    done
+}
+
+fn write(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match immediate(term) {
+        Some(Immediate::Small(i)) => {
+            integer(i, out);
+            return Some(());
+        }
+        Some(Immediate::Atom(w)) => return atom(w, term, out),
+        // A local pid's encoding names the node, which changes when the
+        // VM starts or stops distribution: the VM writes it each time.
+        Some(Immediate::Pid(_)) => {
+            out.extend_from_slice(term.to_binary().as_slice().get(1..)?);
+            return Some(());
+        }
+        None => {}
+    }
+    match term.get_type() {
+        TermType::Float => {
+            out.push(NEW_FLOAT_EXT);
+            out.extend_from_slice(&term.decode::<f64>().ok()?.to_be_bytes());
+        }
+        TermType::Binary => {
+            // Not byte-aligned: a bitstring (left to the VM).
+            let bin = Binary::from_term(term).ok()?;
+            out.push(BINARY_EXT);
+            out.extend_from_slice(&u32::try_from(bin.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(bin.as_slice());
+        }
+        TermType::Tuple => {
+            let items = tuple_elements(term)?;
+            match u8::try_from(items.len()) {
+                Ok(n) => out.extend_from_slice(&[SMALL_TUPLE_EXT, n]),
+                Err(_) => {
+                    out.push(LARGE_TUPLE_EXT);
+                    out.extend_from_slice(&u32::try_from(items.len()).ok()?.to_be_bytes());
+                }
+            }
+            for item in items {
+                write(item, out, depth + 1)?;
+            }
+        }
+        TermType::List => list(term, out, depth)?,
+        TermType::Map => map(term, out, depth)?,
+        _ => return None,
+    }
+    Some(())
+}
+
+/// A small integer, as the VM writes it: one byte, four, or a small big.
+fn integer(i: i64, out: &mut Vec<u8>) {
+    if (0..=255).contains(&i) {
+        out.extend_from_slice(&[SMALL_INTEGER_EXT, i as u8]);
+    } else if let Ok(i) = i32::try_from(i) {
+        out.push(INTEGER_EXT);
+        out.extend_from_slice(&i.to_be_bytes());
+    } else {
+        let digits = i.unsigned_abs().to_le_bytes();
+        let n = 8 - digits.iter().rev().take_while(|&&b| b == 0).count();
+        out.extend_from_slice(&[SMALL_BIG_EXT, n as u8, u8::from(i < 0)]);
+        out.extend_from_slice(&digits[..n]);
+    }
+}
+
+/// An atom (its term `word`), from the cache or the VM.
+fn atom(word: u64, term: Term, out: &mut Vec<u8>) -> Option<()> {
+    let hit = WORDS.with(|cache| {
+        let cache = cache.try_borrow().ok()?;
+        out.extend_from_slice(cache.get(&word)?);
+        Some(())
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let vm = term.to_binary();
+    let bytes = vm.as_slice().get(1..)?;
+    out.extend_from_slice(bytes);
+    WORDS.with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.len() >= CACHE {
+                cache.clear();
+            }
+            cache.insert(word, bytes.into());
+        }
+    });
+    Some(())
+}
+
+/// A list: `[]`, a string (a proper list of at most `MAX_STRING` bytes),
+/// or its elements and its tail.
+fn list(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+    if term.is_empty_list() {
+        out.push(NIL_EXT);
+        return Some(());
+    }
+    let (mut len, mut bytes, mut rest) = (0usize, true, term);
+    while let Ok((head, tail)) = rest.list_get_cell() {
+        len += 1;
+        bytes &= matches!(immediate(head), Some(Immediate::Small(0..=255)));
+        rest = tail;
+    }
+    if bytes && len <= MAX_STRING && rest.is_empty_list() {
+        out.push(STRING_EXT);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        let mut rest = term;
+        while let Ok((head, tail)) = rest.list_get_cell() {
+            if let Some(Immediate::Small(b)) = immediate(head) {
+                out.push(b as u8);
+            }
+            rest = tail;
+        }
+        return Some(());
+    }
+    out.push(LIST_EXT);
+    out.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
+    let mut rest = term;
+    while let Ok((head, tail)) = rest.list_get_cell() {
+        write(head, out, depth + 1)?;
+        rest = tail;
+    }
+    write(rest, out, depth + 1)
+}
+
+/// A map of up to 32 keys (read from its heap words), pairs in its order.
+fn map(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+    let size = term.map_size().ok()?;
+    if size > 32 {
+        return None;
+    }
+    let (mut keys, mut values) = ([ErlNifTerm::default(); 32], [ErlNifTerm::default(); 32]);
+    crate::flatmap::pairs(term, &mut keys[..size], &mut values[..size])?;
+    out.push(MAP_EXT);
+    out.extend_from_slice(&(size as u32).to_be_bytes());
+    let env = term.get_env();
+    for (k, v) in keys[..size].iter().zip(&values[..size]) {
+        // SAFETY: the pairs are terms of the map's own env.
+        let (k, v) = unsafe { (Term::new(env, *k), Term::new(env, *v)) };
+        write(k, out, depth + 1)?;
+        write(v, out, depth + 1)?;
+    }
+    Some(())
+}
