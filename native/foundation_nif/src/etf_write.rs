@@ -45,29 +45,6 @@ thread_local! {
     /// The encoding (without the version byte) of atoms by term word: an
     /// atom's word and text never change while the VM runs.
     static WORDS: RefCell<FxHashMap<u64, Box<[u8]>>> = RefCell::default();
-    /// A buffer kept for `with_buffer`.
-    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The most a thread keeps of its buffer between calls.
-const KEEP: usize = 1 << 20;
-
-/// Runs `f` with this thread's buffer, empty, so writes of similar sizes
-/// reuse one allocation instead of growing a new one each time.
-pub(crate) fn with_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut buf = BUFFER
-        .with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
-        .unwrap_or_default();
-    buf.clear();
-    let result = f(&mut buf);
-    if buf.capacity() <= KEEP {
-        BUFFER.with(|b| {
-            if let Ok(mut b) = b.try_borrow_mut() {
-                *b = buf;
-            }
-        });
-    }
-    result
 }
 
 /// Appends `term_to_binary(term)` to `out`: written here when `encode`

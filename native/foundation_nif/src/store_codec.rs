@@ -255,23 +255,30 @@ fn payload(term: Term) -> Bytes {
 /// true, the buffer's bytes (an exact-size copy: the event's one
 /// allocation).
 fn with_scratch(write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<Bytes> {
+    with_scratch_buffer(|out| write(out).then(|| Bytes::from(out.as_slice())))
+}
+
+/// Runs `f` on this thread's scratch buffer, empty; the buffer keeps its
+/// allocation for the next call unless it grew past `SCRATCH_KEEP` (a
+/// call made inside `f` gets a buffer of its own).
+pub(crate) fn with_scratch_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
     }
-    let run = |out: &mut Vec<u8>| {
-        out.clear();
-        let bytes = write(out).then(|| Bytes::from(out.as_slice()));
-        // Keep the scratch small after an unusually big event.
-        if out.capacity() > SCRATCH_KEEP {
-            *out = Vec::with_capacity(1024);
-        }
-        bytes
-    };
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut out) => run(&mut out),
-        // Not reachable (encoding never re-enters), but never panic.
-        Err(_) => run(&mut Vec::new()),
-    })
+    let mut out = SCRATCH
+        .with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)))
+        .unwrap_or_default();
+    out.clear();
+    let result = f(&mut out);
+    // Keep the scratch small after an unusually big call.
+    if out.capacity() <= SCRATCH_KEEP {
+        SCRATCH.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = out;
+            }
+        });
+    }
+    result
 }
 
 /// Scratch capacity kept between events.

@@ -457,15 +457,16 @@ fn warm_open(
 
 /// The event's disk record: its external term format, compressed.
 fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
-    let mut body = Vec::new();
-    crate::etf_write::append(event, &mut body);
-    warm.pack_body(
-        hot.id,
-        hot.event_type.to_vec(),
-        hot.timestamp.saturating_add(offset),
-        hot.correlation_id.as_ref().map(|c| c.to_vec()),
-        &body,
-    )
+    crate::store_codec::with_scratch_buffer(|body| {
+        crate::etf_write::append(event, body);
+        warm.pack_body(
+            hot.id,
+            hot.event_type.to_vec(),
+            hot.timestamp.saturating_add(offset),
+            hot.correlation_id.as_ref().map(|c| c.to_vec()),
+            body,
+        )
+    })
 }
 
 /// Converts `events` (checked already) and queues them to the writer.
@@ -547,20 +548,18 @@ fn put_converted<'a>(
         }
     };
     // The events' external term format, one after another in `etf`.
-    let frame = crate::etf_write::with_buffer(|etf| {
-        let ends: Vec<usize> = terms
+    let frame = crate::store_codec::with_scratch_buffer(|etf| {
+        let ranges: Vec<_> = terms
             .iter()
             .map(|t| {
+                let start = etf.len();
                 crate::etf_write::append(*t, etf);
-                etf.len()
+                start..etf.len()
             })
             .collect();
         let incoming: Vec<Incoming> = news
             .iter()
-            .zip(
-                ends.iter()
-                    .scan(0, |start, &end| Some(std::mem::replace(start, end)..end)),
-            )
+            .zip(ranges)
             .map(|(new, range)| Incoming {
                 id: new.id,
                 event_type: &new.event_type,

@@ -1732,14 +1732,15 @@ impl Warm {
         self.caught_up()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
+        // No time is below the smallest one.
+        if sys_ts == i64::MIN {
+            return Ok(0);
+        }
         // Keys below (sys_ts, 0): every id of an earlier time.
-        let end = (sys_ts.saturating_sub(1), u64::MAX);
+        let end = (sys_ts - 1, u64::MAX);
         let mut total = 0;
         loop {
-            let keys = match sys_ts {
-                i64::MIN => Vec::new(),
-                _ => self.oldest(end, CHUNK)?,
-            };
+            let keys = self.oldest(end, CHUNK)?;
             if keys.is_empty() {
                 break;
             }
