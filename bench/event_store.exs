@@ -6,8 +6,9 @@
 #     mix run bench/event_store.exs                       # 10k, 100k, 1M
 #   SIZES=10000,100000 ... (same variables)               # pick sizes
 #
-# The memory column reads the native heap counter, which only a NIF built
-# with the `test-support` cargo feature has (MIX_ENV=test builds have it).
+# The memory row reads the native heap counter, which only a NIF built
+# with the `test-support` cargo feature has (MIX_ENV=test builds have it);
+# other builds print "-" there.
 #
 # Fixed operation counts: 10 000 single stores, 8 x 2 000 concurrent stores,
 # 100 batches of 100, 8 x 5 000 concurrent gets; get_by_correlation and query
@@ -52,7 +53,7 @@ defmodule Bench.EventStoreBench do
         [namespace: ns]
       end,
       stop: &EventStore.stop/1,
-      memory: fn _ -> Native.native_heap_bytes() end,
+      memory: fn _ -> native_heap_bytes() end,
       store: &EventStore.store(&2, &1),
       batch: &EventStore.store_batch(&2, &1),
       get: &EventStore.get(&2, &1),
@@ -93,12 +94,20 @@ defmodule Bench.EventStoreBench do
     }
   end
 
+  # The native heap counter exists only in NIFs built with `test-support`
+  # (nil otherwise: the memory row then shows "-").
+  defp native_heap_bytes do
+    Native.native_heap_bytes()
+  rescue
+    ErlangError -> nil
+  end
+
   def measure(kind, n, events, wall) do
     im = impl(kind, System.schedulers_online() * 2)
     inst = im.start.()
     before = im.memory.(inst)
     events |> Enum.chunk_every(1000) |> Enum.each(&({:ok, _} = im.batch.(inst, &1)))
-    bytes = (im.memory.(inst) - before) / n
+    bytes = if before, do: (im.memory.(inst) - before) / n, else: "-"
     single = Enum.map(1..10_000, &event(n + &1, wall))
     {t_single, _} = :timer.tc(fn -> Enum.each(single, &({:ok, _} = im.store.(inst, &1))) end)
 
@@ -190,6 +199,7 @@ defmodule Bench.EventStoreBench do
     )
   end
 
+  defp ratio(a, b) when not is_number(a) or not is_number(b), do: "-"
   defp ratio(a, b), do: "#{:erlang.float_to_binary(a / max(b, 1.0e-9), decimals: 2)}x"
 
   def shards(n) do

@@ -6,6 +6,7 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
   use ExUnit.Case, async: true
 
   alias ElixirScope.Foundation.Logic.{ConfigLogic, EventLogic}
+  alias ElixirScope.Foundation.Native
   alias ElixirScope.Foundation.Test.ValidationReference, as: Ref
   alias ElixirScope.Foundation.Types
   alias ElixirScope.Foundation.Types.{Config, Event}
@@ -134,8 +135,46 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
   test "ConfigValidator matches the reference model on random configs" do
     for _ <- 1..3_000 do
       config = random_config()
-      assert run_validator(config) == Ref.validate_config(config), inspect(config, limit: 8)
+      result = run_validator(config)
+      assert result == Ref.validate_config(config), inspect(config, limit: 8)
+
+      # The validator accepts in Elixir what it can; the rules in Rust (the
+      # ones ConfigServer applies) must accept exactly the same configs.
+      native = Native.config_validate(config)
+      assert result == :ok == (native == {:ok, :ok}), inspect({config, native}, limit: 8)
     end
+  end
+
+  test "every checked field of a valid event, set to each edge value, is judged as Rust judges it" do
+    base = Event.new(:test)
+    dt = DateTime.utc_now()
+    values = @interesting ++ [dt, %{__struct__: DateTime}, %{dt | year: 1}, self(), make_ref()]
+    fields = [:event_id, :event_type, :timestamp, :wall_time, :node, :pid, :correlation_id]
+
+    for field <- fields ++ [:parent_id], value <- values do
+      event = Map.put(base, field, value)
+      native = Native.event_validate(event, :erlang.external_size(event.data))
+      got = EventValidator.validate(event)
+      assert got == :ok == (native == {:ok, :ok}), inspect({field, value, native})
+      types = EventValidator.validate_field_types(event)
+      assert types == :ok == (Native.event_validate_types(event) == {:ok, :ok})
+    end
+  end
+
+  test "every checked leaf of the default config, set to each edge value, is judged as Rust judges it" do
+    for path <- @leaf_paths, value <- @interesting ++ [%{}, [], {1}] do
+      config = put_path(Config.new(), path, value)
+      result = run_validator(config)
+      assert result == :ok == (Native.config_validate(config) == {:ok, :ok}), inspect(path)
+      assert result == Ref.validate_config(config), inspect({path, value})
+    end
+  end
+
+  test "the validators' constants are the core's" do
+    core = Native.validation_constants()
+    assert EventValidator.constants().allowed_event_types == core.allowed_event_types
+    assert EventValidator.constants().max_data_size == core.max_data_size
+    assert ConfigValidator.constants().valid_providers == core.valid_providers
   end
 
   test "ConfigLogic never fails outside its contract on random input" do
@@ -202,6 +241,10 @@ defmodule ElixirScope.Foundation.ValidationRandomTest do
         end
 
       assert got == Ref.validate_event(event), inspect(event, limit: 8)
+
+      # Accepted in Elixir exactly when the store's rules in Rust accept it.
+      native = Native.event_validate(event, :erlang.external_size(event.data))
+      assert got == :ok == (native == {:ok, :ok}), inspect({event, native}, limit: 8)
       type = random_term()
 
       case EventValidator.validate_event_type(type) do

@@ -61,13 +61,13 @@ defmodule ElixirScope.Foundation.EventsTest do
 
     defp serialize_calls(fun), do: NativeCalls.traced(fun, "serialize_")
 
-    test "small events use the BIF after a size check, big ones the dirty NIF, same bytes" do
+    test "small events are encoded after a size check, big ones by the dirty NIF, same bytes" do
       {:ok, small} = Events.new_event(:t, %{payload: String.duplicate("x", 300)})
       {:ok, big} = Events.new_event(:t, %{items: for(i <- 1..20_000, do: {i, :item, [i]})})
 
       for {e, calls} <- [
-            {small, [:serialize_fits]},
-            {big, [:serialize_fits, :serialize_dirty]}
+            {small, [:serialize_small]},
+            {big, [:serialize_small, :serialize_dirty]}
           ] do
         bin = :erlang.term_to_binary(e, [:compressed])
         assert {{:ok, ^bin}, ^calls} = serialize_calls(fn -> Events.serialize(e) end)
@@ -84,7 +84,10 @@ defmodule ElixirScope.Foundation.EventsTest do
       {:ok, e} = Events.new_event(:t, %{atoms: Enum.map(1..40, long)})
       {:ok, few} = Events.new_event(:t, %{atoms: Enum.map(1..10, long)})
 
-      for {event, calls} <- [{e, [:serialize_fits, :serialize_dirty]}, {few, [:serialize_fits]}] do
+      for {event, calls} <- [
+            {e, [:serialize_small, :serialize_dirty]},
+            {few, [:serialize_small]}
+          ] do
         bin = :erlang.term_to_binary(event, [:compressed])
         assert {{:ok, ^bin}, ^calls} = serialize_calls(fn -> Events.serialize(event) end)
       end
@@ -94,7 +97,7 @@ defmodule ElixirScope.Foundation.EventsTest do
       {:ok, e} = Events.new_event(:t, %{f: &Enum.map/2, a: 1})
       bin = :erlang.term_to_binary(e, [:compressed])
 
-      assert {{:ok, ^bin}, [:serialize_fits, :serialize_dirty]} =
+      assert {{:ok, ^bin}, [:serialize_small, :serialize_dirty]} =
                serialize_calls(fn -> Events.serialize(e) end)
     end
 

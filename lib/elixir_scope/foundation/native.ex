@@ -177,7 +177,7 @@ defmodule ElixirScope.Foundation.Native do
   def fallback_take, do: :erlang.nif_error(:not_loaded)
 
   # serialize (EventLogic.serialize_event: big events on a dirty scheduler)
-  def serialize_fits(_term), do: :erlang.nif_error(:not_loaded)
+  def serialize_small(_term, _compressed), do: :erlang.nif_error(:not_loaded)
   def serialize_dirty(_term, _compressed), do: :erlang.nif_error(:not_loaded)
   # term size (ElixirScope.Foundation.TermSize)
   def term_size_small(_term), do: :erlang.nif_error(:not_loaded)

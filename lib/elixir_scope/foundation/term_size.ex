@@ -10,7 +10,6 @@ defmodule ElixirScope.Foundation.TermSize do
   # the same number.
 
   alias ElixirScope.Foundation.Native
-  alias ElixirScope.Foundation.Native.Route
 
   @doc "Exactly `:erlang.external_size(term)`; raises like it (`ArgumentError`)."
   @spec external_size(term()) :: non_neg_integer()
@@ -20,10 +19,8 @@ defmodule ElixirScope.Foundation.TermSize do
       do: :erlang.external_size(term)
 
   def external_size(term) do
-    Route.fits(
-      Native.term_size_small(term),
-      fn -> :erlang.external_size(term) end,
-      fn -> Native.term_size_exact(term) end
-    )
+    if Native.term_size_small(term),
+      do: :erlang.external_size(term),
+      else: Native.term_size_exact(term)
   end
 end

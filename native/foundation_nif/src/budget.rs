@@ -280,27 +280,49 @@ const REMOTE_ID_BOUND: usize = 1 + 3 + 255 * 4 + 4 + 5 * 4;
 
 /// `measure`, with atoms counted as `atoms` says.
 pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
-    walk(term, budget, &mut Bytes { atoms })
+    match atoms {
+        Atoms::Word => {
+            let mut words = Bytes::WORDS;
+            walk(term, budget, &mut words)
+        }
+        // The thread's table of spelled sizes, found once for the walk.
+        Atoms::Spelled => SPELLED.with(|table| {
+            let mut bytes = Bytes {
+                atoms,
+                spelled: Some(table),
+            };
+            walk(term, budget, &mut bytes)
+        }),
+    }
 }
 
 /// `measure`'s model: binaries by length, integers by words, pids, ports
 /// and references four words, atoms as `atoms` says, anything else one
 /// word; funs, bitstrings and bignums beyond 128 bits give up.
 #[derive(Clone, Copy)]
-struct Bytes {
+struct Bytes<'t> {
     atoms: Atoms,
+    /// Where spelled atom sizes are kept (see `spelled_atom`).
+    spelled: Option<&'t SpelledTable>,
 }
 
-impl Bytes {
-    const WORDS: Bytes = Bytes { atoms: Atoms::Word };
+impl Bytes<'static> {
+    const WORDS: Bytes<'static> = Bytes {
+        atoms: Atoms::Word,
+        spelled: None,
+    };
 }
 
-impl Cost for Bytes {
+impl Cost for Bytes<'_> {
     fn leaf(&mut self, t: Term) -> Option<usize> {
         match immediate(t) {
             Some(Immediate::Small(_)) => Some(WORD),
             Some(Immediate::Pid(_)) => Some(4 * WORD),
             Some(Immediate::Atom(_)) if self.atoms == Atoms::Word => Some(WORD),
+            Some(Immediate::Atom(_)) => Some(match self.spelled {
+                Some(table) => spelled_in(table, t),
+                None => spelled_atom(t),
+            }),
             _ => match t.get_type() {
                 TermType::Binary => Some(t.decode::<Binary>().ok()?.len().saturating_add(WORD)),
                 TermType::Integer => integer(t),
@@ -328,8 +350,44 @@ impl Cost for Bytes {
 
 /// The external-format bytes of atom `t`: its Latin-1 length plus a
 /// 3-byte header; an atom beyond Latin-1 counts as the longest UTF-8
-/// spelling (255 characters of 4 bytes).
+/// spelling (255 characters of 4 bytes). Answers are kept per thread by
+/// the atom's word (an atom's word never changes: atoms are never
+/// collected), in a direct-mapped table, so an event's keys cost one
+/// table read each after their first sight instead of a VM call.
 pub(crate) fn spelled_atom(t: Term) -> usize {
+    SPELLED.with(|table| spelled_in(table, t))
+}
+
+/// `spelled_atom` with the thread's table at hand.
+fn spelled_in(table: &SpelledTable, t: Term) -> usize {
+    let word: usize = term_word(t);
+    let slot = &table[(word >> 6) % SPELLED_SLOTS];
+    match slot.get() {
+        (seen, bytes) if seen == word => bytes,
+        _ => {
+            let bytes = spelled_atom_now(t);
+            slot.set((word, bytes));
+            bytes
+        }
+    }
+}
+
+/// Slots of the per-thread table of atoms' spelled sizes.
+const SPELLED_SLOTS: usize = 256;
+
+/// (atom word, spelled size) by slot; a word of 0 is no atom.
+type SpelledTable = [std::cell::Cell<(usize, usize)>; SPELLED_SLOTS];
+
+thread_local! {
+    static SPELLED: SpelledTable = const { [const { std::cell::Cell::new((0, 0)) }; SPELLED_SLOTS] };
+}
+
+fn term_word(t: Term) -> usize {
+    // SAFETY: ErlNifTerm is #[repr(transparent)] over usize.
+    unsafe { std::mem::transmute::<rustler::sys::ErlNifTerm, usize>(t.as_c_arg()) }
+}
+
+fn spelled_atom_now(t: Term) -> usize {
     let mut len: c_uint = 0;
     let env = t.get_env();
     // SAFETY: `t` is a live atom term of `env`; the call only reads it.

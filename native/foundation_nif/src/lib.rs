@@ -36,13 +36,14 @@ mod warm;
 rustler::init!("Elixir.ElixirScope.Foundation.Native", load = on_load);
 
 /// The load info is the VM's native time unit (see `clock`); `metrics`
-/// remembers the word of `[]`; the small-map layout is checked (see
-/// `flatmap`); the stores' background thread is started
+/// remembers the word of `[]`; the small-map and list cell layouts are
+/// checked (see `flatmap`, `walk`); the stores' background thread is started
 /// (before any store exists); the metric store's resource type is opened.
 fn on_load(env: rustler::Env, load_info: rustler::Term) -> bool {
     clock::set_native_unit(load_info);
     foundation_core::store::background::start();
     metrics::set_nil(env);
     flatmap::calibrate(env);
+    walk::calibrate(env);
     metrics_handle::open(env)
 }

@@ -3,31 +3,59 @@
 //! `:erlang.term_to_binary(term, [:compressed])` yields while it encodes,
 //! but compresses in large slices on the calling normal scheduler: for a
 //! large event each slice holds the scheduler well past the ~1 ms budget
-//! (figures in docs/benchmarks.md). Small events keep that BIF (the fastest
-//! path); `serialize_fits/1` decides cheaply which path a term takes, and
-//! `serialize_dirty/2` produces the same bytes on a dirty CPU scheduler:
-//! the VM's own encoder (`enif_term_to_binary`) and, for the compressed
-//! form, the BEAM's framing and zlib settings (`foundation_core::etf`).
+//! (figures in docs/benchmarks.md). `serialize_small/2` serializes a small
+//! event on the caller's scheduler, once one bounded walk says it is
+//! small; `serialize_dirty/2` produces the same bytes for a big one on a
+//! dirty CPU scheduler: the VM's own encoder (`enif_term_to_binary`) and,
+//! for the compressed form, the BEAM's framing and zlib settings
+//! (`foundation_core::etf`).
 
+use crate::atoms;
 use crate::budget;
-use crate::error::NifOutcome;
+use crate::error::{NifError, NifOutcome};
 use foundation_core::{etf, CoreError};
 use rustler::sys::{enif_term_to_binary, ErlNifBinary};
-use rustler::{Binary, Env, NewBinary, OwnedBinary, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, OwnedBinary, Term};
 use std::mem::MaybeUninit;
 
-/// Input size (as `budget::measure` counts it) up to which the BIF runs on
-/// the caller's normal scheduler: 8 KiB is about 1 000 small terms, whose
-/// walk and compressed encoding stay well under the ~1 ms budget
-/// (docs/benchmarks.md).
+/// Input size (as `budget::measure` counts it) up to which a term is
+/// serialized on the caller's normal scheduler: 8 KiB is about 1 000 small
+/// terms, whose walk and compressed encoding stay well under the ~1 ms
+/// budget (docs/benchmarks.md).
 pub const FITS_BYTES: usize = 8 * 1024;
 
-/// `true` when `term` is small enough for `:erlang.term_to_binary/2` on a
-/// normal scheduler; `false` (call `serialize_dirty/2`) otherwise or when
-/// its size cannot be bounded cheaply (funs, huge bignums, bitstrings).
+/// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`
+/// (`compressed` true) or `:erlang.term_to_binary(term)`, made on the
+/// caller's normal scheduler, when one walk of at most `FITS_BYTES`
+/// bounds its work; `false` for any other (call `serialize_dirty/2`). The
+/// encoding is written by the library (byte for byte the VM's, see
+/// `etf_write`), so the walk is all this adds to the BIF's own work.
 #[rustler::nif]
-fn serialize_fits(term: Term) -> bool {
-    budget::measure_with(term, FITS_BYTES, budget::Atoms::Spelled).is_some()
+fn serialize_small<'a>(env: Env<'a>, term: Term<'a>, compressed: bool) -> Term<'a> {
+    let Some(bytes) = budget::measure_with(term, FITS_BYTES, budget::Atoms::Spelled) else {
+        return false.encode(env);
+    };
+    let binary = crate::store_codec::with_scratch_buffer(|plain| -> Result<Binary, CoreError> {
+        crate::etf_write::append(term, plain);
+        if !compressed {
+            return Ok(copy(env, plain));
+        }
+        Ok(match etf::compress(plain, etf::DEFAULT_LEVEL)? {
+            Some(packed) => copy(env, &packed),
+            None => copy(env, plain),
+        })
+    });
+    budget::charge_bytes(env, bytes);
+    match binary {
+        Ok(binary) => (atoms::ok(), binary).encode(env),
+        Err(e) => (atoms::error(), NifError(e)).encode(env),
+    }
+}
+
+fn copy<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
+    let mut out = NewBinary::new(env, bytes.len());
+    out.as_mut_slice().copy_from_slice(bytes);
+    out.into()
 }
 
 /// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`

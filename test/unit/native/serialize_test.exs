@@ -3,17 +3,32 @@ defmodule ElixirScope.Foundation.Native.SerializeTest do
 
   alias ElixirScope.Foundation.Native
 
-  describe "serialize_fits/1" do
-    test "true for small terms, false for big or unboundable ones" do
-      assert Native.serialize_fits(%{a: 1, b: "x", c: [1, 2, 3]})
-      refute Native.serialize_fits(Enum.to_list(1..10_000))
-      refute Native.serialize_fits(:binary.copy("x", 100_000))
-      refute Native.serialize_fits(fn -> :ok end)
-      refute Native.serialize_fits(<<1::3>>)
+  describe "serialize_small/2" do
+    test "the bytes of term_to_binary for small terms, compressed or plain" do
+      terms = [
+        :a,
+        %{a: 1, b: "x", c: [1, 2, 3]},
+        %{pid: self(), ref: make_ref(), port: hd(Port.list()), float: 1.5, big: 2 ** 70},
+        {String.duplicate("y", 2_000), ~c"chars", [1 | 2], -1, 300, 2 ** 40},
+        Enum.to_list(1..500),
+        ElixirScope.Foundation.Types.Event.new(event_type: :t, data: %{u: "é", l: [:x]})
+      ]
+
+      for term <- terms do
+        assert Native.serialize_small(term, true) ==
+                 {:ok, :erlang.term_to_binary(term, [:compressed])}
+
+        assert Native.serialize_small(term, false) == {:ok, :erlang.term_to_binary(term)}
+      end
     end
 
-    test "a long list is declined (the walk stops at the budget)" do
-      refute Native.serialize_fits(Enum.to_list(1..2_000_000))
+    test "false for big or unboundable terms" do
+      refute Native.serialize_small(Enum.to_list(1..10_000), true)
+      refute Native.serialize_small(:binary.copy("x", 100_000), true)
+      refute Native.serialize_small(fn -> :ok end, true)
+      refute Native.serialize_small(<<1::3>>, false)
+      # The walk stops at its budget.
+      refute Native.serialize_small(Enum.to_list(1..2_000_000), true)
     end
   end
 

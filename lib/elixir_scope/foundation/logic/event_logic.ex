@@ -7,11 +7,12 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   (`Utils.monotonic_timestamp/0`) and are checked by
   `ElixirScope.Foundation.Validation.EventValidator` (rules in Rust).
   Serialization gives the bytes of `:erlang.term_to_binary/2` (compressed
-  by default). Small events (`Native.serialize_fits/1`, a bounded walk of
-  at most ~1 000 terms) call that BIF directly; bigger ones are encoded by
-  a dirty CPU NIF with the BEAM's own encoder and zlib settings, because
-  the BIF compresses in slices of several milliseconds on the caller's
-  normal scheduler (see "Scheduler safety" in `docs/architecture.md`). Deserialization gives the
+  by default). Small events (a bounded walk of at most ~1 000 terms says
+  so) are encoded on the caller's scheduler by the library's own writer of
+  that format, byte for byte the BIF's; bigger ones by a dirty CPU NIF
+  with the BEAM's own encoder and zlib settings, because the BIF
+  compresses in slices of several milliseconds on the caller's normal
+  scheduler (see "Scheduler safety" in `docs/architecture.md`). Deserialization gives the
   result of `:erlang.binary_to_term(binary, [:safe])`: a binary naming an
   atom this node does not know is rejected with `:deserialization_failed`
   and the atom is not created (the original used `binary_to_term/1`).
@@ -146,16 +147,13 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
     exception -> serialization_failed(exception, event)
   end
 
-  # Same bytes either way: the BIF for small terms, the dirty NIF (which
-  # keeps the normal schedulers free) for big ones.
+  # The same bytes either way: small terms on this scheduler, big ones on a
+  # dirty one (keeping the normal schedulers free).
   defp encode(event, compressed?) do
-    Route.fits(
-      Native.serialize_fits(event),
-      fn ->
-        {:ok, :erlang.term_to_binary(event, if(compressed?, do: [:compressed], else: []))}
-      end,
-      fn -> Native.serialize_dirty(event, compressed?) end
-    )
+    case Native.serialize_small(event, compressed?) do
+      false -> Native.serialize_dirty(event, compressed?)
+      done -> done
+    end
   end
 
   defp serialization_failed(exception, event) do

@@ -2,8 +2,12 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   @moduledoc """
   Validates an `ElixirScope.Foundation.Types.Event`.
 
-  The rules run in Rust (`foundation_core::validation::event`); the NIF only
-  classifies the eight checked fields, and the size of `data` is its exact
+  The rules run in Rust (`foundation_core::validation::event`), the same
+  ones the event store applies to every write. The common case, an event
+  whose fields are all set and of their types (or `nil` where optional),
+  is accepted here without a NIF call, which costs more than these checks;
+  everything else, every error included, goes to the rules in Rust. The
+  NIF only classifies the eight checked fields, and the size of `data` is its exact
   external term size, as `:erlang.external_size/1` gives it: small data
   (up to a few thousand terms, checked by a bounded walk) is measured with
   that BIF, bigger data on a dirty CPU scheduler, so a 1 MB `data` never
@@ -27,6 +31,46 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   alias ElixirScope.Foundation.{Error, Native, TermSize, Types}
   alias ElixirScope.Foundation.Types.Event
 
+  # The rules' constants (a test checks them against the core's).
+  @max_data_size 1_000_000
+  @allowed_event_types [
+    :function_entry,
+    :function_exit,
+    :state_change,
+    :message_send,
+    :message_receive,
+    :spawn,
+    :exit,
+    :link,
+    :unlink,
+    :monitor,
+    :demonitor,
+    :system_event,
+    :custom_event,
+    :config_updated,
+    :config_reset,
+    :test,
+    :test1,
+    :test2,
+    :test3,
+    :default,
+    :type_a,
+    :type_b
+  ]
+
+  # An event the rules accept, in its common shape: the required fields set
+  # and of their types, every optional one `nil` or of its type. Valid
+  # events of other shapes (a `false` field skips its type check) and
+  # invalid ones are left to the rules.
+  defguardp required_set(id, type, ts)
+            when is_integer(id) and id > 0 and is_atom(type) and not is_nil(type) and
+                   is_integer(ts)
+
+  defguardp optional_typed(wall, node, pid, cid, parent)
+            when (is_nil(wall) or is_struct(wall, DateTime)) and is_atom(node) and
+                   (is_nil(pid) or is_pid(pid)) and (is_nil(cid) or is_binary(cid)) and
+                   (is_nil(parent) or (is_integer(parent) and parent > 0))
+
   @typedoc "`:ok` or the first broken rule."
   @type result :: :ok | {:error, Types.Error.t()}
 
@@ -40,12 +84,21 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   """
   @spec validate(Event.t()) :: result()
   def validate(%Event{} = event) do
-    size = data_size(event.data)
-    event |> Native.event_validate(size) |> finish(%{size: size})
+    if well_formed?(event) do
+      validate_data_size(event)
+    else
+      with :ok <- validate_required_fields(event),
+           :ok <- validate_field_types(event),
+           do: validate_data_size(event)
+    end
   end
 
   @doc "`event_id`, `event_type` and `timestamp` must not be `nil`."
   @spec validate_required_fields(Event.t()) :: result()
+  def validate_required_fields(%Event{event_id: id, event_type: type, timestamp: ts})
+      when not is_nil(id) and not is_nil(type) and not is_nil(ts),
+      do: :ok
+
   def validate_required_fields(%Event{} = event),
     do: event |> Native.event_validate_required() |> finish(%{})
 
@@ -54,8 +107,11 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   node, integer timestamp, `DateTime` wall time, pid, binary correlation id.
   """
   @spec validate_field_types(Event.t()) :: result()
-  def validate_field_types(%Event{} = event),
-    do: event |> Native.event_validate_types() |> finish(%{})
+  def validate_field_types(%Event{} = event) do
+    if well_formed?(event),
+      do: :ok,
+      else: event |> Native.event_validate_types() |> finish(%{})
+  end
 
   @doc """
   The external term size of `event.data` must be at most 1 000 000 bytes;
@@ -63,8 +119,10 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   """
   @spec validate_data_size(Event.t()) :: result()
   def validate_data_size(%Event{} = event) do
-    size = data_size(event.data)
-    size |> Native.event_validate_data_size() |> finish(%{size: size})
+    case data_size(event.data) do
+      size when size <= @max_data_size -> :ok
+      size -> size |> Native.event_validate_data_size() |> finish(%{size: size})
+    end
   end
 
   @doc """
@@ -77,8 +135,31 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
       :ok
   """
   @spec validate_event_type(term()) :: result()
+  def validate_event_type(event_type) when event_type in @allowed_event_types, do: :ok
+
   def validate_event_type(event_type),
     do: event_type |> Native.event_validate_type() |> finish(%{event_type: event_type})
+
+  @doc false
+  # The constants the fast paths above use (a test compares them with the
+  # core's own).
+  def constants,
+    do: %{allowed_event_types: @allowed_event_types, max_data_size: @max_data_size}
+
+  defp well_formed?(%Event{
+         event_id: id,
+         event_type: type,
+         timestamp: ts,
+         wall_time: wall,
+         node: node,
+         pid: pid,
+         correlation_id: cid,
+         parent_id: parent
+       })
+       when required_set(id, type, ts) and optional_typed(wall, node, pid, cid, parent),
+       do: true
+
+  defp well_formed?(_event), do: false
 
   defp data_size(data) do
     TermSize.external_size(data)
