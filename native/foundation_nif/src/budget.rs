@@ -373,7 +373,7 @@ fn spelled_in(table: &SpelledTable, t: Term) -> usize {
 }
 
 /// Slots of the per-thread table of atoms' spelled sizes.
-const SPELLED_SLOTS: usize = 256;
+const SPELLED_SLOTS: usize = 1024;
 
 /// (atom word, spelled size) by slot; a word of 0 is no atom.
 type SpelledTable = [std::cell::Cell<(usize, usize)>; SPELLED_SLOTS];

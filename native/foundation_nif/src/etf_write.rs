@@ -44,7 +44,35 @@ const CACHE: usize = 4096;
 thread_local! {
     /// The encoding (without the version byte) of atoms by term word: an
     /// atom's word and text never change while the VM runs.
-    static WORDS: RefCell<FxHashMap<u64, Box<[u8]>>> = RefCell::default();
+    static WORDS: RefCell<Atoms> = RefCell::default();
+}
+
+/// Atom encodings by term word (see `WORDS`).
+type Atoms = FxHashMap<u64, Box<[u8]>>;
+
+/// One encoding's state: the thread's atom cache, and the output length
+/// past which it stops (`too_big` then says why it gave up).
+struct Ctx<'a> {
+    atoms: &'a mut Atoms,
+    limit: usize,
+    too_big: bool,
+}
+
+impl Ctx<'_> {
+    /// Whether `more` bytes after `out` would pass the limit (noted).
+    fn over(&mut self, out: &[u8], more: usize) -> bool {
+        self.too_big |= out.len().saturating_add(more) > self.limit;
+        self.too_big
+    }
+}
+
+/// Why [`encode_within`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The term holds something this encoder leaves to the VM.
+    Unsupported,
+    /// The encoding would pass the limit.
+    TooBig,
 }
 
 /// Appends `term_to_binary(term)` to `out`: written here when `encode`
@@ -58,14 +86,42 @@ pub(crate) fn append(term: Term, out: &mut Vec<u8>) {
 /// Appends `term_to_binary(term)` to `out`; false (with `out` as it was)
 /// when `term` holds something this encoder leaves to the VM.
 pub(crate) fn encode(term: Term, out: &mut Vec<u8>) -> bool {
+    encode_within(term, out, usize::MAX).is_ok()
+}
+
+/// [`encode`], giving up once the output (`out` included) would pass
+/// `limit` bytes: the work is bounded by the limit, whatever the term
+/// (each step adds a few bytes, and a binary or a list is checked before
+/// it is copied or walked). `out` is as it was on an error.
+pub(crate) fn encode_within(term: Term, out: &mut Vec<u8>, limit: usize) -> Result<(), Stop> {
     let start = out.len();
     out.push(VERSION);
-    let done = write(term, out, 0).is_some();
+    // The thread's atom cache, taken once for the whole term.
+    let (done, too_big) = WORDS.with(|cache| {
+        let mut fresh = Atoms::default();
+        let mut borrowed = cache.try_borrow_mut();
+        let atoms = match borrowed.as_deref_mut() {
+            Ok(atoms) => atoms,
+            Err(_) => &mut fresh,
+        };
+        let mut ctx = Ctx {
+            atoms,
+            limit,
+            too_big: false,
+        };
+        let done = write(term, out, 0, &mut ctx).is_some() && !ctx.over(out, 0);
+        (done, ctx.too_big)
+    });
     if !done {
         out.truncate(start);
+        return Err(if too_big {
+            Stop::TooBig
+        } else {
+            Stop::Unsupported
+        });
     }
     #[cfg(feature = "test-support")]
-    if done {
+    {
         let vm = term.to_binary();
         assert!(
             out[start..] == *vm.as_slice(),
@@ -73,11 +129,11 @@ pub(crate) fn encode(term: Term, out: &mut Vec<u8>) -> bool {
             term
         );
     }
-    done
+    Ok(())
 }
 
-fn write(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
-    if depth > MAX_DEPTH {
+fn write(term: Term, out: &mut Vec<u8>, depth: usize, ctx: &mut Ctx) -> Option<()> {
+    if depth > MAX_DEPTH || ctx.over(out, 0) {
         return None;
     }
     match immediate(term) {
@@ -85,7 +141,7 @@ fn write(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
             integer(i, out);
             return Some(());
         }
-        Some(Immediate::Atom(w)) => return atom(w, term, out),
+        Some(Immediate::Atom(w)) => return atom(w, term, out, ctx.atoms),
         // A local pid's encoding names the node, which changes when the
         // VM starts or stops distribution: the VM writes it each time.
         Some(Immediate::Pid(_)) => {
@@ -102,12 +158,18 @@ fn write(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         TermType::Binary => {
             // Not byte-aligned: a bitstring (left to the VM).
             let bin = Binary::from_term(term).ok()?;
+            if ctx.over(out, bin.len()) {
+                return None;
+            }
             out.push(BINARY_EXT);
             out.extend_from_slice(&u32::try_from(bin.len()).ok()?.to_be_bytes());
             out.extend_from_slice(bin.as_slice());
         }
         TermType::Tuple => {
             let items = tuple_elements(term)?;
+            if ctx.over(out, items.len()) {
+                return None;
+            }
             match u8::try_from(items.len()) {
                 Ok(n) => out.extend_from_slice(&[SMALL_TUPLE_EXT, n]),
                 Err(_) => {
@@ -116,11 +178,11 @@ fn write(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
                 }
             }
             for item in items {
-                write(item, out, depth + 1)?;
+                write(item, out, depth + 1, ctx)?;
             }
         }
-        TermType::List => list(term, out, depth)?,
-        TermType::Map => map(term, out, depth)?,
+        TermType::List => list(term, out, depth, ctx)?,
+        TermType::Map => map(term, out, depth, ctx)?,
         _ => return None,
     }
     Some(())
@@ -142,39 +204,40 @@ fn integer(i: i64, out: &mut Vec<u8>) {
 }
 
 /// An atom (its term `word`), from the cache or the VM.
-fn atom(word: u64, term: Term, out: &mut Vec<u8>) -> Option<()> {
-    let hit = WORDS.with(|cache| {
-        let cache = cache.try_borrow().ok()?;
-        out.extend_from_slice(cache.get(&word)?);
-        Some(())
-    });
-    if hit.is_some() {
-        return hit;
+fn atom(word: u64, term: Term, out: &mut Vec<u8>, atoms: &mut Atoms) -> Option<()> {
+    if let Some(bytes) = atoms.get(&word) {
+        out.extend_from_slice(bytes);
+        return Some(());
     }
     let vm = term.to_binary();
     let bytes = vm.as_slice().get(1..)?;
     out.extend_from_slice(bytes);
-    WORDS.with(|cache| {
-        if let Ok(mut cache) = cache.try_borrow_mut() {
-            if cache.len() >= CACHE {
-                cache.clear();
-            }
-            cache.insert(word, bytes.into());
-        }
-    });
+    if atoms.len() >= CACHE {
+        atoms.clear();
+    }
+    atoms.insert(word, bytes.into());
     Some(())
+}
+
+/// The head and tail of a list cell (`None` for anything else).
+fn cell(list: Term) -> Option<(Term, Term)> {
+    crate::walk::cons(list).or_else(|| list.list_get_cell().ok())
 }
 
 /// A list: `[]`, a string (a proper list of at most `MAX_STRING` bytes),
 /// or its elements and its tail.
-fn list(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+fn list(term: Term, out: &mut Vec<u8>, depth: usize, ctx: &mut Ctx) -> Option<()> {
     if term.is_empty_list() {
         out.push(NIL_EXT);
         return Some(());
     }
     let (mut len, mut bytes, mut rest) = (0usize, true, term);
-    while let Ok((head, tail)) = rest.list_get_cell() {
+    while let Some((head, tail)) = cell(rest) {
         len += 1;
+        // Every element takes at least a byte.
+        if ctx.over(out, len) {
+            return None;
+        }
         bytes &= matches!(immediate(head), Some(Immediate::Small(0..=255)));
         rest = tail;
     }
@@ -182,7 +245,7 @@ fn list(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         out.push(STRING_EXT);
         out.extend_from_slice(&(len as u16).to_be_bytes());
         let mut rest = term;
-        while let Ok((head, tail)) = rest.list_get_cell() {
+        while let Some((head, tail)) = cell(rest) {
             if let Some(Immediate::Small(b)) = immediate(head) {
                 out.push(b as u8);
             }
@@ -193,15 +256,15 @@ fn list(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
     out.push(LIST_EXT);
     out.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
     let mut rest = term;
-    while let Ok((head, tail)) = rest.list_get_cell() {
-        write(head, out, depth + 1)?;
+    while let Some((head, tail)) = cell(rest) {
+        write(head, out, depth + 1, ctx)?;
         rest = tail;
     }
-    write(rest, out, depth + 1)
+    write(rest, out, depth + 1, ctx)
 }
 
 /// A map of up to 32 keys (read from its heap words), pairs in its order.
-fn map(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+fn map(term: Term, out: &mut Vec<u8>, depth: usize, ctx: &mut Ctx) -> Option<()> {
     let size = term.map_size().ok()?;
     if size > 32 {
         return None;
@@ -214,8 +277,8 @@ fn map(term: Term, out: &mut Vec<u8>, depth: usize) -> Option<()> {
     for (k, v) in keys[..size].iter().zip(&values[..size]) {
         // SAFETY: the pairs are terms of the map's own env.
         let (k, v) = unsafe { (Term::new(env, *k), Term::new(env, *v)) };
-        write(k, out, depth + 1)?;
-        write(v, out, depth + 1)?;
+        write(k, out, depth + 1, ctx)?;
+        write(v, out, depth + 1, ctx)?;
     }
     Some(())
 }

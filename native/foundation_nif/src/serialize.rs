@@ -4,8 +4,8 @@
 //! but compresses in large slices on the calling normal scheduler: for a
 //! large event each slice holds the scheduler well past the ~1 ms budget
 //! (figures in docs/benchmarks.md). `serialize_small/2` serializes a small
-//! event on the caller's scheduler, once one bounded walk says it is
-//! small; `serialize_dirty/2` produces the same bytes for a big one on a
+//! event on the caller's scheduler, giving up once it is not small;
+//! `serialize_dirty/2` produces the same bytes for a big one on a
 //! dirty CPU scheduler: the VM's own encoder (`enif_term_to_binary`) and,
 //! for the compressed form, the BEAM's framing and zlib settings
 //! (`foundation_core::etf`).
@@ -13,6 +13,7 @@
 use crate::atoms;
 use crate::budget;
 use crate::error::{NifError, NifOutcome};
+use crate::etf_write::{self, Stop};
 use foundation_core::{etf, CoreError};
 use rustler::sys::{enif_term_to_binary, ErlNifBinary};
 use rustler::{Binary, Encoder, Env, NewBinary, OwnedBinary, Term};
@@ -26,30 +27,44 @@ pub const FITS_BYTES: usize = 8 * 1024;
 
 /// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`
 /// (`compressed` true) or `:erlang.term_to_binary(term)`, made on the
-/// caller's normal scheduler, when one walk of at most `FITS_BYTES`
-/// bounds its work; `false` for any other (call `serialize_dirty/2`). The
-/// encoding is written by the library (byte for byte the VM's, see
-/// `etf_write`), so the walk is all this adds to the BIF's own work.
+/// caller's normal scheduler, when its encoding takes at most `FITS_BYTES`;
+/// `false` for any other (call `serialize_dirty/2`). The encoding is
+/// written by the library (byte for byte the VM's, see `etf_write`), which
+/// stops at that size, so the work stays bounded; a term holding something
+/// the library leaves to the VM's encoder is first bounded by a walk.
 #[rustler::nif]
 fn serialize_small<'a>(env: Env<'a>, term: Term<'a>, compressed: bool) -> Term<'a> {
-    let Some(bytes) = budget::measure_with(term, FITS_BYTES, budget::Atoms::Spelled) else {
-        return false.encode(env);
-    };
-    let binary = crate::store_codec::with_scratch_buffer(|plain| -> Result<Binary, CoreError> {
-        crate::etf_write::append(term, plain);
-        if !compressed {
-            return Ok(copy(env, plain));
+    let binary = crate::store_codec::with_scratch_buffer(|plain| {
+        match etf_write::encode_within(term, plain, FITS_BYTES) {
+            Ok(()) => {}
+            Err(Stop::TooBig) => return None,
+            // Something the library does not write: the VM's encoder, once
+            // a walk has bounded its work.
+            Err(Stop::Unsupported) => {
+                budget::measure_with(term, FITS_BYTES, budget::Atoms::Spelled)?;
+                plain.extend_from_slice(term.to_binary().as_slice());
+            }
         }
-        Ok(match etf::compress(plain, etf::DEFAULT_LEVEL)? {
-            Some(packed) => copy(env, &packed),
-            None => copy(env, plain),
-        })
+        budget::charge_bytes(env, plain.len());
+        Some(finish(env, plain, compressed))
     });
-    budget::charge_bytes(env, bytes);
     match binary {
-        Ok(binary) => (atoms::ok(), binary).encode(env),
-        Err(e) => (atoms::error(), NifError(e)).encode(env),
+        None => false.encode(env),
+        Some(Ok(binary)) => (atoms::ok(), binary).encode(env),
+        Some(Err(e)) => (atoms::error(), NifError(e)).encode(env),
     }
+}
+
+/// The binary of encoding `plain`: compressed as the BIF would (or kept
+/// plain when that is no shorter), or as it is.
+fn finish<'a>(env: Env<'a>, plain: &[u8], compressed: bool) -> Result<Binary<'a>, CoreError> {
+    if !compressed {
+        return Ok(copy(env, plain));
+    }
+    Ok(match etf::compress(plain, etf::DEFAULT_LEVEL)? {
+        Some(packed) => copy(env, &packed),
+        None => copy(env, plain),
+    })
 }
 
 fn copy<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {

@@ -111,7 +111,7 @@ fn push_pairs<'a>(t: Term<'a>, size: usize, stack: &mut Stack<'a>) -> Option<()>
 /// The head and tail of list cell `t`, read from the cell's two words
 /// (`None`: `t` is not a list cell, or the layout was not verified). This
 /// saves a term type call and a list cell call per element of a list.
-fn cons(t: Term) -> Option<(Term, Term)> {
+pub(crate) fn cons(t: Term) -> Option<(Term, Term)> {
     let w = word(t);
     if w & 0b11 != LIST || !CONS_READ.load(Relaxed) {
         return None;

@@ -99,6 +99,18 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
       when not is_nil(id) and not is_nil(type) and not is_nil(ts),
       do: :ok
 
+  def validate_required_fields(%Event{event_id: id, event_type: type, timestamp: ts}) do
+    message =
+      cond do
+        is_nil(id) -> "Event ID cannot be nil"
+        is_nil(type) -> "Event type cannot be nil"
+        is_nil(ts) -> "Timestamp cannot be nil"
+      end
+
+    finish({:error, {:validation_failed, message}}, %{})
+  end
+
+  # A checked field deleted from the map: the rules raise ArgumentError.
   def validate_required_fields(%Event{} = event),
     do: event |> Native.event_validate_required() |> finish(%{})
 
