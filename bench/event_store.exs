@@ -202,8 +202,7 @@ defmodule Bench.EventStoreBench do
   def run_size(n) do
     wall = DateTime.utc_now()
 
-    results =
-      for kind <- [:rust, :reference, :ets], into: %{}, do: {kind, measure(kind, n, wall)}
+    results = for kind <- [:rust, :reference, :ets], into: %{}, do: {kind, measure(kind, n, wall)}
 
     rows =
       for {key, label} <- @rows do

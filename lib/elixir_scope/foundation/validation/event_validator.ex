@@ -5,15 +5,16 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   The rules run in Rust (`foundation_core::validation::event`), the same
   ones the event store applies to every write. The common case, an event
   whose fields are all set and of their types (or `nil` where optional),
-  is accepted here without a NIF call, which costs more than these checks;
-  everything else, every error included, goes to the rules in Rust. The
-  NIF only classifies the eight checked fields, and the size of `data` is its exact
-  external term size, as `:erlang.external_size/1` gives it: small data
-  (up to a few thousand terms, checked by a bounded walk) is measured with
-  that BIF, bigger data on a dirty CPU scheduler, so a 1 MB `data` never
-  holds a normal scheduler (the BIF does not yield; see
-  `docs/architecture.md`, "Scheduler safety"). Errors are `%ElixirScope.Foundation.Types.Error{}`
-  with category `:data`, subcategory `:validation`:
+  is accepted here without a NIF call, which costs more than these checks,
+  and a `nil` required field is reported here too; everything else goes to
+  the rules in Rust. The NIF only classifies the eight checked fields, and
+  the size of `data` is its exact external term size, as
+  `:erlang.external_size/1` gives it: small data (up to a few thousand
+  terms, checked by a bounded walk) is measured with that BIF, bigger data
+  on a dirty CPU scheduler, so a 1 MB `data` never holds a normal scheduler
+  (the BIF does not yield; see `docs/architecture.md`, "Scheduler safety").
+  Errors are `%ElixirScope.Foundation.Types.Error{}` with category `:data`,
+  subcategory `:validation`:
 
   | error_type | code | severity |
   |---|---|---|
