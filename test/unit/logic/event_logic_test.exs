@@ -225,6 +225,29 @@ defmodule ElixirScope.Foundation.Logic.EventLogicTest do
                EventLogic.deserialize_event(bin)
     end
 
+    test "data at and around the size limit is judged as validate/1 judges it", %{event: event} do
+      # Around the 900 000-byte bound under which a decoded event's size
+      # proves its data small, and around the 1 000 000-byte limit itself;
+      # funs count 3 bytes more in the size rule than in the encoding.
+      fun = fn -> :ok end
+      binaries = for size <- [899_000, 900_500, 999_000, 1_000_100], do: :binary.copy("x", size)
+      funs = for n <- [10_400, 11_500], do: List.duplicate(fun, n)
+
+      for data <- binaries ++ funs, compressed <- [true, false] do
+        e = %{event | data: data}
+        {:ok, bin} = EventLogic.serialize_event(e, compression: compressed)
+
+        case EventValidator.validate(e) do
+          :ok ->
+            assert EventLogic.deserialize_event(bin) == {:ok, e}
+
+          {:error, error} ->
+            assert {:error, got} = EventLogic.deserialize_event(bin)
+            assert %{got | timestamp: nil} == %{error | timestamp: nil}
+        end
+      end
+    end
+
     test "a binary naming an unknown atom is rejected and the atom is not created", %{
       event: event
     } do

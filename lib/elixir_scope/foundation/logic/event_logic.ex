@@ -174,7 +174,8 @@ defmodule ElixirScope.Foundation.Logic.EventLogic do
   def deserialize_event(binary) when is_binary(binary) do
     %Event{} = event = decode(binary)
 
-    case EventValidator.validate(event) do
+    # The decoded size bounds the data's external size: no measuring.
+    case EventValidator.validate_bounded(event, decoded_size(binary)) do
       :ok -> {:ok, event}
       {:error, _} = error -> error
     end

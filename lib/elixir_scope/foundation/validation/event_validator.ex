@@ -34,6 +34,9 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
 
   # The rules' constants (a test checks them against the core's).
   @max_data_size 1_000_000
+  # Encoded sizes up to which data certainly passes the size rule (see
+  # `validate_bounded/2`).
+  @bounded 900_000
   @allowed_event_types [
     :function_entry,
     :function_exit,
@@ -152,6 +155,20 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
 
   def validate_event_type(event_type),
     do: event_type |> Native.event_validate_type() |> finish(%{event_type: event_type})
+
+  @doc false
+  # `validate/1` of an event whose `data` is known to take at most `bound`
+  # bytes in external format: the external form of a decoded event was
+  # `bound` bytes long, and its data's is a part of it. `external_size/1`
+  # counts 3 more bytes per local fun than the encoding holds, at most a
+  # few percent of the data's size, so up to `@bounded` the data certainly
+  # passes the size rule and is not measured.
+  @spec validate_bounded(Event.t(), non_neg_integer()) :: result()
+  def validate_bounded(%Event{} = event, bound) when bound <= @bounded do
+    if well_formed?(event), do: :ok, else: validate(event)
+  end
+
+  def validate_bounded(%Event{} = event, _bound), do: validate(event)
 
   @doc false
   # The constants the fast paths above use (a test compares them with the
