@@ -877,7 +877,11 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       {metrics, _owner} = entry ->
         case Native.store_put_counted(handle, event, metrics, Support.events_stored()) do
           {:ok, id} = stored ->
-            Support.finish_stored(entry, :ok, event, id)
+            # Counted in the NIF; the event goes on only to a loaded
+            # `:telemetry` (no metadata is built otherwise).
+            if :erlang.module_loaded(:telemetry),
+              do: Support.finish_stored(entry, :ok, event, id)
+
             stored
 
           {:ok, id, outcome} ->
