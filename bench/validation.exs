@@ -1,5 +1,6 @@
-# Validators and logic: each public function of the validation and logic
-# modules against a model of the original's pure-Elixir version
+# Validators, logic and size utilities: each public function of the
+# validation and logic modules, and Utils' term size functions, against a
+# model of the original's pure-Elixir version
 # (bench/support/original_logic.exs), in one run.
 #
 #   MIX_ENV=prod mix run bench/validation.exs     # a few seconds; ROUNDS=n (5)
@@ -14,6 +15,7 @@ Code.require_file("support/original_logic.exs", __DIR__)
 
 alias Bench.{Harness, OriginalLogic}
 alias ElixirScope.Foundation.Logic.{ConfigLogic, EventLogic}
+alias ElixirScope.Foundation.Utils
 alias ElixirScope.Foundation.Types.Config
 alias ElixirScope.Foundation.Validation.{ConfigValidator, EventValidator}
 
@@ -49,7 +51,14 @@ cases = [
    fn -> OriginalLogic.deserialize_event(binary) end},
   {"ConfigLogic.update_config/3",
    fn -> ConfigLogic.update_config(config, [:dev, :debug_mode], true) end,
-   fn -> OriginalLogic.update_config(config, [:dev, :debug_mode], true) end}
+   fn -> OriginalLogic.update_config(config, [:dev, :debug_mode], true) end},
+  {"EventLogic.create_function_entry/5",
+   fn -> EventLogic.create_function_entry(Bench, :run, 2, [1, "two"]) end,
+   fn -> OriginalLogic.create_function_entry(Bench, :run, 2, [1, "two"]) end},
+  {"Utils.deep_size/1, small map", fn -> Utils.deep_size(event.data) end,
+   fn -> OriginalLogic.deep_size(event.data) end},
+  {"Utils.truncate_if_large/1, small map", fn -> Utils.truncate_if_large(event.data) end,
+   fn -> OriginalLogic.truncate_if_large(event.data) end}
 ]
 
 us = fn fun -> 1_000_000 / Harness.ops_per_sec(fun, iterations: n) end

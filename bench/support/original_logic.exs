@@ -67,6 +67,22 @@ defmodule Bench.OriginalLogic do
     end
   end
 
+  @doc "`EventLogic.create_function_entry/5` with no options."
+  def create_function_entry(module, function, arity, args) do
+    data = %{
+      call_id: generate_id(),
+      module: module,
+      function: function,
+      arity: arity,
+      args: truncate_if_large(args),
+      caller_module: nil,
+      caller_function: nil,
+      caller_line: nil
+    }
+
+    create_event(:function_entry, data)
+  end
+
   @doc "`ConfigLogic.update_config/3` for an updatable path."
   def update_config(config, path, value) do
     new_config = put_in(config, path, value)
@@ -75,6 +91,20 @@ defmodule Bench.OriginalLogic do
       :ok -> {:ok, new_config}
       error -> error
     end
+  end
+
+  @doc "`Utils.deep_size/1`."
+  def deep_size(term) do
+    :erlang.external_size(term)
+  rescue
+    _ -> 0
+  end
+
+  @doc "`Utils.truncate_if_large/2` with the default limit, for data under it."
+  def truncate_if_large(data, max \\ 10_000) do
+    if :erlang.external_size(data) > max,
+      do: %{truncated: true, original_size: :erlang.external_size(data)},
+      else: data
   end
 
   @doc "`EventLogic.serialize_event/1` and `deserialize_event/1`."

@@ -138,6 +138,24 @@ defmodule ElixirScope.Foundation.Validation.EventValidatorTest do
     end
   end
 
+  describe "errors made in Elixir" do
+    test "a nil required field gives exactly the error of the rules in Rust" do
+      empty = Event.empty()
+
+      for event <- [empty, %{empty | event_id: 1}, %{empty | event_id: 1, event_type: :x}] do
+        {:error, native} = ElixirScope.Foundation.Native.event_validate_required(event)
+        expected = ElixirScope.Foundation.Error.from_native(native)
+
+        for {:error, got} <- [
+              EventValidator.validate(event),
+              EventValidator.validate_required_fields(event)
+            ] do
+          assert %{got | timestamp: nil} == %{expected | timestamp: nil}
+        end
+      end
+    end
+  end
+
   describe "step functions" do
     test "validate_required_fields/1" do
       assert EventValidator.validate_required_fields(event(event_id: "bad type")) == :ok

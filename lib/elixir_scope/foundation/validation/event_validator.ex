@@ -29,7 +29,7 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
   `ArgumentError`.
   """
 
-  alias ElixirScope.Foundation.{Error, Native, TermSize, Types}
+  alias ElixirScope.Foundation.{Error, ErrorTable, Native, TermSize, Types}
   alias ElixirScope.Foundation.Types.Event
 
   # The rules' constants (a test checks them against the core's).
@@ -61,6 +61,13 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
     :type_a,
     :type_b
   ]
+
+  # The errors of a missing required field (what `Error.from_native/2`
+  # makes of the rules' answer), built once.
+  @required_error ErrorTable.native(:validation_failed) ++ [context: %{}]
+  @nil_id [message: "Event ID cannot be nil"] ++ @required_error
+  @nil_type [message: "Event type cannot be nil"] ++ @required_error
+  @nil_timestamp [message: "Timestamp cannot be nil"] ++ @required_error
 
   # An event the rules accept, in its common shape: the required fields set
   # and of their types, every optional one `nil` or of its type. Valid
@@ -104,14 +111,14 @@ defmodule ElixirScope.Foundation.Validation.EventValidator do
       do: :ok
 
   def validate_required_fields(%Event{event_id: id, event_type: type, timestamp: ts}) do
-    message =
+    fields =
       cond do
-        is_nil(id) -> "Event ID cannot be nil"
-        is_nil(type) -> "Event type cannot be nil"
-        is_nil(ts) -> "Timestamp cannot be nil"
+        is_nil(id) -> @nil_id
+        is_nil(type) -> @nil_type
+        is_nil(ts) -> @nil_timestamp
       end
 
-    finish({:error, {:validation_failed, message}}, %{})
+    {:error, Types.Error.new(fields)}
   end
 
   # A checked field deleted from the map: the rules raise ArgumentError.
