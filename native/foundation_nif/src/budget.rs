@@ -206,34 +206,40 @@ pub enum Atoms {
 /// (its node atom may be long), and every list cell, tuple and map a
 /// 5-byte header.
 pub fn measure_data(term: Term, budget: usize, etf_limit: usize) -> Option<(usize, usize)> {
-    let mut model = DataBound {
-        etf: 1,
-        limit: etf_limit,
-    };
-    let bytes = walk(term, budget, &mut model)?;
-    Some((bytes, model.etf))
+    // The thread's table of spelled sizes, found once for the walk.
+    SPELLED.with(|spelled| {
+        let mut model = DataBound {
+            etf: 1,
+            limit: etf_limit,
+            spelled,
+        };
+        let bytes = walk(term, budget, &mut model)?;
+        Some((bytes, model.etf))
+    })
 }
 
 /// `measure_data`'s model: `Bytes` with `Atoms::Word`, plus the external
 /// size bound accumulated in `etf` (at most `limit`).
-struct DataBound {
+struct DataBound<'t> {
     etf: usize,
     limit: usize,
+    /// Where spelled atom sizes are kept (see `spelled_in`).
+    spelled: &'t SpelledTable,
 }
 
-impl DataBound {
+impl DataBound<'_> {
     fn add(&mut self, bound: usize) -> Option<()> {
         self.etf = self.etf.checked_add(bound).filter(|&e| e <= self.limit)?;
         Some(())
     }
 }
 
-impl Cost for DataBound {
+impl Cost for DataBound<'_> {
     fn leaf(&mut self, t: Term) -> Option<usize> {
         let (cost, bound) = match immediate(t) {
             Some(Immediate::Small(_)) => (WORD, 11),
             Some(Immediate::Pid(_)) => (4 * WORD, REMOTE_ID_BOUND),
-            Some(Immediate::Atom(_)) => (WORD, 2 * spelled_atom(t)),
+            Some(Immediate::Atom(_)) => (WORD, 2 * spelled_in(self.spelled, t)),
             None => match t.get_type() {
                 TermType::Binary => {
                     let len = t.decode::<Binary>().ok()?.len();
@@ -244,7 +250,7 @@ impl Cost for DataBound {
                     (words, words + 3)
                 }
                 TermType::Float => (WORD, 31),
-                TermType::Atom => (WORD, 2 * spelled_atom(t)),
+                TermType::Atom => (WORD, 2 * spelled_in(self.spelled, t)),
                 TermType::Pid | TermType::Port | TermType::Ref => (4 * WORD, REMOTE_ID_BOUND),
                 TermType::List => (WORD, 5),
                 _ => return None,
@@ -288,7 +294,6 @@ pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
         // The thread's table of spelled sizes, found once for the walk.
         Atoms::Spelled => SPELLED.with(|table| {
             let mut bytes = Bytes {
-                atoms,
                 spelled: Some(table),
             };
             walk(term, budget, &mut bytes)
@@ -297,20 +302,24 @@ pub fn measure_with(term: Term, budget: usize, atoms: Atoms) -> Option<usize> {
 }
 
 /// `measure`'s model: binaries by length, integers by words, pids, ports
-/// and references four words, atoms as `atoms` says, anything else one
+/// and references four words, atoms a word or spelled out (from the
+/// thread's table of spelled sizes, when there is one), anything else one
 /// word; funs, bitstrings and bignums beyond 128 bits give up.
 #[derive(Clone, Copy)]
 struct Bytes<'t> {
-    atoms: Atoms,
-    /// Where spelled atom sizes are kept (see `spelled_atom`).
+    /// Where spelled atom sizes are kept (see `spelled_in`); `None`:
+    /// atoms count a word.
     spelled: Option<&'t SpelledTable>,
 }
 
 impl Bytes<'static> {
-    const WORDS: Bytes<'static> = Bytes {
-        atoms: Atoms::Word,
-        spelled: None,
-    };
+    const WORDS: Bytes<'static> = Bytes { spelled: None };
+}
+
+impl Bytes<'_> {
+    fn atom(&self, t: Term) -> usize {
+        self.spelled.map_or(WORD, |table| spelled_in(table, t))
+    }
 }
 
 impl Cost for Bytes<'_> {
@@ -318,16 +327,12 @@ impl Cost for Bytes<'_> {
         match immediate(t) {
             Some(Immediate::Small(_)) => Some(WORD),
             Some(Immediate::Pid(_)) => Some(4 * WORD),
-            Some(Immediate::Atom(_)) if self.atoms == Atoms::Word => Some(WORD),
-            Some(Immediate::Atom(_)) => Some(match self.spelled {
-                Some(table) => spelled_in(table, t),
-                None => spelled_atom(t),
-            }),
+            Some(Immediate::Atom(_)) => Some(self.atom(t)),
             _ => match t.get_type() {
                 TermType::Binary => Some(t.decode::<Binary>().ok()?.len().saturating_add(WORD)),
                 TermType::Integer => integer(t),
-                TermType::Atom if self.atoms == Atoms::Spelled => Some(spelled_atom(t)),
-                TermType::Atom | TermType::Float | TermType::List => Some(WORD),
+                TermType::Atom => Some(self.atom(t)),
+                TermType::Float | TermType::List => Some(WORD),
                 TermType::Pid | TermType::Port | TermType::Ref => Some(4 * WORD),
                 _ => None,
             },
@@ -353,14 +358,10 @@ impl Cost for Bytes<'_> {
 /// spelling (255 characters of 4 bytes). Answers are kept per thread by
 /// the atom's word (an atom's word never changes: atoms are never
 /// collected), in a direct-mapped table, so an event's keys cost one
-/// table read each after their first sight instead of a VM call.
-pub(crate) fn spelled_atom(t: Term) -> usize {
-    SPELLED.with(|table| spelled_in(table, t))
-}
-
-/// `spelled_atom` with the thread's table at hand.
+/// table read each after their first sight instead of a VM call (a walk
+/// finds the thread's `table` once).
 fn spelled_in(table: &SpelledTable, t: Term) -> usize {
-    let word: usize = term_word(t);
+    let word = crate::metrics::term_word(t) as usize;
     let slot = &table[(word >> 6) % SPELLED_SLOTS];
     match slot.get() {
         (seen, bytes) if seen == word => bytes,
@@ -380,11 +381,6 @@ type SpelledTable = [std::cell::Cell<(usize, usize)>; SPELLED_SLOTS];
 
 thread_local! {
     static SPELLED: SpelledTable = const { [const { std::cell::Cell::new((0, 0)) }; SPELLED_SLOTS] };
-}
-
-fn term_word(t: Term) -> usize {
-    // SAFETY: ErlNifTerm is #[repr(transparent)] over usize.
-    unsafe { std::mem::transmute::<rustler::sys::ErlNifTerm, usize>(t.as_c_arg()) }
 }
 
 fn spelled_atom_now(t: Term) -> usize {

@@ -19,10 +19,11 @@ use rustler::sys::{enif_term_to_binary, ErlNifBinary};
 use rustler::{Binary, Encoder, Env, NewBinary, OwnedBinary, Term};
 use std::mem::MaybeUninit;
 
-/// Input size (as `budget::measure` counts it) up to which a term is
+/// Encoded size (and, for a term the library leaves to the VM's encoder,
+/// input size as `budget::measure` counts it) up to which a term is
 /// serialized on the caller's normal scheduler: 8 KiB is about 1 000 small
-/// terms, whose walk and compressed encoding stay well under the ~1 ms
-/// budget (docs/benchmarks.md).
+/// terms, whose encoding and compression stay well under the ~1 ms budget
+/// (docs/benchmarks.md).
 pub const FITS_BYTES: usize = 8 * 1024;
 
 /// `{:ok, binary}` equal to `:erlang.term_to_binary(term, [:compressed])`
@@ -85,11 +86,7 @@ fn serialize_dirty<'a>(env: Env<'a>, term: Term<'a>, compressed: bool) -> NifOut
     }
     match etf::compress(plain.as_slice(), etf::DEFAULT_LEVEL)? {
         None => Ok(plain.release(env)),
-        Some(bytes) => {
-            let mut out = NewBinary::new(env, bytes.len());
-            out.as_mut_slice().copy_from_slice(&bytes);
-            Ok(out.into())
-        }
+        Some(bytes) => Ok(copy(env, &bytes)),
     }
 }
 

@@ -140,8 +140,7 @@ fn is_immediate(t: Term) -> bool {
 const IMMEDIATE: usize = 0b11;
 
 fn word(t: Term) -> usize {
-    // SAFETY: ErlNifTerm is #[repr(transparent)] over usize.
-    unsafe { std::mem::transmute::<ErlNifTerm, usize>(t.as_c_arg()) }
+    crate::metrics::term_word(t) as usize
 }
 
 /// Turns the direct list cell read on when lists built here (of immediates,

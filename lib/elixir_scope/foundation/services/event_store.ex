@@ -117,8 +117,6 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # Results up to this many events (and 64 KiB of stored bytes, see
   # Native.Route) are decoded on a normal scheduler.
   @bounded 256
-  # The largest id the store holds (u64); a bigger one is simply not found.
-  @u64_max 0xFFFF_FFFF_FFFF_FFFF
   # Events one query slice NIF call returns at most (`SLICE_ITEMS` in
   # native/foundation_nif/src/store_slice.rs).
   @slice_items 128
@@ -215,23 +213,15 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   @impl ElixirScope.Foundation.Contracts.EventStore
   @spec get(pos_integer(), opts()) :: {:ok, Event.t()} | {:error, Error.t()}
   def get(id, opts \\ []) when is_integer(id) and id > 0 do
-    case Support.lookup(Support.namespace(opts)) do
-      %{handle: handle} = entry ->
-        case id <= @u64_max and get_hot(handle, id) do
-          %{} = event -> {:ok, event}
-          {:error, _} = error -> Support.native(error)
-          _ -> get_warm(Map.get(entry, :warm), id)
-        end
-
-      nil ->
-        {:error, Support.unavailable()}
-    end
-  end
-
-  defp get_hot(handle, id) do
-    case Native.store_get(handle, id) do
-      :dirty -> Native.store_get_dirty(handle, id)
-      found -> found
+    with {:ok, handle, warm} <- tiers(Support.namespace(opts)) do
+      case id <= Support.u64_max() and
+             Route.dirty(Native.store_get(handle, id), fn ->
+               Native.store_get_dirty(handle, id)
+             end) do
+        %{} = event -> {:ok, event}
+        {:error, _} = error -> Support.native(error)
+        _ -> get_warm(warm, id)
+      end
     end
   end
 
@@ -887,11 +877,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       {metrics, _owner} = entry ->
         case Native.store_put_counted(handle, event, metrics, Support.events_stored()) do
           {:ok, id} = stored ->
-            # Counted in the NIF; the event goes on only to a loaded
-            # `:telemetry` (no metadata is built otherwise).
-            if :erlang.module_loaded(:telemetry),
-              do: Support.finish_stored(entry, :ok, event, id)
-
+            Support.finish_stored(entry, :ok, event, id)
             stored
 
           {:ok, id, outcome} ->
