@@ -3,8 +3,10 @@
 # the store NIF alone, for the original design's `store` (its model in
 # bench/support/original.exs), for a raw ETS insert of the event from the
 # caller (a public set with write concurrency: no validation, no index),
-# and for building the event only (what the VM gives to work that shares
-# nothing). A second table gives each case's rate over the original's.
+# for building the event only (what the VM gives to work that shares
+# nothing), and for `EventStore.store/2` into a store held at its
+# `max_events` (every write evicts the oldest event). A second table gives
+# each case's rate over the original's.
 #
 #   MIX_ENV=prod mix run bench/write_scaling.exs      # ~30 s; ROUNDS=n (12)
 #
@@ -21,6 +23,7 @@ Code.require_file("support/original.exs", __DIR__)
 defmodule Bench.WriteScaling do
   alias Bench.{Harness, Original}
   alias ElixirScope.Foundation.{Events, Native}
+  alias ElixirScope.Foundation.Services.EventStore
   alias ElixirScope.Foundation.Services.EventStore.Support
 
   import Bench.Workload, only: [event: 1, scale: 1]
@@ -66,6 +69,7 @@ defmodule Bench.WriteScaling do
   defp cases do
     [
       {"Events.store/1", :api},
+      {"EventStore.store/2, store full (each write evicts)", :full},
       {"Native.store_put/2 (the NIF alone)", :nif},
       {"original design's store", :original},
       {"raw ETS insert from the caller", :ets},
@@ -82,9 +86,13 @@ defmodule Bench.WriteScaling do
     fill(&Original.store_batch(ctx, &1))
     table = :ets.new(:write_scaling, [:set, :public, write_concurrency: true])
     fill(fn events -> {:ok, :ets.insert(table, for(e <- events, do: {e.event_id, e}))} end)
+    full = [namespace: {:test, make_ref()}]
+    {:ok, _} = EventStore.start_link(full ++ [max_events: @fill, max_age_seconds: 0])
+    fill(&EventStore.store_batch(&1, full))
 
     writes = %{
       api: fn e -> {:ok, _} = Events.store(e) end,
+      full: fn e -> {:ok, _} = EventStore.store(e, full) end,
       nif: fn e -> {:ok, _} = Native.store_put(handle, e) end,
       original: fn e -> {:ok, _} = Original.store(ctx, e) end,
       ets: fn e -> true = :ets.insert(table, {e.event_id, e}) end,
@@ -105,6 +113,7 @@ defmodule Bench.WriteScaling do
       end)
 
     Original.stop(ctx)
+    :ok = EventStore.stop(full)
     :ets.delete(table)
     acc
   end

@@ -12,7 +12,9 @@
 //! held while the caller encodes results (payloads are `Arc`s copied out).
 //!
 //! Retention: `max_events` evicts the oldest *stored* events (global arrival
-//! order) once the count exceeds it; `max_age_ms` expires events stored more
+//! order; with several writers evicting at once, up to the few arrivals
+//! whose shard another writer holds at that moment) once the count exceeds
+//! it; `max_age_ms` expires events stored more
 //! than that long ago (checked on every put for the touched shard, and for
 //! all shards by `expire`). Ages use the store's own clock because event
 //! timestamps come in mixed units (milliseconds for events built by
@@ -37,7 +39,7 @@ pub use query::{Order, Page, Query, Slice};
 use shard::Shard;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::thread::JoinHandle;
 pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target};
 
@@ -134,6 +136,9 @@ struct Tally {
     /// without locking every shard.
     oldest: AtomicU64,
 }
+
+/// A shard's index and its oldest arrival.
+type Oldest = (usize, u64);
 
 /// `Tally::oldest` of an empty shard.
 const NO_ARRIVAL: u64 = u64::MAX;
@@ -686,30 +691,40 @@ impl Inner {
         Ok(ids)
     }
 
-    /// Evicts the globally oldest arrivals while the count exceeds the
-    /// limit. Each shard's oldest arrival is read from its tally (no shard
-    /// lock); the chosen shard checks it under its lock and, if another
-    /// writer got there first, corrects its tally for the next round.
+    /// Evicts the oldest arrivals while the count exceeds the limit. Each
+    /// shard's oldest arrival is read from its tally (no shard lock). The
+    /// shard holding the oldest is taken when its lock is free; when another
+    /// writer holds it, the shard holding the next oldest is tried, and only
+    /// when both are held does the writer wait for the first. So writers
+    /// that pass the limit together do not queue on one lock, and eviction
+    /// stays oldest first up to the arrivals other writers hold at that
+    /// moment (each is evicted by a later round). The chosen shard checks
+    /// the arrival under its lock and, if another writer got there first,
+    /// corrects its tally for the next round.
     fn enforce_max_events(&self) -> CoreResult<()> {
         let max = self.max_events.load(Relaxed);
         while max > 0 && self.hot.count.load(Relaxed) > max {
-            let oldest = self
-                .tallies
-                .iter()
-                .map(|t| t.oldest.load(Relaxed))
-                .enumerate()
-                .filter(|&(_, seq)| seq != NO_ARRIVAL)
-                .min_by_key(|&(_, seq)| seq);
-            let Some((index, seq)) = oldest else {
+            let Some((oldest, next)) = self.two_oldest() else {
                 break;
             };
-            let (Some(shard), Some(tally)) = (self.shards.get(index), self.tallies.get(index))
-            else {
-                break;
+            let free = |(index, seq): (usize, u64)| match self.shards[index].try_write() {
+                Ok(shard) => Ok(Some((index, seq, shard))),
+                Err(TryLockError::WouldBlock) => Ok(None),
+                Err(TryLockError::Poisoned(e)) => Err(CoreError::poisoned(e)),
             };
-            let mut shard = shard.write().map_err(CoreError::poisoned)?;
+            let taken = match free(oldest)? {
+                Some(taken) => taken,
+                None => match next.map(free).transpose()?.flatten() {
+                    Some(taken) => taken,
+                    None => {
+                        let shard = self.shards[oldest.0].write();
+                        (oldest.0, oldest.1, shard.map_err(CoreError::poisoned)?)
+                    }
+                },
+            };
+            let (index, seq, mut shard) = taken;
             let evicted = shard.evict_oldest(seq);
-            tally.note_oldest(&shard);
+            self.tallies[index].note_oldest(&shard);
             drop(shard);
             if evicted {
                 self.hot.count.fetch_sub(1, Relaxed);
@@ -717,6 +732,31 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The shard holding the oldest arrival and the one holding the next
+    /// oldest, from the tallies; `None` when every shard is empty.
+    fn two_oldest(&self) -> Option<(Oldest, Option<Oldest>)> {
+        let mut best: Option<Oldest> = None;
+        let mut next: Option<Oldest> = None;
+        for (index, tally) in self.tallies.iter().enumerate() {
+            let seq = tally.oldest.load(Relaxed);
+            if seq == NO_ARRIVAL {
+                continue;
+            }
+            match best {
+                Some((_, b)) if b <= seq => {
+                    if next.is_none_or(|(_, n)| seq < n) {
+                        next = Some((index, seq));
+                    }
+                }
+                _ => {
+                    next = best;
+                    best = Some((index, seq));
+                }
+            }
+        }
+        best.map(|b| (b, next))
     }
 }
 

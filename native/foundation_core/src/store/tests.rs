@@ -109,6 +109,132 @@ fn max_events_evicts_oldest_stored() {
     assert_eq!(s.stats().unwrap().evicted_max_events, 7);
 }
 
+/// Many writers passing `max_events` at once: each leaves the store at the
+/// limit (the count, the counters and what a query returns agree), and
+/// what is kept is the newest arrivals up to the few a writer may skip
+/// while another holds their shard.
+#[test]
+fn concurrent_writers_over_the_limit_keep_it_exactly() {
+    let (max, writers, per) = (1_000usize, 8u64, 5_000u64);
+    let s = Arc::new(
+        Store::new(StoreConfig {
+            shards: 8,
+            max_events: max,
+            ..StoreConfig::default()
+        })
+        .unwrap(),
+    );
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    let id = 1 + w * per + i;
+                    s.put(ev(id, "t", i as i64, None)).unwrap();
+                    assert!(s.stats().unwrap().current_event_count <= max as u64 + writers);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let st = s.stats().unwrap();
+    let total = writers * per;
+    assert_eq!(st.current_event_count, max as u64);
+    assert_eq!(st.evicted_max_events, total - max as u64);
+    let kept = ids(s.query(&Query::default()).unwrap());
+    assert_eq!(kept.len(), max);
+    // Each writer's own arrivals are in id order: what is kept of a writer
+    // is a suffix of its ids, up to the skipped few.
+    for w in 0..writers {
+        let mine: Vec<u64> = kept
+            .iter()
+            .copied()
+            .filter(|id| (id - 1) / per == w)
+            .collect();
+        if let Some(&first) = mine.first() {
+            let suffix = (first..=w * per + per).count();
+            assert!(
+                suffix - mine.len() <= 64,
+                "writer {w} kept {} of its last {suffix}",
+                mine.len()
+            );
+        }
+    }
+}
+
+/// A writer over the limit whose oldest arrival's shard is held by another
+/// thread evicts the next oldest instead, and waits for the oldest's shard
+/// only when the next one is held too.
+#[test]
+fn eviction_skips_a_held_shard_and_waits_when_both_are_held() {
+    let s = Arc::new(
+        Store::new(StoreConfig {
+            shards: 4,
+            max_events: 6,
+            ..StoreConfig::default()
+        })
+        .unwrap(),
+    );
+    for id in 1..=6 {
+        s.put(ev(id, "t", id as i64, None)).unwrap();
+    }
+    let shard_of = |id: u64| s.inner.shard_index(id);
+    let count = |s: &Store| s.stats().unwrap().current_event_count;
+    // The first id stored in a shard holds that shard's oldest arrival.
+    let first_in = |shard: usize| (1..=6).find(|&id| shard_of(id) == shard);
+    let outside = |held: [usize; 2]| (100..).find(|&id| !held.contains(&shard_of(id))).unwrap();
+    let put_from_thread = |id: u64| {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || s.put(ev(id, "t", id as i64, None)).unwrap())
+    };
+
+    let ((oldest, _), next) = s.inner.two_oldest().unwrap();
+    let (next, _) = next.unwrap();
+    assert_eq!(first_in(oldest), Some(1));
+    let next_id = first_in(next).unwrap();
+    {
+        let _held = s.inner.shards[oldest].write().unwrap();
+        put_from_thread(outside([oldest, next])).join().unwrap();
+    }
+    assert_eq!(count(&s), 6);
+    assert!(s.get(1).unwrap().is_some(), "the held shard's oldest stays");
+    assert!(s.get(next_id).unwrap().is_none(), "the next oldest goes");
+
+    let ((oldest, _), next) = s.inner.two_oldest().unwrap();
+    let (next, _) = next.unwrap();
+    let oldest_id = first_in(oldest).unwrap();
+    let held_oldest = s.inner.shards[oldest].write().unwrap();
+    let held_next = s.inner.shards[next].write().unwrap();
+    let writer = put_from_thread(outside([oldest, next]));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!writer.is_finished(), "both shards held: the writer waits");
+    assert_eq!(count(&s), 7);
+    drop(held_oldest);
+    writer.join().unwrap();
+    drop(held_next);
+    assert_eq!(count(&s), 6);
+    assert!(s.get(oldest_id).unwrap().is_none());
+}
+
+#[test]
+fn two_oldest_reads_the_tallies() {
+    let s = Store::new(StoreConfig {
+        shards: 4,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    assert_eq!(s.inner.two_oldest(), None);
+    for (index, seq) in [(2, 9), (0, 4), (3, 7)] {
+        s.inner.tallies[index].oldest.store(seq, Relaxed);
+    }
+    assert_eq!(s.inner.two_oldest(), Some(((0, 4), Some((3, 7)))));
+    s.inner.tallies[0].oldest.store(NO_ARRIVAL, Relaxed);
+    s.inner.tallies[3].oldest.store(NO_ARRIVAL, Relaxed);
+    assert_eq!(s.inner.two_oldest(), Some(((2, 9), None)));
+}
+
 /// Retention evicts in arrival order across shards whatever the writes:
 /// single puts, batches, overwrites (a new arrival) and prunes, checked
 /// against a model after every step; the stored count and largest id
