@@ -218,6 +218,41 @@ fn eviction_skips_a_held_shard_and_waits_when_both_are_held() {
     assert!(s.get(oldest_id).unwrap().is_none());
 }
 
+/// A spinning write lock is taken once its holder lets go, whether that
+/// is within the spin or after it (the writer then sleeps in the lock),
+/// and reports a poisoned lock.
+#[test]
+fn write_spinning_waits_for_the_holder_and_reports_poison() {
+    for hold in [
+        std::time::Duration::from_micros(1),
+        std::time::Duration::from_millis(20),
+    ] {
+        let lock = Arc::new(RwLock::new(0u32));
+        let held = Arc::new(std::sync::Barrier::new(2));
+        let holder = {
+            let (lock, held) = (Arc::clone(&lock), Arc::clone(&held));
+            std::thread::spawn(move || {
+                let mut guard = lock.write().unwrap();
+                held.wait();
+                std::thread::sleep(hold);
+                *guard += 1;
+            })
+        };
+        held.wait();
+        *write_spinning(&lock).unwrap() += 1;
+        holder.join().unwrap();
+        assert_eq!(*lock.read().unwrap(), 2, "held for {hold:?}");
+    }
+    let lock = Arc::new(RwLock::new(0u32));
+    let poisoner = Arc::clone(&lock);
+    let _ = std::thread::spawn(move || {
+        let _guard = poisoner.write().unwrap();
+        panic!("poison the lock");
+    })
+    .join();
+    assert!(write_spinning(&lock).is_err());
+}
+
 #[test]
 fn two_oldest_reads_the_tallies() {
     let s = Store::new(StoreConfig {
