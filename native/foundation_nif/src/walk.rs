@@ -221,7 +221,10 @@ pub(crate) fn tuple_elements<'a>(t: Term<'a>) -> Option<impl ExactSizeIterator<I
 /// the CPU forwards from the store to the next load at once.
 pub(crate) struct Stack<'a> {
     env: Env<'a>,
-    inline: [ErlNifTerm; INLINE],
+    /// Slots below `len` hold pushed words; the rest are never read, so
+    /// the array is left uninitialized (a walk of a small term does not
+    /// pay for filling it).
+    inline: [MaybeUninit<ErlNifTerm>; INLINE],
     len: usize,
     spill: Vec<ErlNifTerm>,
 }
@@ -230,9 +233,11 @@ const INLINE: usize = 128;
 
 impl<'a> Stack<'a> {
     pub(crate) fn new(root: Term<'a>) -> Self {
+        let mut inline = [const { MaybeUninit::uninit() }; INLINE];
+        inline[0] = MaybeUninit::new(root.as_c_arg());
         Stack {
             env: root.get_env(),
-            inline: [root.as_c_arg(); INLINE],
+            inline,
             len: 1,
             spill: Vec::new(),
         }
@@ -242,7 +247,7 @@ impl<'a> Stack<'a> {
         let word = t.as_c_arg();
         match self.inline.get_mut(self.len) {
             Some(slot) => {
-                *slot = word;
+                *slot = MaybeUninit::new(word);
                 self.len += 1;
             }
             None => self.spill.push(word),
@@ -254,7 +259,9 @@ impl<'a> Stack<'a> {
             Some(word) => word,
             None => {
                 self.len = self.len.checked_sub(1)?;
-                *self.inline.get(self.len)?
+                // SAFETY: every slot below the old `len` was written by
+                // `new` or `push`.
+                unsafe { self.inline.get(self.len)?.assume_init() }
             }
         };
         // SAFETY: every word pushed is a term of the root's env.
