@@ -12,9 +12,9 @@
 //! held while the caller encodes results (payloads are `Arc`s copied out).
 //!
 //! Retention: `max_events` evicts the oldest *stored* events (global arrival
-//! order; with several writers evicting at once, up to the few arrivals
-//! whose shard another writer holds at that moment) once the count exceeds
-//! it; `max_age_ms` expires events stored more
+//! order; with several writers at once, up to the few arrivals whose shard
+//! another writer holds at that moment) once the count exceeds it;
+//! `max_age_ms` expires events stored more
 //! than that long ago (checked on every put for the touched shard, and for
 //! all shards by `expire`). Ages use the store's own clock because event
 //! timestamps come in mixed units (milliseconds for events built by
@@ -39,7 +39,7 @@ pub use query::{Order, Page, Query, Slice};
 use shard::Shard;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, TryLockError};
 use std::thread::JoinHandle;
 pub use subs::{ColdPage, ColdSource, Delivery, Filter, Sink, SubOptions, Target};
 
@@ -135,6 +135,38 @@ struct Tally {
     /// under its lock, so retention finds the globally oldest event
     /// without locking every shard.
     oldest: AtomicU64,
+    /// Set while a writer (a put, a batch or an eviction) holds the
+    /// shard's lock (see `Writing` and `enforce_max_events`).
+    writing: AtomicBool,
+}
+
+/// A shard write-locked by a writer. Its fields drop in order: the tally's
+/// `writing` flag is cleared before the lock is released.
+struct Writing<'a> {
+    _mark: Marked<'a>,
+    shard: RwLockWriteGuard<'a, Shard>,
+}
+
+struct Marked<'a>(&'a AtomicBool);
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
 }
 
 /// A shard's index and its oldest arrival.
@@ -149,6 +181,7 @@ impl Default for Tally {
             stored: AtomicU64::new(0),
             max_id: AtomicU64::new(0),
             oldest: AtomicU64::new(NO_ARRIVAL),
+            writing: AtomicBool::new(false),
         }
     }
 }
@@ -592,7 +625,7 @@ impl Inner {
         let max_age = self.max_age_ms.load(Relaxed);
         let index = self.shard_index(id);
         let (new, expired, wake) = {
-            let mut shard = write_spinning(&self.shards[index])?;
+            let mut shard = self.writing(index, write_spinning(&self.shards[index])?);
             if self.closed.load(Acquire) {
                 return Err(CoreError::Closed);
             }
@@ -616,6 +649,7 @@ impl Inner {
                     _ => tally.note_oldest(&shard),
                 }
             }
+            drop(shard);
             (new, expired, wake)
         };
         if wake {
@@ -656,7 +690,8 @@ impl Inner {
             if batch.is_empty() {
                 continue;
             }
-            let mut shard = self.shards[index].write().map_err(CoreError::poisoned)?;
+            let shard = self.shards[index].write().map_err(CoreError::poisoned)?;
+            let mut shard = self.writing(index, shard);
             if self.closed.load(Acquire) {
                 return Err(CoreError::Closed);
             }
@@ -692,37 +727,39 @@ impl Inner {
     }
 
     /// Evicts the oldest arrivals while the count exceeds the limit. Each
-    /// shard's oldest arrival is read from its tally (no shard lock). The
-    /// shard holding the oldest is taken when its lock is free; when another
-    /// writer holds it, the shard holding the next oldest is tried, and only
-    /// when both are held does the writer wait for the first. So writers
-    /// that pass the limit together do not queue on one lock, and eviction
-    /// stays oldest first up to the arrivals other writers hold at that
-    /// moment (each is evicted by a later round). The chosen shard checks
-    /// the arrival under its lock and, if another writer got there first,
-    /// corrects its tally for the next round.
+    /// shard's oldest arrival is read from its tally (no shard lock). When
+    /// another writer holds the lock of the shard holding the oldest, as
+    /// happens when many writers fill a full store, the shard holding the
+    /// next oldest is tried instead, so those writers do not queue on one
+    /// lock: eviction stays oldest first up to the arrivals other writers
+    /// hold at that moment (each goes in a later round). Any other holder
+    /// (a read, a prune, the helper thread) is waited for, spinning first.
+    /// The chosen shard checks the arrival under its lock and, if another
+    /// writer got there first, corrects its tally for the next round.
     fn enforce_max_events(&self) -> CoreResult<()> {
         let max = self.max_events.load(Relaxed);
         while max > 0 && self.hot.count.load(Relaxed) > max {
             let Some((oldest, next)) = self.two_oldest() else {
                 break;
             };
-            let free = |(index, seq): (usize, u64)| match self.shards[index].try_write() {
+            let free = |(index, seq): Oldest| match self.shards[index].try_write() {
                 Ok(shard) => Ok(Some((index, seq, shard))),
                 Err(TryLockError::WouldBlock) => Ok(None),
                 Err(TryLockError::Poisoned(e)) => Err(CoreError::poisoned(e)),
             };
             let taken = match free(oldest)? {
                 Some(taken) => taken,
-                None => match next.map(free).transpose()?.flatten() {
-                    Some(taken) => taken,
-                    None => {
-                        let shard = self.shards[oldest.0].write();
-                        (oldest.0, oldest.1, shard.map_err(CoreError::poisoned)?)
+                None => {
+                    let by_writer = self.tallies[oldest.0].writing.load(Relaxed);
+                    let next = next.filter(|_| by_writer).map(free).transpose()?;
+                    match next.flatten() {
+                        Some(taken) => taken,
+                        None => (oldest.0, oldest.1, write_spinning(&self.shards[oldest.0])?),
                     }
-                },
+                }
             };
-            let (index, seq, mut shard) = taken;
+            let (index, seq, shard) = taken;
+            let mut shard = self.writing(index, shard);
             let evicted = shard.evict_oldest(seq);
             self.tallies[index].note_oldest(&shard);
             drop(shard);
@@ -732,6 +769,17 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// `shard` (the write guard of shard `index`), marked as held by a
+    /// writer in its tally until the returned guard is dropped.
+    fn writing<'a>(&'a self, index: usize, shard: RwLockWriteGuard<'a, Shard>) -> Writing<'a> {
+        let flag = &self.tallies[index].writing;
+        flag.store(true, Relaxed);
+        Writing {
+            _mark: Marked(flag),
+            shard,
+        }
     }
 
     /// The shard holding the oldest arrival and the one holding the next
@@ -766,7 +814,7 @@ impl Inner {
 /// costs it a futex wait and a wake-up, and costs the holder a futex wake
 /// when it unlocks, several times the wait itself. Two writers per core
 /// thus keep their cores busy instead of idle.
-fn write_spinning<T>(lock: &RwLock<T>) -> CoreResult<std::sync::RwLockWriteGuard<'_, T>> {
+fn write_spinning<T>(lock: &RwLock<T>) -> CoreResult<RwLockWriteGuard<'_, T>> {
     for _ in 0..SPIN_TRIES {
         match lock.try_write() {
             Ok(guard) => return Ok(guard),

@@ -164,11 +164,12 @@ fn concurrent_writers_over_the_limit_keep_it_exactly() {
     }
 }
 
-/// A writer over the limit whose oldest arrival's shard is held by another
-/// thread evicts the next oldest instead, and waits for the oldest's shard
-/// only when the next one is held too.
+/// A writer over the limit whose oldest arrival's shard another writer
+/// holds evicts the next oldest instead, and waits for the oldest's shard
+/// when the next one is held too, or when the holder is not a writer (a
+/// read here): then eviction stays exactly oldest first.
 #[test]
-fn eviction_skips_a_held_shard_and_waits_when_both_are_held() {
+fn eviction_skips_a_shard_another_writer_holds_and_waits_for_other_holders() {
     let s = Arc::new(
         Store::new(StoreConfig {
             shards: 4,
@@ -182,40 +183,66 @@ fn eviction_skips_a_held_shard_and_waits_when_both_are_held() {
     }
     let shard_of = |id: u64| s.inner.shard_index(id);
     let count = |s: &Store| s.stats().unwrap().current_event_count;
+    let stored = |s: &Store, id: u64| s.get(id).unwrap().is_some();
     // The first id stored in a shard holds that shard's oldest arrival.
-    let first_in = |shard: usize| (1..=6).find(|&id| shard_of(id) == shard);
+    let first_in =
+        |s: &Store, shard: usize| (1..=6).find(|&id| shard_of(id) == shard && stored(s, id));
     let outside = |held: [usize; 2]| (100..).find(|&id| !held.contains(&shard_of(id))).unwrap();
     let put_from_thread = |id: u64| {
         let s = Arc::clone(&s);
         std::thread::spawn(move || s.put(ev(id, "t", id as i64, None)).unwrap())
     };
+    let wait = std::time::Duration::from_millis(50);
 
+    // Held by a writer: the next oldest goes.
     let ((oldest, _), next) = s.inner.two_oldest().unwrap();
     let (next, _) = next.unwrap();
-    assert_eq!(first_in(oldest), Some(1));
-    let next_id = first_in(next).unwrap();
+    let (oldest_id, next_id) = (first_in(&s, oldest).unwrap(), first_in(&s, next).unwrap());
+    assert_eq!(oldest_id, 1);
     {
-        let _held = s.inner.shards[oldest].write().unwrap();
+        let _held = s
+            .inner
+            .writing(oldest, s.inner.shards[oldest].write().unwrap());
         put_from_thread(outside([oldest, next])).join().unwrap();
     }
     assert_eq!(count(&s), 6);
-    assert!(s.get(1).unwrap().is_some(), "the held shard's oldest stays");
-    assert!(s.get(next_id).unwrap().is_none(), "the next oldest goes");
+    assert!(stored(&s, oldest_id), "the held shard's oldest stays");
+    assert!(!stored(&s, next_id), "the next oldest goes");
 
+    // Both held by writers: the writer waits for the oldest's shard.
     let ((oldest, _), next) = s.inner.two_oldest().unwrap();
     let (next, _) = next.unwrap();
-    let oldest_id = first_in(oldest).unwrap();
-    let held_oldest = s.inner.shards[oldest].write().unwrap();
-    let held_next = s.inner.shards[next].write().unwrap();
+    let oldest_id = first_in(&s, oldest).unwrap();
+    let held_oldest = s
+        .inner
+        .writing(oldest, s.inner.shards[oldest].write().unwrap());
+    let held_next = s.inner.writing(next, s.inner.shards[next].write().unwrap());
     let writer = put_from_thread(outside([oldest, next]));
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::thread::sleep(wait);
     assert!(!writer.is_finished(), "both shards held: the writer waits");
     assert_eq!(count(&s), 7);
     drop(held_oldest);
     writer.join().unwrap();
     drop(held_next);
     assert_eq!(count(&s), 6);
-    assert!(s.get(oldest_id).unwrap().is_none());
+    assert!(!stored(&s, oldest_id));
+
+    // Held by a reader: the writer waits, and the oldest goes.
+    let ((oldest, _), next) = s.inner.two_oldest().unwrap();
+    let (next, _) = next.unwrap();
+    let (oldest_id, next_id) = (first_in(&s, oldest).unwrap(), first_in(&s, next).unwrap());
+    let reading = s.inner.shards[oldest].read().unwrap();
+    let writer = put_from_thread(outside([oldest, next]));
+    std::thread::sleep(wait);
+    assert!(
+        !writer.is_finished(),
+        "a reader holds the oldest: the writer waits"
+    );
+    drop(reading);
+    writer.join().unwrap();
+    assert_eq!(count(&s), 6);
+    assert!(!stored(&s, oldest_id));
+    assert!(stored(&s, next_id));
 }
 
 /// A spinning write lock is taken once its holder lets go, whether that
