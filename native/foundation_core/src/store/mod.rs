@@ -649,7 +649,6 @@ impl Inner {
                     _ => tally.note_oldest(&shard),
                 }
             }
-            drop(shard);
             (new, expired, wake)
         };
         if wake {
