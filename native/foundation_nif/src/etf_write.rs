@@ -15,7 +15,7 @@
 //! VM's encoder, so every warm write of the test suite checks it.
 
 use crate::store_term::{immediate, Immediate};
-use crate::walk::tuple_elements;
+use crate::walk::{cell, tuple_elements};
 use rustc_hash::FxHashMap;
 use rustler::sys::ErlNifTerm;
 use rustler::{Binary, Term, TermType};
@@ -217,11 +217,6 @@ fn atom(word: u64, term: Term, out: &mut Vec<u8>, atoms: &mut Atoms) -> Option<(
     }
     atoms.insert(word, bytes.into());
     Some(())
-}
-
-/// The head and tail of a list cell (`None` for anything else).
-fn cell(list: Term) -> Option<(Term, Term)> {
-    crate::walk::cons(list).or_else(|| list.list_get_cell().ok())
 }
 
 /// A list: `[]`, a string (a proper list of at most `MAX_STRING` bytes),

@@ -43,7 +43,7 @@ pub(crate) fn walk<C: Cost>(term: Term, budget: usize, cost: &mut C) -> Option<u
     while let Some(mut t) = stack.pop() {
         // A list is followed cell by cell here, its immediate heads priced
         // at once: only heads that hold more terms go on the stack.
-        while let Some((head, tail)) = cons(t) {
+        while let Some((head, tail)) = cell(t) {
             left = left.checked_sub(cost.cell())?;
             match is_immediate(head) {
                 true => left = left.checked_sub(cost.leaf(head)?)?,
@@ -55,12 +55,6 @@ pub(crate) fn walk<C: Cost>(term: Term, budget: usize, cost: &mut C) -> Option<u
             cost.leaf(t)?
         } else {
             match t.get_type() {
-                TermType::List if !t.is_empty_list() => {
-                    let (head, tail) = t.list_get_cell().ok()?;
-                    stack.push(tail);
-                    stack.push(head);
-                    cost.cell()
-                }
                 TermType::Tuple => {
                     let items = tuple_elements(t)?;
                     let spent = cost.tuple(items.len(), left)?;
@@ -108,12 +102,21 @@ fn push_pairs<'a>(t: Term<'a>, size: usize, stack: &mut Stack<'a>) -> Option<()>
     Some(())
 }
 
-/// The head and tail of list cell `t`, read from the cell's two words
-/// (`None`: `t` is not a list cell, or the layout was not verified). This
-/// saves a term type call and a list cell call per element of a list.
-pub(crate) fn cons(t: Term) -> Option<(Term, Term)> {
+/// The head and tail of list cell `t` (`None` for anything else): read
+/// from the cell's two words once `calibrate` verified their layout, which
+/// saves a term type call and a list cell call per element of a list, else
+/// through `enif_get_list_cell`.
+pub(crate) fn cell(t: Term) -> Option<(Term, Term)> {
+    match CONS_READ.load(Relaxed) {
+        true => cons(t),
+        false => t.list_get_cell().ok(),
+    }
+}
+
+/// `cell` from the cell's words (`calibrate` checked their layout).
+fn cons(t: Term) -> Option<(Term, Term)> {
     let w = word(t);
-    if w & 0b11 != LIST || !CONS_READ.load(Relaxed) {
+    if w & 0b11 != LIST {
         return None;
     }
     let cell = (w - LIST) as *const usize;
