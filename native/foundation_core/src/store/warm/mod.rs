@@ -44,6 +44,7 @@
 mod codec;
 mod deflate;
 mod journal;
+mod ordered;
 
 pub use codec::Compression;
 use codec::{Header, Parsed, Trained};
@@ -54,7 +55,7 @@ use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{
@@ -254,7 +255,7 @@ struct Group {
 }
 
 /// (system timestamp, id) entries of one type or correlation id.
-type Entries = BTreeSet<(i64, u64)>;
+type Entries = ordered::Ordered;
 
 /// The in-memory indexes by time, by type and by correlation id: what
 /// index ranges of a disk layout would hold, without their engine writes.
@@ -296,7 +297,7 @@ impl Mem {
                 set.insert(key);
             }
             None => {
-                map.insert(name.to_vec(), BTreeSet::from([key]));
+                map.insert(name.to_vec(), Entries::from_iter([key]));
             }
         };
         self.by_time.insert(key);
@@ -365,28 +366,15 @@ impl Mem {
         let Some(set) = set else {
             return Vec::new();
         };
-        let lower = match after {
-            Some(a) if !desc && a >= lo => Excluded(a),
-            _ => Included(lo),
+        let lower = match &after {
+            Some(a) if !desc && *a >= lo => Excluded(a),
+            _ => Included(&lo),
         };
-        let upper = match after {
-            Some(a) if desc && a <= hi => Excluded(a),
-            _ => Included(hi),
+        let upper = match &after {
+            Some(a) if desc && *a <= hi => Excluded(a),
+            _ => Included(&hi),
         };
-        // An empty or inverted range (`BTreeSet::range` panics on those).
-        let empty = match (lower, upper) {
-            (Included(l) | Excluded(l), Included(u) | Excluded(u)) => l > u,
-            _ => false,
-        };
-        if empty {
-            return Vec::new();
-        }
-        let range = set.range((lower, upper));
-        if desc {
-            range.rev().take(max).copied().collect()
-        } else {
-            range.take(max).copied().collect()
-        }
+        set.range(lower, upper, desc, max)
     }
 }
 
