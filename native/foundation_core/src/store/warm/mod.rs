@@ -44,7 +44,7 @@
 mod codec;
 mod deflate;
 mod journal;
-mod ordered;
+pub mod ordered;
 
 pub use codec::Compression;
 use codec::{Header, Parsed, Trained};

@@ -16,23 +16,22 @@ use std::ops::Bound;
 /// (system timestamp, id).
 pub type Key = (i64, u64);
 
-/// Keys a block is filled to by appends; a block splits in two past twice
-/// that.
+/// Keys a block is filled to by appends; a block splits in two when it
+/// reaches twice that.
 const BLOCK: usize = 128;
 
 /// A set of keys in ascending order.
 #[derive(Default, Debug)]
 pub struct Ordered {
     /// Non-empty sorted blocks; every key of a block is below every key
-    /// of the next.
-    blocks: Vec<VecDeque<Key>>,
+    /// of the next. A deque too, so the first block goes in O(1).
+    blocks: VecDeque<VecDeque<Key>>,
     /// Each block's greatest key.
-    greatest: Vec<Key>,
+    greatest: VecDeque<Key>,
     len: usize,
 }
 
 impl Ordered {
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -43,7 +42,7 @@ impl Ordered {
 
     /// The greatest key.
     pub fn last(&self) -> Option<&Key> {
-        self.greatest.last()
+        self.greatest.back()
     }
 
     /// The block that holds `k` if any does, and where it would go
@@ -57,7 +56,7 @@ impl Ordered {
 
     /// Adds `k`; `false` if it was there.
     pub fn insert(&mut self, k: Key) -> bool {
-        let Some(&top) = self.greatest.last() else {
+        let Some(&top) = self.greatest.back() else {
             self.push_block(k);
             return true;
         };
@@ -79,8 +78,9 @@ impl Ordered {
         };
         block.insert(at, k);
         self.len += 1;
-        if block.len() > 2 * BLOCK {
-            let tail = block.split_off(block.len() / 2);
+        // Split before the block would grow its buffer past 2 * BLOCK.
+        if block.len() >= 2 * BLOCK {
+            let tail = block.split_off(BLOCK);
             // Both halves hold BLOCK keys or more.
             if let (Some(&head_max), Some(&tail_max)) = (block.back(), tail.back()) {
                 self.greatest[b] = head_max;
@@ -94,8 +94,8 @@ impl Ordered {
     fn push_block(&mut self, k: Key) {
         let mut block = VecDeque::with_capacity(BLOCK);
         block.push_back(k);
-        self.blocks.push(block);
-        self.greatest.push(k);
+        self.blocks.push_back(block);
+        self.greatest.push_back(k);
         self.len += 1;
     }
 
@@ -104,11 +104,17 @@ impl Ordered {
         if self.blocks.is_empty() {
             return false;
         }
-        let b = self.block_of(k);
-        let block = &mut self.blocks[b];
-        let Ok(at) = block.binary_search(k) else {
-            return false;
+        // The oldest key (eviction) needs no search.
+        let (b, at) = if self.blocks[0].front() == Some(k) {
+            (0, 0)
+        } else {
+            let b = self.block_of(k);
+            match self.blocks[b].binary_search(k) {
+                Ok(at) => (b, at),
+                Err(_) => return false,
+            }
         };
+        let block = &mut self.blocks[b];
         block.remove(at);
         self.len -= 1;
         match block.back() {
@@ -126,9 +132,10 @@ impl Ordered {
                     && b + 1 < self.blocks.len()
                     && small + self.blocks[b + 1].len() <= BLOCK
                 {
-                    let mut next = self.blocks.remove(b + 1);
-                    self.greatest.remove(b);
-                    self.blocks[b].append(&mut next);
+                    if let Some(mut next) = self.blocks.remove(b + 1) {
+                        self.greatest.remove(b);
+                        self.blocks[b].append(&mut next);
+                    }
                 }
             }
         }
@@ -190,7 +197,7 @@ impl Ordered {
             Some(block) => block.partition_point(|k| !above(k)),
             None => return out,
         };
-        for block in &self.blocks[first..] {
+        for block in self.blocks.range(first..) {
             for &k in block.range(at..) {
                 if !below(&k) {
                     return out;
@@ -206,7 +213,6 @@ impl Ordered {
     }
 
     /// Every key, ascending.
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &Key> {
         self.blocks.iter().flatten()
     }
@@ -220,7 +226,7 @@ impl FromIterator<Key> for Ordered {
         keys.sort_unstable();
         keys.dedup();
         let len = keys.len();
-        let blocks: Vec<VecDeque<Key>> = keys
+        let blocks: VecDeque<VecDeque<Key>> = keys
             .chunks(BLOCK)
             .map(|c| c.iter().copied().collect())
             .collect();
@@ -274,7 +280,7 @@ mod tests {
         assert_eq!(set.blocks.len(), set.greatest.len());
         assert_eq!(set.len, set.blocks.iter().map(VecDeque::len).sum::<usize>());
         for (block, g) in set.blocks.iter().zip(&set.greatest) {
-            assert!(!block.is_empty() && block.len() <= 2 * BLOCK);
+            assert!(!block.is_empty() && block.len() < 2 * BLOCK);
             assert_eq!(block.back(), Some(g));
         }
         let keys: Vec<&Key> = set.iter().collect();
