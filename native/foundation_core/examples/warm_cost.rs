@@ -7,7 +7,7 @@ use std::time::Instant;
 use support::event;
 
 fn main() {
-    for comp in [Compression::None, Compression::Zstd] {
+    for comp in [Compression::None, Compression::Gzip, Compression::Zstd] {
         for group in [4usize, 100] {
             let dir = std::env::temp_dir().join(format!("warm-cost-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
