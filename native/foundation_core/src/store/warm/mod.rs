@@ -59,7 +59,7 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU64,
+    AtomicBool, AtomicI64, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -218,8 +218,16 @@ const COUNTERS: &[u8] = b"counters";
 /// docs/benchmarks.md).
 const WRITE_BUFFER: u64 = 128 * 1024 * 1024;
 /// Journal bytes kept before writes wait for flushes; also what a reopen
-/// may have to replay (the recovery time bound).
-const JOURNALS: u64 = 128 * 1024 * 1024;
+/// may have to replay (the recovery time bound). The engine counts a
+/// sealed journal at its file size, and it makes each file 32 MiB ahead,
+/// however little the journal holds: every rotation of `events` (16 MiB
+/// of data, `EVENTS_MEMTABLE`) and of `meta` (see
+/// `Engine::let_journals_go`) seals one. At 128 MiB four sealed files
+/// reached the engine's 90 % mark, where it puts the writer to sleep
+/// for 500 ms, whenever the flushes of two `events` memtables lagged on a
+/// busy machine; 256 MiB leaves room for four of them, with at most
+/// 64 MiB of data to replay.
+const JOURNALS: u64 = 256 * 1024 * 1024;
 /// Memtable size per partition: a flush (and the end of a journal's life)
 /// comes every few MiB of writes.
 const MEMTABLE: u32 = 4 * 1024 * 1024;
@@ -237,6 +245,9 @@ struct Engine {
     keyspace: Keyspace,
     events: PartitionHandle,
     meta: PartitionHandle,
+    /// The engine's journal count after `meta`'s last rotation (see
+    /// `Engine::let_journals_go`).
+    journals: AtomicUsize,
     /// Holds the directory's `flock` until the engine is dropped.
     _lock: File,
 }
@@ -762,8 +773,32 @@ impl Engine {
             keyspace,
             events,
             meta,
+            journals: AtomicUsize::new(0),
             _lock: lock,
         })
+    }
+
+    /// Lets the engine retire its journals as soon as `events` has
+    /// flushed them. The engine deletes a journal once every partition
+    /// has flushed what was written while it was active. `events` rotates
+    /// its memtable every `EVENTS_MEMTABLE` bytes (starting a new
+    /// journal), but `meta` (a few small keys rewritten by every commit)
+    /// hardly ever fills its own, so the journals stayed until the
+    /// engine's monitor (every 250 ms, once they pass half of `JOURNALS`)
+    /// rotated it, and a long ingest reached the engine's 90 % mark,
+    /// where the apply thread slept 500 ms (twice per 400 000 uncompressed
+    /// events in the bench). So when the journal count has grown since
+    /// the last time, `meta` rotates too (its flush is a tiny table).
+    fn let_journals_go(&self) {
+        let count = self.keyspace.journal_count();
+        let seen = self.journals.load(Relaxed);
+        if count > seen.max(1) {
+            if self.meta.rotate_memtable().is_ok() {
+                self.journals.store(self.keyspace.journal_count(), Relaxed);
+            }
+        } else if count < seen {
+            self.journals.store(count, Relaxed);
+        }
     }
 
     /// The in-memory indexes, from the records' headers, and the ids of
@@ -1610,6 +1645,7 @@ impl Warm {
         }
         batch.insert(&engine.meta, COUNTERS, next.encode());
         batch.commit().map_err(|e| self.failed(e))?;
+        engine.let_journals_go();
         self.mem_apply(ops)?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {

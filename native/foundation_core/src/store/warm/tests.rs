@@ -693,3 +693,50 @@ fn a_full_disk_when_a_journal_segment_is_made_fails_that_write() {
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     let _ = std::fs::remove_dir_all(&path);
 }
+
+#[test]
+fn journals_go_once_the_events_memtables_are_flushed() {
+    let d = dir("journals");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    let engine = w.engine().unwrap();
+    let mut next = 1;
+    let mut write = || {
+        w.append(
+            (next..next + 50)
+                .map(|i| event(i, i as i64, "t", None))
+                .collect(),
+        )
+        .unwrap();
+        next += 50;
+    };
+    write();
+    // Three times what a full `events` memtable does: seal it and its
+    // journal, then the writes go on.
+    for _ in 0..3 {
+        assert!(engine.events.rotate_memtable().unwrap());
+        write();
+    }
+    // `meta` rotated after each (its memtable holds writes of every
+    // journal), so once the flushes are done only the active journal and
+    // the one sealed with `meta`'s last rotation are left. Without that,
+    // the three sealed journals would stay until `meta` filled its
+    // memtable or the engine's monitor saw half of its journal budget.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let count = engine.keyspace.journal_count();
+        if count <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "journals kept: {count}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // The engine deletes flushed journals when it next rotates or
+        // flushes; writes keep coming in real use.
+        write();
+    }
+    drop(engine);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
