@@ -25,7 +25,9 @@ use crate::budget::NORMAL_BYTES;
 use crate::error::{NifError, NifOutcome};
 use crate::store::{checked, prepare_each, StoreHandle};
 use crate::store_codec::{list_terms, prepare, query_from, to_new_events, Prepared};
-use foundation_core::store::warm::{Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig};
+use foundation_core::store::warm::{
+    id_stripe, Blocked, Compression, Hit, Incoming, Packed, Warm, WarmConfig,
+};
 use foundation_core::store::{Bytes, ColdPage, ColdSource, Filter, NewEvent};
 use foundation_core::{CoreError, CoreResult};
 use rustler::env::OwnedEnv;
@@ -80,8 +82,11 @@ pub struct WarmHandle {
 /// the frame).
 struct IdLocks([Mutex<()>; ID_STRIPES]);
 
-/// Stripes of `IdLocks`.
-const ID_STRIPES: usize = 64;
+/// Stripes of `IdLocks` (see `id_stripe`): a batch of 100 events made one
+/// after another takes 100 of them, so concurrent batches rarely meet.
+/// With 64, every batch took every stripe, and batches from different
+/// processes went through the memory tier one at a time.
+const ID_STRIPES: usize = 1024;
 
 impl Default for IdLocks {
     fn default() -> Self {
@@ -94,7 +99,7 @@ impl IdLocks {
     /// wait for each other in a cycle). A stripe guards no data: one left
     /// poisoned by a panic is taken as it is.
     fn lock(&self, ids: impl Iterator<Item = u64>) -> Vec<std::sync::MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = ids.map(|id| (id % ID_STRIPES as u64) as usize).collect();
+        let mut stripes: Vec<usize> = ids.map(|id| id_stripe(id, ID_STRIPES)).collect();
         stripes.sort_unstable();
         stripes.dedup();
         stripes

@@ -2175,6 +2175,18 @@ impl Warm {
     }
 }
 
+/// Which of `stripes` locks guards writes of event `id` (the NIF's lock
+/// stripes keep two writes of one id in the same order in the journal and
+/// in memory). `Utils.generate_id/0` puts the node's bits in an id's low
+/// 12 bits and counts above them, so the id's own low bits would send
+/// every id of a node to one stripe, and every write through one lock;
+/// folding the count in keeps ids made one after another, from
+/// `generate_id/0` or a plain counter, on different stripes, and a batch
+/// of consecutive ids on a run of them.
+pub fn id_stripe(id: u64, stripes: usize) -> usize {
+    ((id ^ (id >> 12)) % stripes.max(1) as u64) as usize
+}
+
 /// Journal bytes one engine batch of the apply thread takes at most.
 const APPLY_BYTES: usize = 4 << 20;
 

@@ -740,3 +740,17 @@ fn journals_go_once_the_events_memtables_are_flushed() {
     w.close().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn ids_made_one_after_another_take_different_stripes() {
+    let n = 1024;
+    // `Utils.generate_id/0`: a count above the node's 12 bits.
+    let node = 0b1010_0110_0101;
+    let generated: HashSet<usize> = (0..n as u64)
+        .map(|i| id_stripe(((5_000 + i) << 12) | node, n))
+        .collect();
+    // A plain counter, as a host's own ids may be.
+    let counted: HashSet<usize> = (0..n as u64).map(|i| id_stripe(1_000_000 + i, n)).collect();
+    assert_eq!(generated.len(), n);
+    assert_eq!(counted.len(), n);
+}
