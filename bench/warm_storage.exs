@@ -4,6 +4,7 @@
 #   RECOVERY=100000 mix run bench/warm_storage.exs      # smaller recovery sizes
 #   ONLY=crash_fill mix run bench/warm_storage.exs && ONLY=crash_open mix run bench/warm_storage.exs
 #   ONLY=sustained SUSTAINED=200000 mix run bench/warm_storage.exs   # a long ingest
+#   IDS=generated ONLY=ingest mix run bench/warm_storage.exs   # ids from Utils.generate_id/0
 #
 # Tables: ingest (4 concurrent writers of small events, single stores and
 # batches of 100) hot-only vs warm per compression mode, best of three
@@ -72,7 +73,7 @@ defmodule Bench.WarmStorage do
         1..@writers
         |> Enum.map(fn w ->
           Task.async(fn ->
-            ids = for i <- 1..@per_writer, do: w * 10_000_000 + i
+            ids = ids(w)
 
             if batch == 1 do
               Enum.each(ids, &({:ok, _} = EventStore.store(event(&1), ns)))
@@ -92,6 +93,15 @@ defmodule Bench.WarmStorage do
     applied_us = System.monotonic_time(:microsecond) - t0
     rate = fn us -> round(@writers * @per_writer / (us / 1_000_000)) end
     {rate.(us), rate.(applied_us)}
+  end
+
+  # Writer `w`'s event ids: consecutive integers, or with IDS=generated
+  # what `Utils.generate_id/0` makes (a count above the node's bits, ids of
+  # all writers interleaved), as events from `Events.new_event/2` carry.
+  defp ids(w) do
+    if System.get_env("IDS") == "generated",
+      do: for(_ <- 1..@per_writer, do: ElixirScope.Foundation.Utils.generate_id()),
+      else: for(i <- 1..@per_writer, do: w * 10_000_000 + i)
   end
 
   # CPU time of this OS process so far, in microseconds (utime + stime of
