@@ -1644,8 +1644,7 @@ impl Warm {
             next.jpos = jpos;
         }
         batch.insert(&engine.meta, COUNTERS, next.encode());
-        batch.commit().map_err(|e| self.failed(e))?;
-        engine.let_journals_go();
+        self.commit_batch(&engine, batch)?;
         self.mem_apply(ops)?;
         *counters = next;
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
@@ -1653,6 +1652,15 @@ impl Warm {
         }
         self.acked.write(&counters);
         self.publish(&counters);
+        Ok(())
+    }
+
+    /// Commits `batch` to the engine, then lets the engine retire the
+    /// journals its flushes have covered (`Engine::let_journals_go`):
+    /// removals fill the memtables and the journal as writes do.
+    fn commit_batch(&self, engine: &Engine, batch: fjall::Batch) -> CoreResult<()> {
+        batch.commit().map_err(|e| self.failed(e))?;
+        engine.let_journals_go();
         Ok(())
     }
 
@@ -1715,7 +1723,7 @@ impl Warm {
             }
         }
         batch.insert(&engine.meta, COUNTERS, next.encode());
-        batch.commit().map_err(|e| self.failed(e))?;
+        self.commit_batch(engine, batch)?;
         self.mem_apply(ops)?;
         *counters = next;
         Ok(removed)
@@ -1799,7 +1807,7 @@ impl Warm {
                 for k in keys {
                     batch.remove(part, k);
                 }
-                batch.commit().map_err(|e| self.failed(e))?;
+                self.commit_batch(&engine, batch)?;
             }
         }
         // The journal position stays: its applied frames must not return.
