@@ -276,10 +276,11 @@ defmodule ElixirScope.Foundation.Integration.WarmRestartTest do
       kill(lines)
       collect(port, [], fn _, _ -> false end)
 
-      # Break the engine's journal marker of event 20's record: the engine's
-      # replay stops there and cuts its journal, so events 20..30 are gone
-      # from it.
-      pattern = <<6, "events", 8::16, 20::64>>
+      # Break the engine's journal marker of event 20's block (one per
+      # write here, keyed by its first arrival sequence plus one: 20): the
+      # engine's replay stops there and cuts its journal, so events 20..30
+      # are gone from it.
+      pattern = <<6, "blocks", 8::16, 20::64>>
 
       hits =
         for file <- Path.wildcard(Path.join(dir, "data/**/*")), File.regular?(file) do

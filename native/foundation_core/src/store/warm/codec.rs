@@ -486,6 +486,73 @@ pub fn parse(record: &[u8]) -> Option<Parsed<'_>> {
     })
 }
 
+/// First byte of a block (see [`block`]).
+const BLOCK_MAGIC: u8 = 0xB1;
+/// Bytes of a block before its table: magic, count, table checksum.
+const BLOCK_HEAD: usize = 1 + 2 + 4;
+/// Bytes of one table entry: id and record length.
+const BLOCK_SLOT: usize = 8 + 4;
+
+/// Packs records (each sealed, with its own checksum) into one engine value:
+///
+/// ```text
+/// magic u8 | count u16 | crc32 u32 | (id u64 | len u32) * count | records
+/// ```
+///
+/// the CRC-32 over the table. One engine entry per block instead of one
+/// per event is most of what the engine costs per event (its batch,
+/// memtable and journal work is per entry). At most `u16::MAX` records.
+pub fn block<'a>(records: impl ExactSizeIterator<Item = (u64, &'a [u8])> + Clone) -> Vec<u8> {
+    let count = records.len().min(usize::from(u16::MAX));
+    let bytes: usize = records.clone().take(count).map(|(_, r)| r.len()).sum();
+    let mut out = Vec::with_capacity(BLOCK_HEAD + count * BLOCK_SLOT + bytes);
+    out.push(BLOCK_MAGIC);
+    out.extend_from_slice(&(count as u16).to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    for (id, record) in records.clone().take(count) {
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    }
+    let table_end = out.len();
+    let crc = crc32(&out[BLOCK_HEAD..table_end]);
+    out[3..7].copy_from_slice(&crc.to_be_bytes());
+    for (_, record) in records.take(count) {
+        out.extend_from_slice(record);
+    }
+    out
+}
+
+/// The (id, record) slots of a block, in order; `None` when its table is
+/// damaged (its records are then unknown). The records are not checked
+/// here: each has its own checksum ([`parse`]).
+pub fn block_slots(block: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    let mut r = Reader(block);
+    let [magic] = r.array()?;
+    if magic != BLOCK_MAGIC {
+        return None;
+    }
+    let count = usize::from(u16::from_be_bytes(r.array()?));
+    let crc = u32::from_be_bytes(r.array()?);
+    let table = r.take(count.checked_mul(BLOCK_SLOT)?)?;
+    if crc32(table) != crc {
+        return None;
+    }
+    let mut slots = Vec::with_capacity(count);
+    for entry in table.chunks_exact(BLOCK_SLOT) {
+        let id = u64::from_be_bytes(entry[..8].try_into().ok()?);
+        let len = u32::from_be_bytes(entry[8..].try_into().ok()?) as usize;
+        slots.push((id, r.take(len)?));
+    }
+    Some(slots)
+}
+
+/// The record of `id` in a block: `None` when the table is damaged,
+/// `Some(None)` when the block does not hold it.
+pub fn block_find(block: &[u8], id: u64) -> Option<Option<&[u8]>> {
+    let slots = block_slots(block)?;
+    Some(slots.into_iter().find(|&(i, _)| i == id).map(|(_, r)| r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,6 +631,35 @@ mod tests {
         rec.extend_from_slice(&frame);
         seal(&mut rec, 1);
         assert_eq!(parse(&rec).unwrap().body().unwrap(), body);
+    }
+
+    #[test]
+    fn blocks_give_back_their_records_and_a_damaged_table_is_refused() {
+        let records: Vec<(u64, Vec<u8>)> = (1..=70u64)
+            .map(|i| {
+                (
+                    i * 3,
+                    encode(Compression::None, &header(), &[i as u8; 40]).unwrap(),
+                )
+            })
+            .collect();
+        let b = block(records.iter().map(|(i, r)| (*i, &r[..])));
+        let slots = block_slots(&b).unwrap();
+        assert_eq!(slots.len(), 70);
+        for ((id, rec), (sid, srec)) in records.iter().zip(&slots) {
+            assert_eq!((id, &rec[..]), (sid, *srec));
+        }
+        assert_eq!(block_find(&b, 9), Some(Some(&records[2].1[..])));
+        assert_eq!(block_find(&b, 10), Some(None));
+        let mut damaged = b.clone();
+        damaged[BLOCK_HEAD + 3] ^= 1;
+        assert_eq!(block_slots(&damaged), None);
+        assert_eq!(block_slots(&b[..b.len() - 1]), None);
+        assert_eq!(block_slots(&[]), None);
+        assert_eq!(
+            block_slots(&block(std::iter::empty::<(u64, &[u8])>())),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -4,14 +4,23 @@
 //! `<path>/data`, owned through an exclusive `flock` on `<path>/LOCK`.
 //! Partitions:
 //!
-//! * `events`: event id -> record (see [`codec`]: checksum, arrival sequence,
-//!   system timestamp, type, correlation id, compressed body);
+//! * `blocks`: block key -> the records of up to `BLOCK_EVENTS` events
+//!   written in one batch (see [`codec::block`]; a record: checksum,
+//!   arrival sequence, system timestamp, type, correlation id, compressed
+//!   body). The key is the arrival sequence of its first record, plus one;
+//! * `events`: event id -> record, one entry per event, as directories
+//!   written before blocks hold them (read, overwritten and removed as
+//!   before; new events go to blocks);
 //! * `meta`: the counters, written in the same atomic batch as the events.
 //!
-//! The time, type and correlation indexes, (system timestamp, id),
-//! (type, system timestamp, id) and (correlation id, system timestamp, id),
+//! The indexes by id (id -> block), (system timestamp, id),
+//! (type, system timestamp, id) and (correlation id, system timestamp, id)
 //! are kept in memory (see `Mem`) and rebuilt on open from the records'
-//! headers: one engine entry per event instead of four.
+//! headers. The engine's cost is per entry (its batch, memtable, journal
+//! and table work), so one entry per block of events instead of one per
+//! event is most of the apply thread's saving. Removing an event (an
+//! overwrite, eviction, prune) rewrites its block without it, in the same
+//! batch; a block left empty is removed.
 //!
 //! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
 //! the last acknowledged write, so acknowledged events the engine cannot
@@ -220,21 +229,22 @@ const WRITE_BUFFER: u64 = 128 * 1024 * 1024;
 /// Journal bytes kept before writes wait for flushes; also what a reopen
 /// may have to replay (the recovery time bound). The engine counts a
 /// sealed journal at its file size, and it makes each file 32 MiB ahead,
-/// however little the journal holds: every rotation of `events` (16 MiB
+/// however little the journal holds: every rotation of `blocks` (16 MiB
 /// of data, `EVENTS_MEMTABLE`) and of `meta` (see
 /// `Engine::let_journals_go`) seals one. At 128 MiB four sealed files
 /// reached the engine's 90 % mark, where it puts the writer to sleep
-/// for 500 ms, whenever the flushes of two `events` memtables lagged on a
+/// for 500 ms, whenever the flushes of two `blocks` memtables lagged on a
 /// busy machine; 256 MiB leaves room for four of them, with at most
 /// 64 MiB of data to replay.
 const JOURNALS: u64 = 256 * 1024 * 1024;
 /// Memtable size per partition: a flush (and the end of a journal's life)
 /// comes every few MiB of writes.
 const MEMTABLE: u32 = 4 * 1024 * 1024;
-/// Memtable size of the `events` partition. Every memtable rotation starts
-/// a new journal, and a journal is retired only once every partition has
+/// Memtable size of the `blocks` partition (and the `events` one). Every
+/// memtable rotation starts a new journal, and a journal is retired only
+/// once every partition has
 /// flushed what it holds; the index partitions fill several times slower
-/// than `events`, so with its memtable at `MEMTABLE` the journals reached
+/// than `blocks`, so with its memtable at `MEMTABLE` the journals reached
 /// `JOURNALS` within a few hundred thousand events and writes halted
 /// (100 ms at a time) until the engine's monitor flushed the index trees.
 /// A bigger one keeps the journal count low under sustained ingest
@@ -243,7 +253,10 @@ const EVENTS_MEMTABLE: u32 = 16 * 1024 * 1024;
 
 struct Engine {
     keyspace: Keyspace,
+    /// Records one per event (directories written before blocks).
     events: PartitionHandle,
+    /// Blocks of records (see `codec::block`).
+    blocks: PartitionHandle,
     meta: PartitionHandle,
     /// The engine's journal count after `meta`'s last rotation (see
     /// `Engine::let_journals_go`).
@@ -268,18 +281,32 @@ struct Group {
 /// (system timestamp, id) entries of one type or correlation id.
 type Entries = ordered::Ordered;
 
-/// The in-memory indexes by time, by type and by correlation id: what
-/// index ranges of a disk layout would hold, without their engine writes.
-/// Changed by the writer after each commit; rebuilt from the records on
-/// open.
+/// The in-memory indexes by id, by time, by type and by correlation id:
+/// what index ranges of a disk layout would hold, without their engine
+/// writes. Changed by the writer after each commit; rebuilt from the
+/// records on open.
 #[derive(Default)]
 struct Mem {
     by_time: Entries,
     by_type: FxHashMap<Vec<u8>, Entries>,
     by_cid: FxHashMap<Vec<u8>, Entries>,
-    /// Every id on disk: a write of an id not here overwrites nothing, so
-    /// it skips the engine lookup of an older version.
-    ids: FxHashSet<u64>,
+    /// Every id on disk, as (`id_key(id)`, where: a block key, or `LEGACY`
+    /// for a record of the `events` partition), in id order.
+    ids: Entries,
+}
+
+/// Where an event's record is: the key of its block, or `LEGACY` (the
+/// `events` partition, under its id). Block keys start at 1.
+type Loc = u64;
+const LEGACY: Loc = 0;
+
+/// An id as the first half of an `Entries` key, in the ids' order.
+fn id_key(id: u64) -> i64 {
+    (id ^ (1 << 63)) as i64
+}
+
+fn id_of_key(k: i64) -> u64 {
+    (k as u64) ^ (1 << 63)
 }
 
 /// Which in-memory index a read walks (`Time`: all events).
@@ -302,7 +329,7 @@ impl Side {
 }
 
 impl Mem {
-    fn add(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
+    fn add(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64), loc: Loc) {
         let put = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| match map.get_mut(name) {
             Some(set) => {
                 set.insert(key);
@@ -316,10 +343,10 @@ impl Mem {
         if let Some(cid) = cid {
             put(&mut self.by_cid, cid);
         }
-        self.ids.insert(key.1);
+        self.ids.insert((id_key(key.1), loc));
     }
 
-    fn remove(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64)) {
+    fn remove(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64), loc: Loc) {
         let take = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| {
             if let Some(set) = map.get_mut(name) {
                 set.remove(&key);
@@ -333,21 +360,54 @@ impl Mem {
         if let Some(cid) = cid {
             take(&mut self.by_cid, cid);
         }
-        self.ids.remove(&key.1);
+        self.ids.remove(&(id_key(key.1), loc));
     }
 
     fn apply(&mut self, ops: Vec<MemOp>) {
         for op in ops {
             match op {
-                MemOp::Add(h, id) => {
-                    self.add(&h.event_type, h.correlation_id.as_deref(), (h.sys_ts, id))
-                }
-                MemOp::Remove(h, id) => {
-                    self.remove(&h.event_type, h.correlation_id.as_deref(), (h.sys_ts, id))
-                }
+                MemOp::Add(h, id, loc) => self.add(
+                    &h.event_type,
+                    h.correlation_id.as_deref(),
+                    (h.sys_ts, id),
+                    loc,
+                ),
+                MemOp::Remove(h, id, loc) => self.remove(
+                    &h.event_type,
+                    h.correlation_id.as_deref(),
+                    (h.sys_ts, id),
+                    loc,
+                ),
                 MemOp::Forget(key) => self.forget(key),
+                MemOp::Unlocate(id, loc) => {
+                    self.ids.remove(&(id_key(id), loc));
+                }
             }
         }
+    }
+
+    /// Where the record of `id` is (the newest place, should an id be in
+    /// two).
+    fn loc(&self, id: u64) -> Option<Loc> {
+        use std::ops::Bound::Included;
+        let k = id_key(id);
+        let found = self
+            .ids
+            .range(Included(&(k, 0)), Included(&(k, u64::MAX)), true, 1);
+        found.first().map(|&(_, loc)| loc)
+    }
+
+    /// Up to `max` (id, where) entries after id `after` (exclusive), by id.
+    fn ids_after(&self, after: Option<u64>, max: usize) -> Vec<(u64, Loc)> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let from = after.map(|id| (id_key(id), u64::MAX));
+        let lower = from.as_ref().map_or(Unbounded, Excluded);
+        let upper: std::ops::Bound<&(i64, u64)> = Included(&(i64::MAX, u64::MAX));
+        self.ids
+            .range(lower, upper, false, max)
+            .into_iter()
+            .map(|(k, loc)| (id_of_key(k), loc))
+            .collect()
     }
 
     /// Removes a time entry whose record is damaged or gone (its type and
@@ -397,6 +457,8 @@ type Lists = FxHashMap<Vec<u8>, Vec<(i64, u64)>>;
 #[derive(Default)]
 struct Part {
     times: Vec<(i64, u64)>,
+    /// (`id_key`, where) of every record read.
+    ids: Vec<(i64, u64)>,
     types: Lists,
     cids: Lists,
     corrupt: Vec<u64>,
@@ -481,12 +543,14 @@ impl Opened {
 
 /// An in-memory index change, applied once its batch is committed.
 enum MemOp {
-    /// An event written (its header and id).
-    Add(Header, u64),
+    /// An event written (its header, id and place).
+    Add(Header, u64, Loc),
     /// An event removed.
-    Remove(Header, u64),
+    Remove(Header, u64, Loc),
     /// A time entry whose record is damaged or gone.
     Forget((i64, u64)),
+    /// The id entry of a damaged record removed from its place.
+    Unlocate(u64, Loc),
 }
 
 /// Keys one read takes from an in-memory index at a time (the lock is not
@@ -754,6 +818,12 @@ impl Engine {
                 .max_memtable_size(EVENTS_MEMTABLE)
                 .compression(fjall::CompressionType::None),
         )?;
+        let blocks = keyspace.open_partition(
+            "blocks",
+            plain()
+                .max_memtable_size(EVENTS_MEMTABLE)
+                .compression(fjall::CompressionType::None),
+        )?;
         let meta = keyspace.open_partition("meta", plain())?;
         // Older layouts kept the time, type and correlation indexes on
         // disk; they are rebuilt in memory now (see `Engine::mem`).
@@ -772,15 +842,16 @@ impl Engine {
         Ok(Engine {
             keyspace,
             events,
+            blocks,
             meta,
             journals: AtomicUsize::new(0),
             _lock: lock,
         })
     }
 
-    /// Lets the engine retire its journals as soon as `events` has
+    /// Lets the engine retire its journals as soon as `blocks` has
     /// flushed them. The engine deletes a journal once every partition
-    /// has flushed what was written while it was active. `events` rotates
+    /// has flushed what was written while it was active. `blocks` rotates
     /// its memtable every `EVENTS_MEMTABLE` bytes (starting a new
     /// journal), but `meta` (a few small keys rewritten by every commit)
     /// hardly ever fills its own, so the journals stayed until the
@@ -802,57 +873,79 @@ impl Engine {
     }
 
     /// The in-memory indexes, from the records' headers, and the ids of
-    /// the records that fail their checksum. The id range is read in
-    /// parts on parallel threads; each name's entries are sorted once all
-    /// are read, and its set is built in bulk.
+    /// the records that fail their checksum. The blocks (and the records
+    /// of the `events` partition) are read in parts on parallel threads,
+    /// cut by key; each name's entries are sorted once all are read, and
+    /// its set is built in bulk.
     fn mem(&self) -> fjall::Result<(Mem, Vec<u64>)> {
-        let (Some((first, _)), Some((last, _))) = (
-            self.events.first_key_value()?,
-            self.events.last_key_value()?,
-        ) else {
-            return Ok((Mem::default(), Vec::new()));
-        };
-        let (lo, hi) = (u128::from(id_from(&first)), u128::from(id_from(&last)));
         let parts = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
-        // Part i covers ids from cuts[i] (inclusive) to cuts[i + 1].
-        let cuts: Vec<Option<[u8; 8]>> = (0..=parts)
-            .map(|i| match i {
-                0 => None,
-                i if i == parts => None,
-                i => {
-                    let id = lo + (hi - lo) * i as u128 / parts as u128;
-                    Some((id as u64).to_be_bytes())
-                }
-            })
-            .collect();
-        let read = |from: &Option<[u8; 8]>, to: &Option<[u8; 8]>| -> fjall::Result<Part> {
+        let mut ranges = Vec::new();
+        for (legacy, part) in [(true, &self.events), (false, &self.blocks)] {
+            if let (Some((first, _)), Some((last, _))) =
+                (part.first_key_value()?, part.last_key_value()?)
+            {
+                let (lo, hi) = (u128::from(id_from(&first)), u128::from(id_from(&last)));
+                // Part i covers keys from cuts[i] (inclusive) to cuts[i + 1].
+                let cuts: Vec<Option<[u8; 8]>> = (0..=parts)
+                    .map(|i| match i {
+                        0 => None,
+                        i if i == parts => None,
+                        i => {
+                            let key = lo + (hi - lo) * i as u128 / parts as u128;
+                            Some((key as u64).to_be_bytes())
+                        }
+                    })
+                    .collect();
+                ranges.extend(cuts.windows(2).map(|w| (legacy, w[0], w[1])));
+            }
+        }
+        let read = |&(legacy, from, to): &(bool, Option<[u8; 8]>, Option<[u8; 8]>)| {
             use std::ops::Bound::{Excluded, Included, Unbounded};
             let lower = from.map_or(Unbounded, Included);
             let upper = to.map_or(Unbounded, Excluded);
             let mut part = Part::default();
-            for kv in self.events.range::<[u8; 8], _>((lower, upper)) {
-                let (key, record) = kv?;
-                let id = id_from(&key);
-                let Some(p) = codec::parse(&record) else {
+            let add = |part: &mut Part, id: u64, record: &[u8], loc: Loc| {
+                let Some(p) = codec::parse(record) else {
                     part.corrupt.push(id);
-                    continue;
+                    // Its id entry stays: an overwrite then replaces it.
+                    part.ids.push((id_key(id), loc));
+                    return;
                 };
                 let tail = (p.header.sys_ts, id);
                 part.times.push(tail);
+                part.ids.push((id_key(id), loc));
                 push(&mut part.types, &p.header.event_type, tail);
                 if let Some(cid) = &p.header.correlation_id {
                     push(&mut part.cids, cid, tail);
+                }
+            };
+            let source = if legacy { &self.events } else { &self.blocks };
+            for kv in source.range::<[u8; 8], _>((lower, upper)) {
+                let (key, value) = kv?;
+                let key = id_from(&key);
+                if legacy {
+                    add(&mut part, key, &value, LEGACY);
+                    continue;
+                }
+                match codec::block_slots(&value) {
+                    Some(slots) => {
+                        for (id, record) in slots {
+                            add(&mut part, id, record, key);
+                        }
+                    }
+                    // Its events are unknown: counted as one damaged record.
+                    None => part.corrupt.push(u64::MAX - key),
                 }
             }
             Ok(part)
         };
         let results: Vec<fjall::Result<Part>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = cuts
-                .windows(2)
+            let handles: Vec<_> = ranges
+                .iter()
                 .skip(1)
-                .map(|w| scope.spawn(move || read(&w[0], &w[1])))
+                .map(|r| scope.spawn(move || read(r)))
                 .collect();
-            let mut results = vec![read(&cuts[0], &cuts[1])];
+            let mut results: Vec<_> = ranges.first().map(read).into_iter().collect();
             for h in handles {
                 results.push(h.join().unwrap_or_else(|_| {
                     Err(fjall::Error::Io(std::io::Error::other(
@@ -866,6 +959,7 @@ impl Engine {
         for part in results {
             let part = part?;
             all.times.extend(part.times);
+            all.ids.extend(part.ids);
             all.corrupt.extend(part.corrupt);
             for (into, from) in [(&mut all.types, part.types), (&mut all.cids, part.cids)] {
                 for (name, list) in from {
@@ -879,12 +973,11 @@ impl Engine {
                 .map(|(name, list)| (name, list.into_iter().collect::<Entries>()))
                 .collect()
         };
-        let ids = all.times.iter().map(|k| k.1).collect();
         let mem = Mem {
             by_time: all.times.into_iter().collect(),
             by_type: sets(all.types),
             by_cid: sets(all.cids),
-            ids,
+            ids: all.ids.into_iter().collect(),
         };
         Ok((mem, all.corrupt))
     }
@@ -1499,7 +1592,7 @@ impl Warm {
     fn absent(&self, id: u64) -> bool {
         self.mem
             .try_read()
-            .is_ok_and(|s| s.ready && s.failed.is_none() && !s.mem.ids.contains(&id))
+            .is_ok_and(|s| s.ready && s.failed.is_none() && s.mem.loc(id).is_none())
     }
 
     /// The in-memory indexes, once rebuilt (this waits for the rebuild).
@@ -1599,28 +1692,26 @@ impl Warm {
         }
         // In-memory index changes, applied once the batch is committed.
         let mut ops: Vec<MemOp> = Vec::with_capacity(events.len());
-        // Versions written earlier in this batch (not yet readable): their
-        // place in `ops` and record length.
-        let mut staged: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
+        // The new records, in order (`None`: replaced later in this batch).
+        let mut fresh: Vec<Option<(Header, u64, Vec<u8>)>> = Vec::with_capacity(events.len());
+        // Versions written earlier in this batch: their place in `fresh`.
+        let mut staged: FxHashMap<u64, usize> =
+            FxHashMap::with_capacity_and_hasher(events.len(), Default::default());
+        let mut edits = Edits::default();
         let mut top = next.top;
         for ev in events {
-            let key = ev.id.to_be_bytes();
-            let old = match staged.remove(&ev.id) {
-                Some((at, len)) => match &ops[at] {
-                    MemOp::Add(h, _) => Some((h.clone(), len)),
-                    _ => None,
-                },
-                None if ev.id > top || self.absent(ev.id) => None,
-                None => engine
-                    .events
-                    .get(key)
-                    .map_err(read_error)?
-                    .and_then(|r| self.parse_header(ev.id, &r).map(|h| (h, r.len()))),
-            };
-            if let Some((h, len)) = old {
-                next.events = next.events.saturating_sub(1);
-                next.bytes = next.bytes.saturating_sub(entry_size(&h, len));
-                ops.push(MemOp::Remove(h, ev.id));
+            if let Some(at) = staged.remove(&ev.id) {
+                if let Some((h, _, record)) = fresh[at].take() {
+                    next.events = next.events.saturating_sub(1);
+                    next.bytes = next.bytes.saturating_sub(entry_size(&h, record.len()));
+                }
+            } else if ev.id <= top && !self.absent(ev.id) {
+                let removed =
+                    self.take_out(&engine, &mut batch, &mut edits, &mut ops, ev.id, None)?;
+                if let Some(size) = removed {
+                    next.events = next.events.saturating_sub(1);
+                    next.bytes = next.bytes.saturating_sub(size);
+                }
             }
             let header = Header {
                 seq: next.seq,
@@ -1634,10 +1725,28 @@ impl Warm {
             next.events += 1;
             next.bytes += entry_size(&header, record.len());
             next.stored += 1;
-            staged.insert(ev.id, (ops.len(), record.len()));
-            ops.push(MemOp::Add(header, ev.id));
+            staged.insert(ev.id, fresh.len());
+            fresh.push(Some((header, ev.id, record)));
             top = top.max(ev.id);
-            batch.insert(&engine.events, key, record);
+        }
+        edits.write(&engine, &mut batch);
+        let fresh: Vec<_> = fresh.into_iter().flatten().collect();
+        let mut rest = &fresh[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < rest.len() && n < BLOCK_EVENTS && (n == 0 || bytes < BLOCK_BYTES) {
+                bytes += rest[n].2.len();
+                n += 1;
+            }
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let key: Loc = chunk[0].0.seq + 1;
+            let value = codec::block(chunk.iter().map(|(_, id, r)| (*id, &r[..])));
+            batch.insert(&engine.blocks, key.to_be_bytes(), value);
+            for (h, id, _) in chunk {
+                ops.push(MemOp::Add(h.clone(), *id, key));
+            }
         }
         next.top = top;
         if let Some(jpos) = jpos {
@@ -1664,21 +1773,64 @@ impl Warm {
         Ok(())
     }
 
-    /// Removes an event and its index entries in `batch` (the in-memory
-    /// ones in `ops`, applied after the commit); returns its size.
-    fn remove(
+    /// Takes the stored version of `id` out (its record from the `events`
+    /// partition in `batch`, or from its block through `edits`), with its
+    /// index entries (in `ops`, applied after the commit); only when its
+    /// system time is `expect_ts`, if given. Returns its size, `None` when
+    /// there was none to take (or a damaged one: its place is freed all the
+    /// same when `expect_ts` is not given, so an overwrite replaces it).
+    fn take_out(
         &self,
         engine: &Engine,
         batch: &mut fjall::Batch,
+        edits: &mut Edits,
         ops: &mut Vec<MemOp>,
         id: u64,
-        h: Header,
-        len: usize,
-    ) -> u64 {
-        batch.remove(&engine.events, id.to_be_bytes());
-        let size = entry_size(&h, len);
-        ops.push(MemOp::Remove(h, id));
-        size
+        expect_ts: Option<i64>,
+    ) -> CoreResult<Option<u64>> {
+        let Some(loc) = self.mem_read()?.mem.loc(id) else {
+            return Ok(None);
+        };
+        let record = match loc {
+            LEGACY => engine
+                .events
+                .get(id.to_be_bytes())
+                .map_err(read_error)?
+                .map(|r| r.to_vec()),
+            key => edits.record(engine, key, id)?,
+        };
+        let header = record
+            .as_ref()
+            .and_then(|r| self.parse_header(id, r).map(|h| (h, r.len())));
+        match header {
+            Some((h, _)) if expect_ts.is_some_and(|ts| ts != h.sys_ts) => Ok(None),
+            Some((h, len)) => {
+                self.drop_record(engine, batch, edits, id, loc);
+                let size = entry_size(&h, len);
+                ops.push(MemOp::Remove(h, id, loc));
+                Ok(Some(size))
+            }
+            None if expect_ts.is_none() => {
+                self.drop_record(engine, batch, edits, id, loc);
+                ops.push(MemOp::Unlocate(id, loc));
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn drop_record(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::Batch,
+        edits: &mut Edits,
+        id: u64,
+        loc: Loc,
+    ) {
+        match loc {
+            LEGACY => batch.remove(&engine.events, id.to_be_bytes()),
+            key => edits.drop(key, id),
+        }
     }
 
     /// The oldest `max` entries of the time index up to `end` (this waits
@@ -1704,24 +1856,24 @@ impl Warm {
     ) -> CoreResult<usize> {
         let mut next = *counters;
         let mut batch = engine.keyspace.batch();
+        let mut edits = Edits::default();
         let mut ops = Vec::new();
         let mut removed = 0;
         for &(ts, id) in keys {
-            let record = engine.events.get(id.to_be_bytes()).map_err(read_error)?;
-            match record.and_then(|r| self.parse_header(id, &r).map(|h| (h, r.len()))) {
-                Some((h, len)) if h.sys_ts == ts => {
-                    let size = self.remove(engine, &mut batch, &mut ops, id, h, len);
+            match self.take_out(engine, &mut batch, &mut edits, &mut ops, id, Some(ts))? {
+                Some(size) => {
                     next.bytes = next.bytes.saturating_sub(size);
                     next.events = next.events.saturating_sub(1);
                     count(&mut next);
                     removed += 1;
                 }
-                _ => ops.push(MemOp::Forget((ts, id))),
+                None => ops.push(MemOp::Forget((ts, id))),
             }
             if enough(&next) {
                 break;
             }
         }
+        edits.write(engine, &mut batch);
         batch.insert(&engine.meta, COUNTERS, next.encode());
         self.commit_batch(engine, batch)?;
         self.mem_apply(ops)?;
@@ -1792,7 +1944,7 @@ impl Warm {
         self.join_rebuild()?;
         let engine = self.engine()?;
         let mut counters = self.writer.lock().map_err(CoreError::poisoned)?;
-        let parts = [&engine.events, &engine.meta];
+        let parts = [&engine.events, &engine.blocks, &engine.meta];
         for part in parts {
             loop {
                 let keys: Vec<_> = part
@@ -1857,7 +2009,7 @@ impl Warm {
         if let Some(engine) = engine {
             // Flushing the memtables retires the journals, so the next open
             // has nothing to replay.
-            for part in [&engine.events, &engine.meta] {
+            for part in [&engine.events, &engine.blocks, &engine.meta] {
                 part.rotate_memtable_and_wait().map_err(engine_error)?;
             }
             engine
@@ -1886,10 +2038,63 @@ impl Warm {
         expect_ts: Option<i64>,
         keep: impl Fn(&Header) -> bool,
     ) -> CoreResult<Option<Hit>> {
-        let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
+        let Some(loc) = self.mem_read()?.mem.loc(id) else {
             return Ok(None);
         };
-        Ok(self.hit(id, &record, expect_ts, keep))
+        self.fetch_at(engine, id, loc, expect_ts, keep)
+    }
+
+    /// [`Warm::fetch_if`] of the record of `id` at `loc`.
+    fn fetch_at(
+        &self,
+        engine: &Engine,
+        id: u64,
+        loc: Loc,
+        expect_ts: Option<i64>,
+        keep: impl Fn(&Header) -> bool,
+    ) -> CoreResult<Option<Hit>> {
+        if loc == LEGACY {
+            let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
+                return Ok(None);
+            };
+            return Ok(self.hit(id, &record, expect_ts, keep));
+        }
+        let Some(block) = engine.blocks.get(loc.to_be_bytes()).map_err(read_error)? else {
+            return Ok(None);
+        };
+        match codec::block_find(&block, id) {
+            Some(Some(record)) => Ok(self.hit(id, record, expect_ts, keep)),
+            Some(None) => Ok(None),
+            None => {
+                self.mark_corrupt(id);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Walks every event by ascending id from after `after`, reading each
+    /// record; `visit` takes each id and its hit and says whether to go on.
+    /// Returns whether the walk reached the last id.
+    fn walk_ids(
+        &self,
+        engine: &Engine,
+        mut after: Option<u64>,
+        mut visit: impl FnMut(u64, Option<Hit>) -> bool,
+    ) -> CoreResult<bool> {
+        loop {
+            let ids = self.mem_read()?.mem.ids_after(after, MEM_CHUNK);
+            let n = ids.len();
+            for (id, loc) in ids {
+                let hit = self.fetch_at(engine, id, loc, None, |_| true)?;
+                if !visit(id, hit) {
+                    return Ok(false);
+                }
+                after = Some(id);
+            }
+            if n < MEM_CHUNK {
+                return Ok(true);
+            }
+        }
     }
 
     fn hit(
@@ -1983,17 +2188,12 @@ impl Warm {
         };
         let range = mem_bounds(q.time_range);
         match q.order {
-            // Every event by id: the engine's own key order.
+            // Every event by id: the id index's own order.
             Order::Id | Order::Unordered if q.event_type.is_none() && q.time_range.is_none() => {
-                for kv in engine.events.iter() {
-                    let (key, record) = kv.map_err(read_error)?;
-                    if let Some(hit) = self.hit(id_from(&key), &record, None, |_| true) {
-                        out.push(hit);
-                        if out.len() >= want {
-                            break;
-                        }
-                    }
-                }
+                self.walk_ids(&engine, None, |_, hit| {
+                    out.extend(hit);
+                    out.len() < want
+                })?;
             }
             Order::Id | Order::Unordered => {
                 let mut keys =
@@ -2096,7 +2296,6 @@ impl Warm {
         cursor: Option<&[u8]>,
         max: usize,
     ) -> CoreResult<(Vec<Hit>, Option<Vec<u8>>, bool)> {
-        use std::ops::Bound;
         self.caught_up()?;
         let engine = self.engine()?;
         let (mut hits, mut last) = (Vec::new(), cursor.map(<[u8]>::to_vec));
@@ -2106,18 +2305,18 @@ impl Warm {
                     "a page by id takes no type or time range".into(),
                 ));
             }
-            let lower = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.to_vec()));
-            for kv in engine.events.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-                let (key, record) = kv.map_err(read_error)?;
-                last = Some(key.to_vec());
-                if let Some(hit) = self.hit(id_from(&key), &record, None, |_| true) {
-                    hits.push(hit);
-                    if hits.len() >= max {
-                        return Ok((hits, last, false));
-                    }
-                }
-            }
-            return Ok((hits, last, true));
+            let after = match cursor {
+                None => None,
+                Some(c) => Some(u64::from_be_bytes(c.try_into().map_err(|_| {
+                    CoreError::InvalidInput("warm storage: malformed cursor".into())
+                })?)),
+            };
+            let done = self.walk_ids(&engine, after, |id, hit| {
+                last = Some(id.to_be_bytes().to_vec());
+                hits.extend(hit);
+                hits.len() < max
+            })?;
+            return Ok((hits, last, done));
         }
         let desc = order == Order::TimestampDesc;
         let (side, name, prefix) = match event_type {
@@ -2197,6 +2396,70 @@ pub fn id_stripe(id: u64, stripes: usize) -> usize {
 
 /// Journal bytes one engine batch of the apply thread takes at most.
 const APPLY_BYTES: usize = 4 << 20;
+
+/// Records a block holds at most, and the bytes past which it takes no
+/// more: a read by id decodes one record but reads its whole block.
+const BLOCK_EVENTS: usize = 64;
+const BLOCK_BYTES: usize = 32 << 10;
+
+/// Blocks changed by one engine batch: each read once, with the ids to
+/// take out of it; [`Edits::write`] puts the rewritten blocks in the batch.
+#[derive(Default)]
+struct Edits {
+    blocks: FxHashMap<Loc, (fjall::Slice, FxHashSet<u64>)>,
+}
+
+impl Edits {
+    /// The record of `id` in block `key` (`None`: not there, or the block
+    /// is gone or its table damaged).
+    fn record(&mut self, engine: &Engine, key: Loc, id: u64) -> CoreResult<Option<Vec<u8>>> {
+        let block = match self.blocks.get(&key) {
+            Some((block, _)) => block.clone(),
+            None => match engine.blocks.get(key.to_be_bytes()).map_err(read_error)? {
+                Some(block) => {
+                    self.blocks
+                        .insert(key, (block.clone(), FxHashSet::default()));
+                    block
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(codec::block_find(&block, id).flatten().map(<[u8]>::to_vec))
+    }
+
+    /// Takes `id` out of block `key` (read by `record` before).
+    fn drop(&mut self, key: Loc, id: u64) {
+        if let Some((_, ids)) = self.blocks.get_mut(&key) {
+            ids.insert(id);
+        }
+    }
+
+    /// Rewrites each changed block without its dropped records (removes
+    /// it when none is left). A block whose table is damaged stays.
+    fn write(self, engine: &Engine, batch: &mut fjall::Batch) {
+        for (key, (block, dropped)) in self.blocks {
+            if dropped.is_empty() {
+                continue;
+            }
+            let Some(slots) = codec::block_slots(&block) else {
+                continue;
+            };
+            let kept: Vec<_> = slots
+                .into_iter()
+                .filter(|(id, _)| !dropped.contains(id))
+                .collect();
+            if kept.is_empty() {
+                batch.remove(&engine.blocks, key.to_be_bytes());
+            } else {
+                batch.insert(
+                    &engine.blocks,
+                    key.to_be_bytes(),
+                    codec::block(kept.into_iter()),
+                );
+            }
+        }
+    }
+}
 
 /// A journal frame of `events`: `count u32`, then per event `id u64 |
 /// sys_ts i64 | type_len u16 | type | cid_len u32 (u32::MAX: none) | cid |

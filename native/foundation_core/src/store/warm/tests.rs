@@ -168,18 +168,8 @@ fn a_damaged_record_is_skipped_and_counted() {
     let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
     w.append(vec![event(1, 1, "t", None), event(2, 2, "t", None)])
         .unwrap();
-    // Damage record 1 behind the codec's back.
-    let engine = w.engine().unwrap();
-    let mut rec = engine
-        .events
-        .get(1u64.to_be_bytes())
-        .unwrap()
-        .unwrap()
-        .to_vec();
-    let last = rec.len() - 1;
-    rec[last] ^= 1;
-    engine.events.insert(1u64.to_be_bytes(), rec).unwrap();
-    drop(engine);
+    // Damage record 1 behind the codec's back (record 2 shares its block).
+    damage_record(&w, 1);
     assert_eq!(w.get(1).unwrap(), None);
     assert_eq!(
         ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()),
@@ -191,6 +181,89 @@ fn a_damaged_record_is_skipped_and_counted() {
     assert_eq!(w.take_new_corrupt(), Vec::<u64>::new());
     w.append(vec![event(3, 3, "t", None)]).unwrap();
     assert_eq!(w.get(3).unwrap().unwrap().id, 3);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Flips the last byte of `id`'s record inside its block.
+fn damage_record(w: &Warm, id: u64) {
+    let engine = w.engine().unwrap();
+    for kv in engine.blocks.iter() {
+        let (key, block) = kv.unwrap();
+        let slots = codec::block_slots(&block).unwrap();
+        if let Some((_, rec)) = slots.iter().find(|(i, _)| *i == id) {
+            let end = rec.as_ptr() as usize - block.as_ptr() as usize + rec.len();
+            let mut changed = block.to_vec();
+            changed[end - 1] ^= 1;
+            engine.blocks.insert(key, changed).unwrap();
+            return;
+        }
+    }
+    panic!("no record of {id}");
+}
+
+#[test]
+fn a_damaged_record_is_replaced_by_an_overwrite_and_its_block_mates_stay() {
+    let d = dir("damage-overwrite");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    w.append((1..=5).map(|i| event(i, i as i64, "t", None)).collect())
+        .unwrap();
+    damage_record(&w, 3);
+    w.append(vec![event(3, 30, "u", None)]).unwrap();
+    assert_eq!(w.get(3).unwrap().unwrap().sys_ts, 30);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    assert_eq!(w.get(3).unwrap().unwrap().sys_ts, 30);
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        ids(&w
+            .query(&q(Some("u"), None, Order::Timestamp, None))
+            .unwrap()),
+        [3]
+    );
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn removals_rewrite_blocks_and_an_emptied_block_goes() {
+    let d = dir("block-removals");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    // Two batches: ids 1-100 (blocks of 64 and 36), then 101-110.
+    w.append((1..=100).map(|i| event(i, i as i64, "t", None)).collect())
+        .unwrap();
+    w.append((101..=110).map(|i| event(i, i as i64, "t", None)).collect())
+        .unwrap();
+    let blocks = || w.engine().unwrap().blocks.iter().count();
+    assert_eq!(blocks(), 3);
+    // Overwrites of ids of the first block, in a batch with new ids.
+    w.append(vec![
+        event(2, 1000, "x", None),
+        event(111, 111, "t", None),
+        event(64, 1001, "x", None),
+    ])
+    .unwrap();
+    assert_eq!(w.stats().events, 111);
+    assert_eq!(w.prune_before(50).unwrap(), 48);
+    // Every event of the first block but 50-63 is gone, none of its others.
+    let all = ids(&w.query(&q(None, None, Order::Id, None)).unwrap());
+    let mut want: Vec<u64> = vec![2, 64];
+    want.extend(50..=63);
+    want.extend(65..=111);
+    want.sort_unstable();
+    assert_eq!(all, want);
+    assert_eq!(w.prune_before(1_000_000).unwrap(), 63);
+    assert_eq!(w.stats().events, 0);
+    assert_eq!(blocks(), 0);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    assert_eq!(w.stats().events, 0);
+    assert!(w.query(&q(None, None, Order::Id, None)).unwrap().is_empty());
     w.close().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -238,9 +311,10 @@ fn damage_in_the_middle_of_the_journal_is_counted() {
     }
     // As after kill -9: no close, so every write is only in the journal.
     drop(w);
-    // Break the marker of event 3's record: the engine's replay stops
+    // Break the marker of event 3's block (one per write here, keyed by
+    // its first arrival sequence plus one: 3): the engine's replay stops
     // there and cuts the journal, dropping events 3 and 4.
-    let mut pattern = b"\x06events\x00\x08".to_vec();
+    let mut pattern = b"\x06blocks\x00\x08".to_vec();
     pattern.extend_from_slice(&3u64.to_be_bytes());
     let mut hit = false;
     for file in files(&d.join("data")) {
@@ -710,10 +784,10 @@ fn journals_go_once_the_events_memtables_are_flushed() {
         next += 50;
     };
     write();
-    // Three times what a full `events` memtable does: seal it and its
+    // Three times what a full `blocks` memtable does: seal it and its
     // journal, then the writes go on.
     for _ in 0..3 {
-        assert!(engine.events.rotate_memtable().unwrap());
+        assert!(engine.blocks.rotate_memtable().unwrap());
         write();
     }
     // `meta` rotated after each (its memtable holds writes of every
