@@ -434,6 +434,64 @@ fn a_full_disk_fails_the_write_and_writes_resume_when_space_returns() {
 }
 
 #[test]
+fn records_of_the_one_entry_per_event_layout_are_read_overwritten_and_removed() {
+    // Directories written before blocks hold each record under its event
+    // id in `events`: they read, overwrite and prune as before.
+    let d = dir("per-event-layout");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    let engine = w.engine().unwrap();
+    for id in 1..=5u64 {
+        let header = codec::Header {
+            seq: id - 1,
+            sys_ts: id as i64 * 10,
+            event_type: if id % 2 == 0 {
+                b"even".to_vec()
+            } else {
+                b"odd".to_vec()
+            },
+            correlation_id: Some(b"c".to_vec()),
+        };
+        let body = format!("body {id}").into_bytes();
+        let record = codec::encode(Compression::Zstd, &header, &body).unwrap();
+        engine.events.insert(id.to_be_bytes(), record).unwrap();
+    }
+    let mut counters = *w.writer.lock().unwrap();
+    (counters.seq, counters.events, counters.top) = (5, 5, 5);
+    engine.meta.insert(COUNTERS, counters.encode()).unwrap();
+    drop(engine);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    assert_eq!(w.get(4).unwrap().unwrap().body, b"body 4");
+    assert_eq!(
+        ids(&w
+            .query(&q(Some("even"), None, Order::Timestamp, None))
+            .unwrap()),
+        [2, 4]
+    );
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    // An overwrite moves the event to a block; a prune removes the others.
+    w.append(vec![event(2, 100, "new", None)]).unwrap();
+    assert_eq!(w.prune_before(35).unwrap(), 2);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+        [2, 4, 5]
+    );
+    assert_eq!(w.get(2).unwrap().unwrap().sys_ts, 100);
+    assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()), [4, 5]);
+    assert_eq!(w.engine().unwrap().events.iter().count(), 2);
+    assert_eq!(w.stats().events, 3);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn an_older_layout_with_index_partitions_opens_and_reads_the_same() {
     // Older layouts kept time, type and correlation indexes as partitions
     // of their own: they are dropped on open and every index comes from the
