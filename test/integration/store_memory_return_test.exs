@@ -1,6 +1,6 @@
 defmodule ElixirScope.Foundation.Integration.StoreMemoryReturnTest do
-  # The memory of a closed store goes back to the system: the library's
-  # allocator keeps it a short while for the next store, then returns it.
+  # The memory of a closed store goes back to the system (closing a store
+  # asks the library's allocator to return its free memory).
   # Not async: it reads the OS process's resident memory.
   use ExUnit.Case, async: false
 
@@ -24,7 +24,7 @@ defmodule ElixirScope.Foundation.Integration.StoreMemoryReturnTest do
   end
 
   @tag timeout: 120_000
-  test "a closed store's memory is handed back to the system within seconds" do
+  test "a closed store's memory is handed back to the system" do
     before = rss()
     ns = {:test, make_ref()}
     spec = {EventStore, namespace: ns, max_events: 0, max_age_seconds: 0}

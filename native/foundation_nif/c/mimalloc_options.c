@@ -5,5 +5,4 @@
 
 void foundation_nif_mimalloc_options(void) {
   mi_option_set(mi_option_allow_thp, 0);
-  mi_option_set(mi_option_purge_delay, 5000);
 }
