@@ -2041,10 +2041,13 @@ impl Warm {
         let Some(loc) = self.mem_read()?.mem.loc(id) else {
             return Ok(None);
         };
-        self.fetch_at(engine, id, loc, expect_ts, keep)
+        self.fetch_at(engine, id, loc, expect_ts, keep, &mut None)
     }
 
-    /// [`Warm::fetch_if`] of the record of `id` at `loc`.
+    /// [`Warm::fetch_if`] of the record of `id` at `loc`. `recent` keeps
+    /// the last block read, for the next record of a walk: the events of
+    /// one apply batch share blocks, and walks by id or time meet them one
+    /// after another.
     fn fetch_at(
         &self,
         engine: &Engine,
@@ -2052,6 +2055,7 @@ impl Warm {
         loc: Loc,
         expect_ts: Option<i64>,
         keep: impl Fn(&Header) -> bool,
+        recent: &mut Option<(Loc, fjall::Slice)>,
     ) -> CoreResult<Option<Hit>> {
         if loc == LEGACY {
             let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
@@ -2059,8 +2063,15 @@ impl Warm {
             };
             return Ok(self.hit(id, &record, expect_ts, keep));
         }
-        let Some(block) = engine.blocks.get(loc.to_be_bytes()).map_err(read_error)? else {
-            return Ok(None);
+        let block = match recent {
+            Some((key, block)) if *key == loc => block.clone(),
+            _ => {
+                let Some(block) = engine.blocks.get(loc.to_be_bytes()).map_err(read_error)? else {
+                    return Ok(None);
+                };
+                *recent = Some((loc, block.clone()));
+                block
+            }
         };
         match codec::block_find(&block, id) {
             Some(Some(record)) => Ok(self.hit(id, record, expect_ts, keep)),
@@ -2081,11 +2092,12 @@ impl Warm {
         mut after: Option<u64>,
         mut visit: impl FnMut(u64, Option<Hit>) -> bool,
     ) -> CoreResult<bool> {
+        let mut recent = None;
         loop {
             let ids = self.mem_read()?.mem.ids_after(after, MEM_CHUNK);
             let n = ids.len();
             for (id, loc) in ids {
-                let hit = self.fetch_at(engine, id, loc, None, |_| true)?;
+                let hit = self.fetch_at(engine, id, loc, None, |_| true, &mut recent)?;
                 if !visit(id, hit) {
                     return Ok(false);
                 }
@@ -2146,22 +2158,38 @@ impl Warm {
         mut visit: impl FnMut((i64, u64), Option<Hit>) -> bool,
     ) -> CoreResult<bool> {
         let matches = |h: &Header| side.holds(name, h);
+        let mut recent = None;
+        // Small first: a read of a few events resolves only a few.
+        let mut chunk = 16;
         loop {
-            let keys = self
-                .mem_read()?
-                .mem
-                .range(side, name, range, after, desc, MEM_CHUNK);
+            // Each entry with where its record is, under one lock.
+            let keys: Vec<_> = {
+                let state = self.mem_read()?;
+                let keys = state.mem.range(side, name, range, after, desc, chunk);
+                keys.into_iter().map(|k| (k, state.mem.loc(k.1))).collect()
+            };
             let n = keys.len();
-            for key in keys {
-                let hit = self.fetch_if(engine, key.1, Some(key.0), |h| matches(h) && keep(h))?;
+            for (key, loc) in keys {
+                let hit = match loc {
+                    Some(loc) => self.fetch_at(
+                        engine,
+                        key.1,
+                        loc,
+                        Some(key.0),
+                        |h| matches(h) && keep(h),
+                        &mut recent,
+                    )?,
+                    None => None,
+                };
                 if !visit(key, hit) {
                     return Ok(false);
                 }
                 after = Some(key);
             }
-            if n < MEM_CHUNK {
+            if n < chunk {
                 return Ok(true);
             }
+            chunk = (chunk * 2).min(MEM_CHUNK);
         }
     }
 
@@ -2196,14 +2224,20 @@ impl Warm {
                 })?;
             }
             Order::Id | Order::Unordered => {
-                let mut keys =
-                    self.mem_read()?
-                        .mem
-                        .range(side, name, range, None, false, usize::MAX);
-                keys.sort_unstable_by_key(|&(ts, id)| (id, ts));
-                for (ts, id) in keys {
+                let mut keys: Vec<_> = {
+                    let state = self.mem_read()?;
+                    let keys = state.mem.range(side, name, range, None, false, usize::MAX);
+                    keys.into_iter().map(|k| (k, state.mem.loc(k.1))).collect()
+                };
+                keys.sort_unstable_by_key(|&((ts, id), _)| (id, ts));
+                let mut recent = None;
+                for ((ts, id), loc) in keys {
+                    let Some(loc) = loc else {
+                        continue;
+                    };
+                    let keep = |h: &Header| side.holds(name, h);
                     if let Some(hit) =
-                        self.fetch_if(&engine, id, Some(ts), |h| side.holds(name, h))?
+                        self.fetch_at(&engine, id, loc, Some(ts), keep, &mut recent)?
                     {
                         out.push(hit);
                         if out.len() >= want {
