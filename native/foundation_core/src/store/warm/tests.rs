@@ -269,6 +269,67 @@ fn removals_rewrite_blocks_and_an_emptied_block_goes() {
 }
 
 #[test]
+fn overwritten_records_stay_in_their_block_until_it_holds_no_event() {
+    let d = dir("lazy-overwrites");
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    let blocks = |w: &Warm| w.engine().unwrap().blocks.iter().count();
+    // One block of ids 1-64, one of 65-100.
+    w.append((1..=100).map(|i| event(i, i as i64, "a", None)).collect())
+        .unwrap();
+    assert_eq!(blocks(&w), 2);
+    // Overwrite half of the first block: it stays (with its old records).
+    w.append(
+        (1..=32)
+            .map(|i| event(i, 1000 + i as i64, "b", None))
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(blocks(&w), 3);
+    // The other half: now every record of it is replaced, so it goes.
+    w.append(
+        (33..=64)
+            .map(|i| event(i, 1000 + i as i64, "b", None))
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(blocks(&w), 3);
+    // Two versions of id 70 on disk after a reopen: the newer one counts.
+    w.append(vec![event(70, 2000, "c", Some("x"))]).unwrap();
+    let check = |w: &Warm| {
+        let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Id, None)).unwrap());
+        assert_eq!(by_type("a").len(), 35);
+        assert_eq!(by_type("b"), (1..=64).collect::<Vec<_>>());
+        assert_eq!(by_type("c"), [70]);
+        assert_eq!(ids(&w.get_by_correlation(b"x").unwrap()), [70]);
+        assert_eq!(w.get(70).unwrap().unwrap().sys_ts, 2000);
+        assert_eq!(w.get(5).unwrap().unwrap().sys_ts, 1005);
+        assert_eq!(w.stats().events, 100);
+        let all = ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap());
+        assert_eq!(all.len(), 100);
+    };
+    check(&w);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    check(&w);
+    // A prune rewrites the block of 65-100 without 70's old record: after
+    // a reopen 70 keeps its newer version and the pruned events stay gone.
+    assert_eq!(w.prune_before(90).unwrap(), 24);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    assert_eq!(w.get(70).unwrap().unwrap().sys_ts, 2000);
+    assert_eq!(w.get(66).unwrap(), None);
+    assert_eq!(w.stats().events, 76);
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Timestamp, None)).unwrap()).len(),
+        76
+    );
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn an_overwrite_after_reopen_replaces_the_old_version() {
     let d = dir("overwrite");
     let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();

@@ -1,0 +1,45 @@
+//! Cost of overwriting events already on disk (single thread, no BEAM):
+//! `cargo run --release -p foundation_core --example warm_overwrite`.
+mod support;
+
+use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
+use std::time::Instant;
+use support::event;
+
+fn main() {
+    for comp in [Compression::None, Compression::Zstd] {
+        let dir = std::env::temp_dir().join(format!("warm-overwrite-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (warm, _) = Warm::open(&WarmConfig {
+            path: dir.clone(),
+            max_bytes: 0,
+            compression: comp,
+            fsync_ms: 1000,
+            journal: false,
+        })
+        .unwrap();
+        let n = 100_000u64;
+        let write = |ids: &mut dyn Iterator<Item = u64>| -> f64 {
+            let t = Instant::now();
+            let mut count = 0;
+            loop {
+                let chunk: Vec<WarmEvent> = (&mut *ids).take(100).map(event).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                count += chunk.len();
+                warm.append(chunk).unwrap();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / count as f64
+        };
+        let fresh = write(&mut (1..=n));
+        // Every 7th id, in a scattered order: each batch touches many blocks.
+        let again = write(&mut (0..n).map(|i| (i * 7919) % n + 1).step_by(7));
+        let fresh_again = write(&mut (n + 1..=2 * n));
+        println!(
+            "{comp:?}: new ids {fresh:.2} us/event, overwrites {again:.2} us/event, new ids after {fresh_again:.2} us/event"
+        );
+        warm.close().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
