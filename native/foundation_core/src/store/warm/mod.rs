@@ -1922,7 +1922,7 @@ impl Warm {
     ) {
         match loc {
             LEGACY => batch.remove(&engine.events, id.to_be_bytes()),
-            key if lazy => edits.replaced(key),
+            key if lazy => edits.replaced(key, id),
             key => edits.drop(key, id),
         }
     }
@@ -2536,7 +2536,7 @@ const BLOCK_BYTES: usize = 32 << 10;
 struct Edits {
     blocks: FxHashMap<Loc, (fjall::Slice, FxHashSet<u64>)>,
     /// Records overwritten in this batch, by block (left in place).
-    replaced: FxHashMap<Loc, u32>,
+    replaced: FxHashMap<Loc, FxHashSet<u64>>,
 }
 
 impl Edits {
@@ -2568,19 +2568,27 @@ impl Edits {
         self.blocks.is_empty() && self.replaced.is_empty()
     }
 
-    /// Counts a record of block `key` overwritten (it stays in the block).
-    fn replaced(&mut self, key: Loc) {
-        *self.replaced.entry(key).or_insert(0) += 1;
+    /// Notes the record of `id` in block `key` overwritten (it stays in
+    /// the block unless `write` finds the block mostly replaced).
+    fn replaced(&mut self, key: Loc, id: u64) {
+        self.replaced.entry(key).or_default().insert(id);
     }
 
-    /// Removes each block whose live records (in `mem`, before this batch)
-    /// are all overwritten, and rewrites each block with dropped records
-    /// without them and without the records overwritten before (removes
-    /// it when none is left). A block whose table is damaged stays.
-    fn write(self, engine: &Engine, batch: &mut fjall::Batch, mem: &Mem) {
-        for (&key, &n) in &self.replaced {
-            if mem.live(key) <= n && self.blocks.get(&key).is_none_or(|b| b.1.is_empty()) {
-                batch.remove(&engine.blocks, key.to_be_bytes());
+    /// Rewrites each block with dropped records without them and without
+    /// the records overwritten before (removes it when none is left). A
+    /// block whose live records (in `mem`, before this batch) this batch's
+    /// overwrites leave at less than half its records is rewritten the
+    /// same way (removed when none is left), so replaced records never take
+    /// more room than live ones. A block whose table is damaged stays.
+    fn write(mut self, engine: &Engine, batch: &mut fjall::Batch, mem: &Mem) {
+        for (key, ids) in std::mem::take(&mut self.replaced) {
+            let Some((block, dropped)) = self.blocks.get_mut(&key) else {
+                continue;
+            };
+            let left = mem.live(key).saturating_sub(ids.len() as u32) as usize;
+            let total = codec::block_slots(block).map_or(0, |slots| slots.len());
+            if left * 2 < total {
+                dropped.extend(ids);
             }
         }
         for (key, (block, dropped)) in self.blocks {

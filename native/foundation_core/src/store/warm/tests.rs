@@ -330,6 +330,48 @@ fn overwritten_records_stay_in_their_block_until_it_holds_no_event() {
 }
 
 #[test]
+fn a_block_mostly_replaced_is_rewritten_with_its_live_records() {
+    let d = dir("mostly-replaced");
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    let records = |w: &Warm| -> Vec<usize> {
+        let engine = w.engine().unwrap();
+        let sizes = engine
+            .blocks
+            .iter()
+            .map(|kv| codec::block_slots(&kv.unwrap().1).unwrap().len())
+            .collect();
+        sizes
+    };
+    w.append((1..=64).map(|i| event(i, i as i64, "a", None)).collect())
+        .unwrap();
+    // 20 replaced: 44 of 64 still live, the block stays as it is.
+    w.append(
+        (1..=20)
+            .map(|i| event(i, 100 + i as i64, "b", None))
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(records(&w), [64, 20]);
+    // 20 more: 24 left, under half: the block keeps only those.
+    w.append(
+        (21..=40)
+            .map(|i| event(i, 100 + i as i64, "b", None))
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(records(&w), [24, 20, 20]);
+    w.close().unwrap();
+    drop(w);
+    let (w, _) = Warm::open(&config(&d, Compression::None, 0)).unwrap();
+    assert_eq!(w.stats().events, 64);
+    let by_type = |t| ids(&w.query(&q(Some(t), None, Order::Id, None)).unwrap());
+    assert_eq!(by_type("a"), (41..=64).collect::<Vec<_>>());
+    assert_eq!(by_type("b"), (1..=40).collect::<Vec<_>>());
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn an_overwrite_after_reopen_replaces_the_old_version() {
     let d = dir("overwrite");
     let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
