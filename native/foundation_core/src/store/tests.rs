@@ -403,7 +403,12 @@ fn max_age_expires() {
     let s = store(0);
     s.set_limits(0, 1);
     s.put(ev(1, "t", 0, None)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    let stored = super::clock::coarse_ms();
+    // The store's clock moves by timer ticks (up to 10 ms on some kernels):
+    // wait until it has passed the 1 ms age.
+    while super::clock::coarse_ms() < stored + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert_eq!(s.expire().unwrap(), 1);
     assert_eq!(s.stats().unwrap().evicted_max_age, 1);
     assert!(s.get(1).unwrap().is_none());
