@@ -2,23 +2,14 @@
 //! `cargo run --release -p foundation_core --example warm_cost`.
 mod support;
 
-use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
+use foundation_core::store::warm::{Compression, WarmEvent};
 use std::time::Instant;
 use support::event;
 
 fn main() {
     for comp in [Compression::None, Compression::Gzip, Compression::Zstd] {
         for group in [4usize, 100] {
-            let dir = std::env::temp_dir().join(format!("warm-cost-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let (warm, _) = Warm::open(&WarmConfig {
-                path: dir.clone(),
-                max_bytes: 0,
-                compression: comp,
-                fsync_ms: 1000,
-                journal: false,
-            })
-            .unwrap();
+            let (warm, dir) = support::open("warm-cost", comp);
             let n = 100_000u64;
             let events: Vec<WarmEvent> = (1..=n).map(event).collect();
             let t = Instant::now();

@@ -2,22 +2,13 @@
 //! `cargo run --release -p foundation_core --example warm_overwrite`.
 mod support;
 
-use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
+use foundation_core::store::warm::{Compression, WarmEvent};
 use std::time::Instant;
 use support::event;
 
 fn main() {
     for comp in [Compression::None, Compression::Zstd] {
-        let dir = std::env::temp_dir().join(format!("warm-overwrite-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (warm, _) = Warm::open(&WarmConfig {
-            path: dir.clone(),
-            max_bytes: 0,
-            compression: comp,
-            fsync_ms: 1000,
-            journal: false,
-        })
-        .unwrap();
+        let (warm, dir) = support::open("warm-overwrite", comp);
         let n = 100_000u64;
         let write = |ids: &mut dyn Iterator<Item = u64>| -> f64 {
             let t = Instant::now();

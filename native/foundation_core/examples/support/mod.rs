@@ -1,7 +1,8 @@
 //! The event the warm-tier examples write: about 300 bytes of body, 10
 //! types, 1 000 correlation ids.
 
-use foundation_core::store::warm::WarmEvent;
+use foundation_core::store::warm::{Compression, Warm, WarmConfig, WarmEvent};
+use std::path::PathBuf;
 
 /// A body of about 300 bytes that compresses like a small event.
 pub fn body(id: u64) -> Vec<u8> {
@@ -22,4 +23,21 @@ pub fn event(id: u64) -> WarmEvent {
         correlation_id: Some(format!("corr-{}", id % 1000).into_bytes()),
         body: body(id),
     }
+}
+
+/// A fresh tier in a temporary directory named after `name` (journal off,
+/// no size bound, background fsync), with that directory.
+#[allow(dead_code)]
+pub fn open(name: &str, compression: Compression) -> (Warm, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (warm, _) = Warm::open(&WarmConfig {
+        path: dir.clone(),
+        max_bytes: 0,
+        compression,
+        fsync_ms: 1000,
+        journal: false,
+    })
+    .unwrap();
+    (warm, dir)
 }

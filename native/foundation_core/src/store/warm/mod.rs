@@ -1021,15 +1021,11 @@ impl Engine {
                 .iter()
                 .map(|&(k, loc)| (id_of_key(k), loc))
                 .collect();
+            let mut ops = Vec::new();
             let mut again = Vec::new();
             for (id, loc) in replaced {
                 if let Some(h) = self.header_at(id, loc)? {
-                    mem.remove(
-                        &h.event_type,
-                        h.correlation_id.as_deref(),
-                        (h.sys_ts, id),
-                        loc,
-                    );
+                    ops.push(MemOp::Remove(h, id, loc));
                 }
                 if let Some(&at) = kept.get(&id) {
                     again.push((id, at));
@@ -1037,14 +1033,10 @@ impl Engine {
             }
             for (id, loc) in again {
                 if let Some(h) = self.header_at(id, loc)? {
-                    mem.add(
-                        &h.event_type,
-                        h.correlation_id.as_deref(),
-                        (h.sys_ts, id),
-                        loc,
-                    );
+                    ops.push(MemOp::Add(h, id, loc));
                 }
             }
+            mem.apply(ops);
         }
         mem.live = FxHashMap::default();
         for &(_, loc) in &winners {
