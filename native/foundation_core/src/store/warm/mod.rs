@@ -1810,23 +1810,22 @@ impl Warm {
         if !edits.is_empty() {
             edits.write(&engine, &mut batch, &self.mem_read()?.mem);
         }
-        let fresh: Vec<_> = fresh.into_iter().flatten().collect();
-        let mut rest = &fresh[..];
-        while !rest.is_empty() {
-            let mut n = 0;
+        let mut fresh = fresh.into_iter().flatten().peekable();
+        while fresh.peek().is_some() {
+            let mut chunk = Vec::with_capacity(BLOCK_EVENTS);
             let mut bytes = 0;
-            while n < rest.len() && n < BLOCK_EVENTS && (n == 0 || bytes < BLOCK_BYTES) {
-                bytes += rest[n].2.len();
-                n += 1;
+            while chunk.len() < BLOCK_EVENTS && (chunk.is_empty() || bytes < BLOCK_BYTES) {
+                let Some(item) = fresh.next() else {
+                    break;
+                };
+                bytes += item.2.len();
+                chunk.push(item);
             }
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
             let key: Loc = chunk[0].0.seq + 1;
             let value = codec::block(chunk.iter().map(|(_, id, r)| (*id, &r[..])));
             batch.insert(&engine.blocks, key.to_be_bytes(), value);
-            for (h, id, _) in chunk {
-                ops.push(MemOp::Add(h.clone(), *id, key));
-            }
+            // The headers move into the index changes (no copy of their names).
+            ops.extend(chunk.into_iter().map(|(h, id, _)| MemOp::Add(h, id, key)));
         }
         next.top = top;
         if let Some(jpos) = jpos {
