@@ -502,21 +502,21 @@ const BLOCK_SLOT: usize = 8 + 4;
 /// the CRC-32 over the table. One engine entry per block instead of one
 /// per event is most of what the engine costs per event (its batch,
 /// memtable and journal work is per entry). At most `u16::MAX` records.
-pub fn block<'a>(records: impl ExactSizeIterator<Item = (u64, &'a [u8])> + Clone) -> Vec<u8> {
-    let count = records.len().min(usize::from(u16::MAX));
-    let bytes: usize = records.clone().take(count).map(|(_, r)| r.len()).sum();
-    let mut out = Vec::with_capacity(BLOCK_HEAD + count * BLOCK_SLOT + bytes);
+pub fn block(records: &[(u64, &[u8])]) -> Vec<u8> {
+    let records = &records[..records.len().min(usize::from(u16::MAX))];
+    let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    let mut out = Vec::with_capacity(BLOCK_HEAD + records.len() * BLOCK_SLOT + bytes);
     out.push(BLOCK_MAGIC);
-    out.extend_from_slice(&(count as u16).to_be_bytes());
+    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
     out.extend_from_slice(&[0; 4]);
-    for (id, record) in records.clone().take(count) {
+    for (id, record) in records {
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&(record.len() as u32).to_be_bytes());
     }
     let table_end = out.len();
     let crc = crc32(&out[BLOCK_HEAD..table_end]);
     out[3..7].copy_from_slice(&crc.to_be_bytes());
-    for (_, record) in records.take(count) {
+    for (_, record) in records {
         out.extend_from_slice(record);
     }
     out
@@ -643,7 +643,8 @@ mod tests {
                 )
             })
             .collect();
-        let b = block(records.iter().map(|(i, r)| (*i, &r[..])));
+        let slots: Vec<(u64, &[u8])> = records.iter().map(|(i, r)| (*i, &r[..])).collect();
+        let b = block(&slots);
         let slots = block_slots(&b).unwrap();
         assert_eq!(slots.len(), 70);
         for ((id, rec), (sid, srec)) in records.iter().zip(&slots) {
@@ -656,10 +657,7 @@ mod tests {
         assert_eq!(block_slots(&damaged), None);
         assert_eq!(block_slots(&b[..b.len() - 1]), None);
         assert_eq!(block_slots(&[]), None);
-        assert_eq!(
-            block_slots(&block(std::iter::empty::<(u64, &[u8])>())),
-            Some(vec![])
-        );
+        assert_eq!(block_slots(&block(&[])), Some(vec![]));
     }
 
     #[test]

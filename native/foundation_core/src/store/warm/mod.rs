@@ -18,9 +18,11 @@
 //! are kept in memory (see `Mem`) and rebuilt on open from the records'
 //! headers. The engine's cost is per entry (its batch, memtable, journal
 //! and table work), so one entry per block of events instead of one per
-//! event is most of the apply thread's saving. Removing an event (an
-//! overwrite, eviction, prune) rewrites its block without it, in the same
-//! batch; a block left empty is removed.
+//! event is most of the apply thread's saving. An eviction or a prune
+//! rewrites the blocks it takes events from, in the same batch; an
+//! overwrite leaves the old record in its block (see `Edits::write`), and
+//! the rebuild keeps the version with the higher arrival sequence. A
+//! block left without live records is removed.
 //!
 //! Beside the keyspace, `<path>/ACKED` records the arrival sequence after
 //! the last acknowledged write, so acknowledged events the engine cannot
@@ -834,18 +836,13 @@ impl Engine {
         let keyspace = cfg.open()?;
         let plain = || PartitionCreateOptions::default().max_memtable_size(MEMTABLE);
         // Bodies are compressed by the codec (or stored raw for `:none`).
-        let events = keyspace.open_partition(
-            "events",
+        let records = || {
             plain()
                 .max_memtable_size(EVENTS_MEMTABLE)
-                .compression(fjall::CompressionType::None),
-        )?;
-        let blocks = keyspace.open_partition(
-            "blocks",
-            plain()
-                .max_memtable_size(EVENTS_MEMTABLE)
-                .compression(fjall::CompressionType::None),
-        )?;
+                .compression(fjall::CompressionType::None)
+        };
+        let events = keyspace.open_partition("events", records())?;
+        let blocks = keyspace.open_partition("blocks", records())?;
         let meta = keyspace.open_partition("meta", plain())?;
         // Older layouts kept the time, type and correlation indexes on
         // disk; they are rebuilt in memory now (see `Engine::mem`).
@@ -1005,46 +1002,42 @@ impl Engine {
         // block): the higher arrival sequence is the event; the other's
         // index entries go, and the event's are put back (they may be the
         // same keys).
+        // Sorted by id then arrival sequence: the last of each id's run wins.
         let mut ids = all.ids;
         ids.sort_unstable();
         let mut winners: Vec<(i64, u64)> = Vec::with_capacity(ids.len());
         let mut replaced = Vec::new();
-        for (i, &(k, _, loc)) in ids.iter().enumerate() {
-            if ids.get(i + 1).is_some_and(|next| next.0 == k) {
-                replaced.push((id_of_key(k), loc));
-            } else {
-                winners.push((k, loc));
+        for run in ids.chunk_by(|a, b| a.0 == b.0) {
+            let Some((&(k, _, at), older)) = run.split_last() else {
+                continue;
+            };
+            winners.push((k, at));
+            if !older.is_empty() {
+                let old: Vec<Loc> = older.iter().map(|&(_, _, loc)| loc).collect();
+                replaced.push((id_of_key(k), at, old));
             }
         }
-        if !replaced.is_empty() {
-            let kept: FxHashMap<u64, Loc> = winners
-                .iter()
-                .map(|&(k, loc)| (id_of_key(k), loc))
-                .collect();
-            let mut ops = Vec::new();
-            let mut again = Vec::new();
-            for (id, loc) in replaced {
-                if let Some(h) = self.header_at(id, loc)? {
-                    ops.push(MemOp::Remove(h, id, loc));
-                }
-                if let Some(&at) = kept.get(&id) {
-                    again.push((id, at));
-                }
-            }
-            for (id, loc) in again {
-                if let Some(h) = self.header_at(id, loc)? {
-                    ops.push(MemOp::Add(h, id, loc));
-                }
-            }
-            mem.apply(ops);
-        }
-        mem.live = FxHashMap::default();
         for &(_, loc) in &winners {
             if loc != LEGACY {
                 *mem.live.entry(loc).or_insert(0) += 1;
             }
         }
         mem.ids = winners.into_iter().collect();
+        // The replaced versions' index entries go; the winner's are put
+        // back after them (they may be the same keys). Neither touches the
+        // id index or the block counts built above.
+        let mut ops = Vec::new();
+        for (id, at, old) in replaced {
+            for loc in old {
+                if let Some(h) = self.header_at(id, loc)? {
+                    ops.push(MemOp::Remove(h, id, loc));
+                }
+            }
+            if let Some(h) = self.header_at(id, at)? {
+                ops.push(MemOp::Add(h, id, at));
+            }
+        }
+        mem.apply(ops);
         Ok((mem, all.corrupt))
     }
 
@@ -1822,7 +1815,8 @@ impl Warm {
                 chunk.push(item);
             }
             let key: Loc = chunk[0].0.seq + 1;
-            let value = codec::block(chunk.iter().map(|(_, id, r)| (*id, &r[..])));
+            let slots: Vec<(u64, &[u8])> = chunk.iter().map(|(_, id, r)| (*id, &r[..])).collect();
+            let value = codec::block(&slots);
             batch.insert(&engine.blocks, key.to_be_bytes(), value);
             // The headers move into the index changes (no copy of their names).
             ops.extend(chunk.into_iter().map(|(h, id, _)| MemOp::Add(h, id, key)));
@@ -2596,11 +2590,7 @@ impl Edits {
             if kept.is_empty() {
                 batch.remove(&engine.blocks, key.to_be_bytes());
             } else {
-                batch.insert(
-                    &engine.blocks,
-                    key.to_be_bytes(),
-                    codec::block(kept.into_iter()),
-                );
+                batch.insert(&engine.blocks, key.to_be_bytes(), codec::block(&kept));
             }
         }
     }
