@@ -356,10 +356,12 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
 
     # Nothing on disk is newer than memory's answer: it needs no disk read,
     # so it answers while the tier applies nothing; a deeper one waits.
+    # (Writes made before the tier's indexes are rebuilt count as on disk
+    # only, so the rebuild is waited for first.)
     ns = start(Path.join(dir, "b"), max_events: 5)
-    {:ok, _} = EventStore.store_batch(for(i <- 1..10, do: event(i, i)), ns)
     %{warm: warm} = Support.entry(ns)
     rebuilt(warm)
+    {:ok, _} = EventStore.store_batch(for(i <- 1..10, do: event(i, i)), ns)
     :ok = Native.warm_hold_apply(warm, true)
     on_exit(fn -> Native.warm_hold_apply(warm, false) end)
     {:ok, _} = EventStore.store_batch([event(11, 11), event(12, 12)], ns)
@@ -383,9 +385,9 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
 
     # A first run that memory has kept whole: no read needs the disk.
     ns = start(Path.join(dir, "d"))
-    {:ok, _} = EventStore.store_batch(for(i <- 1..3, do: event(i, i, correlation_id: "k")), ns)
     %{warm: warm} = Support.entry(ns)
     rebuilt(warm)
+    {:ok, _} = EventStore.store_batch(for(i <- 1..3, do: event(i, i, correlation_id: "k")), ns)
     :ok = Native.warm_hold_apply(warm, true)
     on_exit(fn -> Native.warm_hold_apply(warm, false) end)
     {:ok, 4} = EventStore.store(event(4, 4, correlation_id: "k"), ns)
