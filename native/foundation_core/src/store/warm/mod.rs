@@ -389,22 +389,82 @@ impl Mem {
     }
 
     fn apply(&mut self, ops: Vec<MemOp>) {
+        // Consecutive additions go in together (`add_all`); the order of
+        // an addition and a removal of the same key is kept.
+        let mut adds = Vec::new();
         for op in ops {
             match op {
-                MemOp::Add(h, id, loc) => self.add(
+                MemOp::Add(h, id, loc) => adds.push((h, id, loc)),
+                MemOp::Remove(h, id, loc) => {
+                    self.add_all(std::mem::take(&mut adds));
+                    let (cid, key) = (h.correlation_id.as_deref(), (h.sys_ts, id));
+                    self.remove(&h.event_type, cid, key, loc);
+                }
+                MemOp::Forget(key) => {
+                    self.add_all(std::mem::take(&mut adds));
+                    self.forget(key);
+                }
+                MemOp::Unlocate(id, loc) => {
+                    self.add_all(std::mem::take(&mut adds));
+                    self.unlocate(id, loc);
+                }
+            }
+        }
+        self.add_all(adds);
+    }
+
+    /// Adds the events of a batch: each index takes its keys in ascending
+    /// order (by type and by correlation id: grouped by name first), so a
+    /// key's search starts where the one before it went, and an index's
+    /// blocks are visited once a batch, not once an event. One event at a
+    /// time, the blocks of a thousand correlation ids fall out of the
+    /// cache between two of their events.
+    fn add_all(&mut self, adds: Vec<(Header, u64, Loc)>) {
+        if adds.len() < 2 {
+            for (h, id, loc) in adds {
+                self.add(
                     &h.event_type,
                     h.correlation_id.as_deref(),
                     (h.sys_ts, id),
                     loc,
-                ),
-                MemOp::Remove(h, id, loc) => self.remove(
-                    &h.event_type,
-                    h.correlation_id.as_deref(),
-                    (h.sys_ts, id),
-                    loc,
-                ),
-                MemOp::Forget(key) => self.forget(key),
-                MemOp::Unlocate(id, loc) => self.unlocate(id, loc),
+                );
+            }
+            return;
+        }
+        let mut keys: Vec<(i64, u64)> = adds.iter().map(|(h, id, _)| (h.sys_ts, *id)).collect();
+        keys.sort_unstable();
+        let mut hint = 0;
+        for &k in &keys {
+            self.by_time.insert_near(k, &mut hint);
+        }
+        let mut ids: Vec<(i64, Loc)> = adds.iter().map(|&(_, id, loc)| (id_key(id), loc)).collect();
+        ids.sort_unstable();
+        let mut hint = 0;
+        for k in ids {
+            if self.ids.insert_near(k, &mut hint) && k.1 != LEGACY {
+                *self.live.entry(k.1).or_insert(0) += 1;
+            }
+        }
+        let mut types: FxHashMap<&[u8], Vec<(i64, u64)>> = FxHashMap::default();
+        let mut cids: FxHashMap<&[u8], Vec<(i64, u64)>> = FxHashMap::default();
+        for (h, id, _) in &adds {
+            let key = (h.sys_ts, *id);
+            types.entry(&h.event_type).or_default().push(key);
+            if let Some(cid) = &h.correlation_id {
+                cids.entry(cid).or_default().push(key);
+            }
+        }
+        for (map, groups) in [(&mut self.by_type, types), (&mut self.by_cid, cids)] {
+            for (name, mut keys) in groups {
+                keys.sort_unstable();
+                let set = match map.get_mut(name) {
+                    Some(set) => set,
+                    None => map.entry(name.to_vec()).or_default(),
+                };
+                let mut hint = 0;
+                for k in keys {
+                    set.insert_near(k, &mut hint);
+                }
             }
         }
     }
@@ -1658,12 +1718,33 @@ impl Warm {
         Ok(())
     }
 
-    /// Whether `id` is surely not on disk (the in-memory indexes are built
-    /// and do not hold it); false when they cannot tell now.
-    fn absent(&self, id: u64) -> bool {
-        self.mem
-            .try_read()
-            .is_ok_and(|s| s.ready && s.failed.is_none() && s.mem.loc(id).is_none())
+    /// Which of `events`' ids up to `top` may be on disk: `None` when the
+    /// in-memory indexes cannot tell now (any may be), else those the id
+    /// index holds. The ids are looked up in ascending order under one
+    /// read of the indexes, each search starting where the one before it
+    /// ended.
+    fn maybe_on_disk(&self, events: &[Packed], top: u64) -> Option<FxHashSet<u64>> {
+        let mut ids: Vec<u64> = events
+            .iter()
+            .map(|e| e.id)
+            .filter(|&id| id <= top)
+            .collect();
+        if ids.is_empty() {
+            return Some(FxHashSet::default());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let state = self.mem.try_read().ok()?;
+        if !state.ready || state.failed.is_some() {
+            return None;
+        }
+        let mut hint = 0;
+        let held = |&id: &u64| {
+            let k = id_key(id);
+            let at = state.mem.ids.ceiling_near(&(k, 0), &mut hint);
+            at.is_some_and(|(found, _)| found == k)
+        };
+        Some(ids.into_iter().filter(held).collect())
     }
 
     /// The in-memory indexes, once rebuilt (this waits for the rebuild).
@@ -1770,13 +1851,14 @@ impl Warm {
             FxHashMap::with_capacity_and_hasher(events.len(), Default::default());
         let mut edits = Edits::default();
         let mut top = next.top;
+        let on_disk = self.maybe_on_disk(&events, top);
         for ev in events {
             if let Some(at) = staged.remove(&ev.id) {
                 if let Some((h, _, record)) = fresh[at].take() {
                     next.events = next.events.saturating_sub(1);
                     next.bytes = next.bytes.saturating_sub(entry_size(&h, record.len()));
                 }
-            } else if ev.id <= top && !self.absent(ev.id) {
+            } else if ev.id <= next.top && on_disk.as_ref().is_none_or(|ids| ids.contains(&ev.id)) {
                 let removed =
                     self.take_out(&engine, &mut batch, &mut edits, &mut ops, ev.id, None)?;
                 if let Some(size) = removed {

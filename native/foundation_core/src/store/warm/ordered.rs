@@ -54,14 +54,61 @@ impl Ordered {
             .min(self.blocks.len().saturating_sub(1))
     }
 
+    /// The block from `from` on that holds `k` if any does, and where it
+    /// would go otherwise (see `block_of`): a search forward from `from`,
+    /// by steps that double, so keys taken in ascending order cost the
+    /// distance between them, not the set's size. A `from` past `k`'s
+    /// place (or out of range) falls back to `block_of`.
+    fn block_from(&self, from: usize, k: &Key) -> usize {
+        let n = self.greatest.len();
+        if from >= n || (from > 0 && self.greatest[from - 1] >= *k) {
+            return self.block_of(k);
+        }
+        if self.greatest[from] >= *k {
+            return from;
+        }
+        // greatest[lo] < k; the answer is in (lo, hi], or the last block.
+        let (mut lo, mut step) = (from, 1);
+        let mut hi = loop {
+            let probe = lo + step;
+            if probe >= n {
+                break n;
+            }
+            if self.greatest[probe] >= *k {
+                break probe;
+            }
+            lo = probe;
+            step *= 2;
+        };
+        lo += 1;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.greatest[mid] < *k {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.min(n - 1)
+    }
+
     /// Adds `k`; `false` if it was there.
     pub fn insert(&mut self, k: Key) -> bool {
+        let mut hint = usize::MAX;
+        self.insert_near(k, &mut hint)
+    }
+
+    /// [`Ordered::insert`] for keys taken in ascending order: `hint` (any
+    /// value at first) keeps the block the last key went to, where the
+    /// search for the next one starts.
+    pub fn insert_near(&mut self, k: Key, hint: &mut usize) -> bool {
         let Some(&top) = self.greatest.back() else {
             self.push_block(k);
+            *hint = 0;
             return true;
         };
+        let last = self.blocks.len() - 1;
         if k > top {
-            let last = self.blocks.len() - 1;
             if self.blocks[last].len() >= BLOCK {
                 self.push_block(k);
             } else {
@@ -69,9 +116,11 @@ impl Ordered {
                 self.greatest[last] = k;
                 self.len += 1;
             }
+            *hint = self.blocks.len() - 1;
             return true;
         }
-        let b = self.block_of(&k);
+        let b = self.block_from(*hint, &k);
+        *hint = b;
         let block = &mut self.blocks[b];
         let Err(at) = block.binary_search(&k) else {
             return false;
@@ -89,6 +138,18 @@ impl Ordered {
             }
         }
         true
+    }
+
+    /// The least key at or above `k`, if any; `hint` as for
+    /// [`Ordered::insert_near`].
+    pub fn ceiling_near(&self, k: &Key, hint: &mut usize) -> Option<Key> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let b = self.block_from(*hint, k);
+        *hint = b;
+        let block = &self.blocks[b];
+        block.get(block.partition_point(|x| x < k)).copied()
     }
 
     fn push_block(&mut self, k: Key) {
@@ -340,6 +401,37 @@ mod tests {
                     model.range((lo_ref, hi_ref)).take(max).copied().collect()
                 };
                 prop_assert_eq!(set.range(lo_ref, hi_ref, desc, max), expect);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Runs of ascending keys through one hint, and lookups of the
+        /// least key at or above another, as a `BTreeSet` gives them.
+        #[test]
+        fn hinted_inserts_and_ceilings_match_a_btree_set(
+            seed in prop::collection::vec(key(), 0..600),
+            runs in prop::collection::vec(prop::collection::vec(key(), 0..300), 1..8),
+            probes in prop::collection::vec(key(), 0..200),
+        ) {
+            let mut set: Ordered = seed.iter().copied().collect();
+            let mut model: BTreeSet<Key> = seed.iter().copied().collect();
+            for mut run in runs {
+                run.sort_unstable();
+                let mut hint = 0;
+                for k in run {
+                    prop_assert_eq!(set.insert_near(k, &mut hint), model.insert(k));
+                }
+            }
+            check_shape(&set);
+            prop_assert!(set.iter().eq(model.iter()));
+            let mut probes = probes;
+            probes.sort_unstable();
+            let mut hint = usize::MAX;
+            for k in probes {
+                prop_assert_eq!(set.ceiling_near(&k, &mut hint), model.range(k..).next().copied());
             }
         }
     }
