@@ -64,7 +64,10 @@ use journal::Journal;
 
 use super::query::{Order, Query};
 use crate::error::{CoreError, CoreResult};
-use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use fjall::{
+    GarbageCollection, Keyspace, KvSeparationOptions, PartitionCreateOptions, PartitionHandle,
+    PersistMode,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -660,6 +663,9 @@ pub struct Warm {
     /// `<path>/ACKED`: what the last acknowledged write left on disk.
     acked: Acked,
     max_bytes: u64,
+    /// Events gone (`stored - events`) at the last collection of blob
+    /// files (see `Warm::collect`).
+    collected: AtomicU64,
     compression: Compression,
     sync_each: bool,
     /// The engine's directory (`<path>/data`).
@@ -902,7 +908,13 @@ impl Engine {
                 .compression(fjall::CompressionType::None)
         };
         let events = keyspace.open_partition("events", records())?;
-        let blocks = keyspace.open_partition("blocks", records())?;
+        // A new directory keeps its blocks in blob files beside the tree
+        // (the tree holds their keys and places): compactions then move a
+        // few bytes per block instead of rewriting every record two or
+        // three times (see `Warm::collect` for the space they leave). An
+        // existing partition keeps the layout it was made with.
+        let blobs = KvSeparationOptions::default().file_target_size(blob_file_bytes(config));
+        let blocks = keyspace.open_partition("blocks", records().with_kv_separation(blobs))?;
         let meta = keyspace.open_partition("meta", plain())?;
         // Older layouts kept the time, type and correlation indexes on
         // disk; they are rebuilt in memory now (see `Engine::mem`).
@@ -1227,6 +1239,7 @@ impl Warm {
             fresh_corrupt: Mutex::new(Vec::new()),
             mirror: Default::default(),
             max_bytes: config.max_bytes,
+            collected: AtomicU64::new(counters.stored.saturating_sub(counters.events)),
             compression: config.compression,
             sync_each: config.fsync_ms == 0,
             data,
@@ -1914,6 +1927,7 @@ impl Warm {
         if self.max_bytes > 0 && counters.bytes > self.max_bytes {
             self.evict(&engine, &mut counters)?;
         }
+        self.collect(&engine, &counters, false);
         self.acked.write(&counters);
         self.publish(&counters);
         Ok(())
@@ -2095,8 +2109,42 @@ impl Warm {
                 break;
             }
         }
+        self.collect(&engine, &counters, false);
         self.publish(&counters);
         Ok(total)
+    }
+
+    /// Frees the space of removed and replaced blocks in blob files (a
+    /// partition that keeps its blocks in its tree needs nothing): blob
+    /// files left without a live block are deleted, and those more than
+    /// half stale are rewritten with their live blocks. Runs under the
+    /// writer's lock, once enough events have gone since the last time
+    /// (`COLLECT_EVENTS`), or always with `now`. A failure is retried at
+    /// the next collection (the space stays taken meanwhile).
+    fn collect(&self, engine: &Engine, counters: &Counters, now: bool) {
+        if !engine.blocks.is_kv_separated() {
+            return;
+        }
+        let gone = counters.stored.saturating_sub(counters.events);
+        let last = self.collected.load(Relaxed).min(gone);
+        if !now && gone - last < COLLECT_EVENTS.max(counters.events / 4) {
+            return;
+        }
+        // The engine counts a blob file's blocks as stale only below its
+        // watermark of what no snapshot can still read, and moves that
+        // watermark once every 50 closed snapshots: closing 50 moves it up
+        // to now (a snapshot still open, such as the index rebuild's, holds
+        // it back as before).
+        for _ in 0..50 {
+            drop(engine.blocks.snapshot());
+        }
+        let collected = engine
+            .blocks
+            .gc_scan()
+            .and_then(|_| engine.blocks.gc_with_staleness_threshold(0.5));
+        if collected.is_ok() {
+            self.collected.store(gone, Relaxed);
+        }
     }
 
     /// Removes every event and resets the counters.
@@ -2136,6 +2184,8 @@ impl Warm {
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
         *self.trained.write().map_err(CoreError::poisoned)? = None;
         *self.samples.lock().map_err(CoreError::poisoned)? = Samples::default();
+        self.collected.store(0, Relaxed);
+        self.collect(&engine, &counters, true);
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
             set.clear();
@@ -2591,6 +2641,21 @@ pub fn id_stripe(id: u64, stripes: usize) -> usize {
 
 /// Journal bytes one engine batch of the apply thread takes at most.
 const APPLY_BYTES: usize = 4 << 20;
+
+/// The size blob files of blocks are cut at: an eighth of the disk bound
+/// (so evictions leave whole files stale, dropped without a rewrite),
+/// between 4 and 64 MiB.
+fn blob_file_bytes(config: &WarmConfig) -> u64 {
+    match config.max_bytes {
+        0 => 64 << 20,
+        max => (max / 8).clamp(4 << 20, 64 << 20),
+    }
+}
+
+/// Events removed (or replaced) since the last collection of blob files
+/// past which the next commit collects: at least this many, and at least
+/// a quarter of the events held.
+const COLLECT_EVENTS: u64 = 20_000;
 
 /// Records a block holds at most, and the bytes past which it takes no
 /// more: a read by id decodes one record but reads its whole block.

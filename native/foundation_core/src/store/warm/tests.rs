@@ -989,3 +989,53 @@ fn ids_made_one_after_another_take_different_stripes() {
     assert_eq!(generated.len(), n);
     assert_eq!(counted.len(), n);
 }
+
+#[test]
+fn removed_blocks_leave_the_blob_files_once_collected() {
+    let d = dir("collect");
+    // 4 MiB blob files (an eighth of the bound); blocks of about 16
+    // records of 2 KB, so each is kept in a blob file, not in the tree.
+    let cfg = config(&d, Compression::None, 32 << 20);
+    let event = |id: u64| WarmEvent {
+        body: vec![(id % 251) as u8; 2000],
+        ..event(id, id as i64, "t", Some("c"))
+    };
+    let (w, _) = Warm::open(&cfg).unwrap();
+    for first in (1..=4000).step_by(200) {
+        w.append((first..first + 200).map(event).collect()).unwrap();
+    }
+    let engine = w.engine().unwrap();
+    assert!(engine.blocks.is_kv_separated());
+    engine.blocks.rotate_memtable_and_wait().unwrap();
+    let blobs = d.join("data/partitions/blocks/blobs");
+    let before = dir_size(&blobs);
+    assert_eq!(w.prune_before(3501).unwrap(), 3500);
+    let counters = *w.writer.lock().unwrap();
+    w.collect(&engine, &counters, true);
+    drop(engine);
+    // Of 8 MB of records in two files, 1 MB is left: the file of the
+    // oldest is dropped, the other (three quarters stale) rewritten.
+    let after = dir_size(&blobs);
+    assert!(
+        before > 7_000_000 && after < 2_000_000,
+        "{before} -> {after} bytes"
+    );
+
+    let check = |w: &Warm| {
+        for id in [1, 2000, 3500] {
+            assert_eq!(w.get(id).unwrap(), None, "{id} came back");
+        }
+        for id in [3501, 3800, 4000] {
+            assert_eq!(w.get(id).unwrap().unwrap().body, event(id).body);
+        }
+        let all = ids(&w.query(&q(None, None, Order::Id, None)).unwrap());
+        assert_eq!(all, (3501..=4000).collect::<Vec<_>>());
+    };
+    check(&w);
+    w.close().unwrap();
+    let (w, _) = Warm::open(&cfg).unwrap();
+    check(&w);
+    assert_eq!(w.stats().events, 500);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
