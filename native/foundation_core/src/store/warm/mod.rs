@@ -417,11 +417,11 @@ impl Mem {
     }
 
     /// Adds the events of a batch: each index takes its keys in ascending
-    /// order (by type and by correlation id: grouped by name first), so a
-    /// key's search starts where the one before it went, and an index's
-    /// blocks are visited once a batch, not once an event. One event at a
-    /// time, the blocks of a thousand correlation ids fall out of the
-    /// cache between two of their events.
+    /// order (by type and by correlation id: grouped by name first), so an
+    /// index's blocks are visited once a batch, not once an event (see
+    /// `Ordered::insert_sorted`). One event at a time, the blocks of a
+    /// thousand correlation ids fall out of the cache between two of their
+    /// events.
     fn add_all(&mut self, adds: Vec<(Header, u64, Loc)>) {
         if adds.len() < 2 {
             for (h, id, loc) in adds {
@@ -436,18 +436,15 @@ impl Mem {
         }
         let mut keys: Vec<(i64, u64)> = adds.iter().map(|(h, id, _)| (h.sys_ts, *id)).collect();
         keys.sort_unstable();
-        let mut hint = 0;
-        for &k in &keys {
-            self.by_time.insert_near(k, &mut hint);
-        }
+        self.by_time.insert_sorted(&keys, |_| ());
         let mut ids: Vec<(i64, Loc)> = adds.iter().map(|&(_, id, loc)| (id_key(id), loc)).collect();
         ids.sort_unstable();
-        let mut hint = 0;
-        for k in ids {
-            if self.ids.insert_near(k, &mut hint) && k.1 != LEGACY {
-                *self.live.entry(k.1).or_insert(0) += 1;
+        let live = &mut self.live;
+        self.ids.insert_sorted(&ids, |(_, loc)| {
+            if loc != LEGACY {
+                *live.entry(loc).or_insert(0) += 1;
             }
-        }
+        });
         let mut types: FxHashMap<&[u8], Vec<(i64, u64)>> = FxHashMap::default();
         let mut cids: FxHashMap<&[u8], Vec<(i64, u64)>> = FxHashMap::default();
         for (h, id, _) in &adds {
@@ -464,10 +461,7 @@ impl Mem {
                     Some(set) => set,
                     None => map.entry(name.to_vec()).or_default(),
                 };
-                let mut hint = 0;
-                for k in keys {
-                    set.insert_near(k, &mut hint);
-                }
+                set.insert_sorted(&keys, |_| ());
             }
         }
     }

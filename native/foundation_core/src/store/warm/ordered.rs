@@ -20,6 +20,10 @@ pub type Key = (i64, u64);
 /// reaches twice that.
 const BLOCK: usize = 128;
 
+/// Keys of one `insert_sorted` call going into one block from which they
+/// are merged with it rather than inserted one at a time.
+const MERGE_RUN: usize = 16;
+
 /// A set of keys in ascending order.
 #[derive(Default, Debug)]
 pub struct Ordered {
@@ -138,6 +142,95 @@ impl Ordered {
             }
         }
         true
+    }
+
+    /// Adds `keys` (ascending, duplicates allowed), calling `added` with
+    /// each key that was not there. The keys that fall in one block are
+    /// merged with it in one pass, and the blocks that come out of it go in
+    /// together: one insert at a time, a run of a thousand keys into one
+    /// place searched, shifted and split that block (and shifted the list
+    /// of blocks) over and over.
+    pub fn insert_sorted(&mut self, keys: &[Key], mut added: impl FnMut(Key)) {
+        let mut hint = 0;
+        let mut i = 0;
+        while i < keys.len() {
+            let k = keys[i];
+            let b = match self.greatest.back() {
+                Some(&top) if k <= top => self.block_from(hint, &k),
+                // Past every key (or none yet): appended one by one.
+                _ => {
+                    if self.insert_near(k, &mut hint) {
+                        added(k);
+                    }
+                    i += 1;
+                    continue;
+                }
+            };
+            let g = self.greatest[b];
+            let end = i + keys[i..].partition_point(|x| *x <= g);
+            hint = b;
+            if end - i < MERGE_RUN {
+                for &k in &keys[i..end] {
+                    if self.insert_near(k, &mut hint) {
+                        added(k);
+                    }
+                }
+                i = end;
+                continue;
+            }
+            let old = std::mem::take(&mut self.blocks[b]);
+            let old_len = old.len();
+            let mut merged = Vec::with_capacity(old_len + end - i);
+            let mut run = keys[i..end].iter().copied().peekable();
+            for k in old {
+                while let Some(&r) = run.peek() {
+                    if r >= k {
+                        break;
+                    }
+                    run.next();
+                    if merged.last() != Some(&r) {
+                        merged.push(r);
+                        added(r);
+                    }
+                }
+                // A run key equal to a stored one is not added.
+                if run.peek() == Some(&k) {
+                    run.next();
+                }
+                merged.push(k);
+            }
+            for r in run {
+                if merged.last() != Some(&r) {
+                    merged.push(r);
+                    added(r);
+                }
+            }
+            self.len += merged.len() - old_len;
+            let parts: Vec<VecDeque<Key>> = merged
+                .chunks(BLOCK)
+                .map(|c| c.iter().copied().collect())
+                .collect();
+            self.replace_block(b, parts);
+            hint = b;
+            i = end;
+        }
+    }
+
+    /// Puts `parts` (non-empty, ascending, below the next block) in the
+    /// place of block `b`, moving the blocks after it once.
+    fn replace_block(&mut self, b: usize, parts: Vec<VecDeque<Key>>) {
+        let mut blocks = self.blocks.split_off(b + 1);
+        let mut greatest = self.greatest.split_off(b + 1);
+        self.blocks.pop_back();
+        self.greatest.pop_back();
+        for part in parts {
+            if let Some(&g) = part.back() {
+                self.greatest.push_back(g);
+                self.blocks.push_back(part);
+            }
+        }
+        self.blocks.append(&mut blocks);
+        self.greatest.append(&mut greatest);
     }
 
     /// The least key at or above `k`, if any; `hint` as for
@@ -418,11 +511,19 @@ mod tests {
         ) {
             let mut set: Ordered = seed.iter().copied().collect();
             let mut model: BTreeSet<Key> = seed.iter().copied().collect();
-            for mut run in runs {
+            for (n, mut run) in runs.into_iter().enumerate() {
                 run.sort_unstable();
-                let mut hint = 0;
-                for k in run {
-                    prop_assert_eq!(set.insert_near(k, &mut hint), model.insert(k));
+                if n % 2 == 0 {
+                    let mut hint = 0;
+                    for k in run {
+                        prop_assert_eq!(set.insert_near(k, &mut hint), model.insert(k));
+                    }
+                } else {
+                    let mut added = Vec::new();
+                    set.insert_sorted(&run, |k| added.push(k));
+                    let mut expect: Vec<Key> = run.into_iter().filter(|&k| model.insert(k)).collect();
+                    expect.dedup();
+                    prop_assert_eq!(added, expect);
                 }
             }
             check_shape(&set);
