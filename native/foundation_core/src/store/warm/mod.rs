@@ -7,7 +7,9 @@
 //! * `blocks`: block key -> the records of up to `BLOCK_EVENTS` events
 //!   written in one batch (see [`codec::block`]; a record: checksum,
 //!   arrival sequence, system timestamp, type, correlation id, compressed
-//!   body). The key is the arrival sequence of its first record, plus one;
+//!   body). The key is the arrival sequence of its first record, plus one.
+//!   A new directory keeps the blocks in the engine's blob files (key-value
+//!   separation), whose stale space `Warm::collect` frees;
 //! * `events`: event id -> record, one entry per event, as directories
 //!   written before blocks hold them (read, overwritten and removed as
 //!   before; new events go to blocks);
@@ -2647,9 +2649,9 @@ fn blob_file_bytes(config: &WarmConfig) -> u64 {
 }
 
 /// Events removed (or replaced) since the last collection of blob files
-/// past which the next commit collects: at least this many, and at least
-/// a quarter of the events held.
-const COLLECT_EVENTS: u64 = 20_000;
+/// past which the next commit collects: a quarter of the events held, and
+/// at least this many.
+const COLLECT_EVENTS: u64 = 1_000;
 
 /// Records a block holds at most, and the bytes past which it takes no
 /// more: a read by id decodes one record but reads its whole block.
