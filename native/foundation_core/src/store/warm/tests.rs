@@ -1039,3 +1039,40 @@ fn removed_blocks_leave_the_blob_files_once_collected() {
     w.close().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn blocks_an_earlier_version_kept_in_the_tree_stay_there() {
+    // Directories made before blob files have a `blocks` partition without
+    // key-value separation: it keeps its layout, and collecting is a no-op.
+    let d = dir("tree-blocks");
+    {
+        let keyspace = fjall::Config::new(d.join("data")).open().unwrap();
+        let blocks = keyspace
+            .open_partition("blocks", PartitionCreateOptions::default())
+            .unwrap();
+        assert!(!blocks.is_kv_separated());
+    }
+    let cfg = config(&d, Compression::None, 0);
+    let event = |id: u64| WarmEvent {
+        body: vec![(id % 251) as u8; 2000],
+        ..event(id, id as i64, "t", None)
+    };
+    let (w, _) = Warm::open(&cfg).unwrap();
+    w.append((1..=100).map(event).collect()).unwrap();
+    let engine = w.engine().unwrap();
+    assert!(!engine.blocks.is_kv_separated());
+    assert_eq!(w.prune_before(51).unwrap(), 50);
+    let counters = *w.writer.lock().unwrap();
+    w.collect(&engine, &counters, true);
+    drop(engine);
+    w.clear().unwrap();
+    w.append((101..=110).map(event).collect()).unwrap();
+    w.close().unwrap();
+    let (w, _) = Warm::open(&cfg).unwrap();
+    assert!(!w.engine().unwrap().blocks.is_kv_separated());
+    let all = ids(&w.query(&q(None, None, Order::Id, None)).unwrap());
+    assert_eq!(all, (101..=110).collect::<Vec<_>>());
+    assert_eq!(w.get(105).unwrap().unwrap().body, event(105).body);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
