@@ -340,25 +340,6 @@ impl Side {
 }
 
 impl Mem {
-    fn add(&mut self, event_type: &[u8], cid: Option<&[u8]>, key: (i64, u64), loc: Loc) {
-        let put = |map: &mut FxHashMap<Vec<u8>, Entries>, name: &[u8]| match map.get_mut(name) {
-            Some(set) => {
-                set.insert(key);
-            }
-            None => {
-                map.insert(name.to_vec(), Entries::from_iter([key]));
-            }
-        };
-        self.by_time.insert(key);
-        put(&mut self.by_type, event_type);
-        if let Some(cid) = cid {
-            put(&mut self.by_cid, cid);
-        }
-        if self.ids.insert((id_key(key.1), loc)) && loc != LEGACY {
-            *self.live.entry(loc).or_insert(0) += 1;
-        }
-    }
-
     /// Takes the id entry of `id` at `loc` out, with its block's count.
     fn unlocate(&mut self, id: u64, loc: Loc) {
         if self.ids.remove(&(id_key(id), loc)) && loc != LEGACY {
@@ -398,21 +379,19 @@ impl Mem {
         // an addition and a removal of the same key is kept.
         let mut adds = Vec::new();
         for op in ops {
+            if !matches!(op, MemOp::Add(..)) {
+                self.add_all(std::mem::take(&mut adds));
+            }
             match op {
                 MemOp::Add(h, id, loc) => adds.push((h, id, loc)),
-                MemOp::Remove(h, id, loc) => {
-                    self.add_all(std::mem::take(&mut adds));
-                    let (cid, key) = (h.correlation_id.as_deref(), (h.sys_ts, id));
-                    self.remove(&h.event_type, cid, key, loc);
-                }
-                MemOp::Forget(key) => {
-                    self.add_all(std::mem::take(&mut adds));
-                    self.forget(key);
-                }
-                MemOp::Unlocate(id, loc) => {
-                    self.add_all(std::mem::take(&mut adds));
-                    self.unlocate(id, loc);
-                }
+                MemOp::Remove(h, id, loc) => self.remove(
+                    &h.event_type,
+                    h.correlation_id.as_deref(),
+                    (h.sys_ts, id),
+                    loc,
+                ),
+                MemOp::Forget(key) => self.forget(key),
+                MemOp::Unlocate(id, loc) => self.unlocate(id, loc),
             }
         }
         self.add_all(adds);
@@ -425,15 +404,7 @@ impl Mem {
     /// thousand correlation ids fall out of the cache between two of their
     /// events.
     fn add_all(&mut self, adds: Vec<(Header, u64, Loc)>) {
-        if adds.len() < 2 {
-            for (h, id, loc) in adds {
-                self.add(
-                    &h.event_type,
-                    h.correlation_id.as_deref(),
-                    (h.sys_ts, id),
-                    loc,
-                );
-            }
+        if adds.is_empty() {
             return;
         }
         let mut keys: Vec<(i64, u64)> = adds.iter().map(|(h, id, _)| (h.sys_ts, *id)).collect();
@@ -2180,7 +2151,6 @@ impl Warm {
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
         *self.trained.write().map_err(CoreError::poisoned)? = None;
         *self.samples.lock().map_err(CoreError::poisoned)? = Samples::default();
-        self.collected.store(0, Relaxed);
         self.collect(&engine, &counters, true);
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {

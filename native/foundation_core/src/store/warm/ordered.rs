@@ -211,7 +211,6 @@ impl Ordered {
                 .map(|c| c.iter().copied().collect())
                 .collect();
             self.replace_block(b, parts);
-            hint = b;
             i = end;
         }
     }

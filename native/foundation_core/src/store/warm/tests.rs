@@ -990,16 +990,22 @@ fn ids_made_one_after_another_take_different_stripes() {
     assert_eq!(counted.len(), n);
 }
 
+/// Event `id` with a 2 KB body: a block of them is past the engine's
+/// threshold for keeping a value in a blob file.
+fn blob_event(id: u64, cid: Option<&str>) -> WarmEvent {
+    WarmEvent {
+        body: vec![(id % 251) as u8; 2000],
+        ..event(id, id as i64, "t", cid)
+    }
+}
+
 #[test]
 fn removed_blocks_leave_the_blob_files_once_collected() {
     let d = dir("collect");
     // 4 MiB blob files (an eighth of the bound); blocks of about 16
     // records of 2 KB, so each is kept in a blob file, not in the tree.
     let cfg = config(&d, Compression::None, 32 << 20);
-    let event = |id: u64| WarmEvent {
-        body: vec![(id % 251) as u8; 2000],
-        ..event(id, id as i64, "t", Some("c"))
-    };
+    let event = |id: u64| blob_event(id, Some("c"));
     let (w, _) = Warm::open(&cfg).unwrap();
     for first in (1..=4000).step_by(200) {
         w.append((first..first + 200).map(event).collect()).unwrap();
@@ -1053,10 +1059,7 @@ fn blocks_an_earlier_version_kept_in_the_tree_stay_there() {
         assert!(!blocks.is_kv_separated());
     }
     let cfg = config(&d, Compression::None, 0);
-    let event = |id: u64| WarmEvent {
-        body: vec![(id % 251) as u8; 2000],
-        ..event(id, id as i64, "t", None)
-    };
+    let event = |id: u64| blob_event(id, None);
     let (w, _) = Warm::open(&cfg).unwrap();
     w.append((1..=100).map(event).collect()).unwrap();
     let engine = w.engine().unwrap();
