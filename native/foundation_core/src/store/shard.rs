@@ -5,15 +5,15 @@
 //! `get`, ranges, correlation groups and pruning O(log n + k).
 
 mod arrivals;
+mod chunked;
 mod members;
 
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
 use arrivals::Arrivals;
+use chunked::{Chunked, Range};
 use members::{Member, Members};
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 /// A stored event: its queryable fields and the encoded event.
@@ -32,8 +32,8 @@ pub(crate) struct Record {
 #[derive(Debug)]
 struct TypeIndex {
     name: Bytes,
-    ids: BTreeSet<u64>,
-    times: BTreeMap<(i64, u64), Bytes>,
+    ids: Chunked<u64, ()>,
+    times: Chunked<(i64, u64), Bytes>,
 }
 
 /// The events of one correlation id by (timestamp, id), and the id's bytes
@@ -47,10 +47,10 @@ struct Group {
 /// Records and indexes of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    by_id: BTreeMap<u64, Record>,
+    by_id: Chunked<u64, Record>,
     /// The time-ordered indexes keep the payloads too (shared `Arc`s), so
     /// a query reads its results without one `by_id` lookup per result.
-    by_time: BTreeMap<(i64, u64), Bytes>,
+    by_time: Chunked<(i64, u64), Bytes>,
     by_type: HashMap<Bytes, TypeIndex>,
     /// Correlation groups keep the payloads themselves (shared `Arc`s), so
     /// a group is read without one `by_id` lookup per member.
@@ -76,9 +76,9 @@ pub(crate) struct Shard {
 #[derive(Debug, Default)]
 pub(crate) struct Garbage {
     pub(crate) records: Vec<Record>,
-    pub(crate) by_id: Vec<BTreeMap<u64, Record>>,
-    pub(crate) times: Vec<BTreeMap<(i64, u64), Bytes>>,
-    pub(crate) ids: Vec<BTreeSet<u64>>,
+    pub(crate) by_id: Vec<Chunked<u64, Record>>,
+    pub(crate) times: Vec<Chunked<(i64, u64), Bytes>>,
+    pub(crate) ids: Vec<Chunked<u64, ()>>,
     pub(crate) members: Vec<Member>,
 }
 
@@ -114,18 +114,17 @@ impl Shard {
             arrivals,
             ..
         } = self;
-        let slot = by_id.entry(id);
-        let replaced = match &slot {
-            Entry::Occupied(old) => {
-                unindex(id, old.get(), by_time, by_type, by_corr, arrivals);
+        let replaced = match by_id.get(&id) {
+            Some(old) => {
+                unindex(id, old, by_time, by_type, by_corr, arrivals);
                 true
             }
-            Entry::Vacant(_) => false,
+            None => false,
         };
         by_time.insert(key, event.payload.clone());
         let event_type = match by_type.get_mut(&event.event_type) {
             Some(ti) => {
-                ti.ids.insert(id);
+                ti.ids.insert(id, ());
                 ti.times.insert(key, event.payload.clone());
                 ti.name.clone()
             }
@@ -133,8 +132,8 @@ impl Shard {
                 let name = private(&event.event_type);
                 let ti = TypeIndex {
                     name: name.clone(),
-                    ids: BTreeSet::from([id]),
-                    times: BTreeMap::from([(key, event.payload.clone())]),
+                    ids: Chunked::from_iter([(id, ())]),
+                    times: Chunked::from_iter([(key, event.payload.clone())]),
                 };
                 by_type.insert(name.clone(), ti);
                 name
@@ -163,10 +162,7 @@ impl Shard {
             payload: event.payload,
             seq,
         };
-        match slot {
-            Entry::Occupied(mut old) => drop(std::mem::replace(old.get_mut(), record)),
-            Entry::Vacant(slot) => drop(slot.insert(record)),
-        }
+        drop(by_id.insert(id, record));
         arrivals.push(seq, now_ms, id);
         !replaced
     }
@@ -241,7 +237,8 @@ impl Shard {
     }
 
     /// Removes every record with `timestamp < ts`; returns how many.
-    /// The time-ordered sets are cut with `split_off` (O(log n) each). The
+    /// The time-ordered sets are cut with `split_before`, which moves whole
+    /// chunks and reads no entry but those of the one chunk it splits. The
     /// id- and arrival-keyed sets are cut the same way at the largest
     /// removed id (or arrival): when the part cut off holds exactly as many
     /// entries as were removed, it holds exactly the removed ones (ids and
@@ -256,8 +253,7 @@ impl Shard {
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         self.sweep_groups(&mut garbage.members);
         let cut = (ts, 0);
-        let kept = self.by_time.split_off(&cut);
-        let old = std::mem::replace(&mut self.by_time, kept);
+        let old = self.by_time.split_before(&cut);
         if old.is_empty() {
             return 0;
         }
@@ -284,10 +280,9 @@ impl Shard {
                 newest
             }
             cut => {
-                if let Some(mut gone) = cut {
+                if let Some(gone) = cut {
                     // Every key cut off is below every key kept.
-                    gone.append(&mut self.by_id);
-                    self.by_id = gone;
+                    self.by_id.prepend(gone);
                 }
                 let mut max_id = 0;
                 for &(_, id) in old.keys() {
@@ -302,8 +297,7 @@ impl Shard {
             }
         };
         for ti in self.by_type.values_mut() {
-            let kept = ti.times.split_off(&cut);
-            let gone = std::mem::replace(&mut ti.times, kept);
+            let gone = ti.times.split_before(&cut);
             if gone.is_empty() {
                 continue;
             }
@@ -479,7 +473,7 @@ impl Shard {
                 Some(ti) => Box::new(
                     ti.ids
                         .range((from_id, Bound::Unbounded))
-                        .map(|&id| (u128::from(id), id, None)),
+                        .map(|(&id, ())| (u128::from(id), id, None)),
                 ),
                 None => Box::new(
                     self.by_id
@@ -491,60 +485,20 @@ impl Shard {
     }
 }
 
-/// The part of `map` after `key` (split off; `map` keeps the rest).
-fn split_after<M: SplitAfter>(map: &mut M, key: u64) -> M {
-    match key.checked_add(1) {
-        Some(next) => map.split_from(next),
-        None => M::default(),
-    }
-}
-
-/// The entries of `map` with keys up to `last`, cut off (O(log n)) when
-/// there are exactly `count` of them; else `None`, with `map` as it was.
-/// The caller knows `count` of its keys are at most `last`, so an equal
-/// count means the cut-off part is exactly those.
-fn cut_prefix<M: SplitAfter>(map: &mut M, last: u64, count: usize) -> Option<M> {
-    let kept = split_after(map, last);
-    let gone = std::mem::replace(map, kept);
+/// The entries of `map` with keys up to `last`, cut off when there are
+/// exactly `count` of them; else `None`, with `map` as it was. The caller
+/// knows `count` of its keys are at most `last`, so an equal count means
+/// the cut-off part is exactly those.
+fn cut_prefix<V>(map: &mut Chunked<u64, V>, last: u64, count: usize) -> Option<Chunked<u64, V>> {
+    let gone = match last.checked_add(1) {
+        Some(next) => map.split_before(&next),
+        None => std::mem::take(map),
+    };
     if gone.len() == count {
         return Some(gone);
     }
-    // Every key cut off is below every key kept: `append` puts them back.
-    let mut kept = std::mem::replace(map, gone);
-    map.append(&mut kept);
+    map.prepend(gone);
     None
-}
-
-/// `split_off`, `len` and `append` of the u64-keyed sets, for `split_after`
-/// and `cut_prefix`.
-trait SplitAfter: Default {
-    fn split_from(&mut self, key: u64) -> Self;
-    fn len(&self) -> usize;
-    fn append(&mut self, other: &mut Self);
-}
-
-impl<V> SplitAfter for BTreeMap<u64, V> {
-    fn split_from(&mut self, key: u64) -> Self {
-        self.split_off(&key)
-    }
-    fn len(&self) -> usize {
-        self.len()
-    }
-    fn append(&mut self, other: &mut Self) {
-        self.append(other)
-    }
-}
-
-impl SplitAfter for BTreeSet<u64> {
-    fn split_from(&mut self, key: u64) -> Self {
-        self.split_off(&key)
-    }
-    fn len(&self) -> usize {
-        self.len()
-    }
-    fn append(&mut self, other: &mut Self) {
-        self.append(other)
-    }
 }
 
 /// The shard's own copy of a type name or correlation id, made when it is
@@ -561,7 +515,7 @@ fn private(name: &Bytes) -> Bytes {
 fn unindex(
     id: u64,
     record: &Record,
-    by_time: &mut BTreeMap<(i64, u64), Bytes>,
+    by_time: &mut Chunked<(i64, u64), Bytes>,
     by_type: &mut HashMap<Bytes, TypeIndex>,
     by_corr: &mut HashMap<Bytes, Group>,
     arrivals: &mut Arrivals,
@@ -586,7 +540,7 @@ fn unindex(
 }
 
 /// Whether `by_id` holds the event `key` in correlation group `name`.
-fn stored_member(by_id: &BTreeMap<u64, Record>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
+fn stored_member(by_id: &Chunked<u64, Record>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
     by_id
         .get(&id)
         .is_some_and(|r| r.timestamp == ts && r.correlation_id.as_deref() == Some(&**name))
@@ -614,11 +568,11 @@ fn time_key(rank: u128, descending: bool) -> (i64, u64) {
 
 /// `time_range`, narrowed to keys after `low` and before `high`.
 fn time_range_from(
-    set: &BTreeMap<(i64, u64), Bytes>,
+    set: &Chunked<(i64, u64), Bytes>,
     range: Option<(i64, i64)>,
     low: Option<(i64, u64)>,
     high: Option<(i64, u64)>,
-) -> std::collections::btree_map::Range<'_, (i64, u64), Bytes> {
+) -> Range<'_, (i64, u64), Bytes> {
     let (start, stop) = range.unwrap_or((i64::MIN, i64::MAX));
     let (lower, open_low) = match low {
         Some(k) if k >= (start, 0) => (k, true),
@@ -632,18 +586,13 @@ fn time_range_from(
         true => Bound::Excluded(k),
         false => Bound::Included(k),
     };
-    // BTreeMap::range panics on an inverted window, or an equal one with an
-    // excluded end: answer those with an empty range.
-    if lower > upper || (lower == upper && (open_low || open_high)) {
-        return set.range((Bound::Included(lower), Bound::Excluded(lower)));
-    }
     set.range((bound(lower, open_low), bound(upper, open_high)))
 }
 
 fn time_range(
-    set: &BTreeMap<(i64, u64), Bytes>,
+    set: &Chunked<(i64, u64), Bytes>,
     range: Option<(i64, i64)>,
-) -> std::collections::btree_map::Range<'_, (i64, u64), Bytes> {
+) -> Range<'_, (i64, u64), Bytes> {
     match range {
         Some((start, stop)) => set.range((
             Bound::Included((start, 0)),
