@@ -114,7 +114,10 @@ impl Shard {
             arrivals,
             ..
         } = self;
-        let replaced = match by_id.get(&id) {
+        // The record's place is found once; the other indexes change
+        // before it is filled, `by_id` does not.
+        let (old, slot) = by_id.find(&id);
+        let replaced = match old {
             Some(old) => {
                 unindex(id, old, by_time, by_type, by_corr, arrivals);
                 true
@@ -162,7 +165,7 @@ impl Shard {
             payload: event.payload,
             seq,
         };
-        drop(by_id.insert(id, record));
+        drop(by_id.put(slot, id, record));
         arrivals.push(seq, now_ms, id);
         !replaced
     }

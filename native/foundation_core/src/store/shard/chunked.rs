@@ -45,6 +45,14 @@ impl<K, V> Default for Chunked<K, V> {
     }
 }
 
+/// Where a key is or would go: its chunk (the chunk count for a key
+/// greater than every key) and its index there (`Err`: where it would go).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    chunk: usize,
+    at: Result<usize, usize>,
+}
+
 /// Entries in key order, from either end.
 pub(crate) struct Range<'a, K, V> {
     front: std::slice::Iter<'a, (K, V)>,
@@ -116,30 +124,59 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
 
     /// Adds `k`, or replaces its value (returning the old one).
     pub(crate) fn insert(&mut self, k: K, v: V) -> Option<V> {
-        let fill = Self::FILL;
+        let slot = self.slot(&k);
+        self.put(slot, k, v)
+    }
+
+    /// Where `k` is or would go, with its value if it is there: `put` then
+    /// adds it without searching again, if nothing changed in between.
+    pub(crate) fn find(&self, k: &K) -> (Option<&V>, Slot) {
+        let slot = self.slot(k);
+        let value = match slot.at {
+            Ok(i) => Some(&self.chunks[slot.chunk][i].1),
+            Err(_) => None,
+        };
+        (value, slot)
+    }
+
+    fn slot(&self, k: &K) -> Slot {
         match self.lasts.back() {
-            Some(last) if k <= *last => {}
-            _ => {
-                match self.chunks.back_mut() {
-                    Some(chunk) if chunk.len() < fill => chunk.push((k, v)),
-                    _ => {
-                        let mut chunk = Vec::with_capacity(fill);
-                        chunk.push((k, v));
-                        self.chunks.push_back(chunk);
-                        self.lasts.push_back(k);
-                    }
-                }
-                if let Some(last) = self.lasts.back_mut() {
-                    *last = k;
-                }
-                self.len += 1;
-                return None;
+            Some(last) if k <= last => {
+                // Some chunk's range holds `k`.
+                let chunk = self.chunk_of(k);
+                let at = self.chunks[chunk].binary_search_by(|(key, _)| key.cmp(k));
+                Slot { chunk, at }
             }
+            _ => Slot {
+                chunk: self.chunks.len(),
+                at: Err(0),
+            },
         }
-        // `k` is at most the greatest key: some chunk's range holds it.
-        let c = self.chunk_of(&k);
+    }
+
+    /// Adds `k` at `slot` (from `find` or `slot` of the same `k`, with no
+    /// change to the map since), or replaces its value.
+    pub(crate) fn put(&mut self, slot: Slot, k: K, v: V) -> Option<V> {
+        let fill = Self::FILL;
+        let c = slot.chunk;
+        if c == self.chunks.len() {
+            // Greater than every key: an append.
+            match self.chunks.back_mut() {
+                Some(chunk) if chunk.len() < fill => chunk.push((k, v)),
+                _ => {
+                    self.chunks.push_back(Vec::with_capacity(fill));
+                    self.lasts.push_back(k);
+                    self.chunks[c].push((k, v));
+                }
+            }
+            if let Some(last) = self.lasts.back_mut() {
+                *last = k;
+            }
+            self.len += 1;
+            return None;
+        }
         let chunk = &mut self.chunks[c];
-        match chunk.binary_search_by(|(key, _)| key.cmp(&k)) {
+        match slot.at {
             Ok(i) => Some(std::mem::replace(&mut chunk[i].1, v)),
             // Between two chunks: it ends the one before (as an append
             // does), rather than moving every entry of the one after. Runs
