@@ -11,7 +11,7 @@ mod members;
 use super::query::{rank, Order, Query};
 use super::{Bytes, NewEvent};
 use arrivals::Arrivals;
-use chunked::{Chunked, Range};
+use chunked::{Chunked, Range, Summary};
 use members::{Member, Members};
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Bound;
@@ -25,6 +25,41 @@ pub(crate) struct Record {
     pub(crate) payload: Bytes,
     /// Global insertion sequence number (FIFO eviction; its arrival key).
     pub(crate) seq: u64,
+}
+
+/// The newest timestamp and the latest arrival among some records: what a
+/// prune reads of each chunk of `by_id` rather than its records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Newest {
+    timestamp: i64,
+    seq: u64,
+}
+
+impl Default for Newest {
+    fn default() -> Newest {
+        Newest {
+            timestamp: i64::MIN,
+            seq: 0,
+        }
+    }
+}
+
+impl Summary<Record> for Newest {
+    fn of(r: &Record) -> Newest {
+        Newest {
+            timestamp: r.timestamp,
+            seq: r.seq,
+        }
+    }
+    fn merge(self, other: Newest) -> Newest {
+        Newest {
+            timestamp: self.timestamp.max(other.timestamp),
+            seq: self.seq.max(other.seq),
+        }
+    }
+    fn outlives(self, r: &Record) -> bool {
+        r.timestamp < self.timestamp && r.seq < self.seq
+    }
 }
 
 /// Ids of one event type, ordered by id and by (timestamp, id), and the
@@ -47,7 +82,7 @@ struct Group {
 /// Records and indexes of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    by_id: Chunked<u64, Record>,
+    by_id: Chunked<u64, Record, Newest>,
     /// The time-ordered indexes keep the payloads too (shared `Arc`s), so
     /// a query reads its results without one `by_id` lookup per result.
     by_time: Chunked<(i64, u64), Bytes>,
@@ -76,7 +111,7 @@ pub(crate) struct Shard {
 #[derive(Debug, Default)]
 pub(crate) struct Garbage {
     pub(crate) records: Vec<Record>,
-    pub(crate) by_id: Vec<Chunked<u64, Record>>,
+    pub(crate) by_id: Vec<Chunked<u64, Record, Newest>>,
     pub(crate) times: Vec<Chunked<(i64, u64), Bytes>>,
     pub(crate) ids: Vec<Chunked<u64, ()>>,
     pub(crate) members: Vec<Member>,
@@ -246,8 +281,9 @@ impl Shard {
     /// removed id (or arrival): when the part cut off holds exactly as many
     /// entries as were removed, it holds exactly the removed ones (ids and
     /// arrivals usually grow with time). The records are cut first at the
-    /// id of the newest removed event and the cut checked on their
-    /// timestamps, so no pass looks for the largest id. Otherwise a cut is
+    /// id of the newest removed event and the cut checked on the newest
+    /// timestamp of each chunk cut off (no record is read), so no pass
+    /// looks for the largest id. Otherwise a cut is
     /// undone and the removed entries are taken out one by one.
     ///
     /// Correlation groups are cut later (`sweep_groups`, off the caller's
@@ -274,10 +310,14 @@ impl Shard {
         let first_record = garbage.records.len();
         // The largest removed id, once the records are out.
         let max_id = match cut_prefix(&mut self.by_id, newest, removed) {
-            Some(gone) if gone.values().all(|r| r.timestamp < ts) => {
-                for (&id, record) in &gone {
-                    max_seq = max_seq.max(record.seq);
-                    unlink(by_corr, id, record);
+            // The chunks' summaries answer for their records: a cut of
+            // fresh records reads none of them.
+            Some(gone) if gone.summary().timestamp < ts => {
+                max_seq = gone.summary().seq;
+                if !cut_groups {
+                    for (&id, record) in &gone {
+                        unlink(by_corr, id, record);
+                    }
                 }
                 garbage.by_id.push(gone);
                 newest
@@ -492,7 +532,11 @@ impl Shard {
 /// exactly `count` of them; else `None`, with `map` as it was. The caller
 /// knows `count` of its keys are at most `last`, so an equal count means
 /// the cut-off part is exactly those.
-fn cut_prefix<V>(map: &mut Chunked<u64, V>, last: u64, count: usize) -> Option<Chunked<u64, V>> {
+fn cut_prefix<V, S: Summary<V>>(
+    map: &mut Chunked<u64, V, S>,
+    last: u64,
+    count: usize,
+) -> Option<Chunked<u64, V, S>> {
     let gone = match last.checked_add(1) {
         Some(next) => map.split_before(&next),
         None => std::mem::take(map),
@@ -543,7 +587,7 @@ fn unindex(
 }
 
 /// Whether `by_id` holds the event `key` in correlation group `name`.
-fn stored_member(by_id: &Chunked<u64, Record>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
+fn stored_member(by_id: &Chunked<u64, Record, Newest>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
     by_id
         .get(&id)
         .is_some_and(|r| r.timestamp == ts && r.correlation_id.as_deref() == Some(&**name))

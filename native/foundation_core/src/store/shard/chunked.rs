@@ -18,31 +18,61 @@
 //! contiguous memory.
 
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 /// Bytes of entries a chunk is filled to by appends; a chunk that reaches
 /// twice as many entries by inserts elsewhere splits in two.
 const CHUNK_BYTES: usize = 4096;
 
-/// An ordered map of `K` to `V`.
+/// What a map keeps of each chunk's values beside the chunk (`()`: nothing),
+/// so a question about many entries (such as "is every one older than
+/// this?") reads one summary per chunk instead of every entry.
+pub(crate) trait Summary<V>: Copy + Debug + Default {
+    fn of(value: &V) -> Self;
+    fn merge(self, other: Self) -> Self;
+    /// Whether `value` leaving a chunk summed as `self` leaves the summary
+    /// as it is (else the chunk is summed again).
+    fn outlives(self, value: &V) -> bool;
+}
+
+impl<V> Summary<V> for () {
+    fn of(_: &V) {}
+    fn merge(self, _: ()) {}
+    fn outlives(self, _: &V) -> bool {
+        true
+    }
+}
+
+/// An ordered map of `K` to `V`, with a summary `S` of each chunk.
 #[derive(Debug)]
-pub(crate) struct Chunked<K, V> {
+pub(crate) struct Chunked<K, V, S = ()> {
     /// Non-empty sorted chunks; every key of a chunk is below every key of
     /// the next one.
     chunks: VecDeque<Vec<(K, V)>>,
     /// Each chunk's greatest key.
     lasts: VecDeque<K>,
+    /// Each chunk's summary.
+    sums: VecDeque<S>,
     len: usize,
 }
 
-impl<K, V> Default for Chunked<K, V> {
+impl<K, V, S> Default for Chunked<K, V, S> {
     fn default() -> Self {
         Chunked {
             chunks: VecDeque::new(),
             lasts: VecDeque::new(),
+            sums: VecDeque::new(),
             len: 0,
         }
     }
+}
+
+/// The summary of a chunk's entries.
+fn sum_of<K, V, S: Summary<V>>(entries: &[(K, V)]) -> S {
+    entries
+        .iter()
+        .fold(S::default(), |sum, (_, v)| sum.merge(S::of(v)))
 }
 
 /// Where a key is or would go: its chunk (the chunk count for a key
@@ -90,7 +120,7 @@ impl<K, V> DoubleEndedIterator for Range<'_, K, V> {
     }
 }
 
-impl<K: Ord + Copy, V> Chunked<K, V> {
+impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     /// Entries a chunk is filled to by appends (small in unit tests, so
     /// they split and cut chunks with few entries).
     const FILL: usize = if cfg!(test) {
@@ -159,25 +189,34 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
     pub(crate) fn put(&mut self, slot: Slot, k: K, v: V) -> Option<V> {
         let fill = Self::FILL;
         let c = slot.chunk;
+        let sum = S::of(&v);
         if c == self.chunks.len() {
             // Greater than every key: an append.
             match self.chunks.back_mut() {
-                Some(chunk) if chunk.len() < fill => chunk.push((k, v)),
-                _ => {
-                    self.chunks.push_back(Vec::with_capacity(fill));
-                    self.lasts.push_back(k);
-                    self.chunks[c].push((k, v));
+                Some(chunk) if chunk.len() < fill => {
+                    chunk.push((k, v));
+                    if let (Some(last), Some(old)) = (self.lasts.back_mut(), self.sums.back_mut()) {
+                        (*last, *old) = (k, old.merge(sum));
+                    }
                 }
-            }
-            if let Some(last) = self.lasts.back_mut() {
-                *last = k;
+                _ => {
+                    let mut chunk = Vec::with_capacity(fill);
+                    chunk.push((k, v));
+                    self.chunks.push_back(chunk);
+                    self.lasts.push_back(k);
+                    self.sums.push_back(sum);
+                }
             }
             self.len += 1;
             return None;
         }
         let chunk = &mut self.chunks[c];
         match slot.at {
-            Ok(i) => Some(std::mem::replace(&mut chunk[i].1, v)),
+            Ok(i) => {
+                let old = std::mem::replace(&mut chunk[i].1, v);
+                self.sums[c] = sum_of(chunk);
+                Some(old)
+            }
             // Between two chunks: it ends the one before (as an append
             // does), rather than moving every entry of the one after. Runs
             // of ascending keys that interleave (several writers' ids) then
@@ -187,9 +226,11 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
                 if before.len() < fill {
                     before.push((k, v));
                     self.lasts[c - 1] = k;
+                    self.sums[c - 1] = self.sums[c - 1].merge(sum);
                 } else {
                     self.chunks.insert(c, vec![(k, v)]);
                     self.lasts.insert(c, k);
+                    self.sums.insert(c, sum);
                 }
                 self.len += 1;
                 None
@@ -197,10 +238,13 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
             Err(i) => {
                 chunk.insert(i, (k, v));
                 self.len += 1;
+                self.sums[c] = self.sums[c].merge(sum);
                 if chunk.len() >= 2 * fill {
                     let tail = chunk.split_off(fill);
                     let head_last = chunk[fill - 1].0;
                     let tail_last = std::mem::replace(&mut self.lasts[c], head_last);
+                    self.sums[c] = sum_of(chunk);
+                    self.sums.insert(c + 1, sum_of(&tail));
                     self.chunks.insert(c + 1, tail);
                     self.lasts.insert(c + 1, tail_last);
                 }
@@ -219,43 +263,64 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
             None => {
                 self.chunks.remove(c);
                 self.lasts.remove(c);
+                self.sums.remove(c);
             }
-            Some(&(last, _)) => self.lasts[c] = last,
+            Some(&(last, _)) => {
+                self.lasts[c] = last;
+                if !self.sums[c].outlives(&v) {
+                    self.sums[c] = sum_of(chunk);
+                }
+            }
         }
         Some(v)
     }
 
     /// Cuts off and returns the entries with keys below `k`: whole chunks
     /// move, and at most one is split.
-    pub(crate) fn split_before(&mut self, k: &K) -> Chunked<K, V> {
+    pub(crate) fn split_before(&mut self, k: &K) -> Chunked<K, V, S> {
         let c = self.chunk_of(k);
         let mut chunks: VecDeque<Vec<(K, V)>> = self.chunks.drain(..c).collect();
         let mut lasts: VecDeque<K> = self.lasts.drain(..c).collect();
+        let mut sums: VecDeque<S> = self.sums.drain(..c).collect();
         if let Some(chunk) = self.chunks.front_mut() {
             let p = chunk.partition_point(|(key, _)| key < k);
             if p > 0 {
                 let rest = chunk.split_off(p);
                 let head = std::mem::replace(chunk, rest);
+                self.sums[0] = sum_of(chunk);
                 lasts.push_back(head[p - 1].0);
+                sums.push_back(sum_of(&head));
                 chunks.push_back(head);
             }
         }
         let len = chunks.iter().map(Vec::len).sum();
         self.len -= len;
-        Chunked { chunks, lasts, len }
+        Chunked {
+            chunks,
+            lasts,
+            sums,
+            len,
+        }
+    }
+
+    /// The summary of every entry (`S::default()` when empty).
+    pub(crate) fn summary(&self) -> S {
+        self.sums.iter().fold(S::default(), |a, b| a.merge(*b))
     }
 
     /// Puts back entries whose keys are all below every key held (what
     /// `split_before` cut off).
-    pub(crate) fn prepend(&mut self, front: Chunked<K, V>) {
+    pub(crate) fn prepend(&mut self, front: Chunked<K, V, S>) {
         debug_assert!(match (front.lasts.back(), self.chunks.front()) {
             (Some(last), Some(chunk)) => *last < chunk[0].0,
             _ => true,
         });
         self.len += front.len;
-        for (chunk, last) in front.chunks.into_iter().zip(front.lasts).rev() {
+        let parts = front.chunks.into_iter().zip(front.lasts).zip(front.sums);
+        for ((chunk, last), sum) in parts.rev() {
             self.chunks.push_front(chunk);
             self.lasts.push_front(last);
+            self.sums.push_front(sum);
         }
     }
 
@@ -325,7 +390,7 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
     }
 }
 
-impl<'a, K: Ord + Copy, V> IntoIterator for &'a Chunked<K, V> {
+impl<'a, K: Ord + Copy, V, S: Summary<V>> IntoIterator for &'a Chunked<K, V, S> {
     type Item = (&'a K, &'a V);
     type IntoIter = Range<'a, K, V>;
 
@@ -334,7 +399,7 @@ impl<'a, K: Ord + Copy, V> IntoIterator for &'a Chunked<K, V> {
     }
 }
 
-impl<K: Ord + Copy, V> FromIterator<(K, V)> for Chunked<K, V> {
+impl<K: Ord + Copy, V, S: Summary<V>> FromIterator<(K, V)> for Chunked<K, V, S> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
         let mut map = Chunked::default();
         for (k, v) in entries {
@@ -349,6 +414,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+
+    /// The greatest value, as the summary the tests keep.
+    #[derive(Debug, Clone, Copy, Default, PartialEq)]
+    struct Max(Option<u32>);
+
+    impl Summary<u32> for Max {
+        fn of(v: &u32) -> Max {
+            Max(Some(*v))
+        }
+        fn merge(self, other: Max) -> Max {
+            Max(self.0.max(other.0))
+        }
+        fn outlives(self, v: &u32) -> bool {
+            self.0 > Some(*v)
+        }
+    }
+
+    type Map = Chunked<u16, u32, Max>;
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -377,13 +460,17 @@ mod tests {
         }
     }
 
-    fn check_shape(map: &Chunked<u16, u32>) {
+    fn check_shape(map: &Map) {
         assert_eq!(map.chunks.len(), map.lasts.len());
+        assert_eq!(map.chunks.len(), map.sums.len());
+        for (chunk, sum) in map.chunks.iter().zip(&map.sums) {
+            assert_eq!(*sum, sum_of(chunk));
+        }
         assert_eq!(map.len, map.chunks.iter().map(Vec::len).sum::<usize>());
         let mut prev: Option<u16> = None;
         for (chunk, last) in map.chunks.iter().zip(&map.lasts) {
             assert!(!chunk.is_empty());
-            assert!(chunk.len() < 2 * Chunked::<u16, u32>::FILL);
+            assert!(chunk.len() < 2 * Map::FILL);
             assert_eq!(chunk.last().map(|e| e.0), Some(*last));
             for &(k, _) in chunk {
                 assert!(prev.is_none_or(|p| p < k));
@@ -398,7 +485,7 @@ mod tests {
             ops in proptest::collection::vec(op(), 0..400),
             ranges in proptest::collection::vec((any::<u8>(), 0u16..1100, any::<u8>(), 0u16..1100), 1..8),
         ) {
-            let mut map: Chunked<u16, u32> = Chunked::default();
+            let mut map = Map::default();
             let mut model: BTreeMap<u16, u32> = BTreeMap::new();
             for op in ops {
                 match op {
@@ -410,6 +497,7 @@ mod tests {
                         let cut = map.split_before(&k);
                         check_shape(&cut);
                         prop_assert_eq!(cut.len(), gone.len());
+                        prop_assert_eq!(cut.summary(), Max(gone.values().max().copied()));
                         prop_assert!(cut.iter().map(|(k, v)| (*k, *v)).eq(gone));
                     }
                     Op::CutAndPutBack(k) => {
@@ -422,6 +510,7 @@ mod tests {
             }
             prop_assert!(map.iter().map(|(k, v)| (*k, *v)).eq(model.iter().map(|(k, v)| (*k, *v))));
             prop_assert_eq!(map.last_key_value(), model.last_key_value());
+            prop_assert_eq!(map.summary(), Max(model.values().max().copied()));
             for k in 0..1100 {
                 prop_assert_eq!(map.get(&k), model.get(&k));
             }
@@ -458,7 +547,7 @@ mod tests {
 
     #[test]
     fn appends_fill_chunks_and_a_cut_moves_whole_ones() {
-        let mut map: Chunked<u16, u32> = (0..10).map(|k| (k, 0)).collect();
+        let mut map: Map = (0..10).map(|k| (k, 0)).collect();
         assert_eq!(map.chunks.len(), 3);
         let cut = map.split_before(&8);
         assert_eq!((cut.chunks.len(), cut.len()), (2, 8));
