@@ -1,21 +1,23 @@
 //! The ordered maps of a shard's indexes: sorted entries kept in short
-//! chunks (about 4 KiB each), with each chunk's greatest key in one array
+//! chunks (about 4 KiB each), with each chunk's least key in one array
 //! beside them.
 //!
 //! Why not `BTreeMap`: a prune cuts the oldest part off every index, and
 //! `BTreeMap::split_off` counts the entries of one side by visiting each of
-//! its nodes. In a store that has not been read for a while those nodes are
-//! out of the caches, and on the virtual machines we measure on each visit
-//! cost microseconds: a prune of a quarter of a 21 000-event shard spent
-//! 7-20 ms there, against well under 1 ms for the same cut on warm memory.
-//! Here a cut moves whole chunks from one list to another and splits one
-//! chunk: the only memory it reads is the chunk list and that one chunk.
+//! its nodes. Memory a program has not touched for a while is slow to come
+//! back on the virtual machines we measure on (reading one byte from each
+//! of 20 000 random pages took 0.5-2 µs a page, 20-30 ns the second time),
+//! and a prune of a quarter of a 21 000-event shard spent 7-20 ms in that
+//! count. Here a cut moves whole chunks from one list to another and splits
+//! one chunk: it reads the chunk list, one chunk, and nothing else.
 //!
 //! New keys are usually the greatest yet (ids and timestamps grow with
 //! time): they are pushed onto the last chunk. Any other key finds its
-//! chunk by a binary search over the greatest keys, then moves at most a
-//! chunk's worth of entries. Scans read the entries in order from
-//! contiguous memory.
+//! chunk by a binary search over the least keys, then moves at most a
+//! chunk's worth of entries; a key after every key of a full chunk starts
+//! the next one. A write leaves the least keys alone unless its key goes
+//! first in its chunk, so writers on different cores mostly share them
+//! read-only. Scans read the entries in order from contiguous memory.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -47,22 +49,40 @@ impl<V> Summary<V> for () {
 /// An ordered map of `K` to `V`, with a summary `S` of each chunk.
 #[derive(Debug)]
 pub(crate) struct Chunked<K, V, S = ()> {
+    /// Each chunk's least key: what a search reads, and what a write
+    /// leaves alone unless its key goes first in a chunk.
+    firsts: VecDeque<K>,
     /// Non-empty sorted chunks; every key of a chunk is below every key of
     /// the next one.
-    chunks: VecDeque<Vec<(K, V)>>,
-    /// Each chunk's greatest key.
-    lasts: VecDeque<K>,
-    /// Each chunk's summary.
-    sums: VecDeque<S>,
+    chunks: VecDeque<Chunk<K, V, S>>,
     len: usize,
+}
+
+/// A chunk's entries and their summary: a write that adds an entry
+/// changes the two in one place.
+#[derive(Debug)]
+struct Chunk<K, V, S> {
+    entries: Vec<(K, V)>,
+    sum: S,
+}
+
+impl<K, V, S: Summary<V>> Chunk<K, V, S> {
+    fn new(entries: Vec<(K, V)>) -> Self {
+        let sum = sum_of(&entries);
+        Chunk { entries, sum }
+    }
+
+    /// Sums the entries again (after a change the summary cannot follow).
+    fn resum(&mut self) {
+        self.sum = sum_of(&self.entries);
+    }
 }
 
 impl<K, V, S> Default for Chunked<K, V, S> {
     fn default() -> Self {
         Chunked {
+            firsts: VecDeque::new(),
             chunks: VecDeque::new(),
-            lasts: VecDeque::new(),
-            sums: VecDeque::new(),
             len: 0,
         }
     }
@@ -75,8 +95,8 @@ fn sum_of<K, V, S: Summary<V>>(entries: &[(K, V)]) -> S {
         .fold(S::default(), |sum, (_, v)| sum.merge(S::of(v)))
 }
 
-/// Where a key is or would go: its chunk (the chunk count for a key
-/// greater than every key) and its index there (`Err`: where it would go).
+/// Where a key is or would go: its chunk and its index there (`Err`:
+/// where it would go).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Slot {
     chunk: usize,
@@ -84,13 +104,13 @@ pub(crate) struct Slot {
 }
 
 /// Entries in key order, from either end.
-pub(crate) struct Range<'a, K, V> {
+pub(crate) struct Range<'a, K, V, S = ()> {
     front: std::slice::Iter<'a, (K, V)>,
-    middle: std::collections::vec_deque::Iter<'a, Vec<(K, V)>>,
+    middle: std::collections::vec_deque::Iter<'a, Chunk<K, V, S>>,
     back: std::slice::Iter<'a, (K, V)>,
 }
 
-impl<'a, K, V> Iterator for Range<'a, K, V> {
+impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
     type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -99,21 +119,21 @@ impl<'a, K, V> Iterator for Range<'a, K, V> {
                 return Some((k, v));
             }
             match self.middle.next() {
-                Some(chunk) => self.front = chunk.iter(),
+                Some(chunk) => self.front = chunk.entries.iter(),
                 None => return self.back.next().map(|(k, v)| (k, v)),
             }
         }
     }
 }
 
-impl<K, V> DoubleEndedIterator for Range<'_, K, V> {
+impl<K, V, S> DoubleEndedIterator for Range<'_, K, V, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
             if let Some((k, v)) = self.back.next_back() {
                 return Some((k, v));
             }
             match self.middle.next_back() {
-                Some(chunk) => self.back = chunk.iter(),
+                Some(chunk) => self.back = chunk.entries.iter(),
                 None => return self.front.next_back().map(|(k, v)| (k, v)),
             }
         }
@@ -140,16 +160,18 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         self.len == 0
     }
 
-    /// The chunk that holds `k` if any does: the first whose greatest key
-    /// is at least `k` (the chunk count when there is none).
+    /// The chunk that holds `k` if any does: the last whose least key is
+    /// at most `k` (the first chunk for a key below every key).
     fn chunk_of(&self, k: &K) -> usize {
-        self.lasts.partition_point(|last| last < k)
+        self.firsts
+            .partition_point(|first| first <= k)
+            .saturating_sub(1)
     }
 
     pub(crate) fn get(&self, k: &K) -> Option<&V> {
-        let chunk = self.chunks.get(self.chunk_of(k))?;
-        let i = chunk.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
-        Some(&chunk[i].1)
+        let entries = &self.chunks.get(self.chunk_of(k))?.entries;
+        let i = entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
+        Some(&entries[i].1)
     }
 
     /// Adds `k`, or replaces its value (returning the old one).
@@ -163,25 +185,19 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn find(&self, k: &K) -> (Option<&V>, Slot) {
         let slot = self.slot(k);
         let value = match slot.at {
-            Ok(i) => Some(&self.chunks[slot.chunk][i].1),
+            Ok(i) => Some(&self.chunks[slot.chunk].entries[i].1),
             Err(_) => None,
         };
         (value, slot)
     }
 
     fn slot(&self, k: &K) -> Slot {
-        match self.lasts.back() {
-            Some(last) if k <= last => {
-                // Some chunk's range holds `k`.
-                let chunk = self.chunk_of(k);
-                let at = self.chunks[chunk].binary_search_by(|(key, _)| key.cmp(k));
-                Slot { chunk, at }
-            }
-            _ => Slot {
-                chunk: self.chunks.len(),
-                at: Err(0),
-            },
-        }
+        let chunk = self.chunk_of(k);
+        let at = match self.chunks.get(chunk) {
+            Some(c) => c.entries.binary_search_by(|(key, _)| key.cmp(k)),
+            None => Err(0),
+        };
+        Slot { chunk, at }
     }
 
     /// Adds `k` at `slot` (from `find` or `slot` of the same `k`, with no
@@ -189,86 +205,76 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn put(&mut self, slot: Slot, k: K, v: V) -> Option<V> {
         let fill = Self::FILL;
         let c = slot.chunk;
-        let sum = S::of(&v);
-        if c == self.chunks.len() {
-            // Greater than every key: an append.
-            match self.chunks.back_mut() {
-                Some(chunk) if chunk.len() < fill => {
-                    chunk.push((k, v));
-                    if let (Some(last), Some(old)) = (self.lasts.back_mut(), self.sums.back_mut()) {
-                        (*last, *old) = (k, old.merge(sum));
-                    }
-                }
-                _ => {
-                    let mut chunk = Vec::with_capacity(fill);
-                    chunk.push((k, v));
-                    self.chunks.push_back(chunk);
-                    self.lasts.push_back(k);
-                    self.sums.push_back(sum);
-                }
-            }
+        let Some(chunk) = self.chunks.get_mut(c) else {
+            // The first entry.
+            let mut entries = Vec::with_capacity(fill);
+            entries.push((k, v));
+            self.chunks.push_back(Chunk::new(entries));
+            self.firsts.push_back(k);
             self.len += 1;
             return None;
-        }
-        let chunk = &mut self.chunks[c];
-        match slot.at {
+        };
+        let i = match slot.at {
             Ok(i) => {
-                let old = std::mem::replace(&mut chunk[i].1, v);
-                self.sums[c] = sum_of(chunk);
-                Some(old)
+                let old = std::mem::replace(&mut chunk.entries[i].1, v);
+                chunk.resum();
+                return Some(old);
             }
-            // Between two chunks: it ends the one before (as an append
-            // does), rather than moving every entry of the one after. Runs
-            // of ascending keys that interleave (several writers' ids) then
-            // cost a push each, not a chunk's move.
-            Err(0) if c > 0 => {
-                let before = &mut self.chunks[c - 1];
-                if before.len() < fill {
-                    before.push((k, v));
-                    self.lasts[c - 1] = k;
-                    self.sums[c - 1] = self.sums[c - 1].merge(sum);
-                } else {
-                    self.chunks.insert(c, vec![(k, v)]);
-                    self.lasts.insert(c, k);
-                    self.sums.insert(c, sum);
-                }
-                self.len += 1;
-                None
-            }
-            Err(i) => {
-                chunk.insert(i, (k, v));
-                self.len += 1;
-                self.sums[c] = self.sums[c].merge(sum);
-                if chunk.len() >= 2 * fill {
-                    let tail = chunk.split_off(fill);
-                    let head_last = chunk[fill - 1].0;
-                    let tail_last = std::mem::replace(&mut self.lasts[c], head_last);
-                    self.sums[c] = sum_of(chunk);
-                    self.sums.insert(c + 1, sum_of(&tail));
-                    self.chunks.insert(c + 1, tail);
-                    self.lasts.insert(c + 1, tail_last);
-                }
-                None
-            }
+            Err(i) => i,
+        };
+        self.len += 1;
+        let n = chunk.entries.len();
+        if i == n && n >= fill {
+            // After every key of a full chunk (and before the next chunk):
+            // a new chunk, as appends to the map make. Runs of ascending
+            // keys that interleave (several writers' ids) each fill their
+            // own chunks this way, with a push a key.
+            let mut entries = Vec::with_capacity(fill);
+            entries.push((k, v));
+            self.chunks.insert(c + 1, Chunk::new(entries));
+            self.firsts.insert(c + 1, k);
+            return None;
         }
+        chunk.sum = chunk.sum.merge(S::of(&v));
+        chunk.entries.insert(i, (k, v));
+        if i == 0 {
+            self.firsts[c] = k;
+        }
+        let n = chunk.entries.len();
+        if n >= 2 * fill {
+            // Split just after the new key when it falls in the second
+            // half: a run of ascending keys that lands before another
+            // run's first keys leaves those in a chunk of their own, and
+            // its next keys start a new chunk instead of moving them again.
+            let at = if i + 1 >= fill && i + 1 < n {
+                i + 1
+            } else {
+                fill
+            };
+            let mut tail = Vec::with_capacity(fill.max(n - at));
+            tail.extend(chunk.entries.drain(at..));
+            chunk.resum();
+            self.firsts.insert(c + 1, tail[0].0);
+            self.chunks.insert(c + 1, Chunk::new(tail));
+        }
+        None
     }
 
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         let c = self.chunk_of(k);
         let chunk = self.chunks.get_mut(c)?;
-        let i = chunk.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
-        let (_, v) = chunk.remove(i);
+        let i = chunk.entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
+        let (_, v) = chunk.entries.remove(i);
         self.len -= 1;
-        match chunk.last() {
+        match chunk.entries.first() {
             None => {
                 self.chunks.remove(c);
-                self.lasts.remove(c);
-                self.sums.remove(c);
+                self.firsts.remove(c);
             }
-            Some(&(last, _)) => {
-                self.lasts[c] = last;
-                if !self.sums[c].outlives(&v) {
-                    self.sums[c] = sum_of(chunk);
+            Some(&(first, _)) => {
+                self.firsts[c] = first;
+                if !chunk.sum.outlives(&v) {
+                    chunk.resum();
                 }
             }
         }
@@ -278,74 +284,89 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     /// Cuts off and returns the entries with keys below `k`: whole chunks
     /// move, and at most one is split.
     pub(crate) fn split_before(&mut self, k: &K) -> Chunked<K, V, S> {
-        let c = self.chunk_of(k);
-        let mut chunks: VecDeque<Vec<(K, V)>> = self.chunks.drain(..c).collect();
-        let mut lasts: VecDeque<K> = self.lasts.drain(..c).collect();
-        let mut sums: VecDeque<S> = self.sums.drain(..c).collect();
-        if let Some(chunk) = self.chunks.front_mut() {
-            let p = chunk.partition_point(|(key, _)| key < k);
-            if p > 0 {
-                let rest = chunk.split_off(p);
-                let head = std::mem::replace(chunk, rest);
-                self.sums[0] = sum_of(chunk);
-                lasts.push_back(head[p - 1].0);
-                sums.push_back(sum_of(&head));
-                chunks.push_back(head);
-            }
+        // Chunks before `c` start below `k`; all but the last of them end
+        // below it too.
+        let c = self.firsts.partition_point(|first| first < k);
+        let whole = match c.checked_sub(1).map(|last| &self.chunks[last].entries) {
+            Some(entries) if entries.last().is_some_and(|(key, _)| key >= k) => c - 1,
+            _ => c,
+        };
+        let mut chunks: VecDeque<Chunk<K, V, S>> = self.chunks.drain(..whole).collect();
+        let mut firsts: VecDeque<K> = self.firsts.drain(..whole).collect();
+        if whole < c {
+            // It starts below `k` and ends at or above it.
+            let chunk = &mut self.chunks[0];
+            let p = chunk.entries.partition_point(|(key, _)| key < k);
+            let rest = chunk.entries.split_off(p);
+            let head = std::mem::replace(&mut chunk.entries, rest);
+            chunk.resum();
+            self.firsts[0] = chunk.entries[0].0;
+            firsts.push_back(head[0].0);
+            chunks.push_back(Chunk::new(head));
         }
-        let len = chunks.iter().map(Vec::len).sum();
+        let len = chunks.iter().map(|c| c.entries.len()).sum();
         self.len -= len;
         Chunked {
+            firsts,
             chunks,
-            lasts,
-            sums,
             len,
         }
     }
 
     /// The summary of every entry (`S::default()` when empty).
     pub(crate) fn summary(&self) -> S {
-        self.sums.iter().fold(S::default(), |a, b| a.merge(*b))
+        self.chunks
+            .iter()
+            .fold(S::default(), |sum, chunk| sum.merge(chunk.sum))
     }
 
     /// Puts back entries whose keys are all below every key held (what
     /// `split_before` cut off).
     pub(crate) fn prepend(&mut self, front: Chunked<K, V, S>) {
-        debug_assert!(match (front.lasts.back(), self.chunks.front()) {
-            (Some(last), Some(chunk)) => *last < chunk[0].0,
+        debug_assert!(match (front.last_key_value(), self.firsts.front()) {
+            (Some((last, _)), Some(first)) => last < first,
             _ => true,
         });
         self.len += front.len;
-        let parts = front.chunks.into_iter().zip(front.lasts).zip(front.sums);
-        for ((chunk, last), sum) in parts.rev() {
+        for (chunk, first) in front.chunks.into_iter().zip(front.firsts).rev() {
             self.chunks.push_front(chunk);
-            self.lasts.push_front(last);
-            self.sums.push_front(sum);
+            self.firsts.push_front(first);
         }
     }
 
     /// The entry with the greatest key.
     pub(crate) fn last_key_value(&self) -> Option<(&K, &V)> {
-        self.chunks.back()?.last().map(|(k, v)| (k, v))
+        self.chunks.back()?.entries.last().map(|(k, v)| (k, v))
     }
 
     /// Where the entries at or after `bound` start: (chunk, index in it).
     fn start_of(&self, bound: Bound<&K>) -> (usize, usize) {
-        let c = match bound {
+        let (c, p) = match bound {
             Bound::Unbounded => return (0, 0),
-            Bound::Included(k) => self.chunk_of(k),
-            Bound::Excluded(k) => self.lasts.partition_point(|last| last <= k),
+            Bound::Included(k) => {
+                let c = self.chunk_of(k);
+                let p = self
+                    .chunks
+                    .get(c)
+                    .map_or(0, |chunk| chunk.entries.partition_point(|(key, _)| key < k));
+                (c, p)
+            }
+            Bound::Excluded(k) => {
+                let c = self.chunk_of(k);
+                let p = self.chunks.get(c).map_or(0, |chunk| {
+                    chunk.entries.partition_point(|(key, _)| key <= k)
+                });
+                (c, p)
+            }
         };
-        let p = match (self.chunks.get(c), bound) {
-            (Some(chunk), Bound::Included(k)) => chunk.partition_point(|(key, _)| key < k),
-            (Some(chunk), Bound::Excluded(k)) => chunk.partition_point(|(key, _)| key <= k),
-            _ => 0,
-        };
-        (c, p)
+        match self.chunks.get(c) {
+            Some(chunk) if p == chunk.entries.len() => (c + 1, 0),
+            _ => (c, p),
+        }
     }
 
     /// The entries with keys in `range`, in order.
-    pub(crate) fn range<R: RangeBounds<K>>(&self, range: R) -> Range<'_, K, V> {
+    pub(crate) fn range<R: RangeBounds<K>>(&self, range: R) -> Range<'_, K, V, S> {
         let (c0, p0) = self.start_of(range.start_bound());
         let (c1, p1) = match range.end_bound() {
             Bound::Unbounded => (self.chunks.len(), 0),
@@ -362,22 +383,22 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         }
         if c0 == c1 {
             return Range {
-                front: self.chunks[c0][p0..p1].iter(),
+                front: self.chunks[c0].entries[p0..p1].iter(),
                 ..empty
             };
         }
         let back = match self.chunks.get(c1) {
-            Some(chunk) => chunk[..p1].iter(),
+            Some(chunk) => chunk.entries[..p1].iter(),
             None => [].iter(),
         };
         Range {
-            front: self.chunks[c0][p0..].iter(),
+            front: self.chunks[c0].entries[p0..].iter(),
             middle: self.chunks.range(c0 + 1..c1),
             back,
         }
     }
 
-    pub(crate) fn iter(&self) -> Range<'_, K, V> {
+    pub(crate) fn iter(&self) -> Range<'_, K, V, S> {
         self.range(..)
     }
 
@@ -392,9 +413,9 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
 impl<'a, K: Ord + Copy, V, S: Summary<V>> IntoIterator for &'a Chunked<K, V, S> {
     type Item = (&'a K, &'a V);
-    type IntoIter = Range<'a, K, V>;
+    type IntoIter = Range<'a, K, V, S>;
 
-    fn into_iter(self) -> Range<'a, K, V> {
+    fn into_iter(self) -> Range<'a, K, V, S> {
         self.iter()
     }
 }
@@ -461,18 +482,16 @@ mod tests {
     }
 
     fn check_shape(map: &Map) {
-        assert_eq!(map.chunks.len(), map.lasts.len());
-        assert_eq!(map.chunks.len(), map.sums.len());
-        for (chunk, sum) in map.chunks.iter().zip(&map.sums) {
-            assert_eq!(*sum, sum_of(chunk));
-        }
-        assert_eq!(map.len, map.chunks.iter().map(Vec::len).sum::<usize>());
+        assert_eq!(map.chunks.len(), map.firsts.len());
+        let lens = map.chunks.iter().map(|c| c.entries.len());
+        assert_eq!(map.len, lens.sum::<usize>());
         let mut prev: Option<u16> = None;
-        for (chunk, last) in map.chunks.iter().zip(&map.lasts) {
-            assert!(!chunk.is_empty());
-            assert!(chunk.len() < 2 * Map::FILL);
-            assert_eq!(chunk.last().map(|e| e.0), Some(*last));
-            for &(k, _) in chunk {
+        for (chunk, first) in map.chunks.iter().zip(&map.firsts) {
+            assert!(!chunk.entries.is_empty());
+            assert!(chunk.entries.len() < 2 * Map::FILL);
+            assert_eq!(chunk.entries[0].0, *first);
+            assert_eq!(chunk.sum, sum_of(&chunk.entries));
+            for &(k, _) in &chunk.entries {
                 assert!(prev.is_none_or(|p| p < k));
                 prev = Some(k);
             }
