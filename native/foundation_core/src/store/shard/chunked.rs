@@ -192,6 +192,15 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     }
 
     fn slot(&self, k: &K) -> Slot {
+        // The usual case first: a key after every key, found without a
+        // search.
+        if let Some(last) = self.chunks.back() {
+            if last.entries.last().is_some_and(|(key, _)| key < k) {
+                let at = Err(last.entries.len());
+                let chunk = self.chunks.len() - 1;
+                return Slot { chunk, at };
+            }
+        }
         let chunk = self.chunk_of(k);
         let at = match self.chunks.get(chunk) {
             Some(c) => c.entries.binary_search_by(|(key, _)| key.cmp(k)),
