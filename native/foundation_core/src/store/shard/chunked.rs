@@ -19,7 +19,7 @@
 //! first in its chunk, so writers on different cores mostly share them
 //! read-only. Scans read the entries in order from contiguous memory.
 
-use std::collections::VecDeque;
+use std::collections::{vec_deque, VecDeque};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
@@ -62,12 +62,14 @@ pub(crate) struct Chunked<K, V, S = ()> {
 /// changes the two in one place.
 #[derive(Debug)]
 struct Chunk<K, V, S> {
-    entries: Vec<(K, V)>,
+    /// A deque: eviction takes the oldest entry off the front of the
+    /// first chunk without moving the rest.
+    entries: VecDeque<(K, V)>,
     sum: S,
 }
 
 impl<K, V, S: Summary<V>> Chunk<K, V, S> {
-    fn new(entries: Vec<(K, V)>) -> Self {
+    fn new(entries: VecDeque<(K, V)>) -> Self {
         let sum = sum_of(&entries);
         Chunk { entries, sum }
     }
@@ -89,7 +91,7 @@ impl<K, V, S> Default for Chunked<K, V, S> {
 }
 
 /// The summary of a chunk's entries.
-fn sum_of<K, V, S: Summary<V>>(entries: &[(K, V)]) -> S {
+fn sum_of<K, V, S: Summary<V>>(entries: &VecDeque<(K, V)>) -> S {
     entries
         .iter()
         .fold(S::default(), |sum, (_, v)| sum.merge(S::of(v)))
@@ -105,9 +107,9 @@ pub(crate) struct Slot {
 
 /// Entries in key order, from either end.
 pub(crate) struct Range<'a, K, V, S = ()> {
-    front: std::slice::Iter<'a, (K, V)>,
-    middle: std::collections::vec_deque::Iter<'a, Chunk<K, V, S>>,
-    back: std::slice::Iter<'a, (K, V)>,
+    front: Option<vec_deque::Iter<'a, (K, V)>>,
+    middle: vec_deque::Iter<'a, Chunk<K, V, S>>,
+    back: Option<vec_deque::Iter<'a, (K, V)>>,
 }
 
 impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
@@ -115,12 +117,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.front.next() {
+            if let Some((k, v)) = self.front.as_mut().and_then(Iterator::next) {
                 return Some((k, v));
             }
             match self.middle.next() {
-                Some(chunk) => self.front = chunk.entries.iter(),
-                None => return self.back.next().map(|(k, v)| (k, v)),
+                Some(chunk) => self.front = Some(chunk.entries.iter()),
+                None => return self.back.as_mut()?.next().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -129,12 +131,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 impl<K, V, S> DoubleEndedIterator for Range<'_, K, V, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.back.next_back() {
+            if let Some((k, v)) = self.back.as_mut().and_then(DoubleEndedIterator::next_back) {
                 return Some((k, v));
             }
             match self.middle.next_back() {
-                Some(chunk) => self.back = chunk.entries.iter(),
-                None => return self.front.next_back().map(|(k, v)| (k, v)),
+                Some(chunk) => self.back = Some(chunk.entries.iter()),
+                None => return self.front.as_mut()?.next_back().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -195,7 +197,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // The usual case first: a key after every key, found without a
         // search.
         if let Some(last) = self.chunks.back() {
-            if last.entries.last().is_some_and(|(key, _)| key < k) {
+            if last.entries.back().is_some_and(|(key, _)| key < k) {
                 let at = Err(last.entries.len());
                 let chunk = self.chunks.len() - 1;
                 return Slot { chunk, at };
@@ -216,8 +218,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         let c = slot.chunk;
         let Some(chunk) = self.chunks.get_mut(c) else {
             // The first entry.
-            let mut entries = Vec::with_capacity(fill);
-            entries.push((k, v));
+            let mut entries = VecDeque::with_capacity(fill);
+            entries.push_back((k, v));
             self.chunks.push_back(Chunk::new(entries));
             self.firsts.push_back(k);
             self.len += 1;
@@ -238,8 +240,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             // a new chunk, as appends to the map make. Runs of ascending
             // keys that interleave (several writers' ids) each fill their
             // own chunks this way, with a push a key.
-            let mut entries = Vec::with_capacity(fill);
-            entries.push((k, v));
+            let mut entries = VecDeque::with_capacity(fill);
+            entries.push_back((k, v));
             self.chunks.insert(c + 1, Chunk::new(entries));
             self.firsts.insert(c + 1, k);
             return None;
@@ -260,7 +262,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             } else {
                 fill
             };
-            let mut tail = Vec::with_capacity(fill.max(n - at));
+            let mut tail = VecDeque::with_capacity(fill.max(n - at));
             tail.extend(chunk.entries.drain(at..));
             chunk.resum();
             self.firsts.insert(c + 1, tail[0].0);
@@ -273,9 +275,9 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         let c = self.chunk_of(k);
         let chunk = self.chunks.get_mut(c)?;
         let i = chunk.entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
-        let (_, v) = chunk.entries.remove(i);
+        let (_, v) = chunk.entries.remove(i)?;
         self.len -= 1;
-        match chunk.entries.first() {
+        match chunk.entries.front() {
             None => {
                 self.chunks.remove(c);
                 self.firsts.remove(c);
@@ -297,7 +299,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // below it too.
         let c = self.firsts.partition_point(|first| first < k);
         let whole = match c.checked_sub(1).map(|last| &self.chunks[last].entries) {
-            Some(entries) if entries.last().is_some_and(|(key, _)| key >= k) => c - 1,
+            Some(entries) if entries.back().is_some_and(|(key, _)| key >= k) => c - 1,
             _ => c,
         };
         let mut chunks: VecDeque<Chunk<K, V, S>> = self.chunks.drain(..whole).collect();
@@ -345,7 +347,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     /// The entry with the greatest key.
     pub(crate) fn last_key_value(&self) -> Option<(&K, &V)> {
-        self.chunks.back()?.entries.last().map(|(k, v)| (k, v))
+        self.chunks.back()?.entries.back().map(|(k, v)| (k, v))
     }
 
     /// Where the entries at or after `bound` start: (chunk, index in it).
@@ -383,25 +385,22 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             Bound::Excluded(k) => self.start_of(Bound::Included(k)),
         };
         let empty = Range {
-            front: [].iter(),
+            front: None,
             middle: self.chunks.range(0..0),
-            back: [].iter(),
+            back: None,
         };
         if (c0, p0) >= (c1, p1) || c0 >= self.chunks.len() {
             return empty;
         }
         if c0 == c1 {
             return Range {
-                front: self.chunks[c0].entries[p0..p1].iter(),
+                front: Some(self.chunks[c0].entries.range(p0..p1)),
                 ..empty
             };
         }
-        let back = match self.chunks.get(c1) {
-            Some(chunk) => chunk.entries[..p1].iter(),
-            None => [].iter(),
-        };
+        let back = self.chunks.get(c1).map(|chunk| chunk.entries.range(..p1));
         Range {
-            front: self.chunks[c0].entries[p0..].iter(),
+            front: Some(self.chunks[c0].entries.range(p0..)),
             middle: self.chunks.range(c0 + 1..c1),
             back,
         }
