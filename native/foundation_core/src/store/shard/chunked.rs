@@ -107,9 +107,9 @@ pub(crate) struct Slot {
 
 /// Entries in key order, from either end.
 pub(crate) struct Range<'a, K, V, S = ()> {
-    front: Option<vec_deque::Iter<'a, (K, V)>>,
+    front: vec_deque::Iter<'a, (K, V)>,
     middle: vec_deque::Iter<'a, Chunk<K, V, S>>,
-    back: Option<vec_deque::Iter<'a, (K, V)>>,
+    back: vec_deque::Iter<'a, (K, V)>,
 }
 
 impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
@@ -117,12 +117,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.front.as_mut().and_then(Iterator::next) {
+            if let Some((k, v)) = self.front.next() {
                 return Some((k, v));
             }
             match self.middle.next() {
-                Some(chunk) => self.front = Some(chunk.entries.iter()),
-                None => return self.back.as_mut()?.next().map(|(k, v)| (k, v)),
+                Some(chunk) => self.front = chunk.entries.iter(),
+                None => return self.back.next().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -131,12 +131,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 impl<K, V, S> DoubleEndedIterator for Range<'_, K, V, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.back.as_mut().and_then(DoubleEndedIterator::next_back) {
+            if let Some((k, v)) = self.back.next_back() {
                 return Some((k, v));
             }
             match self.middle.next_back() {
-                Some(chunk) => self.back = Some(chunk.entries.iter()),
-                None => return self.front.as_mut()?.next_back().map(|(k, v)| (k, v)),
+                Some(chunk) => self.back = chunk.entries.iter(),
+                None => return self.front.next_back().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -385,22 +385,25 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             Bound::Excluded(k) => self.start_of(Bound::Included(k)),
         };
         let empty = Range {
-            front: None,
-            middle: self.chunks.range(0..0),
-            back: None,
+            front: Default::default(),
+            middle: Default::default(),
+            back: Default::default(),
         };
         if (c0, p0) >= (c1, p1) || c0 >= self.chunks.len() {
             return empty;
         }
         if c0 == c1 {
             return Range {
-                front: Some(self.chunks[c0].entries.range(p0..p1)),
+                front: self.chunks[c0].entries.range(p0..p1),
                 ..empty
             };
         }
-        let back = self.chunks.get(c1).map(|chunk| chunk.entries.range(..p1));
+        let back = match self.chunks.get(c1) {
+            Some(chunk) => chunk.entries.range(..p1),
+            None => Default::default(),
+        };
         Range {
-            front: Some(self.chunks[c0].entries.range(p0..)),
+            front: self.chunks[c0].entries.range(p0..),
             middle: self.chunks.range(c0 + 1..c1),
             back,
         }
