@@ -62,14 +62,102 @@ pub(crate) struct Chunked<K, V, S = ()> {
 /// changes the two in one place.
 #[derive(Debug)]
 struct Chunk<K, V, S> {
-    /// A deque: eviction takes the oldest entry off the front of the
-    /// first chunk without moving the rest.
-    entries: VecDeque<(K, V)>,
+    entries: Entries<K, V>,
     sum: S,
 }
 
-impl<K, V, S: Summary<V>> Chunk<K, V, S> {
-    fn new(entries: VecDeque<(K, V)>) -> Self {
+/// Sorted entries, keys apart from values: a search reads only keys (a
+/// chunk's keys fill a few cache lines; with the records between them, a
+/// search read a line a probe). Deques: eviction takes the oldest entry
+/// off the front of the first chunk without moving the rest.
+#[derive(Debug)]
+struct Entries<K, V> {
+    keys: VecDeque<K>,
+    values: VecDeque<V>,
+}
+
+type Iter<'a, K, V> = std::iter::Zip<vec_deque::Iter<'a, K>, vec_deque::Iter<'a, V>>;
+
+fn no_entries<'a, K, V>() -> Iter<'a, K, V> {
+    vec_deque::Iter::default().zip(vec_deque::Iter::default())
+}
+
+impl<K: Ord + Copy, V> Entries<K, V> {
+    fn with_first(capacity: usize, k: K, v: V) -> Self {
+        let mut entries = Entries {
+            keys: VecDeque::with_capacity(capacity),
+            values: VecDeque::with_capacity(capacity),
+        };
+        entries.insert(0, k, v);
+        entries
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn first(&self) -> Option<K> {
+        self.keys.front().copied()
+    }
+
+    fn last(&self) -> Option<K> {
+        self.keys.back().copied()
+    }
+
+    fn search(&self, k: &K) -> Result<usize, usize> {
+        self.keys.binary_search(k)
+    }
+
+    /// How many keys are below `k` (`or_equal`: at most `k`).
+    fn before(&self, k: &K, or_equal: bool) -> usize {
+        match or_equal {
+            false => self.keys.partition_point(|key| key < k),
+            true => self.keys.partition_point(|key| key <= k),
+        }
+    }
+
+    fn insert(&mut self, i: usize, k: K, v: V) {
+        self.keys.insert(i, k);
+        self.values.insert(i, v);
+    }
+
+    fn remove(&mut self, i: usize) -> Option<V> {
+        self.keys.remove(i)?;
+        self.values.remove(i)
+    }
+
+    /// The entries from `at` on, taken out into deques with room for
+    /// `capacity` at least.
+    fn take_from(&mut self, at: usize, capacity: usize) -> Self {
+        let room = capacity.max(self.len().saturating_sub(at));
+        let mut tail = Entries {
+            keys: VecDeque::with_capacity(room),
+            values: VecDeque::with_capacity(room),
+        };
+        tail.keys.extend(self.keys.drain(at..));
+        tail.values.extend(self.values.drain(at..));
+        tail
+    }
+
+    /// The entries before `at`, taken out.
+    fn take_before(&mut self, at: usize) -> Self {
+        let rest = self.take_from(at, 0);
+        std::mem::replace(self, rest)
+    }
+
+    fn range(&self, from: usize, to: usize) -> Iter<'_, K, V> {
+        self.keys.range(from..to).zip(self.values.range(from..to))
+    }
+}
+
+impl<K, V> Entries<K, V> {
+    fn iter(&self) -> Iter<'_, K, V> {
+        self.keys.iter().zip(self.values.iter())
+    }
+}
+
+impl<K: Ord + Copy, V, S: Summary<V>> Chunk<K, V, S> {
+    fn new(entries: Entries<K, V>) -> Self {
         let sum = sum_of(&entries);
         Chunk { entries, sum }
     }
@@ -91,10 +179,11 @@ impl<K, V, S> Default for Chunked<K, V, S> {
 }
 
 /// The summary of a chunk's entries.
-fn sum_of<K, V, S: Summary<V>>(entries: &VecDeque<(K, V)>) -> S {
+fn sum_of<K, V, S: Summary<V>>(entries: &Entries<K, V>) -> S {
     entries
+        .values
         .iter()
-        .fold(S::default(), |sum, (_, v)| sum.merge(S::of(v)))
+        .fold(S::default(), |sum, v| sum.merge(S::of(v)))
 }
 
 /// Where a key is or would go: its chunk and its index there (`Err`:
@@ -107,9 +196,9 @@ pub(crate) struct Slot {
 
 /// Entries in key order, from either end.
 pub(crate) struct Range<'a, K, V, S = ()> {
-    front: vec_deque::Iter<'a, (K, V)>,
+    front: Iter<'a, K, V>,
     middle: vec_deque::Iter<'a, Chunk<K, V, S>>,
-    back: vec_deque::Iter<'a, (K, V)>,
+    back: Iter<'a, K, V>,
 }
 
 impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
@@ -117,12 +206,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.front.next() {
-                return Some((k, v));
+            if let Some(entry) = self.front.next() {
+                return Some(entry);
             }
             match self.middle.next() {
                 Some(chunk) => self.front = chunk.entries.iter(),
-                None => return self.back.next().map(|(k, v)| (k, v)),
+                None => return self.back.next(),
             }
         }
     }
@@ -131,12 +220,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 impl<K, V, S> DoubleEndedIterator for Range<'_, K, V, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.back.next_back() {
-                return Some((k, v));
+            if let Some(entry) = self.back.next_back() {
+                return Some(entry);
             }
             match self.middle.next_back() {
                 Some(chunk) => self.back = chunk.entries.iter(),
-                None => return self.front.next_back().map(|(k, v)| (k, v)),
+                None => return self.front.next_back(),
             }
         }
     }
@@ -172,8 +261,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     pub(crate) fn get(&self, k: &K) -> Option<&V> {
         let entries = &self.chunks.get(self.chunk_of(k))?.entries;
-        let i = entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
-        Some(&entries[i].1)
+        let i = entries.search(k).ok()?;
+        entries.values.get(i)
     }
 
     /// Adds `k`, or replaces its value (returning the old one).
@@ -187,7 +276,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn find(&self, k: &K) -> (Option<&V>, Slot) {
         let slot = self.slot(k);
         let value = match slot.at {
-            Ok(i) => Some(&self.chunks[slot.chunk].entries[i].1),
+            Ok(i) => self.chunks[slot.chunk].entries.values.get(i),
             Err(_) => None,
         };
         (value, slot)
@@ -197,7 +286,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // The usual case first: a key after every key, found without a
         // search.
         if let Some(last) = self.chunks.back() {
-            if last.entries.back().is_some_and(|(key, _)| key < k) {
+            if last.entries.last().is_some_and(|key| key < *k) {
                 let at = Err(last.entries.len());
                 let chunk = self.chunks.len() - 1;
                 return Slot { chunk, at };
@@ -205,7 +294,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         }
         let chunk = self.chunk_of(k);
         let at = match self.chunks.get(chunk) {
-            Some(c) => c.entries.binary_search_by(|(key, _)| key.cmp(k)),
+            Some(c) => c.entries.search(k),
             None => Err(0),
         };
         Slot { chunk, at }
@@ -218,8 +307,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         let c = slot.chunk;
         let Some(chunk) = self.chunks.get_mut(c) else {
             // The first entry.
-            let mut entries = VecDeque::with_capacity(fill);
-            entries.push_back((k, v));
+            let entries = Entries::with_first(fill, k, v);
             self.chunks.push_back(Chunk::new(entries));
             self.firsts.push_back(k);
             self.len += 1;
@@ -227,7 +315,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         };
         let i = match slot.at {
             Ok(i) => {
-                let old = std::mem::replace(&mut chunk.entries[i].1, v);
+                let old = std::mem::replace(&mut chunk.entries.values[i], v);
                 chunk.resum();
                 return Some(old);
             }
@@ -240,14 +328,13 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             // a new chunk, as appends to the map make. Runs of ascending
             // keys that interleave (several writers' ids) each fill their
             // own chunks this way, with a push a key.
-            let mut entries = VecDeque::with_capacity(fill);
-            entries.push_back((k, v));
+            let entries = Entries::with_first(fill, k, v);
             self.chunks.insert(c + 1, Chunk::new(entries));
             self.firsts.insert(c + 1, k);
             return None;
         }
         chunk.sum = chunk.sum.merge(S::of(&v));
-        chunk.entries.insert(i, (k, v));
+        chunk.entries.insert(i, k, v);
         if i == 0 {
             self.firsts[c] = k;
         }
@@ -262,11 +349,12 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             } else {
                 fill
             };
-            let mut tail = VecDeque::with_capacity(fill.max(n - at));
-            tail.extend(chunk.entries.drain(at..));
+            let tail = chunk.entries.take_from(at, fill);
             chunk.resum();
-            self.firsts.insert(c + 1, tail[0].0);
-            self.chunks.insert(c + 1, Chunk::new(tail));
+            if let Some(first) = tail.first() {
+                self.firsts.insert(c + 1, first);
+                self.chunks.insert(c + 1, Chunk::new(tail));
+            }
         }
         None
     }
@@ -274,15 +362,15 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         let c = self.chunk_of(k);
         let chunk = self.chunks.get_mut(c)?;
-        let i = chunk.entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
-        let (_, v) = chunk.entries.remove(i)?;
+        let i = chunk.entries.search(k).ok()?;
+        let v = chunk.entries.remove(i)?;
         self.len -= 1;
-        match chunk.entries.front() {
+        match chunk.entries.first() {
             None => {
                 self.chunks.remove(c);
                 self.firsts.remove(c);
             }
-            Some(&(first, _)) => {
+            Some(first) => {
                 self.firsts[c] = first;
                 if !chunk.sum.outlives(&v) {
                     chunk.resum();
@@ -299,7 +387,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // below it too.
         let c = self.firsts.partition_point(|first| first < k);
         let whole = match c.checked_sub(1).map(|last| &self.chunks[last].entries) {
-            Some(entries) if entries.back().is_some_and(|(key, _)| key >= k) => c - 1,
+            Some(entries) if entries.last().is_some_and(|key| key >= *k) => c - 1,
             _ => c,
         };
         let mut chunks: VecDeque<Chunk<K, V, S>> = self.chunks.drain(..whole).collect();
@@ -307,13 +395,14 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         if whole < c {
             // It starts below `k` and ends at or above it.
             let chunk = &mut self.chunks[0];
-            let p = chunk.entries.partition_point(|(key, _)| key < k);
-            let rest = chunk.entries.split_off(p);
-            let head = std::mem::replace(&mut chunk.entries, rest);
+            let p = chunk.entries.before(k, false);
+            let head = chunk.entries.take_before(p);
             chunk.resum();
-            self.firsts[0] = chunk.entries[0].0;
-            firsts.push_back(head[0].0);
-            chunks.push_back(Chunk::new(head));
+            if let (Some(first), Some(head_first)) = (chunk.entries.first(), head.first()) {
+                self.firsts[0] = first;
+                firsts.push_back(head_first);
+                chunks.push_back(Chunk::new(head));
+            }
         }
         let len = chunks.iter().map(|c| c.entries.len()).sum();
         self.len -= len;
@@ -347,7 +436,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     /// The entry with the greatest key.
     pub(crate) fn last_key_value(&self) -> Option<(&K, &V)> {
-        self.chunks.back()?.entries.back().map(|(k, v)| (k, v))
+        let entries = &self.chunks.back()?.entries;
+        Some((entries.keys.back()?, entries.values.back()?))
     }
 
     /// Where the entries at or after `bound` start: (chunk, index in it).
@@ -359,14 +449,15 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
                 let p = self
                     .chunks
                     .get(c)
-                    .map_or(0, |chunk| chunk.entries.partition_point(|(key, _)| key < k));
+                    .map_or(0, |chunk| chunk.entries.before(k, false));
                 (c, p)
             }
             Bound::Excluded(k) => {
                 let c = self.chunk_of(k);
-                let p = self.chunks.get(c).map_or(0, |chunk| {
-                    chunk.entries.partition_point(|(key, _)| key <= k)
-                });
+                let p = self
+                    .chunks
+                    .get(c)
+                    .map_or(0, |chunk| chunk.entries.before(k, true));
                 (c, p)
             }
         };
@@ -385,25 +476,27 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             Bound::Excluded(k) => self.start_of(Bound::Included(k)),
         };
         let empty = Range {
-            front: Default::default(),
+            front: no_entries(),
             middle: Default::default(),
-            back: Default::default(),
+            back: no_entries(),
         };
         if (c0, p0) >= (c1, p1) || c0 >= self.chunks.len() {
             return empty;
         }
         if c0 == c1 {
             return Range {
-                front: self.chunks[c0].entries.range(p0..p1),
+                front: self.chunks[c0].entries.range(p0, p1),
                 ..empty
             };
         }
         let back = match self.chunks.get(c1) {
-            Some(chunk) => chunk.entries.range(..p1),
-            None => Default::default(),
+            Some(chunk) => chunk.entries.range(0, p1),
+            None => no_entries(),
         };
         Range {
-            front: self.chunks[c0].entries.range(p0..),
+            front: self.chunks[c0]
+                .entries
+                .range(p0, self.chunks[c0].entries.len()),
             middle: self.chunks.range(c0 + 1..c1),
             back,
         }
@@ -498,11 +591,12 @@ mod tests {
         assert_eq!(map.len, lens.sum::<usize>());
         let mut prev: Option<u16> = None;
         for (chunk, first) in map.chunks.iter().zip(&map.firsts) {
-            assert!(!chunk.entries.is_empty());
+            assert!(chunk.entries.len() > 0);
             assert!(chunk.entries.len() < 2 * Map::FILL);
-            assert_eq!(chunk.entries[0].0, *first);
+            assert_eq!(chunk.entries.first(), Some(*first));
+            assert_eq!(chunk.entries.keys.len(), chunk.entries.values.len());
             assert_eq!(chunk.sum, sum_of(&chunk.entries));
-            for &(k, _) in &chunk.entries {
+            for &k in &chunk.entries.keys {
                 assert!(prev.is_none_or(|p| p < k));
                 prev = Some(k);
             }
