@@ -62,102 +62,14 @@ pub(crate) struct Chunked<K, V, S = ()> {
 /// changes the two in one place.
 #[derive(Debug)]
 struct Chunk<K, V, S> {
-    entries: Entries<K, V>,
+    /// A deque: eviction takes the oldest entry off the front of the
+    /// first chunk without moving the rest.
+    entries: VecDeque<(K, V)>,
     sum: S,
 }
 
-/// Sorted entries, keys apart from values: a search reads only keys (a
-/// chunk's keys fill a few cache lines; with the records between them, a
-/// search read a line a probe). Deques: eviction takes the oldest entry
-/// off the front of the first chunk without moving the rest.
-#[derive(Debug)]
-struct Entries<K, V> {
-    keys: VecDeque<K>,
-    values: VecDeque<V>,
-}
-
-type Iter<'a, K, V> = std::iter::Zip<vec_deque::Iter<'a, K>, vec_deque::Iter<'a, V>>;
-
-fn no_entries<'a, K, V>() -> Iter<'a, K, V> {
-    vec_deque::Iter::default().zip(vec_deque::Iter::default())
-}
-
-impl<K: Ord + Copy, V> Entries<K, V> {
-    fn with_first(capacity: usize, k: K, v: V) -> Self {
-        let mut entries = Entries {
-            keys: VecDeque::with_capacity(capacity),
-            values: VecDeque::with_capacity(capacity),
-        };
-        entries.insert(0, k, v);
-        entries
-    }
-
-    fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn first(&self) -> Option<K> {
-        self.keys.front().copied()
-    }
-
-    fn last(&self) -> Option<K> {
-        self.keys.back().copied()
-    }
-
-    fn search(&self, k: &K) -> Result<usize, usize> {
-        self.keys.binary_search(k)
-    }
-
-    /// How many keys are below `k` (`or_equal`: at most `k`).
-    fn before(&self, k: &K, or_equal: bool) -> usize {
-        match or_equal {
-            false => self.keys.partition_point(|key| key < k),
-            true => self.keys.partition_point(|key| key <= k),
-        }
-    }
-
-    fn insert(&mut self, i: usize, k: K, v: V) {
-        self.keys.insert(i, k);
-        self.values.insert(i, v);
-    }
-
-    fn remove(&mut self, i: usize) -> Option<V> {
-        self.keys.remove(i)?;
-        self.values.remove(i)
-    }
-
-    /// The entries from `at` on, taken out into deques with room for
-    /// `capacity` at least.
-    fn take_from(&mut self, at: usize, capacity: usize) -> Self {
-        let room = capacity.max(self.len().saturating_sub(at));
-        let mut tail = Entries {
-            keys: VecDeque::with_capacity(room),
-            values: VecDeque::with_capacity(room),
-        };
-        tail.keys.extend(self.keys.drain(at..));
-        tail.values.extend(self.values.drain(at..));
-        tail
-    }
-
-    /// The entries before `at`, taken out.
-    fn take_before(&mut self, at: usize) -> Self {
-        let rest = self.take_from(at, 0);
-        std::mem::replace(self, rest)
-    }
-
-    fn range(&self, from: usize, to: usize) -> Iter<'_, K, V> {
-        self.keys.range(from..to).zip(self.values.range(from..to))
-    }
-}
-
-impl<K, V> Entries<K, V> {
-    fn iter(&self) -> Iter<'_, K, V> {
-        self.keys.iter().zip(self.values.iter())
-    }
-}
-
-impl<K: Ord + Copy, V, S: Summary<V>> Chunk<K, V, S> {
-    fn new(entries: Entries<K, V>) -> Self {
+impl<K, V, S: Summary<V>> Chunk<K, V, S> {
+    fn new(entries: VecDeque<(K, V)>) -> Self {
         let sum = sum_of(&entries);
         Chunk { entries, sum }
     }
@@ -179,11 +91,10 @@ impl<K, V, S> Default for Chunked<K, V, S> {
 }
 
 /// The summary of a chunk's entries.
-fn sum_of<K, V, S: Summary<V>>(entries: &Entries<K, V>) -> S {
+fn sum_of<K, V, S: Summary<V>>(entries: &VecDeque<(K, V)>) -> S {
     entries
-        .values
         .iter()
-        .fold(S::default(), |sum, v| sum.merge(S::of(v)))
+        .fold(S::default(), |sum, (_, v)| sum.merge(S::of(v)))
 }
 
 /// Where a key is or would go: its chunk and its index there (`Err`:
@@ -196,9 +107,9 @@ pub(crate) struct Slot {
 
 /// Entries in key order, from either end.
 pub(crate) struct Range<'a, K, V, S = ()> {
-    front: Iter<'a, K, V>,
+    front: vec_deque::Iter<'a, (K, V)>,
     middle: vec_deque::Iter<'a, Chunk<K, V, S>>,
-    back: Iter<'a, K, V>,
+    back: vec_deque::Iter<'a, (K, V)>,
 }
 
 impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
@@ -206,12 +117,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(entry) = self.front.next() {
-                return Some(entry);
+            if let Some((k, v)) = self.front.next() {
+                return Some((k, v));
             }
             match self.middle.next() {
                 Some(chunk) => self.front = chunk.entries.iter(),
-                None => return self.back.next(),
+                None => return self.back.next().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -220,12 +131,12 @@ impl<'a, K, V, S> Iterator for Range<'a, K, V, S> {
 impl<K, V, S> DoubleEndedIterator for Range<'_, K, V, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(entry) = self.back.next_back() {
-                return Some(entry);
+            if let Some((k, v)) = self.back.next_back() {
+                return Some((k, v));
             }
             match self.middle.next_back() {
                 Some(chunk) => self.back = chunk.entries.iter(),
-                None => return self.front.next_back(),
+                None => return self.front.next_back().map(|(k, v)| (k, v)),
             }
         }
     }
@@ -261,8 +172,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     pub(crate) fn get(&self, k: &K) -> Option<&V> {
         let entries = &self.chunks.get(self.chunk_of(k))?.entries;
-        let i = entries.search(k).ok()?;
-        entries.values.get(i)
+        let i = entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
+        Some(&entries[i].1)
     }
 
     /// Adds `k`, or replaces its value (returning the old one).
@@ -276,7 +187,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn find(&self, k: &K) -> (Option<&V>, Slot) {
         let slot = self.slot(k);
         let value = match slot.at {
-            Ok(i) => self.chunks[slot.chunk].entries.values.get(i),
+            Ok(i) => Some(&self.chunks[slot.chunk].entries[i].1),
             Err(_) => None,
         };
         (value, slot)
@@ -286,7 +197,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // The usual case first: a key after every key, found without a
         // search.
         if let Some(last) = self.chunks.back() {
-            if last.entries.last().is_some_and(|key| key < *k) {
+            if last.entries.back().is_some_and(|(key, _)| key < k) {
                 let at = Err(last.entries.len());
                 let chunk = self.chunks.len() - 1;
                 return Slot { chunk, at };
@@ -294,7 +205,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         }
         let chunk = self.chunk_of(k);
         let at = match self.chunks.get(chunk) {
-            Some(c) => c.entries.search(k),
+            Some(c) => c.entries.binary_search_by(|(key, _)| key.cmp(k)),
             None => Err(0),
         };
         Slot { chunk, at }
@@ -307,7 +218,8 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         let c = slot.chunk;
         let Some(chunk) = self.chunks.get_mut(c) else {
             // The first entry.
-            let entries = Entries::with_first(fill, k, v);
+            let mut entries = VecDeque::with_capacity(fill);
+            entries.push_back((k, v));
             self.chunks.push_back(Chunk::new(entries));
             self.firsts.push_back(k);
             self.len += 1;
@@ -315,7 +227,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         };
         let i = match slot.at {
             Ok(i) => {
-                let old = std::mem::replace(&mut chunk.entries.values[i], v);
+                let old = std::mem::replace(&mut chunk.entries[i].1, v);
                 chunk.resum();
                 return Some(old);
             }
@@ -328,13 +240,14 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             // a new chunk, as appends to the map make. Runs of ascending
             // keys that interleave (several writers' ids) each fill their
             // own chunks this way, with a push a key.
-            let entries = Entries::with_first(fill, k, v);
+            let mut entries = VecDeque::with_capacity(fill);
+            entries.push_back((k, v));
             self.chunks.insert(c + 1, Chunk::new(entries));
             self.firsts.insert(c + 1, k);
             return None;
         }
         chunk.sum = chunk.sum.merge(S::of(&v));
-        chunk.entries.insert(i, k, v);
+        chunk.entries.insert(i, (k, v));
         if i == 0 {
             self.firsts[c] = k;
         }
@@ -349,12 +262,11 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             } else {
                 fill
             };
-            let tail = chunk.entries.take_from(at, fill);
+            let mut tail = VecDeque::with_capacity(fill.max(n - at));
+            tail.extend(chunk.entries.drain(at..));
             chunk.resum();
-            if let Some(first) = tail.first() {
-                self.firsts.insert(c + 1, first);
-                self.chunks.insert(c + 1, Chunk::new(tail));
-            }
+            self.firsts.insert(c + 1, tail[0].0);
+            self.chunks.insert(c + 1, Chunk::new(tail));
         }
         None
     }
@@ -362,15 +274,15 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         let c = self.chunk_of(k);
         let chunk = self.chunks.get_mut(c)?;
-        let i = chunk.entries.search(k).ok()?;
-        let v = chunk.entries.remove(i)?;
+        let i = chunk.entries.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
+        let (_, v) = chunk.entries.remove(i)?;
         self.len -= 1;
-        match chunk.entries.first() {
+        match chunk.entries.front() {
             None => {
                 self.chunks.remove(c);
                 self.firsts.remove(c);
             }
-            Some(first) => {
+            Some(&(first, _)) => {
                 self.firsts[c] = first;
                 if !chunk.sum.outlives(&v) {
                     chunk.resum();
@@ -387,7 +299,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         // below it too.
         let c = self.firsts.partition_point(|first| first < k);
         let whole = match c.checked_sub(1).map(|last| &self.chunks[last].entries) {
-            Some(entries) if entries.last().is_some_and(|key| key >= *k) => c - 1,
+            Some(entries) if entries.back().is_some_and(|(key, _)| key >= k) => c - 1,
             _ => c,
         };
         let mut chunks: VecDeque<Chunk<K, V, S>> = self.chunks.drain(..whole).collect();
@@ -395,14 +307,13 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         if whole < c {
             // It starts below `k` and ends at or above it.
             let chunk = &mut self.chunks[0];
-            let p = chunk.entries.before(k, false);
-            let head = chunk.entries.take_before(p);
+            let p = chunk.entries.partition_point(|(key, _)| key < k);
+            let rest = chunk.entries.split_off(p);
+            let head = std::mem::replace(&mut chunk.entries, rest);
             chunk.resum();
-            if let (Some(first), Some(head_first)) = (chunk.entries.first(), head.first()) {
-                self.firsts[0] = first;
-                firsts.push_back(head_first);
-                chunks.push_back(Chunk::new(head));
-            }
+            self.firsts[0] = chunk.entries[0].0;
+            firsts.push_back(head[0].0);
+            chunks.push_back(Chunk::new(head));
         }
         let len = chunks.iter().map(|c| c.entries.len()).sum();
         self.len -= len;
@@ -436,8 +347,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     /// The entry with the greatest key.
     pub(crate) fn last_key_value(&self) -> Option<(&K, &V)> {
-        let entries = &self.chunks.back()?.entries;
-        Some((entries.keys.back()?, entries.values.back()?))
+        self.chunks.back()?.entries.back().map(|(k, v)| (k, v))
     }
 
     /// Where the entries at or after `bound` start: (chunk, index in it).
@@ -449,15 +359,14 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
                 let p = self
                     .chunks
                     .get(c)
-                    .map_or(0, |chunk| chunk.entries.before(k, false));
+                    .map_or(0, |chunk| chunk.entries.partition_point(|(key, _)| key < k));
                 (c, p)
             }
             Bound::Excluded(k) => {
                 let c = self.chunk_of(k);
-                let p = self
-                    .chunks
-                    .get(c)
-                    .map_or(0, |chunk| chunk.entries.before(k, true));
+                let p = self.chunks.get(c).map_or(0, |chunk| {
+                    chunk.entries.partition_point(|(key, _)| key <= k)
+                });
                 (c, p)
             }
         };
@@ -476,27 +385,25 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             Bound::Excluded(k) => self.start_of(Bound::Included(k)),
         };
         let empty = Range {
-            front: no_entries(),
+            front: Default::default(),
             middle: Default::default(),
-            back: no_entries(),
+            back: Default::default(),
         };
         if (c0, p0) >= (c1, p1) || c0 >= self.chunks.len() {
             return empty;
         }
         if c0 == c1 {
             return Range {
-                front: self.chunks[c0].entries.range(p0, p1),
+                front: self.chunks[c0].entries.range(p0..p1),
                 ..empty
             };
         }
         let back = match self.chunks.get(c1) {
-            Some(chunk) => chunk.entries.range(0, p1),
-            None => no_entries(),
+            Some(chunk) => chunk.entries.range(..p1),
+            None => Default::default(),
         };
         Range {
-            front: self.chunks[c0]
-                .entries
-                .range(p0, self.chunks[c0].entries.len()),
+            front: self.chunks[c0].entries.range(p0..),
             middle: self.chunks.range(c0 + 1..c1),
             back,
         }
@@ -591,12 +498,11 @@ mod tests {
         assert_eq!(map.len, lens.sum::<usize>());
         let mut prev: Option<u16> = None;
         for (chunk, first) in map.chunks.iter().zip(&map.firsts) {
-            assert!(chunk.entries.len() > 0);
+            assert!(!chunk.entries.is_empty());
             assert!(chunk.entries.len() < 2 * Map::FILL);
-            assert_eq!(chunk.entries.first(), Some(*first));
-            assert_eq!(chunk.entries.keys.len(), chunk.entries.values.len());
+            assert_eq!(chunk.entries[0].0, *first);
             assert_eq!(chunk.sum, sum_of(&chunk.entries));
-            for &k in &chunk.entries.keys {
+            for &(k, _) in &chunk.entries {
                 assert!(prev.is_none_or(|p| p < k));
                 prev = Some(k);
             }
