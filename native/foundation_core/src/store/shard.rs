@@ -283,8 +283,8 @@ impl Shard {
     /// arrivals usually grow with time). The records are cut first at the
     /// id of the newest removed event and the cut checked on the newest
     /// timestamp of each chunk cut off (no record is read), so no pass
-    /// looks for the largest id. Otherwise a cut is
-    /// undone and the removed entries are taken out one by one.
+    /// looks for the largest id. Otherwise a cut is undone and the removed
+    /// entries are taken out one by one.
     ///
     /// Correlation groups are cut later (`sweep_groups`, off the caller's
     /// path) when there are fewer groups than removed events; otherwise
@@ -308,12 +308,14 @@ impl Shard {
         let newest = old.last_key_value().map_or(0, |(&(_, id), _)| id);
         let mut max_seq = 0;
         let first_record = garbage.records.len();
+        // The chunks' summaries answer for their records: a cut of fresh
+        // records reads none of them.
+        let records =
+            cut_prefix(&mut self.by_id, newest, removed).map(|gone| (gone.summary(), gone));
         // The largest removed id, once the records are out.
-        let max_id = match cut_prefix(&mut self.by_id, newest, removed) {
-            // The chunks' summaries answer for their records: a cut of
-            // fresh records reads none of them.
-            Some(gone) if gone.summary().timestamp < ts => {
-                max_seq = gone.summary().seq;
+        let max_id = match records {
+            Some((summary, gone)) if summary.timestamp < ts => {
+                max_seq = summary.seq;
                 if !cut_groups {
                     for (&id, record) in &gone {
                         unlink(by_corr, id, record);
@@ -323,7 +325,7 @@ impl Shard {
                 newest
             }
             cut => {
-                if let Some(gone) = cut {
+                if let Some((_, gone)) = cut {
                     // Every key cut off is below every key kept.
                     self.by_id.prepend(gone);
                 }

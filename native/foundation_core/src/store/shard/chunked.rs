@@ -218,11 +218,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         let c = slot.chunk;
         let Some(chunk) = self.chunks.get_mut(c) else {
             // The first entry.
-            let mut entries = VecDeque::with_capacity(fill);
-            entries.push_back((k, v));
-            self.chunks.push_back(Chunk::new(entries));
-            self.firsts.push_back(k);
-            self.len += 1;
+            self.start_chunk(c, k, v);
             return None;
         };
         let i = match slot.at {
@@ -233,19 +229,16 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             }
             Err(i) => i,
         };
-        self.len += 1;
         let n = chunk.entries.len();
         if i == n && n >= fill {
             // After every key of a full chunk (and before the next chunk):
             // a new chunk, as appends to the map make. Runs of ascending
             // keys that interleave (several writers' ids) each fill their
             // own chunks this way, with a push a key.
-            let mut entries = VecDeque::with_capacity(fill);
-            entries.push_back((k, v));
-            self.chunks.insert(c + 1, Chunk::new(entries));
-            self.firsts.insert(c + 1, k);
+            self.start_chunk(c + 1, k, v);
             return None;
         }
+        self.len += 1;
         chunk.sum = chunk.sum.merge(S::of(&v));
         chunk.entries.insert(i, (k, v));
         if i == 0 {
@@ -269,6 +262,15 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             self.chunks.insert(c + 1, Chunk::new(tail));
         }
         None
+    }
+
+    /// A new chunk at `at` holding `k` alone, with room for `FILL`.
+    fn start_chunk(&mut self, at: usize, k: K, v: V) {
+        let mut entries = VecDeque::with_capacity(Self::FILL);
+        entries.push_back((k, v));
+        self.chunks.insert(at, Chunk::new(entries));
+        self.firsts.insert(at, k);
+        self.len += 1;
     }
 
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
@@ -352,24 +354,17 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
 
     /// Where the entries at or after `bound` start: (chunk, index in it).
     fn start_of(&self, bound: Bound<&K>) -> (usize, usize) {
-        let (c, p) = match bound {
+        let (k, excluded) = match bound {
             Bound::Unbounded => return (0, 0),
-            Bound::Included(k) => {
-                let c = self.chunk_of(k);
-                let p = self
-                    .chunks
-                    .get(c)
-                    .map_or(0, |chunk| chunk.entries.partition_point(|(key, _)| key < k));
-                (c, p)
-            }
-            Bound::Excluded(k) => {
-                let c = self.chunk_of(k);
-                let p = self.chunks.get(c).map_or(0, |chunk| {
-                    chunk.entries.partition_point(|(key, _)| key <= k)
-                });
-                (c, p)
-            }
+            Bound::Included(k) => (k, false),
+            Bound::Excluded(k) => (k, true),
         };
+        let c = self.chunk_of(k);
+        let p = self.chunks.get(c).map_or(0, |chunk| {
+            chunk
+                .entries
+                .partition_point(|(key, _)| key < k || (excluded && key == k))
+        });
         match self.chunks.get(c) {
             Some(chunk) if p == chunk.entries.len() => (c + 1, 0),
             _ => (c, p),

@@ -1831,7 +1831,8 @@ impl Warm {
             FxHashMap::with_capacity_and_hasher(events.len(), Default::default());
         let mut edits = Edits::default();
         let mut top = next.top;
-        let on_disk = self.maybe_on_disk(&events, top);
+        // Only ids up to the top before this batch can be on disk.
+        let on_disk = self.maybe_on_disk(&events, next.top);
         for ev in events {
             if let Some(at) = staged.remove(&ev.id) {
                 if let Some((h, _, record)) = fresh[at].take() {
