@@ -178,16 +178,26 @@ fn eviction_skips_a_shard_another_writer_holds_and_waits_for_other_holders() {
         })
         .unwrap(),
     );
-    for id in 1..=6 {
+    // Ids a block of shard ids apart, so they spread over the shards.
+    let ids: Vec<u64> = (1..=6).map(|i| i * SHARD_BLOCK).collect();
+    for &id in &ids {
         s.put(ev(id, "t", id as i64, None)).unwrap();
     }
     let shard_of = |id: u64| s.inner.shard_index(id);
     let count = |s: &Store| s.stats().unwrap().current_event_count;
     let stored = |s: &Store, id: u64| s.get(id).unwrap().is_some();
     // The first id stored in a shard holds that shard's oldest arrival.
-    let first_in =
-        |s: &Store, shard: usize| (1..=6).find(|&id| shard_of(id) == shard && stored(s, id));
-    let outside = |held: [usize; 2]| (100..).find(|&id| !held.contains(&shard_of(id))).unwrap();
+    let first_in = |s: &Store, shard: usize| {
+        ids.iter()
+            .copied()
+            .find(|&id| shard_of(id) == shard && stored(s, id))
+    };
+    let outside = |held: [usize; 2]| {
+        (100..)
+            .map(|block| block * SHARD_BLOCK)
+            .find(|&id| !held.contains(&shard_of(id)))
+            .unwrap()
+    };
     let put_from_thread = |id: u64| {
         let s = Arc::clone(&s);
         std::thread::spawn(move || s.put(ev(id, "t", id as i64, None)).unwrap())
@@ -198,7 +208,7 @@ fn eviction_skips_a_shard_another_writer_holds_and_waits_for_other_holders() {
     let ((oldest, _), next) = s.inner.two_oldest().unwrap();
     let (next, _) = next.unwrap();
     let (oldest_id, next_id) = (first_in(&s, oldest).unwrap(), first_in(&s, next).unwrap());
-    assert_eq!(oldest_id, 1);
+    assert_eq!(oldest_id, ids[0]);
     {
         let _held = s
             .inner
