@@ -56,6 +56,12 @@ pub(crate) struct Chunked<K, V, S = ()> {
     /// the next one.
     chunks: VecDeque<Chunk<K, V, S>>,
     len: usize,
+    /// Where the last `put` left its key: (chunk, index, key). The next
+    /// key of the same ascending run goes just after it, found without a
+    /// search once the hint is checked against the map as it is now (see
+    /// `after_hint`), so runs that interleave in one map (several writers'
+    /// ids) each cost a search only when another run wrote in between.
+    hint: Option<(usize, usize, K)>,
 }
 
 /// A chunk's entries and their summary: a write that adds an entry
@@ -86,6 +92,7 @@ impl<K, V, S> Default for Chunked<K, V, S> {
             firsts: VecDeque::new(),
             chunks: VecDeque::new(),
             len: 0,
+            hint: None,
         }
     }
 }
@@ -203,12 +210,38 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
                 return Slot { chunk, at };
             }
         }
+        if let Some(slot) = self.after_hint(k) {
+            return slot;
+        }
         let chunk = self.chunk_of(k);
         let at = match self.chunks.get(chunk) {
             Some(c) => c.entries.binary_search_by(|(key, _)| key.cmp(k)),
             None => Err(0),
         };
         Slot { chunk, at }
+    }
+
+    /// `k`'s slot when it goes just after the hint's key (the same slot a
+    /// search finds), else `None`. A stale hint is harmless: keys are
+    /// unique, so if the hinted place holds the hinted key, that is where
+    /// the key is now.
+    fn after_hint(&self, k: &K) -> Option<Slot> {
+        let (chunk, at, key) = self.hint?;
+        let entries = &self.chunks.get(chunk)?.entries;
+        if entries.get(at)?.0 != key || key >= *k {
+            return None;
+        }
+        let next = at + 1;
+        let at = match entries.get(next) {
+            Some((after, _)) if after == k => Ok(next),
+            Some((after, _)) if after > k => Err(next),
+            Some(_) => return None,
+            // The chunk's last key: `k` goes here unless the next chunk
+            // starts at or before it.
+            None if self.firsts.get(chunk + 1).is_none_or(|first| first > k) => Err(next),
+            None => return None,
+        };
+        Some(Slot { chunk, at })
     }
 
     /// Adds `k` at `slot` (from `find` or `slot` of the same `k`, with no
@@ -225,6 +258,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             Ok(i) => {
                 let old = std::mem::replace(&mut chunk.entries[i].1, v);
                 chunk.resum();
+                self.hint = Some((c, i, k));
                 return Some(old);
             }
             Err(i) => i,
@@ -244,6 +278,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         if i == 0 {
             self.firsts[c] = k;
         }
+        self.hint = Some((c, i, k));
         let n = chunk.entries.len();
         if n >= 2 * fill {
             // Split just after the new key when it falls in the second
@@ -260,6 +295,9 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             chunk.resum();
             self.firsts.insert(c + 1, tail[0].0);
             self.chunks.insert(c + 1, Chunk::new(tail));
+            if i >= at {
+                self.hint = Some((c + 1, i - at, k));
+            }
         }
         None
     }
@@ -271,6 +309,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
         self.chunks.insert(at, Chunk::new(entries));
         self.firsts.insert(at, k);
         self.len += 1;
+        self.hint = Some((at, 0, k));
     }
 
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
@@ -323,6 +362,7 @@ impl<K: Ord + Copy, V, S: Summary<V>> Chunked<K, V, S> {
             firsts,
             chunks,
             len,
+            hint: None,
         }
     }
 
@@ -463,6 +503,8 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16, u32),
+        /// A key 1 to 3 above the last one inserted (the next key of a run).
+        Next(u16, u32),
         Remove(u16),
         Cut(u16),
         CutAndPutBack(u16),
@@ -473,6 +515,7 @@ mod tests {
             6 => (any::<u16>(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k % 512, v)),
             // Runs of ascending keys, as the store mostly sees.
             3 => (0u16..64, any::<u32>()).prop_map(|(k, v)| Op::Insert(512 + k * 8, v)),
+            4 => (1u16..4, any::<u32>()).prop_map(|(d, v)| Op::Next(d, v)),
             3 => any::<u16>().prop_map(|k| Op::Remove(k % 1024)),
             1 => any::<u16>().prop_map(|k| Op::Cut(k % 1024)),
             1 => any::<u16>().prop_map(|k| Op::CutAndPutBack(k % 1024)),
@@ -512,9 +555,17 @@ mod tests {
         ) {
             let mut map = Map::default();
             let mut model: BTreeMap<u16, u32> = BTreeMap::new();
+            let mut last = 0;
             for op in ops {
                 match op {
-                    Op::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
+                    Op::Insert(k, v) => {
+                        last = k;
+                        prop_assert_eq!(map.insert(k, v), model.insert(k, v));
+                    }
+                    Op::Next(d, v) => {
+                        last = (last + d) % 1024;
+                        prop_assert_eq!(map.insert(last, v), model.insert(last, v));
+                    }
                     Op::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
                     Op::Cut(k) => {
                         let kept = model.split_off(&k);
