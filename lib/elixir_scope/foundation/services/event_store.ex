@@ -618,8 +618,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
       * `:max_age_seconds` - retention age (default `storage.hot.max_age_seconds`; 0 = none)
       * `:prune_interval` - ms between age sweeps (default `storage.hot.prune_interval`)
       * `:async_queue_size` - capacity of the `store_async/2` queue (default 10 000)
-      * `:shards` - shard count of a new store (default twice the schedulers,
-        rounded up to a power of two; see the shard figures in `docs/benchmarks.md`)
+      * `:shards` - shard count of a new store (default four per scheduler, at
+        most 64, rounded up to a power of two; see the shard figures in
+        `docs/benchmarks.md`)
       * `:warm` - `[path: dir, max_size_mb: n, compression: :none | :gzip | :zstd]`:
         a warm (disk) tier for this store; `:production` otherwise reads
         `storage.warm` of the config (used when `enable` is true)
@@ -723,7 +724,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   defp dispatch(:reset_state, opts), do: reset_state(opts)
 
   defp create(namespace, opts, max_events, max_age_ms) do
-    shards = Keyword.get(opts, :shards, System.schedulers_online() * 2)
+    shards = Keyword.get(opts, :shards, default_shards())
     capacity = Keyword.get(opts, :async_queue_size, 10_000)
     {:ok, handle} = Native.store_new(shards, max_events, max_age_ms, capacity)
     warm = Warm.open(namespace, opts)
@@ -733,6 +734,12 @@ defmodule ElixirScope.Foundation.Services.EventStore do
     Support.publish(namespace, entry)
     handle
   end
+
+  # Four shards a scheduler: writers on different schedulers then rarely
+  # share a shard (each keeps to one shard for a run of nearby ids), while
+  # reads that merge every shard stay cheap. Capped, since a query reads
+  # every shard.
+  defp default_shards, do: min(System.schedulers_online() * 4, 64)
 
   defp handle(opts) do
     case Support.entry(opts) do
