@@ -12,10 +12,11 @@
 //! one chunk: it reads the chunk list, one chunk, and nothing else.
 //!
 //! New keys are usually the greatest yet (ids and timestamps grow with
-//! time): they are pushed onto the last chunk. Any other key finds its
-//! chunk by a binary search over the least keys, then moves at most a
-//! chunk's worth of entries; a key after every key of a full chunk starts
-//! the next one. A write leaves the least keys alone unless its key goes
+//! time): they are pushed onto the last chunk. A key just after the last
+//! one put (the next of an ascending run that is not the map's last) goes
+//! next to it without a search. Any other key finds its chunk by a binary
+//! search over the least keys, then moves at most a chunk's worth of
+//! entries; a key after every key of a full chunk starts the next one. A write leaves the least keys alone unless its key goes
 //! first in its chunk, so writers on different cores mostly share them
 //! read-only. Scans read the entries in order from contiguous memory.
 
