@@ -542,9 +542,8 @@ impl Inner {
         // Ids go to shards by blocks of `SHARD_BLOCK`: a writer storing
         // nearby ids (a range of its own, or ascending ids) keeps writing
         // one shard, whose index ends stay in its core's cache, instead of
-        // moving every shard's between the cores. Fibonacci hashing of the
-        // block number spreads sequential and clustered blocks evenly.
-        let h = (id / SHARD_BLOCK).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // moving every shard's between the cores.
+        let h = mix(id / SHARD_BLOCK);
         let index = h.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
         index % self.shards.len()
     }
@@ -813,6 +812,19 @@ impl Inner {
         }
         best.map(|b| (b, next))
     }
+}
+
+/// A 64-bit mix (the SplitMix64 finalizer): every bit of the result
+/// depends on every bit of `z`, so the shards of consecutive blocks are as
+/// good as independent. With Fibonacci hashing (one multiplication) the
+/// shards of consecutive blocks follow a near-periodic sequence, and two
+/// writers walking their own id ranges at the same pace met in one shard
+/// about a quarter more often than chance (16% of the time with 8 shards,
+/// against 12.5%), for the whole of some ranges.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Write-locks a shard for a single write. A write holds its shard for

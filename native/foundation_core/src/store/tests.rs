@@ -805,3 +805,31 @@ fn correlation_groups_of_every_size_match_a_model() {
     }
     assert_eq!(s.get_by_correlation(b"g").unwrap().len(), 20);
 }
+
+/// Ids of one block share a shard (a writer of nearby ids keeps to one
+/// shard), and blocks spread evenly over the shards, whether they are
+/// consecutive or strided.
+#[test]
+fn ids_go_to_shards_by_blocks_spread_evenly() {
+    let s = Store::new(StoreConfig {
+        shards: 8,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let shard_of = |id: u64| s.inner.shard_index(id);
+    for block in [0, 1, 7, 1_000, u64::MAX / SHARD_BLOCK - 1] {
+        let first = block * SHARD_BLOCK;
+        let shard = shard_of(first);
+        assert!((first..first + SHARD_BLOCK).all(|id| shard_of(id) == shard));
+    }
+    for stride in [1, 2, 31, 4_096] {
+        let mut counts = [0usize; 8];
+        for block in 0..16_000u64 {
+            counts[shard_of(block * stride * SHARD_BLOCK)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&n| (1_700..=2_300).contains(&n)),
+            "stride {stride}: {counts:?}"
+        );
+    }
+}
