@@ -46,13 +46,16 @@ defmodule Bench.EventStoreBench do
   end
 
   # impl => {start, stop, memory, store, store_batch, get, corr, query, prune}
+  # `shards`: a shard count, or `:default` for the library's own.
   def impl(:rust, shards) do
+    shard_opt = if shards == :default, do: [], else: [shards: shards]
+
     %{
       start: fn ->
         ns = {:test, make_ref()}
 
         {:ok, _} =
-          EventStore.start_link(namespace: ns, max_events: 0, max_age_seconds: 0, shards: shards)
+          EventStore.start_link([namespace: ns, max_events: 0, max_age_seconds: 0] ++ shard_opt)
 
         [namespace: ns]
       end,
@@ -118,7 +121,7 @@ defmodule Bench.EventStoreBench do
   end
 
   defp measure_here(kind, n, wall) do
-    im = impl(kind, System.schedulers_online() * 2)
+    im = impl(kind, :default)
     inst = im.start.()
     before = im.memory.(inst)
 
