@@ -16,9 +16,10 @@
 //! one put (the next of an ascending run that is not the map's last) goes
 //! next to it without a search. Any other key finds its chunk by a binary
 //! search over the least keys, then moves at most a chunk's worth of
-//! entries; a key after every key of a full chunk starts the next one. A write leaves the least keys alone unless its key goes
-//! first in its chunk, so writers on different cores mostly share them
-//! read-only. Scans read the entries in order from contiguous memory.
+//! entries; a key after every key of a full chunk starts the next one. A
+//! write leaves the least keys alone unless its key goes first in its
+//! chunk, so writers on different cores mostly share them read-only. Scans
+//! read the entries in order from contiguous memory.
 
 use std::collections::{vec_deque, VecDeque};
 use std::fmt::Debug;
