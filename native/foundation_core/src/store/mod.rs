@@ -408,7 +408,7 @@ impl Store {
     }
 
     /// Events held by shard `index` (0 for an index out of range), and
-    /// whether a deferred group cut is pending in it (its next prune then
+    /// whether a deferred group or type cut is pending in it (its next prune then
     /// applies that cut first).
     pub fn shard_state(&self, index: usize) -> CoreResult<(usize, bool)> {
         match self.inner.shards.get(index) {
@@ -443,7 +443,7 @@ impl Store {
         Ok(n)
     }
 
-    /// Has the helper thread apply the shards' deferred group cuts (one
+    /// Has the helper thread apply the shards' deferred group and type cuts (one
     /// job queued at a time: it sweeps every shard); without a helper
     /// thread, sweeps here.
     fn sweep_later(&self) -> CoreResult<()> {
@@ -600,17 +600,19 @@ impl Inner {
         Ok(Some((n, out)))
     }
 
-    /// Applies every shard's deferred group cut (`Shard::sweep_groups`),
-    /// one shard lock at a time; the removed members are freed after.
+    /// Applies every shard's deferred group and type cuts
+    /// (`Shard::sweep_groups`, `Shard::sweep_types`), one shard lock at a
+    /// time; what they remove is freed after.
     fn sweep_groups(&self) -> CoreResult<()> {
         for shard in self.shards.iter() {
-            let mut gone = Vec::new();
+            let mut gone = shard::Garbage::default();
             {
                 let mut shard = shard.write().map_err(CoreError::poisoned)?;
                 if !shard.unswept() {
                     continue;
                 }
-                shard.sweep_groups(&mut gone);
+                shard.sweep_groups(&mut gone.members);
+                shard.sweep_types(&mut gone);
             }
             drop(gone);
         }

@@ -102,16 +102,22 @@ pub struct Page {
 impl super::Store {
     /// How many events `q`'s type filter matches (all events without one;
     /// its order, offset and limit aside), and whether that is exactly what
-    /// `q` matches (true unless it has a time range, which is not counted:
-    /// the figure is then an upper bound). O(shards): callers use it to
-    /// size the memory a long answer will take.
+    /// `q` matches (true unless it has a time range, which is not counted,
+    /// or a prune's type cut is still to be swept: the figure is then an
+    /// upper bound). O(shards): callers use it to size the memory a long
+    /// answer will take.
     pub fn match_count(&self, q: &Query) -> CoreResult<(usize, bool)> {
         let exact = q.time_range.is_none();
-        let n = match &q.event_type {
-            Some(t) => self.inner.each_shard(|s| s.type_len(t))?.iter().sum(),
-            None => self.inner.hot.count.load(Relaxed),
-        };
-        Ok((n, exact))
+        Ok(match &q.event_type {
+            Some(t) => self
+                .inner
+                .each_shard(|s| s.type_len(t))?
+                .iter()
+                .fold((0, exact), |(n, exact), &(len, counted)| {
+                    (n + len, exact && counted)
+                }),
+            None => (self.inner.hot.count.load(Relaxed), exact),
+        })
     }
 
     /// Number of events in correlation group `cid`. O(shards).

@@ -101,6 +101,14 @@ pub(crate) struct Shard {
     /// Whether an event older than `unswept` was stored since that prune
     /// (the sweep then checks each old member against its record).
     late: bool,
+    /// A prune's cut still to apply to the type indexes (see
+    /// `sweep_types`): their entries older than it belong to removed
+    /// events unless `types_late`. Until then, type reads skip them.
+    types_cut: Option<i64>,
+    /// Whether, since that prune, an event older than `types_cut` was
+    /// stored or a removed id stored again under its type: entries below
+    /// the cut are then checked against their records.
+    types_late: bool,
     /// The newest timestamp of the events retention removed (`None`: none
     /// yet); what a disk tier may hold that this shard no longer does.
     retired: Option<i64>,
@@ -141,12 +149,16 @@ impl Shard {
         if self.unswept.is_some_and(|cut| event.timestamp < cut) {
             self.late = true;
         }
+        if self.types_cut.is_some_and(|cut| event.timestamp < cut) {
+            self.types_late = true;
+        }
         let Shard {
             by_id,
             by_time,
             by_type,
             by_corr,
             arrivals,
+            types_late,
             ..
         } = self;
         // The record's place is found once; the other indexes change
@@ -162,7 +174,11 @@ impl Shard {
         by_time.insert(key, event.payload.clone());
         let event_type = match by_type.get_mut(&event.event_type) {
             Some(ti) => {
-                ti.ids.insert(id, ());
+                // The id is already there for a new record only when a
+                // pruned event of that id awaits its type cut.
+                if ti.ids.insert(id, ()).is_some() && !replaced {
+                    *types_late = true;
+                }
                 ti.times.insert(key, event.payload.clone());
                 ti.name.clone()
             }
@@ -286,11 +302,14 @@ impl Shard {
     /// looks for the largest id. Otherwise a cut is undone and the removed
     /// entries are taken out one by one.
     ///
-    /// Correlation groups are cut later (`sweep_groups`, off the caller's
-    /// path) when there are fewer groups than removed events; otherwise
-    /// each removed event leaves its group now.
+    /// The type indexes are cut later (`sweep_types`, off the caller's
+    /// path): a shard holds two sets per type, and cutting them all was
+    /// most of the memory a prune touched. Correlation groups are cut later
+    /// too (`sweep_groups`) when there are fewer groups than removed
+    /// events; otherwise each removed event leaves its group now.
     pub(crate) fn prune_before(&mut self, ts: i64, garbage: &mut Garbage) -> usize {
         self.sweep_groups(&mut garbage.members);
+        self.sweep_types(garbage);
         let cut = (ts, 0);
         let old = self.by_time.split_before(&cut);
         if old.is_empty() {
@@ -312,8 +331,7 @@ impl Shard {
         // records reads none of them.
         let records =
             cut_prefix(&mut self.by_id, newest, removed).map(|gone| (gone.summary(), gone));
-        // The largest removed id, once the records are out.
-        let max_id = match records {
+        match records {
             Some((summary, gone)) if summary.timestamp < ts => {
                 max_seq = summary.seq;
                 if !cut_groups {
@@ -322,39 +340,22 @@ impl Shard {
                     }
                 }
                 garbage.by_id.push(gone);
-                newest
             }
             cut => {
                 if let Some((_, gone)) = cut {
                     // Every key cut off is below every key kept.
                     self.by_id.prepend(gone);
                 }
-                let mut max_id = 0;
                 for &(_, id) in old.keys() {
                     if let Some(record) = self.by_id.remove(&id) {
                         max_seq = max_seq.max(record.seq);
-                        max_id = max_id.max(id);
                         unlink(by_corr, id, &record);
                         garbage.records.push(record);
                     }
                 }
-                max_id
             }
-        };
-        for ti in self.by_type.values_mut() {
-            let gone = ti.times.split_before(&cut);
-            if gone.is_empty() {
-                continue;
-            }
-            match cut_prefix(&mut ti.ids, max_id, gone.len()) {
-                Some(ids) => garbage.ids.push(ids),
-                None => gone.keys().for_each(|(_, id)| {
-                    ti.ids.remove(id);
-                }),
-            }
-            garbage.times.push(gone);
         }
-        self.by_type.retain(|_, ti| !ti.ids.is_empty());
+        (self.types_cut, self.types_late) = (Some(ts), false);
         if cut_groups {
             (self.unswept, self.late) = (Some(ts), false);
         }
@@ -378,9 +379,67 @@ impl Shard {
         removed
     }
 
-    /// Whether a prune left a group cut to sweep.
+    /// Whether a prune left a group or type cut to sweep.
     pub(crate) fn unswept(&self) -> bool {
-        self.unswept.is_some()
+        self.unswept.is_some() || self.types_cut.is_some()
+    }
+
+    /// Applies a prune's deferred type cut: the entries older than the cut
+    /// whose events are gone leave the type indexes, into `garbage`. With
+    /// no such event stored again since the prune, every such entry is
+    /// gone: the sets are cut without looking at the records.
+    pub(crate) fn sweep_types(&mut self, garbage: &mut Garbage) {
+        let Some(ts) = self.types_cut.take() else {
+            return;
+        };
+        let late = std::mem::take(&mut self.types_late);
+        let by_id = &self.by_id;
+        for ti in self.by_type.values_mut() {
+            let mut gone = ti.times.split_before(&(ts, 0));
+            if gone.is_empty() {
+                continue;
+            }
+            if late {
+                // Entries of events stored again go back, as they were.
+                let kept: Vec<_> = gone
+                    .iter()
+                    .filter(|(&(t, id), _)| typed_record(by_id, &ti.name, id, Some(t)))
+                    .map(|(&k, p)| (k, p.clone()))
+                    .collect();
+                for (k, p) in kept {
+                    gone.remove(&k);
+                    ti.times.insert(k, p);
+                }
+            }
+            if late {
+                // An id stored again under this type keeps its entry.
+                for &(_, id) in gone.keys() {
+                    if !typed_record(by_id, &ti.name, id, None) {
+                        ti.ids.remove(&id);
+                    }
+                }
+            } else {
+                let max_id = gone.keys().map(|&(_, id)| id).max().unwrap_or(0);
+                match cut_prefix(&mut ti.ids, max_id, gone.len()) {
+                    Some(ids) => garbage.ids.push(ids),
+                    None => gone.keys().for_each(|(_, id)| {
+                        ti.ids.remove(id);
+                    }),
+                }
+            }
+            garbage.times.push(gone);
+        }
+        self.by_type.retain(|_, ti| !ti.ids.is_empty());
+    }
+
+    /// Whether type index entry `(ts, id)` (any timestamp when `ts` is
+    /// `None`) belongs to a stored event, once a deferred type cut left
+    /// entries below it that may not.
+    fn live_in_type(&self, name: &[u8], id: u64, ts: Option<i64>) -> bool {
+        match self.types_cut {
+            Some(cut) if ts.is_none_or(|t| t < cut) => typed_record(&self.by_id, name, id, ts),
+            _ => true,
+        }
     }
 
     /// Applies a prune's deferred group cut: the members older than the cut
@@ -466,9 +525,11 @@ impl Shard {
         }
     }
 
-    /// Number of events of one type in this shard.
-    pub(crate) fn type_len(&self, event_type: &[u8]) -> usize {
-        self.by_type.get(event_type).map_or(0, |ti| ti.ids.len())
+    /// Number of events of one type in this shard, and whether that is
+    /// exact: a deferred type cut (`sweep_types`) makes it an upper bound.
+    pub(crate) fn type_len(&self, event_type: &[u8]) -> (usize, bool) {
+        let n = self.by_type.get(event_type).map_or(0, |ti| ti.ids.len());
+        (n, self.types_cut.is_none())
     }
 
     /// This shard's matches for `q` (filters only, no offset/limit) as
@@ -492,22 +553,47 @@ impl Shard {
         let order = q.order;
         let ranked =
             move |(&(ts, id), p): (&(i64, u64), &'a Bytes)| (rank(order, ts, id), id, Some(p));
+        // A deferred type cut (`sweep_types`) leaves entries of removed
+        // events below it: skipped by the time range when no event below
+        // it was stored since, else checked one by one.
+        // (An id-order scan of a whole type reads the type's ids instead.)
+        let by_time_key =
+            q.time_range.is_some() || matches!(order, Order::Timestamp | Order::TimestampDesc);
+        let (range, check) = match (type_index, self.types_cut) {
+            (Some(ti), Some(cut)) if self.types_late => (q.time_range, Some((ti, cut))),
+            (Some(_), Some(cut)) if by_time_key => (Some(above(q.time_range, cut)), None),
+            _ => (q.time_range, None),
+        };
+        let live = move |&(&(ts, id), _): &(&(i64, u64), &'a Bytes)| match check {
+            Some((ti, cut)) if ts < cut => typed_record(&self.by_id, &ti.name, id, Some(ts)),
+            _ => true,
+        };
         let from_id = match after {
             Some(r) => Bound::Excluded(r as u64),
             None => Bound::Unbounded,
         };
-        match (order, q.time_range) {
+        match (order, range) {
             (_, Some((start, stop))) if start > stop => Box::new(std::iter::empty()),
             (Order::Timestamp, range) => {
                 let low = after.map(|r| time_key(r, false));
-                Box::new(time_range_from(times, range, low, None).map(ranked))
+                Box::new(
+                    time_range_from(times, range, low, None)
+                        .filter(live)
+                        .map(ranked),
+                )
             }
             (Order::TimestampDesc, range) => {
                 let high = after.map(|r| time_key(r, true));
-                Box::new(time_range_from(times, range, None, high).rev().map(ranked))
+                Box::new(
+                    time_range_from(times, range, None, high)
+                        .rev()
+                        .filter(live)
+                        .map(ranked),
+                )
             }
             (Order::Id | Order::Unordered, Some(range)) => {
                 let mut keys: Vec<Key> = time_range(times, Some(range))
+                    .filter(live)
                     .map(ranked)
                     .filter(|k| after.is_none_or(|a| k.0 > a))
                     .collect();
@@ -518,6 +604,7 @@ impl Shard {
                 Some(ti) => Box::new(
                     ti.ids
                         .range((from_id, Bound::Unbounded))
+                        .filter(move |(&id, ())| self.live_in_type(&ti.name, id, None))
                         .map(|(&id, ())| (u128::from(id), id, None)),
                 ),
                 None => Box::new(
@@ -588,6 +675,19 @@ fn unindex(
     }
 }
 
+/// Whether `by_id` holds event `id` of type `name` (stored at `ts`, when
+/// given).
+fn typed_record(
+    by_id: &Chunked<u64, Record, Newest>,
+    name: &[u8],
+    id: u64,
+    ts: Option<i64>,
+) -> bool {
+    by_id
+        .get(&id)
+        .is_some_and(|r| *r.event_type == *name && ts.is_none_or(|t| r.timestamp == t))
+}
+
 /// Whether `by_id` holds the event `key` in correlation group `name`.
 fn stored_member(by_id: &Chunked<u64, Record, Newest>, name: &Bytes, (ts, id): (i64, u64)) -> bool {
     by_id
@@ -613,6 +713,12 @@ fn time_key(rank: u128, descending: bool) -> (i64, u64) {
     let r = if descending { !rank } else { rank };
     let ts = ((r >> 64) as u64 ^ (1 << 63)) as i64;
     (ts, r as u64)
+}
+
+/// `range` (all time when `None`) from `cut` on.
+fn above(range: Option<(i64, i64)>, cut: i64) -> (i64, i64) {
+    let (start, stop) = range.unwrap_or((i64::MIN, i64::MAX));
+    (start.max(cut), stop)
 }
 
 /// `time_range`, narrowed to keys after `low` and before `high`.
