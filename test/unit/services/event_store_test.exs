@@ -226,6 +226,50 @@ defmodule ElixirScope.Foundation.Services.EventStoreTest do
 
       assert {:ok, %{current_event_count: 10_002, events_pruned: 19_999}} = EventStore.stats(ns)
     end
+
+    test "reads by type right after a prune and once its type cut is swept" do
+      # The type indexes are cut after the prune returns; reads by type must
+      # not see the pruned events meanwhile, nor lose those stored since.
+      ns = start_isolated(shards: 2, max_events: 100_000)
+      type = fn i -> if rem(i, 2) == 0, do: :even, else: :odd end
+      n = 4_000
+
+      for chunk <- Enum.chunk_every(1..n, 500) do
+        {:ok, _} =
+          EventStore.store_batch(
+            Enum.map(chunk, &event(&1, event_type: type.(&1), timestamp: &1)),
+            ns
+          )
+      end
+
+      assert {:ok, 1_999} = EventStore.prune_before(2_000, ns)
+      # Older than the cut, stored after the prune; and pruned id 2 (it was
+      # :even) stored again as :odd, after the cut.
+      {:ok, _} = EventStore.store(event(n + 1, event_type: :odd, timestamp: 7), ns)
+      {:ok, _} = EventStore.store(event(2, event_type: :odd, timestamp: n + 2), ns)
+      ts = fn id -> %{2 => n + 2, (n + 1) => 7}[id] || id end
+      odd = [n + 1 | for(i <- 2_001..n, rem(i, 2) == 1, do: i)] ++ [2]
+      even = for i <- 2_000..n, rem(i, 2) == 0, do: i
+
+      check = fn ->
+        for {t, expected} <- [odd: odd, even: even] do
+          by_id = Enum.sort(expected)
+          assert ids(EventStore.query(%{event_type: t, order_by: :timestamp}, ns)) == expected
+          assert ids(EventStore.query(%{event_type: t, order_by: :event_id}, ns)) == by_id
+
+          assert ids(EventStore.query(%{event_type: t, order_by: :event_id, limit: 3}, ns)) ==
+                   Enum.take(by_id, 3)
+
+          window = %{event_type: t, time_range: {0, 2_100}, order_by: :timestamp}
+          in_window = Enum.filter(expected, &(ts.(&1) <= 2_100))
+          assert ids(EventStore.query(window, ns)) == in_window
+        end
+      end
+
+      check.()
+      Process.sleep(50)
+      check.()
+    end
   end
 
   describe "stats, status, availability, reset" do
