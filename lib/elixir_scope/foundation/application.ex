@@ -7,6 +7,7 @@ defmodule ElixirScope.Foundation.Application do
   #   Cluster                      the :pg scope the :production services join
   #   ConfigServer.Table           owns the published-config ETS table
   #   ConfigServer, EventStore, TelemetryService   namespace :production
+  #     (EventStore.ReadGate, before EventStore: turns for long reads)
   #   ElixirScope.Foundation.TaskSupervisor
   #   Config.GracefulDegradation.Owner   fallback cache + periodic jobs
   #   TestSupervisor               only when :test_mode is true at start
@@ -42,6 +43,7 @@ defmodule ElixirScope.Foundation.Application do
         ElixirScope.Foundation.Cluster,
         Services.ConfigServer.Table,
         {Services.ConfigServer, [namespace: :production]},
+        Services.EventStore.ReadGate,
         {Services.EventStore, [namespace: :production]},
         {Services.TelemetryService, [namespace: :production]},
         {Task.Supervisor, name: ElixirScope.Foundation.TaskSupervisor},

@@ -95,7 +95,7 @@ defmodule ElixirScope.Foundation.Services.EventStore do
 
   alias ElixirScope.Foundation.{EventArg, Native, ProcessRegistry}
   alias ElixirScope.Foundation.Native.Route
-  alias ElixirScope.Foundation.Services.EventStore.{Heap, Subscriptions, Support, Warm}
+  alias ElixirScope.Foundation.Services.EventStore.{Heap, ReadGate, Subscriptions, Support, Warm}
   alias ElixirScope.Foundation.Services.Lifecycle
   alias ElixirScope.Foundation.Services.TelemetryService.Recorder
   alias ElixirScope.Foundation.Types.{Error, Event}
@@ -763,30 +763,45 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # normal scheduler answers :dirty; its dirty twin returns the rest.
   # `read.(state)` reads one slice: `{:ok, {done, events, next_state}}`.
   # An answer of more than one slice is read at low priority (see
-  # `at_low_priority/1`). Once the first events of a long answer are in,
-  # `left.(read)` tells how many events are left after the `read` ones
-  # (`{count, exact}`), and the caller's heap is given room for them
-  # before the rest is read (see `Heap`).
+  # `at_low_priority/1`), by at most as many processes at once as
+  # `ReadGate` allows (one scheduler fewer than the VM has, by default).
+  # Once the first events of a long answer are in, `left.(read)` tells how
+  # many events are left after the `read` ones (`{count, exact}`), and the
+  # caller's heap is given room for them before the rest is read (see
+  # `Heap`).
   defp read_slices(read, state, left) do
     case read.(state) do
-      {:ok, {true, events, _state}} -> {:ok, events}
-      {:ok, {false, events, state}} -> at_low_priority(fn -> long(read, state, left, events) end)
-      error -> error
+      {:ok, {true, events, _state}} ->
+        {:ok, events}
+
+      {:ok, {false, events, state}} ->
+        at_low_priority(fn -> long(read, state, left, events) end)
+
+      error ->
+        error
     end
   end
 
   # Skipping matches for an offset: no events yet.
-  defp long(read, state, left, []) do
-    case read.(state) do
-      {:ok, {true, events, _state}} -> {:ok, events}
-      {:ok, {false, events, state}} -> long(read, state, left, events)
-      error -> error
-    end
-  end
+  # (The turn is asked for once the heap has room: asked for before, its
+  # message cost a collection of the heap the first slice had filled.)
+  defp long(read, state, left, []), do: ReadGate.run(fn -> skip(read, state, left) end)
 
   defp long(read, state, left, events) do
     size = fn -> with {:error, _} <- left.(length(events)), do: {0, false} end
-    Heap.with_room(events, size, &more_slices(read, state, &1, [events]))
+
+    Heap.with_room(events, size, fn room ->
+      ReadGate.run(fn -> more_slices(read, state, room, [events]) end)
+    end)
+  end
+
+  defp skip(read, state, left) do
+    case read.(state) do
+      {:ok, {true, events, _state}} -> {:ok, events}
+      {:ok, {false, [], state}} -> skip(read, state, left)
+      {:ok, {false, events, state}} -> long(read, state, left, events)
+      error -> error
+    end
   end
 
   # A process at normal priority reads a long answer at low priority:
