@@ -53,6 +53,13 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGateTest do
     assert ReadGate.limit() == max(System.schedulers_online() - 1, 1)
   end
 
+  test "a concurrency that is not a positive integer or :unlimited is logged and ignored" do
+    log = ExUnit.CaptureLog.capture_log(fn -> restart_gate(0) end)
+    assert log =~ ":long_reads concurrency 0"
+    assert %{limit: limit} = :sys.get_state(ReadGate)
+    assert limit == max(System.schedulers_online() - 1, 1)
+  end
+
   test "long reads from several processes take turns, and each gets its whole answer", %{
     opts: opts
   } do

@@ -19,6 +19,8 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
 
   use GenServer
 
+  require Logger
+
   @typedoc "A granted turn, given back by `release/1`."
   @type turn :: reference() | :ungated
 
@@ -77,6 +79,22 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
 
   @impl true
   def init([]) do
+    case Application.get_env(:elixir_scope_foundation, :long_reads, [])[:concurrency] do
+      nil ->
+        :ok
+
+      :unlimited ->
+        :ok
+
+      n when is_integer(n) and n > 0 ->
+        :ok
+
+      other ->
+        Logger.warning(
+          "ignoring :long_reads concurrency #{inspect(other)} (expected a positive integer or :unlimited); using #{limit()}"
+        )
+    end
+
     {:ok, %{limit: limit(), holders: %{}, waiting: :queue.new()}}
   end
 
