@@ -14,6 +14,7 @@ defmodule ElixirScope.Foundation.ApplicationTest do
         Enum.filter(
           [
             ConfigServer,
+            ElixirScope.Foundation.Services.EventStore.ReadGate,
             ElixirScope.Foundation.Services.EventStore,
             ElixirScope.Foundation.Services.TelemetryService
           ],
