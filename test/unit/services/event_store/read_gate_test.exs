@@ -40,6 +40,22 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGateTest do
     {:ok, _} = Supervisor.restart_child(sup, ReadGate)
   end
 
+  # A process that takes a turn and keeps it.
+  defp hold_turn do
+    parent = self()
+
+    holder =
+      spawn(fn ->
+        ReadGate.run(fn ->
+          send(parent, :holding)
+          Process.sleep(:infinity)
+        end)
+      end)
+
+    assert_receive :holding
+    holder
+  end
+
   defp long_query(opts), do: EventStore.query(%{event_type: :t, order_by: :event_id}, opts)
 
   test "the limit: configured, unlimited, or one scheduler fewer than the VM has" do
@@ -92,17 +108,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGateTest do
 
   test "a short read does not wait for a turn", %{opts: opts} do
     restart_gate(1)
-    parent = self()
-
-    holder =
-      spawn(fn ->
-        ReadGate.run(fn ->
-          send(parent, :holding)
-          Process.sleep(:infinity)
-        end)
-      end)
-
-    assert_receive :holding
+    holder = hold_turn()
     assert {:ok, [_ | _] = some} = EventStore.query(%{event_type: :t, limit: 10}, opts)
     assert length(some) == 10
     Process.exit(holder, :kill)
@@ -110,17 +116,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGateTest do
 
   test "a holder that dies frees its turn" do
     restart_gate(1)
-    parent = self()
-
-    holder =
-      spawn(fn ->
-        ReadGate.run(fn ->
-          send(parent, :holding)
-          Process.sleep(:infinity)
-        end)
-      end)
-
-    assert_receive :holding
+    holder = hold_turn()
     waiter = Task.async(fn -> ReadGate.run(fn -> :read end) end)
     refute Task.yield(waiter, 100)
     Process.exit(holder, :kill)
