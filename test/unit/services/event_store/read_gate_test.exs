@@ -123,6 +123,20 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGateTest do
     assert Task.await(waiter) == :read
   end
 
+  test "a reader at high priority does not queue behind normal ones" do
+    restart_gate(1)
+    holder = hold_turn()
+
+    urgent =
+      Task.async(fn ->
+        Process.flag(:priority, :high)
+        ReadGate.run(fn -> :read end)
+      end)
+
+    assert Task.await(urgent, 1_000) == :read
+    Process.exit(holder, :kill)
+  end
+
   test "a turn held by this process is not asked for again" do
     restart_gate(1)
     assert ReadGate.run(fn -> ReadGate.run(fn -> :nested end) end) == :nested

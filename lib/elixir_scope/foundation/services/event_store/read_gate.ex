@@ -38,13 +38,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
   end
 
   @doc """
-  Runs `fun` once a turn is free (at once without a gate, or when this
-  process already holds a turn).
+  Runs `fun` once a turn is free (at once without a gate, when this
+  process already holds a turn, or when it runs at `:high` or `:max`
+  priority, which a queue of normal readers must not hold back).
   """
   @spec run((() -> result)) :: result when result: term()
   def run(fun) when is_function(fun, 0) do
-    case Process.get(__MODULE__) do
-      nil ->
+    case Process.get(__MODULE__) || urgent?() do
+      false ->
         turn = acquire()
         Process.put(__MODULE__, turn)
 
@@ -55,9 +56,14 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
           release(turn)
         end
 
-      _held ->
+      _held_or_urgent ->
         fun.()
     end
+  end
+
+  defp urgent? do
+    {:priority, priority} = Process.info(self(), :priority)
+    priority in [:high, :max]
   end
 
   defp acquire do
