@@ -809,7 +809,8 @@ defmodule ElixirScope.Foundation.Services.EventStore do
   # first, so a long read delays them by at most the slice under way, not
   # by its own turns in the run queue. (Low-priority processes still get
   # their turns: the read is not starved, only ordered after the others.)
-  # Other priorities are left alone.
+  # Other priorities are left alone, and readers at `:high` or `:max` do
+  # not queue for a turn either (see `ReadGate`).
   defp at_low_priority(fun) do
     case Process.info(self(), :priority) do
       {:priority, :normal} ->
@@ -820,6 +821,9 @@ defmodule ElixirScope.Foundation.Services.EventStore do
         after
           Process.flag(:priority, :normal)
         end
+
+      {:priority, urgent} when urgent in [:high, :max] ->
+        ReadGate.unqueued(fun)
 
       _ ->
         fun.()

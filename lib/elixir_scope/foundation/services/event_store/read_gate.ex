@@ -38,14 +38,13 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
   end
 
   @doc """
-  Runs `fun` once a turn is free (at once without a gate, when this
-  process already holds a turn, or when it runs at `:high` or `:max`
-  priority, which a queue of normal readers must not hold back).
+  Runs `fun` once a turn is free (at once without a gate, or when this
+  process holds a turn already or runs inside `unqueued/1`).
   """
   @spec run((() -> result)) :: result when result: term()
   def run(fun) when is_function(fun, 0) do
-    case Process.get(__MODULE__) || urgent?() do
-      false ->
+    case Process.get(__MODULE__) do
+      nil ->
         turn = acquire()
         Process.put(__MODULE__, turn)
 
@@ -56,14 +55,31 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
           release(turn)
         end
 
-      _held_or_urgent ->
+      _held_or_unqueued ->
         fun.()
     end
   end
 
-  defp urgent? do
-    {:priority, priority} = Process.info(self(), :priority)
-    priority in [:high, :max]
+  @doc """
+  Runs `fun` with no turn asked for by `run/1` inside it: for readers at
+  `:high` or `:max` priority, which a queue of normal readers must not
+  hold back.
+  """
+  @spec unqueued((() -> result)) :: result when result: term()
+  def unqueued(fun) when is_function(fun, 0) do
+    case Process.get(__MODULE__) do
+      nil ->
+        Process.put(__MODULE__, :unqueued)
+
+        try do
+          fun.()
+        after
+          Process.delete(__MODULE__)
+        end
+
+      _held_or_unqueued ->
+        fun.()
+    end
   end
 
   defp acquire do
