@@ -400,7 +400,8 @@ impl Shard {
                 continue;
             }
             if late {
-                // Entries of events stored again go back, as they were.
+                // Entries of events stored again go back, as they were,
+                // and an id stored again under this type keeps its entry.
                 let kept: Vec<_> = gone
                     .iter()
                     .filter(|(&(t, id), _)| typed_record(by_id, &ti.name, id, Some(t)))
@@ -410,9 +411,6 @@ impl Shard {
                     gone.remove(&k);
                     ti.times.insert(k, p);
                 }
-            }
-            if late {
-                // An id stored again under this type keeps its entry.
                 for &(_, id) in gone.keys() {
                     if !typed_record(by_id, &ti.name, id, None) {
                         ti.ids.remove(&id);
@@ -432,14 +430,11 @@ impl Shard {
         self.by_type.retain(|_, ti| !ti.ids.is_empty());
     }
 
-    /// Whether type index entry `(ts, id)` (any timestamp when `ts` is
-    /// `None`) belongs to a stored event, once a deferred type cut left
-    /// entries below it that may not.
-    fn live_in_type(&self, name: &[u8], id: u64, ts: Option<i64>) -> bool {
-        match self.types_cut {
-            Some(cut) if ts.is_none_or(|t| t < cut) => typed_record(&self.by_id, name, id, ts),
-            _ => true,
-        }
+    /// Whether id `id` of type index `name` belongs to a stored event of
+    /// that type: always, unless a deferred type cut left ids of removed
+    /// events in the index.
+    fn live_in_type(&self, name: &[u8], id: u64) -> bool {
+        self.types_cut.is_none() || typed_record(&self.by_id, name, id, None)
     }
 
     /// Applies a prune's deferred group cut: the members older than the cut
@@ -604,7 +599,7 @@ impl Shard {
                 Some(ti) => Box::new(
                     ti.ids
                         .range((from_id, Bound::Unbounded))
-                        .filter(move |(&id, ())| self.live_in_type(&ti.name, id, None))
+                        .filter(move |(&id, ())| self.live_in_type(&ti.name, id))
                         .map(|(&id, ())| (u128::from(id), id, None)),
                 ),
                 None => Box::new(
