@@ -30,12 +30,22 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
   @doc "The configured or default number of concurrent long readers."
   @spec limit() :: pos_integer() | :unlimited
   def limit do
-    case Application.get_env(:elixir_scope_foundation, :long_reads, [])[:concurrency] do
-      :unlimited -> :unlimited
-      n when is_integer(n) and n > 0 -> n
-      _ -> max(System.schedulers_online() - 1, 1)
+    case configured() do
+      {:ok, limit} -> limit
+      {:invalid, _value} -> default()
     end
   end
+
+  defp configured do
+    case Application.get_env(:elixir_scope_foundation, :long_reads, [])[:concurrency] do
+      nil -> {:ok, default()}
+      :unlimited -> {:ok, :unlimited}
+      n when is_integer(n) and n > 0 -> {:ok, n}
+      other -> {:invalid, other}
+    end
+  end
+
+  defp default, do: max(System.schedulers_online() - 1, 1)
 
   @doc """
   Runs `fun` once a turn is free (at once without a gate, or when this
@@ -101,23 +111,20 @@ defmodule ElixirScope.Foundation.Services.EventStore.ReadGate do
 
   @impl true
   def init([]) do
-    case Application.get_env(:elixir_scope_foundation, :long_reads, [])[:concurrency] do
-      nil ->
-        :ok
+    limit =
+      case configured() do
+        {:ok, limit} ->
+          limit
 
-      :unlimited ->
-        :ok
+        {:invalid, value} ->
+          Logger.warning(
+            "ignoring :long_reads concurrency #{inspect(value)} (expected a positive integer or :unlimited); using #{default()}"
+          )
 
-      n when is_integer(n) and n > 0 ->
-        :ok
+          default()
+      end
 
-      other ->
-        Logger.warning(
-          "ignoring :long_reads concurrency #{inspect(other)} (expected a positive integer or :unlimited); using #{limit()}"
-        )
-    end
-
-    {:ok, %{limit: limit(), holders: %{}, waiting: :queue.new()}}
+    {:ok, %{limit: limit, holders: %{}, waiting: :queue.new()}}
   end
 
   @impl true
