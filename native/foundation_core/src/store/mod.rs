@@ -408,8 +408,8 @@ impl Store {
     }
 
     /// Events held by shard `index` (0 for an index out of range), and
-    /// whether a deferred group or type cut is pending in it (its next prune then
-    /// applies that cut first).
+    /// whether a deferred group or type cut is pending in it (its next
+    /// prune then applies that cut first).
     pub fn shard_state(&self, index: usize) -> CoreResult<(usize, bool)> {
         match self.inner.shards.get(index) {
             Some(shard) => {
@@ -443,8 +443,8 @@ impl Store {
         Ok(n)
     }
 
-    /// Has the helper thread apply the shards' deferred group and type cuts (one
-    /// job queued at a time: it sweeps every shard); without a helper
+    /// Has the helper thread apply the shards' deferred group and type cuts
+    /// (one job queued at a time: it sweeps every shard); without a helper
     /// thread, sweeps here.
     fn sweep_later(&self) -> CoreResult<()> {
         if self.inner.sweep_queued.swap(true, AcqRel) {
@@ -455,13 +455,13 @@ impl Store {
             // Cleared first: a shard pruned after the sweep has passed it
             // queues the next sweep.
             inner.sweep_queued.store(false, Release);
-            drop(inner.sweep_groups());
+            drop(inner.sweep_cuts());
         });
         if queued {
             return Ok(());
         }
         self.inner.sweep_queued.store(false, Release);
-        self.inner.sweep_groups()
+        self.inner.sweep_cuts()
     }
 
     /// Expires every event older than `max_age_ms`; returns how many.
@@ -603,7 +603,7 @@ impl Inner {
     /// Applies every shard's deferred group and type cuts
     /// (`Shard::sweep_groups`, `Shard::sweep_types`), one shard lock at a
     /// time; what they remove is freed after.
-    fn sweep_groups(&self) -> CoreResult<()> {
+    fn sweep_cuts(&self) -> CoreResult<()> {
         for shard in self.shards.iter() {
             let mut gone = shard::Garbage::default();
             {
