@@ -27,6 +27,14 @@ fn store(max_events: usize) -> Store {
     .unwrap()
 }
 
+fn sharded(shards: usize) -> Store {
+    Store::new(StoreConfig {
+        shards,
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn put_get_and_overwrite_cleans_indexes() {
     let s = store(0);
@@ -292,11 +300,7 @@ fn write_spinning_waits_for_the_holder_and_reports_poison() {
 
 #[test]
 fn two_oldest_reads_the_tallies() {
-    let s = Store::new(StoreConfig {
-        shards: 4,
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let s = sharded(4);
     assert_eq!(s.inner.two_oldest(), None);
     for (index, seq) in [(2, 9), (0, 4), (3, 7)] {
         s.inner.tallies[index].oldest.store(seq, Relaxed);
@@ -380,11 +384,7 @@ fn eviction_follows_arrivals_across_shards_and_writes() {
 /// every index still agrees.
 #[test]
 fn prune_with_ids_out_of_time_order_removes_only_old_events() {
-    let s = Store::new(StoreConfig {
-        shards: 1,
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let s = sharded(1);
     // Removed: 5 (t=0) and 2 (t=1); kept: 1 (t=9) and 7 (t=8).
     for (id, ts) in [(1, 9), (5, 0), (2, 1), (7, 8)] {
         s.put(ev(id, "t", ts, Some("g"))).unwrap();
@@ -742,11 +742,7 @@ fn a_big_prune_on_several_threads_keeps_every_index_consistent() {
 /// eviction and prunes give the same members as a model, whole and paged.
 #[test]
 fn correlation_groups_of_every_size_match_a_model() {
-    let s = Store::new(StoreConfig {
-        shards: 1,
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let s = sharded(1);
     let mut model: BTreeMap<u64, (i64, bool)> = BTreeMap::new();
     let check = |model: &BTreeMap<u64, (i64, bool)>| {
         let mut want: Vec<(i64, u64)> = model
@@ -811,11 +807,7 @@ fn correlation_groups_of_every_size_match_a_model() {
 /// consecutive or strided.
 #[test]
 fn ids_go_to_shards_by_blocks_spread_evenly() {
-    let s = Store::new(StoreConfig {
-        shards: 8,
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let s = sharded(8);
     let shard_of = |id: u64| s.inner.shard_index(id);
     for block in [0, 1, 7, 1_000, u64::MAX / SHARD_BLOCK - 1] {
         let first = block * SHARD_BLOCK;

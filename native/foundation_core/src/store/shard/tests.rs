@@ -14,6 +14,15 @@ fn ev(id: u64, ts: i64, cid: &str) -> NewEvent {
     }
 }
 
+/// A shard holding `event(id)` for ids `1..=n`, stored in id order.
+fn filled(n: u64, event: impl Fn(u64) -> NewEvent) -> Shard {
+    let mut shard = Shard::default();
+    for id in 1..=n {
+        shard.insert(event(id), id, 0);
+    }
+    shard
+}
+
 fn group(shard: &Shard, cid: &str) -> Vec<u64> {
     let hits = shard.correlation(cid.as_bytes());
     assert_eq!(shard.correlation_len(cid.as_bytes()), hits.len());
@@ -23,10 +32,7 @@ fn group(shard: &Shard, cid: &str) -> Vec<u64> {
 /// Ids 1..=10 at their own timestamps in group "g", then a prune of the
 /// first five (one group, five removed: the group cut is deferred).
 fn pruned() -> Shard {
-    let mut shard = Shard::default();
-    for id in 1..=10 {
-        shard.insert(ev(id, id as i64, "g"), id, 0);
-    }
+    let mut shard = filled(10, |id| ev(id, id as i64, "g"));
     let mut garbage = Garbage::default();
     assert_eq!(shard.prune_before(6, &mut garbage), 5);
     assert!(shard.unswept());
@@ -88,11 +94,10 @@ fn a_second_prune_applies_the_first_cut_before_its_own() {
 
 #[test]
 fn a_group_whose_members_are_all_pruned_is_dropped_by_the_sweep() {
-    let mut shard = Shard::default();
-    for id in 1..=6 {
+    let mut shard = filled(6, |id| {
         let cid = if id <= 2 { "old" } else { "new" };
-        shard.insert(ev(id, id as i64, cid), id, 0);
-    }
+        ev(id, id as i64, cid)
+    });
     let mut garbage = Garbage::default();
     // Two groups, three removed: deferred.
     assert_eq!(shard.prune_before(4, &mut garbage), 3);
@@ -143,11 +148,10 @@ fn of_type(shard: &Shard, t: &str) -> Vec<u64> {
 /// Ids 1..=10 at their own timestamps, types alternating "a" and "b",
 /// then a prune of the first five: the type cut is deferred.
 fn pruned_types() -> Shard {
-    let mut shard = Shard::default();
-    for id in 1..=10 {
+    let mut shard = filled(10, |id| {
         let t = if id % 2 == 1 { "a" } else { "b" };
-        shard.insert(typed(id, id as i64, t), id, 0);
-    }
+        typed(id, id as i64, t)
+    });
     let mut garbage = Garbage::default();
     assert_eq!(shard.prune_before(6, &mut garbage), 5);
     assert!(garbage.times.len() == 1 && garbage.ids.is_empty());
@@ -231,11 +235,10 @@ fn a_second_prune_applies_the_first_type_cut_before_its_own() {
 
 #[test]
 fn a_type_whose_events_are_all_pruned_is_dropped_by_the_sweep() {
-    let mut shard = Shard::default();
-    for id in 1..=6 {
+    let mut shard = filled(6, |id| {
         let t = if id <= 2 { "old" } else { "new" };
-        shard.insert(typed(id, id as i64, t), id, 0);
-    }
+        typed(id, id as i64, t)
+    });
     let mut garbage = Garbage::default();
     assert_eq!(shard.prune_before(4, &mut garbage), 3);
     assert_eq!(of_type(&shard, "old"), Vec::<u64>::new());
