@@ -94,6 +94,80 @@ pub(crate) fn encode(term: Term, out: &mut Vec<u8>) -> bool {
 /// (each step adds a few bytes, and a binary or a list is checked before
 /// it is copied or walked). `out` is as it was on an error.
 pub(crate) fn encode_within(term: Term, out: &mut Vec<u8>, limit: usize) -> Result<(), Stop> {
+    #[cfg(feature = "test-support")]
+    let start = out.len();
+    with_ctx(out, limit, |out, ctx| write(term, out, 0, ctx))?;
+    #[cfg(feature = "test-support")]
+    {
+        let vm = term.to_binary();
+        assert!(
+            out[start..] == *vm.as_slice(),
+            "etf_write: {:?} differs from term_to_binary",
+            term
+        );
+    }
+    Ok(())
+}
+
+/// One element of a tuple written by [`encode_tuple`]: a term, or a tuple
+/// of terms (written as the VM would write that tuple, without making it).
+pub(crate) enum Item<'a, 'b> {
+    Term(Term<'a>),
+    Tuple(&'b [Term<'a>]),
+}
+
+/// Appends what `term_to_binary/1` gives for the tuple of `items`; false
+/// (with `out` as it was) when an item holds something this encoder leaves
+/// to the VM.
+pub(crate) fn encode_tuple(items: &[Item], out: &mut Vec<u8>) -> bool {
+    #[cfg(feature = "test-support")]
+    let start = out.len();
+    let written = with_ctx(out, usize::MAX, |out, ctx| {
+        tuple_head(items.len(), out)?;
+        for item in items {
+            match item {
+                Item::Term(t) => write(*t, out, 1, ctx)?,
+                Item::Tuple(terms) => {
+                    tuple_head(terms.len(), out)?;
+                    for t in *terms {
+                        write(*t, out, 2, ctx)?;
+                    }
+                }
+            }
+        }
+        Some(())
+    });
+    #[cfg(feature = "test-support")]
+    if written.is_ok() {
+        if let Some(first) = items.iter().find_map(|i| match i {
+            Item::Term(t) => Some(*t),
+            Item::Tuple(terms) => terms.first().copied(),
+        }) {
+            let env = first.get_env();
+            let terms: Vec<Term> = items
+                .iter()
+                .map(|i| match i {
+                    Item::Term(t) => *t,
+                    Item::Tuple(terms) => rustler::types::tuple::make_tuple(env, terms),
+                })
+                .collect();
+            let vm = rustler::types::tuple::make_tuple(env, &terms).to_binary();
+            assert!(
+                out[start..] == *vm.as_slice(),
+                "etf_write: tuple differs from term_to_binary"
+            );
+        }
+    }
+    written.is_ok()
+}
+
+/// Writes the version byte, then runs `body` with the thread's atom cache;
+/// `out` is left as it was when `body` gives up or passes `limit`.
+fn with_ctx(
+    out: &mut Vec<u8>,
+    limit: usize,
+    body: impl FnOnce(&mut Vec<u8>, &mut Ctx) -> Option<()>,
+) -> Result<(), Stop> {
     let start = out.len();
     out.push(VERSION);
     // The thread's atom cache, taken once for the whole term.
@@ -109,7 +183,7 @@ pub(crate) fn encode_within(term: Term, out: &mut Vec<u8>, limit: usize) -> Resu
             limit,
             too_big: false,
         };
-        let done = write(term, out, 0, &mut ctx).is_some() && !ctx.over(out, 0);
+        let done = body(out, &mut ctx).is_some() && !ctx.over(out, 0);
         (done, ctx.too_big)
     });
     if !done {
@@ -120,16 +194,19 @@ pub(crate) fn encode_within(term: Term, out: &mut Vec<u8>, limit: usize) -> Resu
             Stop::Unsupported
         });
     }
-    #[cfg(feature = "test-support")]
-    {
-        let vm = term.to_binary();
-        assert!(
-            out[start..] == *vm.as_slice(),
-            "etf_write: {:?} differs from term_to_binary",
-            term
-        );
-    }
     Ok(())
+}
+
+/// A tuple's header for `n` elements.
+fn tuple_head(n: usize, out: &mut Vec<u8>) -> Option<()> {
+    match u8::try_from(n) {
+        Ok(n) => out.extend_from_slice(&[SMALL_TUPLE_EXT, n]),
+        Err(_) => {
+            out.push(LARGE_TUPLE_EXT);
+            out.extend_from_slice(&u32::try_from(n).ok()?.to_be_bytes());
+        }
+    }
+    Some(())
 }
 
 fn write(term: Term, out: &mut Vec<u8>, depth: usize, ctx: &mut Ctx) -> Option<()> {
@@ -170,13 +247,7 @@ fn write(term: Term, out: &mut Vec<u8>, depth: usize, ctx: &mut Ctx) -> Option<(
             if ctx.over(out, items.len()) {
                 return None;
             }
-            match u8::try_from(items.len()) {
-                Ok(n) => out.extend_from_slice(&[SMALL_TUPLE_EXT, n]),
-                Err(_) => {
-                    out.push(LARGE_TUPLE_EXT);
-                    out.extend_from_slice(&u32::try_from(items.len()).ok()?.to_be_bytes());
-                }
-            }
+            tuple_head(items.len(), out)?;
             for item in items {
                 write(item, out, depth + 1, ctx)?;
             }

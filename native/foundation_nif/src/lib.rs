@@ -12,6 +12,7 @@ mod budget;
 mod clock;
 mod decode;
 mod deserialize;
+mod disk_body;
 mod error;
 mod etf_write;
 mod fallback;

@@ -288,7 +288,7 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 pub fn to_term<'a>(env: Env<'a>, payload: &[u8]) -> NifResult<Term<'a>> {
     match payload.split_first() {
         Some((&TAG_NATIVE, body)) => store_term_read::decode(env, body),
-        Some((&TAG_ETF, body)) => Ok(env.binary_to_term(body).ok_or(Error::BadArg)?.0),
+        Some((&TAG_ETF, body)) => crate::disk_body::decode(env, body, false).ok_or(Error::BadArg),
         _ => Err(Error::BadArg),
     }
 }

@@ -146,8 +146,8 @@ fn notice<'a>(env: Env<'a>, tag: Atom, sub: &Subscriber, count: u64) -> Term<'a>
 /// seen yet (safe decoding would refuse them).
 fn decode<'a>(env: Env<'a>, payload: &[u8]) -> Option<Term<'a>> {
     match payload.split_first() {
-        // SAFETY: see above; the bytes are our own store's or disk tier's.
-        Some((0, etf)) => unsafe { env.binary_to_term_trusted(etf) }.map(|(t, _)| t),
+        // See above: the bytes are our own store's or disk tier's.
+        Some((0, body)) => crate::disk_body::decode(env, body, true),
         _ => to_term(env, payload).ok(),
     }
 }

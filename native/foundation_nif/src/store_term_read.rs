@@ -153,7 +153,7 @@ fn immediate(w: usize) -> ErlNifTerm {
 }
 
 /// `None` when keys repeat (never, for maps written by `encode`).
-fn make_map(env: Env, keys: &[ErlNifTerm], values: &[ErlNifTerm]) -> Option<ErlNifTerm> {
+pub(crate) fn make_map(env: Env, keys: &[ErlNifTerm], values: &[ErlNifTerm]) -> Option<ErlNifTerm> {
     let mut out = ErlNifTerm::default();
     // SAFETY: `keys` and `values` hold `keys.len()` terms of `env`.
     let ok = unsafe {

@@ -335,8 +335,8 @@ impl ColdSource for WarmCold {
             max,
             CATCH_UP_SCAN,
         )?;
-        // External term format behind tag 0: the hot tier's payload reader
-        // decodes it as such.
+        // A disk body behind tag 0: the hot tier's payload reader decodes
+        // it as such.
         let events = hits
             .into_iter()
             .map(|hit| {
@@ -463,7 +463,7 @@ fn warm_open(
 /// The event's disk record: its external term format, compressed.
 fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
     crate::store_codec::with_scratch_buffer(|body| {
-        crate::etf_write::append(event, body);
+        crate::disk_body::append(event, body);
         warm.pack_body(
             hot.id,
             hot.event_type.to_vec(),
@@ -558,7 +558,7 @@ fn put_converted<'a>(
             .iter()
             .map(|t| {
                 let start = etf.len();
-                crate::etf_write::append(*t, etf);
+                crate::disk_body::append(*t, etf);
                 start..etf.len()
             })
             .collect();
@@ -741,10 +741,9 @@ fn hit_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
 }
 
 fn event_term<'a>(env: Env<'a>, hit: &Hit) -> NifResult<Term<'a>> {
-    // SAFETY: the body passed its checksum and was written by `term_to_binary`;
-    // trusted decoding also recreates atoms a new VM has not seen yet.
-    let (term, _) = unsafe { env.binary_to_term_trusted(&hit.body) }.ok_or(Error::BadArg)?;
-    Ok(term)
+    // The body passed its checksum and was written by this library; trusted
+    // decoding also recreates atoms a new VM has not seen yet.
+    crate::disk_body::decode(env, &hit.body, true).ok_or(Error::BadArg)
 }
 
 fn hits<'a>(env: Env<'a>, found: Result<Vec<Hit>, CoreError>) -> NifResult<Term<'a>> {

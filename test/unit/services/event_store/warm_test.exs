@@ -200,6 +200,67 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
   end
 
+  test "an event keeps every field on disk, whatever its wall time", %{dir: dir} do
+    ns = start(dir)
+    utc = DateTime.utc_now()
+
+    zoned = %DateTime{
+      year: 2026,
+      month: 3,
+      day: 29,
+      hour: 3,
+      minute: 0,
+      second: 1,
+      microsecond: {5, 6},
+      time_zone: "Europe/Paris",
+      zone_abbr: "CEST",
+      utc_offset: 3600,
+      std_offset: 3600
+    }
+
+    walls = [
+      nil,
+      utc,
+      zoned,
+      %{utc | calendar: __MODULE__},
+      Map.put(utc, :extra, 1),
+      %{utc | microsecond: {0, 0}, time_zone: "Etc/UTC"}
+    ]
+
+    events =
+      for {wall, i} <- Enum.with_index(walls, 1) do
+        event(i, -i, wall_time: wall, node: :"other@127.0.0.1", pid: self(), parent_id: i + 100)
+      end
+
+    for e <- Enum.take(events, 3), do: {:ok, _} = EventStore.store(e, ns)
+    {:ok, _} = EventStore.store_batch(Enum.drop(events, 3), ns)
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert {:ok, ^events} = EventStore.query(%{order_by: :event_id}, ns)
+    for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
+  end
+
+  test "an event's keys and module names are not repeated on disk", %{dir: dir} do
+    # The disk bound counts record bytes: 1 MB holds twice as many events
+    # kept as their values as it would hold written whole.
+    ns = start(dir, warm: [compression: :none, max_size_mb: 1])
+
+    events =
+      for id <- 1..6_000 do
+        event(id, id, wall_time: DateTime.utc_now(), correlation_id: "c#{rem(id, 10)}")
+      end
+
+    whole = events |> Enum.map(&byte_size(:erlang.term_to_binary(&1))) |> Enum.sum()
+    for batch <- Enum.chunk_every(events, 500), do: {:ok, _} = EventStore.store_batch(batch, ns)
+    {:ok, %{warm_events: kept, warm_evicted: evicted}} = EventStore.stats(ns)
+    assert kept + evicted == 6_000
+    assert kept * whole / 6_000 > 1_500_000, "#{kept} events kept in 1 MB"
+    :ok = EventStore.stop(ns)
+    ns = start(dir, warm: [compression: :none, max_size_mb: 1])
+    newest = Enum.take(events, -kept)
+    assert {:ok, ^newest} = EventStore.query(%{order_by: :event_id}, ns)
+  end
+
   test "a second owner of the directory runs hot-only and leaves the data alone", %{dir: dir} do
     ns = start(dir)
     {:ok, 1} = EventStore.store(event(1, 1), ns)

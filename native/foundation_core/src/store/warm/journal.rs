@@ -325,8 +325,9 @@ pub struct Journal {
     segs: Mutex<BTreeMap<u64, Arc<Segment>>>,
     /// The next segment, made ahead of need.
     spare: Mutex<Option<Segment>>,
-    /// Retired segments kept to be reused.
-    free: Mutex<Vec<Segment>>,
+    /// Retired segments kept to be reused. One is reused once nothing
+    /// else holds it (an apply batch or a pending sync may, for a while).
+    free: Mutex<Vec<Arc<Segment>>>,
     need_spare: Condvar,
     /// Ranges of former tail segments still to sync.
     to_sync: Mutex<Vec<(Arc<Segment>, usize, usize)>>,
@@ -510,23 +511,22 @@ impl Journal {
         };
         let mut free = self.free.lock().map_err(CoreError::poisoned)?;
         for seg in old {
-            match Arc::try_unwrap(seg) {
-                Ok(seg)
-                    if seg.len == SEGMENT
-                        && free.len() < FREE
-                        && !self.closed.load(Ordering::Relaxed) =>
-                {
-                    free.push(seg);
-                }
-                Ok(seg) => {
-                    let _ = std::fs::remove_file(&seg.path);
-                }
-                Err(seg) => {
-                    let _ = std::fs::remove_file(&seg.path);
-                }
+            if seg.len == SEGMENT && free.len() < FREE && !self.closed.load(Ordering::Relaxed) {
+                free.push(seg);
+            } else {
+                // Unmapped and closed when its last holder lets it go.
+                let _ = std::fs::remove_file(&seg.path);
             }
         }
         Ok(())
+    }
+
+    /// A retired segment nothing else holds any more, to be reused.
+    fn reusable(&self) -> Option<Segment> {
+        let mut free = self.free.lock().ok()?;
+        let at = free.iter().position(|s| Arc::strong_count(s) == 1)?;
+        // Nothing can take a new hold on it: it is in no other list.
+        Arc::try_unwrap(free.swap_remove(at)).ok()
     }
 
     /// A new segment with room for a frame of `frame` bytes.
@@ -933,8 +933,7 @@ impl Journal {
                 .map(|t| t.as_ref().is_some_and(|t| t.off >= t.seg.len / 2))
                 .unwrap_or(false);
             if !ready && half {
-                let reused = self.free.lock().ok().and_then(|mut f| f.pop());
-                let made = match reused {
+                let made = match self.reusable() {
                     Some(seg) => {
                         let no = self.next_no.fetch_add(1, Ordering::Relaxed);
                         seg.recycle(&self.dir, no)
