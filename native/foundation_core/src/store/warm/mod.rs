@@ -377,7 +377,7 @@ impl Mem {
     fn apply(&mut self, ops: Vec<MemOp>) {
         // Consecutive additions go in together (`add_all`); the order of
         // an addition and a removal of the same key is kept.
-        let mut adds = Vec::new();
+        let mut adds = Vec::with_capacity(ops.len());
         for op in ops {
             if !matches!(op, MemOp::Add(..)) {
                 self.add_all(std::mem::take(&mut adds));
@@ -650,12 +650,9 @@ pub struct Warm {
     journal: Option<Journal>,
     /// The journal's apply and segment threads (joined by `close`).
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Trained zstd dictionaries of the directory, by id (see `codec`).
+    /// Trained zstd dictionaries of the directory, by id: records written
+    /// by earlier versions name them (see `codec`).
     dicts: RwLock<FxHashMap<u32, Arc<Trained>>>,
-    /// The dictionary new bodies are compressed with (`:zstd` only).
-    trained: RwLock<Option<Arc<Trained>>>,
-    /// Bodies gathered to train the first dictionary.
-    samples: Mutex<Samples>,
     /// The newest system time of the events on disk that no memory tier
     /// got (`i64::MIN`: none): those the journal replayed on open (the
     /// index rebuild may have ended before them), and writes whose memory
@@ -663,17 +660,6 @@ pub struct Warm {
     disk_only: AtomicI64,
 }
 
-/// Bodies kept to train a dictionary from.
-#[derive(Default)]
-struct Samples {
-    bodies: Vec<Vec<u8>>,
-    attempts: u32,
-}
-
-/// Bodies a dictionary is trained from, its size, and the attempts made.
-const SAMPLES: usize = 1024;
-const DICT_BYTES: usize = 4 * 1024;
-const TRAIN_ATTEMPTS: u32 = 3;
 /// `meta` keys of trained dictionaries: this prefix and the id.
 const DICT_PREFIX: &[u8] = b"dict/";
 
@@ -985,7 +971,8 @@ impl Engine {
                     add(&mut part, key, &value, LEGACY);
                     continue;
                 }
-                match codec::block_slots(&value) {
+                let value = Held::read(value);
+                match codec::block_slots(value.plain()) {
                     Some(slots) => {
                         for (id, record) in slots {
                             add(&mut part, id, record, key);
@@ -1085,10 +1072,10 @@ impl Engine {
         let header = |record: &[u8]| codec::parse(record).map(|p| p.header);
         Ok(match loc {
             LEGACY => self.events.get(id.to_be_bytes())?.and_then(|r| header(&r)),
-            key => self
-                .blocks
-                .get(key.to_be_bytes())?
-                .and_then(|b| codec::block_find(&b, id).flatten().and_then(header)),
+            key => self.blocks.get(key.to_be_bytes())?.and_then(|b| {
+                let b = Held::read(b);
+                codec::block_find(b.plain(), id).flatten().and_then(header)
+            }),
         })
     }
 
@@ -1219,8 +1206,6 @@ impl Warm {
             journal,
             threads: Mutex::new(Vec::new()),
             dicts: RwLock::new(FxHashMap::default()),
-            trained: RwLock::new(None),
-            samples: Mutex::new(Samples::default()),
             disk_only: AtomicI64::new(i64::MIN),
         };
         warm.load_dicts()?;
@@ -1251,7 +1236,7 @@ impl Warm {
         Ok((warm, notes))
     }
 
-    /// Reads the directory's trained dictionaries; the newest compresses.
+    /// Reads the directory's trained dictionaries.
     fn load_dicts(&self) -> CoreResult<()> {
         let engine = self.engine()?;
         let mut dicts = self.dicts.write().map_err(CoreError::poisoned)?;
@@ -1264,14 +1249,7 @@ impl Warm {
             else {
                 continue;
             };
-            dicts.insert(id, Arc::new(Trained::new(id, value.to_vec())));
-        }
-        let newest = dicts
-            .iter()
-            .max_by_key(|(id, _)| **id)
-            .map(|(_, d)| Arc::clone(d));
-        if self.compression == Compression::Zstd {
-            *self.trained.write().map_err(CoreError::poisoned)? = newest;
+            dicts.insert(id, Arc::new(Trained::new(value.to_vec())));
         }
         Ok(())
     }
@@ -1279,51 +1257,6 @@ impl Warm {
     /// The trained dictionary `id`.
     fn dict(&self, id: u32) -> Option<Arc<Trained>> {
         self.dicts.read().ok()?.get(&id).cloned()
-    }
-
-    /// With `:zstd` and no trained dictionary yet: keeps `body` as a
-    /// sample, and once there are enough trains a dictionary from them,
-    /// stores it, and compresses later bodies with it.
-    fn sample(&self, body: &[u8]) -> CoreResult<()> {
-        if self.compression != Compression::Zstd
-            || self.trained.read().map_err(CoreError::poisoned)?.is_some()
-        {
-            return Ok(());
-        }
-        let mut samples = self.samples.lock().map_err(CoreError::poisoned)?;
-        if samples.attempts >= TRAIN_ATTEMPTS {
-            return Ok(());
-        }
-        samples.bodies.push(body.to_vec());
-        if samples.bodies.len() < SAMPLES {
-            return Ok(());
-        }
-        samples.attempts += 1;
-        let bodies = std::mem::take(&mut samples.bodies);
-        let id = self
-            .dicts
-            .read()
-            .map_err(CoreError::poisoned)?
-            .keys()
-            .max()
-            .map_or(1, |id| id + 1);
-        let Some(trained) = Trained::train(id, &bodies, DICT_BYTES) else {
-            return Ok(());
-        };
-        // Stored before any record uses it (the engine keeps writes in order).
-        let mut key = DICT_PREFIX.to_vec();
-        key.extend_from_slice(&id.to_be_bytes());
-        self.engine()?
-            .meta
-            .insert(key, trained.bytes.as_slice())
-            .map_err(|e| self.failed(e))?;
-        let trained = Arc::new(trained);
-        self.dicts
-            .write()
-            .map_err(CoreError::poisoned)?
-            .insert(id, Arc::clone(&trained));
-        *self.trained.write().map_err(CoreError::poisoned)? = Some(trained);
-        Ok(())
     }
 
     /// Applies replayed journal frames in order, syncs the engine, and
@@ -1361,12 +1294,11 @@ impl Warm {
     /// journal position after them); returns the newest system time among
     /// their events.
     fn apply_frames(&self, frames: &[&[u8]], next: u64) -> CoreResult<Option<i64>> {
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(frames.iter().map(|f| frame_len(f)).sum());
         let mut newest = None;
         for frame in frames {
             if !decode_frame(frame, &mut |e: Incoming<'_>| {
                 newest = newest.max(Some(e.sys_ts));
-                self.sample(e.body)?;
                 events.push(self.pack_body(
                     e.id,
                     e.event_type.to_vec(),
@@ -1538,16 +1470,15 @@ impl Warm {
         correlation_id: Option<Vec<u8>>,
         body: &[u8],
     ) -> CoreResult<Packed> {
-        let trained = match self.compression {
-            Compression::Zstd => self.trained.read().map_err(CoreError::poisoned)?.clone(),
-            _ => None,
+        // With zstd the records of a block are compressed together (see
+        // `codec::pack_block`): the body goes in raw.
+        let per_record = match self.compression {
+            Compression::Zstd => Compression::None,
+            other => other,
         };
         let cid = correlation_id.as_deref();
-        let record = match trained {
-            Some(t) => codec::unsealed_trained(&t, sys_ts, &event_type, cid, body),
-            None => codec::unsealed(self.compression, sys_ts, &event_type, cid, body),
-        }
-        .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
+        let record = codec::unsealed(per_record, sys_ts, &event_type, cid, body)
+            .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
         Ok(Packed {
             id,
             event_type,
@@ -1879,7 +1810,11 @@ impl Warm {
             }
             let key: Loc = chunk[0].0.seq + 1;
             let slots: Vec<(u64, &[u8])> = chunk.iter().map(|(_, id, r)| (*id, &r[..])).collect();
-            let value = codec::block(&slots);
+            let (value, charges) = codec::pack_block(&slots, self.compression, None);
+            // Each record was counted at its length; it stays at its charge.
+            for ((_, r), charge) in slots.iter().zip(charges) {
+                next.bytes = (next.bytes + u64::from(charge)).saturating_sub(r.len() as u64);
+            }
             batch.insert(&engine.blocks, key.to_be_bytes(), value);
             // The headers move into the index changes (no copy of their names).
             ops.extend(chunk.into_iter().map(|(h, id, _)| MemOp::Add(h, id, key)));
@@ -1937,12 +1872,12 @@ impl Warm {
                 .events
                 .get(id.to_be_bytes())
                 .map_err(read_error)?
-                .map(|r| r.to_vec()),
+                .map(|r| (r.to_vec(), r.len())),
             key => edits.record(engine, key, id)?,
         };
         let header = record
             .as_ref()
-            .and_then(|r| self.parse_header(id, r).map(|h| (h, r.len())));
+            .and_then(|(r, charge)| self.parse_header(id, r).map(|h| (h, *charge)));
         match header {
             Some((h, _)) if expect_ts.is_some_and(|ts| ts != h.sys_ts) => Ok(None),
             Some((h, len)) => {
@@ -2148,10 +2083,8 @@ impl Warm {
         self.opened.set(&empty);
         *self.mem.write().map_err(CoreError::poisoned)? = empty;
         self.disk_only.store(i64::MIN, Relaxed);
-        // The dictionaries went with `meta`: start over.
+        // The dictionaries went with `meta`.
         self.dicts.write().map_err(CoreError::poisoned)?.clear();
-        *self.trained.write().map_err(CoreError::poisoned)? = None;
-        *self.samples.lock().map_err(CoreError::poisoned)? = Samples::default();
         self.collect(&engine, &counters, true);
         self.acked.write(&counters);
         if let Ok(mut set) = self.corrupt.lock() {
@@ -2233,7 +2166,7 @@ impl Warm {
         loc: Loc,
         expect_ts: Option<i64>,
         keep: impl Fn(&Header) -> bool,
-        recent: &mut Option<(Loc, fjall::Slice)>,
+        recent: &mut Option<(Loc, Arc<Held>)>,
     ) -> CoreResult<Option<Hit>> {
         if loc == LEGACY {
             let Some(record) = engine.events.get(id.to_be_bytes()).map_err(read_error)? else {
@@ -2242,16 +2175,17 @@ impl Warm {
             return Ok(self.hit(id, &record, expect_ts, keep));
         }
         let block = match recent {
-            Some((key, block)) if *key == loc => block.clone(),
+            Some((key, block)) if *key == loc => Arc::clone(block),
             _ => {
                 let Some(block) = engine.blocks.get(loc.to_be_bytes()).map_err(read_error)? else {
                     return Ok(None);
                 };
-                *recent = Some((loc, block.clone()));
+                let block = Arc::new(Held::read(block));
+                *recent = Some((loc, Arc::clone(&block)));
                 block
             }
         };
-        match codec::block_find(&block, id) {
+        match codec::block_find(block.plain(), id) {
             Some(Some(record)) => Ok(self.hit(id, record, expect_ts, keep)),
             Some(None) => Ok(None),
             None => {
@@ -2629,11 +2563,57 @@ const COLLECT_EVENTS: u64 = 1_000;
 const BLOCK_EVENTS: usize = 64;
 const BLOCK_BYTES: usize = 32 << 10;
 
+/// A block as read from the engine, with its records in the plain layout
+/// (a packed block decompressed once, for all the reads of its records).
+enum Held {
+    Plain(fjall::Slice),
+    /// A packed block: its records decompressed, and their charges.
+    Unpacked(Vec<u8>, FxHashMap<u64, u32>),
+}
+
+impl Held {
+    fn read(value: fjall::Slice) -> Held {
+        if !codec::is_packed(&value) {
+            return Held::Plain(value);
+        }
+        match (codec::unpack_block(&value), codec::block_charges(&value)) {
+            (Some(plain), Some(charges)) => Held::Unpacked(plain, charges.into_iter().collect()),
+            // A damaged table: its records are unknown, as for a plain one.
+            _ => Held::Plain(value),
+        }
+    }
+
+    /// The block in [`codec::block`]'s layout.
+    fn plain(&self) -> &[u8] {
+        match self {
+            Held::Plain(v) => v,
+            Held::Unpacked(v, _) => v,
+        }
+    }
+
+    /// What the record of `id` is counted as against the disk bound, when
+    /// it is not its length.
+    fn charge(&self, id: u64) -> Option<usize> {
+        match self {
+            Held::Plain(_) => None,
+            Held::Unpacked(_, charges) => charges.get(&id).map(|&c| c as usize),
+        }
+    }
+
+    /// How the block is written again when it is rewritten.
+    fn compression(&self) -> Compression {
+        match self {
+            Held::Plain(_) => Compression::None,
+            Held::Unpacked(..) => Compression::Zstd,
+        }
+    }
+}
+
 /// Blocks changed by one engine batch: each read once, with the ids to
 /// take out of it; [`Edits::write`] puts the rewritten blocks in the batch.
 #[derive(Default)]
 struct Edits {
-    blocks: FxHashMap<Loc, (fjall::Slice, FxHashSet<u64>)>,
+    blocks: FxHashMap<Loc, (Arc<Held>, FxHashSet<u64>)>,
     /// Records overwritten in this batch, by block (left in place).
     replaced: FxHashMap<Loc, FxHashSet<u64>>,
 }
@@ -2641,19 +2621,32 @@ struct Edits {
 impl Edits {
     /// The record of `id` in block `key` (`None`: not there, or the block
     /// is gone or its table damaged).
-    fn record(&mut self, engine: &Engine, key: Loc, id: u64) -> CoreResult<Option<Vec<u8>>> {
+    /// With it, the record's charge against the disk bound.
+    fn record(
+        &mut self,
+        engine: &Engine,
+        key: Loc,
+        id: u64,
+    ) -> CoreResult<Option<(Vec<u8>, usize)>> {
         let block = match self.blocks.get(&key) {
-            Some((block, _)) => block.clone(),
+            Some((block, _)) => Arc::clone(block),
             None => match engine.blocks.get(key.to_be_bytes()).map_err(read_error)? {
                 Some(block) => {
+                    let block = Arc::new(Held::read(block));
                     self.blocks
-                        .insert(key, (block.clone(), FxHashSet::default()));
+                        .insert(key, (Arc::clone(&block), FxHashSet::default()));
                     block
                 }
                 None => return Ok(None),
             },
         };
-        Ok(codec::block_find(&block, id).flatten().map(<[u8]>::to_vec))
+        let Some(record) = codec::block_find(block.plain(), id).flatten() else {
+            return Ok(None);
+        };
+        Ok(Some((
+            record.to_vec(),
+            block.charge(id).unwrap_or(record.len()),
+        )))
     }
 
     /// Takes `id` out of block `key` (read by `record` before).
@@ -2685,7 +2678,7 @@ impl Edits {
                 continue;
             };
             let left = mem.live(key).saturating_sub(ids.len() as u32) as usize;
-            let total = codec::block_slots(block).map_or(0, |slots| slots.len());
+            let total = codec::block_slots(block.plain()).map_or(0, |slots| slots.len());
             if left * 2 < total {
                 dropped.extend(ids);
             }
@@ -2694,7 +2687,7 @@ impl Edits {
             if dropped.is_empty() {
                 continue;
             }
-            let Some(slots) = codec::block_slots(&block) else {
+            let Some(slots) = codec::block_slots(block.plain()) else {
                 continue;
             };
             let kept: Vec<_> = slots
@@ -2704,7 +2697,13 @@ impl Edits {
             if kept.is_empty() {
                 batch.remove(&engine.blocks, key.to_be_bytes());
             } else {
-                batch.insert(&engine.blocks, key.to_be_bytes(), codec::block(&kept));
+                // A packed block stays packed, its records keep their charges.
+                let charges: Vec<u32> = kept
+                    .iter()
+                    .map(|&(id, r)| block.charge(id).unwrap_or(r.len()) as u32)
+                    .collect();
+                let (value, _) = codec::pack_block(&kept, block.compression(), Some(&charges));
+                batch.insert(&engine.blocks, key.to_be_bytes(), value);
             }
         }
     }
@@ -2730,6 +2729,16 @@ fn encode_frame(events: &[Incoming<'_>], out: &mut Vec<u8>) {
         out.extend_from_slice(&(e.body.len() as u32).to_le_bytes());
         out.extend_from_slice(e.body);
     }
+}
+
+/// The number of events a journal frame says it holds (at most as many as
+/// its bytes could: a damaged count never sizes an allocation).
+fn frame_len(frame: &[u8]) -> usize {
+    let said = frame
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    // An event takes at least 26 bytes of a frame (id, time, lengths).
+    said.min(frame.len() / 26)
 }
 
 /// Hands each event of a journal frame to `each`; `Ok(false)`: malformed.
