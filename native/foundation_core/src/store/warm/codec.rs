@@ -635,9 +635,12 @@ pub fn is_packed(block: &[u8]) -> bool {
     block.first() == Some(&PACKED_MAGIC)
 }
 
-/// A packed block's table: (id, record length, charge) per record; `None`
-/// when it is damaged or `block` is not packed.
-fn packed_table(block: &[u8]) -> Option<(Vec<(u64, u32, u32)>, &[u8])> {
+/// One entry of a packed block's table: id, record length, charge.
+type PackedEntry = (u64, u32, u32);
+
+/// A packed block's table and its compressed records; `None` when the
+/// table is damaged or `block` is not packed.
+fn packed_table(block: &[u8]) -> Option<(Vec<PackedEntry>, &[u8])> {
     let mut r = Reader(block);
     let [magic] = r.array()?;
     if magic != PACKED_MAGIC {
