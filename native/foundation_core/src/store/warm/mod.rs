@@ -1799,9 +1799,13 @@ impl Warm {
         }
         let mut fresh = fresh.into_iter().flatten().peekable();
         while fresh.peek().is_some() {
-            let mut chunk = Vec::with_capacity(BLOCK_EVENTS);
+            let (most, full) = match self.compression {
+                Compression::Zstd => (PACKED_EVENTS, PACKED_BYTES),
+                _ => (BLOCK_EVENTS, BLOCK_BYTES),
+            };
+            let mut chunk = Vec::with_capacity(most);
             let mut bytes = 0;
-            while chunk.len() < BLOCK_EVENTS && (chunk.is_empty() || bytes < BLOCK_BYTES) {
+            while chunk.len() < most && (chunk.is_empty() || bytes < full) {
                 let Some(item) = fresh.next() else {
                     break;
                 };
@@ -2562,13 +2566,18 @@ const COLLECT_EVENTS: u64 = 1_000;
 /// more: a read by id decodes one record but reads its whole block.
 const BLOCK_EVENTS: usize = 64;
 const BLOCK_BYTES: usize = 32 << 10;
+/// The same for a packed block, which a read decompresses whole: 32 small
+/// records decompress in about 2 µs (64 in about 3.3), compress in about
+/// 0.2 µs a record (0.18) and take 18 bytes a record (14).
+const PACKED_EVENTS: usize = 32;
+const PACKED_BYTES: usize = 8 << 10;
 
 /// A block as read from the engine, with its records in the plain layout
 /// (a packed block decompressed once, for all the reads of its records).
 enum Held {
     Plain(fjall::Slice),
-    /// A packed block: its records decompressed, and their charges.
-    Unpacked(Vec<u8>, FxHashMap<u64, u32>),
+    /// A packed block: its records decompressed, and the block as stored.
+    Unpacked(Vec<u8>, fjall::Slice),
 }
 
 impl Held {
@@ -2576,10 +2585,10 @@ impl Held {
         if !codec::is_packed(&value) {
             return Held::Plain(value);
         }
-        match (codec::unpack_block(&value), codec::block_charges(&value)) {
-            (Some(plain), Some(charges)) => Held::Unpacked(plain, charges.into_iter().collect()),
+        match codec::unpack_block(&value) {
+            Some(plain) => Held::Unpacked(plain, value),
             // A damaged table: its records are unknown, as for a plain one.
-            _ => Held::Plain(value),
+            None => Held::Plain(value),
         }
     }
 
@@ -2596,7 +2605,10 @@ impl Held {
     fn charge(&self, id: u64) -> Option<usize> {
         match self {
             Held::Plain(_) => None,
-            Held::Unpacked(_, charges) => charges.get(&id).map(|&c| c as usize),
+            Held::Unpacked(_, stored) => codec::block_charges(stored)?
+                .into_iter()
+                .find(|&(i, _)| i == id)
+                .map(|(_, c)| c as usize),
         }
     }
 
