@@ -1,6 +1,6 @@
-//! Record layout and body compression of the warm tier.
+//! Record and block layout of the warm tier, and their compression.
 //!
-//! A record (the value under an event id) is:
+//! A record (one event) is:
 //!
 //! ```text
 //! crc32 u32 | version u8 | codec u8 | seq u64 | sys_ts i64 |
@@ -8,33 +8,29 @@
 //! ```
 //!
 //! all integers big-endian, the CRC-32 over everything after it. `body` is
-//! the event in external term format, compressed by `codec`. Bodies are
-//! small (a few hundred bytes), so each algorithm starts from a built-in
-//! dictionary of the byte strings every event carries (the event struct's
-//! atom keys and module names): a zstd raw-content dictionary, and a
-//! deflate preset dictionary (zlib framing, since gzip framing has none;
-//! the deflate streams are made in `deflate`).
+//! the event's disk form (external term format, see the NIF's
+//! `disk_body`). Records are kept in blocks (one engine entry each, see
+//! [`block`]); with `:zstd` or `:gzip` a block's records are compressed
+//! together ([`pack_block`]) and each record's body is raw (codec 0).
 //!
-//! With `:zstd`, once a directory holds enough events the tier trains a
-//! zstd dictionary from them ([`Trained`], kept in the directory), and
-//! later bodies use it (codec 3: `dict_id u32 | zstd frame`): a dictionary
-//! with entropy tables fitted to the events spares zstd most of its fixed
-//! per-body work and makes small bodies several times smaller.
+//! Earlier versions compressed each body alone (codec 1: zlib, codec 2:
+//! zstd, both from a built-in dictionary of the byte strings every event
+//! carried; codec 3: zstd with a dictionary trained on the directory's
+//! events, kept in it). Their records still read.
 
-use super::deflate::Deflater;
 use flate2::{Crc, Decompress, FlushDecompress};
 use once_cell::sync::Lazy;
 use std::cell::RefCell;
 
-/// Body compression of the warm tier (`storage.warm.compression`).
+/// Compression of the warm tier (`storage.warm.compression`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
-    /// Bodies stored raw.
+    /// Records stored raw.
     #[default]
     None,
-    /// Deflate (the gzip algorithm) with the built-in dictionary.
+    /// Each block's records deflated together (the gzip algorithm).
     Gzip,
-    /// Zstandard with the built-in dictionary.
+    /// Each block's records compressed together by Zstandard.
     Zstd,
 }
 
@@ -49,6 +45,7 @@ impl Compression {
 }
 
 const VERSION: u8 = 1;
+#[cfg(test)]
 const ZSTD_LEVEL: i32 = -1;
 
 /// The decoded fixed fields of a record (the body stays compressed).
@@ -111,67 +108,39 @@ static DICT: Lazy<Vec<u8>> = Lazy::new(|| {
     dict
 });
 
-static ZSTD_ENC: Lazy<zstd::dict::EncoderDictionary<'static>> =
-    Lazy::new(|| zstd::dict::EncoderDictionary::copy(&DICT, ZSTD_LEVEL));
 static ZSTD_DEC: Lazy<zstd::dict::DecoderDictionary<'static>> =
     Lazy::new(|| zstd::dict::DecoderDictionary::copy(&DICT));
 
-thread_local! {
-    /// Each thread's compression contexts, made once: creating a zstd
-    /// context (and loading the dictionary into it) costs more than
-    /// compressing one small event.
-    static ZSTD_C: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DEFLATE_C: RefCell<Option<Deflater>> = const { RefCell::new(None) };
-}
-
+/// A body compressed alone by `codec`, as earlier versions wrote records
+/// (the tests write such records to read them): zstd and zlib streams
+/// from the built-in dictionary, zstd frames without their length and
+/// dictionary id (the record's header gives both).
+#[cfg(test)]
 fn compress(codec: Compression, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     match codec {
-        Compression::None => {
-            out.extend_from_slice(raw);
-            Ok(())
-        }
-        Compression::Zstd => ZSTD_C.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let c = match &mut *slot {
-                Some(c) => c,
-                None => slot.insert(lean(
-                    zstd::bulk::Compressor::with_prepared_dictionary(&ZSTD_ENC)
-                        .map_err(|e| e.to_string())?,
-                )?),
-            };
-            let start = out.len();
-            out.resize(start + zstd::zstd_safe::compress_bound(raw.len()), 0);
-            let n = c
-                .compress_to_buffer(raw, &mut out[start..])
+        Compression::None => out.extend_from_slice(raw),
+        Compression::Zstd => {
+            use zstd::zstd_safe::CParameter::{ContentSizeFlag, DictIdFlag};
+            let mut c = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &DICT)
                 .map_err(|e| e.to_string())?;
-            out.truncate(start + n);
-            Ok(())
-        }),
-        // Level 1: with the dictionary, small bodies come out the size level
-        // 6 makes (258 against 256 bytes of record and index per event in
-        // the bench), in about two thirds of the time.
-        Compression::Gzip => DEFLATE_C.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let d = match &mut *slot {
-                Some(d) => d,
-                None => slot.insert(Deflater::new(1)?),
-            };
-            d.compress(&DICT, raw, out)
-        }),
+            for p in [ContentSizeFlag(false), DictIdFlag(false)] {
+                c.set_parameter(p).map_err(|e| e.to_string())?;
+            }
+            out.extend_from_slice(&c.compress(raw).map_err(|e| e.to_string())?);
+        }
+        Compression::Gzip => {
+            let mut c = flate2::Compress::new(flate2::Compression::fast(), true);
+            c.set_dictionary(&DICT).map_err(|e| e.to_string())?;
+            let start = out.len();
+            out.reserve(raw.len() + 64);
+            c.compress_vec(raw, out, flate2::FlushCompress::Finish)
+                .map_err(|e| e.to_string())?;
+            if c.total_in() as usize != raw.len() || out.len() == start {
+                return Err("deflate: output buffer too small".into());
+            }
+        }
     }
-}
-
-/// `c` writing frames without the two header fields a record already
-/// holds: the body's length (the record's header) and the dictionary's id
-/// (the codec, or the record's dictionary number). That saves 5 of the
-/// about 40 bytes of a small event's frame; frames written with the
-/// fields still decode.
-fn lean(mut c: zstd::bulk::Compressor<'_>) -> Result<zstd::bulk::Compressor<'_>, String> {
-    use zstd::zstd_safe::CParameter::{ContentSizeFlag, DictIdFlag};
-    for p in [ContentSizeFlag(false), DictIdFlag(false)] {
-        c.set_parameter(p).map_err(|e| e.to_string())?;
-    }
-    Ok(c)
+    Ok(())
 }
 
 /// A trained zstd dictionary of a directory. Earlier versions trained one
@@ -261,8 +230,13 @@ pub fn unsealed_trained(
 ) -> Result<Vec<u8>, String> {
     let mut out = head(3, sys_ts, event_type, correlation_id, body.len())?;
     out.extend_from_slice(&id.to_be_bytes());
-    let c = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, dict).map_err(|e| e.to_string())?;
-    let frame = lean(c)?.compress(body).map_err(|e| e.to_string())?;
+    let mut c =
+        zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, dict).map_err(|e| e.to_string())?;
+    use zstd::zstd_safe::CParameter::{ContentSizeFlag, DictIdFlag};
+    for p in [ContentSizeFlag(false), DictIdFlag(false)] {
+        c.set_parameter(p).map_err(|e| e.to_string())?;
+    }
+    let frame = c.compress(body).map_err(|e| e.to_string())?;
     out.extend_from_slice(&frame);
     Ok(out)
 }
@@ -333,7 +307,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 /// Encodes a record (compressing `body`).
 #[cfg(test)]
 pub fn encode(codec: Compression, header: &Header, body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut record = unsealed(
+    let mut record = unsealed_with(
         codec,
         header.sys_ts,
         &header.event_type,
@@ -344,10 +318,31 @@ pub fn encode(codec: Compression, header: &Header, body: &[u8]) -> Result<Vec<u8
     Ok(record)
 }
 
-/// Builds a record around `body` (compressed with `codec`), without its
-/// arrival sequence and checksum: [`seal`] adds them when the record is
-/// written. Callers build records in parallel; the writer only seals.
+/// Builds a record around `body` (raw: blocks are compressed whole, see
+/// [`pack_block`]), without its arrival sequence and checksum: [`seal`]
+/// adds them when the record is written. Callers build records in
+/// parallel; the writer only seals.
 pub fn unsealed(
+    sys_ts: i64,
+    event_type: &[u8],
+    correlation_id: Option<&[u8]>,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut out = head(
+        Compression::None.tag(),
+        sys_ts,
+        event_type,
+        correlation_id,
+        body.len(),
+    )?;
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// [`unsealed`] with the body compressed alone by `codec`, as earlier
+/// versions wrote records (the tests write such records to read them).
+#[cfg(test)]
+fn unsealed_with(
     codec: Compression,
     sys_ts: i64,
     event_type: &[u8],
@@ -555,6 +550,9 @@ pub fn block_find(block: &[u8], id: u64) -> Option<Option<&[u8]>> {
 /// (set when the record is first written, kept when its block is
 /// rewritten, so the count given back is the count taken).
 const PACKED_MAGIC: u8 = 0xB2;
+/// First byte of a packed block whose records are deflated together
+/// (`:gzip`, zlib framing, read as records are).
+const PACKED_GZIP: u8 = 0xB3;
 /// Bytes of one table entry of a packed block: id, record length, charge.
 const PACKED_SLOT: usize = 8 + 4 + 4;
 /// Level of block compression: zstd's fastest positive-ratio setting
@@ -564,10 +562,50 @@ const BLOCK_LEVEL: i32 = -1;
 thread_local! {
     /// Each thread's block compressor, made once.
     static BLOCK_C: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static BLOCK_GZ: RefCell<Option<flate2::Compress>> = const { RefCell::new(None) };
+}
+
+/// `raw` as one zstd frame (without its length: the table gives it).
+fn zstd_block(raw: &[u8]) -> Option<Vec<u8>> {
+    BLOCK_C.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let c = match &mut *slot {
+            Some(c) => c,
+            None => {
+                let mut c = zstd::bulk::Compressor::new(BLOCK_LEVEL).ok()?;
+                c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
+                    .ok()?;
+                slot.insert(c)
+            }
+        };
+        c.compress(raw).ok()
+    })
+}
+
+/// `raw` as one zlib stream at level 1. zlib's own stream settings here:
+/// the small window and hash table that suit one small body (see
+/// `deflate`) made a block of 32 bodies take about 1.5 µs a body, these
+/// about 0.9 (a reset clears 64 KiB of hash table once a block).
+fn gzip_block(raw: &[u8]) -> Option<Vec<u8>> {
+    BLOCK_GZ.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let c =
+            slot.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), true));
+        c.reset();
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        loop {
+            let read = c.total_in() as usize;
+            match c.compress_vec(&raw[read..], &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => return Some(out),
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                Err(_) => return None,
+            }
+        }
+    })
 }
 
 /// A block of `records` for a tier compressing with `compression`: packed
-/// (compressed together) for zstd, else [`block`]. `charges` gives the
+/// (compressed together) for zstd and gzip, else [`block`]. `charges` gives the
 /// records' charges when they move from another block; else they are set
 /// here. Returns the block and the records' charges.
 pub fn pack_block(
@@ -582,7 +620,7 @@ pub fn pack_block(
             .map(|(_, r)| r.len() as u32)
             .collect::<Vec<u32>>()
     };
-    if compression != Compression::Zstd || records.is_empty() {
+    if compression == Compression::None || records.is_empty() {
         return (block(records), lens());
     }
     let raw: Vec<u8> = records
@@ -590,20 +628,10 @@ pub fn pack_block(
         .map(|(_, r)| *r)
         .collect::<Vec<&[u8]>>()
         .concat();
-    let frame = BLOCK_C.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let c = match &mut *slot {
-            Some(c) => c,
-            None => {
-                let mut c = zstd::bulk::Compressor::new(BLOCK_LEVEL).ok()?;
-                // The table gives the length.
-                c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
-                    .ok()?;
-                slot.insert(c)
-            }
-        };
-        c.compress(&raw).ok()
-    });
+    let frame = match compression {
+        Compression::Gzip => gzip_block(&raw),
+        _ => zstd_block(&raw),
+    };
     let Some(frame) = frame else {
         return (block(records), lens());
     };
@@ -616,7 +644,10 @@ pub fn pack_block(
             .collect(),
     };
     let mut out = Vec::with_capacity(BLOCK_HEAD + records.len() * PACKED_SLOT + frame.len());
-    out.push(PACKED_MAGIC);
+    out.push(match compression {
+        Compression::Gzip => PACKED_GZIP,
+        _ => PACKED_MAGIC,
+    });
     out.extend_from_slice(&(records.len() as u16).to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     for ((id, record), charge) in records.iter().zip(&charges) {
@@ -632,7 +663,16 @@ pub fn pack_block(
 
 /// Whether `block` is packed (its records compressed together).
 pub fn is_packed(block: &[u8]) -> bool {
-    block.first() == Some(&PACKED_MAGIC)
+    packed_with(block).is_some()
+}
+
+/// How a packed block's records are compressed; `None` for a plain block.
+pub fn packed_with(block: &[u8]) -> Option<Compression> {
+    match block.first() {
+        Some(&PACKED_MAGIC) => Some(Compression::Zstd),
+        Some(&PACKED_GZIP) => Some(Compression::Gzip),
+        _ => None,
+    }
 }
 
 /// One entry of a packed block's table: id, record length, charge.
@@ -643,7 +683,7 @@ type PackedEntry = (u64, u32, u32);
 fn packed_table(block: &[u8]) -> Option<(Vec<PackedEntry>, &[u8])> {
     let mut r = Reader(block);
     let [magic] = r.array()?;
-    if magic != PACKED_MAGIC {
+    if magic != PACKED_MAGIC && magic != PACKED_GZIP {
         return None;
     }
     let count = usize::from(u16::from_be_bytes(r.array()?));
@@ -671,15 +711,18 @@ fn packed_table(block: &[u8]) -> Option<(Vec<PackedEntry>, &[u8])> {
 pub fn unpack_block(block: &[u8]) -> Option<Vec<u8>> {
     let (entries, frame) = packed_table(block)?;
     let raw_len: usize = entries.iter().map(|&(_, len, _)| len as usize).sum();
-    let raw = ZSTD_D
-        .with(|cell| {
+    let raw = match packed_with(block) {
+        Some(Compression::Gzip) => decompress(1, frame, raw_len, &|_| None),
+        _ => ZSTD_D.with(|cell| {
             let mut slot = cell.borrow_mut();
             let dctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
             let mut out = Vec::with_capacity(raw_len);
             dctx.decompress(&mut out, frame).ok()?;
-            (out.len() == raw_len).then_some(out)
-        })
-        .unwrap_or_else(|| vec![0; raw_len]);
+            Some(out)
+        }),
+    }
+    .filter(|raw| raw.len() == raw_len)
+    .unwrap_or_else(|| vec![0; raw_len]);
     let mut out = Vec::with_capacity(BLOCK_HEAD + entries.len() * BLOCK_SLOT + raw_len);
     out.push(BLOCK_MAGIC);
     out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
@@ -773,7 +816,7 @@ mod tests {
     fn frames_that_carry_their_length_and_dictionary_id_still_decode() {
         // What records written before the lean frames hold.
         let body = event_like(3);
-        let mut c = zstd::bulk::Compressor::with_prepared_dictionary(&ZSTD_ENC).unwrap();
+        let mut c = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &DICT).unwrap();
         let frame = c.compress(&body).unwrap();
         let lean_frame = {
             let mut out = Vec::new();
@@ -855,8 +898,15 @@ mod tests {
         damaged[BLOCK_HEAD + 5] ^= 1;
         assert_eq!(unpack_block(&damaged), None);
         assert_eq!(block_charges(&damaged), None);
-        // Other codecs keep plain blocks.
-        let (plain, lens) = pack_block(&slots_of(&records), Compression::Gzip, None);
+        // Gzip packs too; no compression keeps plain blocks.
+        let (gz, _) = pack_block(&slots_of(&records), Compression::Gzip, None);
+        assert_eq!(packed_with(&gz), Some(Compression::Gzip));
+        assert!(gz.len() * 3 < raw, "{} of {raw}", gz.len());
+        assert_eq!(
+            block_slots(&unpack_block(&gz).unwrap()).unwrap(),
+            slots_of(&records)
+        );
+        let (plain, lens) = pack_block(&slots_of(&records), Compression::None, None);
         assert!(!is_packed(&plain));
         assert_eq!(lens[0] as usize, records[0].1.len());
     }

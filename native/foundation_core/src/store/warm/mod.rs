@@ -55,7 +55,6 @@
 //! to the keyspace; `close` drops it, which stops and waits for them.
 
 mod codec;
-mod deflate;
 mod journal;
 pub mod ordered;
 
@@ -1470,14 +1469,10 @@ impl Warm {
         correlation_id: Option<Vec<u8>>,
         body: &[u8],
     ) -> CoreResult<Packed> {
-        // With zstd the records of a block are compressed together (see
+        // The records of a block are compressed together (see
         // `codec::pack_block`): the body goes in raw.
-        let per_record = match self.compression {
-            Compression::Zstd => Compression::None,
-            other => other,
-        };
         let cid = correlation_id.as_deref();
-        let record = codec::unsealed(per_record, sys_ts, &event_type, cid, body)
+        let record = codec::unsealed(sys_ts, &event_type, cid, body)
             .map_err(|e| CoreError::InvalidInput(format!("warm storage: {e}")))?;
         Ok(Packed {
             id,
@@ -1800,8 +1795,8 @@ impl Warm {
         let mut fresh = fresh.into_iter().flatten().peekable();
         while fresh.peek().is_some() {
             let (most, full) = match self.compression {
-                Compression::Zstd => (PACKED_EVENTS, PACKED_BYTES),
-                _ => (BLOCK_EVENTS, BLOCK_BYTES),
+                Compression::None => (BLOCK_EVENTS, BLOCK_BYTES),
+                _ => (PACKED_EVENTS, PACKED_BYTES),
             };
             let mut chunk = Vec::with_capacity(most);
             let mut bytes = 0;
@@ -2616,7 +2611,7 @@ impl Held {
     fn compression(&self) -> Compression {
         match self {
             Held::Plain(_) => Compression::None,
-            Held::Unpacked(..) => Compression::Zstd,
+            Held::Unpacked(_, stored) => codec::packed_with(stored).unwrap_or_default(),
         }
     }
 }
