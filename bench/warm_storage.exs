@@ -3,7 +3,7 @@
 #   MIX_ENV=prod mix run bench/warm_storage.exs
 #   RECOVERY=100000 mix run bench/warm_storage.exs      # smaller recovery sizes
 #   ONLY=crash_fill mix run bench/warm_storage.exs && ONLY=crash_open mix run bench/warm_storage.exs
-#   ONLY=sustained SUSTAINED=200000 mix run bench/warm_storage.exs   # a long ingest
+#   ONLY=sustained SUSTAINED=1600000 mix run bench/warm_storage.exs   # a long ingest
 #   IDS=generated ONLY=ingest mix run bench/warm_storage.exs   # ids from Utils.generate_id/0
 #
 # Tables: ingest (4 concurrent writers of small events, single stores and
@@ -114,15 +114,31 @@ defmodule Bench.WarmStorage do
   end
 
   # A long ingest: @writers processes store `n` small events in batches of
-  # 100, hot-only and warm interleaved, two rounds. The warm rates are the
-  # acknowledged one and the applied one (until `stats/1`, which waits for
-  # the tier to have written everything); CPU is the whole process's time
-  # per event, all threads (schedulers, the tier's and the engine's).
+  # 100, hot-only and warm interleaved, two rounds, for two kinds of
+  # events: `clock` events carry ids from `Utils.generate_id/0` and
+  # timestamps from the clock, as events from `Events.new_event/2` do (all
+  # writers' keys land at the end of every index); `ranges` events give each
+  # writer its own range of ids and of timestamps, far apart (three of every
+  # four keys land inside each index: the worst case for them). The warm
+  # rates are the acknowledged one and the applied one (until `stats/1`,
+  # which waits for the tier to have written everything); CPU is the whole
+  # process's time per event, all threads (schedulers, the tier's and the
+  # engine's).
   def sustained_table(n) do
     IO.puts("\n## Long ingest: #{n} events, #{@writers} writers, batches of 100\n")
-    row(["round", "store", "events/s", "applied/s", "vs hot", "applied vs hot", "CPU us/event"])
 
-    run = fn opts ->
+    row([
+      "events",
+      "round",
+      "store",
+      "events/s",
+      "applied/s",
+      "vs hot",
+      "applied vs hot",
+      "CPU us/event"
+    ])
+
+    run = fn opts, kind ->
       ns = start(opts)
       {c0, t0} = {cpu_us(), System.monotonic_time(:microsecond)}
 
@@ -132,7 +148,7 @@ defmodule Bench.WarmStorage do
           (w * 10_000_000 + 1)..(w * 10_000_000 + div(n, @writers))
           |> Stream.chunk_every(100)
           |> Enum.each(
-            &({:ok, _} = EventStore.store_batch(Enum.map(&1, fn i -> event(i) end), ns))
+            &({:ok, _} = EventStore.store_batch(Enum.map(&1, fn i -> event(i, kind) end), ns))
           )
         end)
       end)
@@ -145,17 +161,18 @@ defmodule Bench.WarmStorage do
       {round(n / ((t1 - t0) / 1.0e6)), round(n / ((t2 - t0) / 1.0e6)), (c1 - c0) / n}
     end
 
-    for r <- 1..2 do
-      {hot, _, hot_cpu} = run.([])
-      row([r, "hot only", hot, "-", 1.0, 1.0, Float.round(hot_cpu, 2)])
+    for kind <- [:clock, :ranges], r <- 1..2 do
+      {hot, _, hot_cpu} = run.([], kind)
+      row([kind, r, "hot only", hot, "-", 1.0, 1.0, Float.round(hot_cpu, 2)])
 
       for mode <- [:none, :zstd] do
         dir = tmp("sustained")
-        {acked, applied, cpu} = run.(warm(dir, mode))
+        {acked, applied, cpu} = run.(warm(dir, mode), kind)
         File.rm_rf!(dir)
         ratio = &Float.round(&1 / hot, 2)
 
         row([
+          kind,
           r,
           "warm #{mode}",
           acked,
@@ -166,6 +183,17 @@ defmodule Bench.WarmStorage do
         ])
       end
     end
+  end
+
+  # An event of the long ingest (see `sustained_table/1`).
+  defp event(i, :ranges), do: event(i)
+
+  defp event(i, :clock) do
+    %{
+      event(i)
+      | event_id: ElixirScope.Foundation.Utils.generate_id(),
+        timestamp: System.monotonic_time(:millisecond)
+    }
   end
 
   def ingest_table do
@@ -418,4 +446,4 @@ if System.get_env("ONLY") == "crash_fill", do: Bench.WarmStorage.crash_fill(List
 if System.get_env("ONLY") == "crash_open", do: Bench.WarmStorage.crash_open()
 
 if System.get_env("ONLY") == "sustained",
-  do: Bench.WarmStorage.sustained_table(String.to_integer(System.get_env("SUSTAINED", "200000")))
+  do: Bench.WarmStorage.sustained_table(String.to_integer(System.get_env("SUSTAINED", "1600000")))
