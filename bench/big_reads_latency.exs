@@ -66,6 +66,8 @@ defmodule Bench.BigReads do
         "#{:erlang.system_info(:dirty_cpu_schedulers_online)} dirty CPU; #{@seconds} s per side"
     )
 
+    damon_note()
+
     ns = {:test, make_ref()}
     {:ok, pid} = EventStore.start_link(namespace: ns, max_events: 0, max_age_seconds: 0)
     Process.unlink(pid)
@@ -105,6 +107,20 @@ defmodule Bench.BigReads do
       ["store", "samples", "p50", "p99", "max", "reads done"],
       rows
     )
+  end
+
+  # The kernel's DAMON reclaim (a `kdamond` thread paging out memory it
+  # finds cold) takes a CPU for milliseconds at a time, ahead of the VM's
+  # scheduler threads: a max over 10 ms here is usually such a stall.
+  defp damon_note do
+    on =
+      "/sys/kernel/mm/damon/admin/kdamonds/*/state"
+      |> Path.wildcard()
+      |> Enum.count(&(File.read!(&1) |> String.trim() == "on"))
+
+    if on > 0 do
+      IO.puts("note: #{on} kernel DAMON monitor(s) running (kdamond); see docs/benchmarks.md")
+    end
   end
 
   # The gate reads its limit when it starts.
