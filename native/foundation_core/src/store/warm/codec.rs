@@ -486,21 +486,48 @@ const BLOCK_SLOT: usize = 8 + 4;
 pub fn block(records: &[(u64, &[u8])]) -> Vec<u8> {
     let records = &records[..records.len().min(usize::from(u16::MAX))];
     let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
-    let mut out = Vec::with_capacity(BLOCK_HEAD + records.len() * BLOCK_SLOT + bytes);
-    out.push(BLOCK_MAGIC);
-    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    out.extend_from_slice(&[0; 4]);
+    let size = BLOCK_HEAD + records.len() * BLOCK_SLOT + bytes;
+    let mut out = table_head(BLOCK_MAGIC, records.len(), size);
     for (id, record) in records {
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&(record.len() as u32).to_be_bytes());
     }
-    let table_end = out.len();
-    let crc = crc32(&out[BLOCK_HEAD..table_end]);
-    out[3..7].copy_from_slice(&crc.to_be_bytes());
+    seal_table(&mut out);
     for (_, record) in records {
         out.extend_from_slice(record);
     }
     out
+}
+
+/// A block's head (`magic`, `count`, a checksum left to [`seal_table`]),
+/// in a buffer of `size` bytes.
+fn table_head(magic: u8, count: usize, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
+    out.push(magic);
+    out.extend_from_slice(&(count as u16).to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+/// Writes the checksum of the table that follows a block's head (`out`
+/// holds the head and the table).
+fn seal_table(out: &mut [u8]) {
+    let crc = crc32(&out[BLOCK_HEAD..]);
+    out[3..7].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A block's table (entries of `slot` bytes) after its head, read from
+/// `r`: `None` when the block's first byte is not one of `magics` or the
+/// table fails its checksum.
+fn checked_table<'a>(r: &mut Reader<'a>, magics: &[u8], slot: usize) -> Option<&'a [u8]> {
+    let [magic] = r.array()?;
+    if !magics.contains(&magic) {
+        return None;
+    }
+    let count = usize::from(u16::from_be_bytes(r.array()?));
+    let crc = u32::from_be_bytes(r.array()?);
+    let table = r.take(count.checked_mul(slot)?)?;
+    (crc32(table) == crc).then_some(table)
 }
 
 /// The (id, record) slots of a block, in order; `None` when its table is
@@ -508,17 +535,8 @@ pub fn block(records: &[(u64, &[u8])]) -> Vec<u8> {
 /// here: each has its own checksum ([`parse`]).
 pub fn block_slots(block: &[u8]) -> Option<Vec<(u64, &[u8])>> {
     let mut r = Reader(block);
-    let [magic] = r.array()?;
-    if magic != BLOCK_MAGIC {
-        return None;
-    }
-    let count = usize::from(u16::from_be_bytes(r.array()?));
-    let crc = u32::from_be_bytes(r.array()?);
-    let table = r.take(count.checked_mul(BLOCK_SLOT)?)?;
-    if crc32(table) != crc {
-        return None;
-    }
-    let mut slots = Vec::with_capacity(count);
+    let table = checked_table(&mut r, &[BLOCK_MAGIC], BLOCK_SLOT)?;
+    let mut slots = Vec::with_capacity(table.len() / BLOCK_SLOT);
     for entry in table.chunks_exact(BLOCK_SLOT) {
         let id = u64::from_be_bytes(entry[..8].try_into().ok()?);
         let len = u32::from_be_bytes(entry[8..].try_into().ok()?) as usize;
@@ -643,20 +661,18 @@ pub fn pack_block(
             .map(|(_, r)| ((r.len() * frame.len()).div_ceil(raw.len().max(1))).max(1) as u32)
             .collect(),
     };
-    let mut out = Vec::with_capacity(BLOCK_HEAD + records.len() * PACKED_SLOT + frame.len());
-    out.push(match compression {
+    let magic = match compression {
         Compression::Gzip => PACKED_GZIP,
         _ => PACKED_MAGIC,
-    });
-    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    out.extend_from_slice(&[0; 4]);
+    };
+    let size = BLOCK_HEAD + records.len() * PACKED_SLOT + frame.len();
+    let mut out = table_head(magic, records.len(), size);
     for ((id, record), charge) in records.iter().zip(&charges) {
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&(record.len() as u32).to_be_bytes());
         out.extend_from_slice(&charge.to_be_bytes());
     }
-    let crc = crc32(&out[BLOCK_HEAD..]);
-    out[3..7].copy_from_slice(&crc.to_be_bytes());
+    seal_table(&mut out);
     out.extend_from_slice(&frame);
     (out, charges)
 }
@@ -682,16 +698,7 @@ type PackedEntry = (u64, u32, u32);
 /// table is damaged or `block` is not packed.
 fn packed_table(block: &[u8]) -> Option<(Vec<PackedEntry>, &[u8])> {
     let mut r = Reader(block);
-    let [magic] = r.array()?;
-    if magic != PACKED_MAGIC && magic != PACKED_GZIP {
-        return None;
-    }
-    let count = usize::from(u16::from_be_bytes(r.array()?));
-    let crc = u32::from_be_bytes(r.array()?);
-    let table = r.take(count.checked_mul(PACKED_SLOT)?)?;
-    if crc32(table) != crc {
-        return None;
-    }
+    let table = checked_table(&mut r, &[PACKED_MAGIC, PACKED_GZIP], PACKED_SLOT)?;
     let entries = table
         .chunks_exact(PACKED_SLOT)
         .map(|e| {
@@ -723,16 +730,13 @@ pub fn unpack_block(block: &[u8]) -> Option<Vec<u8>> {
     }
     .filter(|raw| raw.len() == raw_len)
     .unwrap_or_else(|| vec![0; raw_len]);
-    let mut out = Vec::with_capacity(BLOCK_HEAD + entries.len() * BLOCK_SLOT + raw_len);
-    out.push(BLOCK_MAGIC);
-    out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
-    out.extend_from_slice(&[0; 4]);
+    let size = BLOCK_HEAD + entries.len() * BLOCK_SLOT + raw_len;
+    let mut out = table_head(BLOCK_MAGIC, entries.len(), size);
     for (id, len, _) in &entries {
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&len.to_be_bytes());
     }
-    let crc = crc32(&out[BLOCK_HEAD..]);
-    out[3..7].copy_from_slice(&crc.to_be_bytes());
+    seal_table(&mut out);
     out.extend_from_slice(&raw);
     Some(out)
 }
