@@ -1165,3 +1165,64 @@ fn packed_blocks_count_their_share_of_the_compressed_bytes_and_give_it_back() {
     w.close().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn records_compressed_alone_by_earlier_versions_still_read_and_give_way() {
+    let d = dir("earlier-records");
+    let samples: Vec<Vec<u8>> = (0..1024u64)
+        .map(|i| format!("body-{i}-{} and some text every body has", i * 10).into_bytes())
+        .collect();
+    let dict = codec::Trained::train(&samples, 4096).expect("a dictionary");
+    {
+        let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+        w.append(vec![event(1, 10, "t", Some("c")), event(2, 20, "t", None)])
+            .unwrap();
+        // Their block as an earlier version wrote it: plain, each body
+        // compressed alone (zstd with a trained dictionary, and zlib).
+        let engine = w.engine().unwrap();
+        let (key, stored) = engine.blocks.iter().next().unwrap().unwrap();
+        let packed = codec::unpack_block(&stored).unwrap();
+        let old: Vec<(u64, Vec<u8>)> = codec::block_slots(&packed)
+            .unwrap()
+            .into_iter()
+            .map(|(id, record)| {
+                let h = codec::parse(record).unwrap().header;
+                let body = format!("body-{id}-{}", h.sys_ts).into_bytes();
+                let cid = h.correlation_id.as_deref();
+                let mut rec = match id {
+                    1 => codec::unsealed_trained(7, &dict, h.sys_ts, &h.event_type, cid, &body),
+                    _ => codec::encode(Compression::Gzip, &h, &body),
+                }
+                .unwrap();
+                codec::seal(&mut rec, h.seq);
+                (id, rec)
+            })
+            .collect();
+        let slots: Vec<(u64, &[u8])> = old.iter().map(|(i, r)| (*i, &r[..])).collect();
+        engine.blocks.insert(key, codec::block(&slots)).unwrap();
+        let mut dict_key = DICT_PREFIX.to_vec();
+        dict_key.extend_from_slice(&7u32.to_be_bytes());
+        engine.meta.insert(dict_key, dict.as_slice()).unwrap();
+        drop(engine);
+        w.close().unwrap();
+    }
+    let (w, _) = Warm::open(&config(&d, Compression::Zstd, 0)).unwrap();
+    assert_eq!(w.get(1).unwrap().unwrap().body, b"body-1-10");
+    assert_eq!(w.get(2).unwrap().unwrap().body, b"body-2-20");
+    assert_eq!(ids(&w.get_by_correlation(b"c").unwrap()), [1]);
+    // New events go to packed blocks beside them; an overwrite and a prune
+    // take the old records out.
+    w.append(vec![event(3, 30, "t", None), event(1, 40, "u", None)])
+        .unwrap();
+    assert_eq!(w.get(1).unwrap().unwrap().sys_ts, 40);
+    assert_eq!(w.get(2).unwrap().unwrap().body, b"body-2-20");
+    assert_eq!(w.prune_before(25).unwrap(), 1);
+    assert_eq!(w.get(2).unwrap(), None);
+    assert_eq!(
+        ids(&w.query(&q(None, None, Order::Id, None)).unwrap()),
+        [1, 3]
+    );
+    assert_eq!(w.stats().corrupt_records, 0);
+    w.close().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
