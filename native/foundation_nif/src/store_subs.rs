@@ -140,10 +140,11 @@ fn notice<'a>(env: Env<'a>, tag: Atom, sub: &Subscriber, count: u64) -> Term<'a>
 }
 
 /// One delivered payload as a term. A payload in external term format (tag
-/// 0) may come from the warm tier, written by an earlier run of the VM: it
-/// passed the tier's checksum and was made by `term_to_binary`, so it is
-/// decoded as trusted data, which also creates the atoms this VM has not
-/// seen yet (safe decoding would refuse them).
+/// 0, an event's disk form: see `disk_body`) may come from the warm tier,
+/// written by an earlier run of the VM: it passed the tier's checksum and
+/// was written by this library, so it is decoded as trusted data, which
+/// also creates the atoms this VM has not seen yet (safe decoding would
+/// refuse them).
 fn decode<'a>(env: Env<'a>, payload: &[u8]) -> Option<Term<'a>> {
     match payload.split_first() {
         // See above: the bytes are our own store's or disk tier's.

@@ -460,7 +460,7 @@ fn warm_open(
     Ok((ResourceArc::new(WarmHandle::start(warm)?), notes))
 }
 
-/// The event's disk record: its external term format, compressed.
+/// The event's disk record, around its disk form (see `disk_body`).
 fn pack(warm: &Warm, event: Term, hot: &NewEvent, offset: i64) -> CoreResult<Packed> {
     crate::store_codec::with_scratch_buffer(|body| {
         crate::disk_body::append(event, body);

@@ -5,9 +5,11 @@
 //! Partitions:
 //!
 //! * `blocks`: block key -> the records of up to `BLOCK_EVENTS` events
-//!   written in one batch (see [`codec::block`]; a record: checksum,
-//!   arrival sequence, system timestamp, type, correlation id, compressed
-//!   body). The key is the arrival sequence of its first record, plus one.
+//!   written in one batch (`PACKED_EVENTS` when compressed), see
+//!   `codec::block` and `codec::pack_block`; a record: checksum,
+//!   arrival sequence, system timestamp, type, correlation id, body. With
+//!   `:zstd` or `:gzip` a block's records are compressed together. The key
+//!   is the arrival sequence of its first record, plus one.
 //!   A new directory keeps the blocks in the engine's blob files (key-value
 //!   separation), whose stale space `Warm::collect` frees;
 //! * `events`: event id -> record, one entry per event, as directories
@@ -37,7 +39,7 @@
 //! Writes, with the journal ([`WarmConfig::journal`], see `journal`):
 //! the writing callers copy their events into a memory-mapped segment log
 //! ([`Warm::write_journal`]); the tier's apply threads
-//! ([`Warm::start_threads`]) compress them and write them to the engine in
+//! ([`Warm::start_threads`]) build their records and blocks and write them to the engine in
 //! big batches, recording the journal position reached in the same batch,
 //! so a reopen replays exactly what the engine had not got. Reads wait for
 //! the journal to be applied ([`Warm::caught_up`]). Without it (fsync on
@@ -45,7 +47,7 @@
 //! writes everything queued as one batch (group commit): one engine write
 //! for all concurrent writers. (The NIF layer calls [`Warm::append_now`]
 //! from one writer thread that gathers the concurrent callers itself;
-//! bodies are compressed by [`Warm::pack`] before, on the callers' side.)
+//! records are built by [`Warm::pack`] before, on the callers' side.)
 //! `fjall` hands each batch to the OS before `commit` returns; its own
 //! thread fsyncs every `fsync_ms` (or each batch is synced when `fsync_ms`
 //! is 0). Past `max_bytes` of records, the oldest events by system time
