@@ -562,8 +562,8 @@ pub fn block_find(block: &[u8], id: u64) -> Option<Option<&[u8]>> {
 /// the CRC-32 over the table, the records raw inside (each still with its
 /// checksum). Compressed one by one, small bodies cost zstd its fixed work
 /// per frame (entropy tables, context reset: about 0.5 µs a body of 160
-/// bytes here) and come out at about 43 bytes; a block of 64 of them takes
-/// about 0.2 µs a body and 14 bytes. A record's `charge` is its share of
+/// bytes here) and come out at about 43 bytes; a block of 32 of them takes
+/// about 0.2 µs a body and 18 bytes. A record's `charge` is its share of
 /// the compressed bytes, counted against the disk bound while it is stored
 /// (set when the record is first written, kept when its block is
 /// rewritten, so the count given back is the count taken).
@@ -600,10 +600,10 @@ fn zstd_block(raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// `raw` as one zlib stream at level 1. zlib's own stream settings here:
-/// the small window and hash table that suit one small body (see
-/// `deflate`) made a block of 32 bodies take about 1.5 µs a body, these
-/// about 0.9 (a reset clears 64 KiB of hash table once a block).
+/// `raw` as one zlib stream at level 1, with zlib's own stream settings: a
+/// small window and hash table (which suited bodies deflated one by one)
+/// made a block of 32 bodies take about 1.5 µs a body, these about 0.9 (a
+/// reset clears 64 KiB of hash table once a block).
 fn gzip_block(raw: &[u8]) -> Option<Vec<u8>> {
     BLOCK_GZ.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -678,6 +678,7 @@ pub fn pack_block(
 }
 
 /// Whether `block` is packed (its records compressed together).
+#[cfg(test)]
 pub fn is_packed(block: &[u8]) -> bool {
     packed_with(block).is_some()
 }
@@ -710,12 +711,51 @@ fn packed_table(block: &[u8]) -> Option<(Vec<PackedEntry>, &[u8])> {
     Some((entries, r.0))
 }
 
-/// A packed block in [`block`]'s layout (its records decompressed), for
-/// [`block_slots`] and [`block_find`]; `None` when its table is damaged.
-/// A frame that does not decompress to the table's lengths leaves zeros
-/// for the records, so each fails its own checksum and is counted as
+/// A packed block's records, decompressed once for every read of them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unpacked {
+    entries: Vec<PackedEntry>,
+    /// The records one after another, as the table's lengths cut them.
+    raw: Vec<u8>,
+}
+
+impl Unpacked {
+    /// The (id, record) slots, in order (as [`block_slots`] gives a plain
+    /// block's).
+    pub fn slots(&self) -> Vec<(u64, &[u8])> {
+        let mut at = 0;
+        self.entries
+            .iter()
+            .map(|&(id, len, _)| {
+                let record = &self.raw[at..at + len as usize];
+                at += len as usize;
+                (id, record)
+            })
+            .collect()
+    }
+
+    /// The record of `id`, if the block holds it.
+    pub fn find(&self, id: u64) -> Option<&[u8]> {
+        self.slots()
+            .into_iter()
+            .find(|&(i, _)| i == id)
+            .map(|(_, r)| r)
+    }
+
+    /// What the record of `id` is counted as against the disk bound.
+    pub fn charge(&self, id: u64) -> Option<u32> {
+        self.entries
+            .iter()
+            .find(|&&(i, _, _)| i == id)
+            .map(|&(_, _, charge)| charge)
+    }
+}
+
+/// A packed block's records; `None` when its table is damaged (or it is not
+/// packed). A frame that does not decompress to the table's lengths leaves
+/// zeros for the records, so each fails its own checksum and is counted as
 /// damaged, by id.
-pub fn unpack_block(block: &[u8]) -> Option<Vec<u8>> {
+pub fn unpack_block(block: &[u8]) -> Option<Unpacked> {
     let (entries, frame) = packed_table(block)?;
     let raw_len: usize = entries.iter().map(|&(_, len, _)| len as usize).sum();
     let raw = match packed_with(block) {
@@ -730,30 +770,7 @@ pub fn unpack_block(block: &[u8]) -> Option<Vec<u8>> {
     }
     .filter(|raw| raw.len() == raw_len)
     .unwrap_or_else(|| vec![0; raw_len]);
-    let size = BLOCK_HEAD + entries.len() * BLOCK_SLOT + raw_len;
-    let mut out = table_head(BLOCK_MAGIC, entries.len(), size);
-    for (id, len, _) in &entries {
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-    seal_table(&mut out);
-    out.extend_from_slice(&raw);
-    Some(out)
-}
-
-/// The charge of each record of a block against the disk bound: its share
-/// of a packed block, else its length; `None` when the table is damaged.
-pub fn block_charges(block: &[u8]) -> Option<Vec<(u64, u32)>> {
-    if is_packed(block) {
-        let (entries, _) = packed_table(block)?;
-        return Some(entries.into_iter().map(|(id, _, c)| (id, c)).collect());
-    }
-    Some(
-        block_slots(block)?
-            .into_iter()
-            .map(|(id, r)| (id, r.len() as u32))
-            .collect(),
-    )
+    Some(Unpacked { entries, raw })
 }
 
 #[cfg(test)]
@@ -879,37 +896,36 @@ mod tests {
         let charged: u32 = charges.iter().sum();
         assert!(charged as usize >= b.len() - BLOCK_HEAD - 64 * PACKED_SLOT);
         assert!((charged as usize) < raw / 4);
-        let plain = unpack_block(&b).unwrap();
-        assert_eq!(block_slots(&plain).unwrap(), slots);
-        let by_id: Vec<(u64, u32)> = (1..=64).zip(charges.iter().copied()).collect();
-        assert_eq!(block_charges(&b).unwrap(), by_id);
+        let unpacked = unpack_block(&b).unwrap();
+        assert_eq!(unpacked.slots(), slots);
+        assert_eq!(unpacked.find(9), Some(&records[8].1[..]));
+        assert_eq!(unpacked.find(65), None);
+        for (id, charge) in (1..=64).zip(&charges) {
+            assert_eq!(unpacked.charge(id), Some(*charge));
+        }
         // Rewritten with some records: they keep their charges.
         let kept = &slots[10..20];
         let (again, kept_charges) = pack_block(kept, Compression::Zstd, Some(&charges[10..20]));
         assert_eq!(kept_charges, &charges[10..20]);
-        assert_eq!(block_slots(&unpack_block(&again).unwrap()).unwrap(), kept);
+        assert_eq!(unpack_block(&again).unwrap().slots(), kept);
         // A damaged frame: the table still names the records, each of
         // which then fails its own checksum.
         let mut damaged = b.clone();
         let last = damaged.len() - 3;
         damaged[last] ^= 0x5a;
         let opened = unpack_block(&damaged).unwrap();
-        let slots = block_slots(&opened).unwrap();
+        let slots = opened.slots();
         assert_eq!(slots.len(), 64);
         assert!(slots.iter().all(|(_, r)| parse(r).is_none()));
         // A damaged table: nothing is known.
         let mut damaged = b.clone();
         damaged[BLOCK_HEAD + 5] ^= 1;
         assert_eq!(unpack_block(&damaged), None);
-        assert_eq!(block_charges(&damaged), None);
         // Gzip packs too; no compression keeps plain blocks.
         let (gz, _) = pack_block(&slots_of(&records), Compression::Gzip, None);
         assert_eq!(packed_with(&gz), Some(Compression::Gzip));
         assert!(gz.len() * 3 < raw, "{} of {raw}", gz.len());
-        assert_eq!(
-            block_slots(&unpack_block(&gz).unwrap()).unwrap(),
-            slots_of(&records)
-        );
+        assert_eq!(unpack_block(&gz).unwrap().slots(), slots_of(&records));
         let (plain, lens) = pack_block(&slots_of(&records), Compression::None, None);
         assert!(!is_packed(&plain));
         assert_eq!(lens[0] as usize, records[0].1.len());

@@ -972,8 +972,7 @@ impl Engine {
                     add(&mut part, key, &value, LEGACY);
                     continue;
                 }
-                let value = Held::read(value);
-                match codec::block_slots(value.plain()) {
+                match Held::read(value).slots() {
                     Some(slots) => {
                         for (id, record) in slots {
                             add(&mut part, id, record, key);
@@ -1073,10 +1072,10 @@ impl Engine {
         let header = |record: &[u8]| codec::parse(record).map(|p| p.header);
         Ok(match loc {
             LEGACY => self.events.get(id.to_be_bytes())?.and_then(|r| header(&r)),
-            key => self.blocks.get(key.to_be_bytes())?.and_then(|b| {
-                let b = Held::read(b);
-                codec::block_find(b.plain(), id).flatten().and_then(header)
-            }),
+            key => self
+                .blocks
+                .get(key.to_be_bytes())?
+                .and_then(|b| Held::read(b).find(id).flatten().and_then(header)),
         })
     }
 
@@ -1795,11 +1794,11 @@ impl Warm {
             edits.write(&engine, &mut batch, &self.mem_read()?.mem);
         }
         let mut fresh = fresh.into_iter().flatten().peekable();
+        let (most, full) = match self.compression {
+            Compression::None => (BLOCK_EVENTS, BLOCK_BYTES),
+            _ => (PACKED_EVENTS, PACKED_BYTES),
+        };
         while fresh.peek().is_some() {
-            let (most, full) = match self.compression {
-                Compression::None => (BLOCK_EVENTS, BLOCK_BYTES),
-                _ => (PACKED_EVENTS, PACKED_BYTES),
-            };
             let mut chunk = Vec::with_capacity(most);
             let mut bytes = 0;
             while chunk.len() < most && (chunk.is_empty() || bytes < full) {
@@ -2186,7 +2185,7 @@ impl Warm {
                 block
             }
         };
-        match codec::block_find(block.plain(), id) {
+        match block.find(id) {
             Some(Some(record)) => Ok(self.hit(id, record, expect_ts, keep)),
             Some(None) => Ok(None),
             None => {
@@ -2569,31 +2568,38 @@ const BLOCK_BYTES: usize = 32 << 10;
 const PACKED_EVENTS: usize = 32;
 const PACKED_BYTES: usize = 8 << 10;
 
-/// A block as read from the engine, with its records in the plain layout
-/// (a packed block decompressed once, for all the reads of its records).
+/// A block as read from the engine (a packed one decompressed once, for
+/// all the reads of its records).
 enum Held {
     Plain(fjall::Slice),
-    /// A packed block: its records decompressed, and the block as stored.
-    Unpacked(Vec<u8>, fjall::Slice),
+    /// A packed block's records, and how they were compressed.
+    Unpacked(codec::Unpacked, Compression),
 }
 
 impl Held {
     fn read(value: fjall::Slice) -> Held {
-        if !codec::is_packed(&value) {
-            return Held::Plain(value);
-        }
-        match codec::unpack_block(&value) {
-            Some(plain) => Held::Unpacked(plain, value),
-            // A damaged table: its records are unknown, as for a plain one.
-            None => Held::Plain(value),
+        match (codec::packed_with(&value), codec::unpack_block(&value)) {
+            (Some(compression), Some(unpacked)) => Held::Unpacked(unpacked, compression),
+            // Plain, or a packed block whose table is damaged: its records
+            // are then unknown, as for a plain one.
+            _ => Held::Plain(value),
         }
     }
 
-    /// The block in [`codec::block`]'s layout.
-    fn plain(&self) -> &[u8] {
+    /// The (id, record) slots, in order; `None` when the table is damaged.
+    fn slots(&self) -> Option<Vec<(u64, &[u8])>> {
         match self {
-            Held::Plain(v) => v,
-            Held::Unpacked(v, _) => v,
+            Held::Plain(v) => codec::block_slots(v),
+            Held::Unpacked(u, _) => Some(u.slots()),
+        }
+    }
+
+    /// The record of `id`: `None` when the table is damaged, `Some(None)`
+    /// when the block does not hold it.
+    fn find(&self, id: u64) -> Option<Option<&[u8]>> {
+        match self {
+            Held::Plain(v) => codec::block_find(v, id),
+            Held::Unpacked(u, _) => Some(u.find(id)),
         }
     }
 
@@ -2602,10 +2608,7 @@ impl Held {
     fn charge(&self, id: u64) -> Option<usize> {
         match self {
             Held::Plain(_) => None,
-            Held::Unpacked(_, stored) => codec::block_charges(stored)?
-                .into_iter()
-                .find(|&(i, _)| i == id)
-                .map(|(_, c)| c as usize),
+            Held::Unpacked(u, _) => u.charge(id).map(|c| c as usize),
         }
     }
 
@@ -2613,7 +2616,7 @@ impl Held {
     fn compression(&self) -> Compression {
         match self {
             Held::Plain(_) => Compression::None,
-            Held::Unpacked(_, stored) => codec::packed_with(stored).unwrap_or_default(),
+            Held::Unpacked(_, compression) => *compression,
         }
     }
 }
@@ -2649,7 +2652,7 @@ impl Edits {
                 None => return Ok(None),
             },
         };
-        let Some(record) = codec::block_find(block.plain(), id).flatten() else {
+        let Some(record) = block.find(id).flatten() else {
             return Ok(None);
         };
         Ok(Some((
@@ -2687,7 +2690,7 @@ impl Edits {
                 continue;
             };
             let left = mem.live(key).saturating_sub(ids.len() as u32) as usize;
-            let total = codec::block_slots(block.plain()).map_or(0, |slots| slots.len());
+            let total = block.slots().map_or(0, |slots| slots.len());
             if left * 2 < total {
                 dropped.extend(ids);
             }
@@ -2696,7 +2699,7 @@ impl Edits {
             if dropped.is_empty() {
                 continue;
             }
-            let Some(slots) = codec::block_slots(block.plain()) else {
+            let Some(slots) = block.slots() else {
                 continue;
             };
             let kept: Vec<_> = slots

@@ -186,33 +186,36 @@ fn a_damaged_record_is_skipped_and_counted() {
 }
 
 /// Flips the last byte of `id`'s record inside its block (in a packed
-/// block, inside its compressed records, which are packed again).
+/// block, inside its compressed records, which are packed again with
+/// their charges).
 fn damage_record(w: &Warm, id: u64) {
     let engine = w.engine().unwrap();
     for kv in engine.blocks.iter() {
         let (key, stored) = kv.unwrap();
-        let packed = codec::is_packed(&stored);
-        let block = match packed {
-            true => codec::unpack_block(&stored).unwrap(),
-            false => stored.to_vec(),
+        let unpacked = codec::unpack_block(&stored);
+        let slots = match &unpacked {
+            Some(u) => u.slots(),
+            None => codec::block_slots(&stored).unwrap(),
         };
-        let slots = codec::block_slots(&block).unwrap();
-        if let Some((_, rec)) = slots.iter().find(|(i, _)| *i == id) {
-            let end = rec.as_ptr() as usize - block.as_ptr() as usize + rec.len();
-            let mut changed = block.clone();
-            changed[end - 1] ^= 1;
-            if packed {
-                let charges: Vec<u32> = codec::block_charges(&stored)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(_, c)| c)
-                    .collect();
-                let slots = codec::block_slots(&changed).unwrap();
-                changed = codec::pack_block(&slots, Compression::Zstd, Some(&charges)).0;
-            }
-            engine.blocks.insert(key, changed).unwrap();
-            return;
+        if !slots.iter().any(|&(i, _)| i == id) {
+            continue;
         }
+        let mut records: Vec<(u64, Vec<u8>)> =
+            slots.iter().map(|&(i, r)| (i, r.to_vec())).collect();
+        for (_, record) in records.iter_mut().filter(|(i, _)| *i == id) {
+            let last = record.len() - 1;
+            record[last] ^= 1;
+        }
+        let slots: Vec<(u64, &[u8])> = records.iter().map(|(i, r)| (*i, &r[..])).collect();
+        let changed = match &unpacked {
+            Some(u) => {
+                let charges: Vec<u32> = slots.iter().map(|&(i, _)| u.charge(i).unwrap()).collect();
+                codec::pack_block(&slots, Compression::Zstd, Some(&charges)).0
+            }
+            None => codec::block(&slots),
+        };
+        engine.blocks.insert(key, changed).unwrap();
+        return;
     }
     panic!("no record of {id}");
 }
@@ -1182,8 +1185,8 @@ fn records_compressed_alone_by_earlier_versions_still_read_and_give_way() {
         let engine = w.engine().unwrap();
         let (key, stored) = engine.blocks.iter().next().unwrap().unwrap();
         let packed = codec::unpack_block(&stored).unwrap();
-        let old: Vec<(u64, Vec<u8>)> = codec::block_slots(&packed)
-            .unwrap()
+        let old: Vec<(u64, Vec<u8>)> = packed
+            .slots()
             .into_iter()
             .map(|(id, record)| {
                 let h = codec::parse(record).unwrap().header;
