@@ -185,6 +185,17 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
     ]
   end
 
+  # Stores `events` (the first `singly` one by one, the rest in a batch),
+  # restarts the store on `dir`, and checks reads give them back unchanged.
+  defp restarted_reads_give_back(ns, dir, events, singly) do
+    for e <- Enum.take(events, singly), do: {:ok, _} = EventStore.store(e, ns)
+    {:ok, _} = EventStore.store_batch(Enum.drop(events, singly), ns)
+    :ok = EventStore.stop(ns)
+    ns = start(dir)
+    assert {:ok, ^events} = EventStore.query(%{order_by: :event_id}, ns)
+    for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
+  end
+
   test "events of every kind of data read back the same after a restart", %{dir: dir} do
     ns = start(dir)
 
@@ -192,12 +203,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
       for {data, i} <- Enum.with_index(shapes(), 1),
           do: event(i, i, data: data, correlation_id: "c#{i}")
 
-    for e <- Enum.take(events, 6), do: {:ok, _} = EventStore.store(e, ns)
-    {:ok, _} = EventStore.store_batch(Enum.drop(events, 6), ns)
-    :ok = EventStore.stop(ns)
-    ns = start(dir)
-    assert {:ok, ^events} = EventStore.query(%{order_by: :event_id}, ns)
-    for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
+    restarted_reads_give_back(ns, dir, events, 6)
   end
 
   test "an event keeps every field on disk, whatever its wall time", %{dir: dir} do
@@ -232,12 +238,7 @@ defmodule ElixirScope.Foundation.Services.EventStore.WarmTest do
         event(i, -i, wall_time: wall, node: :"other@127.0.0.1", pid: self(), parent_id: i + 100)
       end
 
-    for e <- Enum.take(events, 3), do: {:ok, _} = EventStore.store(e, ns)
-    {:ok, _} = EventStore.store_batch(Enum.drop(events, 3), ns)
-    :ok = EventStore.stop(ns)
-    ns = start(dir)
-    assert {:ok, ^events} = EventStore.query(%{order_by: :event_id}, ns)
-    for e <- events, do: assert({:ok, ^e} = EventStore.get(e.event_id, ns))
+    restarted_reads_give_back(ns, dir, events, 3)
   end
 
   test "an event's keys and module names are not repeated on disk", %{dir: dir} do
